@@ -1,0 +1,68 @@
+import type { ConfChangeType } from '@flotilla/raft-core';
+import type { Peer, Region, RegionEpoch } from './region';
+import type { RegionError } from './errors';
+
+/** RequestHeader names the Region (and its epoch) a command is meant for. */
+export interface RequestHeader {
+  regionId: number;
+  regionEpoch: RegionEpoch;
+  /** peer is the peer the client believes leads the Region (optional). */
+  peer?: Peer;
+}
+
+/** KvWrite is one write inside a replicated command; applied in order. */
+export type KvWrite =
+  | { type: 'put'; key: Uint8Array; value: Uint8Array }
+  | { type: 'delete'; key: Uint8Array }
+  | { type: 'deleteRange'; startKey: Uint8Array; endKey: Uint8Array }
+  /** cas is decided at apply time: value is written (or deleted when null) only if the current value equals expected (null = absent). */
+  | { type: 'cas'; key: Uint8Array; expected: Uint8Array | null; value: Uint8Array | null };
+
+/** KvRead is a read served after ReadIndex or under a valid lease. */
+export type KvRead =
+  | { type: 'get'; key: Uint8Array }
+  | { type: 'batchGet'; keys: Uint8Array[] }
+  | { type: 'scan'; startKey: Uint8Array; endKey: Uint8Array; limit: number };
+
+export type ChangePeerType = ConfChangeType;
+
+/** AdminRequest changes a Region's shape or membership; replicated like writes. */
+export type AdminRequest =
+  | { type: 'changePeer'; changeType: ChangePeerType; peer: Peer }
+  | { type: 'changePeerV2'; changes: { changeType: ChangePeerType; peer: Peer }[] }
+  | { type: 'transferLeader'; peer: Peer }
+  | { type: 'compactLog'; compactIndex: number; compactTerm: number }
+  | { type: 'batchSplit'; splits: { splitKey: Uint8Array; newRegionId: number; newPeerIds: number[] }[]; rightDerive: boolean }
+  | { type: 'prepareMerge'; target: Region; minIndex: number }
+  | { type: 'commitMerge'; source: Region; commit: number; entries: Uint8Array[] }
+  | { type: 'rollbackMerge'; commit: number };
+
+/** RaftCmdRequest is what a peer proposes: writes or one admin request. */
+export interface RaftCmdRequest {
+  header: RequestHeader;
+  writes: KvWrite[];
+  admin?: AdminRequest;
+}
+
+/** KvPair is a key and its value, as returned by reads. */
+export interface KvPair {
+  key: Uint8Array;
+  value: Uint8Array;
+}
+
+/** CasResult says whether a compare-and-swap took effect, and the value it saw. */
+export interface CasResult {
+  succeeded: boolean;
+  previous: Uint8Array | null;
+}
+
+/** ClientRequest is one call on a store's client API. */
+export type ClientRequest =
+  | { id: number; header: RequestHeader; op: 'read'; read: KvRead }
+  | { id: number; header: RequestHeader; op: 'write'; writes: KvWrite[] }
+  | { id: number; header: RequestHeader; op: 'admin'; admin: AdminRequest };
+
+/** ClientResponse answers a ClientRequest with the same id. */
+export type ClientResponse =
+  | { id: number; ok: true; value?: Uint8Array | null; values?: (Uint8Array | null)[]; pairs?: KvPair[]; cas?: CasResult[] }
+  | { id: number; ok: false; error: RegionError };

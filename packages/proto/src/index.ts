@@ -1,0 +1,13 @@
+// @flotilla/proto — domain and wire types shared by every package.
+//   region.ts   Region, Peer, RegionEpoch, Store
+//   keys.ts     byte-order key comparison and range membership
+//   message.ts  RaftMessage, the store-to-store envelope
+//   command.ts  client and admin commands, RaftCmdRequest
+//   errors.ts   RegionError (typed, retryable), FlotillaError, DecodeError
+//   codec.ts    msgpackr encode/decode with typed DecodeError
+//   schema.ts   zod schemas for everything arriving from outside the process
+export * from './region';
+export * from './keys';
+export * from './message';
+export * from './command';
+export * from './errors';
