@@ -11,3 +11,4 @@ export * from './keys';
 export * from './message';
 export * from './command';
 export * from './errors';
+export * from './codec';
