@@ -12,3 +12,4 @@ export * from './message';
 export * from './command';
 export * from './errors';
 export * from './codec';
+export * from './schema';

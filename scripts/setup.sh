@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# setup.sh: make a fresh machine (Node.js 20 + npm only) ready to build and
+# test Flotilla. Idempotent: a second run only re-checks the install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=12.4.2
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "setup: Node.js 20 or newer is required (node not found)" >&2
+  exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js 20 or newer is required (found $(node --version))" >&2
+  exit 1
+fi
+
+# pnpm: corepack fails on some machines (signature errors), so install the
+# pinned release with npm; fall back to a project-local prefix when the
+# global prefix is not writable.
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  if [ -x .tools/bin/pnpm ] && [ "$(.tools/bin/pnpm --version)" = "$PNPM_VERSION" ]; then
+    :
+  elif ! npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1; then
+    echo "setup: global npm prefix not writable; installing pnpm into .tools/" >&2
+    npm install --prefix .tools "pnpm@$PNPM_VERSION" >/dev/null
+  fi
+fi
+if [ -x .tools/bin/pnpm ] && [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+  export PATH="$PWD/.tools/bin:$PATH"
+fi
+
+# better-sqlite3 12.x compiles from source where its prebuilt binary cannot be
+# downloaded; node-gyp finds Node's headers only through this variable.
+if [ -d /usr/include/node ]; then
+  export npm_config_nodedir=/usr
+fi
+
+pnpm install --frozen-lockfile
