@@ -60,9 +60,20 @@ export interface CasResult {
 export type ClientRequest =
   | { id: number; header: RequestHeader; op: 'read'; read: KvRead }
   | { id: number; header: RequestHeader; op: 'write'; writes: KvWrite[] }
-  | { id: number; header: RequestHeader; op: 'admin'; admin: AdminRequest };
+  | { id: number; header: RequestHeader; op: 'admin'; admin: AdminRequest }
+  /** split asks the Region's leader to split at the given keys (it allocates IDs from placement). */
+  | { id: number; header: RequestHeader; op: 'split'; splitKeys: Uint8Array[] };
 
 /** ClientResponse answers a ClientRequest with the same id. */
 export type ClientResponse =
-  | { id: number; ok: true; value?: Uint8Array | null; values?: (Uint8Array | null)[]; pairs?: KvPair[]; cas?: CasResult[] }
+  | {
+      id: number;
+      ok: true;
+      value?: Uint8Array | null;
+      values?: (Uint8Array | null)[];
+      pairs?: KvPair[];
+      cas?: CasResult[];
+      /** regions is set by split: the Regions after the split, left to right. */
+      regions?: Region[];
+    }
   | { id: number; ok: false; error: RegionError };

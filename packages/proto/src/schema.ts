@@ -136,6 +136,12 @@ export const clientRequestSchema = z.discriminatedUnion('op', [
     writes: z.array(kvWriteSchema).min(1).max(LIMITS.maxBatchKeys),
   }),
   z.object({ id: requestId, header: requestHeaderSchema, op: z.literal('admin'), admin: adminRequestSchema }),
+  z.object({
+    id: requestId,
+    header: requestHeaderSchema,
+    op: z.literal('split'),
+    splitKeys: z.array(nonEmptyKeySchema).min(1).max(64),
+  }),
 ]);
 
 /** ValidationError: external input that does not have the expected shape; names the field. */
