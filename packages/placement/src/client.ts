@@ -1,0 +1,260 @@
+import WebSocket from 'ws';
+import type { Region } from '@flotilla/proto';
+import { DecodeError, decode, encode } from '@flotilla/proto';
+import { PlacementError, PlacementErrorCode } from './errors';
+import type { PlacementLogger } from './cluster';
+import type {
+  ClusterInfo,
+  Operator,
+  ParamsOf,
+  PlacementMethod,
+  RegionHeartbeat,
+  RegionHeartbeatResponse,
+  RegionWithLeader,
+  ResultOf,
+  SplitId,
+  StoreInfo,
+  StoreMeta,
+  StoreStats,
+} from './types';
+
+export interface PlacementClientOptions {
+  /** addresses of placement servers: host:port (or ws:// URLs); the client fails over between them in order. */
+  addresses: string[];
+  /** requestTimeoutMs bounds each call, including time spent waiting for a connection (default 5000). */
+  requestTimeoutMs?: number;
+  /** maxPendingRequests bounds calls in flight plus calls waiting for a connection (default 4096). */
+  maxPendingRequests?: number;
+  /** reconnect backoff: starts at initialMs, doubles up to maxMs, with jitter (defaults 50 / 2000). */
+  reconnectBackoffMs?: { initialMs: number; maxMs: number };
+  /** maxFrameBytes bounds one response frame (default 64 MiB). */
+  maxFrameBytes?: number;
+  logger?: PlacementLogger;
+}
+
+interface Pending {
+  id: number;
+  frame: Uint8Array;
+  method: string;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  sent: boolean;
+}
+
+const noop = (): void => {};
+const silent: PlacementLogger = { debug: noop, info: noop, warn: noop, error: noop };
+
+function toUrl(address: string): string {
+  if (/^wss?:\/\//.test(address)) return address;
+  return `ws://${address}/ws`;
+}
+
+/**
+ * PlacementClient is how stores, clients and the CLI talk to placement
+ * (TiKV's pd_client). One WebSocket at a time, failing over between the
+ * given addresses with exponential backoff; calls made while disconnected
+ * wait for the connection within their timeout. Every failure is a
+ * PlacementError: server-side codes as sent, plus Timeout, Unavailable
+ * (connection lost with the call in flight: it may or may not have been
+ * applied), TooManyPending and Closed.
+ */
+export class PlacementClient {
+  private readonly urls: string[];
+  private readonly requestTimeoutMs: number;
+  private readonly maxPending: number;
+  private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly maxFrameBytes: number;
+  private readonly logger: PlacementLogger;
+  private readonly pending = new Map<number, Pending>();
+  private ws: WebSocket | null = null;
+  private open = false;
+  private nextRequestId = 1;
+  private urlIndex = 0;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(opts: PlacementClientOptions) {
+    if (opts.addresses.length === 0) throw new Error('PlacementClient: addresses must name at least one placement server');
+    this.urls = opts.addresses.map(toUrl);
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
+    this.maxPending = opts.maxPendingRequests ?? 4096;
+    this.backoff = opts.reconnectBackoffMs ?? { initialMs: 50, maxMs: 2000 };
+    this.maxFrameBytes = opts.maxFrameBytes ?? 64 * 1024 * 1024;
+    this.logger = opts.logger ?? silent;
+    this.connect();
+  }
+
+  /** connected: a WebSocket to some placement server is open right now. */
+  get connected(): boolean {
+    return this.open;
+  }
+
+  /** pendingCount: calls in flight or waiting for a connection. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  private connect(): void {
+    if (this.closed || this.ws) return;
+    const url = this.urls[this.urlIndex % this.urls.length]!;
+    const ws = new WebSocket(url, { maxPayload: this.maxFrameBytes, handshakeTimeout: Math.max(1000, this.requestTimeoutMs) });
+    this.ws = ws;
+    ws.binaryType = 'nodebuffer';
+    ws.on('open', () => {
+      if (this.ws !== ws) return;
+      this.open = true;
+      this.attempt = 0;
+      this.logger.debug({ url }, 'placement connected');
+      for (const p of this.pending.values()) if (!p.sent) this.sendPending(ws, p);
+    });
+    ws.on('message', (data: Buffer) => this.onFrame(data));
+    ws.on('error', (err) => this.logger.debug({ url, err: err.message }, 'placement socket error'));
+    ws.on('close', () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.open = false;
+      // Calls already on the wire have an unknown outcome; calls not yet sent keep waiting for the next connection.
+      for (const p of [...this.pending.values()]) {
+        if (p.sent) this.settle(p, new PlacementError(PlacementErrorCode.Unavailable, `placement connection to ${url} lost during ${p.method}; it may or may not have been applied`));
+      }
+      if (this.closed) return;
+      this.urlIndex++;
+      const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(this.attempt, 20));
+      this.attempt++;
+      const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        this.connect();
+      }, delay);
+    });
+  }
+
+  private sendPending(ws: WebSocket, p: Pending): void {
+    p.sent = true;
+    ws.send(p.frame, (err) => {
+      if (err) this.logger.debug({ err: err.message }, 'placement send failed');
+    });
+  }
+
+  private onFrame(data: Buffer): void {
+    let msg: { id?: unknown; ok?: unknown; result?: unknown; error?: { code?: unknown; message?: unknown } };
+    try {
+      msg = decode(data, this.maxFrameBytes) as typeof msg;
+    } catch (err) {
+      if (err instanceof DecodeError) {
+        this.logger.warn({ err: err.message }, 'undecodable frame from placement; reconnecting');
+        this.ws?.terminate();
+        return;
+      }
+      throw err;
+    }
+    if (typeof msg !== 'object' || msg === null || typeof msg.id !== 'number') return;
+    const p = this.pending.get(msg.id);
+    if (!p) return; // timed out already
+    if (msg.ok === true) this.settle(p, undefined, msg.result);
+    else {
+      const code = typeof msg.error?.code === 'string' ? msg.error.code : PlacementErrorCode.Internal;
+      const message = typeof msg.error?.message === 'string' ? msg.error.message : 'placement returned an error without a message';
+      this.settle(p, new PlacementError(code, message));
+    }
+  }
+
+  private settle(p: Pending, err: Error | undefined, value?: unknown): void {
+    if (this.pending.get(p.id) !== p) return;
+    this.pending.delete(p.id);
+    clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(value);
+  }
+
+  /** call sends one request; the typed methods below are thin wrappers. */
+  call<M extends PlacementMethod>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    if (this.closed) return Promise.reject(new PlacementError(PlacementErrorCode.Closed, 'placement client is closed'));
+    if (this.pending.size >= this.maxPending) {
+      return Promise.reject(new PlacementError(PlacementErrorCode.TooManyPending, `${this.pending.size} placement requests already pending (limit ${this.maxPending})`));
+    }
+    const id = this.nextRequestId++;
+    const frame = encode({ id, method, params });
+    return new Promise<ResultOf<M>>((resolve, reject) => {
+      const p: Pending = {
+        id,
+        frame,
+        method,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        sent: false,
+        timer: setTimeout(() => {
+          this.settle(p, new PlacementError(PlacementErrorCode.Timeout, `placement ${method} timed out after ${this.requestTimeoutMs} ms${this.open ? '' : ' (not connected)'}`));
+        }, this.requestTimeoutMs),
+      };
+      this.pending.set(id, p);
+      if (this.open && this.ws) this.sendPending(this.ws, p);
+      else this.connect();
+    });
+  }
+
+  async bootstrap(store: StoreMeta, region: Region): Promise<void> {
+    await this.call('bootstrap', { store, region });
+  }
+  async isBootstrapped(): Promise<boolean> {
+    return (await this.call('isBootstrapped', {})).bootstrapped;
+  }
+  /** allocId returns `count` fresh cluster-unique IDs (never repeated, even across placement restarts). */
+  async allocId(count = 1): Promise<number[]> {
+    return (await this.call('allocId', { count })).ids;
+  }
+  async putStore(store: StoreMeta): Promise<StoreInfo> {
+    return (await this.call('putStore', { store })).store;
+  }
+  async removeStore(storeId: number): Promise<StoreInfo> {
+    return (await this.call('removeStore', { storeId })).store;
+  }
+  async storeHeartbeat(stats: StoreStats): Promise<StoreInfo> {
+    return (await this.call('storeHeartbeat', { stats })).store;
+  }
+  /** regionHeartbeat reports a Region (from its leader); the response may carry an operator step to execute. */
+  async regionHeartbeat(hb: RegionHeartbeat): Promise<RegionHeartbeatResponse> {
+    return this.call('regionHeartbeat', hb);
+  }
+  async askBatchSplit(region: Region, count: number): Promise<SplitId[]> {
+    return (await this.call('askBatchSplit', { region, count })).ids;
+  }
+  async reportBatchSplit(regions: Region[]): Promise<number> {
+    return (await this.call('reportBatchSplit', { regions })).accepted;
+  }
+  async getRegion(key: Uint8Array): Promise<RegionWithLeader | null> {
+    return (await this.call('getRegion', { key })).region;
+  }
+  async getRegionById(regionId: number): Promise<RegionWithLeader | null> {
+    return (await this.call('getRegionById', { regionId })).region;
+  }
+  async scanRegions(startKey: Uint8Array, endKey: Uint8Array, limit: number): Promise<RegionWithLeader[]> {
+    return (await this.call('scanRegions', { startKey, endKey, limit })).regions;
+  }
+  async getStore(storeId: number): Promise<StoreInfo | null> {
+    return (await this.call('getStore', { storeId })).store;
+  }
+  async getAllStores(): Promise<StoreInfo[]> {
+    return (await this.call('getAllStores', {})).stores;
+  }
+  async getClusterInfo(): Promise<ClusterInfo> {
+    return this.call('getClusterInfo', {});
+  }
+  async getOperator(regionId: number): Promise<Operator | null> {
+    return (await this.call('getOperator', { regionId })).operator;
+  }
+
+  /** close fails every pending call with Closed and stops reconnecting. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    for (const p of [...this.pending.values()]) this.settle(p, new PlacementError(PlacementErrorCode.Closed, 'placement client closed'));
+    const ws = this.ws;
+    this.ws = null;
+    this.open = false;
+    if (ws) ws.terminate();
+  }
+}

@@ -1,0 +1,549 @@
+import { randomInt } from 'node:crypto';
+import type { Region, StoreState } from '@flotilla/proto';
+import { ValidationError, parseWith } from '@flotilla/proto';
+import { PlacementError, PlacementErrorCode, assert } from './errors';
+import { IdAllocator } from './id-allocator';
+import { RegionTree } from './region-tree';
+import { PlacementStorage, type PersistedStore } from './storage';
+import { isPlacementMethod, methodSchemas } from './schema';
+import type {
+  ClusterInfo,
+  Operator,
+  ParamsOf,
+  PlacementMethod,
+  RegionHeartbeat,
+  RegionHeartbeatResponse,
+  RegionInfo,
+  RegionWithLeader,
+  ResultOf,
+  SplitId,
+  StoreInfo,
+  StoreMeta,
+  StoreStats,
+} from './types';
+import { OperatorController, type StoreInfluence } from './schedule/operator-controller';
+import type { ClusterView, Scheduler } from './schedule/scheduler';
+import { ReplicaChecker, type ReplicaCheckerOptions } from './schedule/replica-checker';
+import { BalanceLeader, type BalanceLeaderOptions } from './schedule/balance-leader';
+import { BalanceRegion, type BalanceRegionOptions } from './schedule/balance-region';
+
+/** PlacementLogger is the subset of pino's Logger placement uses; pass a pino logger as is. */
+export interface PlacementLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const noop = (): void => {};
+export const silentLogger: PlacementLogger = { debug: noop, info: noop, warn: noop, error: noop };
+
+/** ClusterOptions configures the placement state machine (shared by the server and in-process tests/benchmarks). */
+export interface ClusterOptions {
+  dataDir: string;
+  /** maxReplicas: voters per Region the replica checker keeps (default 3; persisted; a given value replaces the stored one). */
+  maxReplicas?: number;
+  /** maxStoreDownTimeMs: a store silent this long is down and its peers are replaced (default 30 min). */
+  maxStoreDownTimeMs?: number;
+  /** storeDisconnectMs: a store silent this long is shown as disconnected (default 20 s). */
+  storeDisconnectMs?: number;
+  /** clock returns wall-clock ms (default Date.now); simulations inject a virtual one. */
+  clock?: () => number;
+  logger?: PlacementLogger;
+  /** schedulers replaces the built-in set (replica checker, balance-leader, balance-region). */
+  schedulers?: Scheduler[];
+  replicaChecker?: ReplicaCheckerOptions;
+  balanceLeader?: BalanceLeaderOptions | false;
+  balanceRegion?: BalanceRegionOptions | false;
+  /** maxDirtyRegions: flush the Region write batch inline once it holds this many Regions (default 4096). */
+  maxDirtyRegions?: number;
+  /** idStep: how far each durable high-water bump reaches (default 1000). */
+  idStep?: number;
+}
+
+interface StoreRecord {
+  meta: StoreMeta;
+  tombstone: boolean;
+  lastHeartbeatMs: number;
+  stats?: StoreStats;
+}
+
+/**
+ * PlacementCluster is the placement service's state machine: bootstrap,
+ * IDs, stores, the Region tree, operators and schedulers, persisted to
+ * SQLite. It does no network I/O and starts no timers: the server calls
+ * dispatch() for every request and flush()/runSchedulers() on intervals,
+ * and tests and benchmarks drive the very same object in process.
+ */
+export class PlacementCluster implements ClusterView {
+  readonly storage: PlacementStorage;
+  readonly clusterId: number;
+  maxReplicas: number;
+  readonly maxStoreDownTimeMs: number;
+  readonly storeDisconnectMs: number;
+  readonly tree = new RegionTree();
+  readonly operators: OperatorController;
+  readonly schedulers: Scheduler[];
+  private bootstrapped: boolean;
+  private readonly ids: IdAllocator;
+  private readonly stores = new Map<number, StoreRecord>();
+  private readonly regionsByStore = new Map<number, Set<number>>();
+  private readonly leadersByStore = new Map<number, Set<number>>();
+  private readonly dirtyRegions = new Map<number, RegionInfo | null>();
+  private readonly dirtyOperators = new Map<number, Operator | null>();
+  private readonly maxDirtyRegions: number;
+  private readonly clock: () => number;
+  private readonly logger: PlacementLogger;
+  private closed = false;
+
+  constructor(opts: ClusterOptions) {
+    this.clock = opts.clock ?? Date.now;
+    this.logger = opts.logger ?? silentLogger;
+    this.maxStoreDownTimeMs = opts.maxStoreDownTimeMs ?? 30 * 60_000;
+    this.storeDisconnectMs = Math.min(opts.storeDisconnectMs ?? 20_000, this.maxStoreDownTimeMs);
+    this.maxDirtyRegions = opts.maxDirtyRegions ?? 4096;
+    if (opts.maxReplicas !== undefined) assert(Number.isInteger(opts.maxReplicas) && opts.maxReplicas >= 1 && opts.maxReplicas <= 15, `maxReplicas ${opts.maxReplicas}`);
+    const { storage, state } = PlacementStorage.open(opts.dataDir, { clusterId: randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
+    this.storage = storage;
+    this.clusterId = state.meta.clusterId;
+    this.maxReplicas = state.meta.maxReplicas;
+    if (opts.maxReplicas !== undefined && opts.maxReplicas !== this.maxReplicas) {
+      storage.saveMaxReplicas(opts.maxReplicas);
+      this.maxReplicas = opts.maxReplicas;
+    }
+    this.bootstrapped = state.meta.bootstrapped;
+    this.ids = new IdAllocator(state.meta.idHighWater, (hw) => storage.saveIdHighWater(hw), opts.idStep ?? 1000);
+    const now = this.clock();
+    for (const s of state.stores) {
+      const { tombstone, ...rest } = s;
+      // Liveness is not persisted: a store is given a fresh grace period after a placement restart.
+      this.stores.set(s.id, { meta: { id: rest.id, address: rest.address, ...(rest.labels ? { labels: rest.labels } : {}) }, tombstone, lastHeartbeatMs: now, ...(rest.stats ? { stats: rest.stats } : {}) });
+    }
+    this.tree.load(state.regions);
+    this.tree.checkInvariants();
+    for (let i = 0; i < this.tree.size; i++) this.index(this.tree.at(i)!);
+    this.operators = new OperatorController({
+      persist: (regionId, op) => this.dirtyOperators.set(regionId, op),
+      onEvent: (event, op, reason) => this.logger.info({ event, operatorId: op.id, regionId: op.regionId, kind: op.kind, reason }, `operator ${event}`),
+    });
+    this.operators.restore(state.operators.filter((op) => this.tree.getById(op.regionId) !== undefined));
+    this.schedulers = opts.schedulers ?? [
+      new ReplicaChecker(opts.replicaChecker),
+      ...(opts.balanceLeader === false ? [] : [new BalanceLeader(opts.balanceLeader)]),
+      ...(opts.balanceRegion === false ? [] : [new BalanceRegion(opts.balanceRegion)]),
+    ];
+    this.logger.info({ path: storage.path, clusterId: this.clusterId, bootstrapped: this.bootstrapped, stores: this.stores.size, regions: this.tree.size }, 'placement state loaded');
+  }
+
+  // ---- ClusterView (what schedulers read) ----
+
+  nowMs(): number {
+    return this.clock();
+  }
+  storeIds(): number[] {
+    return [...this.stores.keys()];
+  }
+  storeState(storeId: number): StoreState | undefined {
+    const s = this.stores.get(storeId);
+    if (!s) return undefined;
+    if (s.tombstone) return 'tombstone';
+    const age = this.clock() - s.lastHeartbeatMs;
+    if (age < this.storeDisconnectMs) return 'up';
+    if (age < this.maxStoreDownTimeMs) return 'disconnected';
+    return 'down';
+  }
+  regionCountOf(storeId: number): number {
+    return this.regionsByStore.get(storeId)?.size ?? 0;
+  }
+  leaderCountOf(storeId: number): number {
+    return this.leadersByStore.get(storeId)?.size ?? 0;
+  }
+  regionIdsOf(storeId: number): Iterable<number> {
+    return this.regionsByStore.get(storeId) ?? [];
+  }
+  leaderRegionIdsOf(storeId: number): Iterable<number> {
+    return this.leadersByStore.get(storeId) ?? [];
+  }
+  region(regionId: number): RegionInfo | undefined {
+    return this.tree.getById(regionId);
+  }
+  regionCount(): number {
+    return this.tree.size;
+  }
+  regionAt(index: number): RegionInfo | undefined {
+    return this.tree.at(index);
+  }
+  hasOperator(regionId: number): boolean {
+    return this.operators.has(regionId);
+  }
+  influence(): Map<number, StoreInfluence> {
+    return this.operators.influence();
+  }
+  allocId(count: number): number[] {
+    return this.ids.alloc(count);
+  }
+
+  // ---- indexes ----
+
+  private setOf(map: Map<number, Set<number>>, storeId: number): Set<number> {
+    let s = map.get(storeId);
+    if (!s) map.set(storeId, (s = new Set()));
+    return s;
+  }
+
+  private index(info: RegionInfo): void {
+    for (const p of info.region.peers) this.setOf(this.regionsByStore, p.storeId).add(info.region.id);
+    if (info.leader) this.setOf(this.leadersByStore, info.leader.storeId).add(info.region.id);
+  }
+
+  private unindex(info: RegionInfo): void {
+    for (const p of info.region.peers) this.regionsByStore.get(p.storeId)?.delete(info.region.id);
+    if (info.leader) this.leadersByStore.get(info.leader.storeId)?.delete(info.region.id);
+  }
+
+  private markDirty(regionId: number, info: RegionInfo | null): void {
+    this.dirtyRegions.set(regionId, info);
+    if (this.dirtyRegions.size >= this.maxDirtyRegions) this.flush();
+  }
+
+  /**
+   * flush writes every Region and operator change since the last flush in
+   * one SQLite transaction (one fsync). The server calls it on a short
+   * interval; a crash loses at most that window of heartbeat-derived state,
+   * which the next round of region heartbeats restores.
+   */
+  flush(): void {
+    if (this.dirtyRegions.size === 0 && this.dirtyOperators.size === 0) return;
+    this.storage.writeBatch(this.dirtyRegions, this.dirtyOperators);
+    this.dirtyRegions.clear();
+    this.dirtyOperators.clear();
+  }
+
+  get pendingWrites(): number {
+    return this.dirtyRegions.size + this.dirtyOperators.size;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.flush();
+    } finally {
+      this.storage.close();
+    }
+  }
+
+  // ---- request handling ----
+
+  /**
+   * dispatch validates params for `method` and runs it. Every expected
+   * failure is a PlacementError; anything else is a bug.
+   */
+  dispatch(method: string, params: unknown): unknown {
+    if (!isPlacementMethod(method)) throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${JSON.stringify(method.slice(0, 64))}`);
+    let parsed: unknown;
+    try {
+      parsed = parseWith(methodSchemas[method], params, `${method} params`);
+    } catch (err) {
+      if (err instanceof ValidationError) throw new PlacementError(PlacementErrorCode.InvalidArgument, err.message);
+      throw err;
+    }
+    return this.call(method, parsed as never);
+  }
+
+  /** call runs an already-validated request (in-process callers that trust their types). */
+  call<M extends PlacementMethod>(method: M, params: ParamsOf<M>): ResultOf<M> {
+    const p = params as never;
+    switch (method) {
+      case 'bootstrap':
+        return this.bootstrap(p) as ResultOf<M>;
+      case 'isBootstrapped':
+        return { bootstrapped: this.bootstrapped } as ResultOf<M>;
+      case 'allocId':
+        // Legal before bootstrap: the first store needs IDs to bootstrap with.
+        return { ids: this.ids.alloc((params as ParamsOf<'allocId'>).count) } as ResultOf<M>;
+      case 'putStore':
+        return { store: this.putStore((params as ParamsOf<'putStore'>).store) } as ResultOf<M>;
+      case 'removeStore':
+        return { store: this.removeStore((params as ParamsOf<'removeStore'>).storeId) } as ResultOf<M>;
+      case 'storeHeartbeat':
+        return { store: this.storeHeartbeat((params as ParamsOf<'storeHeartbeat'>).stats) } as ResultOf<M>;
+      case 'regionHeartbeat':
+        return this.regionHeartbeat(p) as ResultOf<M>;
+      case 'askBatchSplit': {
+        const q = params as ParamsOf<'askBatchSplit'>;
+        return { ids: this.askBatchSplit(q.region, q.count) } as ResultOf<M>;
+      }
+      case 'reportBatchSplit':
+        return { accepted: this.reportBatchSplit((params as ParamsOf<'reportBatchSplit'>).regions) } as ResultOf<M>;
+      case 'getRegion':
+        return { region: this.withLeader(this.tree.search((params as ParamsOf<'getRegion'>).key)) } as ResultOf<M>;
+      case 'getRegionById':
+        return { region: this.withLeader(this.tree.getById((params as ParamsOf<'getRegionById'>).regionId)) } as ResultOf<M>;
+      case 'scanRegions': {
+        const q = params as ParamsOf<'scanRegions'>;
+        return { regions: this.tree.scan(q.startKey, q.endKey, q.limit).map((i) => this.withLeader(i)!) } as ResultOf<M>;
+      }
+      case 'getStore':
+        return { store: this.storeInfo((params as ParamsOf<'getStore'>).storeId) ?? null } as ResultOf<M>;
+      case 'getAllStores':
+        return { stores: this.allStores() } as ResultOf<M>;
+      case 'getClusterInfo':
+        return this.clusterInfo() as ResultOf<M>;
+      case 'getOperator':
+        return { operator: this.operators.get((params as ParamsOf<'getOperator'>).regionId) ?? null } as ResultOf<M>;
+    }
+    throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${String(method)}`);
+  }
+
+  private requireBootstrapped(): void {
+    if (!this.bootstrapped) throw new PlacementError(PlacementErrorCode.NotBootstrapped, 'cluster is not bootstrapped yet');
+  }
+
+  private withLeader(info: RegionInfo | undefined): RegionWithLeader | null {
+    if (!info) return null;
+    return info.leader ? { region: info.region, leader: info.leader } : { region: info.region };
+  }
+
+  isBootstrapped(): boolean {
+    return this.bootstrapped;
+  }
+
+  /**
+   * bootstrap creates the cluster exactly once: the first store and Region
+   * 1 covering the whole key space, with a peer on that store. A second call
+   * is a typed AlreadyBootstrapped error.
+   */
+  bootstrap(p: { store: StoreMeta; region: Region }): { bootstrapped: true } {
+    if (this.bootstrapped) throw new PlacementError(PlacementErrorCode.AlreadyBootstrapped, `cluster ${this.clusterId} is already bootstrapped`);
+    const { store, region } = p;
+    if (region.startKey.length !== 0 || region.endKey.length !== 0) throw new PlacementError(PlacementErrorCode.InvalidArgument, 'bootstrap params: region: the first region must cover the whole key space (empty startKey and endKey)');
+    if (!region.peers.some((x) => x.storeId === store.id && x.role === 'voter')) throw new PlacementError(PlacementErrorCode.InvalidArgument, `bootstrap params: region.peers: needs a voter on store ${store.id}`);
+    if (region.peers.some((x) => x.role !== 'voter')) throw new PlacementError(PlacementErrorCode.InvalidArgument, 'bootstrap params: region.peers: the first region has voters only');
+    // The caller's IDs should come from allocId; make sure they can never be handed out again anyway.
+    this.ids.reserveBelow(Math.max(store.id, region.id, ...region.peers.map((x) => x.id)));
+    const record: StoreRecord = { meta: { ...store }, tombstone: false, lastHeartbeatMs: this.clock() };
+    const info: RegionInfo = { region, approximateSizeBytes: 0, approximateKeys: 0, downPeers: [], pendingPeers: [] };
+    this.storage.saveBootstrap(this.persistedStore(record), info);
+    this.bootstrapped = true;
+    this.stores.set(store.id, record);
+    const r = this.tree.update(info);
+    assert(r.kind === 'meta' && r.removed.length === 0, 'bootstrap into a non-empty tree');
+    this.index(info);
+    this.logger.info({ clusterId: this.clusterId, storeId: store.id, regionId: region.id }, 'cluster bootstrapped');
+    return { bootstrapped: true };
+  }
+
+  private persistedStore(r: StoreRecord): PersistedStore {
+    return { ...r.meta, tombstone: r.tombstone, ...(r.stats ? { stats: r.stats } : {}) };
+  }
+
+  /** putStore registers a store or updates its address/labels (synchronously persisted). */
+  putStore(meta: StoreMeta): StoreInfo {
+    this.requireBootstrapped();
+    const existing = this.stores.get(meta.id);
+    if (existing?.tombstone) throw new PlacementError(PlacementErrorCode.StoreTombstone, `store ${meta.id} is a tombstone; a removed store cannot come back under the same ID`);
+    for (const [id, s] of this.stores) {
+      if (id !== meta.id && !s.tombstone && s.meta.address === meta.address) {
+        throw new PlacementError(PlacementErrorCode.InvalidArgument, `putStore params: store.address: ${meta.address} is already used by store ${id}`);
+      }
+    }
+    const record: StoreRecord = existing
+      ? { ...existing, meta: { ...meta } }
+      : { meta: { ...meta }, tombstone: false, lastHeartbeatMs: this.clock() };
+    this.storage.saveStore(this.persistedStore(record));
+    this.stores.set(meta.id, record);
+    if (!existing) this.logger.info({ storeId: meta.id, address: meta.address }, 'store added');
+    return this.storeInfo(meta.id)!;
+  }
+
+  /** removeStore makes a store a tombstone; the replica checker then replaces its peers. */
+  removeStore(storeId: number): StoreInfo {
+    this.requireBootstrapped();
+    const r = this.stores.get(storeId);
+    if (!r) throw new PlacementError(PlacementErrorCode.StoreNotFound, `store ${storeId} not found`);
+    if (!r.tombstone) {
+      const next = { ...r, tombstone: true };
+      this.storage.saveStore(this.persistedStore(next));
+      this.stores.set(storeId, next);
+      this.logger.warn({ storeId }, 'store removed (tombstone)');
+    }
+    return this.storeInfo(storeId)!;
+  }
+
+  /** storeHeartbeat refreshes a store's liveness and stats (kept in memory; liveness is re-derived after a restart). */
+  storeHeartbeat(stats: StoreStats): StoreInfo {
+    this.requireBootstrapped();
+    const r = this.stores.get(stats.storeId);
+    if (!r) throw new PlacementError(PlacementErrorCode.StoreNotFound, `store ${stats.storeId} not found; call putStore first`);
+    if (r.tombstone) throw new PlacementError(PlacementErrorCode.StoreTombstone, `store ${stats.storeId} is a tombstone`);
+    r.lastHeartbeatMs = this.clock();
+    r.stats = stats;
+    return this.storeInfo(stats.storeId)!;
+  }
+
+  /**
+   * regionHeartbeat absorbs a leader's report: stale reports are ignored;
+   * a same-meta report updates statistics in place (the hot path: no
+   * allocation beyond the new RegionInfo); a changed Region replaces all it
+   * overlaps. The response carries the Region's operator step, if any.
+   */
+  regionHeartbeat(hb: RegionHeartbeat): RegionHeartbeatResponse {
+    this.requireBootstrapped();
+    const info: RegionInfo = {
+      region: hb.region,
+      leader: hb.leader,
+      approximateSizeBytes: hb.approximateSizeBytes,
+      approximateKeys: hb.approximateKeys,
+      downPeers: hb.downPeers ?? [],
+      pendingPeers: hb.pendingPeers ?? [],
+    };
+    if (!this.applyRegion(info)) return { stale: true };
+    const operator = this.operators.onHeartbeat(info, this.clock());
+    return operator ? { stale: false, operator } : { stale: false };
+  }
+
+  /** applyRegion puts one Region report into the tree and the indexes; false when it was stale. */
+  private applyRegion(info: RegionInfo): boolean {
+    const r = this.tree.update(info);
+    if (r.kind === 'stale') {
+      this.logger.debug({ regionId: info.region.id, reason: r.reason }, 'stale region report ignored');
+      return false;
+    }
+    if (r.kind === 'stats') {
+      const before = r.previous.leader?.storeId;
+      const after = info.leader?.storeId;
+      if (before !== after) {
+        if (before !== undefined) this.leadersByStore.get(before)?.delete(info.region.id);
+        if (after !== undefined) this.setOf(this.leadersByStore, after).add(info.region.id);
+      }
+    } else {
+      for (const old of r.removed) {
+        this.unindex(old);
+        if (old.region.id !== info.region.id) {
+          this.markDirty(old.region.id, null);
+          this.operators.cancel(old.region.id, `region ${old.region.id} replaced by region ${info.region.id}`);
+        }
+      }
+      this.index(info);
+    }
+    this.markDirty(info.region.id, info);
+    return true;
+  }
+
+  /**
+   * askBatchSplit hands out, for each of `count` splits, a new Region ID
+   * and one new peer ID per existing peer (same order as region.peers).
+   */
+  askBatchSplit(region: Region, count: number): SplitId[] {
+    this.requireBootstrapped();
+    const stale = this.tree.checkStale(region);
+    if (stale !== null) throw new PlacementError(PlacementErrorCode.StaleRegion, stale);
+    const per = 1 + region.peers.length;
+    const ids = this.ids.alloc(count * per);
+    const out: SplitId[] = [];
+    for (let i = 0; i < count; i++) out.push({ newRegionId: ids[i * per]!, newPeerIds: ids.slice(i * per + 1, (i + 1) * per) });
+    return out;
+  }
+
+  /**
+   * reportBatchSplit applies all Regions of a finished split at once and
+   * persists them before answering, so the routing table never shows the
+   * gap a split can leave when only some of its Regions have heartbeated.
+   */
+  reportBatchSplit(regions: Region[]): number {
+    this.requireBootstrapped();
+    let accepted = 0;
+    for (const region of regions) {
+      const prev = this.tree.getById(region.id);
+      const leader = prev?.leader && region.peers.some((p) => p.id === prev.leader!.id) ? prev.leader : undefined;
+      const info: RegionInfo = {
+        region,
+        ...(leader ? { leader } : {}),
+        approximateSizeBytes: 0,
+        approximateKeys: 0,
+        downPeers: [],
+        pendingPeers: [],
+      };
+      if (this.applyRegion(info)) accepted++;
+    }
+    this.flush();
+    return accepted;
+  }
+
+  storeInfo(storeId: number): StoreInfo | undefined {
+    const r = this.stores.get(storeId);
+    if (!r) return undefined;
+    return {
+      ...r.meta,
+      state: this.storeState(storeId)!,
+      lastHeartbeatMs: r.lastHeartbeatMs,
+      ...(r.stats ? { stats: r.stats } : {}),
+      regionCount: this.regionCountOf(storeId),
+      leaderCount: this.leaderCountOf(storeId),
+    };
+  }
+
+  allStores(): StoreInfo[] {
+    return [...this.stores.keys()].sort((a, b) => a - b).map((id) => this.storeInfo(id)!);
+  }
+
+  clusterInfo(): ClusterInfo {
+    return {
+      clusterId: this.clusterId,
+      bootstrapped: this.bootstrapped,
+      maxReplicas: this.maxReplicas,
+      maxStoreDownTimeMs: this.maxStoreDownTimeMs,
+      storeCount: this.stores.size,
+      regionCount: this.tree.size,
+      operatorCount: this.operators.size,
+    };
+  }
+
+  /** nextId is the next ID the allocator would hand out (status, tests). */
+  nextId(): number {
+    return this.ids.peekNext();
+  }
+
+  // ---- scheduling ----
+
+  /**
+   * runSchedulers runs one scheduling round: expire timed-out operators,
+   * then let each scheduler propose up to its remaining budget; every
+   * proposal passes the controller's safety check before it is installed.
+   * Returns how many operators were added.
+   */
+  runSchedulers(): number {
+    if (!this.bootstrapped || this.closed) return 0;
+    const now = this.clock();
+    this.operators.expire(now);
+    let added = 0;
+    const isLive = (storeId: number): boolean => {
+      const s = this.storeState(storeId);
+      return s === 'up' || s === 'disconnected';
+    };
+    for (const s of this.schedulers) {
+      const budget = s.limit - this.operators.countOf(s.name);
+      if (budget <= 0) continue;
+      const drafts = s.schedule(this, budget);
+      for (const d of drafts.slice(0, budget)) {
+        const info = this.tree.getById(d.regionId);
+        if (!info) continue;
+        const op: Operator = {
+          id: this.ids.alloc(1)[0]!,
+          regionId: d.regionId,
+          kind: d.kind,
+          scheduler: s.name,
+          regionVersion: info.region.epoch.version,
+          steps: d.steps,
+          currentStep: 0,
+          createdAtMs: now,
+          deadlineMs: now + s.operatorTimeoutMs,
+          description: d.description,
+        };
+        if (this.operators.add(op, info, isLive) === null) added++;
+      }
+    }
+    return added;
+  }
+}

@@ -1,0 +1,162 @@
+import type { Operator, OperatorInstruction, RegionInfo } from '../types';
+import { checkOperatorSafety, describeSteps, instructionOf, isStepDone, type StoreLiveness } from './operator';
+
+/** StoreInfluence is how in-flight operators will change a store's counts once they finish. */
+export interface StoreInfluence {
+  regions: number;
+  leaders: number;
+}
+
+/** OperatorControllerStats counts operator outcomes since start. */
+export interface OperatorControllerStats {
+  added: number;
+  finished: number;
+  canceled: number;
+  timedOut: number;
+  rejected: number;
+}
+
+/** OperatorControllerOptions wires the controller to the rest of the cluster. */
+export interface OperatorControllerOptions {
+  /** persist records an operator change (null = gone); batched by the caller. */
+  persist: (regionId: number, op: Operator | null) => void;
+  onEvent?: (event: 'added' | 'finished' | 'canceled' | 'timedOut' | 'rejected', op: Operator, reason?: string) => void;
+  /** maxOperators bounds the operators in flight across all schedulers. */
+  maxOperators?: number;
+}
+
+/**
+ * OperatorController owns every operator in flight: at most one per Region,
+ * per-scheduler counts (for limits), step progress driven by region
+ * heartbeats, timeouts, and the safety check every new operator must pass.
+ */
+export class OperatorController {
+  private readonly byRegion = new Map<number, Operator>();
+  private readonly perScheduler = new Map<string, number>();
+  private readonly maxOperators: number;
+  readonly stats: OperatorControllerStats = { added: 0, finished: 0, canceled: 0, timedOut: 0, rejected: 0 };
+
+  constructor(private readonly opts: OperatorControllerOptions) {
+    this.maxOperators = opts.maxOperators ?? 10_000;
+  }
+
+  get size(): number {
+    return this.byRegion.size;
+  }
+
+  get(regionId: number): Operator | undefined {
+    return this.byRegion.get(regionId);
+  }
+
+  has(regionId: number): boolean {
+    return this.byRegion.has(regionId);
+  }
+
+  all(): Operator[] {
+    return [...this.byRegion.values()];
+  }
+
+  countOf(scheduler: string): number {
+    return this.perScheduler.get(scheduler) ?? 0;
+  }
+
+  /** restore re-installs operators loaded from disk (no safety re-check: the Region may have moved on; the next heartbeat or the timeout settles them). */
+  restore(ops: Operator[]): void {
+    for (const op of ops) {
+      if (this.byRegion.has(op.regionId)) continue;
+      this.byRegion.set(op.regionId, op);
+      this.perScheduler.set(op.scheduler, this.countOf(op.scheduler) + 1);
+    }
+  }
+
+  /**
+   * add installs an operator if the Region has none, the total limit allows
+   * it and checkOperatorSafety accepts it. Returns the rejection reason or null.
+   */
+  add(op: Operator, info: RegionInfo, isStoreLive: StoreLiveness): string | null {
+    let reason: string | null = null;
+    if (op.regionId !== info.region.id) reason = `operator for region ${op.regionId} checked against region ${info.region.id}`;
+    else if (op.steps.length === 0) reason = 'operator has no steps';
+    else if (this.byRegion.has(op.regionId)) reason = `region ${op.regionId} already has operator ${this.byRegion.get(op.regionId)!.id}`;
+    else if (this.byRegion.size >= this.maxOperators) reason = `${this.maxOperators} operators already in flight`;
+    else reason = checkOperatorSafety(info, op.steps, isStoreLive);
+    if (reason !== null) {
+      this.stats.rejected++;
+      this.opts.onEvent?.('rejected', op, reason);
+      return reason;
+    }
+    this.byRegion.set(op.regionId, op);
+    this.perScheduler.set(op.scheduler, this.countOf(op.scheduler) + 1);
+    this.stats.added++;
+    this.opts.persist(op.regionId, op);
+    this.opts.onEvent?.('added', op, describeSteps(op.steps));
+    return null;
+  }
+
+  private finish(op: Operator, outcome: 'finished' | 'canceled' | 'timedOut', reason?: string): void {
+    if (this.byRegion.get(op.regionId) !== op) return;
+    this.byRegion.delete(op.regionId);
+    this.perScheduler.set(op.scheduler, this.countOf(op.scheduler) - 1);
+    this.stats[outcome]++;
+    this.opts.persist(op.regionId, null);
+    this.opts.onEvent?.(outcome, op, reason);
+  }
+
+  /** cancel drops the Region's operator, if any (its Region split, merged or vanished). */
+  cancel(regionId: number, reason: string): void {
+    const op = this.byRegion.get(regionId);
+    if (op) this.finish(op, 'canceled', reason);
+  }
+
+  /**
+   * onHeartbeat advances the Region's operator past every step the heartbeat
+   * shows done, finishes or cancels it, and returns the step to execute now.
+   */
+  onHeartbeat(info: RegionInfo, nowMs: number): OperatorInstruction | undefined {
+    const op = this.byRegion.get(info.region.id);
+    if (op === undefined) return undefined;
+    if (nowMs > op.deadlineMs) {
+      this.finish(op, 'timedOut', `deadline passed at step ${op.currentStep}`);
+      return undefined;
+    }
+    if (info.region.epoch.version !== op.regionVersion) {
+      this.finish(op, 'canceled', `region version changed ${op.regionVersion} -> ${info.region.epoch.version}`);
+      return undefined;
+    }
+    const before = op.currentStep;
+    while (op.currentStep < op.steps.length && isStepDone(op.steps[op.currentStep]!, info)) op.currentStep++;
+    if (op.currentStep >= op.steps.length) {
+      this.finish(op, 'finished');
+      return undefined;
+    }
+    if (op.currentStep !== before) this.opts.persist(op.regionId, op);
+    return instructionOf(op);
+  }
+
+  /** expire times out every operator past its deadline (Regions that stopped heartbeating). */
+  expire(nowMs: number): void {
+    for (const op of this.byRegion.values()) if (nowMs > op.deadlineMs) this.finish(op, 'timedOut', 'deadline passed without heartbeat');
+  }
+
+  /** influence sums what the unfinished steps of all operators will do to each store's counts. */
+  influence(): Map<number, StoreInfluence> {
+    const out = new Map<number, StoreInfluence>();
+    const get = (storeId: number): StoreInfluence => {
+      let v = out.get(storeId);
+      if (!v) out.set(storeId, (v = { regions: 0, leaders: 0 }));
+      return v;
+    };
+    for (const op of this.byRegion.values()) {
+      for (let i = op.currentStep; i < op.steps.length; i++) {
+        const s = op.steps[i]!;
+        if (s.type === 'addLearner' || s.type === 'addPeer') get(s.peer.storeId).regions++;
+        else if (s.type === 'removePeer') get(s.peer.storeId).regions--;
+        else if (s.type === 'transferLeader') {
+          get(s.fromStoreId).leaders--;
+          get(s.toStoreId).leaders++;
+        }
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,179 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { DecodeError, decode, encode } from '@flotilla/proto';
+import { PlacementCluster, silentLogger, type ClusterOptions, type PlacementLogger } from './cluster';
+import { PlacementError, PlacementErrorCode, PlacementInvariantError } from './errors';
+import { handleHttp } from './http';
+import { requestEnvelopeSchema } from './schema';
+import type { WireResponse } from './types';
+
+/** WS_PATH is where the WebSocket API listens; HTTP JSON is served on every other path of the same port. */
+export const WS_PATH = '/ws';
+
+export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger'> {
+  /** listen is host:port; port 0 picks a free one (see the returned address). */
+  listen: string;
+  logger?: PlacementLogger;
+  /** flushIntervalMs: how often Region/operator changes are written in one transaction (default 50). */
+  flushIntervalMs?: number;
+  /** scheduleIntervalMs: how often the schedulers run (default 500). */
+  scheduleIntervalMs?: number;
+  /** maxFrameBytes bounds one request frame (default 4 MiB). */
+  maxFrameBytes?: number;
+  /** maxConnections bounds concurrent WebSocket clients (default 4096). */
+  maxConnections?: number;
+  /** maxBufferedBytes: a client that lets this much response data pile up is disconnected (default 32 MiB). */
+  maxBufferedBytes?: number;
+}
+
+export interface PlacementServer {
+  /** address is host:port actually bound. */
+  address: string;
+  httpUrl: string;
+  wsUrl: string;
+  clusterId: number;
+  close(): Promise<void>;
+}
+
+/** parseListen splits host:port (IPv6 as [::1]:port). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || m[1] === '' || !(port >= 0 && port <= 65535)) throw new Error(`listen: ${JSON.stringify(listen)} is not host:port`);
+  return { host: m[1]!, port };
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * startPlacementServer opens the placement database in dataDir, then serves
+ * the WebSocket API (msgpack frames on /ws) and read-only HTTP JSON on one
+ * port. Region changes are flushed every flushIntervalMs; schedulers run
+ * every scheduleIntervalMs.
+ */
+export async function startPlacementServer(opts: PlacementServerOptions): Promise<PlacementServer> {
+  const logger = opts.logger ?? silentLogger;
+  const { host, port } = parseListen(opts.listen);
+  const cluster = new PlacementCluster({ ...opts, logger });
+  const maxFrameBytes = opts.maxFrameBytes ?? 4 * 1024 * 1024;
+  const maxConnections = opts.maxConnections ?? 4096;
+  const maxBufferedBytes = opts.maxBufferedBytes ?? 32 * 1024 * 1024;
+
+  const http: Server = createServer((req, res) => {
+    try {
+      handleHttp(cluster, req, res);
+    } catch (err) {
+      if (err instanceof PlacementInvariantError) throw err;
+      logger.error({ err: (err as Error).message, url: req.url }, 'http request failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } }));
+    }
+  });
+  const wss = new WebSocketServer({ server: http, path: WS_PATH, maxPayload: maxFrameBytes });
+
+  const respond = (ws: WebSocket, resp: WireResponse): void => {
+    if (ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount > maxBufferedBytes) {
+      logger.warn({ bufferedBytes: ws.bufferedAmount }, 'placement client not reading its responses; disconnecting');
+      ws.terminate();
+      return;
+    }
+    ws.send(encode(resp));
+  };
+
+  const handleFrame = (ws: WebSocket, data: RawData, isBinary: boolean): void => {
+    let id = 0;
+    try {
+      if (!isBinary) throw new PlacementError(PlacementErrorCode.MalformedFrame, 'text frames are not supported; send msgpack in a binary frame');
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      let raw: unknown;
+      try {
+        raw = decode(bytes, maxFrameBytes);
+      } catch (err) {
+        if (err instanceof DecodeError) throw new PlacementError(PlacementErrorCode.MalformedFrame, err.message);
+        throw err;
+      }
+      if (typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'number' && Number.isSafeInteger((raw as { id: number }).id)) id = (raw as { id: number }).id;
+      const env = requestEnvelopeSchema.safeParse(raw);
+      if (!env.success) {
+        const issue = env.error.issues[0];
+        const field = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
+        throw new PlacementError(PlacementErrorCode.MalformedFrame, `request ${field}: ${issue?.message ?? 'not a request object {id, method, params}'}`);
+      }
+      id = env.data.id;
+      const result = cluster.dispatch(env.data.method, env.data.params ?? {});
+      respond(ws, { id, ok: true, result });
+    } catch (err) {
+      if (err instanceof PlacementError) {
+        respond(ws, { id, ok: false, error: { code: err.code, message: err.message } });
+        return;
+      }
+      if (err instanceof PlacementInvariantError) throw err;
+      logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'placement request failed');
+      respond(ws, { id, ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } });
+    }
+  };
+
+  wss.on('connection', (ws, req) => {
+    if (wss.clients.size > maxConnections) {
+      ws.close(1013, 'too many connections');
+      return;
+    }
+    logger.debug({ remote: req.socket.remoteAddress }, 'placement client connected');
+    ws.on('message', (data, isBinary) => handleFrame(ws, data, isBinary));
+    ws.on('error', (err) => logger.warn({ err: err.message }, 'placement client socket error'));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  }).catch((err: unknown) => {
+    cluster.close();
+    throw err;
+  });
+  const bound = http.address() as AddressInfo;
+  const address = formatHostPort(host, bound.port);
+
+  const flushTimer = setInterval(() => {
+    try {
+      cluster.flush();
+    } catch (err) {
+      // The batch stays dirty and is retried on the next tick.
+      logger.error({ err: (err as Error).message }, 'placement flush failed');
+    }
+  }, opts.flushIntervalMs ?? 50);
+  const scheduleTimer = setInterval(() => {
+    try {
+      cluster.runSchedulers();
+    } catch (err) {
+      if (err instanceof PlacementInvariantError) throw err;
+      logger.error({ err: (err as Error).message }, 'scheduling round failed');
+    }
+  }, opts.scheduleIntervalMs ?? 500);
+
+  logger.info({ address, clusterId: cluster.clusterId }, 'placement server listening');
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    httpUrl: `http://${address}`,
+    wsUrl: `ws://${address}${WS_PATH}`,
+    clusterId: cluster.clusterId,
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(flushTimer);
+        clearInterval(scheduleTimer);
+        for (const c of wss.clients) c.terminate();
+        await new Promise<void>((resolve) => wss.close(() => resolve()));
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+        cluster.close();
+        logger.info({ address }, 'placement server closed');
+      })()),
+  };
+}

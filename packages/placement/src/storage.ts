@@ -1,0 +1,196 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { decode, encode } from '@flotilla/proto';
+import type { Operator, RegionInfo, StoreInfo } from './types';
+import { PlacementStorageError, assert } from './errors';
+
+/** SCHEMA_VERSION is the on-disk format this build reads and writes. */
+export const SCHEMA_VERSION = 1;
+export const DB_FILE_NAME = 'placement.db';
+
+/** ClusterMeta is the small, rarely changing part of the state. */
+export interface ClusterMeta {
+  clusterId: number;
+  maxReplicas: number;
+  bootstrapped: boolean;
+  /** idHighWater: every ID handed out so far is below it (persisted BEFORE handing out). */
+  idHighWater: number;
+}
+
+/** PersistedStore is what survives a restart of a store's record (liveness is re-derived). */
+export type PersistedStore = Omit<StoreInfo, 'state' | 'lastHeartbeatMs' | 'regionCount' | 'leaderCount'> & { tombstone: boolean };
+
+/** LoadedState is everything read back at startup. */
+export interface LoadedState {
+  meta: ClusterMeta;
+  stores: PersistedStore[];
+  regions: RegionInfo[];
+  operators: Operator[];
+}
+
+/**
+ * PlacementStorage is the SQLite database behind the placement service
+ * (WAL, synchronous=FULL, exclusive lock so two servers cannot share a data
+ * directory). Small, rare changes (bootstrap, stores, ID high-water mark)
+ * are written synchronously; Region and operator changes are written by the
+ * caller in batches through writeBatch (one transaction, one fsync).
+ */
+export class PlacementStorage {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly putMetaStmt: Database.Statement;
+  private readonly putStoreStmt: Database.Statement;
+  private readonly putRegionStmt: Database.Statement;
+  private readonly deleteRegionStmt: Database.Statement;
+  private readonly putOperatorStmt: Database.Statement;
+  private readonly deleteOperatorStmt: Database.Statement;
+
+  private constructor(path: string, db: Database.Database) {
+    this.path = path;
+    this.db = db;
+    this.putMetaStmt = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    this.putStoreStmt = db.prepare('INSERT OR REPLACE INTO stores (id, data) VALUES (?, ?)');
+    this.putRegionStmt = db.prepare('INSERT OR REPLACE INTO regions (id, data) VALUES (?, ?)');
+    this.deleteRegionStmt = db.prepare('DELETE FROM regions WHERE id = ?');
+    this.putOperatorStmt = db.prepare('INSERT OR REPLACE INTO operators (region_id, data) VALUES (?, ?)');
+    this.deleteOperatorStmt = db.prepare('DELETE FROM operators WHERE region_id = ?');
+  }
+
+  /**
+   * open opens (or creates) `<dataDir>/placement.db`. A file that is not a
+   * SQLite database, a newer schema, a database locked by another server or
+   * undecodable rows give a PlacementStorageError naming the path.
+   */
+  static open(dataDir: string, defaults: { clusterId: number; maxReplicas: number }): { storage: PlacementStorage; state: LoadedState } {
+    mkdirSync(dataDir, { recursive: true });
+    const path = join(dataDir, DB_FILE_NAME);
+    let db: Database.Database;
+    try {
+      db = new Database(path);
+    } catch (err) {
+      throw new PlacementStorageError(path, `cannot open: ${(err as Error).message}`, err);
+    }
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value ANY) STRICT;
+        CREATE TABLE IF NOT EXISTS stores (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
+        CREATE TABLE IF NOT EXISTS regions (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
+        CREATE TABLE IF NOT EXISTS operators (region_id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
+      `);
+    } catch (err) {
+      db.close();
+      const msg = (err as Error).message;
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') throw new PlacementStorageError(path, `not a valid placement database (corrupt?): ${msg}`, err);
+      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new PlacementStorageError(path, `in use by another placement server: ${msg}`, err);
+      throw new PlacementStorageError(path, `cannot initialize: ${msg}`, err);
+    }
+    const storage = new PlacementStorage(path, db);
+    try {
+      return { storage, state: storage.load(defaults) };
+    } catch (err) {
+      db.close();
+      if (err instanceof PlacementStorageError) throw err;
+      throw new PlacementStorageError(path, `cannot read state (corrupt?): ${(err as Error).message}`, err);
+    }
+  }
+
+  private load(defaults: { clusterId: number; maxReplicas: number }): LoadedState {
+    const rows = this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: unknown }[];
+    const kv = new Map(rows.map((r) => [r.key, r.value]));
+    if (!kv.has('schema_version')) {
+      // A fresh database: write the meta in one durable transaction.
+      const meta: ClusterMeta = { clusterId: defaults.clusterId, maxReplicas: defaults.maxReplicas, bootstrapped: false, idHighWater: 1 };
+      this.db.transaction(() => {
+        this.putMetaStmt.run('schema_version', SCHEMA_VERSION);
+        this.writeMeta(meta);
+      })();
+      return { meta, stores: [], regions: [], operators: [] };
+    }
+    const version = kv.get('schema_version');
+    if (typeof version !== 'number' || !Number.isInteger(version)) throw new PlacementStorageError(this.path, `schema_version is ${String(version)}, not an integer (corrupt?)`);
+    if (version > SCHEMA_VERSION) {
+      throw new PlacementStorageError(this.path, `written by a newer format (schema ${version}; this build reads up to ${SCHEMA_VERSION}); upgrade Flotilla`);
+    }
+    const num = (k: string): number => {
+      const v = kv.get(k);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new PlacementStorageError(this.path, `meta ${k} is ${String(v)}, not a non-negative integer (corrupt?)`);
+      return v;
+    };
+    const meta: ClusterMeta = {
+      clusterId: num('cluster_id'),
+      maxReplicas: num('max_replicas'),
+      bootstrapped: num('bootstrapped') === 1,
+      idHighWater: num('id_high_water'),
+    };
+    const decodeRows = <T>(sql: string, what: string, check: (v: T) => boolean): T[] =>
+      (this.db.prepare(sql).all() as { data: Uint8Array }[]).map((r) => {
+        const v = decode(r.data) as T;
+        if (!check(v)) throw new PlacementStorageError(this.path, `undecodable ${what} row (corrupt?)`);
+        return v;
+      });
+    const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+    const stores = decodeRows<PersistedStore>('SELECT data FROM stores ORDER BY id', 'store', (v) => isObj(v) && typeof v.id === 'number');
+    const regions = decodeRows<RegionInfo>('SELECT data FROM regions ORDER BY id', 'region', (v) => isObj(v) && isObj(v.region) && typeof v.region.id === 'number');
+    const operators = decodeRows<Operator>('SELECT data FROM operators', 'operator', (v) => isObj(v) && typeof v.regionId === 'number' && Array.isArray(v.steps));
+    return { meta, stores, regions, operators };
+  }
+
+  private writeMeta(meta: ClusterMeta): void {
+    this.putMetaStmt.run('cluster_id', meta.clusterId);
+    this.putMetaStmt.run('max_replicas', meta.maxReplicas);
+    this.putMetaStmt.run('bootstrapped', meta.bootstrapped ? 1 : 0);
+    this.putMetaStmt.run('id_high_water', meta.idHighWater);
+  }
+
+  /** saveIdHighWater durably records the ID high-water mark; called before any ID below it is handed out. */
+  saveIdHighWater(highWater: number): void {
+    this.putMetaStmt.run('id_high_water', highWater);
+  }
+
+  saveMaxReplicas(maxReplicas: number): void {
+    this.putMetaStmt.run('max_replicas', maxReplicas);
+  }
+
+  /** saveBootstrap records the first store, the first Region and the bootstrapped flag in one transaction. */
+  saveBootstrap(store: PersistedStore, region: RegionInfo): void {
+    this.db.transaction(() => {
+      this.putStoreStmt.run(store.id, encode(store));
+      this.putRegionStmt.run(region.region.id, encode(region));
+      this.putMetaStmt.run('bootstrapped', 1);
+    })();
+  }
+
+  saveStore(store: PersistedStore): void {
+    this.putStoreStmt.run(store.id, encode(store));
+  }
+
+  /**
+   * writeBatch applies a batch of Region and operator changes in ONE
+   * transaction (one fsync). `null` deletes.
+   */
+  writeBatch(regions: Map<number, RegionInfo | null>, operators: Map<number, Operator | null>): void {
+    if (regions.size === 0 && operators.size === 0) return;
+    this.db.transaction(() => {
+      for (const [id, info] of regions) {
+        if (info === null) this.deleteRegionStmt.run(id);
+        else {
+          assert(info.region.id === id, `region row ${id} holds region ${info.region.id}`);
+          this.putRegionStmt.run(id, encode(info));
+        }
+      }
+      for (const [regionId, op] of operators) {
+        if (op === null) this.deleteOperatorStmt.run(regionId);
+        else this.putOperatorStmt.run(regionId, encode(op));
+      }
+    })();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,175 @@
+import type { Peer, Region, StoreState } from '@flotilla/proto';
+
+// Wire types of the placement API: what PlacementClient sends and what the
+// server answers. Plain data only, so everything crosses msgpack as is.
+
+/** StoreMeta is what a store tells placement about itself (putStore, bootstrap). */
+export interface StoreMeta {
+  id: number;
+  /** address is host:port where the store serves raft and client traffic. */
+  address: string;
+  labels?: Record<string, string>;
+}
+
+/** StoreStats is the payload of a store heartbeat. Sizes are bytes. */
+export interface StoreStats {
+  storeId: number;
+  capacityBytes: number;
+  usedBytes: number;
+  availableBytes: number;
+  regionCount: number;
+  leaderCount: number;
+}
+
+/**
+ * StoreInfo is placement's view of a store: its meta, its liveness state
+ * (derived from the age of its last heartbeat, or tombstone when removed),
+ * its last reported stats, and the Region/leader counts placement itself
+ * derives from region heartbeats (what the schedulers balance on).
+ */
+export interface StoreInfo extends StoreMeta {
+  state: StoreState;
+  /** lastHeartbeatMs is wall-clock ms of the last store heartbeat (or of the server start for a store not heard from since). */
+  lastHeartbeatMs: number;
+  stats?: StoreStats;
+  regionCount: number;
+  leaderCount: number;
+}
+
+/** DownPeer is a peer the Region's leader has not heard from for downSeconds. */
+export interface DownPeer {
+  peer: Peer;
+  downSeconds: number;
+}
+
+/** RegionHeartbeat is what a Region's leader reports periodically. */
+export interface RegionHeartbeat {
+  region: Region;
+  leader: Peer;
+  approximateSizeBytes: number;
+  approximateKeys: number;
+  downPeers?: DownPeer[];
+  pendingPeers?: Peer[];
+}
+
+/** RegionInfo is placement's latest knowledge of one Region. */
+export interface RegionInfo {
+  region: Region;
+  leader?: Peer;
+  approximateSizeBytes: number;
+  approximateKeys: number;
+  downPeers: DownPeer[];
+  pendingPeers: Peer[];
+}
+
+/** RegionWithLeader is what routing lookups return. */
+export interface RegionWithLeader {
+  region: Region;
+  leader?: Peer;
+}
+
+/**
+ * OperatorStep is one action a Region leader executes for placement. A step
+ * is idempotent: placement repeats it in every heartbeat response until the
+ * Region's reported meta shows it done.
+ *   addLearner     ChangePeer AddLearnerNode(peer)
+ *   promoteLearner ChangePeer AddNode(peer) for an existing learner
+ *   addPeer        ChangePeer AddNode(peer) for a new voter
+ *   removePeer     ChangePeer RemoveNode(peer)
+ *   transferLeader TransferLeader to the Region's peer on toStoreId
+ *   merge          merge this Region into target (reserved for the merge checker)
+ */
+export type OperatorStep =
+  | { type: 'addLearner'; peer: Peer }
+  | { type: 'promoteLearner'; peer: Peer }
+  | { type: 'addPeer'; peer: Peer }
+  | { type: 'removePeer'; peer: Peer }
+  | { type: 'transferLeader'; fromStoreId: number; toStoreId: number; peer: Peer }
+  | { type: 'merge'; target: Region };
+
+/** OperatorKind says what an operator is for (metrics, limits, readable status). */
+export type OperatorKind = 'add-replica' | 'replace-replica' | 'remove-replica' | 'transfer-leader' | 'move-region' | 'merge';
+
+/** Operator is a step list placement wants one Region to go through. */
+export interface Operator {
+  id: number;
+  regionId: number;
+  kind: OperatorKind;
+  /** scheduler is the name of the scheduler that created it; limits are per scheduler. */
+  scheduler: string;
+  /** regionVersion is the Region's epoch version at creation; a split or merge cancels the operator. */
+  regionVersion: number;
+  steps: OperatorStep[];
+  /** currentStep indexes steps; steps before it are done. */
+  currentStep: number;
+  createdAtMs: number;
+  deadlineMs: number;
+  description: string;
+}
+
+/** OperatorInstruction is what a region heartbeat response carries: the step to execute now. */
+export interface OperatorInstruction {
+  operatorId: number;
+  kind: OperatorKind;
+  step: OperatorStep;
+  stepIndex: number;
+  stepCount: number;
+}
+
+export interface RegionHeartbeatResponse {
+  /** stale is true when the heartbeat's epoch was older than what placement knows; it was ignored. */
+  stale: boolean;
+  operator?: OperatorInstruction;
+}
+
+/** SplitId is what askBatchSplit hands out for one split: the new Region's ID and one peer ID per existing peer (same order). */
+export interface SplitId {
+  newRegionId: number;
+  newPeerIds: number[];
+}
+
+export interface ClusterInfo {
+  clusterId: number;
+  bootstrapped: boolean;
+  maxReplicas: number;
+  maxStoreDownTimeMs: number;
+  storeCount: number;
+  regionCount: number;
+  operatorCount: number;
+}
+
+/** PlacementMethods maps each API method to its params and result types. */
+export interface PlacementMethods {
+  bootstrap: { params: { store: StoreMeta; region: Region }; result: { bootstrapped: true } };
+  isBootstrapped: { params: Record<string, never>; result: { bootstrapped: boolean } };
+  allocId: { params: { count: number }; result: { ids: number[] } };
+  putStore: { params: { store: StoreMeta }; result: { store: StoreInfo } };
+  removeStore: { params: { storeId: number }; result: { store: StoreInfo } };
+  storeHeartbeat: { params: { stats: StoreStats }; result: { store: StoreInfo } };
+  regionHeartbeat: { params: RegionHeartbeat; result: RegionHeartbeatResponse };
+  askBatchSplit: { params: { region: Region; count: number }; result: { ids: SplitId[] } };
+  reportBatchSplit: { params: { regions: Region[] }; result: { accepted: number } };
+  getRegion: { params: { key: Uint8Array }; result: { region: RegionWithLeader | null } };
+  getRegionById: { params: { regionId: number }; result: { region: RegionWithLeader | null } };
+  scanRegions: { params: { startKey: Uint8Array; endKey: Uint8Array; limit: number }; result: { regions: RegionWithLeader[] } };
+  getStore: { params: { storeId: number }; result: { store: StoreInfo | null } };
+  getAllStores: { params: Record<string, never>; result: { stores: StoreInfo[] } };
+  getClusterInfo: { params: Record<string, never>; result: ClusterInfo };
+  getOperator: { params: { regionId: number }; result: { operator: Operator | null } };
+}
+
+export type PlacementMethod = keyof PlacementMethods;
+export type ParamsOf<M extends PlacementMethod> = PlacementMethods[M]['params'];
+export type ResultOf<M extends PlacementMethod> = PlacementMethods[M]['result'];
+
+/** WireRequest is one frame from client to server. */
+export interface WireRequest {
+  id: number;
+  method: string;
+  params?: unknown;
+}
+
+/** WireResponse answers a WireRequest with the same id (id 0 when the request was too malformed to carry one). */
+export type WireResponse =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { code: string; message: string } };
