@@ -32,6 +32,7 @@ const F_REJECT = 8;
 const F_CONTEXT = 16;
 const F_SNAPSHOT = 32;
 const F_KEYS = 64;
+const F_NEGATIVE_PRIORITY = 128;
 
 // Flag bits of an entry's first byte (entry type lives in the low 2 bits).
 const E_CONTEXT = 4;
@@ -162,6 +163,7 @@ export class FrameWriter {
     if (m.context !== undefined) flags |= F_CONTEXT;
     if (m.snapshot !== undefined) flags |= F_SNAPSHOT;
     if (hasKeys) flags |= F_KEYS;
+    if (m.priority < 0) flags |= F_NEGATIVE_PRIORITY;
 
     // 7 envelope varints + 2 bytes + 10 message varints (max 10 bytes each).
     this.ensure(200);
@@ -183,9 +185,8 @@ export class FrameWriter {
     this.varint(m.commitTerm);
     this.varint(m.requestSnapshot);
     this.varint(m.rejectHint);
-    // zigzag: priority may be negative.
-    const p = m.priority;
-    this.varint(p >= 0 ? p * 2 : -p * 2 - 1);
+    // priority may be negative: magnitude here, sign in the flags.
+    this.varint(Math.abs(m.priority));
     const entries = m.entries;
     this.varint(entries.length);
     for (let i = 0; i < entries.length; i++) {
@@ -269,7 +270,6 @@ class FrameReader {
     const confVer = this.varint();
     const version = this.varint();
     const flags = this.byte();
-    if (flags & 0x80) this.fail('unknown flag bits');
     const msgType = this.byte();
     if (msgType > MAX_MESSAGE_TYPE) this.fail(`unknown message type ${msgType}`);
     const to = this.varint();
@@ -281,8 +281,8 @@ class FrameReader {
     const commitTerm = this.varint();
     const requestSnapshot = this.varint();
     const rejectHint = this.varint();
-    const pz = this.varint();
-    const priority = pz % 2 === 0 ? pz / 2 : -(pz + 1) / 2;
+    const pAbs = this.varint();
+    const priority = flags & F_NEGATIVE_PRIORITY ? -pAbs : pAbs;
     const entryCount = this.varint();
     if (entryCount > MAX_ENTRIES_PER_MESSAGE || entryCount > this.end - this.pos) this.fail(`entry count ${entryCount} too large`);
     const entries: Entry[] = new Array(entryCount);

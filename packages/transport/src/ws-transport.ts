@@ -122,6 +122,13 @@ class Conn {
   onClosed: (code: number, reason: string) => void = () => {};
   onHandshakeError: (reason: string) => void = () => {};
   closed = false;
+  /**
+   * discardInbound stops delivery of frames that arrive after we closed the
+   * connection for cause (protocol error, rejection, block). A connection
+   * closed as a duplicate or for shutdown keeps delivering what the peer
+   * wrote before it saw our close: those messages are not lost.
+   */
+  discardInbound = false;
   timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -340,6 +347,13 @@ export class WsTransport implements Transport {
     }
     // Links still holding messages (connecting, or socket backlog) stay dirty.
     for (const link of this.dirty) if (link.pending.length === 0) this.dirty.delete(link);
+  }
+
+  /** connections lists the open raft connections (diagnostics and tests). */
+  connections(): { storeId: number; dialer: number; remote: string }[] {
+    const out: { storeId: number; dialer: number; remote: string }[] = [];
+    for (const c of this.conns) if (c.open && !c.closed && c.channel === 'raft') out.push({ storeId: c.remoteStoreId, dialer: c.dialer, remote: c.remote });
+    return out;
   }
 
   /** backlog tells what waits for one destination (for ServerIsBusy decisions and benchmarks). */
@@ -569,7 +583,7 @@ export class WsTransport implements Transport {
   /** wireSocket routes a socket's frames and close to whatever the Conn currently expects. */
   private wireSocket(conn: Conn): void {
     conn.ws.on('message', (data, isBinary) => {
-      if (conn.closed) return;
+      if (conn.discardInbound || (conn.closed && !conn.open)) return;
       if (!isBinary) {
         if (conn.open) this.protocolError(conn, 'text frame on a binary protocol');
         else conn.onFrame(Buffer.alloc(0));
@@ -580,6 +594,7 @@ export class WsTransport implements Transport {
     conn.ws.on('error', (err) => {
       // ws closes the socket itself after an error (oversized frame, bad opcode, ...).
       if (conn.open) {
+        conn.discardInbound = true;
         this.counters.protocolErrors++;
         this.log.warn({ peerStore: conn.remoteStoreId, remote: conn.remote, channel: conn.channel, reason: err.message }, 'connection error, closing');
       } else {
@@ -612,6 +627,7 @@ export class WsTransport implements Transport {
   }
 
   private protocolError(conn: Conn, reason: string): void {
+    conn.discardInbound = true;
     this.counters.protocolErrors++;
     this.log.warn({ peerStore: conn.remoteStoreId, remote: conn.remote, channel: conn.channel, reason }, 'protocol error, closing connection');
     this.closeConn(conn, CloseCode.ProtocolError, reason);
@@ -671,6 +687,7 @@ export class WsTransport implements Transport {
 
   private receiveRaftFrame(conn: Conn, data: Buffer): void {
     const from = conn.remoteStoreId;
+    if (this.state !== 'running') return;
     let msgs: RaftMessage[];
     try {
       msgs = decodeRaftFrame(data);
@@ -920,7 +937,11 @@ export class WsTransport implements Transport {
           link.pending = [];
           link.pendingBytes = 0;
         }
-        for (const c of this.conns) if (c.remoteStoreId === storeId && c.open) this.closeConn(c, CloseCode.Blocked, 'blocked by fault injection');
+        for (const c of this.conns) {
+          if (c.remoteStoreId !== storeId || !c.open) continue;
+          c.discardInbound = true;
+          this.closeConn(c, CloseCode.Blocked, 'blocked by fault injection');
+        }
         this.log.warn({ peerStore: storeId }, 'fault injection: store blocked');
       },
       unblock: (storeId) => {
