@@ -688,6 +688,11 @@ export class WsTransport implements Transport {
   private receiveRaftFrame(conn: Conn, data: Buffer): void {
     const from = conn.remoteStoreId;
     if (this.state !== 'running') return;
+    if (data.length > this.opts.maxFrameBytes) {
+      // ws's maxPayload is per server (it must admit snapshot chunks); raft frames have their own limit.
+      this.protocolError(conn, `raft frame of ${data.length} bytes exceeds the limit of ${this.opts.maxFrameBytes}`);
+      return;
+    }
     let msgs: RaftMessage[];
     try {
       msgs = decodeRaftFrame(data);
