@@ -1,0 +1,243 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Peer, Region } from '@flotilla/proto';
+import { PlacementCluster, type ClusterOptions } from '../../src/cluster';
+import type { OperatorStep, RegionHeartbeatResponse } from '../../src/types';
+import { majority } from '../../src/schedule/operator';
+
+/** SimRegion is the ground truth a simulated Region's Raft group holds. */
+export interface SimRegion {
+  region: Region;
+  leaderId: number;
+  /** pending: learners that have not caught up yet (they catch up after one heartbeat round). */
+  pending: Set<number>;
+  /** ignoreOperators: this Region's leader never executes steps (to test timeouts). */
+  ignoreOperators?: boolean;
+}
+
+const key = (n: number): Uint8Array => (n === 0 ? new Uint8Array() : Buffer.from(`k${String(n).padStart(6, '0')}`));
+
+/**
+ * ClusterSim drives a PlacementCluster in process with a virtual clock: simulated
+ * stores heartbeat, simulated Region leaders heartbeat and execute operator
+ * steps the way Raft would (a conf change commits only with a live quorum),
+ * and every step is checked: it must never leave a Region below a quorum of
+ * live voters, never remove the leader, never put two peers on one store.
+ */
+export class ClusterSim {
+  clockMs = 1_000_000;
+  readonly cluster: PlacementCluster;
+  readonly dir: string;
+  readonly storeAlive = new Map<number, boolean>();
+  readonly storeDiedAt = new Map<number, number>();
+  readonly regions = new Map<number, SimRegion>();
+  readonly violations: string[] = [];
+  readonly maxInFlight = new Map<string, number>();
+  readonly stepsApplied = { addLearner: 0, promoteLearner: 0, addPeer: 0, removePeer: 0, transferLeader: 0, merge: 0 };
+  roundMs = 1000;
+
+  constructor(opts: Omit<ClusterOptions, 'dataDir' | 'clock'>) {
+    this.dir = mkdtempSync(join(tmpdir(), 'placement-sim-'));
+    this.cluster = new PlacementCluster({ ...opts, dataDir: this.dir, clock: () => this.clockMs });
+  }
+
+  close(): void {
+    this.cluster.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private call<T>(method: string, params: unknown): T {
+    return this.cluster.dispatch(method, params) as T;
+  }
+
+  /**
+   * setup bootstraps with `storeCount` stores and `regionCount` Regions; layout(i)
+   * gives the stores of Region i's voters, the first one leading.
+   */
+  setup(storeCount: number, regionCount: number, layout: (i: number) => number[]): void {
+    const storeIds = this.call<{ ids: number[] }>('allocId', { count: storeCount }).ids;
+    const regionIds = this.call<{ ids: number[] }>('allocId', { count: regionCount }).ids;
+    const mk = (i: number, version: number): Region => {
+      const stores = layout(i).map((s) => storeIds[s]!);
+      const peerIds = this.call<{ ids: number[] }>('allocId', { count: stores.length }).ids;
+      return {
+        id: regionIds[i]!,
+        startKey: key(i),
+        endKey: i === regionCount - 1 ? new Uint8Array() : key(i + 1),
+        epoch: { version, confVer: 1 },
+        peers: stores.map((storeId, j) => ({ id: peerIds[j]!, storeId, role: 'voter' as const })),
+      };
+    };
+    const regions = Array.from({ length: regionCount }, (_, i) => mk(i, 2));
+    const first = regions[0]!;
+    this.call('bootstrap', {
+      store: { id: storeIds[0]!, address: `10.0.0.1:20160` },
+      region: { ...first, endKey: new Uint8Array(), epoch: { version: 1, confVer: 1 }, peers: [{ id: this.call<{ ids: number[] }>('allocId', { count: 1 }).ids[0]!, storeId: storeIds[0]!, role: 'voter' }] },
+    });
+    for (let s = 0; s < storeCount; s++) this.addStore(storeIds[s]!);
+    this.call('reportBatchSplit', { regions });
+    for (const r of regions) this.regions.set(r.id, { region: r, leaderId: r.peers[0]!.id, pending: new Set() });
+  }
+
+  addStore(id?: number): number {
+    const storeId = id ?? this.call<{ ids: number[] }>('allocId', { count: 1 }).ids[0]!;
+    this.call('putStore', { store: { id: storeId, address: `10.0.${storeId >> 8}.${storeId & 0xff}:20160` } });
+    this.storeAlive.set(storeId, true);
+    return storeId;
+  }
+
+  killStore(id: number): void {
+    this.storeAlive.set(id, false);
+    this.storeDiedAt.set(id, this.clockMs);
+  }
+
+  storeIds(): number[] {
+    return [...this.storeAlive.keys()];
+  }
+
+  private alive(storeId: number): boolean {
+    return this.storeAlive.get(storeId) === true;
+  }
+
+  private liveVoters(region: Region): { voters: number; live: number } {
+    let voters = 0;
+    let live = 0;
+    for (const p of region.peers) {
+      if (p.role !== 'voter') continue;
+      voters++;
+      if (this.alive(p.storeId)) live++;
+    }
+    return { voters, live };
+  }
+
+  /** round advances the clock by roundMs, heartbeats every live store and Region, applies operator steps, runs the schedulers. */
+  round(): void {
+    this.clockMs += this.roundMs;
+    for (const id of this.storeIds()) {
+      if (!this.alive(id)) continue;
+      this.call('storeHeartbeat', { stats: { storeId: id, capacityBytes: 1e12, usedBytes: 1e9, availableBytes: 1e12 - 1e9, regionCount: 0, leaderCount: 0 } });
+    }
+    for (const sim of this.regions.values()) this.heartbeatRegion(sim);
+    this.cluster.runSchedulers();
+    for (const s of this.cluster.schedulers) {
+      const n = this.cluster.operators.countOf(s.name);
+      this.maxInFlight.set(s.name, Math.max(this.maxInFlight.get(s.name) ?? 0, n));
+    }
+  }
+
+  private heartbeatRegion(sim: SimRegion): void {
+    let leader = sim.region.peers.find((p) => p.id === sim.leaderId);
+    if (!leader || !this.alive(leader.storeId)) {
+      // Raft elects a new leader among live voters if they form a quorum.
+      const { voters, live } = this.liveVoters(sim.region);
+      if (live < majority(voters)) return;
+      leader = sim.region.peers.find((p) => p.role === 'voter' && this.alive(p.storeId));
+      if (!leader) return;
+      sim.leaderId = leader.id;
+    }
+    const downPeers = sim.region.peers
+      .filter((p) => !this.alive(p.storeId))
+      .map((peer) => ({ peer, downSeconds: Math.floor((this.clockMs - (this.storeDiedAt.get(peer.storeId) ?? this.clockMs)) / 1000) }));
+    const pendingPeers = sim.region.peers.filter((p) => sim.pending.has(p.id));
+    const resp = this.call<RegionHeartbeatResponse>('regionHeartbeat', {
+      region: sim.region,
+      leader,
+      approximateSizeBytes: 96 << 20,
+      approximateKeys: 100_000,
+      downPeers,
+      pendingPeers,
+    });
+    sim.pending.clear(); // learners catch up by the next round
+    if (resp.stale) this.violations.push(`region ${sim.region.id}: heartbeat of the true state was judged stale`);
+    if (resp.operator && !sim.ignoreOperators) this.execute(sim, resp.operator.step);
+  }
+
+  private confChange(sim: SimRegion, change: (peers: Peer[]) => Peer[], what: string): void {
+    const before = this.liveVoters(sim.region);
+    if (before.live < majority(before.voters)) return; // cannot commit without a quorum
+    const peers = change(sim.region.peers.map((p) => ({ ...p })));
+    const region: Region = { ...sim.region, peers, epoch: { ...sim.region.epoch, confVer: sim.region.epoch.confVer + 1 } };
+    const after = this.liveVoters(region);
+    if (after.live < majority(after.voters)) this.violations.push(`region ${sim.region.id}: ${what} leaves ${after.live} of ${after.voters} voters live`);
+    const stores = new Set(peers.map((p) => p.storeId));
+    if (stores.size !== peers.length) this.violations.push(`region ${sim.region.id}: ${what} puts two peers on one store`);
+    sim.region = region;
+  }
+
+  private execute(sim: SimRegion, step: OperatorStep): void {
+    const peers = sim.region.peers;
+    switch (step.type) {
+      case 'addLearner':
+      case 'addPeer':
+        if (peers.some((p) => p.id === step.peer.id)) return;
+        this.stepsApplied[step.type]++;
+        if (!this.alive(step.peer.storeId)) this.violations.push(`region ${sim.region.id}: ${step.type} on dead store ${step.peer.storeId}`);
+        this.confChange(sim, (ps) => [...ps, { ...step.peer, role: step.type === 'addLearner' ? 'learner' : 'voter' }], `${step.type} ${step.peer.id}`);
+        sim.pending.add(step.peer.id);
+        return;
+      case 'promoteLearner':
+        if (peers.find((p) => p.id === step.peer.id)?.role !== 'learner') return;
+        this.stepsApplied.promoteLearner++;
+        this.confChange(sim, (ps) => ps.map((p) => (p.id === step.peer.id ? { ...p, role: 'voter' } : p)), `promote ${step.peer.id}`);
+        return;
+      case 'removePeer':
+        if (!peers.some((p) => p.id === step.peer.id)) return;
+        if (step.peer.id === sim.leaderId) {
+          this.violations.push(`region ${sim.region.id}: asked to remove its leader ${step.peer.id}`);
+          return;
+        }
+        this.stepsApplied.removePeer++;
+        this.confChange(sim, (ps) => ps.filter((p) => p.id !== step.peer.id), `remove ${step.peer.id}`);
+        return;
+      case 'transferLeader': {
+        const to = peers.find((p) => p.storeId === step.toStoreId && p.role === 'voter');
+        if (!to || !this.alive(to.storeId)) return;
+        this.stepsApplied.transferLeader++;
+        sim.leaderId = to.id;
+        return;
+      }
+      case 'merge':
+        this.stepsApplied.merge++;
+        return;
+    }
+  }
+
+  /** runUntil rounds until done() holds (returns the rounds used) or maxRounds pass (returns -1). */
+  runUntil(done: () => boolean, maxRounds: number): number {
+    for (let i = 1; i <= maxRounds; i++) {
+      this.round();
+      if (done()) return i;
+    }
+    return -1;
+  }
+
+  leaderCounts(): Map<number, number> {
+    const out = new Map<number, number>(this.storeIds().map((id) => [id, 0]));
+    for (const sim of this.regions.values()) {
+      const l = sim.region.peers.find((p) => p.id === sim.leaderId)!;
+      out.set(l.storeId, (out.get(l.storeId) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  regionCounts(): Map<number, number> {
+    const out = new Map<number, number>(this.storeIds().map((id) => [id, 0]));
+    for (const sim of this.regions.values()) for (const p of sim.region.peers) out.set(p.storeId, (out.get(p.storeId) ?? 0) + 1);
+    return out;
+  }
+
+  /** allHealthy: every Region has exactly `replicas` voters, all on live stores, and no learners. */
+  allHealthy(replicas: number): boolean {
+    for (const sim of this.regions.values()) {
+      const ps = sim.region.peers;
+      if (ps.length !== replicas || ps.some((p) => p.role !== 'voter' || !this.alive(p.storeId))) return false;
+    }
+    return true;
+  }
+}
+
+export function spread(counts: Map<number, number>, only?: (storeId: number) => boolean): number {
+  const vals = [...counts].filter(([id]) => !only || only(id)).map(([, v]) => v);
+  return Math.max(...vals) - Math.min(...vals);
+}
