@@ -6,7 +6,7 @@
 //   handshake.ts     challenge / hello / welcome frames and MACs
 //   snapshot.ts      snapshot channel frames and the receiver's chunk stream
 export * from './transport';
-export { WsTransport, type WsTransportOptions, type WsFaults, type AddressResolver, type DestinationBacklog } from './ws-transport';
+export { WsTransport, type WsTransportOptions, type TlsOptions, type WsFaults, type AddressResolver, type DestinationBacklog } from './ws-transport';
 export { LocalNetwork, LocalTransport, mulberry32, type LocalFaults, type LocalNetworkOptions, type TraceEvent } from './local';
 export { encodeRaftFrame, decodeRaftFrame, FrameWriter, FRAME_KIND_RAFT, FRAME_HEADER_BYTES, MAX_MESSAGES_PER_FRAME } from './codec';
 export { CloseCode, PROTOCOL_VERSION } from './handshake';

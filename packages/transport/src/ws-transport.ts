@@ -8,7 +8,9 @@
 // Everything is bounded: queue messages and bytes, frame size, socket
 // backlog, handshake time, concurrent inbound snapshots.
 
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -83,6 +85,20 @@ export interface WsTransportOptions {
   faults?: { enabled: boolean };
   /** random for backoff jitter (default Math.random). */
   random?: () => number;
+  /**
+   * tls switches the whole cluster to wss://: this store serves TLS with
+   * cert/key and dials peers with TLS, trusting `caPath` (default: the
+   * system roots). The HMAC handshake still authenticates both stores.
+   */
+  tls?: TlsOptions;
+}
+
+export interface TlsOptions {
+  certPath: string;
+  keyPath: string;
+  caPath?: string;
+  /** rejectUnauthorized: verify the peer's certificate chain and name (default true). */
+  rejectUnauthorized?: boolean;
 }
 
 /** WsFaults is the chaos-test hook (only when options.faults.enabled). */
@@ -178,7 +194,8 @@ export class WsTransport implements Transport {
   private readonly clusterId: string;
   private readonly secret: Buffer;
   private readonly log: Logger;
-  private readonly opts: Required<Omit<WsTransportOptions, 'logger' | 'faults' | 'secret' | 'clusterId' | 'storeId' | 'resolveAddress' | 'random'>>;
+  private readonly opts: Required<Omit<WsTransportOptions, 'logger' | 'faults' | 'secret' | 'clusterId' | 'storeId' | 'resolveAddress' | 'random' | 'tls'>>;
+  private readonly tls: { cert: Buffer; key: Buffer; ca: Buffer | undefined; rejectUnauthorized: boolean } | undefined;
   private readonly resolveAddress: AddressResolver;
   private readonly random: () => number;
   private server: Server | undefined;
@@ -226,6 +243,15 @@ export class WsTransport implements Transport {
     if (this.opts.maxFrameBytes < 1024) throw new RangeError('maxFrameBytes must be at least 1 KiB');
     if (this.opts.snapshotWindow < 1) throw new RangeError('snapshotWindow must be at least 1');
     this.faults = options.faults?.enabled ? this.makeFaults() : undefined;
+    if (options.tls) {
+      // Read at construction: a missing file is a configuration error, reported at once.
+      this.tls = {
+        cert: readFileSync(options.tls.certPath),
+        key: readFileSync(options.tls.keyPath),
+        ca: options.tls.caPath ? readFileSync(options.tls.caPath) : undefined,
+        rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
+      };
+    }
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -244,10 +270,11 @@ export class WsTransport implements Transport {
 
   async start(): Promise<void> {
     if (this.state !== 'new') throw new TransportError('Closed', `transport cannot start in state ${this.state}`);
-    const server = createServer((_req, res) => {
+    const upgradeRequired = (_req: IncomingMessage, res: ServerResponse) => {
       res.writeHead(426, { 'content-type': 'text/plain' });
       res.end('flotilla transport: WebSocket upgrade required\n');
-    });
+    };
+    const server: Server = this.tls ? createTlsServer({ cert: this.tls.cert, key: this.tls.key }, upgradeRequired) : createServer(upgradeRequired);
     server.headersTimeout = this.opts.handshakeTimeoutMs;
     server.requestTimeout = this.opts.handshakeTimeoutMs;
     const wss = new WebSocketServer({
@@ -270,7 +297,7 @@ export class WsTransport implements Transport {
     this.wss = wss;
     this.boundAddress = server.address() as AddressInfo;
     this.state = 'running';
-    this.log.info({ address: this.address }, 'transport listening');
+    this.log.info({ address: this.address, tls: this.tls !== undefined }, 'transport listening');
   }
 
   async close(): Promise<void> {
@@ -465,12 +492,14 @@ export class WsTransport implements Transport {
    */
   private connect(storeId: number, address: string, channel: Channel, onOpen: (conn: Conn) => void): Promise<Conn> {
     return new Promise<Conn>((resolve, reject) => {
-      const ws = new WebSocket(`ws://${address}/flotilla/${channel}`, {
+      const tls = this.tls;
+      const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${address}/flotilla/${channel}`, {
         perMessageDeflate: false,
         maxPayload: this.maxPayload(),
         handshakeTimeout: this.opts.handshakeTimeoutMs,
         generateMask: zeroMask,
         followRedirects: false,
+        ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : {}),
       });
       const conn = new Conn(ws, this.storeId, address);
       conn.remoteStoreId = storeId;
