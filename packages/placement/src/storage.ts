@@ -67,7 +67,8 @@ export class PlacementStorage {
     const path = join(dataDir, DB_FILE_NAME);
     let db: Database.Database;
     try {
-      db = new Database(path);
+      // A short busy timeout: with an exclusive lock the only contender is a second server, which should fail fast.
+      db = new Database(path, { timeout: 200 });
     } catch (err) {
       throw new PlacementStorageError(path, `cannot open: ${(err as Error).message}`, err);
     }
