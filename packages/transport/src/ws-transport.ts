@@ -79,6 +79,12 @@ export interface WsTransportOptions {
   snapshotWindow?: number;
   /** snapshotIdleTimeoutMs: a snapshot with no progress for this long fails (default 30,000). */
   snapshotIdleTimeoutMs?: number;
+  /**
+   * keepaliveIntervalMs: raft connections are pinged this often; one with no
+   * pong (or frame) for a whole interval is closed as dead (default 10,000;
+   * 0 disables). Catches half-open TCP connections of crashed machines.
+   */
+  keepaliveIntervalMs?: number;
   /** maxInboundSnapshots at once (default 4); more are refused with Busy. */
   maxInboundSnapshots?: number;
   /** faults: fault-injection hooks, off unless enabled. */
@@ -145,6 +151,8 @@ class Conn {
    * wrote before it saw our close: those messages are not lost.
    */
   discardInbound = false;
+  /** alive is set by any frame or pong and cleared by each keepalive round. */
+  alive = true;
   timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -213,6 +221,7 @@ export class WsTransport implements Transport {
   private inboundSnapshots = 0;
   private readonly outboundSnapshots = new Set<{ fail(err: Error): void }>();
   private state: 'new' | 'running' | 'closed' = 'new';
+  private keepaliveTimer: NodeJS.Timeout | undefined;
 
   constructor(options: WsTransportOptions) {
     if (!Number.isSafeInteger(options.storeId) || options.storeId <= 0) throw new RangeError(`storeId must be a positive integer, got ${options.storeId}`);
@@ -239,6 +248,7 @@ export class WsTransport implements Transport {
       snapshotWindow: options.snapshotWindow ?? 4,
       snapshotIdleTimeoutMs: options.snapshotIdleTimeoutMs ?? 30_000,
       maxInboundSnapshots: options.maxInboundSnapshots ?? 4,
+      keepaliveIntervalMs: options.keepaliveIntervalMs ?? 10_000,
     };
     if (this.opts.maxFrameBytes < 1024) throw new RangeError('maxFrameBytes must be at least 1 KiB');
     if (this.opts.snapshotWindow < 1) throw new RangeError('snapshotWindow must be at least 1');
@@ -297,6 +307,10 @@ export class WsTransport implements Transport {
     this.wss = wss;
     this.boundAddress = server.address() as AddressInfo;
     this.state = 'running';
+    if (this.opts.keepaliveIntervalMs > 0) {
+      this.keepaliveTimer = setInterval(() => this.keepalive(), this.opts.keepaliveIntervalMs);
+      this.keepaliveTimer.unref();
+    }
     this.log.info({ address: this.address, tls: this.tls !== undefined }, 'transport listening');
   }
 
@@ -304,6 +318,7 @@ export class WsTransport implements Transport {
     if (this.state === 'closed') return;
     const wasRunning = this.state === 'running';
     this.state = 'closed';
+    clearInterval(this.keepaliveTimer);
     for (const link of this.links.values()) {
       this.countDrop(link.pending.length, 'unreachable');
       link.pending = [];
@@ -609,9 +624,25 @@ export class WsTransport implements Transport {
     ws.send(encodeChallenge({ clusterId: this.clusterId, storeId: this.storeId, nonce: serverNonce }));
   }
 
+  /** keepalive closes raft connections that stayed silent for a whole interval, then pings the rest. */
+  private keepalive(): void {
+    for (const c of this.conns) {
+      if (!c.open || c.closed || c.channel !== 'raft') continue;
+      if (!c.alive) {
+        this.log.warn({ peerStore: c.remoteStoreId, remote: c.remote, intervalMs: this.opts.keepaliveIntervalMs }, 'keepalive timeout, closing connection');
+        this.closeConn(c, CloseCode.GoingAway, 'keepalive timeout', 0);
+        continue;
+      }
+      c.alive = false;
+      c.ws.ping();
+    }
+  }
+
   /** wireSocket routes a socket's frames and close to whatever the Conn currently expects. */
   private wireSocket(conn: Conn): void {
+    conn.ws.on('pong', () => (conn.alive = true));
     conn.ws.on('message', (data, isBinary) => {
+      conn.alive = true;
       if (conn.discardInbound || (conn.closed && !conn.open)) return;
       if (!isBinary) {
         if (conn.open) this.protocolError(conn, 'text frame on a binary protocol');
@@ -844,12 +875,24 @@ export class WsTransport implements Transport {
       if (handlerError !== undefined) conn.ws.send(Buffer.concat([Buffer.of(SnapFrame.Fail), Buffer.from(handlerError.slice(0, 1000), 'utf8')]));
       else conn.ws.send(Buffer.of(SnapFrame.Done));
     };
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        if (handlerDone && stream?.isEnded) return;
+        this.protocolError(conn, `snapshot from store ${from}: no frame for ${this.opts.snapshotIdleTimeoutMs} ms`);
+      }, this.opts.snapshotIdleTimeoutMs);
+      idle.unref();
+    };
+    armIdle();
     conn.onClosed = (code, reason) => {
+      clearTimeout(idle);
       stream?.fail(streamInterrupted(`connection closed (${code}${reason ? `: ${reason}` : ''})`));
       release();
     };
     conn.onFrame = (data) => {
       const kind = data[0];
+      armIdle();
       if (!stream) {
         if (kind !== SnapFrame.Header) return this.protocolError(conn, 'snapshot stream must start with a header');
         let header: SnapshotHeader;

@@ -23,6 +23,7 @@ beforeAll(async () => {
     logger: cap.logger,
     handshakeTimeoutMs: 300,
     maxFrameBytes: 64 * 1024,
+    keepaliveIntervalMs: 100,
   });
   server.onMessages((msgs, from) => delivered.push({ from, count: msgs.length }));
   await server.start();
@@ -41,9 +42,9 @@ interface Outcome {
 }
 
 /** rawPeer connects with a plain ws client and runs `script` against the challenge. */
-function rawPeer(script: (ws: WebSocket, challenge: Record<string, unknown>) => void): Promise<Outcome> {
+function rawPeer(script: (ws: WebSocket, challenge: Record<string, unknown>) => void, autoPong = true): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://${server.address}/flotilla/raft`, { maxPayload: 1 << 30 });
+    const ws = new WebSocket(`ws://${server.address}/flotilla/raft`, { maxPayload: 1 << 30, autoPong });
     ws.once('message', (data) => script(ws, decode(data as Buffer) as Record<string, unknown>));
     ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
     ws.on('error', () => {});
@@ -135,11 +136,26 @@ describe('WsTransport against bad peers', () => {
     expect(out.code).toBe(1009);
   });
 
+  it('closes a silent peer that stops answering keepalive pings', async () => {
+    good.send(1, raftMsg(5, 2, 1, 1));
+    good.flush();
+    await waitFor(() => server.connections().some((c) => c.storeId === 2), 'good peer connected');
+    const goodConn = server.connections().find((c) => c.storeId === 2)!;
+    const out = await rawPeer(goodHandshake(() => {}), false);
+    expect(out.reason).toBe('keepalive timeout');
+    expect(cap.lines.some((l) => l['msg'] === 'keepalive timeout, closing connection')).toBe(true);
+    // The good peer answered the same pings and kept its connection.
+    expect(server.connections().find((c) => c.storeId === 2)).toEqual(goodConn);
+  });
+
   it('delivered nothing from bad peers, kept serving a good one, and never logged the secret', async () => {
     good.send(1, raftMsg(5, 2, 1, 42));
     good.flush();
-    await waitFor(() => delivered.length > 0, 'good peer message');
-    expect(delivered).toEqual([{ from: 2, count: 1 }]);
+    await waitFor(() => delivered.length > 1, 'good peer message');
+    expect(delivered).toEqual([
+      { from: 2, count: 1 },
+      { from: 2, count: 1 },
+    ]);
     expect(cap.text()).not.toContain(SECRET);
     expect(server.stats().handshakesRejected).toBeGreaterThanOrEqual(4);
   });
