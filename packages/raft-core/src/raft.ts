@@ -193,6 +193,11 @@ export class Raft {
     return out;
   }
 
+  /** loadStateForTest sets term, vote and commit as if loaded from storage (tests). */
+  loadStateForTest(term: number, vote: number, commit: number): void {
+    this.loadState({ term, vote, commit });
+  }
+
   private loadState(hs: HardState): void {
     assert(
       hs.commit >= this.raftLog.committed && hs.commit <= this.raftLog.lastIndex(),

@@ -243,7 +243,6 @@ export class RawNode {
     this.onPersistReady(rd.number);
     const last = rd.committedEntries[rd.committedEntries.length - 1];
     if (last !== undefined) this.raft.appliedTo(last.index);
-    else if (rd.snapshot !== undefined) this.raft.appliedTo(this.raft.raftLog.applied);
     return this.lightReady();
   }
 
