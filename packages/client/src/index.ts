@@ -1,1 +1,17 @@
-export {};
+// @flotilla/client — the routing client (TiKV's raw client).
+//   client.ts          FlotillaClient: API, routing, retries with backoff, per-call deadline
+//   region-cache.ts    RegionCache: Regions sorted by startKey, binary search, leader per Region
+//   connection.ts      StoreConnection / ConnectionPool: one WebSocket per store, request IDs, bounded pending map
+//   route-provider.ts  RouteProvider: the slice of placement routing needs (PlacementClient fits it)
+//   response.ts        zod validation of store responses
+//   bytes.ts           key/value conversion (string = UTF-8) and argument validation against proto LIMITS
+//   errors.ts          ClientError (typed codes) and the internal ConnectionError
+//
+//   const client = await FlotillaClient.connect({ placement: '127.0.0.1:20160' });
+//   await client.put('k', 'v'); await client.get('k'); client.close();
+export { FlotillaClient, type FlotillaClientOptions } from './client';
+export { ClientError, type ClientErrorCode } from './errors';
+export { RegionCache, type CachedRegion } from './region-cache';
+export type { RouteProvider, StoreAddress } from './route-provider';
+export type { ClientLogger } from './logger';
+export { toBytes, type Bytes } from './bytes';

@@ -1,0 +1,572 @@
+import {
+  LIMITS,
+  compareKeys,
+  type ClientResponse,
+  type KvPair,
+  type KvWrite,
+  type Peer,
+  type Region,
+  type RegionError,
+  type CasResult,
+} from '@flotilla/proto';
+import { PlacementClient, type RegionWithLeader } from '@flotilla/placement';
+import { ConnectionPool, type ClientRequestBody } from './connection';
+import { ClientError, ConnectionError } from './errors';
+import { silentLogger, type ClientLogger } from './logger';
+import { RegionCache, type CachedRegion } from './region-cache';
+import type { RouteProvider } from './route-provider';
+import { checkKey, checkRange, checkValue, type Bytes } from './bytes';
+
+export interface FlotillaClientOptions {
+  /** placement lists placement servers as 'host:port[,host:port]'. Required unless `routes` is given. */
+  placement?: string;
+  /** routes replaces placement as the routing source (tests, embedding); the client does not close it. */
+  routes?: RouteProvider;
+  /** timeoutMs is the deadline of one client call, retries included (default 10000). */
+  timeoutMs?: number;
+  /** maxRetries bounds the attempts of one call beyond the first (default 32). */
+  maxRetries?: number;
+  /** attemptTimeoutMs bounds one attempt against one store before trying elsewhere (default 3000). */
+  attemptTimeoutMs?: number;
+  /** backoff: exponential with equal jitter, from baseMs doubling up to maxMs (default 10 / 1000). */
+  backoff?: { baseMs: number; maxMs: number };
+  /** maxPendingPerStore bounds requests in flight on one store connection (default 8192). */
+  maxPendingPerStore?: number;
+  /** maxRequestBytes: batches are cut into requests of at most this many key+value bytes (default 4 MiB). */
+  maxRequestBytes?: number;
+  logger?: ClientLogger;
+}
+
+type OkResponse = Extract<ClientResponse, { ok: true }>;
+type RequestBody = ClientRequestBody extends infer B ? (B extends unknown ? Omit<B, 'header'> : never) : never;
+
+/** RetryState is the budget of one client call (or one branch of a batch): its deadline and attempts so far. */
+interface RetryState {
+  readonly op: string;
+  readonly deadline: number;
+  attempts: number;
+  backoffs: number;
+  /** rotate picks the next peer when the leader is unknown or unreachable. */
+  rotate: number;
+  lastRegionError?: RegionError;
+  lastCause?: unknown;
+}
+
+type AttemptResult = { ok: true; resp: OkResponse } | { ok: false };
+
+const EMPTY = new Uint8Array(0);
+/** DOWN_STORE_MS: after a socket failure a store is tried last for this long, so routing does not keep hitting a dead leader placement still reports. */
+const DOWN_STORE_MS = 2000;
+const REGION_PAGE = 1000;
+
+/**
+ * FlotillaClient is the routing client (TiKV's raw client): it finds the
+ * Region of each key through a cached routing table, sends the request to
+ * the Region's leader over one WebSocket per store, and retries on the
+ * errors Raft and splits make routine (NotLeader, EpochNotMatch,
+ * RegionNotFound, KeyNotInRegion, ServerIsBusy, unreachable stores) with
+ * exponential backoff and jitter, within a per-call deadline and retry
+ * budget. Every expected failure ends in a ClientError.
+ */
+export class FlotillaClient {
+  private readonly cache = new RegionCache();
+  private readonly storeAddresses = new Map<number, string>();
+  private readonly downStores = new Map<number, number>();
+  private readonly pool: ConnectionPool;
+  private readonly timeoutMs: number;
+  private readonly maxRetries: number;
+  private readonly attemptTimeoutMs: number;
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly maxRequestBytes: number;
+  private readonly logger: ClientLogger;
+  private closed = false;
+
+  private constructor(
+    private readonly routes: RouteProvider,
+    private readonly ownsRoutes: boolean,
+    opts: FlotillaClientOptions,
+  ) {
+    this.timeoutMs = positive(opts.timeoutMs ?? 10_000, 'timeoutMs');
+    this.maxRetries = nonNegative(opts.maxRetries ?? 32, 'maxRetries');
+    this.attemptTimeoutMs = positive(opts.attemptTimeoutMs ?? 3000, 'attemptTimeoutMs');
+    this.backoff = opts.backoff ?? { baseMs: 10, maxMs: 1000 };
+    this.maxRequestBytes = positive(opts.maxRequestBytes ?? 4 * 1024 * 1024, 'maxRequestBytes');
+    this.logger = opts.logger ?? silentLogger;
+    this.pool = new ConnectionPool({
+      maxPending: positive(opts.maxPendingPerStore ?? 8192, 'maxPendingPerStore'),
+      maxFrameBytes: 128 * 1024 * 1024,
+      connectTimeoutMs: Math.min(this.attemptTimeoutMs, 5000),
+      logger: this.logger,
+    });
+  }
+
+  /**
+   * connect builds a client and checks that placement answers within
+   * timeoutMs, so a wrong address fails here rather than on the first get.
+   */
+  static async connect(opts: FlotillaClientOptions): Promise<FlotillaClient> {
+    let routes = opts.routes;
+    const owns = routes === undefined;
+    if (!routes) {
+      const addresses = (opts.placement ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+      if (addresses.length === 0) throw new ClientError('InvalidArgument', 'placement: expected host:port[,host:port]');
+      routes = new PlacementClient({ addresses, requestTimeoutMs: Math.min(opts.timeoutMs ?? 10_000, 5000) });
+    }
+    const client = new FlotillaClient(routes, owns, opts);
+    try {
+      await client.withPlacement('connect', () => routes.scanRegions(EMPTY, EMPTY, 1), client.newState('connect'));
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    return client;
+  }
+
+  // ---- public API -------------------------------------------------------
+
+  /** get returns the value of key, or null when absent. */
+  async get(key: Bytes): Promise<Uint8Array | null> {
+    const k = checkKey(key, 'key');
+    const { resp } = await this.callKey(k, () => ({ op: 'read', read: { type: 'get', key: k } }), this.newState('get'), true);
+    return resp.value ?? null;
+  }
+
+  /** batchGet returns the values of keys in the same order (null = absent); keys are split by Region and fetched in parallel. */
+  async batchGet(keys: readonly Bytes[]): Promise<(Uint8Array | null)[]> {
+    const ks = keys.map((k, i) => checkKey(k, `keys[${i}]`));
+    const out: (Uint8Array | null)[] = new Array(ks.length).fill(null);
+    if (ks.length === 0) return out;
+    await this.runGrouped(
+      ks.map((_, i) => i),
+      (i) => ks[i]!,
+      (_region, idxs) => ({ op: 'read', read: { type: 'batchGet', keys: idxs.map((i) => ks[i]!) } }),
+      (resp, idxs) => {
+        const values = resp.values ?? [];
+        if (values.length !== idxs.length) throw new Error(`store answered batchGet of ${idxs.length} keys with ${values.length} values`);
+        idxs.forEach((i, j) => (out[i] = values[j] ?? null));
+      },
+      this.newState('batchGet'),
+      true,
+    );
+    return out;
+  }
+
+  async put(key: Bytes, value: Bytes): Promise<void> {
+    const k = checkKey(key, 'key');
+    const v = checkValue(value, 'value');
+    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'put', key: k, value: v }] }), this.newState('put'), true);
+  }
+
+  /** batchPut writes every pair; pairs are split by Region and sent in parallel (each Region's share applies atomically, the whole batch does not). */
+  async batchPut(pairs: readonly { key: Bytes; value: Bytes }[] | readonly [Bytes, Bytes][]): Promise<void> {
+    const kvs = (pairs as readonly ({ key: Bytes; value: Bytes } | [Bytes, Bytes])[]).map((p, i) => {
+      const [key, value] = Array.isArray(p) ? p : [p.key, p.value];
+      return { key: checkKey(key, `pairs[${i}].key`), value: checkValue(value, `pairs[${i}].value`) };
+    });
+    if (kvs.length === 0) return;
+    await this.runGrouped(
+      kvs.map((_, i) => i),
+      (i) => kvs[i]!.key,
+      (_region, idxs) => ({ op: 'write', writes: idxs.map((i): KvWrite => ({ type: 'put', key: kvs[i]!.key, value: kvs[i]!.value })) }),
+      () => {},
+      this.newState('batchPut'),
+      true,
+      (i) => kvs[i]!.key.length + kvs[i]!.value.length,
+    );
+  }
+
+  async delete(key: Bytes): Promise<void> {
+    const k = checkKey(key, 'key');
+    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'delete', key: k }] }), this.newState('delete'), true);
+  }
+
+  /** deleteRange deletes every key in [start, end) (empty end = to the end of the key space), one request per Region. */
+  async deleteRange(start: Bytes, end: Bytes): Promise<void> {
+    const { start: s, end: e } = checkRange(start, end);
+    const st = this.newState('deleteRange');
+    let cur = s;
+    for (;;) {
+      const { region } = await this.callKey(
+        cur,
+        (r) => ({ op: 'write', writes: [{ type: 'deleteRange', startKey: maxKey(cur, r.startKey), endKey: minEnd(e, r.endKey) }] }),
+        st,
+        true,
+      );
+      if (region.endKey.length === 0 || (e.length > 0 && compareKeys(region.endKey, e) >= 0)) return;
+      cur = region.endKey;
+    }
+  }
+
+  /**
+   * scan returns up to limit pairs with start <= key < end in key order
+   * (empty end = to the end), walking Regions left to right: each Region is
+   * asked for what remains of the limit, and the next one starts at the
+   * previous Region's endKey.
+   */
+  async scan(start: Bytes, end: Bytes, limit: number = LIMITS.maxScanLimit): Promise<KvPair[]> {
+    const { start: s, end: e } = checkRange(start, end);
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new ClientError('InvalidArgument', `limit: expected a positive integer, got ${limit}`);
+    const st = this.newState('scan');
+    const out: KvPair[] = [];
+    let cur = s;
+    while (out.length < limit) {
+      const want = Math.min(limit - out.length, LIMITS.maxScanLimit);
+      const from = cur;
+      const { resp, region } = await this.callKey(
+        from,
+        (r) => ({ op: 'read', read: { type: 'scan', startKey: maxKey(from, r.startKey), endKey: minEnd(e, r.endKey), limit: want } }),
+        st,
+        true,
+      );
+      const pairs = resp.pairs ?? [];
+      for (const p of pairs) out.push(p);
+      if (pairs.length >= want) {
+        // This Region may hold more: continue right after the last key returned.
+        const last = pairs[pairs.length - 1]!.key;
+        cur = successor(last);
+        continue;
+      }
+      if (region.endKey.length === 0 || (e.length > 0 && compareKeys(region.endKey, e) >= 0)) break;
+      cur = region.endKey;
+    }
+    return out;
+  }
+
+  /**
+   * cas sets key to value (null = delete) only if its current value equals
+   * expected (null = absent), atomically in the Region's Raft log. A cas whose
+   * connection fails after sending ends in ClientError('Undetermined') rather
+   * than being retried, since a retry could observe its own write.
+   */
+  async cas(key: Bytes, expected: Bytes | null, value: Bytes | null): Promise<CasResult> {
+    const k = checkKey(key, 'key');
+    const exp = expected === null ? null : checkValue(expected, 'expected');
+    const val = value === null ? null : checkValue(value, 'value');
+    const { resp } = await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'cas', key: k, expected: exp, value: val }] }), this.newState('cas'), false);
+    const r = resp.cas?.[0];
+    if (!r) throw new Error('store answered cas without a cas result');
+    return { succeeded: r.succeeded, previous: r.previous ?? null };
+  }
+
+  /** split asks the leader of the Region holding key to split it at key; returns the Regions after the split, left to right. */
+  async split(key: Bytes): Promise<Region[]> {
+    const k = checkKey(key, 'key');
+    const { resp, region } = await this.callKey(k, () => ({ op: 'split', splitKeys: [k] }), this.newState('split'), true);
+    const regions = resp.regions ?? [];
+    if (regions.length > 0) {
+      this.cache.invalidate(region.id);
+      for (const r of regions) this.cache.insert(r);
+    }
+    return regions;
+  }
+
+  /** regions lists every Region in key order with its leader, as placement knows them. */
+  async regions(): Promise<RegionWithLeader[]> {
+    const st = this.newState('regions');
+    const out: RegionWithLeader[] = [];
+    let cur: Uint8Array = EMPTY;
+    for (;;) {
+      const from = cur;
+      const page = await this.withPlacement('scanRegions', () => this.routes.scanRegions(from, EMPTY, REGION_PAGE), st);
+      for (const r of page) if (out.length === 0 || compareKeys(r.region.startKey, out[out.length - 1]!.region.startKey) > 0) out.push(r);
+      const last = page[page.length - 1];
+      if (page.length < REGION_PAGE || !last || last.region.endKey.length === 0) return out;
+      cur = last.region.endKey;
+    }
+  }
+
+  /** cachedRegions exposes the routing cache (tests, diagnostics). */
+  cachedRegions(): readonly CachedRegion[] {
+    return this.cache.all();
+  }
+
+  /** close fails calls in flight with a connection error and stops using the sockets; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pool.closeAll();
+    if (this.ownsRoutes) this.routes.close();
+  }
+
+  // ---- routing and retries ----------------------------------------------
+
+  private newState(op: string): RetryState {
+    if (this.closed) throw new ClientError('Closed', `${op}: client is closed`);
+    return { op, deadline: Date.now() + this.timeoutMs, attempts: 0, backoffs: 0, rotate: 0 };
+  }
+
+  /** spend counts one attempt against the budget; throws Timeout / RetriesExhausted / Closed when it is gone. */
+  private spend(st: RetryState, count = true): void {
+    if (this.closed) throw new ClientError('Closed', `${st.op}: client is closed`, st.lastRegionError, st.lastCause);
+    if (Date.now() >= st.deadline) {
+      throw new ClientError('Timeout', `${st.op}: no success within ${this.timeoutMs} ms after ${st.attempts} attempts${causeText(st)}`, st.lastRegionError, st.lastCause);
+    }
+    if (st.attempts > this.maxRetries) {
+      throw new ClientError('RetriesExhausted', `${st.op}: gave up after ${st.attempts} attempts${causeText(st)}`, st.lastRegionError, st.lastCause);
+    }
+    if (count) st.attempts++;
+  }
+
+  /** sleepBackoff waits an exponentially growing, jittered delay (at least minMs), never past the deadline. */
+  private async sleepBackoff(st: RetryState, minMs = 0): Promise<void> {
+    const ceiling = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(st.backoffs, 30));
+    st.backoffs++;
+    const delay = Math.max(minMs, ceiling / 2 + Math.random() * (ceiling / 2));
+    const wait = Math.min(delay, Math.max(0, st.deadline - Date.now()));
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+
+  /** withPlacement runs a placement call, retrying retryable failures within the call's budget (only the retries count as attempts). */
+  private async withPlacement<T>(what: string, fn: () => Promise<T>, st: RetryState): Promise<T> {
+    for (let failures = 0; ; failures++) {
+      this.spend(st, failures > 0);
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof ClientError) throw err;
+        st.lastCause = err;
+        if ((err as { retryable?: unknown }).retryable === false) {
+          throw new ClientError('Unavailable', `${st.op}: placement ${what} failed: ${(err as Error).message}`, st.lastRegionError, err);
+        }
+        this.logger.debug({ op: st.op, what, err: (err as Error).message }, 'placement call failed; retrying');
+        await this.sleepBackoff(st);
+      }
+    }
+  }
+
+  /** locate finds the Region of key: from the cache, else from placement (caching the answer unless the cache knows newer). */
+  private async locate(key: Uint8Array, st: RetryState): Promise<CachedRegion> {
+    for (;;) {
+      const hit = this.cache.locate(key);
+      if (hit) return hit;
+      const found = await this.withPlacement('getRegion', () => this.routes.getRegion(key), st);
+      if (found) {
+        if (this.cache.insert(found.region, found.leader)) return this.cache.getById(found.region.id)!;
+        // Placement lags behind what a store told us; use its answer once and let the store correct us.
+        return found.leader ? { region: found.region, leader: found.leader } : { region: found.region };
+      }
+      st.lastCause = new Error('placement knows no Region for the key (cluster not bootstrapped yet?)');
+      await this.sleepBackoff(st);
+    }
+  }
+
+  private async storeAddress(storeId: number, st: RetryState): Promise<string | null> {
+    const cached = this.storeAddresses.get(storeId);
+    if (cached) return cached;
+    const store = await this.withPlacement('getStore', () => this.routes.getStore(storeId), st);
+    if (!store || store.state === 'tombstone') return null;
+    this.storeAddresses.set(storeId, store.address);
+    return store.address;
+  }
+
+  /** pickPeer: the cached leader unless its store just failed, else the peers in turn, stores that failed recently last. */
+  private pickPeer(entry: CachedRegion, st: RetryState): Peer | undefined {
+    const now = Date.now();
+    const isDown = (storeId: number): boolean => (this.downStores.get(storeId) ?? 0) > now;
+    if (entry.leader && !isDown(entry.leader.storeId)) return entry.leader;
+    const peers = entry.region.peers.filter((p) => p.role === 'voter');
+    const candidates = peers.length > 0 ? peers : entry.region.peers;
+    const up = candidates.filter((p) => !isDown(p.storeId));
+    const list = up.length > 0 ? up : candidates;
+    if (list.length === 0) return undefined;
+    return list[st.rotate++ % list.length];
+  }
+
+  /**
+   * attempt sends one request to one Region and interprets the answer. On a
+   * retryable failure it updates the caches, waits as the error asks, and
+   * returns {ok:false} so the caller re-routes; fatal failures throw.
+   */
+  private async attempt(entry: CachedRegion, body: RequestBody, st: RetryState, idempotent: boolean): Promise<AttemptResult> {
+    this.spend(st);
+    const region = entry.region;
+    const peer = this.pickPeer(entry, st);
+    if (!peer) {
+      st.lastCause = new Error(`region ${region.id} has no peers`);
+      this.cache.invalidate(region.id);
+      await this.sleepBackoff(st);
+      return { ok: false };
+    }
+    const address = await this.storeAddress(peer.storeId, st);
+    if (!address) {
+      st.lastCause = new Error(`store ${peer.storeId} is unknown to placement or removed`);
+      this.cache.invalidate(region.id);
+      this.downStores.set(peer.storeId, Date.now() + DOWN_STORE_MS);
+      await this.sleepBackoff(st);
+      return { ok: false };
+    }
+    const request = { ...body, header: { regionId: region.id, regionEpoch: region.epoch, peer } } as ClientRequestBody;
+    let resp: ClientResponse;
+    try {
+      const timeout = Math.max(1, Math.min(this.attemptTimeoutMs, st.deadline - Date.now()));
+      resp = await this.pool.get(address).send(request, timeout);
+    } catch (err) {
+      if (!(err instanceof ConnectionError)) throw err;
+      st.lastCause = err;
+      if (!idempotent && err.sent) {
+        throw new ClientError('Undetermined', `${st.op}: connection to store ${peer.storeId} (${address}) failed with the request in flight; it may or may not have been applied: ${err.message}`, st.lastRegionError, err);
+      }
+      this.logger.debug({ op: st.op, regionId: region.id, storeId: peer.storeId, address, err: err.message }, 'store unreachable; re-routing');
+      this.pool.drop(address);
+      this.storeAddresses.delete(peer.storeId);
+      this.downStores.set(peer.storeId, Date.now() + DOWN_STORE_MS);
+      this.cache.invalidateStore(peer.storeId);
+      this.cache.invalidate(region.id);
+      await this.sleepBackoff(st);
+      return { ok: false };
+    }
+    if (resp.ok) {
+      if (!entry.leader || entry.leader.id !== peer.id) this.cache.setLeader(region.id, peer);
+      this.downStores.delete(peer.storeId);
+      return { ok: true, resp };
+    }
+    const e = resp.error;
+    st.lastRegionError = e;
+    this.logger.debug({ op: st.op, regionId: region.id, storeId: peer.storeId, error: e.type }, 'region error; retrying');
+    switch (e.type) {
+      case 'NotLeader':
+        if (e.leader && e.leader.id !== peer.id) {
+          // Follow the hint at once: the new leader is one hop away.
+          if (!this.cache.setLeader(region.id, e.leader)) this.cache.invalidate(region.id);
+          else this.downStores.delete(e.leader.storeId);
+          if (st.attempts > 3) await this.sleepBackoff(st);
+        } else {
+          // No leader known (an election is running): try another peer after a pause.
+          this.cache.clearLeader(region.id);
+          await this.sleepBackoff(st);
+        }
+        return { ok: false };
+      case 'EpochNotMatch': {
+        this.cache.invalidate(region.id);
+        let learned = false;
+        for (const r of e.currentRegions) learned = this.cache.insert(r) || learned;
+        if (!learned) await this.sleepBackoff(st);
+        return { ok: false };
+      }
+      case 'KeyNotInRegion':
+      case 'RegionNotFound':
+        this.cache.invalidate(region.id);
+        this.cache.clearLeader(region.id);
+        await this.sleepBackoff(st);
+        return { ok: false };
+      case 'ServerIsBusy':
+        await this.sleepBackoff(st, e.backoffMs);
+        return { ok: false };
+      case 'StoreNotMatch':
+        this.storeAddresses.delete(peer.storeId);
+        this.pool.drop(address);
+        this.cache.invalidate(region.id);
+        await this.sleepBackoff(st);
+        return { ok: false };
+      case 'StaleCommand':
+      case 'Unavailable':
+        this.cache.clearLeader(region.id);
+        await this.sleepBackoff(st);
+        return { ok: false };
+      case 'InvalidRequest':
+        throw new ClientError('InvalidArgument', `${st.op}: the store rejected the request: ${e.message}`, e);
+    }
+  }
+
+  /** callKey sends a request to the Region holding key until it succeeds; returns the response and the Region it succeeded on. */
+  private async callKey(key: Uint8Array, build: (region: Region) => RequestBody, st: RetryState, idempotent: boolean): Promise<{ resp: OkResponse; region: Region }> {
+    for (;;) {
+      const entry = await this.locate(key, st);
+      const r = await this.attempt(entry, build(entry.region), st, idempotent);
+      if (r.ok) return { resp: r.resp, region: entry.region };
+    }
+  }
+
+  /**
+   * runGrouped splits items by Region (and each Region's share into requests
+   * of at most LIMITS.maxBatchKeys items and maxRequestBytes), sends them in
+   * parallel, and re-groups a failed share against the refreshed cache, since
+   * after a split its keys may now belong to several Regions. Each share
+   * retries within its own copy of the budget.
+   */
+  private async runGrouped(
+    items: number[],
+    keyOf: (i: number) => Uint8Array,
+    build: (region: Region, idxs: number[]) => RequestBody,
+    onOk: (resp: OkResponse, idxs: number[]) => void,
+    st: RetryState,
+    idempotent: boolean,
+    sizeOf: (i: number) => number = (i) => keyOf(i).length,
+  ): Promise<void> {
+    const groups = new Map<number, { entry: CachedRegion; idxs: number[] }>();
+    for (const i of items) {
+      const entry = await this.locate(keyOf(i), st);
+      let g = groups.get(entry.region.id);
+      if (!g) groups.set(entry.region.id, (g = { entry, idxs: [] }));
+      g.idxs.push(i);
+    }
+    const tasks: Promise<void>[] = [];
+    for (const g of groups.values()) {
+      for (const chunk of chunkBy(g.idxs, LIMITS.maxBatchKeys, this.maxRequestBytes, sizeOf)) {
+        const branch: RetryState = { ...st };
+        tasks.push(
+          (async () => {
+            const r = await this.attempt(g.entry, build(g.entry.region, chunk), branch, idempotent);
+            if (r.ok) onOk(r.resp, chunk);
+            else await this.runGrouped(chunk, keyOf, build, onOk, branch, idempotent, sizeOf);
+          })(),
+        );
+      }
+    }
+    const results = await Promise.allSettled(tasks);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+}
+
+function chunkBy(idxs: number[], maxItems: number, maxBytes: number, sizeOf: (i: number) => number): number[][] {
+  const out: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  for (const i of idxs) {
+    const n = sizeOf(i);
+    if (cur.length > 0 && (cur.length >= maxItems || bytes + n > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(i);
+    bytes += n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+function maxKey(a: Uint8Array, b: Uint8Array): Uint8Array {
+  return compareKeys(a, b) >= 0 ? a : b;
+}
+
+/** minEnd is the smaller of two end keys, where empty means +infinity. */
+function minEnd(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  return compareKeys(a, b) <= 0 ? a : b;
+}
+
+/** successor is the smallest key greater than k (k followed by a zero byte). */
+function successor(k: Uint8Array): Uint8Array {
+  const out = new Uint8Array(k.length + 1);
+  out.set(k);
+  return out;
+}
+
+function causeText(st: RetryState): string {
+  return st.lastCause instanceof Error ? `; last failure: ${st.lastCause.message}` : '';
+}
+
+function positive(n: number, name: string): number {
+  if (!(Number.isFinite(n) && n > 0)) throw new ClientError('InvalidArgument', `${name}: expected a positive number, got ${n}`);
+  return n;
+}
+
+function nonNegative(n: number, name: string): number {
+  if (!(Number.isSafeInteger(n) && n >= 0)) throw new ClientError('InvalidArgument', `${name}: expected a non-negative integer, got ${n}`);
+  return n;
+}
+
+

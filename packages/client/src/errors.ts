@@ -1,0 +1,48 @@
+import { describeRegionError, type RegionError } from '@flotilla/proto';
+
+/**
+ * ClientErrorCode names every way a client call can fail for a reason the
+ * caller is expected to handle:
+ *   InvalidArgument   the arguments were rejected before anything was sent (or the store rejected the request as invalid)
+ *   Timeout           the per-request deadline passed while retrying
+ *   RetriesExhausted  maxRetries attempts all failed with retryable errors
+ *   Undetermined      a non-idempotent write (cas) was on the wire when its connection failed: it may or may not have applied
+ *   TooManyPending    the connection to a store already has maxPendingPerStore requests in flight
+ *   Unavailable       placement could not be reached or answered with a non-retryable error
+ *   Closed            the client was closed
+ */
+export type ClientErrorCode = 'InvalidArgument' | 'Timeout' | 'RetriesExhausted' | 'Undetermined' | 'TooManyPending' | 'Unavailable' | 'Closed';
+
+/**
+ * ClientError is the one error type FlotillaClient methods throw for expected
+ * failures. `lastRegionError` is the last RegionError a store answered while
+ * retrying (when there was one) and `cause` the last transport or placement
+ * error, so a caller can tell "no leader" from "store unreachable".
+ */
+export class ClientError extends Error {
+  constructor(
+    readonly code: ClientErrorCode,
+    message: string,
+    readonly lastRegionError?: RegionError,
+    override readonly cause?: unknown,
+  ) {
+    super(lastRegionError ? `${message} (last region error: ${describeRegionError(lastRegionError)})` : message);
+    this.name = `ClientError(${code})`;
+  }
+}
+
+/**
+ * ConnectionError is internal: a request failed at the socket level.
+ * `sent` says whether its frame may have reached the store, which matters
+ * for writes that must not be applied twice (cas).
+ */
+export class ConnectionError extends Error {
+  constructor(
+    readonly address: string,
+    message: string,
+    readonly sent: boolean,
+  ) {
+    super(`store ${address}: ${message}`);
+    this.name = 'ConnectionError';
+  }
+}
