@@ -81,9 +81,18 @@ export class FrameWriter {
     this.count = count;
   }
 
-  /** take finishes the frame and returns a copy of it. */
+  /**
+   * take finishes the frame and returns it. A small frame is copied out and
+   * the scratch buffer reused; a large one (>= 256 KiB) is handed over whole
+   * and a fresh scratch allocated, which costs less than copying it.
+   */
   take(): Buffer {
     this.buf.writeUInt32LE(this.count, this.countAt);
+    if (this.pos >= 256 * 1024) {
+      const out = this.buf.subarray(0, this.pos);
+      this.buf = Buffer.allocUnsafe(this.buf.length);
+      return out;
+    }
     return Buffer.from(this.buf.subarray(0, this.pos));
   }
 
