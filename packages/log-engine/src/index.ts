@@ -1,1 +1,19 @@
-export {};
+// @flotilla/log-engine — the store's shared SQLite raft log (see README.md).
+//   engine.ts             LogEngine: open, write/writeAsync (group commit), reads, cache, purge
+//   log-batch.ts          LogBatch: append / hard state / conf state / compact / snapshot / remove
+//   region-log-storage.ts RegionLogStorage: raft-core Storage for one Region
+//   region-view.ts        RegionView: in-memory raft state + recent-entry cache of one Region
+//   log-writer.ts         LogWriter: staging rows, folding into tables, purge (the only writer)
+//   write-worker.ts       writer thread for writer:'worker'
+//   batch-codec.ts        binary form of a LogBatch
+//   schema.ts             tables and format version
+//   sqlite-open.ts        open/create with format checks (StorageFormatError)
+//   errors.ts             StorageFormatError, StorageOpenError, EngineClosedError, assert
+export { LogEngine, MAX_PENDING_WRITES } from './engine';
+export type { LogEngineOptions, RegionRaftState, EngineStats } from './engine';
+export { LogBatch, entrySize, MAX_BATCH_BYTES } from './log-batch';
+export type { LogOp } from './log-batch';
+export { RegionLogStorage } from './region-log-storage';
+export { StorageFormatError, StorageOpenError, EngineClosedError, InvalidBatchError } from './errors';
+export type { Durability } from './sqlite-open';
+export { LOG_FORMAT_VERSION } from './schema';

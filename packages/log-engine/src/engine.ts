@@ -1,0 +1,490 @@
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import type { ConfState, Entry, EntryType, HardState, Snapshot } from '@flotilla/raft-core';
+import { CompactedError, UnavailableError } from '@flotilla/raft-core';
+import { encodeBatch } from './batch-codec';
+import { assert, EngineClosedError, InvalidBatchError } from './errors';
+import type { LogBatch, LogOp } from './log-batch';
+import { entrySize } from './log-batch';
+import { DEFAULT_WRITER_OPTIONS, LogWriter, loadRaftStates } from './log-writer';
+import type { CommitResult, WriterOptions } from './log-writer';
+import { evictFront, RegionView } from './region-view';
+import { RegionLogStorage } from './region-log-storage';
+import { LOG_ENGINE_NAME, LOG_FORMAT_VERSION, LOG_SCHEMA } from './schema';
+import { openDatabase } from './sqlite-open';
+import type { Durability } from './sqlite-open';
+import type { WorkerConfig, WorkerReply, WorkerRequest } from './write-worker';
+
+export interface LogEngineOptions {
+  /** path of the database file; its directory is created when missing. */
+  path: string;
+  /** durability: 'full' (default) fsyncs every write; 'relaxed' is synchronous=NORMAL (see docs/storage.md). */
+  durability?: Durability;
+  /**
+   * writer: 'sync' (default) commits on the calling thread inside write();
+   * 'worker' commits on a writer thread and only writeAsync/purgeAsync are allowed.
+   */
+  writer?: 'sync' | 'worker';
+  /** cacheBytes: global budget of the recent-entry cache (default 64 MiB). */
+  cacheBytes?: number;
+  /** foldRows / foldBytes: when staged writes are folded into the entries table. */
+  foldRows?: number;
+  foldBytes?: number;
+}
+
+/** RegionRaftState is what the host restarts a Region's peer from. */
+export interface RegionRaftState {
+  hardState: HardState;
+  confState: ConfState;
+  truncatedIndex: number;
+  truncatedTerm: number;
+  firstIndex: number;
+  lastIndex: number;
+}
+
+/** EngineStats counts where reads were served from (for tests and metrics). */
+export interface EngineStats {
+  cacheBytes: number;
+  cacheBudgetBytes: number;
+  entriesFromCache: number;
+  entriesFromSqlite: number;
+  writes: number;
+  stagedWrites: number;
+}
+
+/** MAX_PENDING_WRITES bounds the async writes in flight to the writer thread. */
+export const MAX_PENDING_WRITES = 1024;
+
+interface Pending {
+  id: number;
+  ops: LogOp[] | undefined;
+  resolve: (r: { seq: number; deleted: number; foldedThrough: number }) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * LogEngine is a store's raft log: one SQLite database (WAL) holding the
+ * logs and raft states of all its Regions. write() commits a LogBatch — any
+ * number of Regions' changes — in one transaction with one fsync. Reads are
+ * served from an in-memory cache of recent entries under a global byte
+ * budget, falling back to SQLite. See README.md for the module map and
+ * docs/storage.md for the on-disk format.
+ */
+export class LogEngine {
+  private readonly views = new Map<number, RegionView>();
+  private readonly pinned = new Set<RegionView>();
+  private cacheBytes = 0;
+  private readonly cacheBudget: number;
+  private readonly writer: LogWriter | undefined;
+  private worker: Worker | undefined;
+  private readonly pending: Pending[] = [];
+  private nextRequestId = 1;
+  /** tail settles after the last request sent to the writer thread. */
+  private tail: Promise<unknown> = Promise.resolve();
+  private failed: Error | undefined;
+  private closed = false;
+  private counters = { entriesFromCache: 0, entriesFromSqlite: 0, writes: 0 };
+  private readonly selectRange: Database.Statement;
+  private readonly selectTerm: Database.Statement;
+
+  private constructor(
+    private readonly db: Database.Database,
+    readonly options: Required<Omit<LogEngineOptions, 'foldRows' | 'foldBytes'>> & { writerOptions: WriterOptions },
+  ) {
+    this.cacheBudget = options.cacheBytes;
+    // Recovery: fold whatever a crash left staged, then build the views.
+    const recovery = new LogWriter(db, options.writerOptions);
+    recovery.foldAll();
+    const maxIdx = db.prepare('SELECT max(idx) FROM entries WHERE region_id = ?').pluck();
+    for (const [id, st] of loadRaftStates(db)) {
+      if (st.removed) continue;
+      const v = new RegionView(id);
+      v.hardState = st.hardState;
+      v.confState = st.confState;
+      v.truncatedIndex = st.truncatedIndex;
+      v.truncatedTerm = st.truncatedTerm;
+      v.lastIndex = Math.max((maxIdx.get(id) as number | null) ?? 0, st.truncatedIndex);
+      v.cacheFirst = v.lastIndex + 1;
+      this.views.set(id, v);
+    }
+    this.selectRange = db.prepare('SELECT idx, term, type, data, context FROM entries WHERE region_id = ? AND idx >= ? AND idx < ? ORDER BY idx').raw();
+    this.selectTerm = db.prepare('SELECT term FROM entries WHERE region_id = ? AND idx = ?').pluck();
+    if (options.writer === 'sync') {
+      this.writer = recovery;
+    } else {
+      this.writer = undefined;
+      this.startWorker();
+    }
+  }
+
+  /** open opens or creates the engine's database; bad files give StorageFormatError / StorageOpenError. */
+  static open(options: LogEngineOptions): LogEngine {
+    const durability = options.durability ?? 'full';
+    const file = path.resolve(options.path);
+    const writer = options.writer ?? 'sync';
+    // One connection in sync mode: hold the lock (saves lock traffic on every commit).
+    const exclusive = writer === 'sync';
+    const db = openDatabase({ file, engine: LOG_ENGINE_NAME, formatVersion: LOG_FORMAT_VERSION, schema: LOG_SCHEMA, durability, exclusive });
+    try {
+      return new LogEngine(db, {
+        path: file,
+        durability,
+        writer,
+        cacheBytes: options.cacheBytes ?? 64 * 1024 * 1024,
+        writerOptions: {
+          foldRows: options.foldRows ?? DEFAULT_WRITER_OPTIONS.foldRows,
+          foldBytes: options.foldBytes ?? DEFAULT_WRITER_OPTIONS.foldBytes,
+        },
+      });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * write durably commits a batch (one transaction, one fsync) on the calling
+   * thread and then updates the in-memory views. Only in writer:'sync' mode.
+   * A failed write poisons the engine (reopen it).
+   */
+  write(batch: LogBatch): void {
+    this.checkOpen('write');
+    assert(this.writer !== undefined, "write() needs writer:'sync'; use writeAsync() with writer:'worker'");
+    if (batch.isEmpty) return;
+    let r: CommitResult;
+    try {
+      r = this.writer.commit(encodeBatch(batch.ops), batch.ops);
+    } catch (err) {
+      if (!(err instanceof InvalidBatchError)) this.failed = err as Error;
+      throw err;
+    }
+    this.applyToViews(batch.ops, r.seq, r.foldedThrough);
+  }
+
+  /**
+   * writeAsync commits a batch; the promise resolves once it is durable and
+   * visible to reads. With writer:'worker' the SQLite work and fsync run on
+   * the writer thread while this thread goes on; writes complete in order.
+   * The batch may be cleared and reused as soon as this returns.
+   */
+  writeAsync(batch: LogBatch): Promise<void> {
+    if (this.worker === undefined) {
+      try {
+        this.write(batch);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    this.checkOpen('writeAsync');
+    if (batch.isEmpty) return this.tail.then(() => undefined);
+    assert(this.pending.length < MAX_PENDING_WRITES, `more than ${MAX_PENDING_WRITES} log writes in flight`);
+    const ops = batch.ops.slice();
+    return this.request({ type: 'write', id: 0, body: encodeBatch(ops) }, ops).then(() => undefined);
+  }
+
+  /**
+   * purge physically deletes up to about maxRows entries made unreachable by
+   * compaction or Region removal, in one transaction; returns rows deleted
+   * (0 = nothing left). Call it from the host's background tick.
+   */
+  purge(maxRows: number): number {
+    this.checkOpen('purge');
+    assert(this.writer !== undefined, "purge() needs writer:'sync'; use purgeAsync() with writer:'worker'");
+    let r: { deleted: number; foldedThrough: number };
+    try {
+      r = this.writer.purge(maxRows);
+    } catch (err) {
+      this.failed = err as Error;
+      throw err;
+    }
+    this.unpinAll(r.foldedThrough);
+    return r.deleted;
+  }
+
+  purgeAsync(maxRows: number): Promise<number> {
+    if (this.worker === undefined) {
+      try {
+        return Promise.resolve(this.purge(maxRows));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    this.checkOpen('purgeAsync');
+    return this.request({ type: 'purge', id: 0, maxRows }, undefined).then((r) => {
+      this.unpinAll(r.foldedThrough);
+      return r.deleted;
+    });
+  }
+
+  /** close folds staged writes into the tables and closes the database (waits for writes in flight). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.worker !== undefined) {
+      const w = this.worker;
+      if (this.failed === undefined) {
+        try {
+          await this.request({ type: 'close', id: 0 }, undefined);
+        } catch {
+          // The worker already failed; closing our side is all that is left.
+        }
+      }
+      this.closed = true;
+      await w.terminate();
+      this.worker = undefined;
+    } else {
+      this.closed = true;
+      if (this.failed === undefined) this.writer?.foldAll();
+    }
+    this.db.close();
+  }
+
+  // ----------------------------------------------------------------- reads
+
+  /** regionIds lists the Regions that have raft state in this engine. */
+  regionIds(): number[] {
+    return [...this.views.keys()].sort((a, b) => a - b);
+  }
+
+  hasRegion(regionId: number): boolean {
+    return this.views.has(regionId);
+  }
+
+  /** raftState returns a Region's durable raft state (zero values for an unknown Region). */
+  raftState(regionId: number): RegionRaftState {
+    const v = this.views.get(regionId) ?? new RegionView(regionId);
+    return {
+      hardState: { ...v.hardState },
+      confState: v.confState,
+      truncatedIndex: v.truncatedIndex,
+      truncatedTerm: v.truncatedTerm,
+      firstIndex: v.firstIndex,
+      lastIndex: v.lastIndex,
+    };
+  }
+
+  firstIndex(regionId: number): number {
+    return (this.views.get(regionId)?.truncatedIndex ?? 0) + 1;
+  }
+
+  lastIndex(regionId: number): number {
+    return this.views.get(regionId)?.lastIndex ?? 0;
+  }
+
+  /**
+   * entries returns [lo, hi) of a Region's log, limited to maxSize bytes
+   * (at least one entry when lo < hi). Throws CompactedError below
+   * firstIndex and UnavailableError past lastIndex+1 (raft's Storage contract).
+   */
+  entries(regionId: number, lo: number, hi: number, maxSize?: number): Entry[] {
+    this.checkOpen('entries');
+    const v = this.views.get(regionId);
+    const truncated = v?.truncatedIndex ?? 0;
+    const last = v?.lastIndex ?? 0;
+    if (lo <= truncated) throw new CompactedError(`region ${regionId}: entries from ${lo}, log starts at ${truncated + 1}`);
+    if (hi > last + 1) throw new UnavailableError(`region ${regionId}: entries up to ${hi - 1}, last index is ${last}`);
+    assert(lo <= hi, `region ${regionId}: entries range ${lo} > ${hi}`);
+    if (lo === hi || v === undefined) return [];
+    const limit = maxSize ?? Infinity;
+    const out: Entry[] = [];
+    let size = 0;
+    if (lo < v.cacheFirst) {
+      const sqlHi = Math.min(hi, v.cacheFirst);
+      let expect = lo;
+      for (const row of this.selectRange.iterate(regionId, lo, sqlHi) as IterableIterator<[number, number, number, Buffer, Buffer | null]>) {
+        const [idx, term, type, data, context] = row;
+        assert(idx === expect, `region ${regionId}: log has a hole at ${expect} (found ${idx})`);
+        expect++;
+        const e: Entry = { entryType: type as EntryType, term, index: idx, data };
+        if (context !== null) e.context = context;
+        size += entrySize(e);
+        if (out.length > 0 && size > limit) {
+          this.counters.entriesFromSqlite += out.length;
+          return out;
+        }
+        out.push(e);
+      }
+      assert(expect === sqlHi, `region ${regionId}: log has a hole at ${expect} (wanted up to ${sqlHi - 1})`);
+      this.counters.entriesFromSqlite += out.length;
+      if (sqlHi === hi) return out;
+    }
+    const cache = v.cache;
+    const from = Math.max(lo, v.cacheFirst) - v.cacheFirst;
+    const to = hi - v.cacheFirst;
+    if (limit === Infinity) {
+      this.counters.entriesFromCache += to - from;
+      if (out.length === 0) return cache.slice(from, to);
+      for (let i = from; i < to; i++) out.push(cache[i]!);
+      return out;
+    }
+    let i = from;
+    for (; i < to; i++) {
+      const e = cache[i]!;
+      size += entrySize(e);
+      if (out.length > 0 && size > limit) break;
+      out.push(e);
+    }
+    this.counters.entriesFromCache += i - from;
+    return out;
+  }
+
+  /** term returns the term of entry `index` (truncatedIndex included: the dummy entry). */
+  term(regionId: number, index: number): number {
+    this.checkOpen('term');
+    const v = this.views.get(regionId);
+    const truncated = v?.truncatedIndex ?? 0;
+    const last = v?.lastIndex ?? 0;
+    if (index < truncated) throw new CompactedError(`region ${regionId}: term of ${index}, log starts at ${truncated + 1}`);
+    if (index > last) throw new UnavailableError(`region ${regionId}: term of ${index}, last index is ${last}`);
+    if (v === undefined) return 0;
+    if (index === truncated) return v.truncatedTerm;
+    const cached = v.cachedTerm(index);
+    if (cached !== undefined) return cached;
+    const t = this.selectTerm.get(regionId, index) as number | undefined;
+    assert(t !== undefined, `region ${regionId}: entry ${index} missing from the log`);
+    this.counters.entriesFromSqlite++;
+    return t;
+  }
+
+  /** storage returns raft-core's Storage view of one Region (see RegionLogStorage). */
+  storage(regionId: number, snapshotProvider?: (requestIndex: number, to: number) => Snapshot): RegionLogStorage {
+    return new RegionLogStorage(this, regionId, snapshotProvider);
+  }
+
+  stats(): EngineStats {
+    return {
+      cacheBytes: this.cacheBytes,
+      cacheBudgetBytes: this.cacheBudget,
+      entriesFromCache: this.counters.entriesFromCache,
+      entriesFromSqlite: this.counters.entriesFromSqlite,
+      writes: this.counters.writes,
+      stagedWrites: this.writer?.stagedCount ?? -1,
+    };
+  }
+
+  // -------------------------------------------------------------- internals
+
+  private checkOpen(what: string): void {
+    if (this.closed) throw new EngineClosedError(`log engine ${what}`);
+    if (this.failed !== undefined) throw new Error(`log engine failed earlier and must be reopened: ${this.failed.message}`);
+  }
+
+  private applyToViews(ops: readonly LogOp[], seq: number, foldedThrough: number): void {
+    this.counters.writes++;
+    for (const op of ops) {
+      const id = op.regionId;
+      switch (op.kind) {
+        case 'append': {
+          const v = this.view(id);
+          this.cacheBytes += v.append(op.entries, seq);
+          this.pinned.add(v);
+          // Keep the views map in least-recently-appended order for eviction.
+          this.views.delete(id);
+          this.views.set(id, v);
+          break;
+        }
+        case 'hardState':
+          this.view(id).hardState = { ...op.hardState };
+          break;
+        case 'confState':
+          this.view(id).confState = op.confState;
+          break;
+        case 'compact':
+          this.cacheBytes += this.view(id).compact(op.truncatedIndex, op.truncatedTerm);
+          break;
+        case 'snapshot':
+          this.cacheBytes += this.view(id).applySnapshot(op.index, op.term, op.confState);
+          break;
+        case 'remove': {
+          const v = this.views.get(id);
+          if (v !== undefined) {
+            this.cacheBytes -= v.cacheBytes;
+            this.views.delete(id);
+            this.pinned.delete(v);
+          }
+          break;
+        }
+      }
+    }
+    this.unpinAll(foldedThrough);
+  }
+
+  private unpinAll(foldedThrough: number): void {
+    for (const v of this.pinned) {
+      v.unpin(foldedThrough);
+      if (v.pins.length === 0) this.pinned.delete(v);
+    }
+    if (this.cacheBytes > this.cacheBudget) this.evict();
+  }
+
+  private view(regionId: number): RegionView {
+    let v = this.views.get(regionId);
+    if (v === undefined) {
+      v = new RegionView(regionId);
+      this.views.set(regionId, v);
+    }
+    return v;
+  }
+
+  /** evict frees cache down to 90% of the budget, least recently appended Regions first. */
+  private evict(): void {
+    let need = this.cacheBytes - Math.floor(this.cacheBudget * 0.9);
+    for (const v of this.views.values()) {
+      if (need <= 0) break;
+      if (v.cache.length === 0) continue;
+      const freed = evictFront(v, need);
+      this.cacheBytes -= freed;
+      need -= freed;
+    }
+  }
+
+  private startWorker(): void {
+    const config: WorkerConfig = { file: this.options.path, durability: this.options.durability, writerOptions: this.options.writerOptions };
+    const entry = new URL('./write-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url).href;
+    const w = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), { workerData: { entry, config } });
+    w.unref();
+    w.on('message', (reply: WorkerReply) => this.onReply(reply));
+    w.on('error', (err) => this.failAll(err));
+    w.on('exit', (code) => {
+      if (!this.closed) this.failAll(new Error(`log engine writer thread exited with code ${code}`));
+    });
+    this.worker = w;
+  }
+
+  private request(req: WorkerRequest, ops: LogOp[] | undefined): Promise<{ seq: number; deleted: number; foldedThrough: number }> {
+    const id = this.nextRequestId++;
+    req.id = id;
+    const promise = new Promise<{ seq: number; deleted: number; foldedThrough: number }>((resolve, reject) => {
+      this.pending.push({ id, ops, resolve, reject });
+      if (this.pending.length === 1) this.worker!.ref();
+      if (req.type === 'write') this.worker!.postMessage(req, [req.body.buffer as ArrayBuffer]);
+      else this.worker!.postMessage(req);
+    });
+    this.tail = promise.catch(() => undefined);
+    return promise;
+  }
+
+  private onReply(reply: WorkerReply): void {
+    if (reply.type === 'ready') return;
+    const p = this.pending.shift();
+    assert(p !== undefined && p.id === reply.id, `writer thread replied to request ${reply.id} out of order`);
+    if (this.pending.length === 0) this.worker?.unref();
+    if (reply.type === 'failed') {
+      const err = new Error(`log engine write failed: ${reply.message}`);
+      err.name = reply.name;
+      this.failAll(err, p);
+      return;
+    }
+    if (p.ops !== undefined) this.applyToViews(p.ops, reply.seq, reply.foldedThrough);
+    p.resolve({ seq: reply.seq, deleted: reply.deleted, foldedThrough: reply.foldedThrough });
+  }
+
+  private failAll(err: Error, first?: Pending): void {
+    if (this.failed === undefined) this.failed = err;
+    first?.reject(err);
+    for (const p of this.pending.splice(0)) p.reject(err);
+  }
+}

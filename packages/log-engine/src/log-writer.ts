@@ -1,0 +1,426 @@
+import type Database from 'better-sqlite3';
+import type { ConfState, Entry, HardState } from '@flotilla/raft-core';
+import { emptyConfState } from '@flotilla/raft-core';
+import { decodeBatch, decodeConfState, encodeConfState } from './batch-codec';
+import { assert, InvalidBatchError } from './errors';
+import type { LogOp } from './log-batch';
+
+/** RaftStateRow is one Region's row of raft_state, as the writer mirrors it. */
+export interface RaftStateRow {
+  hardState: HardState;
+  confState: ConfState;
+  truncatedIndex: number;
+  truncatedTerm: number;
+  removed: boolean;
+}
+
+export interface WriterOptions {
+  /** foldRows: fold staged writes into the tables once this many are staged. */
+  foldRows: number;
+  /** foldBytes: ... or once their encoded bodies reach this many bytes. */
+  foldBytes: number;
+}
+
+export const DEFAULT_WRITER_OPTIONS: WriterOptions = { foldRows: 256, foldBytes: 8 * 1024 * 1024 };
+
+/** CommitResult tells the engine where a write landed. */
+export interface CommitResult {
+  /** seq is the write's sequence number (staging row id). */
+  seq: number;
+  /** foldedThrough: every write with seq <= this now lives in entries/raft_state. */
+  foldedThrough: number;
+}
+
+export function defaultRaftState(): RaftStateRow {
+  return { hardState: { term: 0, vote: 0, commit: 0 }, confState: emptyConfState(), truncatedIndex: 0, truncatedTerm: 0, removed: false };
+}
+
+/**
+ * loadRaftStates reads every raft_state row. Used by the engine (its view)
+ * and by the writer (its mirror).
+ */
+export function loadRaftStates(db: Database.Database): Map<number, RaftStateRow> {
+  const rows = db
+    .prepare('SELECT region_id, term, vote, commit_index, truncated_index, truncated_term, conf_state, removed FROM raft_state')
+    .raw()
+    .all() as [number, number, number, number, number, number, Buffer, number][];
+  const out = new Map<number, RaftStateRow>();
+  for (const [id, term, vote, commit, ti, tt, cs, removed] of rows) {
+    out.set(id, { hardState: { term, vote, commit }, confState: decodeConfState(cs), truncatedIndex: ti, truncatedTerm: tt, removed: removed !== 0 });
+  }
+  return out;
+}
+
+/**
+ * LogWriter is the only code that writes the log database. It runs on the
+ * thread that owns the writing connection: the main thread (sync mode) or
+ * the writer worker. A write commits its encoded batch as one `staging` row
+ * (one transaction, one fsync); every `foldRows` writes (or `foldBytes`), the
+ * same transaction also replays all staged batches into `entries` and
+ * `raft_state` and empties `staging`. Restart replays whatever is staged.
+ *
+ * A failed commit leaves the writer's mirrors unreliable, so the writer
+ * poisons itself: every later call throws and the engine must be reopened.
+ */
+export class LogWriter {
+  private readonly states: Map<number, RaftStateRow>;
+  /** tableMax: highest idx stored in `entries` per Region (0 = none), loaded lazily. */
+  private readonly tableMax = new Map<number, number>();
+  private readonly dirty = new Set<number>();
+  /** purgeCandidates: Regions that may hold entries below their truncated index (or are removed). */
+  private readonly purgeCandidates = new Set<number>();
+  /**
+   * shadow: per Region, the log bounds after every committed write (staged
+   * or folded). Each batch is checked against it before anything is written,
+   * so a bad batch fails cleanly instead of poisoning a later fold.
+   */
+  private readonly shadow = new Map<number, { truncated: number; last: number }>();
+  private readonly maxIdxStmt: Database.Statement;
+  private staged: { seq: number; body: Uint8Array }[] = [];
+  private stagedBytes = 0;
+  private nextSeq: number;
+  private foldedThrough: number;
+  private poisoned: unknown;
+
+  private readonly stmt: {
+    insertEntry: Database.Statement;
+    deleteFrom: Database.Statement;
+    deleteAbove: Database.Statement;
+    deleteAll: Database.Statement;
+    deleteRange: Database.Statement;
+    maxIdx: Database.Statement;
+    minIdx: Database.Statement;
+    upsertState: Database.Statement;
+    deleteState: Database.Statement;
+    insertStaging: Database.Statement;
+    clearStaging: Database.Statement;
+  };
+  private readonly commitStaged: (seq: number, body: Uint8Array) => void;
+  private readonly commitFold: (seq: number, ops: readonly LogOp[]) => void;
+  private readonly purgeTxn: (maxRows: number) => number;
+
+  constructor(
+    db: Database.Database,
+    private readonly options: WriterOptions = DEFAULT_WRITER_OPTIONS,
+  ) {
+    this.stmt = {
+      insertEntry: db.prepare('INSERT INTO entries (region_id, idx, term, type, data, context) VALUES (?, ?, ?, ?, ?, ?)'),
+      deleteFrom: db.prepare('DELETE FROM entries WHERE region_id = ? AND idx >= ?'),
+      deleteAbove: db.prepare('DELETE FROM entries WHERE region_id = ? AND idx > ?'),
+      deleteAll: db.prepare('DELETE FROM entries WHERE region_id = ?'),
+      deleteRange: db.prepare('DELETE FROM entries WHERE region_id = ? AND idx >= ? AND idx < ?'),
+      maxIdx: db.prepare('SELECT max(idx) FROM entries WHERE region_id = ?').pluck(),
+      minIdx: db.prepare('SELECT min(idx) FROM entries WHERE region_id = ?').pluck(),
+      upsertState: db.prepare(
+        'INSERT OR REPLACE INTO raft_state (region_id, term, vote, commit_index, truncated_index, truncated_term, conf_state, removed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      deleteState: db.prepare('DELETE FROM raft_state WHERE region_id = ?'),
+      insertStaging: db.prepare('INSERT INTO staging (seq, body) VALUES (?, ?)'),
+      clearStaging: db.prepare('DELETE FROM staging WHERE seq <= ?'),
+    };
+    this.maxIdxStmt = this.stmt.maxIdx;
+    this.states = loadRaftStates(db);
+    for (const id of this.states.keys()) this.purgeCandidates.add(id);
+    const rows = db.prepare('SELECT seq, body FROM staging ORDER BY seq').raw().all() as [number, Buffer][];
+    for (const [seq, body] of rows) {
+      this.staged.push({ seq, body });
+      this.stagedBytes += body.length;
+      this.validate(decodeBatch(body));
+    }
+    const last = rows.length > 0 ? rows[rows.length - 1]![0] : 0;
+    this.nextSeq = last + 1;
+    this.foldedThrough = rows.length > 0 ? rows[0]![0] - 1 : last;
+
+    this.commitStaged = db.transaction((seq: number, body: Uint8Array) => {
+      this.stmt.insertStaging.run(seq, body);
+    });
+    this.commitFold = db.transaction((seq: number, ops: readonly LogOp[]) => {
+      for (const s of this.staged) this.applyOps(decodeBatch(s.body));
+      this.applyOps(ops);
+      this.flushStates();
+      this.stmt.clearStaging.run(seq);
+    });
+    this.purgeTxn = db.transaction((maxRows: number) => {
+      // Compactions still staged count too: fold them first.
+      if (this.staged.length > 0) {
+        for (const s of this.staged) this.applyOps(decodeBatch(s.body));
+        this.flushStates();
+        this.stmt.clearStaging.run(this.staged[this.staged.length - 1]!.seq);
+      }
+      return this.purgeSteps(maxRows);
+    });
+  }
+
+  /** stagedCount is the number of committed writes not yet folded. */
+  get stagedCount(): number {
+    return this.staged.length;
+  }
+
+  /**
+   * commit durably writes one encoded batch. `ops` may be passed when the
+   * caller already has them decoded (sync mode) to skip decoding on a fold.
+   */
+  commit(body: Uint8Array, ops?: readonly LogOp[]): CommitResult {
+    this.checkUsable();
+    const decoded = ops ?? decodeBatch(body);
+    this.validate(decoded);
+    const seq = this.nextSeq;
+    const fold = this.staged.length + 1 >= this.options.foldRows || this.stagedBytes + body.length >= this.options.foldBytes;
+    try {
+      if (fold) this.commitFold(seq, decoded);
+      else this.commitStaged(seq, body);
+    } catch (err) {
+      this.poisoned = err;
+      throw err;
+    }
+    this.nextSeq = seq + 1;
+    if (fold) {
+      this.staged = [];
+      this.stagedBytes = 0;
+      this.foldedThrough = seq;
+    } else {
+      this.staged.push({ seq, body });
+      this.stagedBytes += body.length;
+    }
+    return { seq, foldedThrough: this.foldedThrough };
+  }
+
+  /** foldAll replays every staged write into the tables now (recovery, close). */
+  foldAll(): CommitResult {
+    this.checkUsable();
+    if (this.staged.length === 0) return { seq: this.nextSeq - 1, foldedThrough: this.foldedThrough };
+    const seq = this.staged[this.staged.length - 1]!.seq;
+    try {
+      this.commitFold(seq, []);
+    } catch (err) {
+      this.poisoned = err;
+      throw err;
+    }
+    this.staged = [];
+    this.stagedBytes = 0;
+    this.foldedThrough = seq;
+    return { seq, foldedThrough: seq };
+  }
+
+  /**
+   * purge physically deletes at most about `maxRows` entries that compaction
+   * made unreachable (and the logs of removed Regions), in one transaction.
+   * It returns the number of rows deleted; 0 means nothing is left to purge
+   * (in the folded tables: staged compactions count after their fold).
+   */
+  purge(maxRows: number): { deleted: number; foldedThrough: number } {
+    this.checkUsable();
+    assert(Number.isInteger(maxRows) && maxRows > 0, `purge maxRows must be a positive integer, got ${maxRows}`);
+    if (this.purgeCandidates.size === 0 && this.staged.length === 0) return { deleted: 0, foldedThrough: this.foldedThrough };
+    let deleted: number;
+    try {
+      deleted = this.purgeTxn(maxRows);
+    } catch (err) {
+      this.poisoned = err;
+      throw err;
+    }
+    if (this.staged.length > 0) {
+      this.foldedThrough = this.staged[this.staged.length - 1]!.seq;
+      this.staged = [];
+      this.stagedBytes = 0;
+    }
+    return { deleted, foldedThrough: this.foldedThrough };
+  }
+
+  /**
+   * validate checks a batch against the shadow bounds and, when it is
+   * acceptable, advances them. It throws (leaving the shadow unchanged) on an
+   * append that leaves a gap or reaches at or below the truncated index, and
+   * on a compaction past the last index.
+   */
+  private validate(ops: readonly LogOp[]): void {
+    const next = new Map<number, { truncated: number; last: number } | undefined>();
+    const cur = (id: number) => {
+      if (next.has(id)) return next.get(id) ?? { truncated: 0, last: 0 };
+      return this.shadowOf(id);
+    };
+    for (const op of ops) {
+      const id = op.regionId;
+      const s = { ...cur(id) };
+      switch (op.kind) {
+        case 'append': {
+          const first = op.entries[0]!.index;
+          if (first <= s.truncated) throw new InvalidBatchError(`region ${id}: append at ${first} at or below truncated index ${s.truncated}`);
+          if (first > s.last + 1) throw new InvalidBatchError(`region ${id}: append at ${first} leaves a gap after last index ${s.last}`);
+          s.last = op.entries[op.entries.length - 1]!.index;
+          break;
+        }
+        case 'compact':
+          if (op.truncatedIndex > s.truncated) {
+            if (op.truncatedIndex > s.last) throw new InvalidBatchError(`region ${id}: compact to ${op.truncatedIndex} beyond last index ${s.last}`);
+            s.truncated = op.truncatedIndex;
+          }
+          break;
+        case 'snapshot':
+          s.truncated = op.index;
+          s.last = op.index;
+          break;
+        case 'remove':
+          next.set(id, undefined);
+          continue;
+        default:
+          break;
+      }
+      next.set(id, s);
+    }
+    for (const [id, s] of next) {
+      if (s === undefined) this.shadow.set(id, { truncated: 0, last: 0 });
+      else this.shadow.set(id, s);
+    }
+  }
+
+  private shadowOf(id: number): { truncated: number; last: number } {
+    let s = this.shadow.get(id);
+    if (s === undefined) {
+      const st = this.states.get(id);
+      if (st === undefined || st.removed) s = { truncated: 0, last: 0 };
+      else {
+        const max = (this.maxIdxStmt.get(id) as number | null) ?? 0;
+        s = { truncated: st.truncatedIndex, last: Math.max(max, st.truncatedIndex) };
+      }
+      this.shadow.set(id, s);
+    }
+    return s;
+  }
+
+  private checkUsable(): void {
+    if (this.poisoned !== undefined) {
+      throw new Error(`log engine writer failed earlier and must be reopened: ${(this.poisoned as Error).message}`);
+    }
+  }
+
+  private purgeSteps(maxRows: number): number {
+    let budget = maxRows;
+    let deleted = 0;
+    for (const id of [...this.purgeCandidates]) {
+      if (budget <= 0) break;
+      const st = this.states.get(id);
+      if (st === undefined) {
+        this.purgeCandidates.delete(id);
+        continue;
+      }
+      const target = st.removed ? Infinity : st.truncatedIndex;
+      for (;;) {
+        const min = this.stmt.minIdx.get(id) as number | null;
+        if (min === null || min > target) {
+          if (st.removed) {
+            // Every entry is gone: the Region's row goes too.
+            this.stmt.deleteState.run(id);
+            this.states.delete(id);
+            this.tableMax.delete(id);
+          }
+          this.purgeCandidates.delete(id);
+          break;
+        }
+        if (budget <= 0) break;
+        const hi = Math.min(target + 1, min + budget);
+        const n = this.stmt.deleteRange.run(id, min, hi).changes;
+        assert(n >= 1, `purge of region ${id} from ${min} deleted nothing`);
+        deleted += n;
+        budget -= n;
+      }
+    }
+    return deleted;
+  }
+
+  private getTableMax(id: number): number {
+    let m = this.tableMax.get(id);
+    if (m === undefined) {
+      m = (this.stmt.maxIdx.get(id) as number | null) ?? 0;
+      this.tableMax.set(id, m);
+    }
+    return m;
+  }
+
+  private live(id: number): RaftStateRow {
+    let st = this.states.get(id);
+    if (st === undefined) {
+      st = defaultRaftState();
+      this.states.set(id, st);
+      this.tableMax.set(id, this.getTableMax(id));
+    } else if (st.removed) {
+      // A removed Region comes back (a new peer of it on this store): drop
+      // whatever purge has not deleted yet so no old entry shows through.
+      this.stmt.deleteAll.run(id);
+      Object.assign(st, defaultRaftState());
+      this.tableMax.set(id, 0);
+    }
+    this.dirty.add(id);
+    return st;
+  }
+
+  private applyOps(ops: readonly LogOp[]): void {
+    for (const op of ops) {
+      const id = op.regionId;
+      switch (op.kind) {
+        case 'append': {
+          const st = this.live(id);
+          const entries: Entry[] = op.entries;
+          const first = entries[0]!.index;
+          const max = this.getTableMax(id);
+          const viewLast = Math.max(max, st.truncatedIndex);
+          assert(first > st.truncatedIndex, `region ${id}: append at ${first} at or below truncated index ${st.truncatedIndex}`);
+          assert(first <= viewLast + 1, `region ${id}: append at ${first} leaves a gap after last index ${viewLast}`);
+          if (max >= first) this.stmt.deleteFrom.run(id, first);
+          const ins = this.stmt.insertEntry;
+          for (const e of entries) ins.run(id, e.index, e.term, e.entryType, e.data, e.context ?? null);
+          this.tableMax.set(id, entries[entries.length - 1]!.index);
+          break;
+        }
+        case 'hardState':
+          this.live(id).hardState = { ...op.hardState };
+          break;
+        case 'confState':
+          this.live(id).confState = op.confState;
+          break;
+        case 'compact': {
+          const st = this.live(id);
+          if (op.truncatedIndex <= st.truncatedIndex) break;
+          const viewLast = Math.max(this.getTableMax(id), st.truncatedIndex);
+          assert(op.truncatedIndex <= viewLast, `region ${id}: compact to ${op.truncatedIndex} beyond last index ${viewLast}`);
+          st.truncatedIndex = op.truncatedIndex;
+          st.truncatedTerm = op.truncatedTerm;
+          this.purgeCandidates.add(id);
+          break;
+        }
+        case 'snapshot': {
+          const st = this.live(id);
+          const max = this.getTableMax(id);
+          if (max > op.index) {
+            this.stmt.deleteAbove.run(id, op.index);
+            this.tableMax.set(id, op.index);
+          }
+          st.truncatedIndex = op.index;
+          st.truncatedTerm = op.term;
+          st.confState = op.confState;
+          this.purgeCandidates.add(id);
+          break;
+        }
+        case 'remove': {
+          const st = this.states.get(id);
+          if (st === undefined || st.removed) break;
+          Object.assign(st, defaultRaftState());
+          st.removed = true;
+          this.dirty.add(id);
+          this.purgeCandidates.add(id);
+          break;
+        }
+      }
+    }
+  }
+
+  private flushStates(): void {
+    for (const id of this.dirty) {
+      const st = this.states.get(id);
+      if (st === undefined) continue;
+      const hs = st.hardState;
+      this.stmt.upsertState.run(id, hs.term, hs.vote, hs.commit, st.truncatedIndex, st.truncatedTerm, encodeConfState(st.confState), st.removed ? 1 : 0);
+    }
+    this.dirty.clear();
+  }
+}
