@@ -165,7 +165,18 @@ export class Raft {
 
     if (hardState.term !== 0 || hardState.vote !== 0 || hardState.commit !== 0) this.loadState(hardState);
     if (cfg.applied > 0) {
-      assert(cfg.applied <= this.raftLog.committed, `applied(${cfg.applied}) is out of range [committed(${this.raftLog.committed})]`);
+      if (cfg.applied > this.raftLog.committed) {
+        // The host applied entries handed out after a commit advance (e.g.
+        // from a LightReady) whose hard state it had not yet persisted.
+        // They were committed and are in the durable log, so the commit
+        // index may safely catch up with them.
+        assert(
+          cfg.applied <= this.raftLog.lastIndex(),
+          `applied(${cfg.applied}) is out of range [committed(${this.raftLog.committed}), lastIndex(${this.raftLog.lastIndex()})]`,
+        );
+        this.logger.info(`${this.id} raising commit ${this.raftLog.committed} to applied ${cfg.applied} on restart`);
+        this.raftLog.committed = cfg.applied;
+      }
       this.raftLog.appliedTo(cfg.applied);
     }
     this.becomeFollower(this.term, 0);
