@@ -1,0 +1,133 @@
+import { z } from 'zod';
+
+/**
+ * StoreConfig holds every tunable of a store. Two profiles: `production`
+ * (split thresholds in TiKV's range) and `demo` (tiny thresholds so a demo
+ * splits after a few thousand keys).
+ */
+export interface StoreConfig {
+  /** tickIntervalMs is the base tick: one raft tick for every awake peer. */
+  tickIntervalMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** maxSizePerMsgBytes bounds one MsgApp. */
+  maxSizePerMsgBytes: number;
+  maxInflightMsgs: number;
+  /** readOnly: 'safe' = ReadIndex with a heartbeat round; 'lease-based' = leader lease. */
+  readOnly: 'safe' | 'lease-based';
+  /** maxPeersPerPoll bounds one poll round so hot Regions cannot starve others. */
+  maxPeersPerPoll: number;
+  /** maxMessagesPerPeerPerPoll bounds how many mailbox items one peer handles per round. */
+  maxMessagesPerPeerPerPoll: number;
+  /** mailboxCapacity bounds each peer's mailbox; beyond it, messages are dropped and proposals answered ServerIsBusy. */
+  mailboxCapacity: number;
+  /** maxPendingProposalsPerPeer bounds proposals awaiting apply per peer. */
+  maxPendingProposalsPerPeer: number;
+  /** splitSizeBytes / splitKeys: a Region over either is split at about half its size. */
+  regionMaxSizeBytes: number;
+  regionSplitSizeBytes: number;
+  regionMaxKeys: number;
+  regionSplitKeys: number;
+  splitCheckIntervalMs: number;
+  /** raftLogGcCountLimit / raftLogGcThreshold: the leader proposes CompactLog past these. */
+  raftLogGcCountLimit: number;
+  raftLogGcThreshold: number;
+  raftLogGcIntervalMs: number;
+  storeHeartbeatIntervalMs: number;
+  regionHeartbeatIntervalMs: number;
+  /** hibernateAfterTicks: idle ticks before a caught-up Region stops ticking. */
+  hibernateAfterTicks: number;
+  hibernate: boolean;
+  /** peerDownAfterMs: a follower silent this long is reported as a down peer. */
+  peerDownAfterMs: number;
+  maxClientConnections: number;
+  maxPendingRequestsPerConnection: number;
+}
+
+export const PRODUCTION: StoreConfig = {
+  tickIntervalMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 2,
+  maxSizePerMsgBytes: 1024 * 1024,
+  maxInflightMsgs: 256,
+  readOnly: 'safe',
+  maxPeersPerPoll: 1024,
+  maxMessagesPerPeerPerPoll: 256,
+  mailboxCapacity: 4096,
+  maxPendingProposalsPerPeer: 16384,
+  regionMaxSizeBytes: 144 * 1024 * 1024,
+  regionSplitSizeBytes: 96 * 1024 * 1024,
+  regionMaxKeys: 1_440_000,
+  regionSplitKeys: 960_000,
+  splitCheckIntervalMs: 10_000,
+  raftLogGcCountLimit: 10_000,
+  raftLogGcThreshold: 50,
+  raftLogGcIntervalMs: 5_000,
+  storeHeartbeatIntervalMs: 10_000,
+  regionHeartbeatIntervalMs: 10_000,
+  hibernateAfterTicks: 20,
+  hibernate: true,
+  peerDownAfterMs: 30_000,
+  maxClientConnections: 1024,
+  maxPendingRequestsPerConnection: 4096,
+};
+
+export const DEMO: StoreConfig = {
+  ...PRODUCTION,
+  regionMaxSizeBytes: 96 * 1024,
+  regionSplitSizeBytes: 64 * 1024,
+  regionMaxKeys: 1_500,
+  regionSplitKeys: 1_000,
+  splitCheckIntervalMs: 500,
+  raftLogGcCountLimit: 2_000,
+  raftLogGcIntervalMs: 2_000,
+  storeHeartbeatIntervalMs: 1_000,
+  regionHeartbeatIntervalMs: 1_000,
+  peerDownAfterMs: 10_000,
+};
+
+export const PROFILES = { production: PRODUCTION, demo: DEMO } as const;
+export type ProfileName = keyof typeof PROFILES;
+
+const positive = z.number().int().positive();
+/** storeConfigOverridesSchema validates overrides from a config file; errors name the field. */
+export const storeConfigOverridesSchema = z
+  .object({
+    tickIntervalMs: positive.max(10_000),
+    electionTicks: positive.max(1000),
+    heartbeatTicks: positive.max(100),
+    maxSizePerMsgBytes: positive,
+    maxInflightMsgs: positive.max(65536),
+    readOnly: z.enum(['safe', 'lease-based']),
+    maxPeersPerPoll: positive,
+    maxMessagesPerPeerPerPoll: positive,
+    mailboxCapacity: positive,
+    maxPendingProposalsPerPeer: positive,
+    regionMaxSizeBytes: positive,
+    regionSplitSizeBytes: positive,
+    regionMaxKeys: positive,
+    regionSplitKeys: positive,
+    splitCheckIntervalMs: positive,
+    raftLogGcCountLimit: positive,
+    raftLogGcThreshold: positive,
+    raftLogGcIntervalMs: positive,
+    storeHeartbeatIntervalMs: positive,
+    regionHeartbeatIntervalMs: positive,
+    hibernateAfterTicks: positive,
+    hibernate: z.boolean(),
+    peerDownAfterMs: positive,
+    maxClientConnections: positive,
+    maxPendingRequestsPerConnection: positive,
+  })
+  .partial()
+  .strict();
+
+export function resolveConfig(profile: ProfileName = 'production', overrides: Partial<StoreConfig> = {}): StoreConfig {
+  const cfg = { ...PROFILES[profile], ...storeConfigOverridesSchema.parse(overrides) };
+  if (cfg.electionTicks <= cfg.heartbeatTicks) {
+    throw new Error(`store config: electionTicks (${cfg.electionTicks}) must be greater than heartbeatTicks (${cfg.heartbeatTicks})`);
+  }
+  if (cfg.regionSplitSizeBytes > cfg.regionMaxSizeBytes) throw new Error('store config: regionSplitSizeBytes must not exceed regionMaxSizeBytes');
+  if (cfg.regionSplitKeys > cfg.regionMaxKeys) throw new Error('store config: regionSplitKeys must not exceed regionMaxKeys');
+  return cfg;
+}

@@ -1,0 +1,53 @@
+import type { ConfState } from '@flotilla/raft-core';
+import type { KvPair, Region } from '@flotilla/proto';
+
+// The store's view of its state-machine engine. The concrete engine is
+// @flotilla/kv-engine; this narrow interface is what apply, reads and
+// snapshots need, so the store's logic can be read (and tested) without the
+// SQLite details.
+
+/** ApplyState is how far a Region has applied, and where its log was truncated. */
+export interface ApplyState {
+  appliedIndex: number;
+  appliedTerm: number;
+  truncatedIndex: number;
+  truncatedTerm: number;
+}
+
+export type PeerState = 'normal' | 'applying' | 'merging' | 'tombstone';
+
+/** RegionLocalState is a Region's meta on this store, with the raft ConfState it implies. */
+export interface RegionLocalState {
+  region: Region;
+  state: PeerState;
+  /** confState is the exact raft membership (joint configs included) at the applied index. */
+  confState: ConfState;
+}
+
+/** KvBatch collects one poll round's state-machine writes; committed atomically. */
+export interface KvBatch {
+  put(key: Uint8Array, value: Uint8Array): void;
+  delete(key: Uint8Array): void;
+  deleteRange(startKey: Uint8Array, endKey: Uint8Array): void;
+  setApplyState(regionId: number, state: ApplyState): void;
+  setRegionState(regionId: number, state: RegionLocalState): void;
+  readonly isEmpty: boolean;
+}
+
+export interface StateMachine {
+  newBatch(): KvBatch;
+  /** write commits the batch in ONE transaction (data and the states describing it). */
+  write(batch: KvBatch): void;
+  get(key: Uint8Array): Uint8Array | undefined;
+  /** scan returns pairs in [startKey, endKey) (empty end = unbounded) in byte order, at most limit. */
+  scan(startKey: Uint8Array, endKey: Uint8Array, limit: number): KvPair[];
+  /** snapshotRange reads a consistent point-in-time copy of the range. */
+  snapshotRange(startKey: Uint8Array, endKey: Uint8Array): KvPair[];
+  /** ingestSnapshot replaces the range's data and writes the states, atomically. */
+  ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState): void;
+  loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[];
+  applyState(regionId: number): ApplyState | undefined;
+  approximateStats(startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number };
+  approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): Uint8Array | undefined;
+  close(): void;
+}

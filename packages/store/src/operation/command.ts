@@ -1,0 +1,56 @@
+import { decode, encode, parseWith, type CasResult, type KvPair, type RaftCmdRequest, type Region, type RegionError } from '@flotilla/proto';
+import { z } from 'zod';
+import { adminRequestSchema, kvWriteSchema, requestHeaderSchema } from '@flotilla/proto';
+
+/** CommandResult is what an applied (or rejected) command answers. */
+export type CommandResult =
+  | { ok: true; value?: Uint8Array | null; values?: (Uint8Array | null)[]; pairs?: KvPair[]; cas?: CasResult[]; regions?: Region[] }
+  | { ok: false; error: RegionError };
+
+export type Callback = (result: CommandResult) => void;
+
+/** Proposal is a command waiting for its entry at (index, term) to apply. */
+export interface Proposal {
+  index: number;
+  term: number;
+  cb: Callback;
+  /** proposedAtMs feeds the apply-latency histogram. */
+  proposedAtMs: number;
+}
+
+const raftCmdSchema = z.object({
+  header: requestHeaderSchema,
+  writes: z.array(kvWriteSchema),
+  admin: adminRequestSchema.optional(),
+});
+
+export function encodeCommand(cmd: RaftCmdRequest): Uint8Array {
+  return encode(cmd);
+}
+
+/**
+ * decodeCommand reads a command back from a committed entry. Entries were
+ * validated before proposal, but a log is input too (a peer from another
+ * version could have written it), so a bad entry is a typed error the apply
+ * loop turns into a skipped command, never a crash.
+ */
+export function decodeCommand(data: Uint8Array): RaftCmdRequest {
+  return parseWith(raftCmdSchema, decode(data), 'raft command') as RaftCmdRequest;
+}
+
+export const err = {
+  notLeader: (regionId: number, leader?: import('@flotilla/proto').Peer): CommandResult => ({
+    ok: false,
+    error: leader ? { type: 'NotLeader', regionId, leader } : { type: 'NotLeader', regionId },
+  }),
+  epochNotMatch: (currentRegions: Region[]): CommandResult => ({ ok: false, error: { type: 'EpochNotMatch', currentRegions } }),
+  regionNotFound: (regionId: number): CommandResult => ({ ok: false, error: { type: 'RegionNotFound', regionId } }),
+  busy: (reason: string, backoffMs = 50): CommandResult => ({ ok: false, error: { type: 'ServerIsBusy', reason, backoffMs } }),
+  stale: (): CommandResult => ({ ok: false, error: { type: 'StaleCommand' } }),
+  invalid: (message: string): CommandResult => ({ ok: false, error: { type: 'InvalidRequest', message } }),
+  keyNotInRegion: (key: Uint8Array, region: Region): CommandResult => ({
+    ok: false,
+    error: { type: 'KeyNotInRegion', key, regionId: region.id, startKey: region.startKey, endKey: region.endKey },
+  }),
+  unavailable: (message: string): CommandResult => ({ ok: false, error: { type: 'Unavailable', message } }),
+};

@@ -1,0 +1,126 @@
+import http from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  DecodeError,
+  ValidationError,
+  clientRequestSchema,
+  decode,
+  encode,
+  parseWith,
+  type ClientRequest,
+  type ClientResponse,
+} from '@flotilla/proto';
+import type { Store, StoreLogger } from '../store';
+import type { CommandResult } from '../operation/command';
+
+export const CLIENT_PATH = '/client';
+/** MAX_CLIENT_FRAME_BYTES bounds one client request frame (values up to 8 MiB plus headers). */
+export const MAX_CLIENT_FRAME_BYTES = 16 * 1024 * 1024;
+
+/**
+ * ClientServer serves the store's client API (WebSocket at /client, one
+ * msgpack ClientRequest per frame, answered by a ClientResponse with the
+ * same id) and the HTTP endpoints /metrics (Prometheus text) and /status.
+ * Every frame is decoded and validated before it reaches the store; bad
+ * input gets a typed InvalidRequest error and the connection stays usable.
+ */
+export class ClientServer {
+  readonly http: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly getStore: () => Store | undefined;
+
+  constructor(getStore: () => Store | undefined, private readonly logger: StoreLogger, private readonly maxPendingPerConnection = 4096) {
+    this.getStore = getStore;
+    this.http = http.createServer((req, res) => this.onHttp(req, res));
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME_BYTES });
+    this.http.on('upgrade', (req, socket, head) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path === CLIENT_PATH) {
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+      } else if (!this.otherUpgrades.get(path ?? '')?.(req, socket, head)) {
+        socket.destroy();
+      }
+    });
+  }
+
+  /** otherUpgrades lets other WebSocket endpoints share the port. */
+  readonly otherUpgrades = new Map<string, (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => boolean>();
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(port, host, () => {
+        const a = this.http.address() as { address: string; port: number };
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.wss.clients) c.terminate();
+    await new Promise<void>((r) => this.wss.close(() => r()));
+    await new Promise<void>((r) => this.http.close(() => r()));
+  }
+
+  private onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const store = this.getStore();
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET') {
+      res.writeHead(405, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'method not allowed' }));
+      return;
+    }
+    if (path === '/metrics' && store) {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(store.metrics.render());
+    } else if (path === '/status' || path === '/health') {
+      res.writeHead(store ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(store ? store.status() : { starting: true }));
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', paths: ['/metrics', '/status', CLIENT_PATH] }));
+    }
+  }
+
+  private onConnection(ws: WebSocket): void {
+    let pending = 0;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const store = this.getStore();
+      const reply = (r: ClientResponse) => {
+        if (ws.readyState === ws.OPEN) ws.send(encode(r));
+      };
+      if (!isBinary) return reply({ id: 0, ok: false, error: { type: 'InvalidRequest', message: 'frames must be binary msgpack' } });
+      let req: ClientRequest;
+      let raw: unknown;
+      try {
+        raw = decode(data);
+        req = parseWith(clientRequestSchema, raw, 'client request') as ClientRequest;
+      } catch (e) {
+        const id = raw && typeof raw === 'object' && typeof (raw as { id?: unknown }).id === 'number' ? ((raw as { id: number }).id) : 0;
+        const message = e instanceof DecodeError || e instanceof ValidationError ? e.message : 'malformed request';
+        if (store) store.metrics.clientErrors++;
+        return reply({ id, ok: false, error: { type: 'InvalidRequest', message } });
+      }
+      if (!store) return reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: 'store is starting' } });
+      store.metrics.clientRequests++;
+      if (pending >= this.maxPendingPerConnection) {
+        return reply({ id: req.id, ok: false, error: { type: 'ServerIsBusy', reason: 'too many requests in flight on this connection', backoffMs: 20 } });
+      }
+      pending++;
+      let answered = false;
+      try {
+        store.handleClientRequest(req, (result: CommandResult) => {
+          if (answered) return;
+          answered = true;
+          pending--;
+          if (!result.ok) store.metrics.clientErrors++;
+          reply(result.ok ? { id: req.id, ...result } : { id: req.id, ok: false, error: result.error });
+        });
+      } catch (e) {
+        this.logger.error({ err: (e as Error).stack }, 'client request failed unexpectedly');
+        if (!answered) {
+          answered = true;
+          pending--;
+          reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: 'internal error' } });
+        }
+      }
+    });
+    ws.on('error', () => {});
+  }
+}

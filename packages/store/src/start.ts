@@ -1,0 +1,171 @@
+import { mkdirSync, readFileSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { LogEngine } from '@flotilla/log-engine';
+import { PlacementClient, PlacementError, type StoreMeta } from '@flotilla/placement';
+import { WsTransport, type Transport } from '@flotilla/transport';
+import { resolveConfig, type ProfileName, type StoreConfig } from './config';
+import { SqliteStateMachine } from './kv/sqlite-state-machine';
+import { ClientServer } from './server/client-server';
+import { Store, type StoreLogger } from './store';
+import type { StateMachine } from './engines';
+
+export interface StoreOptions {
+  dataDir: string;
+  /** listen is host:port for the client API and HTTP endpoints (port 0 = any). */
+  listen: string;
+  /** raftListen is host:port for store-to-store raft traffic (default: same host, any port). */
+  raftListen?: string;
+  advertise?: string;
+  placement: string;
+  clusterSecret?: string;
+  profile?: ProfileName;
+  config?: Partial<StoreConfig>;
+  tickIntervalMs?: number;
+  logger?: StoreLogger & { child?: (b: object) => StoreLogger };
+}
+
+export interface StoreHandle {
+  readonly storeId: number;
+  readonly address: string;
+  readonly raftAddress: string;
+  readonly store: Store;
+  close(): Promise<void>;
+}
+
+interface Ident {
+  storeId: number;
+}
+
+function parseHostPort(s: string, what: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  const host = i > 0 ? s.slice(0, i) : '127.0.0.1';
+  const port = Number(i >= 0 ? s.slice(i + 1) : s);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${what}: expected host:port, got "${s}"`);
+  return { host, port };
+}
+
+/** writeFileDurably writes via a temp file, fsync and rename, so a crash leaves the old or the new file. */
+function writeFileDurably(path: string, data: string): void {
+  const tmp = path + '.tmp';
+  writeFileSync(tmp, data);
+  const fd = openSync(tmp, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+/**
+ * startStore opens (or creates) a store in dataDir, joins the cluster
+ * through placement (bootstrapping it if this is the first store), recovers
+ * every Region peer and starts serving. See API.md.
+ */
+export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
+  const logger: StoreLogger = opts.logger ?? { debug() {}, info() {}, warn() {}, error() {} };
+  const config = resolveConfig(opts.profile ?? 'production', { ...(opts.config ?? {}), ...(opts.tickIntervalMs ? { tickIntervalMs: opts.tickIntervalMs } : {}) });
+  mkdirSync(opts.dataDir, { recursive: true });
+  const listen = parseHostPort(opts.listen, '--listen');
+  const raftListen = parseHostPort(opts.raftListen ?? `${listen.host}:0`, '--raft-listen');
+
+  const pd = new PlacementClient({ addresses: opts.placement.split(',').map((s) => s.trim()).filter(Boolean) });
+  const identPath = join(opts.dataDir, 'store.json');
+  let ident: Ident | undefined;
+  if (existsSync(identPath)) {
+    try {
+      ident = JSON.parse(readFileSync(identPath, 'utf8')) as Ident;
+    } catch (e) {
+      throw new Error(`store identity file ${identPath} is unreadable: ${(e as Error).message}`);
+    }
+    if (!Number.isSafeInteger(ident.storeId) || ident.storeId <= 0) throw new Error(`store identity file ${identPath} has no valid storeId`);
+  }
+  if (!ident) {
+    const [id] = await pd.allocId(1);
+    ident = { storeId: id! };
+    writeFileDurably(identPath, JSON.stringify(ident));
+    logger.info({ storeId: ident.storeId }, 'allocated store id');
+  }
+  const storeId = ident.storeId;
+
+  let store: Store | undefined;
+  const server = new ClientServer(() => store, logger, config.maxPendingRequestsPerConnection);
+  const bound = await server.listen(listen.host, listen.port);
+  const address = opts.advertise ?? `${bound.host}:${bound.port}`;
+
+  const log = LogEngine.open({ path: join(opts.dataDir, 'raft.db') });
+  const sm: StateMachine = new SqliteStateMachine(join(opts.dataDir, 'kv.db'));
+  const addressCache = new Map<number, string>();
+  const transport: Transport = new WsTransport({
+    storeId,
+    clusterId: 'flotilla',
+    secret: opts.clusterSecret ?? 'flotilla-dev-secret',
+    host: raftListen.host,
+    port: raftListen.port,
+    resolveAddress: async (id) => {
+      try {
+        const s = await pd.getStore(id);
+        const a = s?.labels?.raftAddress;
+        if (a) addressCache.set(id, a);
+        return a ?? addressCache.get(id);
+      } catch {
+        return addressCache.get(id);
+      }
+    },
+  });
+  await transport.start();
+  const raftAddress = (transport as WsTransport).address;
+  const meta: StoreMeta = { id: storeId, address, labels: { raftAddress } };
+  store = new Store({ storeId, config, logEngine: log, sm, transport, placement: pd, logger });
+  await bootstrapIfNeeded(store, sm, pd, meta, logger);
+  await pd.putStore(meta);
+  store.recover();
+  store.start();
+  logger.info({ storeId, address, raftAddress, regions: store.peers.size }, 'store started');
+
+  let closing: Promise<void> | undefined;
+  return {
+    storeId,
+    address,
+    raftAddress,
+    store,
+    close: () =>
+      (closing ??= (async () => {
+        await store!.close();
+        await server.close();
+        await transport.close();
+        pd.close();
+        await log.close();
+        sm.close();
+      })()),
+  };
+}
+
+/**
+ * bootstrapIfNeeded makes the first store of a new cluster create Region 1.
+ * As in TiKV, the Region is written locally first and then registered with
+ * placement; if another store won the race, the local copy is dropped.
+ */
+async function bootstrapIfNeeded(store: Store, sm: StateMachine, pd: PlacementClient, meta: StoreMeta, logger: StoreLogger): Promise<void> {
+  if (await pd.isBootstrapped()) return;
+  const local = sm.loadRegions().filter((r) => r.local.state !== 'tombstone');
+  let region = local.length === 1 && local[0]!.local.region.epoch.version === 1 ? local[0]!.local.region : undefined;
+  if (local.length > 0 && !region) return; // this store already has data: not a fresh bootstrap
+  if (!region) {
+    const [regionId, peerId] = await pd.allocId(2);
+    region = Store.bootstrapRegion(meta.id, regionId!, peerId!);
+    store.writeInitialRegion(region);
+  }
+  try {
+    await pd.bootstrap(meta, region);
+    logger.info({ regionId: region.id }, 'bootstrapped the cluster');
+  } catch (e) {
+    if (e instanceof PlacementError && e.code === 'AlreadyBootstrapped') {
+      const known = await pd.getRegionById(region.id);
+      const ours = known?.region.peers.some((p) => p.storeId === meta.id && p.id === region!.peers[0]!.id);
+      if (!ours) {
+        logger.info({}, 'another store bootstrapped the cluster; dropping local bootstrap region');
+        store.removeInitialRegion(region.id);
+      }
+      return;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,1064 @@
+import {
+  MessageType,
+  ProposalDroppedError,
+  StateRole,
+  newSeededRandom,
+  type ConfChangeV2,
+  type Entry,
+  type Logger as RaftLogger,
+  type Message,
+  type Ready,
+} from '@flotilla/raft-core';
+import {
+  compareKeys,
+  decode,
+  encode,
+  keyInRegion,
+  compareEndKeys,
+  type AdminRequest,
+  type ClientRequest,
+  type KvRead,
+  type Peer as PeerMeta,
+  type RaftMessage,
+  type Region,
+} from '@flotilla/proto';
+import { LogBatch, type LogEngine } from '@flotilla/log-engine';
+import type { Transport } from '@flotilla/transport';
+import type { PlacementClient, OperatorInstruction } from '@flotilla/placement';
+import type { StoreConfig } from './config';
+import type { ApplyState, StateMachine } from './engines';
+import { ApplyBatch, applyEntries, type ApplyEffect } from './operation/apply';
+import { encodeCommand, err, type Callback, type CommandResult } from './operation/command';
+import { Peer, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, confStateFromRegion, type SnapshotPayload } from './raft/peer';
+import { StoreMetrics } from './metrics';
+
+/** StoreLogger is the pino-compatible subset the store logs through. */
+export interface StoreLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const silent: StoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface StoreDeps {
+  storeId: number;
+  config: StoreConfig;
+  logEngine: LogEngine;
+  sm: StateMachine;
+  transport: Transport;
+  placement: PlacementClient;
+  logger?: StoreLogger;
+  /** now is the wall clock in ms (injectable for tests). */
+  now?: () => number;
+  seed?: number;
+}
+
+/**
+ * Store is the Multi-Raft host: it owns every Region peer on this node,
+ * one log engine, one KV engine and one transport, and drives them all from
+ * one poll loop. Work arrives as raft messages, client commands and ticks;
+ * each marks a peer dirty and schedules a poll round that handles all dirty
+ * peers together (one log write, one transport flush, one KV transaction).
+ */
+export class Store {
+  readonly storeId: number;
+  readonly config: StoreConfig;
+  readonly peers = new Map<number, Peer>();
+  readonly metrics = new StoreMetrics();
+  private readonly log: LogEngine;
+  private readonly sm: StateMachine;
+  private readonly transport: Transport;
+  private readonly pd: PlacementClient;
+  private readonly logger: StoreLogger;
+  private readonly raftLogger: RaftLogger;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private dirty = new Set<Peer>();
+  private pollScheduled = false;
+  private polling = false;
+  private closed = false;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private readCtxSeq = 0;
+  /** pendingLogOps are log-engine changes produced by applies (compaction, new Regions) for the next write. */
+  private pendingLog = new LogBatch();
+  private tombstones = new Set<number>();
+
+  constructor(deps: StoreDeps) {
+    this.storeId = deps.storeId;
+    this.config = deps.config;
+    this.log = deps.logEngine;
+    this.sm = deps.sm;
+    this.transport = deps.transport;
+    this.pd = deps.placement;
+    this.logger = deps.logger ?? silent;
+    const l = this.logger;
+    this.raftLogger = {
+      debug: () => {},
+      info: (msg, fields) => l.info({ ...fields }, msg),
+      warn: (msg, fields) => l.warn({ ...fields }, msg),
+      error: (msg, fields) => l.error({ ...fields }, msg),
+      isDebugEnabled: () => false,
+    };
+    this.now = deps.now ?? Date.now;
+    this.random = newSeededRandom(deps.seed ?? (deps.storeId * 7919 + (Date.now() & 0xffff)));
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** recover recreates every Region peer from the KV engine's region states. */
+  recover(): void {
+    for (const { regionId, apply, local } of this.sm.loadRegions()) {
+      if (local.state === 'tombstone') {
+        this.tombstones.add(regionId);
+        continue;
+      }
+      const me = local.region.peers.find((p) => p.storeId === this.storeId);
+      if (!me) continue;
+      const applyState = apply ?? initialApplyState();
+      this.ensureLogMatchesApply(regionId, applyState, local.confState);
+      const peer = new Peer(local.region, me.id, applyState, local.confState, true);
+      this.startPeer(peer);
+    }
+    if (!this.pendingLog.isEmpty) this.flushPendingLog();
+    this.logger.info({ regions: this.peers.size }, 'store recovered region peers');
+  }
+
+  /**
+   * ensureLogMatchesApply repairs the one gap a crash can leave between the
+   * two engines: the KV engine durably applied a snapshot or a split (its
+   * apply state is ahead) but the log engine's matching write was lost.
+   * The log then restarts at the applied index, as after a snapshot.
+   */
+  private ensureLogMatchesApply(regionId: number, apply: ApplyState, confState: import('@flotilla/raft-core').ConfState): void {
+    const has = this.log.hasRegion(regionId);
+    const last = has ? this.log.lastIndex(regionId) : 0;
+    if (!has || last < apply.appliedIndex) {
+      this.pendingLog.applySnapshotMeta(regionId, apply.appliedIndex, apply.appliedTerm, confState);
+      const hs = has ? this.log.raftState(regionId).hardState : { term: 0, vote: 0, commit: 0 };
+      this.pendingLog.setHardState(regionId, {
+        term: Math.max(hs.term, apply.appliedTerm),
+        vote: hs.term >= apply.appliedTerm ? hs.vote : 0,
+        commit: apply.appliedIndex,
+      });
+    }
+  }
+
+  private flushPendingLog(): void {
+    const b = this.pendingLog;
+    this.pendingLog = new LogBatch();
+    this.log.write(b);
+    this.metrics.logWrites++;
+  }
+
+  /** createBootstrapRegion writes Region 1 (whole key space) with this store's single peer. */
+  static bootstrapRegion(storeId: number, regionId: number, peerId: number): Region {
+    return {
+      id: regionId,
+      startKey: new Uint8Array(0),
+      endKey: new Uint8Array(0),
+      epoch: { confVer: 1, version: 1 },
+      peers: [{ id: peerId, storeId, role: 'voter' }],
+    };
+  }
+
+  /** writeInitialRegion persists a new Region's states in both engines (bootstrap). */
+  writeInitialRegion(region: Region): void {
+    const conf = confStateFromRegion(region);
+    const b = this.sm.newBatch();
+    b.setRegionState(region.id, { region, state: 'normal', confState: conf });
+    b.setApplyState(region.id, initialApplyState());
+    this.sm.write(b);
+    const lb = new LogBatch();
+    lb.applySnapshotMeta(region.id, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, conf);
+    lb.setHardState(region.id, { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX });
+    this.log.write(lb);
+  }
+
+  /** removeInitialRegion undoes writeInitialRegion when another store won the bootstrap race. */
+  removeInitialRegion(regionId: number): void {
+    const b = this.sm.newBatch();
+    const r = this.sm.loadRegions().find((x) => x.regionId === regionId);
+    if (r) b.setRegionState(regionId, { ...r.local, state: 'tombstone' });
+    this.sm.write(b);
+    this.log.write(new LogBatch().removeRegion(regionId));
+  }
+
+  start(): void {
+    this.transport.onMessages((msgs) => this.onRaftMessages(msgs));
+    this.transport.onUnreachable((storeId) => this.onStoreUnreachable(storeId));
+    this.transport.onSnapshot((header, chunks) => this.onSnapshot(header, chunks));
+    this.tickTimer = setInterval(() => this.onTick(), this.config.tickIntervalMs);
+    this.timers.push(setInterval(() => void this.storeHeartbeat(), this.config.storeHeartbeatIntervalMs));
+    this.timers.push(setInterval(() => void this.regionHeartbeats(), this.config.regionHeartbeatIntervalMs));
+    this.timers.push(setInterval(() => this.splitCheck(), this.config.splitCheckIntervalMs));
+    this.timers.push(setInterval(() => this.raftLogGc(), this.config.raftLogGcIntervalMs));
+    this.timers.push(setInterval(() => this.expireReads(), 1000));
+    this.timers.push(setInterval(() => this.purgeLog(), 2000));
+    void this.storeHeartbeat();
+    // Single-voter Regions (a fresh bootstrap) elect themselves at once.
+    for (const p of this.peers.values()) {
+      if (p.region.peers.filter((x) => x.role === 'voter').length === 1 && p.meta().role === 'voter') p.raw.campaign();
+      this.markDirty(p);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    for (const t of this.timers) clearInterval(t);
+    for (const p of this.peers.values()) this.failPending(p, err.unavailable('store is shutting down'));
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  private startPeer(peer: Peer): void {
+    peer.start(this.config, this.log.storage(peer.regionId), this.sm, this.random, this.raftLogger);
+    this.peers.set(peer.regionId, peer);
+    this.metrics.regions = this.peers.size;
+  }
+
+  markDirty(peer: Peer): void {
+    this.dirty.add(peer);
+    this.schedulePoll();
+  }
+
+  wake(peer: Peer): void {
+    if (peer.hibernating) {
+      peer.hibernating = false;
+      this.metrics.hibernated--;
+    }
+    peer.idleTicks = 0;
+  }
+
+  private schedulePoll(): void {
+    if (this.pollScheduled || this.closed) return;
+    this.pollScheduled = true;
+    setImmediate(() => {
+      this.pollScheduled = false;
+      this.poll();
+    });
+  }
+
+  private onTick(): void {
+    if (this.closed) return;
+    this.metrics.tickRounds++;
+    for (const p of this.peers.values()) {
+      if (p.hibernating) continue;
+      p.raw.tick();
+      p.ticks++;
+      this.metrics.peerTicks++;
+      this.maybeHibernate(p);
+      this.dirty.add(p);
+    }
+    this.schedulePoll();
+  }
+
+  /**
+   * maybeHibernate stops ticking a Region with nothing to do: the leader
+   * when every follower has its whole log and nothing is pending, a
+   * follower when it has been quiet while a leader is known. Any message,
+   * proposal or read wakes it; a leader's store going unreachable wakes its
+   * followers, which then elect a new leader as usual.
+   */
+  private maybeHibernate(p: Peer): void {
+    if (!this.config.hibernate) return;
+    if (p.proposals.length > 0 || p.reads.length > 0 || p.mailbox.length > 0) {
+      p.idleTicks = 0;
+      return;
+    }
+    const r = p.raw.raft;
+    if (p.isLeader) {
+      const last = r.raftLog.lastIndex();
+      if (r.raftLog.committed !== last || p.apply.appliedIndex !== last) {
+        p.idleTicks = 0;
+        return;
+      }
+      for (const [, pr] of r.prs.progress) {
+        if (pr.match !== last) {
+          p.idleTicks = 0;
+          return;
+        }
+      }
+    } else if (p.leaderId === 0 || r.state !== StateRole.Follower) {
+      p.idleTicks = 0;
+      return;
+    }
+    if (++p.idleTicks >= this.config.hibernateAfterTicks + (p.isLeader ? this.config.electionTicks : 0)) {
+      // Followers hibernate a full election timeout after the leader would,
+      // so that the leader's last heartbeat round reaches them first.
+      p.hibernating = true;
+      this.metrics.hibernated++;
+    }
+  }
+
+  // ---------------------------------------------------------------- inbound raft
+
+  private onRaftMessages(msgs: RaftMessage[]): void {
+    for (const m of msgs) this.routeRaftMessage(m, undefined);
+    this.schedulePoll();
+  }
+
+  private routeRaftMessage(m: RaftMessage, snapshotData: Uint8Array | undefined): void {
+    if (this.closed) return;
+    if (m.toPeer.storeId !== this.storeId) {
+      this.metrics.messagesDropped++;
+      return;
+    }
+    let peer = this.peers.get(m.regionId);
+    if (peer && peer.peerId !== m.toPeer.id) {
+      if (!peer.initialized && m.toPeer.id > peer.peerId) {
+        this.destroyPeer(peer, false);
+        peer = undefined;
+      } else {
+        this.metrics.messagesDropped++;
+        return;
+      }
+    }
+    if (!peer) {
+      peer = this.maybeCreatePeer(m);
+      if (!peer) {
+        this.metrics.messagesDropped++;
+        return;
+      }
+    }
+    if (peer.mailbox.length >= this.config.mailboxCapacity) {
+      this.metrics.messagesDropped++;
+      return;
+    }
+    this.wake(peer);
+    peer.lastHeard.set(m.fromPeer.id, this.now());
+    if (snapshotData) peer.mailbox.push({ kind: 'snapshotData', msg: m.message, fromPeer: m.fromPeer, data: snapshotData });
+    else peer.mailbox.push({ kind: 'raft', msg: m.message, fromPeer: m.fromPeer });
+    this.metrics.messagesReceived++;
+    this.dirty.add(peer);
+  }
+
+  /**
+   * maybeCreatePeer creates an uninitialized peer for a Region this store
+   * has not heard of, when the message is one that starts a peer's life
+   * (a vote, a heartbeat from a new leader, an append or a snapshot) and no
+   * initialized local Region overlaps the message's range.
+   */
+  private maybeCreatePeer(m: RaftMessage): Peer | undefined {
+    if (m.isTombstone || this.tombstones.has(m.regionId)) return undefined;
+    const t = m.message.msgType;
+    const initial =
+      t === MessageType.MsgRequestVote ||
+      t === MessageType.MsgRequestPreVote ||
+      t === MessageType.MsgHeartbeat ||
+      t === MessageType.MsgApp ||
+      t === MessageType.MsgSnapshot;
+    if (!initial) return undefined;
+    for (const p of this.peers.values()) {
+      if (!p.initialized) continue;
+      if (rangesOverlap(p.region.startKey, p.region.endKey, m.startKey, m.endKey)) return undefined;
+    }
+    const region: Region = { id: m.regionId, startKey: m.startKey, endKey: m.endKey, epoch: { confVer: 0, version: 0 }, peers: [] };
+    const peer = new Peer(region, m.toPeer.id, { appliedIndex: 0, appliedTerm: 0, truncatedIndex: 0, truncatedTerm: 0 }, emptyConf(), false);
+    // Remember the sender so the first responses can be routed.
+    peer.peerCache.set(m.fromPeer.id, m.fromPeer);
+    peer.peerCache.set(m.toPeer.id, m.toPeer);
+    this.startPeer(peer);
+    this.logger.info({ regionId: m.regionId, peerId: m.toPeer.id }, 'created uninitialized peer');
+    return peer;
+  }
+
+  private onStoreUnreachable(storeId: number): void {
+    for (const p of this.peers.values()) {
+      for (const x of p.region.peers) {
+        if (x.storeId !== storeId) continue;
+        if (p.isLeader) p.raw.reportUnreachable(x.id);
+        else if (x.id === p.leaderId && p.hibernating) this.wake(p);
+      }
+    }
+  }
+
+  private async onSnapshot(header: RaftMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for await (const c of chunks) {
+      parts.push(c);
+      total += c.length;
+    }
+    const data = Buffer.concat(parts, total);
+    this.routeRaftMessage(header, data);
+    this.schedulePoll();
+  }
+
+  // ---------------------------------------------------------------- poll round
+
+  /**
+   * poll is one round of the batch system: step every dirty peer's
+   * mailbox, collect Readies, persist them with ONE log write, send all
+   * messages with one flush, apply committed entries in ONE KV transaction,
+   * then answer clients and advance.
+   */
+  poll(): void {
+    if (this.closed || this.polling) return;
+    this.polling = true;
+    const started = this.now();
+    try {
+      const round: Peer[] = [];
+      for (const p of this.dirty) {
+        round.push(p);
+        if (round.length >= this.config.maxPeersPerPoll) break;
+      }
+      for (const p of round) this.dirty.delete(p);
+      this.metrics.pollRounds++;
+
+      const logBatch = this.pendingLog;
+      this.pendingLog = new LogBatch();
+      const readies: { peer: Peer; rd: Ready }[] = [];
+      for (const peer of round) {
+        this.drainMailbox(peer);
+        if (this.peers.get(peer.regionId) !== peer) continue; // destroyed meanwhile
+        if (!peer.raw.hasReady()) continue;
+        const rd = peer.raw.ready();
+        this.handleReadyBeforePersist(peer, rd, logBatch);
+        readies.push({ peer, rd });
+      }
+      if (!logBatch.isEmpty) {
+        const t0 = this.now();
+        this.log.write(logBatch);
+        this.metrics.logWrites++;
+        this.metrics.observeWrite(this.now() - t0);
+      }
+      const apply = new ApplyBatch(this.sm);
+      const effects: ApplyEffect[] = [];
+      const responses: { cb: Callback; result: CommandResult; at: number }[] = [];
+      const ctx = {
+        batch: apply,
+        effects,
+        storeId: this.storeId,
+        respond: (peer: Peer, index: number, term: number, result: CommandResult) => this.matchProposal(peer, index, term, result, responses),
+      };
+      const needApplyAdvance: Peer[] = [];
+      for (const { peer, rd } of readies) {
+        for (const m of rd.persistedMessages) this.sendRaft(peer, m);
+        const light = peer.raw.advance(rd);
+        for (const m of light.messages) this.sendRaft(peer, m);
+        const committed = rd.committedEntries.length > 0 || light.committedEntries.length > 0;
+        if (!committed) continue;
+        if (rd.committedEntries.length > 0) this.applyCommitted(peer, rd.committedEntries, ctx);
+        if (light.committedEntries.length > 0) {
+          this.applyCommitted(peer, light.committedEntries, ctx);
+          needApplyAdvance.push(peer);
+        }
+      }
+      if (!apply.batch.isEmpty) {
+        const t0 = this.now();
+        this.sm.write(apply.batch);
+        this.metrics.kvWrites++;
+        this.metrics.observeApply(this.now() - t0);
+      }
+      for (const p of needApplyAdvance) p.raw.advanceApply();
+      for (const r of responses) r.cb(r.result);
+      this.metrics.observeResponses(responses, this.now());
+      for (const e of effects) this.afterApply(e);
+      for (const { peer } of readies) {
+        this.serveReads(peer);
+        // Anything left over (more committed entries, messages) is for the next round.
+        if (peer.raw.hasReady() || peer.mailbox.length > 0) this.dirty.add(peer);
+      }
+      this.transport.flush();
+    } finally {
+      this.polling = false;
+      this.metrics.observePoll(this.now() - started);
+    }
+    if (this.dirty.size > 0 || !this.pendingLog.isEmpty) {
+      if (!this.pendingLog.isEmpty && this.dirty.size === 0) this.flushPendingLog();
+      else this.schedulePoll();
+    }
+  }
+
+  private drainMailbox(peer: Peer): void {
+    const n = Math.min(peer.mailbox.length, this.config.maxMessagesPerPeerPerPoll);
+    if (n === 0) return;
+    const items = peer.mailbox.splice(0, n);
+    for (const item of items) {
+      if (item.kind === 'snapshotData') {
+        item.msg.snapshot = item.msg.snapshot ? { ...item.msg.snapshot, data: item.data } : undefined;
+      }
+      if (!peer.peerById(item.fromPeer.id)) peer.peerCache.set(item.fromPeer.id, item.fromPeer);
+      try {
+        peer.raw.step(item.msg);
+      } catch (e) {
+        // Responses from peers not in the configuration, etc.: expected and harmless.
+        this.logger.debug({ regionId: peer.regionId, err: (e as Error).message }, 'dropped raft message');
+      }
+    }
+    if (peer.mailbox.length > 0) this.dirty.add(peer);
+  }
+
+  private handleReadyBeforePersist(peer: Peer, rd: Ready, logBatch: LogBatch): void {
+    if (rd.softState) {
+      const wasLeader = peer.isLeader;
+      peer.leaderId = rd.softState.leaderId;
+      peer.isLeader = rd.softState.raftState === StateRole.Leader;
+      if (wasLeader && !peer.isLeader) this.failPending(peer, err.notLeader(peer.regionId, peer.leaderMeta()));
+      if (!wasLeader && peer.isLeader) {
+        this.logger.info({ regionId: peer.regionId, peerId: peer.peerId, term: peer.raw.raft.term }, 'became leader');
+        void this.regionHeartbeat(peer);
+      }
+      this.metrics.leaders = countLeaders(this.peers);
+    }
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) this.applySnapshot(peer, rd, logBatch);
+    if (rd.entries.length > 0) logBatch.append(peer.regionId, rd.entries);
+    if (rd.hardState) logBatch.setHardState(peer.regionId, rd.hardState);
+    for (const m of rd.messages) this.sendRaft(peer, m);
+    if (rd.readStates.length > 0) {
+      for (const rs of rd.readStates) {
+        const ctx = Buffer.from(rs.requestCtx).toString('hex');
+        for (const w of peer.reads) if (w.ctx === ctx && w.index === 0) w.index = rs.index;
+      }
+    }
+  }
+
+  /**
+   * applySnapshot installs a received snapshot: the KV engine ingests the
+   * Region's range and states first (durable), then the log engine's raft
+   * state moves to the snapshot's index in this round's log write. A crash
+   * between the two is repaired at recovery (ensureLogMatchesApply).
+   */
+  private applySnapshot(peer: Peer, rd: Ready, logBatch: LogBatch): void {
+    const snap = rd.snapshot!;
+    let payload: SnapshotPayload;
+    try {
+      payload = decode(snap.data) as SnapshotPayload;
+    } catch (e) {
+      throw new Error(`region ${peer.regionId}: undecodable snapshot at index ${snap.metadata.index}: ${(e as Error).message}`);
+    }
+    const { index, term, confState } = snap.metadata;
+    const region = payload.region;
+    const apply: ApplyState = { appliedIndex: index, appliedTerm: term, truncatedIndex: index, truncatedTerm: term };
+    this.sm.ingestSnapshot(peer.regionId, region.startKey, region.endKey, payload.pairs, apply, {
+      region,
+      state: 'normal',
+      confState,
+    });
+    peer.region = region;
+    peer.apply = apply;
+    peer.confState = confState;
+    peer.initialized = true;
+    logBatch.applySnapshotMeta(peer.regionId, index, term, confState);
+    this.metrics.snapshotsApplied++;
+    this.logger.info({ regionId: peer.regionId, index, term, keys: payload.pairs.length }, 'applied snapshot');
+  }
+
+  private sendRaft(peer: Peer, m: Message): void {
+    const to = peer.peerById(m.to);
+    if (!to) {
+      this.metrics.messagesDropped++;
+      return;
+    }
+    const env: RaftMessage = {
+      regionId: peer.regionId,
+      fromPeer: peer.meta(),
+      toPeer: to,
+      regionEpoch: peer.region.epoch,
+      message: m,
+      startKey: peer.region.startKey,
+      endKey: peer.region.endKey,
+      isTombstone: false,
+    };
+    if (env.fromPeer.storeId === 0) env.fromPeer = { ...env.fromPeer, storeId: this.storeId };
+    if (m.msgType === MessageType.MsgSnapshot && m.snapshot) {
+      this.sendSnapshot(peer, to, env);
+      return;
+    }
+    this.transport.send(to.storeId, env);
+    this.metrics.messagesSent++;
+  }
+
+  /** sendSnapshot streams the snapshot's data on the snapshot channel and reports the outcome to raft. */
+  private sendSnapshot(peer: Peer, to: PeerMeta, env: RaftMessage): void {
+    const snap = env.message.snapshot!;
+    const data = snap.data;
+    const header: RaftMessage = { ...env, message: { ...env.message, snapshot: { ...snap, data: new Uint8Array(0) } } };
+    const chunks: Uint8Array[] = [];
+    const CHUNK = 1024 * 1024;
+    for (let off = 0; off < data.length; off += CHUNK) chunks.push(data.subarray(off, Math.min(data.length, off + CHUNK)));
+    if (chunks.length === 0) chunks.push(new Uint8Array(0));
+    this.metrics.snapshotsSent++;
+    this.transport.sendSnapshot(to.storeId, header, chunks).then(
+      () => {
+        const p = this.peers.get(peer.regionId);
+        if (p === peer) {
+          p.raw.reportSnapshot(to.id, 'finish');
+          this.markDirty(p);
+        }
+      },
+      (e: Error) => {
+        this.logger.warn({ regionId: peer.regionId, to: to.id, err: e.message }, 'snapshot send failed');
+        const p = this.peers.get(peer.regionId);
+        if (p === peer) {
+          p.raw.reportSnapshot(to.id, 'failure');
+          this.markDirty(p);
+        }
+      },
+    );
+  }
+
+  private applyCommitted(peer: Peer, entries: Entry[], ctx: Parameters<typeof applyEntries>[2]): void {
+    if (!peer.initialized) return;
+    applyEntries(peer, entries, ctx);
+    this.metrics.entriesApplied += entries.length;
+  }
+
+  private matchProposal(peer: Peer, index: number, term: number, result: CommandResult, out: { cb: Callback; result: CommandResult; at: number }[]): void {
+    const q = peer.proposals;
+    while (q.length > 0) {
+      const head = q[0]!;
+      if (head.index > index) return;
+      q.shift();
+      if (head.index === index && head.term === term) {
+        out.push({ cb: head.cb, result, at: head.proposedAtMs });
+        return;
+      }
+      // The entry at head.index was replaced by another leader's entry.
+      out.push({ cb: head.cb, result: err.stale(), at: head.proposedAtMs });
+    }
+  }
+
+  private afterApply(e: ApplyEffect): void {
+    switch (e.type) {
+      case 'compact':
+        this.pendingLog.compact(e.peer.regionId, e.index, e.term);
+        break;
+      case 'confChange': {
+        const p = e.peer;
+        if (e.removedSelf) {
+          this.logger.info({ regionId: p.regionId, peerId: p.peerId }, 'peer removed from region; destroying');
+          this.destroyPeer(p, true);
+          return;
+        }
+        this.logger.info(
+          { regionId: p.regionId, added: e.added.map((x) => x.id), removed: e.removed.map((x) => x.id), confVer: p.region.epoch.confVer },
+          'applied conf change',
+        );
+        if (p.isLeader) void this.regionHeartbeat(p);
+        break;
+      }
+      case 'split':
+        this.onSplitApplied(e.parent, e.regions, e.wasLeader);
+        break;
+    }
+  }
+
+  private onSplitApplied(parent: Peer, regions: Region[], wasLeader: boolean): void {
+    parent.splitInFlightVersion = 0;
+    for (const r of regions.slice(1)) {
+      const me = r.peers.find((p) => p.storeId === this.storeId);
+      if (!me) continue;
+      const existing = this.peers.get(r.id);
+      if (existing) {
+        if (existing.initialized) continue;
+        this.destroyPeer(existing, false);
+      }
+      const conf = confStateFromRegion(r);
+      this.pendingLog.applySnapshotMeta(r.id, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, conf);
+      this.pendingLog.setHardState(r.id, { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX });
+      this.flushPendingLog();
+      const peer = new Peer(r, me.id, initialApplyState(), conf, true);
+      this.startPeer(peer);
+      if (wasLeader) peer.raw.campaign();
+      this.markDirty(peer);
+    }
+    this.logger.info({ regionId: parent.regionId, regions: regions.map((r) => r.id) }, 'split applied');
+    if (wasLeader) {
+      void this.pd.reportBatchSplit(regions).catch((e: Error) => this.logger.warn({ err: e.message }, 'reportBatchSplit failed'));
+      void this.regionHeartbeat(parent);
+    }
+  }
+
+  /** destroyPeer removes a peer; with cleanData its range's keys go too (it left the Region). */
+  private destroyPeer(peer: Peer, cleanData: boolean): void {
+    this.failPending(peer, err.regionNotFound(peer.regionId));
+    this.peers.delete(peer.regionId);
+    this.dirty.delete(peer);
+    this.metrics.regions = this.peers.size;
+    if (peer.hibernating) this.metrics.hibernated--;
+    if (peer.initialized) {
+      const b = this.sm.newBatch();
+      if (cleanData) {
+        let overlapped = false;
+        for (const p of this.peers.values()) if (p.initialized && rangesOverlap(p.region.startKey, p.region.endKey, peer.region.startKey, peer.region.endKey)) overlapped = true;
+        if (!overlapped) b.deleteRange(peer.region.startKey, peer.region.endKey);
+      }
+      b.setRegionState(peer.regionId, { region: peer.region, state: 'tombstone', confState: peer.confState });
+      this.sm.write(b);
+      this.tombstones.add(peer.regionId);
+    }
+    this.pendingLog.removeRegion(peer.regionId);
+  }
+
+  private failPending(peer: Peer, result: CommandResult): void {
+    const props = peer.proposals;
+    peer.proposals = [];
+    for (const p of props) p.cb(result);
+    const reads = peer.reads;
+    peer.reads = [];
+    for (const r of reads) r.fail(peer.leaderMeta());
+  }
+
+  // ---------------------------------------------------------------- client API
+
+  /** handleClientRequest validates, routes and starts one client request. */
+  handleClientRequest(req: ClientRequest, cb: Callback): void {
+    if (this.closed) return cb(err.unavailable('store is shutting down'));
+    const peer = this.peers.get(req.header.regionId);
+    if (!peer || !peer.initialized) return cb(err.regionNotFound(req.header.regionId));
+    this.wake(peer);
+    if (!peer.isLeader) return cb(err.notLeader(peer.regionId, peer.leaderMeta()));
+    const epoch = peer.region.epoch;
+    if (req.op !== 'admin' && req.header.regionEpoch.version !== epoch.version) return cb(err.epochNotMatch(this.currentRegionsFor(peer)));
+    switch (req.op) {
+      case 'read':
+        return this.startRead(peer, req.read, cb);
+      case 'write': {
+        for (const w of req.writes) {
+          if (w.type !== 'deleteRange' && !keyInRegion(w.key, peer.region)) return cb(err.keyNotInRegion(w.key, peer.region));
+        }
+        return this.propose(peer, encodeCommand({ header: req.header, writes: req.writes }), cb);
+      }
+      case 'admin':
+        return this.startAdmin(peer, req.header, req.admin, cb);
+      case 'split':
+        return void this.startSplit(peer, req.splitKeys, cb);
+    }
+  }
+
+  private currentRegionsFor(peer: Peer): Region[] {
+    return [peer.region];
+  }
+
+  private propose(peer: Peer, data: Uint8Array, cb: Callback): void {
+    if (peer.proposals.length >= this.config.maxPendingProposalsPerPeer) return cb(err.busy('too many pending proposals for this region'));
+    const r = peer.raw.raft;
+    try {
+      peer.raw.propose(data);
+    } catch (e) {
+      if (e instanceof ProposalDroppedError) return cb(peer.isLeader ? err.busy(e.message) : err.notLeader(peer.regionId, peer.leaderMeta()));
+      throw e;
+    }
+    peer.addProposal(r.raftLog.lastIndex(), r.term, cb, this.now());
+    this.metrics.proposals++;
+    this.markDirty(peer);
+  }
+
+  private startRead(peer: Peer, read: KvRead, cb: Callback): void {
+    const keys = read.type === 'get' ? [read.key] : read.type === 'batchGet' ? read.keys : [];
+    for (const k of keys) if (!keyInRegion(k, peer.region)) return cb(err.keyNotInRegion(k, peer.region));
+    const ctxBytes = new Uint8Array(8);
+    new DataView(ctxBytes.buffer).setFloat64(0, ++this.readCtxSeq);
+    const ctx = Buffer.from(ctxBytes).toString('hex');
+    const version = peer.region.epoch.version;
+    peer.reads.push({
+      ctx,
+      index: 0,
+      startedTick: peer.ticks,
+      serve: () => {
+        if (peer.region.epoch.version !== version) return cb(err.epochNotMatch([peer.region]));
+        cb(this.execRead(peer, read));
+      },
+      fail: (leader) => cb(err.notLeader(peer.regionId, leader)),
+    });
+    peer.raw.readIndex(ctxBytes);
+    this.metrics.reads++;
+    this.markDirty(peer);
+  }
+
+  private execRead(peer: Peer, read: KvRead): CommandResult {
+    switch (read.type) {
+      case 'get':
+        return { ok: true, value: this.sm.get(read.key) ?? null };
+      case 'batchGet':
+        return { ok: true, values: read.keys.map((k) => this.sm.get(k) ?? null) };
+      case 'scan': {
+        const r = peer.region;
+        const start = compareKeys(read.startKey, r.startKey) < 0 ? r.startKey : read.startKey;
+        const end = compareEndKeys(read.endKey, r.endKey) <= 0 ? read.endKey : r.endKey;
+        if (end.length > 0 && compareKeys(start, end) >= 0) return { ok: true, pairs: [] };
+        return { ok: true, pairs: this.sm.scan(start, end, read.limit) };
+      }
+    }
+  }
+
+  /** serveReads answers every read whose index the apply has reached. */
+  private serveReads(peer: Peer): void {
+    if (peer.reads.length === 0) return;
+    const applied = peer.apply.appliedIndex;
+    const keep = [];
+    for (const w of peer.reads) {
+      if (w.index !== 0 && w.index <= applied) w.serve();
+      else keep.push(w);
+    }
+    peer.reads = keep;
+  }
+
+  private expireReads(): void {
+    for (const p of this.peers.values()) {
+      if (p.reads.length === 0) continue;
+      const keep = [];
+      for (const w of p.reads) {
+        if (p.ticks - w.startedTick > this.config.electionTicks * 2) w.fail(p.leaderMeta());
+        else keep.push(w);
+      }
+      p.reads = keep;
+    }
+  }
+
+  private startAdmin(peer: Peer, header: ClientRequest['header'], admin: AdminRequest, cb: Callback): void {
+    switch (admin.type) {
+      case 'transferLeader':
+        peer.raw.transferLeader(admin.peer.id);
+        this.markDirty(peer);
+        return cb({ ok: true });
+      case 'changePeer':
+      case 'changePeerV2': {
+        if (header.regionEpoch.confVer !== peer.region.epoch.confVer) return cb(err.epochNotMatch([peer.region]));
+        const changes = admin.type === 'changePeer' ? [{ changeType: admin.changeType, peer: admin.peer }] : admin.changes;
+        const cc: ConfChangeV2 = { transition: 0, changes: changes.map((c) => ({ changeType: c.changeType, nodeId: c.peer.id })) };
+        const ctx = encodeCommand({ header, writes: [], admin });
+        for (const c of changes) if (!peer.peerById(c.peer.id)) peer.peerCache.set(c.peer.id, c.peer);
+        return this.proposeConfChange(peer, cc, ctx, cb);
+      }
+      case 'compactLog':
+      case 'batchSplit':
+        return this.propose(peer, encodeCommand({ header, writes: [], admin }), cb);
+      default:
+        return cb(err.invalid(`admin command ${admin.type} is not supported yet`));
+    }
+  }
+
+  private proposeConfChange(peer: Peer, cc: ConfChangeV2, ctx: Uint8Array, cb: Callback): void {
+    const r = peer.raw.raft;
+    try {
+      peer.raw.proposeConfChange(cc, ctx);
+    } catch (e) {
+      if (e instanceof ProposalDroppedError) return cb(err.busy(e.message));
+      throw e;
+    }
+    peer.addProposal(r.raftLog.lastIndex(), r.term, cb, this.now());
+    this.markDirty(peer);
+  }
+
+  /** startSplit asks placement for IDs and proposes a BatchSplit at the given keys. */
+  async startSplit(peer: Peer, splitKeys: Uint8Array[], cb: Callback): Promise<void> {
+    const keys = [...splitKeys].sort(compareKeys).filter((k, i, a) => i === 0 || compareKeys(a[i - 1]!, k) !== 0);
+    for (const k of keys) {
+      if (!keyInRegion(k, peer.region) || compareKeys(k, peer.region.startKey) === 0) return cb(err.keyNotInRegion(k, peer.region));
+    }
+    const region = peer.region;
+    let ids;
+    try {
+      ids = await this.pd.askBatchSplit(region, keys.length);
+    } catch (e) {
+      return cb(err.unavailable(`placement: ${(e as Error).message}`));
+    }
+    if (this.peers.get(region.id) !== peer || peer.region.epoch.version !== region.epoch.version) return cb(err.epochNotMatch([peer.region]));
+    if (!peer.isLeader) return cb(err.notLeader(peer.regionId, peer.leaderMeta()));
+    const admin: AdminRequest = {
+      type: 'batchSplit',
+      splits: keys.map((k, i) => ({ splitKey: k, newRegionId: ids[i]!.newRegionId, newPeerIds: ids[i]!.newPeerIds })),
+      rightDerive: false,
+    };
+    this.propose(peer, encodeCommand({ header: { regionId: region.id, regionEpoch: region.epoch }, writes: [], admin }), cb);
+  }
+
+  // ---------------------------------------------------------------- background work
+
+  private splitCheck(): void {
+    if (this.closed) return;
+    const cfg = this.config;
+    for (const p of this.peers.values()) {
+      if (!p.isLeader || !p.initialized) continue;
+      const { sizeBytes, keys } = this.sm.approximateStats(p.region.startKey, p.region.endKey);
+      p.approximateSizeBytes = sizeBytes;
+      p.approximateKeys = keys;
+      if (sizeBytes < cfg.regionMaxSizeBytes && keys < cfg.regionMaxKeys) continue;
+      if (p.splitInFlightVersion === p.region.epoch.version && this.now() - p.splitAskedAtMs < 10_000) continue;
+      const key = this.sm.approximateSplitKey(p.region.startKey, p.region.endKey);
+      if (!key || !keyInRegion(key, p.region) || compareKeys(key, p.region.startKey) === 0) continue;
+      p.splitInFlightVersion = p.region.epoch.version;
+      p.splitAskedAtMs = this.now();
+      this.logger.info({ regionId: p.regionId, sizeBytes, keys }, 'region over split threshold; splitting');
+      void this.startSplit(p, [key], (r) => {
+        if (!r.ok) {
+          p.splitInFlightVersion = 0;
+          this.logger.warn({ regionId: p.regionId, err: r.error.type }, 'auto split failed');
+        }
+      });
+    }
+  }
+
+  /** raftLogGc proposes CompactLog on leaders whose log grew past the limits. */
+  private raftLogGc(): void {
+    if (this.closed) return;
+    for (const p of this.peers.values()) {
+      if (!p.isLeader || !p.initialized || p.hibernating) continue;
+      const applied = p.apply.appliedIndex;
+      const first = p.apply.truncatedIndex + 1;
+      if (applied - first < this.config.raftLogGcThreshold) continue;
+      const r = p.raw.raft;
+      // Keep what replicating followers still need, unless the log is far too long.
+      let minMatch = applied;
+      for (const [, pr] of r.prs.progress) if (pr.match < minMatch) minMatch = pr.match;
+      let compactIndex = minMatch;
+      if (applied - first > this.config.raftLogGcCountLimit) compactIndex = applied;
+      if (compactIndex <= p.apply.truncatedIndex + this.config.raftLogGcThreshold / 2) continue;
+      let term: number;
+      try {
+        term = r.raftLog.term(compactIndex);
+      } catch {
+        continue;
+      }
+      const admin: AdminRequest = { type: 'compactLog', compactIndex, compactTerm: term };
+      this.propose(p, encodeCommand({ header: { regionId: p.regionId, regionEpoch: p.region.epoch }, writes: [], admin }), () => {});
+    }
+  }
+
+  private purgeLog(): void {
+    if (this.closed) return;
+    try {
+      this.log.purge(10_000);
+    } catch (e) {
+      this.logger.warn({ err: (e as Error).message }, 'log purge failed');
+    }
+  }
+
+  private async storeHeartbeat(): Promise<void> {
+    if (this.closed) return;
+    let leaders = 0;
+    for (const p of this.peers.values()) if (p.isLeader) leaders++;
+    try {
+      await this.pd.storeHeartbeat({
+        storeId: this.storeId,
+        capacityBytes: 0,
+        usedBytes: 0,
+        availableBytes: 0,
+        regionCount: this.peers.size,
+        leaderCount: leaders,
+      });
+    } catch (e) {
+      this.logger.warn({ err: (e as Error).message }, 'store heartbeat failed');
+    }
+  }
+
+  private async regionHeartbeats(): Promise<void> {
+    if (this.closed) return;
+    const leaders = [...this.peers.values()].filter((p) => p.isLeader && p.initialized);
+    for (const p of leaders) await this.regionHeartbeat(p);
+  }
+
+  private async regionHeartbeat(p: Peer): Promise<void> {
+    if (this.closed || !p.isLeader || !p.initialized) return;
+    const now = this.now();
+    const downPeers = [];
+    const pendingPeers = [];
+    const r = p.raw.raft;
+    for (const x of p.region.peers) {
+      if (x.id === p.peerId) continue;
+      const heard = p.lastHeard.get(x.id);
+      if (heard !== undefined && now - heard > this.config.peerDownAfterMs && !p.hibernating) {
+        downPeers.push({ peer: x, downSeconds: Math.floor((now - heard) / 1000) });
+      }
+      const pr = r.prs.progress.get(x.id);
+      if (pr && pr.match < p.apply.truncatedIndex) pendingPeers.push(x);
+    }
+    try {
+      const resp = await this.pd.regionHeartbeat({
+        region: p.region,
+        leader: p.meta(),
+        approximateSizeBytes: p.approximateSizeBytes,
+        approximateKeys: p.approximateKeys,
+        downPeers,
+        pendingPeers,
+      });
+      if (resp.operator) this.executeOperator(p, resp.operator);
+    } catch (e) {
+      this.logger.warn({ regionId: p.regionId, err: (e as Error).message }, 'region heartbeat failed');
+    }
+  }
+
+  /** executeOperator runs one step placement asked for (idempotent: repeated until done). */
+  private executeOperator(p: Peer, op: OperatorInstruction): void {
+    if (!p.isLeader || this.peers.get(p.regionId) !== p) return;
+    const header = { regionId: p.regionId, regionEpoch: p.region.epoch };
+    const step = op.step;
+    const done = (r: CommandResult) => {
+      if (!r.ok) this.logger.info({ regionId: p.regionId, op: op.kind, err: r.error.type }, 'operator step not applied');
+    };
+    this.logger.info({ regionId: p.regionId, operator: op.operatorId, step: step.type }, 'executing operator step');
+    switch (step.type) {
+      case 'addLearner':
+        if (p.peerById(step.peer.id)) return;
+        return this.startAdmin(p, header, { type: 'changePeer', changeType: 2, peer: { ...step.peer, role: 'learner' } }, done);
+      case 'addPeer':
+        if (p.peerById(step.peer.id)?.role === 'voter') return;
+        return this.startAdmin(p, header, { type: 'changePeer', changeType: 0, peer: { ...step.peer, role: 'voter' } }, done);
+      case 'promoteLearner':
+        if (p.peerById(step.peer.id)?.role === 'voter') return;
+        return this.startAdmin(p, header, { type: 'changePeer', changeType: 0, peer: { ...step.peer, role: 'voter' } }, done);
+      case 'removePeer':
+        if (!p.peerById(step.peer.id)) return;
+        if (step.peer.id === p.peerId) {
+          // Never remove the leader itself: hand leadership away first.
+          const other = p.region.peers.find((x) => x.id !== p.peerId && x.role === 'voter');
+          if (other) p.raw.transferLeader(other.id);
+          this.markDirty(p);
+          return;
+        }
+        return this.startAdmin(p, header, { type: 'changePeer', changeType: 1, peer: step.peer }, done);
+      case 'transferLeader': {
+        const target = p.region.peers.find((x) => x.storeId === step.toStoreId);
+        if (target && target.id !== p.peerId) {
+          p.raw.transferLeader(target.id);
+          this.markDirty(p);
+        }
+        return;
+      }
+      case 'merge':
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- status
+
+  status(): object {
+    let leaders = 0;
+    let hibernated = 0;
+    for (const p of this.peers.values()) {
+      if (p.isLeader) leaders++;
+      if (p.hibernating) hibernated++;
+    }
+    return { storeId: this.storeId, regions: this.peers.size, leaders, hibernated, transport: this.transport.stats() };
+  }
+}
+
+function initialApplyState(): ApplyState {
+  return { appliedIndex: RAFT_INIT_LOG_INDEX, appliedTerm: RAFT_INIT_LOG_TERM, truncatedIndex: RAFT_INIT_LOG_INDEX, truncatedTerm: RAFT_INIT_LOG_TERM };
+}
+
+function emptyConf() {
+  return { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+}
+
+function rangesOverlap(aStart: Uint8Array, aEnd: Uint8Array, bStart: Uint8Array, bEnd: Uint8Array): boolean {
+  // [aStart, aEnd) and [bStart, bEnd) overlap iff aStart < bEnd and bStart < aEnd (empty end = +inf).
+  const aBeforeBEnd = bEnd.length === 0 || compareKeys(aStart, bEnd) < 0;
+  const bBeforeAEnd = aEnd.length === 0 || compareKeys(bStart, aEnd) < 0;
+  return aBeforeBEnd && bBeforeAEnd;
+}
+
+function countLeaders(peers: Map<number, Peer>): number {
+  let n = 0;
+  for (const p of peers.values()) if (p.isLeader) n++;
+  return n;
+}
+
+export { encode };

@@ -1,0 +1,52 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { utf8, fromUtf8, type ClientResponse, type Region } from '@flotilla/proto';
+import { RawStoreClient, startCluster, waitFor, type TestCluster } from './helpers';
+
+let cluster: TestCluster | undefined;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = undefined;
+});
+
+async function leaderOf(c: TestCluster, regionId: number) {
+  return waitFor(`leader of region ${regionId}`, () => {
+    for (const s of c.stores) {
+      const p = s?.store.peers.get(regionId);
+      if (p?.isLeader) return { handle: s!, peer: p };
+    }
+    return undefined;
+  });
+}
+
+function header(region: Region) {
+  return { regionId: region.id, regionEpoch: region.epoch };
+}
+
+describe('store cluster (3 stores, WebSocket transport, real SQLite)', () => {
+  it('bootstraps, replicates Region 1 to three stores and serves writes and linearizable reads', async () => {
+    cluster = await startCluster(3);
+    const c = cluster;
+    const { handle, peer } = await leaderOf(c, firstRegionId(c));
+    // The replica checker grows Region 1 to three voters.
+    await waitFor('three voters', () => peer.region.peers.filter((p) => p.role === 'voter').length === 3, 30_000);
+    const client = new RawStoreClient(handle.address);
+    const put = await client.call({ header: header(peer.region), op: 'write', writes: [{ type: 'put', key: utf8('k1'), value: utf8('v1') }] });
+    expect(put.ok).toBe(true);
+    const get = (await client.call({ header: header(peer.region), op: 'read', read: { type: 'get', key: utf8('k1') } })) as Extract<ClientResponse, { ok: true }>;
+    expect(get.ok).toBe(true);
+    expect(fromUtf8(get.value!)).toBe('v1');
+    // Every replica applies the write.
+    await waitFor('all replicas applied', () =>
+      c.stores.every((s) => {
+        const p = s!.store.peers.get(peer.regionId);
+        return p && p.apply.appliedIndex >= peer.apply.appliedIndex;
+      }),
+    );
+    client.close();
+  }, 60_000);
+});
+
+function firstRegionId(c: TestCluster): number {
+  for (const s of c.stores) for (const id of s?.store.peers.keys() ?? []) return id;
+  throw new Error('no region');
+}
