@@ -570,6 +570,7 @@ export class WsTransport implements Transport {
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const conn = new Conn(ws, 0, remote);
     if (this.state !== 'running') {
+      ws.on('error', () => {});
       ws.close(CloseCode.GoingAway, 'store shutting down');
       return;
     }

@@ -237,6 +237,64 @@ describe('WsTransport', () => {
     expect(ts[0]!.stats().messagesDropped).toBe(150);
   });
 
+  it('never lets a snapshot sender run more than the window ahead of a slow receiver', async () => {
+    const { ts } = await cluster(2, { snapshotWindow: 3, snapshotChunkBytes: 64 * 1024 });
+    let pulled = 0;
+    let maxAhead = 0;
+    ts[1]!.onSnapshot(async (_h, stream) => {
+      for await (const _c of stream) {
+        pulled++;
+        // Let the sender run as far as the window allows before pulling the next chunk.
+        await new Promise((r) => setTimeout(r, 2));
+        maxAhead = Math.max(maxAhead, ts[0]!.stats().snapshotChunksSent - pulled);
+      }
+    });
+    // 40 chunks of 256 KiB, split by the transport into 160 chunks of 64 KiB.
+    const chunks = Array.from({ length: 40 }, (_, i) => Buffer.alloc(256 * 1024, i));
+    await ts[0]!.sendSnapshot(2, raftMsg(1, 1, 2, 0), chunks);
+    expect(pulled).toBe(160);
+    expect(ts[1]!.stats().snapshotBytesReceived).toBe(40 * 256 * 1024);
+    expect(maxAhead).toBeGreaterThan(0);
+    expect(maxAhead).toBeLessThanOrEqual(3);
+  });
+
+  it('splits a batch at the frame limit and drops only a message that cannot fit alone', async () => {
+    const { ts } = await cluster(2, { maxFrameBytes: 8 * 1024 });
+    const got: number[] = [];
+    let frames = 0;
+    ts[1]!.onMessages((msgs) => {
+      frames++;
+      for (const m of msgs) got.push(m.message.index);
+    });
+    const entry = (n: number) => [{ entryType: 0 as const, term: 1, index: 1, data: new Uint8Array(n) }];
+    for (let i = 1; i <= 40; i++) ts[0]!.send(2, raftMsg(1, 1, 2, i, { msgType: MessageType.MsgApp, entries: entry(i === 20 ? 9000 : 1000) }));
+    ts[0]!.flush();
+    await waitFor(() => got.length === 39, '39 deliverable messages');
+    expect(got).toEqual(Array.from({ length: 40 }, (_, i) => i + 1).filter((i) => i !== 20));
+    expect(frames).toBeGreaterThanOrEqual(5); // 39 KiB in frames of at most 8 KiB
+    expect(ts[0]!.stats().droppedTooLarge).toBe(1);
+  });
+
+  it('backs off exponentially while a store stays down, reporting it unreachable', async () => {
+    const { ts, book } = await cluster(1, { reconnectBaseMs: 20, reconnectMaxMs: 1_000, unreachableReportIntervalMs: 0, random: () => 1 });
+    const reports: number[] = [];
+    ts[0]!.onUnreachable((id) => reports.push(id));
+    // Store 5 has an address nobody listens on.
+    book.set(5, '127.0.0.1:1');
+    const t = ts[0]!;
+    const t0 = performance.now();
+    await waitFor(() => {
+      t.send(5, raftMsg(1, 1, 5, 1));
+      t.flush();
+      return t.stats().dialFailures >= 4;
+    }, 'four failed dials');
+    // Backoffs of 20 + 40 + 80 ms separate the four dials.
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(130);
+    expect(reports.every((id) => id === 5)).toBe(true);
+    expect(t.stats().messagesDropped).toBe(t.stats().droppedUnreachable);
+    expect(t.stats().unreachableReports).toBe(reports.length);
+  });
+
   it('blocks and unblocks a store through the fault hook', async () => {
     const { ts } = await cluster(2, { faults: { enabled: true } });
     let got = 0;
