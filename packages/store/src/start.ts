@@ -22,6 +22,8 @@ export interface StoreOptions {
   config?: Partial<StoreConfig>;
   tickIntervalMs?: number;
   logger?: StoreLogger & { child?: (b: object) => StoreLogger };
+  /** transportFactory replaces the WebSocket transport (tests and simulation use LocalTransport). */
+  transportFactory?: (storeId: number) => Transport;
 }
 
 export interface StoreHandle {
@@ -93,7 +95,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const log = LogEngine.open({ path: join(opts.dataDir, 'raft.db') });
   const sm: StateMachine = new SqliteStateMachine(join(opts.dataDir, 'kv.db'));
   const addressCache = new Map<number, string>();
-  const transport: Transport = new WsTransport({
+  const transport: Transport = opts.transportFactory ? opts.transportFactory(storeId) : new WsTransport({
     storeId,
     clusterId: 'flotilla',
     secret: opts.clusterSecret ?? 'flotilla-dev-secret',
@@ -111,7 +113,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
     },
   });
   await transport.start();
-  const raftAddress = (transport as WsTransport).address;
+  const raftAddress = transport instanceof WsTransport ? transport.address : `local:${storeId}`;
   const meta: StoreMeta = { id: storeId, address, labels: { raftAddress } };
   store = new Store({ storeId, config, logEngine: log, sm, transport, placement: pd, logger });
   await bootstrapIfNeeded(store, sm, pd, meta, logger);

@@ -106,6 +106,11 @@ export class Store {
     this.random = newSeededRandom(deps.seed ?? (deps.storeId * 7919 + (Date.now() & 0xffff)));
   }
 
+  /** stateMachine exposes the KV engine read-only for status, tests and tools. */
+  get stateMachine(): Pick<StateMachine, 'get' | 'scan' | 'applyState'> {
+    return this.sm;
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   /** recover recreates every Region peer from the KV engine's region states. */

@@ -69,6 +69,8 @@ export async function startCluster(n: number, extra: Partial<StoreOptions> = {},
   };
 }
 
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
 /** RawStoreClient speaks the store client protocol directly (no routing): for store tests. */
 export class RawStoreClient {
   private ws: WebSocket;
@@ -88,7 +90,7 @@ export class RawStoreClient {
       cb?.(r);
     });
   }
-  async call(req: Omit<ClientRequest, 'id'>): Promise<ClientResponse> {
+  async call(req: WithoutId<ClientRequest>): Promise<ClientResponse> {
     await this.ready;
     const id = this.seq++;
     return new Promise((res) => {
