@@ -15,7 +15,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { encode, decode, type RaftMessage } from '@flotilla/proto';
-import { EntryType, MessageType, newMessage } from '@flotilla/raft-core';
+import { EntryType, MessageType, type Message } from '@flotilla/raft-core';
 import { WsTransport, encodeRaftFrame, decodeRaftFrame } from '@flotilla/transport';
 
 const SECRET = 'bench-secret';
@@ -38,30 +38,41 @@ interface RunResult {
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
+/**
+ * makeMessage builds one envelope as a plain literal, the way raft-core
+ * builds its messages (an object spread per message would cost more than
+ * the transport itself and hide what is being measured).
+ */
 function makeMessage(payload: Payload, regionId: number, stampUs: number, entryData: Uint8Array): RaftMessage {
-  const msg =
-    payload === 'heartbeat'
-      ? newMessage(MessageType.MsgHeartbeat, { from: regionId * 8 + 1, to: regionId * 8 + 2, term: 7, index: stampUs, commit: 123_456 })
-      : newMessage(MessageType.MsgApp, {
-          from: regionId * 8 + 1,
-          to: regionId * 8 + 2,
-          term: 7,
-          logTerm: 7,
-          index: stampUs,
-          commit: 123_456,
-          entries: [{ entryType: EntryType.EntryNormal, term: 7, index: 123_457, data: entryData }],
-        });
+  const isApp = payload === 'msgapp-1k';
+  const msg: Message = {
+    msgType: isApp ? MessageType.MsgApp : MessageType.MsgHeartbeat,
+    to: regionId * 8 + 2,
+    from: regionId * 8 + 1,
+    term: 7,
+    logTerm: isApp ? 7 : 0,
+    index: stampUs,
+    entries: isApp ? [{ entryType: EntryType.EntryNormal, term: 7, index: 123_457, data: entryData }] : [],
+    commit: 123_456,
+    commitTerm: 0,
+    requestSnapshot: 0,
+    reject: false,
+    rejectHint: 0,
+    priority: 0,
+  };
   return {
     regionId,
     fromPeer: { id: regionId * 8 + 1, storeId: 1, role: 'voter' },
     toPeer: { id: regionId * 8 + 2, storeId: 2, role: 'voter' },
     regionEpoch: { confVer: 5, version: 9 },
     message: msg,
-    startKey: new Uint8Array(0),
-    endKey: new Uint8Array(0),
+    startKey: EMPTY,
+    endKey: EMPTY,
     isTombstone: false,
   };
 }
+
+const EMPTY = new Uint8Array(0);
 
 // ------------------------------------------------------------------ child (sender)
 
@@ -214,7 +225,7 @@ async function parent(): Promise<void> {
   const receiver = new WsTransport({ storeId: 2, clusterId: CLUSTER, secret: SECRET, resolveAddress: async () => undefined });
   await receiver.start();
   const cp = fork(fileURLToPath(import.meta.url), ['--child'], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...(process.env['BENCH_PROF'] ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['BENCH_PROF']] : [])],
     env: { ...process.env, BENCH_RECEIVER: receiver.address },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
