@@ -67,6 +67,9 @@ interface Delivery {
   seq: number;
   from: number;
   to: number;
+  /** target is the receiving incarnation: a store restarted meanwhile does not get it. */
+  target: LocalTransport;
+  sender: LocalTransport;
   msgs: RaftMessage[];
 }
 
@@ -114,10 +117,15 @@ export class LocalNetwork {
     this.traceLimit = options.traceLimit ?? 0;
   }
 
-  /** transport creates (or returns) the transport of one store on this network. */
+  /**
+   * transport creates (or returns) the transport of one store on this
+   * network. After that transport was closed (a crashed or stopped store)
+   * it creates a fresh one: a restarted store starts with clean handlers
+   * and counters, and nothing in flight to the old one reaches it.
+   */
   transport(storeId: number): LocalTransport {
     let t = this.transports.get(storeId);
-    if (!t) {
+    if (!t || t.closed) {
       t = new LocalTransport(this, storeId);
       this.transports.set(storeId, t);
     }
@@ -221,12 +229,11 @@ export class LocalNetwork {
   }
 
   private deliverOne(d: Delivery): number {
-    const target = this.transports.get(d.to);
+    const target = d.target;
     // A store that went away (or got cut off) after the send loses what was in flight.
-    if (!target || !target.running || !this.canReach(d.from, d.to)) {
-      const sender = this.transports.get(d.from);
-      if (sender) sender.countDrop(d.msgs.length, target?.running ? 'fault' : 'unreachable');
-      for (const m of d.msgs) this.recordMsg(d.at, d.from, d.to, m, target?.running ? 'blocked' : 'unreachable');
+    if (!target.running || !this.canReach(d.from, d.to)) {
+      d.sender.countDrop(d.msgs.length, target.running ? 'fault' : 'unreachable');
+      for (const m of d.msgs) this.recordMsg(d.at, d.from, d.to, m, target.running ? 'blocked' : 'unreachable');
       return 0;
     }
     for (const m of d.msgs) this.recordMsg(d.at, d.from, d.to, m);
@@ -252,7 +259,7 @@ export class LocalNetwork {
     const f = this.faults;
     const calm = f.dropProbability === 0 && f.duplicateProbability === 0 && f.delay[1] === 0;
     if (calm) {
-      this.enqueue(now, from.storeId, to, msgs);
+      this.enqueue(now, from, target, msgs);
       return;
     }
     const key = `${from.storeId}>${to}`;
@@ -281,7 +288,7 @@ export class LocalNetwork {
     }
     this.lastAt.set(key, last);
     const times = [...batches.keys()].sort((a, b) => a - b);
-    for (const at of times) this.enqueue(at, from.storeId, to, batches.get(at)!);
+    for (const at of times) this.enqueue(at, from, target, batches.get(at)!);
   }
 
   private drawDelay(): number {
@@ -290,16 +297,17 @@ export class LocalNetwork {
     return lo + Math.floor(this.random() * (hi - lo + 1));
   }
 
-  private enqueue(at: number, from: number, to: number, msgs: RaftMessage[]): void {
+  private enqueue(at: number, sender: LocalTransport, target: LocalTransport, msgs: RaftMessage[]): void {
+    const from = sender.storeId;
+    const to = target.storeId;
     if (this.inFlight + msgs.length > this.maxInFlight) {
-      const sender = this.transports.get(from);
       for (const m of msgs) this.recordMsg(at, from, to, m, 'overflow');
-      sender?.countDrop(msgs.length, 'queue');
-      sender?.reportUnreachable(to);
+      sender.countDrop(msgs.length, 'queue');
+      sender.reportUnreachable(to);
       return;
     }
     this.inFlight += msgs.length;
-    const d: Delivery = { at, seq: this.seq++, from, to, msgs };
+    const d: Delivery = { at, seq: this.seq++, from, to, target, sender, msgs };
     // Binary search for the insertion point: after every entry with (at, seq) smaller.
     const p = this.pending;
     let lo = 0;
@@ -378,6 +386,7 @@ function normalizeFaults(f: LocalFaults = {}): Required<LocalFaults> {
 /** LocalTransport is one store's endpoint on a LocalNetwork. */
 export class LocalTransport implements Transport {
   running = false;
+  closed = false;
   private queues = new Map<number, RaftMessage[]>();
   private messagesHandler: MessagesHandler | undefined;
   private unreachableHandler: UnreachableHandler | undefined;
@@ -390,11 +399,13 @@ export class LocalTransport implements Transport {
   ) {}
 
   async start(): Promise<void> {
+    if (this.closed) throw new TransportError('Closed', `transport of store ${this.storeId} was closed; get a new one from the network`);
     this.running = true;
   }
 
   async close(): Promise<void> {
-    if (!this.running) return;
+    if (this.closed) return;
+    this.closed = true;
     this.running = false;
     for (const q of this.queues.values()) this.countDrop(q.length, 'unreachable');
     this.queues.clear();

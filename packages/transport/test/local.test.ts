@@ -136,6 +136,32 @@ describe('LocalNetwork', () => {
     expect(a.stats().droppedUnreachable).toBe(1);
   });
 
+  it('gives a restarted store a fresh transport that gets nothing sent to its previous incarnation', async () => {
+    const net = new LocalNetwork({ mode: 'manual', faults: { delay: [5, 5] } });
+    const a = net.transport(1);
+    const old = net.transport(2);
+    await a.start();
+    await old.start();
+    let oldGot = 0;
+    old.onMessages((m) => (oldGot += m.length));
+    a.send(2, raftMsg(1, 1, 2, 1));
+    a.flush();
+    await old.close(); // crash while the message is in flight
+    const fresh = net.transport(2);
+    expect(fresh).not.toBe(old);
+    await fresh.start();
+    let freshGot = 0;
+    fresh.onMessages((m) => (freshGot += m.length));
+    net.deliver(5);
+    expect(oldGot + freshGot).toBe(0);
+    expect(a.stats().droppedUnreachable).toBe(1);
+    a.send(2, raftMsg(1, 1, 2, 2));
+    a.flush();
+    net.deliver(10);
+    expect(freshGot).toBe(1);
+    expect(fresh.stats().messagesReceived).toBe(1);
+  });
+
   it('streams snapshots and fails them across a partition', async () => {
     const net = new LocalNetwork();
     const a = net.transport(1);
