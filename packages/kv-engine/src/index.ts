@@ -1,0 +1,18 @@
+// @flotilla/kv-engine — the store's state machine in SQLite (see README.md).
+//   engine.ts        KvEngine: write (one transaction), get/scan, region/apply states, ingest, split check
+//   write-batch.ts   KvWriteBatch: put, delete, deleteRange, setApplyState, setRegionState
+//   snapshot.ts      KvSnapshot: point-in-time read of one Region (own connection, one read txn)
+//   region-stats.ts  RegionStatsTracker: approximate size / keys per Region, kept on write
+//   types.ts         ApplyState, RegionLocalState, PeerState, StoredRegion, KvPair, RegionStats
+//   schema.ts        tables and format version
+//   sqlite-open.ts   open/create with format checks
+//   errors.ts        StorageFormatError, StorageOpenError, EngineClosedError
+export { KvEngine, MAX_SCAN_LIMIT } from './engine';
+export type { KvEngineOptions } from './engine';
+export { KvWriteBatch, MAX_KV_BATCH_OPS } from './write-batch';
+export type { KvOp } from './write-batch';
+export { KvSnapshot } from './snapshot';
+export type { ApplyState, KvPair, PeerState, RegionLocalState, RegionStats, StoredRegion } from './types';
+export { StorageFormatError, StorageOpenError, EngineClosedError } from './errors';
+export type { Durability } from './sqlite-open';
+export { KV_FORMAT_VERSION } from './schema';

@@ -1,0 +1,142 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { StorageFormatError, StorageOpenError } from './errors';
+
+/** SQLITE_HEADER is the 16-byte magic every SQLite 3 database file starts with. */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/** Durability chooses the fsync policy: 'full' fsyncs every commit; 'relaxed' (synchronous=NORMAL) may lose the last commits on power loss, never tear one. */
+export type Durability = 'full' | 'relaxed';
+
+export interface OpenSpec {
+  /** file is the database path; its directory is created when missing. */
+  file: string;
+  /** engine names the kind of database; a file of another kind is refused. */
+  engine: string;
+  /** formatVersion is what this code writes; a newer one on disk is refused. */
+  formatVersion: number;
+  /** schema creates every table of a new database (run in the creating transaction). */
+  schema: string;
+  durability: Durability;
+  readonly?: boolean;
+  /**
+   * exclusive holds the database lock for the connection's lifetime
+   * (locking_mode=EXCLUSIVE): no shared-memory lock traffic per transaction,
+   * and no second process can open the file. Only for single-connection use.
+   */
+  exclusive?: boolean;
+}
+
+/**
+ * openDatabase opens (or creates) a WAL-mode SQLite database and checks that
+ * it is a `spec.engine` database of a format this code understands. Every
+ * expected failure is a typed error naming the path: StorageOpenError for the
+ * environment, StorageFormatError for the file's content. A file that fails
+ * the checks is left untouched.
+ */
+export function openDatabase(spec: OpenSpec): Database.Database {
+  const file = path.resolve(spec.file);
+  const dir = path.dirname(file);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new StorageOpenError(dir, `cannot create the database directory: ${(err as Error).message}`, err);
+  }
+  let existing = false;
+  try {
+    const st = fs.statSync(file);
+    if (st.isDirectory()) throw new StorageOpenError(file, 'path is a directory, expected a database file');
+    existing = st.size > 0;
+  } catch (err) {
+    if (err instanceof StorageOpenError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new StorageOpenError(file, `cannot stat the database file: ${(err as Error).message}`, err);
+    }
+  }
+  if (existing) checkHeader(file);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    if (existing) fs.accessSync(file, fs.constants.R_OK | fs.constants.W_OK);
+  } catch (err) {
+    throw new StorageOpenError(file, `database is not writable: ${(err as Error).message}`, err);
+  }
+
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: spec.readonly ?? false });
+  } catch (err) {
+    throw new StorageOpenError(file, `cannot open the database: ${(err as Error).message}`, err);
+  }
+  try {
+    if (spec.exclusive) db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${spec.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    // The WAL file is reused after each checkpoint; keep it from growing past 64 MiB.
+    db.pragma('journal_size_limit = 67108864');
+    db.pragma('cache_size = -32768');
+    db.pragma('busy_timeout = 5000');
+    checkOrCreateMeta(db, file, spec);
+  } catch (err) {
+    db.close();
+    if (err instanceof StorageFormatError || err instanceof StorageOpenError) throw err;
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
+      throw new StorageFormatError(file, `database file is corrupted: ${(err as Error).message}`, err);
+    }
+    if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR')) {
+      throw new StorageOpenError(file, `cannot use the database: ${(err as Error).message}`, err);
+    }
+    throw err;
+  }
+  return db;
+}
+
+function checkHeader(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(16);
+    const n = fs.readSync(fd, head, 0, 16, 0);
+    if (n < 16 || !head.equals(SQLITE_HEADER)) {
+      throw new StorageFormatError(file, 'not a SQLite database (bad file header); refusing to open or overwrite it');
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function checkOrCreateMeta(db: Database.Database, file: string, spec: OpenSpec): void {
+  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+  if (tables.length === 0) {
+    if (spec.readonly) throw new StorageFormatError(file, 'database is empty');
+    db.transaction(() => {
+      db.exec('CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID');
+      db.exec(spec.schema);
+      const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+      put.run('engine', spec.engine);
+      put.run('format_version', spec.formatVersion);
+    })();
+    return;
+  }
+  if (!tables.includes('meta')) {
+    throw new StorageFormatError(file, `not a ${spec.engine} database (no meta table)`);
+  }
+  const rows = db.prepare('SELECT key, value FROM meta').all() as { key: string; value: unknown }[];
+  const meta = new Map(rows.map((r) => [r.key, r.value]));
+  if (meta.get('engine') !== spec.engine) {
+    throw new StorageFormatError(file, `not a ${spec.engine} database (engine is ${JSON.stringify(meta.get('engine') ?? null)})`);
+  }
+  const version = meta.get('format_version');
+  if (typeof version !== 'number' || !Number.isInteger(version)) {
+    throw new StorageFormatError(file, `format version is missing or malformed (${JSON.stringify(version ?? null)})`);
+  }
+  if (version > spec.formatVersion) {
+    throw new StorageFormatError(
+      file,
+      `format version ${version} is newer than this code supports (${spec.formatVersion}); upgrade the software`,
+    );
+  }
+  if (version < spec.formatVersion) {
+    throw new StorageFormatError(file, `format version ${version} is older than ${spec.formatVersion} and no migration exists`);
+  }
+}
