@@ -1,10 +1,10 @@
 // Misbehaving peers: each connection is closed with a logged reason, the
 // server keeps serving good peers, and nothing reaches the store.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { decode } from '@flotilla/proto';
 import { WsTransport } from '../src/ws-transport';
-import { CloseCode, computeMac, encodeHello, newNonce } from '../src/handshake';
+import { CloseCode, computeMac, encodeChallenge, encodeHello, encodeWelcome, newNonce } from '../src/handshake';
 import { encodeRaftFrame } from '../src/codec';
 import { captureLogger, raftMsg, waitFor } from './helpers';
 
@@ -146,6 +146,30 @@ describe('WsTransport against bad peers', () => {
     expect(cap.lines.some((l) => l['msg'] === 'keepalive timeout, closing connection')).toBe(true);
     // The good peer answered the same pings and kept its connection.
     expect(server.connections().find((c) => c.storeId === 2)).toEqual(goodConn);
+  });
+
+  it('refuses to talk to a server that cannot prove it knows the secret', async () => {
+    // A fake store 3: right cluster and store ID, but it cannot compute the welcome MAC.
+    const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => fake.once('listening', r));
+    fake.on('connection', (ws) => {
+      ws.send(encodeChallenge({ clusterId: 'prod', storeId: 3, nonce: newNonce() }));
+      ws.once('message', () => ws.send(encodeWelcome(newNonce())));
+    });
+    const port = (fake.address() as { port: number }).port;
+    const client = new WsTransport({ storeId: 4, clusterId: 'prod', secret: SECRET, resolveAddress: async () => `127.0.0.1:${port}`, logger: cap.logger });
+    await client.start();
+    const unreachable: number[] = [];
+    client.onUnreachable((id) => unreachable.push(id));
+    client.send(3, raftMsg(1, 4, 3, 1));
+    client.flush();
+    await waitFor(() => client.stats().dialFailures === 1, 'dial failure');
+    expect(client.stats().handshakesRejected).toBe(1);
+    expect(client.stats().droppedUnreachable).toBe(1);
+    expect(unreachable).toEqual([3]);
+    expect(logged(/server failed authentication/)).toBe(true);
+    await client.close();
+    fake.close();
   });
 
   it('delivered nothing from bad peers, kept serving a good one, and never logged the secret', async () => {

@@ -237,6 +237,39 @@ describe('WsTransport', () => {
     expect(ts[0]!.stats().messagesDropped).toBe(150);
   });
 
+  it('refuses inbound snapshots beyond the concurrency limit', async () => {
+    const { ts } = await cluster(2, { maxInboundSnapshots: 1 });
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let started = 0;
+    ts[1]!.onSnapshot(async (_h, stream) => {
+      started++;
+      await gate;
+      for await (const _c of stream) {
+        // drain
+      }
+    });
+    const first = ts[0]!.sendSnapshot(2, raftMsg(1, 1, 2, 0), [Buffer.alloc(100)]);
+    await waitFor(() => started === 1, 'first snapshot in progress');
+    await expect(ts[0]!.sendSnapshot(2, raftMsg(2, 1, 2, 0), [Buffer.alloc(100)])).rejects.toThrow(/too many inbound snapshots/);
+    release();
+    await first;
+    expect(ts[1]!.stats().snapshotsReceived).toBe(1);
+    // The slot is free again once the first stream's connection closed (retried, bounded).
+    await expect(
+      (async () => {
+        for (let i = 0; ; i++) {
+          try {
+            return await ts[0]!.sendSnapshot(2, raftMsg(3, 1, 2, 0), [Buffer.alloc(100)]);
+          } catch (err) {
+            if (i > 50) throw err;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        }
+      })(),
+    ).resolves.toBeUndefined();
+  });
+
   it('never lets a snapshot sender run more than the window ahead of a slow receiver', async () => {
     const { ts } = await cluster(2, { snapshotWindow: 3, snapshotChunkBytes: 64 * 1024 });
     let pulled = 0;
