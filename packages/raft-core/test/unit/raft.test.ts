@@ -2,6 +2,7 @@
 // check-quorum and lease, leader transfer, priority, flow control and
 // backtracking, snapshots, proposal limits, reads, learners, conf changes.
 import { describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config';
 import { encodeConfChangeEntry } from '../../src/confchange-codec';
 import { ProposalDroppedError } from '../../src/errors';
 import { Raft, StateRole } from '../../src/raft';
@@ -16,8 +17,8 @@ function tickN(r: Raft, n: number): void {
   for (let i = 0; i < n; i++) r.tick();
 }
 
-/** electAndSettle makes 1 leader and commits its no-op everywhere. */
-function cluster(n: number, configure: Parameters<typeof Network.prototype.constructor>[1] = () => {}): Network {
+/** cluster builds n voters, elects 1 and commits its no-op everywhere. */
+function cluster(n: number, configure: (c: Config) => void = () => {}): Network {
   const net = new Network(Array.from({ length: n }, () => undefined), configure);
   net.campaign(1);
   expect(net.raft(1).state).toBe(StateRole.Leader);
