@@ -1,0 +1,115 @@
+import { ClientError } from '@flotilla/client';
+import { PlacementError } from '@flotilla/placement';
+import { UsageError, helpText, parse } from './args';
+import { EXIT, type Command, type Io } from './command';
+import { demoSplitCommand } from './commands/demo';
+import { regionsCommand, storesCommand } from './commands/info';
+import { casCommand, delCommand, getCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
+import { placementCommand, storeCommand } from './commands/server';
+import { upCommand } from './commands/up';
+import { makeLogger } from './logger';
+import { TargetError } from './target';
+
+/** COMMANDS: every command by its path as typed. */
+export const COMMANDS: Command[] = [
+  placementCommand,
+  storeCommand,
+  upCommand,
+  putCommand,
+  getCommand,
+  delCommand,
+  scanCommand,
+  casCommand,
+  splitCommand,
+  regionsCommand,
+  storesCommand,
+  demoSplitCommand,
+];
+
+/** DEMOS: `flotilla demo NAME`; `flotilla demo` alone runs the first. */
+const DEMOS: Record<string, Command> = { split: demoSplitCommand };
+
+export function topHelp(): string {
+  const rows = COMMANDS.map((c) => `  ${c.spec.path.join(' ').padEnd(14)} ${c.spec.summary}`);
+  return [
+    'Usage: flotilla <command> [flags]',
+    '',
+    'Flotilla: a Multi-Raft sharded key-value store.',
+    '',
+    'Commands:',
+    ...rows,
+    '  demo           same as demo split',
+    '',
+    'Run `flotilla <command> --help` for the flags of a command. Flags may also come from',
+    'FLOTILLA_<FLAG> environment variables and a --config JSON file (flags win, then env, then the file).',
+    'Exit status: 0 ok, 1 runtime failure, 2 usage error.',
+    '',
+  ].join('\n');
+}
+
+/** findCommand splits argv into the command and its own arguments. */
+function findCommand(argv: string[]): { command: Command; rest: string[] } | null {
+  const [first, second] = argv;
+  if (first === 'demo') {
+    if (second !== undefined && !second.startsWith('-')) {
+      const demo = DEMOS[second];
+      if (!demo) throw new UsageError(`unknown demo ${JSON.stringify(second)}; demos: ${Object.keys(DEMOS).join(', ')}`);
+      return { command: demo, rest: argv.slice(2) };
+    }
+    return { command: demoSplitCommand, rest: argv.slice(1) };
+  }
+  const command = COMMANDS.find((c) => c.spec.path.length === 1 && c.spec.path[0] === first);
+  return command ? { command, rest: argv.slice(1) } : null;
+}
+
+/**
+ * run executes one CLI invocation and resolves to its exit status. Usage
+ * errors print the message and a pointer to --help (status 2); expected
+ * runtime failures print one line (status 1); anything else prints its stack
+ * (status 1), since it is a bug.
+ */
+export async function run(argv: string[], io: Io): Promise<number> {
+  const first = argv[0];
+  if (first === undefined) {
+    io.stderr.write(topHelp());
+    return EXIT.usage;
+  }
+  if (first === '--help' || first === '-h' || first === 'help') {
+    io.stdout.write(topHelp());
+    return EXIT.ok;
+  }
+  let found: ReturnType<typeof findCommand>;
+  try {
+    found = findCommand(argv);
+  } catch (err) {
+    io.stderr.write(`flotilla: ${(err as Error).message}\n`);
+    return EXIT.usage;
+  }
+  if (!found) {
+    io.stderr.write(`flotilla: unknown command ${JSON.stringify(first)}\n\n${topHelp()}`);
+    return EXIT.usage;
+  }
+  const { command, rest } = found;
+  const name = `flotilla ${command.spec.path.join(' ')}`;
+  try {
+    const parsed = parse(command.spec, rest, io.env);
+    if (parsed.help) {
+      io.stdout.write(helpText(command.spec));
+      return EXIT.ok;
+    }
+    const logger = makeLogger((parsed.values['logLevel'] as string | undefined) ?? 'info', command.spec.path.join('-'));
+    return await command.run({ spec: command.spec, parsed, io, logger });
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`${name}: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof ClientError || err instanceof PlacementError || err instanceof TargetError) {
+      io.stderr.write(`${name}: ${err.message}\n`);
+      return EXIT.failure;
+    }
+    const e = err as Error;
+    io.stderr.write(`${name}: ${e.message}\n${io.env['FLOTILLA_DEBUG'] === '1' ? `${e.stack ?? ''}\n` : ''}`);
+    return EXIT.failure;
+  }
+}

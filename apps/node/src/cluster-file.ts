@@ -1,0 +1,62 @@
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * ClusterFile is `<data-dir>/cluster.json`, written by `flotilla up` (and the
+ * demo) once every process is healthy, so ctl commands and a second `up`
+ * can find the running cluster: its endpoints, the ports to resume on, and
+ * the pid of the supervising process.
+ */
+export const clusterFileSchema = z.object({
+  version: z.literal(1),
+  pid: z.number().int().positive(),
+  profile: z.enum(['demo', 'production']),
+  startedAt: z.string(),
+  placement: z.object({ address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() }),
+  stores: z.array(z.object({ index: z.number().int().positive(), address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() })),
+});
+export type ClusterFile = z.infer<typeof clusterFileSchema>;
+
+export const clusterFilePath = (dataDir: string): string => join(dataDir, 'cluster.json');
+
+/** readClusterFile returns the parsed file, null when there is none; throws with the path when it is malformed. */
+export function readClusterFile(dataDir: string): ClusterFile | null {
+  const path = clusterFilePath(dataDir);
+  if (!existsSync(path)) return null;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+  const r = clusterFileSchema.safeParse(json);
+  if (!r.success) throw new Error(`${path}: ${r.error.issues[0]?.path.join('.') ?? ''}: ${r.error.issues[0]?.message ?? 'invalid'}`);
+  return r.data;
+}
+
+/** writeClusterFile replaces the file atomically (write then rename). */
+export function writeClusterFile(dataDir: string, file: ClusterFile): void {
+  const path = clusterFilePath(dataDir);
+  writeFileSync(path + '.tmp', JSON.stringify(file, null, 2) + '\n');
+  renameSync(path + '.tmp', path);
+}
+
+export function removeClusterFile(dataDir: string, pid: number): void {
+  try {
+    const f = readClusterFile(dataDir);
+    if (f && f.pid === pid) rmSync(clusterFilePath(dataDir), { force: true });
+  } catch {
+    // A malformed file is left for the operator to look at.
+  }
+}
+
+/** processAlive: a signal-0 probe (EPERM still means the process exists). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,60 @@
+import type { Logger } from 'pino';
+import type { CommandSpec, Parsed } from './args';
+
+/** Io is where a command writes; tests and the real process differ only here. */
+export interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  env: NodeJS.ProcessEnv;
+}
+
+export interface CommandContext {
+  spec: CommandSpec;
+  parsed: Parsed;
+  io: Io;
+  logger: Logger;
+}
+
+/** Command is one `flotilla ...` command: its spec (flags, help) and what it does. run resolves to the exit code. */
+export interface Command {
+  spec: CommandSpec;
+  run(ctx: CommandContext): Promise<number>;
+}
+
+/** EXIT codes: 0 ok, 1 runtime failure, 2 usage error. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/**
+ * waitForShutdown resolves on the first SIGINT or SIGTERM after running
+ * close; a second signal while closing exits at once with status 1. When
+ * FLOTILLA_STOP_ON_STDIN_EOF=1 (set by `flotilla up` for its children) the
+ * end of stdin counts as a shutdown signal, so children never outlive their
+ * supervisor.
+ */
+export function waitForShutdown(ctx: CommandContext, close: () => Promise<void>): Promise<number> {
+  return new Promise((resolve) => {
+    let closing = false;
+    const onSignal = (reason: string): void => {
+      if (closing) {
+        ctx.logger.warn({ reason }, 'second shutdown request; exiting now');
+        process.exit(EXIT.failure);
+      }
+      closing = true;
+      ctx.logger.info({ reason }, 'shutting down');
+      close().then(
+        () => resolve(EXIT.ok),
+        (err: unknown) => {
+          ctx.logger.error({ err: (err as Error).message }, 'shutdown failed');
+          resolve(EXIT.failure);
+        },
+      );
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    if (ctx.io.env['FLOTILLA_STOP_ON_STDIN_EOF'] === '1') {
+      process.stdin.on('end', () => onSignal('stdin closed (supervisor gone)'));
+      process.stdin.on('error', () => onSignal('stdin error (supervisor gone)'));
+      process.stdin.resume();
+    }
+  });
+}

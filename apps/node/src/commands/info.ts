@@ -1,0 +1,113 @@
+import { boolFlag, type CommandSpec } from '../args';
+import { EXIT, type Command, type CommandContext } from '../command';
+import { formatBytes, renderRange, table } from '../format';
+import { placementClient, resolvePlacement, targetFlags } from '../target';
+
+// `flotilla regions` and `flotilla stores`: tables of placement's view.
+
+/** RegionRow is one Region as placement's HTTP API renders it (/regions). */
+export interface RegionRow {
+  id: number;
+  startKey: string;
+  endKey: string;
+  epoch: { confVer: number; version: number };
+  peers: { id: number; storeId: number; role: string }[];
+  leader: { id: number; storeId: number } | null;
+  approximateSizeBytes?: number;
+  approximateKeys?: number;
+}
+
+const PAGE = 1000;
+
+/** fetchRegions pages through placement's GET /regions (it carries the approximate sizes the WebSocket scan does not). */
+export async function fetchRegions(placement: string, timeoutMs: number): Promise<RegionRow[]> {
+  const address = placement.split(',')[0]!.trim();
+  const out: RegionRow[] = [];
+  let start = '';
+  for (let page = 0; page < 10_000; page++) {
+    const url = `http://${address}/regions?limit=${PAGE}&start=${encodeURIComponent(start)}`;
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.json()) as { regions?: RegionRow[]; error?: { message?: string } };
+    if (!res.ok || !body.regions) throw new Error(`placement ${url}: ${res.status} ${body.error?.message ?? ''}`);
+    for (const r of body.regions) if (!out.some((x) => x.id === r.id)) out.push(r);
+    const last = body.regions[body.regions.length - 1];
+    if (body.regions.length < PAGE || !last || last.endKey === '') break;
+    start = last.endKey;
+  }
+  return out;
+}
+
+export function regionTable(rows: RegionRow[]): string {
+  return table(
+    ['REGION', 'KEY RANGE', 'EPOCH', 'LEADER', 'PEERS (peer@store)', 'APPROX SIZE', 'APPROX KEYS'],
+    rows.map((r) => [
+      r.id,
+      renderRange(r.startKey, r.endKey),
+      `${r.epoch.confVer}/${r.epoch.version}`,
+      r.leader ? `store ${r.leader.storeId}` : '-',
+      r.peers.map((p) => `${p.id}@${p.storeId}${p.role === 'learner' ? 'L' : ''}`).join(','),
+      r.approximateSizeBytes === undefined ? '-' : formatBytes(r.approximateSizeBytes),
+      r.approximateKeys ?? '-',
+    ]),
+  );
+}
+
+const regionsSpec: CommandSpec = {
+  path: ['regions'],
+  summary: 'List every Region: key range, epoch (confVer/version), leader, peers, approximate size and keys.',
+  positionals: [],
+  flags: [...targetFlags, { name: 'json', type: 'boolean', description: 'print JSON instead of a table', schema: boolFlag() }],
+  examples: ['flotilla regions', 'flotilla regions --placement 127.0.0.1:20160 --json'],
+};
+
+export const regionsCommand: Command = {
+  spec: regionsSpec,
+  async run(ctx: CommandContext) {
+    const rows = await fetchRegions(resolvePlacement(ctx), ctx.parsed.values['timeoutMs'] as number);
+    if (ctx.parsed.values['json'] === true) ctx.io.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    else ctx.io.stdout.write(regionTable(rows) + `${rows.length} region${rows.length === 1 ? '' : 's'}\n`);
+    return EXIT.ok;
+  },
+};
+
+const storesSpec: CommandSpec = {
+  path: ['stores'],
+  summary: 'List every store: address, state, Region and leader counts, last heartbeat, capacity.',
+  positionals: [],
+  flags: [...targetFlags, { name: 'json', type: 'boolean', description: 'print JSON instead of a table', schema: boolFlag() }],
+  examples: ['flotilla stores'],
+};
+
+export const storesCommand: Command = {
+  spec: storesSpec,
+  async run(ctx: CommandContext) {
+    const { client } = placementClient(ctx);
+    try {
+      const stores = (await client.getAllStores()).sort((a, b) => a.id - b.id);
+      if (ctx.parsed.values['json'] === true) {
+        ctx.io.stdout.write(JSON.stringify(stores, null, 2) + '\n');
+        return EXIT.ok;
+      }
+      const now = Date.now();
+      ctx.io.stdout.write(
+        table(
+          ['STORE', 'ADDRESS', 'RAFT ADDRESS', 'STATE', 'REGIONS', 'LEADERS', 'LAST HEARTBEAT', 'USED', 'AVAILABLE'],
+          stores.map((s) => [
+            s.id,
+            s.address,
+            s.labels?.['raftAddress'] ?? '-',
+            s.state,
+            s.regionCount,
+            s.leaderCount,
+            `${Math.max(0, Math.round((now - s.lastHeartbeatMs) / 1000))}s ago`,
+            s.stats ? formatBytes(s.stats.usedBytes) : '-',
+            s.stats ? formatBytes(s.stats.availableBytes) : '-',
+          ]),
+        ) + `${stores.length} store${stores.length === 1 ? '' : 's'}\n`,
+      );
+      return EXIT.ok;
+    } finally {
+      client.close();
+    }
+  },
+};

@@ -1,0 +1,149 @@
+import type { FlotillaClient } from '@flotilla/client';
+import { keyToString } from '@flotilla/proto';
+import { LIMITS } from '@flotilla/proto';
+import { UsageError, boolFlag, intFlag, textFlag, type CommandSpec } from '../args';
+import { EXIT, type Command, type CommandContext } from '../command';
+import { parseInput, renderBytes } from '../format';
+import { connectClient, hexFlag, targetFlags } from '../target';
+
+// Data commands: put, get, del, scan, cas, split. Each connects a
+// FlotillaClient to the cluster (--placement or <data-dir>/cluster.json),
+// does one thing and exits: 0 on success, 1 on a runtime failure (including
+// `get` of a missing key, so scripts can test for it), 2 on a usage error.
+
+function input(ctx: CommandContext, text: string, what: string): Uint8Array {
+  try {
+    return parseInput(text, ctx.parsed.values['hex'] === true, what);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function withClient(ctx: CommandContext, fn: (c: FlotillaClient) => Promise<number>): Promise<number> {
+  const client = await connectClient(ctx);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+const show = (ctx: CommandContext, b: Uint8Array): string => renderBytes(b, ctx.parsed.values['hex'] === true);
+
+function kvSpec(name: string, summary: string, positionals: CommandSpec['positionals'], extra: CommandSpec['flags'] = [], examples: string[] = []): CommandSpec {
+  return { path: [name], summary, positionals, flags: [...targetFlags, hexFlag, ...extra], examples };
+}
+
+const putSpec = kvSpec('put', 'Write a value.', [
+  { name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true },
+  { name: 'value', description: 'the value (UTF-8, or hex with --hex)', required: true },
+], [], ['flotilla put hello world', 'flotilla put --hex 0x00ff 0xcafe']);
+
+export const putCommand: Command = {
+  spec: putSpec,
+  run: (ctx) =>
+    withClient(ctx, async (c) => {
+      const [k, v] = ctx.parsed.positionals as [string, string];
+      await c.put(input(ctx, k, 'key'), input(ctx, v, 'value'));
+      ctx.io.stdout.write('OK\n');
+      return EXIT.ok;
+    }),
+};
+
+const getSpec = kvSpec('get', 'Read a value (exit status 1 when the key is absent).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [], ['flotilla get hello']);
+
+export const getCommand: Command = {
+  spec: getSpec,
+  run: (ctx) =>
+    withClient(ctx, async (c) => {
+      const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+      const value = await c.get(key);
+      if (value === null) {
+        ctx.io.stderr.write(`key ${keyToString(key)} not found\n`);
+        return EXIT.failure;
+      }
+      ctx.io.stdout.write(show(ctx, value) + '\n');
+      return EXIT.ok;
+    }),
+};
+
+const delSpec = kvSpec('del', 'Delete a key, or every key in [key, --range-end).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [
+  { name: 'range-end', type: 'string', placeholder: 'KEY', description: 'delete the range [key, KEY) instead of one key ("" = to the end)', schema: textFlag() },
+], ['flotilla del hello', 'flotilla del user/ --range-end user0']);
+
+export const delCommand: Command = {
+  spec: delSpec,
+  run: (ctx) =>
+    withClient(ctx, async (c) => {
+      const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+      const end = ctx.parsed.values['rangeEnd'] as string | undefined;
+      if (end !== undefined) await c.deleteRange(key, input(ctx, end, '--range-end'));
+      else await c.delete(key);
+      ctx.io.stdout.write('OK\n');
+      return EXIT.ok;
+    }),
+};
+
+const scanSpec = kvSpec('scan', 'List keys in [start, end) in key order, across Regions.', [
+  { name: 'start', description: 'first key (default: the beginning of the key space)', required: false },
+  { name: 'end', description: 'end key, exclusive (default: the end of the key space)', required: false },
+], [
+  { name: 'limit', type: 'string', placeholder: 'N', description: 'at most N pairs', default: '100', schema: intFlag(1, 10_000_000) },
+  { name: 'keys-only', type: 'boolean', description: 'print keys only', schema: boolFlag() },
+  { name: 'json', type: 'boolean', description: 'print one JSON object per line: {"key": ..., "value": ...}', schema: boolFlag() },
+], ['flotilla scan', 'flotilla scan user/ user0 --limit 10']);
+
+export const scanCommand: Command = {
+  spec: scanSpec,
+  run: (ctx) =>
+    withClient(ctx, async (c) => {
+      const [s, e] = ctx.parsed.positionals;
+      const pairs = await c.scan(input(ctx, s ?? '', 'start'), input(ctx, e ?? '', 'end'), ctx.parsed.values['limit'] as number);
+      const keysOnly = ctx.parsed.values['keysOnly'] === true;
+      const json = ctx.parsed.values['json'] === true;
+      let out = '';
+      for (const p of pairs) {
+        if (json) out += JSON.stringify(keysOnly ? { key: show(ctx, p.key) } : { key: show(ctx, p.key), value: show(ctx, p.value) }) + '\n';
+        else out += keysOnly ? `${show(ctx, p.key)}\n` : `${show(ctx, p.key)}\t${show(ctx, p.value)}\n`;
+      }
+      ctx.io.stdout.write(out);
+      return EXIT.ok;
+    }),
+};
+
+const casSpec = kvSpec('cas', 'Compare-and-swap: set key to --value only if it currently equals --expected.', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [
+  { name: 'expected', type: 'string', placeholder: 'VALUE', description: 'the value the key must have now (omit: the key must be absent)', schema: textFlag(), env: false },
+  { name: 'value', type: 'string', placeholder: 'VALUE', description: 'the new value (omit: delete the key)', schema: textFlag(), env: false },
+], ['flotilla cas lock --value me            # take a lock if free', 'flotilla cas lock --expected me          # release it', 'flotilla cas counter --expected 1 --value 2']);
+
+export const casCommand: Command = {
+  spec: casSpec,
+  run: (ctx) =>
+    withClient(ctx, async (c) => {
+      const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+      const exp = ctx.parsed.values['expected'] as string | undefined;
+      const val = ctx.parsed.values['value'] as string | undefined;
+      const r = await c.cas(key, exp === undefined ? null : input(ctx, exp, '--expected'), val === undefined ? null : input(ctx, val, '--value'));
+      const previous = r.previous === null ? '(absent)' : show(ctx, r.previous);
+      if (r.succeeded) {
+        ctx.io.stdout.write(`OK (previous: ${previous})\n`);
+        return EXIT.ok;
+      }
+      ctx.io.stderr.write(`cas failed: current value is ${previous}\n`);
+      return EXIT.failure;
+    }),
+};
+
+const splitSpec = kvSpec('split', 'Split the Region holding key at key (an admin command to the Region leader).', [{ name: 'key', description: 'split key: the first key of the new right-hand Region', required: true }], [], ['flotilla split m']);
+
+export const splitCommand: Command = {
+  spec: splitSpec,
+  run: (ctx) =>
+    withClient(ctx, async (c) => {
+      const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+      if (key.length > LIMITS.maxKeyBytes) throw new UsageError(`key: longer than ${LIMITS.maxKeyBytes} bytes`);
+      const regions = await c.split(key);
+      for (const r of regions) ctx.io.stdout.write(`region ${r.id}  [${r.startKey.length === 0 ? '-inf' : show(ctx, r.startKey)}, ${r.endKey.length === 0 ? '+inf' : show(ctx, r.endKey)})  epoch ${r.epoch.confVer}/${r.epoch.version}\n`);
+      return EXIT.ok;
+    }),
+};

@@ -1,0 +1,94 @@
+import { resolve } from 'node:path';
+import { startPlacementServer } from '@flotilla/placement';
+import { enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, textFlag, type CommandSpec } from '../args';
+import { EXIT, waitForShutdown, type Command } from '../command';
+
+// `flotilla placement` and `flotilla store`: the two long-running server
+// processes. Each prints one JSON line with its endpoints on stdout once it
+// serves (scripts read it), logs on stderr, and closes cleanly on SIGINT or
+// SIGTERM (exit 0).
+
+const placementSpec: CommandSpec = {
+  path: ['placement'],
+  summary: 'Run the placement service (routing table, ID allocation, schedulers).',
+  description: 'Serves the placement WebSocket API on /ws and read-only HTTP JSON (/health, /status, /stores, /regions) on one port. State lives in SQLite under --data-dir; restarting on the same directory loses nothing.',
+  positionals: [],
+  flags: [
+    { name: 'data-dir', type: 'string', placeholder: 'DIR', description: 'directory for the placement database (created if missing)', schema: pathFlag() },
+    { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'address to serve on (port 0 picks a free port)', default: '127.0.0.1:20160', schema: hostPortFlag(true) },
+    { name: 'max-replicas', type: 'string', placeholder: 'N', description: 'replicas per Region the replica checker maintains', default: '3', schema: intFlag(1, 7) },
+  ],
+  examples: ['flotilla placement --data-dir ./data/placement --listen 127.0.0.1:20160'],
+};
+
+export const placementCommand: Command = {
+  spec: placementSpec,
+  async run(ctx) {
+    const dataDir = resolve(required<string>(ctx.parsed, placementSpec, 'data-dir'));
+    const server = await startPlacementServer({
+      dataDir,
+      listen: ctx.parsed.values['listen'] as string,
+      maxReplicas: ctx.parsed.values['maxReplicas'] as number,
+      logger: ctx.logger,
+    });
+    ctx.io.stdout.write(JSON.stringify({ service: 'placement', address: server.address, httpUrl: server.httpUrl, wsUrl: server.wsUrl, clusterId: server.clusterId, pid: process.pid, dataDir }) + '\n');
+    return waitForShutdown(ctx, () => server.close());
+  },
+};
+
+const storeSpec: CommandSpec = {
+  path: ['store'],
+  summary: 'Run a store: hosts Region replicas and serves the client API.',
+  description:
+    'Joins the cluster through placement (the first store of a new cluster bootstraps it), recovers its Regions from --data-dir and serves the client API (ws /client), /status and /metrics on --listen; store-to-store raft traffic uses --raft-listen.',
+  positionals: [],
+  flags: [
+    { name: 'placement', type: 'string', placeholder: 'HOST:PORT[,..]', description: 'placement address(es)', schema: hostPortListFlag() },
+    { name: 'data-dir', type: 'string', placeholder: 'DIR', description: 'directory for raft.db, kv.db and store.json (created if missing)', schema: pathFlag() },
+    { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'client API / HTTP address (port 0 picks a free port)', default: '127.0.0.1:20161', schema: hostPortFlag(true) },
+    { name: 'raft-listen', type: 'string', placeholder: 'HOST:PORT', description: 'store-to-store raft address (default: the --listen host, any free port)', schema: hostPortFlag(true) },
+    { name: 'advertise', type: 'string', placeholder: 'HOST:PORT', description: 'address clients and placement use to reach this store (default: the bound --listen address)', schema: hostPortFlag() },
+    { name: 'profile', type: 'string', placeholder: 'NAME', description: 'tuning profile: production (TiKV-sized Regions) or demo (tiny split thresholds)', default: 'production', schema: enumFlag(['production', 'demo'] as const) },
+    { name: 'cluster-secret', type: 'string', placeholder: 'SECRET', description: 'shared secret authenticating store-to-store connections (default: the development secret)', schema: textFlag() },
+  ],
+  examples: ['flotilla store --placement 127.0.0.1:20160 --data-dir ./data/store-1 --listen 127.0.0.1:20161 --profile demo'],
+};
+
+/** StartStore is the entry contract of @flotilla/store (packages/store/API.md). */
+type StartStore = (opts: {
+  dataDir: string;
+  listen: string;
+  raftListen?: string;
+  advertise?: string;
+  placement: string;
+  clusterSecret?: string;
+  profile?: 'production' | 'demo';
+  logger?: unknown;
+}) => Promise<{ storeId: number; address: string; raftAddress?: string; close(): Promise<void> }>;
+
+export const storeCommand: Command = {
+  spec: storeSpec,
+  async run(ctx) {
+    const v = ctx.parsed.values;
+    const placement = required<string>(ctx.parsed, storeSpec, 'placement');
+    const dataDir = resolve(required<string>(ctx.parsed, storeSpec, 'data-dir'));
+    // Loaded on demand: only this command needs the store (and SQLite); ctl commands start faster without it.
+    const mod = (await import('@flotilla/store')) as unknown as { startStore?: StartStore };
+    if (typeof mod.startStore !== 'function') {
+      ctx.io.stderr.write('flotilla store: @flotilla/store does not export startStore in this build\n');
+      return EXIT.failure;
+    }
+    const handle = await mod.startStore({
+      dataDir,
+      listen: v['listen'] as string,
+      placement,
+      profile: v['profile'] as 'production' | 'demo',
+      logger: ctx.logger,
+      ...(v['raftListen'] ? { raftListen: v['raftListen'] as string } : {}),
+      ...(v['advertise'] ? { advertise: v['advertise'] as string } : {}),
+      ...(v['clusterSecret'] ? { clusterSecret: v['clusterSecret'] as string } : {}),
+    });
+    ctx.io.stdout.write(JSON.stringify({ service: 'store', storeId: handle.storeId, address: handle.address, raftAddress: handle.raftAddress, statusUrl: `http://${handle.address}/status`, pid: process.pid, dataDir }) + '\n');
+    return waitForShutdown(ctx, () => handle.close());
+  },
+};

@@ -1,0 +1,245 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import { processAlive, readClusterFile, removeClusterFile, writeClusterFile, type ClusterFile } from './cluster-file';
+
+export type Profile = 'demo' | 'production';
+
+export interface LocalClusterOptions {
+  dataDir: string;
+  stores: number;
+  profile: Profile;
+  /** basePort: placement listens on basePort, store i on basePort + i. 0 picks free ports (or reuses cluster.json's). */
+  basePort: number;
+  host?: string;
+  logLevel: string;
+  logger: Logger;
+  /** startTimeoutMs bounds the wait for every process to report healthy (default 90 s). */
+  startTimeoutMs?: number;
+  /** stopTimeoutMs: how long a child gets after SIGTERM before SIGKILL (default 10 s). */
+  stopTimeoutMs?: number;
+}
+
+/** LocalProcess is one child of the local cluster. */
+export interface LocalProcess {
+  name: string;
+  /** index: 0 for placement, i for store-i. */
+  index: number;
+  address: string;
+  dataDir: string;
+  log: string;
+  args: string[];
+  proc: ChildProcess;
+  exited: boolean;
+}
+
+const require = createRequire(import.meta.url);
+
+/** MAIN_TS: this CLI's entry, which children run through tsx. */
+export const MAIN_TS = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+/** cliCommand is how to run this same CLI as a child process: node with tsx's loader, then main.ts. */
+export function cliCommand(args: string[]): { command: string; args: string[] } {
+  const tsx = pathToFileURL(require.resolve('tsx')).href;
+  return { command: process.execPath, args: ['--import', tsx, MAIN_TS, ...args] };
+}
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** httpOk: GET url answers 2xx within timeoutMs. */
+export async function httpOk(url: string, timeoutMs = 1000): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** logTail returns the last lines of a child's log, for error messages. */
+export function logTail(path: string, lines = 15): string {
+  try {
+    const text = readFileSync(path, 'utf8').trimEnd().split('\n');
+    return text.slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * LocalCluster runs placement plus N stores on one machine as child
+ * processes of this CLI (TiUP playground's shape): placement in
+ * <dataDir>/placement, store i in <dataDir>/store-i, logs in
+ * <dataDir>/logs, fixed ports so that starting again resumes on the same
+ * data. Children are told to stop when their stdin closes, so they do not
+ * outlive a supervisor that was killed.
+ */
+export class LocalCluster {
+  readonly processes: LocalProcess[] = [];
+  /** onUnexpectedExit is called when a child exits while the cluster is not stopping. */
+  onUnexpectedExit: ((p: LocalProcess, code: number | null, signal: NodeJS.Signals | null) => void) | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    private readonly opts: LocalClusterOptions,
+    readonly startedAt: string,
+  ) {}
+
+  get placement(): LocalProcess {
+    return this.processes[0]!;
+  }
+
+  get stores(): LocalProcess[] {
+    return this.processes.slice(1);
+  }
+
+  static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
+    const host = opts.host ?? '127.0.0.1';
+    const dataDir = resolve(opts.dataDir);
+    const existing = readClusterFile(dataDir);
+    if (existing && existing.pid !== process.pid && processAlive(existing.pid)) {
+      throw new Error(`a cluster is already running in ${dataDir} (supervised by pid ${existing.pid}, placement ${existing.placement.address}); stop it first (Ctrl-C in its terminal, or kill ${existing.pid})`);
+    }
+    mkdirSync(join(dataDir, 'logs'), { recursive: true });
+    const ports: number[] = [];
+    for (let i = 0; i <= opts.stores; i++) {
+      if (opts.basePort !== 0) ports.push(opts.basePort + i);
+      else {
+        const previous = i === 0 ? existing?.placement.address : existing?.stores.find((s) => s.index === i)?.address;
+        const port = previous ? Number(previous.split(':').pop()) : NaN;
+        ports.push(Number.isInteger(port) && port > 0 ? port : await freePort(host));
+      }
+    }
+    const cluster = new LocalCluster({ ...opts, dataDir, host }, new Date().toISOString());
+    try {
+      const placementAddress = `${host}:${ports[0]}`;
+      const placementDir = join(dataDir, 'placement');
+      cluster.spawnChild('placement', 0, placementAddress, placementDir, ['placement', '--data-dir', placementDir, '--listen', placementAddress, '--max-replicas', String(Math.min(3, opts.stores))]);
+      await cluster.waitHealthy([cluster.placement], (p) => `http://${p.address}/health`);
+      opts.logger.info({ address: placementAddress }, 'placement is up');
+      for (let i = 1; i <= opts.stores; i++) {
+        const address = `${host}:${ports[i]}`;
+        const dir = join(dataDir, `store-${i}`);
+        cluster.spawnChild(`store-${i}`, i, address, dir, ['store', '--placement', placementAddress, '--data-dir', dir, '--listen', address, '--profile', opts.profile]);
+      }
+      await cluster.waitHealthy(cluster.stores, (p) => `http://${p.address}/status`);
+      opts.logger.info({ stores: opts.stores }, 'stores are up');
+      writeClusterFile(dataDir, cluster.file());
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** file is what cluster.json records about this cluster. */
+  file(): ClusterFile {
+    const rec = (p: LocalProcess) => ({ address: p.address, pid: p.proc.pid ?? 0, dataDir: p.dataDir, log: p.log });
+    return {
+      version: 1,
+      pid: process.pid,
+      profile: this.opts.profile,
+      startedAt: this.startedAt,
+      placement: rec(this.placement),
+      stores: this.stores.map((p) => ({ index: p.index, ...rec(p) })),
+    };
+  }
+
+  private spawnChild(name: string, index: number, address: string, dataDir: string, args: string[]): LocalProcess {
+    const log = join(this.opts.dataDir, 'logs', `${name}.log`);
+    const fd = openSync(log, 'a');
+    const { command, args: argv } = cliCommand([...args, '--log-level', this.opts.logLevel]);
+    let proc: ChildProcess;
+    try {
+      // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops stores before placement.
+      proc = spawn(command, argv, { stdio: ['pipe', fd, fd], detached: true, env: { ...process.env, FLOTILLA_STOP_ON_STDIN_EOF: '1' } });
+    } finally {
+      closeSync(fd);
+    }
+    const p: LocalProcess = { name, index, address, dataDir, log, args, proc, exited: false };
+    proc.stdin?.on('error', () => {}); // EPIPE when the child is gone; its exit is reported below
+    proc.on('exit', (code, signal) => {
+      p.exited = true;
+      if (!this.stopping) this.onUnexpectedExit?.(p, code, signal);
+    });
+    const i = this.processes.findIndex((x) => x.index === index);
+    if (i >= 0) this.processes[i] = p;
+    else this.processes.push(p);
+    this.opts.logger.debug({ name, pid: proc.pid, address, log }, 'started');
+    return p;
+  }
+
+  /** restart starts a child again with the arguments it had (after it died or was killed). */
+  async restart(index: number): Promise<LocalProcess> {
+    const old = this.processes.find((x) => x.index === index);
+    if (!old) throw new Error(`no process with index ${index}`);
+    if (!old.exited) throw new Error(`${old.name} is still running (pid ${old.proc.pid})`);
+    const p = this.spawnChild(old.name, old.index, old.address, old.dataDir, old.args);
+    await this.waitHealthy([p], (x) => `http://${x.address}/${x.index === 0 ? 'health' : 'status'}`);
+    writeClusterFile(this.opts.dataDir, this.file());
+    return p;
+  }
+
+  private async waitHealthy(list: LocalProcess[], url: (p: LocalProcess) => string): Promise<void> {
+    const deadline = Date.now() + (this.opts.startTimeoutMs ?? 90_000);
+    const pending = new Set(list);
+    while (pending.size > 0) {
+      for (const p of pending) {
+        if (p.exited) throw new Error(`${p.name} exited during startup (exit code ${p.proc.exitCode ?? p.proc.signalCode}); last lines of ${p.log}:\n${logTail(p.log)}`);
+        if (await httpOk(url(p))) pending.delete(p);
+      }
+      if (pending.size === 0) break;
+      if (Date.now() > deadline) {
+        const names = [...pending].map((p) => `${p.name} (${url(p)}, log ${p.log})`).join(', ');
+        throw new Error(`not healthy within ${this.opts.startTimeoutMs ?? 90_000} ms: ${names}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** stop sends SIGTERM to the stores, then placement, escalating to SIGKILL after stopTimeoutMs; idempotent. */
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      await Promise.all(this.stores.map((p) => this.stopChild(p)));
+      if (this.processes[0]) await this.stopChild(this.placement);
+      removeClusterFile(this.opts.dataDir, process.pid);
+    })());
+  }
+
+  private async stopChild(p: LocalProcess): Promise<void> {
+    if (p.exited) return;
+    const exited = new Promise<void>((r) => p.proc.once('exit', () => r()));
+    p.proc.kill('SIGTERM');
+    const bound = this.opts.stopTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), bound)))]);
+    clearTimeout(timer);
+    if (timedOut && !p.exited) {
+      this.opts.logger.warn({ name: p.name, pid: p.proc.pid, boundMs: bound }, 'did not stop after SIGTERM; sending SIGKILL');
+      p.proc.kill('SIGKILL');
+      await exited;
+    }
+  }
+}
+
+/** runningCluster: the cluster.json of dataDir when its supervisor is alive and its placement answers /health. */
+export async function runningCluster(dataDir: string): Promise<ClusterFile | null> {
+  if (!existsSync(dataDir)) return null;
+  const f = readClusterFile(dataDir);
+  if (!f || !processAlive(f.pid)) return null;
+  return (await httpOk(`http://${f.placement.address}/health`)) ? f : null;
+}

@@ -1,0 +1,38 @@
+import { resolve } from 'node:path';
+import { FlotillaClient } from '@flotilla/client';
+import { PlacementClient } from '@flotilla/placement';
+import { boolFlag, hostPortListFlag, intFlag, pathFlag, type FlagSpec } from './args';
+import { clusterFilePath, readClusterFile } from './cluster-file';
+import type { CommandContext } from './command';
+
+/** targetFlags: how ctl commands find the cluster: --placement, else <data-dir>/cluster.json written by `flotilla up`. */
+export const targetFlags: FlagSpec[] = [
+  { name: 'placement', type: 'string', placeholder: 'HOST:PORT[,..]', description: 'placement address(es); default: read from <data-dir>/cluster.json', schema: hostPortListFlag() },
+  { name: 'data-dir', type: 'string', placeholder: 'DIR', description: 'data directory of a cluster started with flotilla up (to find its cluster.json)', default: './data', schema: pathFlag() },
+  { name: 'timeout-ms', type: 'string', placeholder: 'MS', description: 'deadline of each request, retries included', default: '10000', schema: intFlag(100, 600_000) },
+];
+
+/** hexFlag: keys and values given and shown as hex. */
+export const hexFlag: FlagSpec = { name: 'hex', type: 'boolean', description: 'keys and values on the command line are hex (0x optional); output shows them as hex', schema: boolFlag() };
+
+/** TargetError: no cluster could be found; a runtime failure (exit 1), with the way out in the message. */
+export class TargetError extends Error {}
+
+export function resolvePlacement(ctx: CommandContext): string {
+  const explicit = ctx.parsed.values['placement'] as string | undefined;
+  if (explicit) return explicit;
+  const dataDir = resolve(ctx.parsed.values['dataDir'] as string);
+  const file = readClusterFile(dataDir);
+  if (!file) throw new TargetError(`no --placement given and no ${clusterFilePath(dataDir)}; start a cluster with \`flotilla up --data-dir ${ctx.parsed.values['dataDir'] as string}\` or pass --placement HOST:PORT`);
+  return file.placement.address;
+}
+
+export async function connectClient(ctx: CommandContext): Promise<FlotillaClient> {
+  return FlotillaClient.connect({ placement: resolvePlacement(ctx), timeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger });
+}
+
+export function placementClient(ctx: CommandContext): { client: PlacementClient; address: string } {
+  const address = resolvePlacement(ctx);
+  const addresses = address.split(',').map((a) => a.trim());
+  return { client: new PlacementClient({ addresses, requestTimeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger }), address: addresses[0]! };
+}
