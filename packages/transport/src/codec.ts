@@ -8,7 +8,7 @@
 // `Message.snapshot` (metadata only, in practice) is embedded as msgpack.
 // docs/transport.md describes the layout byte by byte.
 
-import { DecodeError, decode as decodeMsgpack, encode as encodeMsgpack } from '@flotilla/proto';
+import { DecodeError, decode as decodeMsgpack, encode as encodeMsgpack, isStoreMessageType } from '@flotilla/proto';
 import type { RaftMessage, PeerRole } from '@flotilla/proto';
 import type { Entry, EntryType, Message, MessageType, Snapshot } from '@flotilla/raft-core';
 
@@ -280,7 +280,7 @@ class FrameReader {
     const version = this.varint();
     const flags = this.byte();
     const msgType = this.byte();
-    if (msgType > MAX_MESSAGE_TYPE) this.fail(`unknown message type ${msgType}`);
+    if (msgType > MAX_MESSAGE_TYPE && !isStoreMessageType(msgType)) this.fail(`unknown message type ${msgType}`);
     const to = this.varint();
     const from = this.varint();
     const term = this.varint();
