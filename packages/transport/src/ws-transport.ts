@@ -85,6 +85,8 @@ export interface WsTransportOptions {
    * 0 disables). Catches half-open TCP connections of crashed machines.
    */
   keepaliveIntervalMs?: number;
+  /** maxPendingHandshakes: inbound connections still in their handshake (default 256); more are closed at once. */
+  maxPendingHandshakes?: number;
   /** maxInboundSnapshots at once (default 4); more are refused with Busy. */
   maxInboundSnapshots?: number;
   /** faults: fault-injection hooks, off unless enabled. */
@@ -219,6 +221,7 @@ export class WsTransport implements Transport {
   private unreachableHandler: UnreachableHandler | undefined;
   private snapshotHandler: SnapshotHandler | undefined;
   private inboundSnapshots = 0;
+  private pendingHandshakes = 0;
   private readonly outboundSnapshots = new Set<{ fail(err: Error): void }>();
   private state: 'new' | 'running' | 'closed' = 'new';
   private keepaliveTimer: NodeJS.Timeout | undefined;
@@ -249,6 +252,7 @@ export class WsTransport implements Transport {
       snapshotIdleTimeoutMs: options.snapshotIdleTimeoutMs ?? 30_000,
       maxInboundSnapshots: options.maxInboundSnapshots ?? 4,
       keepaliveIntervalMs: options.keepaliveIntervalMs ?? 10_000,
+      maxPendingHandshakes: options.maxPendingHandshakes ?? 256,
     };
     if (this.opts.maxFrameBytes < 1024) throw new RangeError('maxFrameBytes must be at least 1 KiB');
     if (this.opts.snapshotWindow < 1) throw new RangeError('snapshotWindow must be at least 1');
@@ -575,8 +579,22 @@ export class WsTransport implements Transport {
       return;
     }
     this.conns.add(conn);
+    if (this.pendingHandshakes >= this.opts.maxPendingHandshakes) {
+      this.counters.handshakesRejected++;
+      this.log.warn({ remote, reason: 'too many pending handshakes', limit: this.opts.maxPendingHandshakes }, 'inbound handshake rejected');
+      this.wireSocket(conn);
+      this.closeConn(conn, CloseCode.Busy, 'too many pending handshakes');
+      return;
+    }
+    this.pendingHandshakes++;
+    let pending = true;
+    const settle = () => {
+      if (pending) this.pendingHandshakes--;
+      pending = false;
+    };
     const serverNonce = newNonce();
     const reject = (reason: string, code: number = CloseCode.HandshakeRejected) => {
+      settle();
       if (conn.open || conn.closed) return;
       clearTimeout(conn.timer);
       this.counters.handshakesRejected++;
@@ -596,6 +614,7 @@ export class WsTransport implements Transport {
           throw new HandshakeError(`too many inbound snapshots (${this.inboundSnapshots})`, CloseCode.Busy);
         }
         clearTimeout(conn.timer);
+        settle();
         conn.open = true;
         conn.remoteStoreId = h.from;
         conn.dialer = h.from;

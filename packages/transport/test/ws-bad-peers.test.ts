@@ -148,6 +148,24 @@ describe('WsTransport against bad peers', () => {
     expect(server.connections().find((c) => c.storeId === 2)).toEqual(goodConn);
   });
 
+  it('bounds connections stuck in their handshake', async () => {
+    const small = new WsTransport({ storeId: 9, clusterId: 'prod', secret: SECRET, resolveAddress: async () => undefined, maxPendingHandshakes: 2, handshakeTimeoutMs: 5_000 });
+    await small.start();
+    const closes: number[] = [];
+    const sockets = [0, 1, 2].map(() => {
+      const ws = new WebSocket(`ws://${small.address}/flotilla/raft`);
+      ws.on('error', () => {});
+      ws.on('close', (code) => closes.push(code));
+      return ws;
+    });
+    // The third is refused at once; the first two wait for their (long) timeout.
+    await waitFor(() => closes.length === 1, 'one refused connection');
+    expect(closes).toEqual([CloseCode.Busy]);
+    expect(small.stats().handshakesRejected).toBe(1);
+    for (const ws of sockets) ws.terminate();
+    await small.close();
+  });
+
   it('refuses to talk to a server that cannot prove it knows the secret', async () => {
     // A fake store 3: right cluster and store ID, but it cannot compute the welcome MAC.
     const fake = new WebSocketServer({ host: '127.0.0.1', port: 0 });
