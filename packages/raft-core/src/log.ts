@@ -65,6 +65,9 @@ export class RaftLog {
     const after = ents[0]!.index - 1;
     assert(after >= this.committed, `after(${after}) is out of range [committed(${this.committed})]`);
     this.unstable.truncateAndAppend(ents);
+    // Entries after `after` were replaced: whatever was durable there is no
+    // longer our log, so it no longer counts as persisted.
+    if (this.persisted > after) this.persisted = after;
     return this.lastIndex();
   }
 

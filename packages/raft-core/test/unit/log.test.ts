@@ -120,6 +120,16 @@ describe('RaftLog', () => {
     expect(l.maybePersistSnap(10)).toBe(true);
   });
 
+  it('replacing durable entries lowers the persisted index (they are no longer our log)', () => {
+    const l = newLog([[1, 1], [2, 1], [3, 1]]);
+    expect(l.persisted).toBe(3);
+    expect(l.maybeAppend(1, 1, 0, ents([[2, 2]]))).toBe(2);
+    expect(l.persisted).toBe(1);
+    l.commitTo(2);
+    // Entry 2 (term 2) is committed but not durable: it must not be applied yet.
+    expect(pairs(l.nextCommittedEnts())).toEqual([[1, 1]]);
+  });
+
   it('slice spans storage and unstable entries and respects the size limit', () => {
     const l = newLog([[1, 1], [2, 1], [3, 1]], [[4, 2], [5, 2]]);
     expect(pairs(l.slice(2, 6))).toEqual([[2, 1], [3, 1], [4, 2], [5, 2]]);
