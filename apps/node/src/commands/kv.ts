@@ -41,22 +41,25 @@ const putSpec = kvSpec('put', 'Write a value.', [
 
 export const putCommand: Command = {
   spec: putSpec,
-  run: (ctx) =>
-    withClient(ctx, async (c) => {
-      const [k, v] = ctx.parsed.positionals as [string, string];
-      await c.put(input(ctx, k, 'key'), input(ctx, v, 'value'));
+  run: (ctx) => {
+    const [k, v] = ctx.parsed.positionals as [string, string];
+    const key = input(ctx, k, 'key');
+    const value = input(ctx, v, 'value');
+    return withClient(ctx, async (c) => {
+      await c.put(key, value);
       ctx.io.stdout.write('OK\n');
       return EXIT.ok;
-    }),
+    });
+  },
 };
 
 const getSpec = kvSpec('get', 'Read a value (exit status 1 when the key is absent).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [], ['flotilla get hello']);
 
 export const getCommand: Command = {
   spec: getSpec,
-  run: (ctx) =>
-    withClient(ctx, async (c) => {
-      const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+  run: (ctx) => {
+    const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+    return withClient(ctx, async (c) => {
       const value = await c.get(key);
       if (value === null) {
         ctx.io.stderr.write(`key ${keyToString(key)} not found\n`);
@@ -64,7 +67,8 @@ export const getCommand: Command = {
       }
       ctx.io.stdout.write(show(ctx, value) + '\n');
       return EXIT.ok;
-    }),
+    });
+  },
 };
 
 const delSpec = kvSpec('del', 'Delete a key, or every key in [key, --range-end).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [
@@ -73,15 +77,17 @@ const delSpec = kvSpec('del', 'Delete a key, or every key in [key, --range-end).
 
 export const delCommand: Command = {
   spec: delSpec,
-  run: (ctx) =>
-    withClient(ctx, async (c) => {
-      const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
-      const end = ctx.parsed.values['rangeEnd'] as string | undefined;
-      if (end !== undefined) await c.deleteRange(key, input(ctx, end, '--range-end'));
+  run: (ctx) => {
+    const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+    const endText = ctx.parsed.values['rangeEnd'] as string | undefined;
+    const end = endText === undefined ? undefined : input(ctx, endText, '--range-end');
+    return withClient(ctx, async (c) => {
+      if (end !== undefined) await c.deleteRange(key, end);
       else await c.delete(key);
       ctx.io.stdout.write('OK\n');
       return EXIT.ok;
-    }),
+    });
+  },
 };
 
 const scanSpec = kvSpec('scan', 'List keys in [start, end) in key order, across Regions.', [
@@ -95,10 +101,12 @@ const scanSpec = kvSpec('scan', 'List keys in [start, end) in key order, across 
 
 export const scanCommand: Command = {
   spec: scanSpec,
-  run: (ctx) =>
-    withClient(ctx, async (c) => {
-      const [s, e] = ctx.parsed.positionals;
-      const pairs = await c.scan(input(ctx, s ?? '', 'start'), input(ctx, e ?? '', 'end'), ctx.parsed.values['limit'] as number);
+  run: (ctx) => {
+    const [s, e] = ctx.parsed.positionals;
+    const start = input(ctx, s ?? '', 'start');
+    const end = input(ctx, e ?? '', 'end');
+    return withClient(ctx, async (c) => {
+      const pairs = await c.scan(start, end, ctx.parsed.values['limit'] as number);
       const keysOnly = ctx.parsed.values['keysOnly'] === true;
       const json = ctx.parsed.values['json'] === true;
       let out = '';
@@ -108,7 +116,8 @@ export const scanCommand: Command = {
       }
       ctx.io.stdout.write(out);
       return EXIT.ok;
-    }),
+    });
+  },
 };
 
 const casSpec = kvSpec('cas', 'Compare-and-swap: set key to --value only if it currently equals --expected.', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [
@@ -118,12 +127,14 @@ const casSpec = kvSpec('cas', 'Compare-and-swap: set key to --value only if it c
 
 export const casCommand: Command = {
   spec: casSpec,
-  run: (ctx) =>
-    withClient(ctx, async (c) => {
-      const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
-      const exp = ctx.parsed.values['expected'] as string | undefined;
-      const val = ctx.parsed.values['value'] as string | undefined;
-      const r = await c.cas(key, exp === undefined ? null : input(ctx, exp, '--expected'), val === undefined ? null : input(ctx, val, '--value'));
+  run: (ctx) => {
+    const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+    const exp = ctx.parsed.values['expected'] as string | undefined;
+    const val = ctx.parsed.values['value'] as string | undefined;
+    const expected = exp === undefined ? null : input(ctx, exp, '--expected');
+    const value = val === undefined ? null : input(ctx, val, '--value');
+    return withClient(ctx, async (c) => {
+      const r = await c.cas(key, expected, value);
       const previous = r.previous === null ? '(absent)' : show(ctx, r.previous);
       if (r.succeeded) {
         ctx.io.stdout.write(`OK (previous: ${previous})\n`);
@@ -131,19 +142,21 @@ export const casCommand: Command = {
       }
       ctx.io.stderr.write(`cas failed: current value is ${previous}\n`);
       return EXIT.failure;
-    }),
+    });
+  },
 };
 
 const splitSpec = kvSpec('split', 'Split the Region holding key at key (an admin command to the Region leader).', [{ name: 'key', description: 'split key: the first key of the new right-hand Region', required: true }], [], ['flotilla split m']);
 
 export const splitCommand: Command = {
   spec: splitSpec,
-  run: (ctx) =>
-    withClient(ctx, async (c) => {
-      const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
-      if (key.length > LIMITS.maxKeyBytes) throw new UsageError(`key: longer than ${LIMITS.maxKeyBytes} bytes`);
+  run: (ctx) => {
+    const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+    if (key.length === 0 || key.length > LIMITS.maxKeyBytes) throw new UsageError(`key: expected 1 to ${LIMITS.maxKeyBytes} bytes`);
+    return withClient(ctx, async (c) => {
       const regions = await c.split(key);
       for (const r of regions) ctx.io.stdout.write(`region ${r.id}  [${r.startKey.length === 0 ? '-inf' : show(ctx, r.startKey)}, ${r.endKey.length === 0 ? '+inf' : show(ctx, r.endKey)})  epoch ${r.epoch.confVer}/${r.epoch.version}\n`);
       return EXIT.ok;
-    }),
+    });
+  },
 };

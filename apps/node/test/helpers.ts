@@ -1,0 +1,79 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { cliCommand } from '../src/local-cluster';
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** cleanEnv drops FLOTILLA_* from the test runner's environment so a developer's settings cannot change what a test sees. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FLOTILLA_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** startCli spawns `flotilla ...args` as a real child process (node + tsx + src/main.ts). */
+export function startCli(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): ChildProcess & { out: { stdout: string; stderr: string } } {
+  const { command, args: argv } = cliCommand(args);
+  const child = spawn(command, argv, { env: cleanEnv(opts.env), cwd: opts.cwd ?? process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { out: { stdout: string; stderr: string } };
+  child.out = { stdout: '', stderr: '' };
+  child.stdout!.on('data', (d: Buffer) => (child.out.stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (child.out.stderr += d.toString()));
+  return child;
+}
+
+/** runCli runs `flotilla ...args` to completion (bounded by timeoutMs, then SIGKILL). */
+export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  const child = startCli(args, opts);
+  return exited(child, opts.timeoutMs ?? 30_000);
+}
+
+export function exited(child: ChildProcess & { out: { stdout: string; stderr: string } }, timeoutMs: number): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: child.out.stdout, stderr: child.out.stderr });
+    };
+    if (child.exitCode !== null || child.signalCode !== null) done(child.exitCode, child.signalCode);
+    else child.once('exit', (code, signal) => setImmediate(() => done(code, signal)));
+  });
+}
+
+/** waitFor polls cond every intervalMs until it returns a truthy value, failing after timeoutMs with what it was waiting for. */
+export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 30_000, intervalMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await cond();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export function readJson<T>(path: string): T | null {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
