@@ -718,7 +718,10 @@ export class WsTransport implements Transport {
   /**
    * adoptRaftConn makes `conn` the link's connection, or closes it if the
    * link already has the tie-break winner: the connection dialed by the
-   * lower store ID. Both ends apply the same rule, so they agree.
+   * lower store ID. Both ends apply the same rule, so they agree. A store
+   * dials only when it has no connection, so a new dial from the same side
+   * as the current connection means that side saw the old one die (say, it
+   * restarted while we missed the FIN): the new one replaces it.
    */
   private adoptRaftConn(link: Link, conn: Conn): void {
     this.counters.connectionsOpened++;
@@ -727,9 +730,9 @@ export class WsTransport implements Transport {
     const winner = Math.min(this.storeId, link.storeId);
     const current = link.conn;
     if (current && !current.closed) {
-      if (conn.dialer === winner && current.dialer !== winner) {
+      if (conn.dialer === current.dialer || (conn.dialer === winner && current.dialer !== winner)) {
         link.conn = conn;
-        this.log.debug({ peerStore: link.storeId, kept: conn.id, closed: current.id }, 'duplicate connection: keeping the lower store ID dial');
+        this.log.debug({ peerStore: link.storeId, kept: conn.id, closed: current.id }, 'second connection to a store: keeping the newer or lower store ID dial');
         this.closeConn(current, CloseCode.Duplicate, 'duplicate connection');
       } else {
         // Frames already in flight on it are still received until it closes.

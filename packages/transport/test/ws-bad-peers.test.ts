@@ -148,6 +148,18 @@ describe('WsTransport against bad peers', () => {
     expect(server.connections().find((c) => c.storeId === 2)).toEqual(goodConn);
   });
 
+  it('lets a newer dial from the same store replace a connection that store gave up on', async () => {
+    // Store 77 connects, then (as if it restarted while the server missed the FIN) connects again.
+    const first = rawPeer((ws, ch) => ws.send(hello(ch, { from: 77 })));
+    await waitFor(() => server.connections().some((c) => c.storeId === 77), 'first connection');
+    const before = server.connections().find((c) => c.storeId === 77)!;
+    void rawPeer((ws, ch) => ws.send(hello(ch, { from: 77 }))); // closed by the server's afterAll
+    const out = await first;
+    expect(out.code).toBe(CloseCode.Duplicate);
+    await waitFor(() => server.connections().filter((c) => c.storeId === 77).length === 1, 'one connection left');
+    expect(server.connections().find((c) => c.storeId === 77)!.remote).not.toBe(before.remote);
+  });
+
   it('bounds connections stuck in their handshake', async () => {
     const small = new WsTransport({ storeId: 9, clusterId: 'prod', secret: SECRET, resolveAddress: async () => undefined, maxPendingHandshakes: 2, handshakeTimeoutMs: 5_000 });
     await small.start();
