@@ -153,7 +153,7 @@ describe('WsTransport against bad peers', () => {
     const first = rawPeer((ws, ch) => ws.send(hello(ch, { from: 77 })));
     await waitFor(() => server.connections().some((c) => c.storeId === 77), 'first connection');
     const before = server.connections().find((c) => c.storeId === 77)!;
-    void rawPeer((ws, ch) => ws.send(hello(ch, { from: 77 }))); // closed by the server's afterAll
+    rawPeer((ws, ch) => ws.send(hello(ch, { from: 77 }))).catch(() => {}); // closed by the server's afterAll
     const out = await first;
     expect(out.code).toBe(CloseCode.Duplicate);
     await waitFor(() => server.connections().filter((c) => c.storeId === 77).length === 1, 'one connection left');
