@@ -288,6 +288,18 @@ export class KvEngine {
 
   // -------------------------------------------------------------- lifecycle
 
+  /**
+   * flush makes every committed write durable now. With durability 'full'
+   * that is already true when write() returns; with 'relaxed' it syncs the
+   * WAL (a checkpoint syncs the WAL before copying pages back). The store
+   * calls it before compacting the raft log past the applied index written
+   * since the last flush.
+   */
+  flush(): void {
+    this.checkOpen('flush');
+    this.db.pragma('wal_checkpoint(PASSIVE)');
+  }
+
   /** close persists the approximate stats and closes the database (open snapshots are closed too). */
   close(): void {
     if (this.closed) return;

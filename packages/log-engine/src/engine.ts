@@ -53,6 +53,9 @@ export interface EngineStats {
   stagedWrites: number;
 }
 
+/** SQL_READ_CHUNK is how many rows one SQLite read fetches at a time. */
+const SQL_READ_CHUNK = 256;
+
 /** MAX_PENDING_WRITES bounds the async writes in flight to the writer thread. */
 export const MAX_PENDING_WRITES = 1024;
 
@@ -293,21 +296,26 @@ export class LogEngine {
     let size = 0;
     if (lo < v.cacheFirst) {
       const sqlHi = Math.min(hi, v.cacheFirst);
-      let expect = lo;
-      for (const row of this.selectRange.iterate(regionId, lo, sqlHi) as IterableIterator<[number, number, number, Buffer, Buffer | null]>) {
-        const [idx, term, type, data, context] = row;
-        assert(idx === expect, `region ${regionId}: log has a hole at ${expect} (found ${idx})`);
-        expect++;
-        const e: Entry = { entryType: type as EntryType, term, index: idx, data };
-        if (context !== null) e.context = context;
-        size += entrySize(e);
-        if (out.length > 0 && size > limit) {
-          this.counters.entriesFromSqlite += out.length;
-          return out;
+      // Chunked reads with .all(): far cheaper per row than a row iterator,
+      // and a size-limited read stops after the chunk that crossed the limit.
+      let next = lo;
+      while (next < sqlHi) {
+        const chunkHi = Math.min(sqlHi, next + SQL_READ_CHUNK);
+        const rows = this.selectRange.all(regionId, next, chunkHi) as [number, number, number, Buffer, Buffer | null][];
+        assert(rows.length === chunkHi - next, `region ${regionId}: log has a hole in [${next}, ${chunkHi}) (${rows.length} rows)`);
+        for (const [idx, term, type, data, context] of rows) {
+          assert(idx === next, `region ${regionId}: log has a hole at ${next} (found ${idx})`);
+          next++;
+          const e: Entry = { entryType: type as EntryType, term, index: idx, data };
+          if (context !== null) e.context = context;
+          size += entrySize(e);
+          if (out.length > 0 && size > limit) {
+            this.counters.entriesFromSqlite += out.length;
+            return out;
+          }
+          out.push(e);
         }
-        out.push(e);
       }
-      assert(expect === sqlHi, `region ${regionId}: log has a hole at ${expect} (wanted up to ${sqlHi - 1})`);
       this.counters.entriesFromSqlite += out.length;
       if (sqlHi === hi) return out;
     }
