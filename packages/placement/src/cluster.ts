@@ -59,6 +59,12 @@ export interface ClusterOptions {
   maxDirtyRegions?: number;
   /** idStep: how far each durable high-water bump reaches (default 1000). */
   idStep?: number;
+  /**
+   * statsPersistIntervalMs: a Region whose heartbeat changes only its size
+   * and key counts is written at most this often (default 10 s); meta and
+   * leader changes are always written by the next flush. 0 writes every one.
+   */
+  statsPersistIntervalMs?: number;
 }
 
 interface StoreRecord {
@@ -89,9 +95,16 @@ export class PlacementCluster implements ClusterView {
   private readonly stores = new Map<number, StoreRecord>();
   private readonly regionsByStore = new Map<number, Set<number>>();
   private readonly leadersByStore = new Map<number, Set<number>>();
+  /** dirtyRegions: Regions whose meta changed (or that are gone: null) since the last flush. */
   private readonly dirtyRegions = new Map<number, RegionInfo | null>();
+  /** dirtyStats: Regions whose statistics only (leader, size, keys) changed since the last flush. */
+  private readonly dirtyStats = new Map<number, RegionInfo>();
   private readonly dirtyOperators = new Map<number, Operator | null>();
   private readonly maxDirtyRegions: number;
+  /** statsPersistIntervalMs: see ClusterOptions; may be changed at runtime. */
+  statsPersistIntervalMs: number;
+  /** statsPersistedAtMs: when each Region's statistics were last queued for writing. */
+  private readonly statsPersistedAtMs = new Map<number, number>();
   private readonly clock: () => number;
   private readonly logger: PlacementLogger;
   private closed = false;
@@ -102,6 +115,7 @@ export class PlacementCluster implements ClusterView {
     this.maxStoreDownTimeMs = opts.maxStoreDownTimeMs ?? 30 * 60_000;
     this.storeDisconnectMs = Math.min(opts.storeDisconnectMs ?? 20_000, this.maxStoreDownTimeMs);
     this.maxDirtyRegions = opts.maxDirtyRegions ?? 4096;
+    this.statsPersistIntervalMs = opts.statsPersistIntervalMs ?? 10_000;
     if (opts.maxReplicas !== undefined) assert(Number.isInteger(opts.maxReplicas) && opts.maxReplicas >= 1 && opts.maxReplicas <= 15, `maxReplicas ${opts.maxReplicas}`);
     const { storage, state } = PlacementStorage.open(opts.dataDir, { clusterId: randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
     this.storage = storage;
@@ -203,7 +217,14 @@ export class PlacementCluster implements ClusterView {
 
   private markDirty(regionId: number, info: RegionInfo | null): void {
     this.dirtyRegions.set(regionId, info);
-    if (this.dirtyRegions.size >= this.maxDirtyRegions) this.flush();
+    this.dirtyStats.delete(regionId);
+    if (this.dirtyRegions.size + this.dirtyStats.size >= this.maxDirtyRegions) this.flush();
+  }
+
+  private markStatsDirty(info: RegionInfo): void {
+    if (this.dirtyRegions.has(info.region.id)) this.dirtyRegions.set(info.region.id, info);
+    else this.dirtyStats.set(info.region.id, info);
+    if (this.dirtyRegions.size + this.dirtyStats.size >= this.maxDirtyRegions) this.flush();
   }
 
   /**
@@ -213,14 +234,15 @@ export class PlacementCluster implements ClusterView {
    * which the next round of region heartbeats restores.
    */
   flush(): void {
-    if (this.dirtyRegions.size === 0 && this.dirtyOperators.size === 0) return;
-    this.storage.writeBatch(this.dirtyRegions, this.dirtyOperators);
+    if (this.dirtyRegions.size === 0 && this.dirtyStats.size === 0 && this.dirtyOperators.size === 0) return;
+    this.storage.writeBatch(this.dirtyRegions, this.dirtyStats, this.dirtyOperators);
     this.dirtyRegions.clear();
+    this.dirtyStats.clear();
     this.dirtyOperators.clear();
   }
 
   get pendingWrites(): number {
-    return this.dirtyRegions.size + this.dirtyOperators.size;
+    return this.dirtyRegions.size + this.dirtyStats.size + this.dirtyOperators.size;
   }
 
   close(): void {
@@ -413,20 +435,32 @@ export class PlacementCluster implements ClusterView {
     if (r.kind === 'stats') {
       const before = r.previous.leader?.storeId;
       const after = info.leader?.storeId;
+      const leaderMoved = before !== after || r.previous.leader?.id !== info.leader?.id;
       if (before !== after) {
         if (before !== undefined) this.leadersByStore.get(before)?.delete(info.region.id);
         if (after !== undefined) this.setOf(this.leadersByStore, after).add(info.region.id);
       }
+      const now = this.clock();
+      const last = this.statsPersistedAtMs.get(info.region.id);
+      if (leaderMoved || last === undefined || now - last >= this.statsPersistIntervalMs) {
+        this.statsPersistedAtMs.set(info.region.id, now);
+        this.markStatsDirty(info);
+      } else if (this.dirtyStats.has(info.region.id) || this.dirtyRegions.has(info.region.id)) {
+        this.markStatsDirty(info); // already queued: keep the queued copy the newest
+      }
+      return true;
     } else {
       for (const old of r.removed) {
         this.unindex(old);
         if (old.region.id !== info.region.id) {
           this.markDirty(old.region.id, null);
+          this.statsPersistedAtMs.delete(old.region.id);
           this.operators.cancel(old.region.id, `region ${old.region.id} replaced by region ${info.region.id}`);
         }
       }
       this.index(info);
     }
+    this.statsPersistedAtMs.set(info.region.id, this.clock());
     this.markDirty(info.region.id, info);
     return true;
   }

@@ -3,9 +3,19 @@ import { isEpochStale } from '@flotilla/proto';
 import type { RegionInfo } from './types';
 import { assert } from './errors';
 
-/** compareBytes orders keys bytewise; Buffer.compare is a native memcmp, faster than a JS loop on the lookup path. */
+/**
+ * compareBytes orders keys bytewise (memcmp order, shorter prefix first).
+ * A JS loop: for the short keys of a routing table it beats Buffer.compare,
+ * whose native-call overhead dominates.
+ */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
 }
 
 /** endAfter: is the (possibly unbounded, empty = +inf) end key strictly after key? */
@@ -24,6 +34,12 @@ export function sameMeta(a: Region, b: Region): boolean {
     if (p.id !== q.id || p.storeId !== q.storeId || p.role !== q.role) return false;
   }
   return true;
+}
+
+/** Slot is one position of the tree; start caches info.region.startKey so a search touches fewer objects. */
+interface Slot {
+  start: Uint8Array;
+  info: RegionInfo;
 }
 
 /** UpdateResult says what a RegionTree.update did. */
@@ -49,46 +65,55 @@ export type UpdateResult =
  * (then the report is stale and ignored).
  */
 export class RegionTree {
-  private readonly sorted: RegionInfo[] = [];
-  private readonly byId = new Map<number, RegionInfo>();
+  /** sorted holds one Slot per Region in start-key order; a stats-only update swaps slot.info without searching. */
+  private readonly sorted: Slot[] = [];
+  private readonly byId = new Map<number, Slot>();
 
   get size(): number {
     return this.sorted.length;
   }
 
   getById(id: number): RegionInfo | undefined {
-    return this.byId.get(id);
+    return this.byId.get(id)?.info;
   }
 
   /** at returns the i-th Region in key order (for patrol loops). */
   at(i: number): RegionInfo | undefined {
-    return this.sorted[i];
+    return this.sorted[i]?.info;
   }
 
   /** upperBound: index of the first Region whose startKey > key. */
   private upperBound(key: Uint8Array): number {
+    const sorted = this.sorted;
     let lo = 0;
-    let hi = this.sorted.length;
+    let hi = sorted.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareBytes(this.sorted[mid]!.region.startKey, key) <= 0) lo = mid + 1;
+      if (compareBytes(sorted[mid]!.start, key) <= 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
+  }
+
+  /** indexOf finds the array index of a slot (by binary search on its start key). */
+  private indexOf(slot: Slot): number {
+    const i = this.upperBound(slot.start) - 1;
+    assert(this.sorted[i] === slot, `region ${slot.info.region.id} not at its slot`);
+    return i;
   }
 
   /** search returns the Region containing key, if any. */
   search(key: Uint8Array): RegionInfo | undefined {
     const i = this.upperBound(key) - 1;
     if (i < 0) return undefined;
-    const info = this.sorted[i]!;
+    const info = this.sorted[i]!.info;
     return endAfter(info.region.endKey, key) ? info : undefined;
   }
 
   /** firstOverlapIndex: index of the first Region whose range ends after startKey. */
   private firstOverlapIndex(startKey: Uint8Array): number {
     const i = this.upperBound(startKey) - 1;
-    if (i >= 0 && endAfter(this.sorted[i]!.region.endKey, startKey)) return i;
+    if (i >= 0 && endAfter(this.sorted[i]!.info.region.endKey, startKey)) return i;
     return i + 1;
   }
 
@@ -96,37 +121,37 @@ export class RegionTree {
   private overlapRange(startKey: Uint8Array, endKey: Uint8Array): [number, number] {
     const lo = this.firstOverlapIndex(startKey);
     let hi = lo;
-    while (hi < this.sorted.length && (endKey.length === 0 || compareBytes(this.sorted[hi]!.region.startKey, endKey) < 0)) hi++;
+    while (hi < this.sorted.length && (endKey.length === 0 || compareBytes(this.sorted[hi]!.start, endKey) < 0)) hi++;
     return [lo, hi];
   }
 
   /** overlaps lists the Regions overlapping [startKey, endKey) in key order. */
   overlaps(startKey: Uint8Array, endKey: Uint8Array): RegionInfo[] {
     const [lo, hi] = this.overlapRange(startKey, endKey);
-    return this.sorted.slice(lo, hi);
+    return this.sorted.slice(lo, hi).map((s) => s.info);
   }
 
   /** scan returns up to limit Regions overlapping [startKey, endKey) (empty endKey = to the end), in key order. */
   scan(startKey: Uint8Array, endKey: Uint8Array, limit: number): RegionInfo[] {
     const out: RegionInfo[] = [];
     for (let i = this.firstOverlapIndex(startKey); i < this.sorted.length && out.length < limit; i++) {
-      const info = this.sorted[i]!;
-      if (endKey.length > 0 && compareBytes(info.region.startKey, endKey) >= 0) break;
-      out.push(info);
+      const slot = this.sorted[i]!;
+      if (endKey.length > 0 && compareBytes(slot.start, endKey) >= 0) break;
+      out.push(slot.info);
     }
     return out;
   }
 
   /** checkStale returns why `region` is stale against the tree, or null if it may be applied. */
   checkStale(region: Region): string | null {
-    const origin = this.byId.get(region.id);
+    const origin = this.byId.get(region.id)?.info;
     if (origin && isEpochStale(region.epoch, origin.region.epoch)) {
       return `region ${region.id} epoch (version ${region.epoch.version}, confVer ${region.epoch.confVer}) is older than known (version ${origin.region.epoch.version}, confVer ${origin.region.epoch.confVer})`;
     }
     if (origin && sameMeta(origin.region, region)) return null;
     const [lo, hi] = this.overlapRange(region.startKey, region.endKey);
     for (let i = lo; i < hi; i++) {
-      const o = this.sorted[i]!.region;
+      const o = this.sorted[i]!.info.region;
       if (o.id !== region.id && region.epoch.version < o.epoch.version) {
         return `region ${region.id} (version ${region.epoch.version}) overlaps newer region ${o.id} (version ${o.epoch.version})`;
       }
@@ -137,33 +162,39 @@ export class RegionTree {
   /** update applies one Region report following the rule above. */
   update(info: RegionInfo): UpdateResult {
     const region = info.region;
-    const origin = this.byId.get(region.id);
-    if (origin && sameMeta(origin.region, region)) {
-      // Fast path: statistics only. Same start key, so the same array slot.
-      const i = this.upperBound(region.startKey) - 1;
-      assert(this.sorted[i] === origin, `region ${region.id} not at its slot`);
-      this.sorted[i] = info;
-      this.byId.set(region.id, info);
-      return { kind: 'stats', previous: origin };
+    const slot = this.byId.get(region.id);
+    const origin = slot?.info;
+    if (slot && sameMeta(slot.info.region, region)) {
+      // Fast path: statistics only. No search: the slot is found by ID.
+      slot.info = info;
+      return { kind: 'stats', previous: origin! };
     }
     const staleReason = this.checkStale(region);
     if (staleReason !== null) return { kind: 'stale', reason: staleReason };
+    if (slot) {
+      // Same slot (a conf change, or a range change that overlaps only itself): replace in place, no array shifting.
+      const [lo, hi] = this.overlapRange(region.startKey, region.endKey);
+      if (hi - lo === 1 && this.sorted[lo] === slot) {
+        slot.info = info;
+        slot.start = region.startKey;
+        return { kind: 'meta', removed: [origin!] };
+      }
+    }
     const removed: RegionInfo[] = [];
-    if (origin) {
-      const i = this.upperBound(origin.region.startKey) - 1;
-      assert(this.sorted[i] === origin, `region ${region.id} not at its slot`);
-      this.sorted.splice(i, 1);
+    if (slot) {
+      this.sorted.splice(this.indexOf(slot), 1);
       this.byId.delete(region.id);
-      removed.push(origin);
+      removed.push(slot.info);
     }
     const [lo, hi] = this.overlapRange(region.startKey, region.endKey);
     for (let i = lo; i < hi; i++) {
       const o = this.sorted[i]!;
-      this.byId.delete(o.region.id);
-      removed.push(o);
+      this.byId.delete(o.info.region.id);
+      removed.push(o.info);
     }
-    this.sorted.splice(lo, hi - lo, info);
-    this.byId.set(region.id, info);
+    const fresh: Slot = { start: region.startKey, info };
+    this.sorted.splice(lo, hi - lo, fresh);
+    this.byId.set(region.id, fresh);
     return { kind: 'meta', removed };
   }
 
@@ -176,11 +207,12 @@ export class RegionTree {
     assert(this.sorted.length === 0, 'load into a non-empty tree');
     const ordered = infos.slice().sort((a, b) => compareBytes(a.region.startKey, b.region.startKey));
     for (const info of ordered) {
-      const last = this.sorted[this.sorted.length - 1];
+      const last = this.sorted[this.sorted.length - 1]?.info;
       const fits = last === undefined || (last.region.endKey.length > 0 && compareBytes(last.region.endKey, info.region.startKey) <= 0);
       if (fits && !this.byId.has(info.region.id)) {
-        this.sorted.push(info);
-        this.byId.set(info.region.id, info);
+        const slot: Slot = { start: info.region.startKey, info };
+        this.sorted.push(slot);
+        this.byId.set(info.region.id, slot);
       } else {
         this.update(info);
       }
@@ -189,28 +221,28 @@ export class RegionTree {
 
   /** remove drops a Region by ID (returns it, if it was there). */
   remove(id: number): RegionInfo | undefined {
-    const info = this.byId.get(id);
-    if (!info) return undefined;
-    const i = this.upperBound(info.region.startKey) - 1;
-    assert(this.sorted[i] === info, `region ${id} not at its slot`);
-    this.sorted.splice(i, 1);
+    const slot = this.byId.get(id);
+    if (!slot) return undefined;
+    this.sorted.splice(this.indexOf(slot), 1);
     this.byId.delete(id);
-    return info;
+    return slot.info;
   }
 
   /** all returns every Region in key order (a copy). */
   all(): RegionInfo[] {
-    return this.sorted.slice();
+    return this.sorted.map((s) => s.info);
   }
 
   /** checkInvariants asserts sortedness, no overlaps and index consistency (tests, startup). */
   checkInvariants(): void {
     assert(this.byId.size === this.sorted.length, `index has ${this.byId.size} regions, array ${this.sorted.length}`);
     for (let i = 0; i < this.sorted.length; i++) {
-      const r = this.sorted[i]!.region;
-      assert(this.byId.get(r.id) === this.sorted[i], `region ${r.id} index mismatch`);
+      const slot = this.sorted[i]!;
+      const r = slot.info.region;
+      assert(this.byId.get(r.id) === slot, `region ${r.id} index mismatch`);
+      assert(compareBytes(slot.start, r.startKey) === 0, `region ${r.id} slot key differs from its start key`);
       if (i > 0) {
-        const p = this.sorted[i - 1]!.region;
+        const p = this.sorted[i - 1]!.info.region;
         assert(p.endKey.length > 0 && compareBytes(p.endKey, r.startKey) <= 0, `regions ${p.id} and ${r.id} overlap`);
       }
     }

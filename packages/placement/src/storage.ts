@@ -41,7 +41,9 @@ export class PlacementStorage {
   private readonly db: Database.Database;
   private readonly putMetaStmt: Database.Statement;
   private readonly putStoreStmt: Database.Statement;
-  private readonly putRegionStmt: Database.Statement;
+  private readonly updateRegionStmt: Database.Statement;
+  private readonly insertRegionStmt: Database.Statement;
+  private readonly updateRegionStatsStmt: Database.Statement;
   private readonly deleteRegionStmt: Database.Statement;
   private readonly putOperatorStmt: Database.Statement;
   private readonly deleteOperatorStmt: Database.Statement;
@@ -51,7 +53,10 @@ export class PlacementStorage {
     this.db = db;
     this.putMetaStmt = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     this.putStoreStmt = db.prepare('INSERT OR REPLACE INTO stores (id, data) VALUES (?, ?)');
-    this.putRegionStmt = db.prepare('INSERT OR REPLACE INTO regions (id, data) VALUES (?, ?)');
+    // UPDATE then INSERT rather than INSERT OR REPLACE: REPLACE deletes and re-inserts the row, ~5x slower.
+    this.updateRegionStmt = db.prepare('UPDATE regions SET meta = ?, leader_peer_id = ?, size_bytes = ?, keys = ? WHERE id = ?');
+    this.insertRegionStmt = db.prepare('INSERT INTO regions (id, meta, leader_peer_id, size_bytes, keys) VALUES (?, ?, ?, ?, ?)');
+    this.updateRegionStatsStmt = db.prepare('UPDATE regions SET leader_peer_id = ?, size_bytes = ?, keys = ? WHERE id = ?');
     this.deleteRegionStmt = db.prepare('DELETE FROM regions WHERE id = ?');
     this.putOperatorStmt = db.prepare('INSERT OR REPLACE INTO operators (region_id, data) VALUES (?, ?)');
     this.deleteOperatorStmt = db.prepare('DELETE FROM operators WHERE region_id = ?');
@@ -76,10 +81,18 @@ export class PlacementStorage {
       db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
+      // The Region table is rewritten at random by heartbeat batches; keep it in SQLite's cache (64 MiB).
+      db.pragma('cache_size = -65536');
       db.exec(`
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value ANY) STRICT;
         CREATE TABLE IF NOT EXISTS stores (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
-        CREATE TABLE IF NOT EXISTS regions (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
+        CREATE TABLE IF NOT EXISTS regions (
+          id INTEGER PRIMARY KEY,
+          meta BLOB NOT NULL,           -- msgpack Region (range, epoch, peers)
+          leader_peer_id INTEGER,       -- statistics, updated in place by heartbeat batches
+          size_bytes INTEGER NOT NULL,
+          keys INTEGER NOT NULL
+        ) STRICT;
         CREATE TABLE IF NOT EXISTS operators (region_id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
       `);
     } catch (err) {
@@ -136,7 +149,21 @@ export class PlacementStorage {
       });
     const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
     const stores = decodeRows<PersistedStore>('SELECT data FROM stores ORDER BY id', 'store', (v) => isObj(v) && typeof v.id === 'number');
-    const regions = decodeRows<RegionInfo>('SELECT data FROM regions ORDER BY id', 'region', (v) => isObj(v) && isObj(v.region) && typeof v.region.id === 'number');
+    const regionRows = this.db.prepare('SELECT id, meta, leader_peer_id, size_bytes, keys FROM regions ORDER BY id').all() as {
+      id: number;
+      meta: Uint8Array;
+      leader_peer_id: number | null;
+      size_bytes: number;
+      keys: number;
+    }[];
+    const regions = regionRows.map((row): RegionInfo => {
+      const region = decode(row.meta) as RegionInfo['region'];
+      if (!isObj(region) || region.id !== row.id || !Array.isArray(region.peers) || !(region.startKey instanceof Uint8Array) || !(region.endKey instanceof Uint8Array)) {
+        throw new PlacementStorageError(this.path, `undecodable region row ${row.id} (corrupt?)`);
+      }
+      const leader = row.leader_peer_id === null ? undefined : region.peers.find((p) => p.id === row.leader_peer_id);
+      return { region, ...(leader ? { leader } : {}), approximateSizeBytes: row.size_bytes, approximateKeys: row.keys, downPeers: [], pendingPeers: [] };
+    });
     const operators = decodeRows<Operator>('SELECT data FROM operators', 'operator', (v) => isObj(v) && typeof v.regionId === 'number' && Array.isArray(v.steps));
     return { meta, stores, regions, operators };
   }
@@ -161,7 +188,7 @@ export class PlacementStorage {
   saveBootstrap(store: PersistedStore, region: RegionInfo): void {
     this.db.transaction(() => {
       this.putStoreStmt.run(store.id, encode(store));
-      this.putRegionStmt.run(region.region.id, encode(region));
+      this.putRegion(region);
       this.putMetaStmt.run('bootstrapped', 1);
     })();
   }
@@ -170,19 +197,34 @@ export class PlacementStorage {
     this.putStoreStmt.run(store.id, encode(store));
   }
 
+  private putRegion(info: RegionInfo): void {
+    const meta = encode(info.region);
+    const leader = info.leader?.id ?? null;
+    const r = this.updateRegionStmt.run(meta, leader, info.approximateSizeBytes, info.approximateKeys, info.region.id);
+    if (r.changes === 0) this.insertRegionStmt.run(info.region.id, meta, leader, info.approximateSizeBytes, info.approximateKeys);
+  }
+
   /**
    * writeBatch applies a batch of Region and operator changes in ONE
-   * transaction (one fsync). `null` deletes.
+   * transaction (one fsync). In `regions`, `null` deletes; in `stats`
+   * (Regions whose meta did not change) only the leader and size columns
+   * are rewritten, without re-encoding the Region. Down and pending peers
+   * are not persisted: they are re-reported by the next heartbeat.
    */
-  writeBatch(regions: Map<number, RegionInfo | null>, operators: Map<number, Operator | null>): void {
-    if (regions.size === 0 && operators.size === 0) return;
+  writeBatch(regions: Map<number, RegionInfo | null>, stats: Map<number, RegionInfo>, operators: Map<number, Operator | null>): void {
+    if (regions.size === 0 && stats.size === 0 && operators.size === 0) return;
     this.db.transaction(() => {
       for (const [id, info] of regions) {
         if (info === null) this.deleteRegionStmt.run(id);
         else {
           assert(info.region.id === id, `region row ${id} holds region ${info.region.id}`);
-          this.putRegionStmt.run(id, encode(info));
+          this.putRegion(info);
         }
+      }
+      for (const [id, info] of stats) {
+        if (regions.has(id)) continue;
+        const r = this.updateRegionStatsStmt.run(info.leader?.id ?? null, info.approximateSizeBytes, info.approximateKeys, id);
+        if (r.changes === 0) this.putRegion(info);
       }
       for (const [regionId, op] of operators) {
         if (op === null) this.deleteOperatorStmt.run(regionId);
