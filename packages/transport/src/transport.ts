@@ -125,7 +125,8 @@ export interface Transport {
   /**
    * sendSnapshot streams a snapshot on its own channel with a window of
    * unacknowledged chunks; resolves when the receiver's handler finished,
-   * rejects with TransportError otherwise.
+   * rejects with TransportError otherwise (an error thrown by `chunks`
+   * itself is passed through unchanged).
    */
   sendSnapshot(toStoreId: number, header: SnapshotHeader, chunks: SnapshotChunks): Promise<void>;
   onSnapshot(handler: SnapshotHandler): void;

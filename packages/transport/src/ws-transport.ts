@@ -874,7 +874,8 @@ export class WsTransport implements Transport {
       this.counters.snapshotsFailed++;
       this.log.warn({ peerStore: toStoreId, regionId: header.regionId, reason: (err as Error).message }, 'snapshot send failed');
       if (conn) this.closeConn(conn, CloseCode.GoingAway, 'snapshot aborted');
-      throw err instanceof TransportError ? err : new TransportError('Unreachable', (err as Error).message, err);
+      // Transport failures are TransportErrors already; an error of the chunk source is the caller's own and passes through.
+      throw err;
     } finally {
       clearTimeout(idleTimer);
       this.outboundSnapshots.delete(handle);

@@ -241,6 +241,29 @@ describe('WsTransport', () => {
     expect(ts[0]!.stats().messagesDropped).toBe(150);
   });
 
+  it('aborts the stream when the snapshot source fails, and the receiver sees the interruption', async () => {
+    const { ts } = await cluster(2);
+    let receiverError: unknown;
+    ts[1]!.onSnapshot(async (_h, stream) => {
+      try {
+        for await (const _c of stream) {
+          // consume
+        }
+      } catch (err) {
+        receiverError = err;
+        throw err;
+      }
+    });
+    async function* broken() {
+      yield Buffer.alloc(1000);
+      throw new Error('source broke');
+    }
+    await expect(ts[0]!.sendSnapshot(2, raftMsg(1, 1, 2, 0), broken())).rejects.toThrow('source broke');
+    await waitFor(() => receiverError !== undefined, 'receiver sees the interruption');
+    expect(String(receiverError)).toMatch(/interrupted/);
+    expect(ts[1]!.stats().snapshotsReceived).toBe(0);
+  });
+
   it('refuses inbound snapshots beyond the concurrency limit', async () => {
     const { ts } = await cluster(2, { maxInboundSnapshots: 1 });
     let release: () => void = () => {};
