@@ -1,0 +1,153 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FlotillaClient } from '@flotilla/client';
+import { PlacementClient } from '@flotilla/placement';
+import type { ClusterFile } from '../src/cluster-file';
+import { alive, exited, readJson, runCli, startCli, waitFor } from './helpers';
+
+// End to end through real processes: `flotilla up --stores 3` in a temp dir,
+// the ctl commands against it, then a store killed with SIGKILL in the
+// middle of a write load and restarted.
+
+const dir = mkdtempSync(join(tmpdir(), 'flotilla-up-'));
+const dataDir = join(dir, 'data');
+let up: ReturnType<typeof startCli>;
+let cluster: ClusterFile;
+const extra: ReturnType<typeof startCli>[] = [];
+
+beforeAll(async () => {
+  up = startCli(['up', '--stores', '3', '--data-dir', dataDir, '--base-port', '0', '--profile', 'demo', '--log-level', 'warn']);
+  cluster = await waitFor(
+    'cluster.json with 3 stores',
+    () => {
+      if (up.exitCode !== null) throw new Error(`flotilla up exited with ${up.exitCode}: ${up.out.stderr}`);
+      return up.out.stdout.includes('Press Ctrl-C') ? readJson<ClusterFile>(join(dataDir, 'cluster.json')) : null;
+    },
+    90_000,
+    200,
+  );
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of extra) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  if (up && up.exitCode === null && up.signalCode === null) {
+    up.kill('SIGKILL');
+    // Children notice their supervisor's stdin closing; kill them anyway so a failed test leaks nothing.
+    for (const s of [cluster?.placement, ...(cluster?.stores ?? [])]) if (s && alive(s.pid)) process.kill(s.pid, 'SIGKILL');
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ctl = (args: string[]) => runCli([...args, '--data-dir', dataDir, '--log-level', 'warn'], { timeoutMs: 30_000 });
+
+describe('flotilla up + ctl commands', () => {
+  it('put, get, scan, cas, del, regions and stores through the CLI', async () => {
+    expect(cluster.stores).toHaveLength(3);
+    expect((await ctl(['put', 'greeting', 'hello'])).code).toBe(0);
+    const got = await ctl(['get', 'greeting']);
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stdout).toBe('hello\n');
+    const missing = await ctl(['get', 'nope']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('not found');
+    await ctl(['put', 'greeting2', 'hi']);
+    const scan = await ctl(['scan', 'greeting', 'greetinh']);
+    expect(scan.stdout).toBe('greeting\thello\ngreeting2\thi\n');
+    const casOk = await ctl(['cas', 'greeting', '--expected', 'hello', '--value', 'bonjour']);
+    expect(casOk.code, casOk.stderr).toBe(0);
+    const casBad = await ctl(['cas', 'greeting', '--expected', 'hello', '--value', 'hola']);
+    expect(casBad.code).toBe(1);
+    expect(casBad.stderr).toContain('bonjour');
+    expect((await ctl(['del', 'greeting2'])).code).toBe(0);
+    expect((await ctl(['get', 'greeting2'])).code).toBe(1);
+
+    const split = await ctl(['split', 'm']);
+    expect(split.code, split.stderr).toBe(0);
+    const regions = await ctl(['regions', '--json']);
+    expect(regions.code, regions.stderr).toBe(0);
+    const rows = JSON.parse(regions.stdout) as { startKey: string; endKey: string }[];
+    expect(rows.some((r) => r.endKey === 'm')).toBe(true);
+    const table = await ctl(['regions']);
+    expect(table.stdout).toContain('KEY RANGE');
+    const stores = await ctl(['stores']);
+    expect(stores.code, stores.stderr).toBe(0);
+    expect(stores.stdout).toContain('3 stores');
+  });
+
+  it('keeps every acknowledged write when a store is killed with SIGKILL mid-load, and the store catches up after restart', async () => {
+    const client = await FlotillaClient.connect({ placement: cluster.placement.address, timeoutMs: 30_000 });
+    const pc = new PlacementClient({ addresses: [cluster.placement.address] });
+    try {
+      const victim = cluster.stores[1]!;
+      const acked = new Map<string, string>();
+      const total = 3000;
+      let next = 0;
+      let killed = false;
+      const worker = async (): Promise<void> => {
+        while (next < total) {
+          const from = next;
+          next += 50;
+          const pairs: [string, string][] = [];
+          for (let i = from; i < from + 50; i++) pairs.push([`load/${String(i).padStart(6, '0')}`, `v${i}-${'x'.repeat(150)}`]);
+          await client.batchPut(pairs);
+          for (const [k, v] of pairs) acked.set(k, v);
+          if (!killed && acked.size >= total / 3) {
+            killed = true;
+            process.kill(victim.pid, 'SIGKILL');
+          }
+        }
+      };
+      await Promise.all([worker(), worker(), worker()]);
+      expect(killed).toBe(true);
+      expect(alive(victim.pid)).toBe(false);
+      await waitFor('the supervisor to report the dead store', () => up.out.stderr.includes('store-2') && up.out.stderr.includes('exited unexpectedly'), 10_000);
+
+      // No acknowledged write is lost.
+      const keys = [...acked.keys()];
+      const values = await client.batchGet(keys);
+      const lost = keys.filter((k, i) => values[i] === null || Buffer.from(values[i]!).toString() !== acked.get(k));
+      expect(lost).toEqual([]);
+
+      // Restart the store on its data directory and address; it rejoins and catches up (splits included).
+      const restarted = startCli(['store', '--placement', cluster.placement.address, '--data-dir', victim.dataDir, '--listen', victim.address, '--profile', 'demo', '--log-level', 'warn']);
+      extra.push(restarted);
+      const regionCount = (await pc.getClusterInfo()).regionCount;
+      expect(regionCount).toBeGreaterThan(1);
+      await waitFor(
+        `restarted store to host all ${regionCount} Regions`,
+        async () => {
+          if (restarted.exitCode !== null) throw new Error(`restarted store exited: ${restarted.out.stderr}`);
+          const res = await fetch(`http://${victim.address}/status`, { signal: AbortSignal.timeout(1000) });
+          const s = (await res.json()) as { regions?: number };
+          return s.regions !== undefined && s.regions >= (await pc.getClusterInfo()).regionCount;
+        },
+        40_000,
+        250,
+      );
+
+      // Proof it caught up on the log: with another store gone, every quorum needs the restarted one, and writes still commit.
+      const second = cluster.stores[2]!;
+      process.kill(second.pid, 'SIGKILL');
+      await client.batchPut(Array.from({ length: 200 }, (_, i) => [`after/${i}`, `a${i}`] as [string, string]));
+      const after = await client.batchGet(Array.from({ length: 200 }, (_, i) => `after/${i}`));
+      expect(after.every((v, i) => v !== null && Buffer.from(v).toString() === `a${i}`)).toBe(true);
+      const again = await client.batchGet(keys);
+      expect(again.filter((v) => v === null)).toHaveLength(0);
+    } finally {
+      client.close();
+      pc.close();
+    }
+  });
+
+  it('stops every child on SIGTERM and exits 0', async () => {
+    for (const c of extra) c.kill('SIGTERM');
+    up.kill('SIGTERM');
+    const r = await exited(up, 30_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Stopped.');
+    await waitFor('placement and stores to be gone', () => [cluster.placement, ...cluster.stores].every((p) => !alive(p.pid)), 15_000);
+    expect(readJson(join(dataDir, 'cluster.json'))).toBeNull();
+  });
+});
