@@ -69,20 +69,25 @@ export function openDatabase(spec: OpenSpec): Database.Database {
     throw new StorageOpenError(file, `cannot open the database: ${(err as Error).message}`, err);
   }
   try {
+    // Fail fast at open when another process holds the database.
+    db.pragma('busy_timeout = 500');
     if (spec.exclusive) db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${spec.durability === 'full' ? 'FULL' : 'NORMAL'}`);
     // The WAL file is reused after each checkpoint; keep it from growing past 64 MiB.
     db.pragma('journal_size_limit = 67108864');
     db.pragma('cache_size = -32768');
-    db.pragma('busy_timeout = 5000');
     checkOrCreateMeta(db, file, spec);
+    db.pragma('busy_timeout = 5000');
   } catch (err) {
     db.close();
     if (err instanceof StorageFormatError || err instanceof StorageOpenError) throw err;
     const code = (err as { code?: string }).code ?? '';
     if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
       throw new StorageFormatError(file, `database file is corrupted: ${(err as Error).message}`, err);
+    }
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+      throw new StorageOpenError(file, `database is locked, probably by another process using it: ${(err as Error).message}`, err);
     }
     if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR')) {
       throw new StorageOpenError(file, `cannot use the database: ${(err as Error).message}`, err);

@@ -396,6 +396,13 @@ describe('opening bad files', () => {
     expect(() => LogEngine.open({ path: file })).toThrow(/raft\.db: (database file is corrupted|not a flotilla)/);
   });
 
+  it('refuses a database another engine holds open (sync writer keeps an exclusive lock)', () => {
+    const dir = tempDir();
+    const e = openEngine(dir);
+    e.write(new LogBatch().append(1, ents(1, 1, 1)));
+    expect(() => LogEngine.open({ path: path.join(dir, 'raft.db') })).toThrow(/database is locked/);
+  });
+
   it('reports a directory that cannot be created', () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'file'), 'x');
