@@ -105,6 +105,8 @@ export class PlacementCluster implements ClusterView {
   statsPersistIntervalMs: number;
   /** statsPersistedAtMs: when each Region's statistics were last queued for writing. */
   private readonly statsPersistedAtMs = new Map<number, number>();
+  /** unwrittenStats: Regions whose latest statistics were held back by the interval; written on close. */
+  private readonly unwrittenStats = new Map<number, RegionInfo>();
   private readonly clock: () => number;
   private readonly logger: PlacementLogger;
   private closed = false;
@@ -216,12 +218,14 @@ export class PlacementCluster implements ClusterView {
   }
 
   private markDirty(regionId: number, info: RegionInfo | null): void {
+    this.unwrittenStats.delete(regionId);
     this.dirtyRegions.set(regionId, info);
     this.dirtyStats.delete(regionId);
     if (this.dirtyRegions.size + this.dirtyStats.size >= this.maxDirtyRegions) this.flush();
   }
 
   private markStatsDirty(info: RegionInfo): void {
+    this.unwrittenStats.delete(info.region.id);
     if (this.dirtyRegions.has(info.region.id)) this.dirtyRegions.set(info.region.id, info);
     else this.dirtyStats.set(info.region.id, info);
     if (this.dirtyRegions.size + this.dirtyStats.size >= this.maxDirtyRegions) this.flush();
@@ -249,6 +253,9 @@ export class PlacementCluster implements ClusterView {
     if (this.closed) return;
     this.closed = true;
     try {
+      // A clean shutdown writes even the statistics the interval held back, so a restart loses nothing.
+      for (const [id, info] of this.unwrittenStats) if (!this.dirtyRegions.has(id)) this.dirtyStats.set(id, info);
+      this.unwrittenStats.clear();
       this.flush();
     } finally {
       this.storage.close();
@@ -447,6 +454,8 @@ export class PlacementCluster implements ClusterView {
         this.markStatsDirty(info);
       } else if (this.dirtyStats.has(info.region.id) || this.dirtyRegions.has(info.region.id)) {
         this.markStatsDirty(info); // already queued: keep the queued copy the newest
+      } else {
+        this.unwrittenStats.set(info.region.id, info);
       }
       return true;
     } else {
