@@ -909,7 +909,11 @@ export class Raft {
     // If the window is full, a lost MsgApp would stall replication forever:
     // the heartbeat response proves the follower is alive, so free a slot.
     if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
-    if (pr.match < this.raftLog.lastIndex() || pr.canBumpCommit(this.raftLog.committed)) this.sendAppend(m.from);
+    // Also probe a caught-up follower in Probe state (e.g. after
+    // reportUnreachable): its answer moves it back to Replicate (etcd).
+    if (pr.match < this.raftLog.lastIndex() || pr.state === ProgressState.Probe || pr.canBumpCommit(this.raftLog.committed)) {
+      this.sendAppend(m.from);
+    }
 
     if (this.readOnly.option !== 'safe' || m.context === undefined || m.context.length === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
