@@ -60,6 +60,7 @@ function main(): number {
   let confChanges = 0;
   let snapshots = 0;
   let waived = 0;
+  let transfers = 0;
   const end = args.start + args.seeds;
   for (let seed = args.start; seed < end; seed++) {
     try {
@@ -77,6 +78,7 @@ function main(): number {
       confChanges += r.confChanges;
       snapshots += r.snapshotsSent;
       waived += r.livenessWaived;
+      transfers += r.transfers;
     } catch (err) {
       failed.push(seed);
       const msg = err instanceof SimViolation ? err.message : `seed ${seed}: ${(err as Error).stack ?? String(err)}`;
@@ -102,6 +104,7 @@ function main(): number {
       crashes,
       conf_changes: confChanges,
       snapshots_sent: snapshots,
+      leader_transfers: transfers,
       liveness_waived: waived,
       seconds: Number(secs.toFixed(2)),
     }),

@@ -30,6 +30,23 @@ describe('raft deterministic simulation', () => {
     });
   }
 
+  // The checkers must be able to fail: a host that breaks the durability
+  // contract on purpose is caught by a checker (a SimViolation, not merely a
+  // raft assertion) within a bounded number of seeds.
+  for (const inject of ['lose-hardstate', 'ack-before-persist'] as const) {
+    it(`catches a host that breaks durability (${inject})`, () => {
+      const caught: string[] = [];
+      for (let seed = 1; seed <= 120 && caught.length === 0; seed++) {
+        try {
+          runSeed({ seed, inject });
+        } catch (err) {
+          if (err instanceof SimViolation) caught.push(err.message);
+        }
+      }
+      expect(caught.length, 'no seed exposed the injected durability bug').toBeGreaterThan(0);
+    });
+  }
+
   it('is deterministic: a seed replays to the same result', () => {
     expect(runSeed({ seed: 4242 })).toEqual(runSeed({ seed: 4242 }));
   });

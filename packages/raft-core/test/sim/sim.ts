@@ -72,6 +72,7 @@ export interface SimResult {
   crashes: number;
   confChanges: number;
   snapshotsSent: number;
+  transfers: number;
   /** livenessWaived is 1 when the healed phase did not converge in a configuration where Raft does not promise it. */
   livenessWaived: number;
 }
@@ -129,6 +130,7 @@ interface Faults {
   confChangeRate: number;
   compactRate: number;
   readRate: number;
+  transferRate: number;
 }
 
 function fnv(h: number, x: number): number {
@@ -229,7 +231,7 @@ export class Simulation {
   private livenessMarkers = new Set<string>();
   private livenessAppliedBy = new Map<string, Set<number>>();
 
-  private readonly stats = { elections: 0, crashes: 0, confChanges: 0, snapshotsSent: 0, livenessWaived: 0 };
+  private readonly stats = { elections: 0, crashes: 0, confChanges: 0, snapshotsSent: 0, transfers: 0, livenessWaived: 0 };
 
   constructor(private readonly opts: SimOptions) {
     this.seed = opts.seed;
@@ -249,6 +251,7 @@ export class Simulation {
       confChangeRate: total > initialVoters || r() < 0.5 ? r() * 0.05 : 0,
       compactRate: r() * 0.05,
       readRate: r() * 0.1,
+      transferRate: r() * 0.01,
     };
     const checkQuorum = r() < 0.5;
     this.async = opts.async ?? r() < 0.5;
@@ -675,6 +678,17 @@ export class Simulation {
     }
   }
 
+  /** maybeTransferLeader asks the leader to hand over to a random voter (it may time out and abort). */
+  private maybeTransferLeader(): void {
+    const l = this.leader();
+    if (l === undefined) return;
+    const to = this.pick(l.sm.confState.voters.filter((v) => v !== l.id));
+    if (to === undefined) return;
+    this.log(`transfer leadership ${l.id} -> ${to}`);
+    this.stats.transfers++;
+    l.rawNode!.transferLeader(to);
+  }
+
   private maybeCompact(n: SimNode): void {
     const s = n.storage;
     const applied = n.sm.applied;
@@ -747,6 +761,7 @@ export class Simulation {
         if (n !== undefined) this.propose(n, `p${this.proposalCounter++}`);
       }
       if (r() < f.confChangeRate) this.maybeConfChange();
+      if (r() < f.transferRate) this.maybeTransferLeader();
       if (r() < f.compactRate) {
         const n = this.pick(this.upNodes());
         if (n !== undefined) this.maybeCompact(n);
