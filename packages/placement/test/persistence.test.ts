@@ -66,6 +66,27 @@ describe('persistence across restarts (in process)', () => {
     b.close();
   });
 
+  it('keeps operators in flight across a restart', () => {
+    const dir = tempDir();
+    const a = new PlacementCluster({ dataDir: dir, maxReplicas: 3, balanceLeader: false, balanceRegion: false });
+    const [s1, s2, s3, regionId, peerId] = a.allocId(5) as [number, number, number, number, number];
+    const region = firstRegion(regionId, peerId, s1);
+    a.dispatch('bootstrap', { store: { id: s1, address: 'h1:1' }, region });
+    a.dispatch('putStore', { store: { id: s2, address: 'h2:1' } });
+    a.dispatch('putStore', { store: { id: s3, address: 'h3:1' } });
+    a.dispatch('regionHeartbeat', { region, leader: region.peers[0], approximateSizeBytes: 1, approximateKeys: 1 });
+    expect(a.runSchedulers()).toBe(1);
+    const op = a.operators.get(regionId)!;
+    expect(op.steps.map((s) => s.type)).toEqual(['addLearner', 'promoteLearner']);
+    a.close();
+    const b = new PlacementCluster({ dataDir: dir, balanceLeader: false, balanceRegion: false });
+    expect(b.operators.get(regionId)).toEqual(op);
+    // The restored operator still drives the Region: the next heartbeat gets its first step.
+    const resp = b.dispatch('regionHeartbeat', { region, leader: region.peers[0], approximateSizeBytes: 1, approximateKeys: 1 }) as { operator?: { operatorId: number } };
+    expect(resp.operator?.operatorId).toBe(op.id);
+    b.close();
+  });
+
   it('refuses a file that is not a database, naming the path', () => {
     const dir = tempDir();
     writeFileSync(join(dir, DB_FILE_NAME), Buffer.alloc(8192, 0x5a));

@@ -227,6 +227,29 @@ describe('PlacementClient', () => {
     expect(((await late.isBootstrapped().catch((e: unknown) => e)) as PlacementError).code).toBe('Closed');
   });
 
+  it('hands out an operator in a region heartbeat response over the socket', async () => {
+    const server = await startPlacementServer({ dataDir: tempDir(), listen: '127.0.0.1:0', scheduleIntervalMs: 20, maxReplicas: 3 });
+    sockets.push(server);
+    const c = new PlacementClient({ addresses: [server.address] });
+    sockets.push(c);
+    const [s1, s2, s3, r1, p1] = (await c.allocId(5)) as [number, number, number, number, number];
+    const region: Region = { id: r1, startKey: empty, endKey: empty, epoch: { version: 1, confVer: 1 }, peers: [{ id: p1, storeId: s1, role: 'voter' }] };
+    await c.bootstrap({ id: s1, address: 'a:1' }, region);
+    await c.putStore({ id: s2, address: 'b:1' });
+    await c.putStore({ id: s3, address: 'c:1' });
+    let step: { type: string } | undefined;
+    const deadline = Date.now() + 10_000;
+    while (!step && Date.now() < deadline) {
+      step = (await c.regionHeartbeat({ region, leader: region.peers[0]!, approximateSizeBytes: 1, approximateKeys: 1 })).operator?.step;
+      if (!step) await new Promise((r) => setTimeout(r, 10)); // polling a condition with a bound, like a store's heartbeat loop
+    }
+    expect(step?.type).toBe('addLearner');
+    const op = await c.getOperator(r1);
+    expect(op?.kind).toBe('add-replica');
+    const stores = (await (await fetch(`${server.httpUrl}/stores`)).json()) as { stores: { id: number; state: string }[] };
+    expect(stores.stores.map((x) => x.state)).toEqual(['up', 'up', 'up']);
+  });
+
   it('fails over to the next address', async () => {
     const dead = await freePort();
     const server = await startPlacementServer({ dataDir: tempDir(), listen: '127.0.0.1:0' });
