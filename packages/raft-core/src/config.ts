@@ -6,8 +6,10 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
-  /** isDebugEnabled lets raft skip building debug fields; absent means false. */
+  /** isDebugEnabled lets raft skip building debug messages; absent means false. */
   isDebugEnabled?(): boolean;
+  /** isInfoEnabled lets raft skip building info messages; absent means true (unless silent). */
+  isInfoEnabled?(): boolean;
 }
 
 /** ReadOnlyOption picks how ReadIndex requests are served. */
@@ -79,7 +81,14 @@ export interface ResolvedConfig {
 
 const noop = (): void => {};
 /** silentLogger drops everything; it is the default. */
-export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop, isDebugEnabled: () => false };
+export const silentLogger: Logger = {
+  debug: noop,
+  info: noop,
+  warn: noop,
+  error: noop,
+  isDebugEnabled: () => false,
+  isInfoEnabled: () => false,
+};
 
 const DEFAULT_MAX_SIZE_PER_MSG = 1024 * 1024;
 

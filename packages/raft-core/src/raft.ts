@@ -6,7 +6,7 @@
 // and hard state produced alongside them are durable), plus the log and
 // readStates. RawNode turns these into Ready.
 import type { Logger, ReadOnlyOption, ResolvedConfig } from './config';
-import { validateConfig } from './config';
+import { silentLogger, validateConfig } from './config';
 import type { Config } from './config';
 import { Changer } from './confchange/changer';
 import type { ChangeResult } from './confchange/changer';
@@ -135,6 +135,8 @@ export class Raft {
   readonly logger: Logger;
   readonly config: ResolvedConfig;
   private readonly debug: boolean;
+  /** infoOn: build info messages only for a logger that wants them (the default logger is silent). */
+  private readonly infoOn: boolean;
 
   constructor(c: Config, storage: Storage) {
     const cfg = validateConfig(c);
@@ -157,6 +159,7 @@ export class Raft {
     this.random = cfg.random;
     this.logger = cfg.logger;
     this.debug = cfg.logger.isDebugEnabled?.() ?? false;
+    this.infoOn = cfg.logger.isInfoEnabled?.() ?? cfg.logger !== silentLogger;
 
     const { hardState, confState } = storage.initialState();
     const res = restoreConfState(new Changer(this.prs, this.raftLog.lastIndex()), confState);
@@ -174,13 +177,13 @@ export class Raft {
           cfg.applied <= this.raftLog.lastIndex(),
           `applied(${cfg.applied}) is out of range [committed(${this.raftLog.committed}), lastIndex(${this.raftLog.lastIndex()})]`,
         );
-        this.logger.info(`${this.id} raising commit ${this.raftLog.committed} to applied ${cfg.applied} on restart`);
+        if (this.infoOn) this.logger.info(`${this.id} raising commit ${this.raftLog.committed} to applied ${cfg.applied} on restart`);
         this.raftLog.committed = cfg.applied;
       }
       this.raftLog.appliedTo(cfg.applied);
     }
     this.becomeFollower(this.term, 0);
-    this.logger.info(`newRaft ${this.id} [peers: ${this.prs.voterNodes().join(',')}, term: ${this.term}, commit: ${this.raftLog.committed}, applied: ${this.raftLog.applied}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}]`);
+    if (this.infoOn) this.logger.info(`newRaft ${this.id} [peers: ${this.prs.voterNodes().join(',')}, term: ${this.term}, commit: ${this.raftLog.committed}, applied: ${this.raftLog.applied}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}]`);
   }
 
   get readOnlyOption(): ReadOnlyOption {
@@ -474,7 +477,7 @@ export class Raft {
     this.reset(term);
     this.leaderId = lead;
     this.state = StateRole.Follower;
-    this.logger.info(`${this.id} became follower at term ${this.term}`);
+    if (this.infoOn) this.logger.info(`${this.id} became follower at term ${this.term}`);
   }
 
   becomeCandidate(): void {
@@ -482,7 +485,7 @@ export class Raft {
     this.reset(this.term + 1);
     this.vote = this.id;
     this.state = StateRole.Candidate;
-    this.logger.info(`${this.id} became candidate at term ${this.term}`);
+    if (this.infoOn) this.logger.info(`${this.id} became candidate at term ${this.term}`);
   }
 
   /** becomePreCandidate changes role only: term and vote stay, so a failed pre-vote disturbs nobody. */
@@ -491,7 +494,7 @@ export class Raft {
     this.prs.resetVotes();
     this.leaderId = 0;
     this.state = StateRole.PreCandidate;
-    this.logger.info(`${this.id} became pre-candidate at term ${this.term}`);
+    if (this.infoOn) this.logger.info(`${this.id} became pre-candidate at term ${this.term}`);
   }
 
   becomeLeader(): void {
@@ -514,7 +517,7 @@ export class Raft {
     // count toward the uncommitted size limit.
     const empty: Entry = { entryType: EntryType.EntryNormal, term: 0, index: 0, data: new Uint8Array(0) };
     assert(this.appendEntry([empty]), 'empty entry was dropped');
-    this.logger.info(`${this.id} became leader at term ${this.term}`);
+    if (this.infoOn) this.logger.info(`${this.id} became leader at term ${this.term}`);
   }
 
   /** promotable: a voter without a pending snapshot may campaign. */
@@ -536,7 +539,7 @@ export class Raft {
       this.logger.warn(`${this.id} cannot campaign at term ${this.term} since there are still pending configuration changes to apply`);
       return;
     }
-    this.logger.info(`${this.id} is starting a new election at term ${this.term}`);
+    if (this.infoOn) this.logger.info(`${this.id} is starting a new election at term ${this.term}`);
     this.campaign(t);
   }
 
@@ -592,7 +595,7 @@ export class Raft {
     const lastTerm = this.raftLog.lastTerm();
     for (const id of ids) {
       if (id === this.id) continue;
-      this.logger.info(`${this.id} [logterm: ${lastTerm}, index: ${lastIndex}] sent ${messageTypeName(voteMsg)} request to ${id} at term ${this.term}`);
+      if (this.infoOn) this.logger.info(`${this.id} [logterm: ${lastTerm}, index: ${lastIndex}] sent ${messageTypeName(voteMsg)} request to ${id} at term ${this.term}`);
       const m = makeMessage(voteMsg, id);
       m.term = term;
       m.index = lastIndex;
@@ -605,8 +608,9 @@ export class Raft {
   }
 
   private poll(id: number, t: MessageType, v: boolean): VoteResult {
-    if (v) this.logger.info(`${this.id} received ${messageTypeName(t)} from ${id} at term ${this.term}`);
-    else this.logger.info(`${this.id} received ${messageTypeName(t)} rejection from ${id} at term ${this.term}`);
+    if (this.infoOn) {
+      if (this.infoOn) this.logger.info(`${this.id} received ${messageTypeName(t)}${v ? '' : ' rejection'} from ${id} at term ${this.term}`);
+    }
     this.prs.recordVote(id, v);
     return this.prs.tallyVotes().result;
   }
@@ -627,7 +631,7 @@ export class Raft {
         if (!force && inLease) {
           // Leader lease: we heard from a leader within the election timeout,
           // so we neither update our term nor grant a vote (§9.6 / §4.2.3).
-          this.logger.info(`${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] ignored ${messageTypeName(m.msgType)} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}: lease is not expired (remaining ticks: ${this.electionTimeout - this.electionElapsed})`);
+          if (this.infoOn) this.logger.info(`${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] ignored ${messageTypeName(m.msgType)} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}: lease is not expired (remaining ticks: ${this.electionTimeout - this.electionElapsed})`);
           return;
         }
       }
@@ -636,7 +640,7 @@ export class Raft {
       } else if (m.msgType === MessageType.MsgRequestPreVoteResponse && !m.reject) {
         // We send pre-votes with a future term; on a quorum we bump our term then.
       } else {
-        this.logger.info(`${this.id} [term: ${this.term}] received a ${messageTypeName(m.msgType)} message with higher term from ${m.from} [term: ${m.term}]`);
+        if (this.infoOn) this.logger.info(`${this.id} [term: ${this.term}] received a ${messageTypeName(m.msgType)} message with higher term from ${m.from} [term: ${m.term}]`);
         const t = m.msgType;
         if (t === MessageType.MsgApp || t === MessageType.MsgHeartbeat || t === MessageType.MsgSnapshot) this.becomeFollower(m.term, m.from);
         else this.becomeFollower(m.term, 0);
@@ -649,7 +653,7 @@ export class Raft {
         this.send(makeMessage(MessageType.MsgAppResp, m.from));
       } else if (m.msgType === MessageType.MsgRequestPreVote) {
         // Reject with our term so the pre-candidate learns it is stale.
-        this.logger.info(`${this.id} rejected ${messageTypeName(m.msgType)} from ${m.from} at term ${this.term}`);
+        if (this.infoOn) this.logger.info(`${this.id} rejected ${messageTypeName(m.msgType)} from ${m.from} at term ${this.term}`);
         const r = makeMessage(MessageType.MsgRequestPreVoteResponse, m.from);
         r.term = this.term;
         r.reject = true;
@@ -691,7 +695,7 @@ export class Raft {
     // Priority elections (raft-rs): with an equally up-to-date log we only
     // vote for candidates whose priority is at least ours.
     if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm) && (m.index > this.raftLog.lastIndex() || this.priority <= m.priority)) {
-      this.logger.info(`${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] cast ${messageTypeName(m.msgType)} for ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`);
+      if (this.infoOn) this.logger.info(`${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] cast ${messageTypeName(m.msgType)} for ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`);
       // The response carries the message's term, not ours: for a pre-vote our
       // term stays, and the pre-candidate must recognize the answer.
       const r = makeMessage(voteRespMsgType(m.msgType), m.from);
@@ -702,7 +706,7 @@ export class Raft {
         this.vote = m.from;
       }
     } else {
-      this.logger.info(`${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] rejected ${messageTypeName(m.msgType)} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`);
+      if (this.infoOn) this.logger.info(`${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] rejected ${messageTypeName(m.msgType)} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`);
       const r = makeMessage(voteRespMsgType(m.msgType), m.from);
       r.term = this.term;
       r.reject = true;
@@ -761,12 +765,12 @@ export class Raft {
         if (pr.state !== ProgressState.Snapshot) return;
         if (!m.reject) {
           pr.becomeProbe();
-          this.logger.info(`${this.id} snapshot succeeded, resumed sending replication messages to ${m.from} [${pr.toString()}]`);
+          if (this.infoOn) this.logger.info(`${this.id} snapshot succeeded, resumed sending replication messages to ${m.from} [${pr.toString()}]`);
         } else {
           // The snapshot failed: forget it so the next probe may send a fresh one.
           pr.pendingSnapshot = 0;
           pr.becomeProbe();
-          this.logger.info(`${this.id} snapshot failed, resumed sending replication messages to ${m.from} [${pr.toString()}]`);
+          if (this.infoOn) this.logger.info(`${this.id} snapshot failed, resumed sending replication messages to ${m.from} [${pr.toString()}]`);
         }
         // Wait for the follower's MsgAppResp (success) or a heartbeat response
         // (failure) before the next MsgApp.
@@ -779,30 +783,30 @@ export class Raft {
         return;
       case MessageType.MsgTransferLeader: {
         if (pr.isLearner) {
-          this.logger.info(`${this.id} is learner. Ignored transferring leadership`);
+          if (this.infoOn) this.logger.info(`${this.id} is learner. Ignored transferring leadership`);
           return;
         }
         const leadTransferee = m.from;
         const last = this.leadTransferee;
         if (last !== 0) {
           if (last === leadTransferee) {
-            this.logger.info(`${this.id} [term ${this.term}] transfer leadership to ${leadTransferee} is in progress, ignores request to same node ${leadTransferee}`);
+            if (this.infoOn) this.logger.info(`${this.id} [term ${this.term}] transfer leadership to ${leadTransferee} is in progress, ignores request to same node ${leadTransferee}`);
             return;
           }
           this.abortLeaderTransfer();
-          this.logger.info(`${this.id} [term ${this.term}] abort previous transferring leadership to ${last}`);
+          if (this.infoOn) this.logger.info(`${this.id} [term ${this.term}] abort previous transferring leadership to ${last}`);
         }
         if (leadTransferee === this.id) {
           if (this.debug) this.logger.debug(`${this.id} is already leader. Ignored transferring leadership to self`);
           return;
         }
-        this.logger.info(`${this.id} [term ${this.term}] starts to transfer leadership to ${leadTransferee}`);
+        if (this.infoOn) this.logger.info(`${this.id} [term ${this.term}] starts to transfer leadership to ${leadTransferee}`);
         // The transfer must finish within one election timeout.
         this.electionElapsed = 0;
         this.leadTransferee = leadTransferee;
         if (pr.match === this.raftLog.lastIndex()) {
           this.sendTimeoutNow(leadTransferee);
-          this.logger.info(`${this.id} sends MsgTimeoutNow to ${leadTransferee} immediately as ${leadTransferee} already has up-to-date log`);
+          if (this.infoOn) this.logger.info(`${this.id} sends MsgTimeoutNow to ${leadTransferee} immediately as ${leadTransferee} already has up-to-date log`);
         } else {
           this.sendAppend(leadTransferee);
         }
@@ -840,7 +844,7 @@ export class Raft {
       if (failedCheck !== '') {
         // Replace the change with an empty normal entry: the proposal still
         // occupies its index (callers waiting on it see it apply as a no-op).
-        this.logger.info(`${this.id} ignoring conf change ${describeTrackerConfig(this.prs.config)} at config: ${failedCheck}`);
+        if (this.infoOn) this.logger.info(`${this.id} ignoring conf change ${describeTrackerConfig(this.prs.config)} at config: ${failedCheck}`);
         m.entries[i] = { entryType: EntryType.EntryNormal, term: 0, index: 0, data: new Uint8Array(0) };
       } else {
         this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
@@ -897,7 +901,7 @@ export class Raft {
         }
       }
       if (m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) {
-        this.logger.info(`${this.id} sent MsgTimeoutNow to ${m.from} after received MsgAppResp`);
+        if (this.infoOn) this.logger.info(`${this.id} sent MsgTimeoutNow to ${m.from} after received MsgAppResp`);
         this.sendTimeoutNow(m.from);
       }
     }
@@ -994,20 +998,20 @@ export class Raft {
         return;
       case MessageType.MsgTransferLeader:
         if (this.leaderId === 0) {
-          this.logger.info(`${this.id} no leader at term ${this.term}; dropping leader transfer msg`);
+          if (this.infoOn) this.logger.info(`${this.id} no leader at term ${this.term}; dropping leader transfer msg`);
           return;
         }
         m.to = this.leaderId;
         this.send(m);
         return;
       case MessageType.MsgTimeoutNow:
-        this.logger.info(`${this.id} [term ${this.term}] received MsgTimeoutNow from ${m.from} and starts an election to get leadership`);
+        if (this.infoOn) this.logger.info(`${this.id} [term ${this.term}] received MsgTimeoutNow from ${m.from} and starts an election to get leadership`);
         // Leader transfer: campaign at once, skipping pre-vote and forcing votes past the lease.
         this.hup('CampaignTransfer');
         return;
       case MessageType.MsgReadIndex:
         if (this.leaderId === 0) {
-          this.logger.info(`${this.id} no leader at term ${this.term}; dropping index reading msg`);
+          if (this.infoOn) this.logger.info(`${this.id} no leader at term ${this.term}; dropping index reading msg`);
           return;
         }
         m.to = this.leaderId;
@@ -1068,10 +1072,10 @@ export class Raft {
     if (s === undefined) return;
     const r = makeMessage(MessageType.MsgAppResp, m.from);
     if (this.restore(s)) {
-      this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] restored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
+      if (this.infoOn) this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] restored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
       r.index = this.raftLog.lastIndex();
     } else {
-      this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] ignored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
+      if (this.infoOn) this.logger.info(`${this.id} [commit: ${this.raftLog.committed}] ignored snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
       r.index = this.raftLog.committed;
     }
     r.commit = this.raftLog.committed;
@@ -1100,7 +1104,7 @@ export class Raft {
     }
     if (this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
       // We already have the snapshot's last entry: just fast-forward the commit.
-      this.logger.info(`${this.id} [commit: ${this.raftLog.committed}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}] fast-forwarded commit to snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
+      if (this.infoOn) this.logger.info(`${this.id} [commit: ${this.raftLog.committed}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}] fast-forwarded commit to snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
       this.raftLog.commitTo(s.metadata.index);
       return false;
     }
@@ -1158,7 +1162,7 @@ export class Raft {
       m.entries = [{ entryType: EntryType.EntryConfChangeV2, term: 0, index: 0, data: new Uint8Array(0) }];
       try {
         this.step(m);
-        this.logger.info(`${this.id} initiating automatic transition out of joint configuration ${describeTrackerConfig(this.prs.config)}`);
+        if (this.infoOn) this.logger.info(`${this.id} initiating automatic transition out of joint configuration ${describeTrackerConfig(this.prs.config)}`);
       } catch (e) {
         if (!(e instanceof ProposalDroppedError)) throw e;
         if (this.debug) this.logger.debug(`not initiating automatic transition out of joint configuration: ${e.message}`);
@@ -1189,7 +1193,7 @@ export class Raft {
    */
   switchToConfig(cfg: TrackerConfig, progress: ProgressMap): ConfState {
     this.prs.setConfig(cfg, progress);
-    this.logger.info(`${this.id} switched to configuration ${describeTrackerConfig(cfg)}`);
+    if (this.infoOn) this.logger.info(`${this.id} switched to configuration ${describeTrackerConfig(cfg)}`);
     const cs = this.prs.confState();
     const pr = this.prs.progress.get(this.id);
     this.isLearner = pr !== undefined && pr.isLearner;
