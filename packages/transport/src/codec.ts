@@ -8,7 +8,7 @@
 // `Message.snapshot` (metadata only, in practice) is embedded as msgpack.
 // docs/transport.md describes the layout byte by byte.
 
-import { DecodeError, decode as decodeMsgpack, encode as encodeMsgpack, isStoreMessageType } from '@flotilla/proto';
+import { DecodeError, decode as decodeMsgpack, encode as encodeMsgpack } from '@flotilla/proto';
 import type { RaftMessage, PeerRole } from '@flotilla/proto';
 import type { Entry, EntryType, Message, MessageType, Snapshot } from '@flotilla/raft-core';
 
@@ -21,7 +21,17 @@ export const FRAME_HEADER_BYTES = 5;
 /** MAX_MESSAGES_PER_FRAME bounds what a decoder will allocate for one frame. */
 export const MAX_MESSAGES_PER_FRAME = 1 << 20;
 
-const MAX_MESSAGE_TYPE = 18;
+/** Raft's message types are 0..18 (raft-core MessageType). */
+const MAX_RAFT_MESSAGE_TYPE = 18;
+
+/**
+ * isWireMessageType: raft's types, plus the store-level types 64..127 that
+ * ride in the same envelope and are never stepped into raft (proto's
+ * StoreMessageType, e.g. MsgHibernate = 64; TiKV's ExtraMessage).
+ */
+export function isWireMessageType(t: number): boolean {
+  return Number.isInteger(t) && ((t >= 0 && t <= MAX_RAFT_MESSAGE_TYPE) || (t >= 64 && t < 128));
+}
 const MAX_ENTRIES_PER_MESSAGE = 1 << 20;
 
 // Flag bits of the envelope flags byte.
@@ -39,10 +49,10 @@ const E_CONTEXT = 4;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
-function assertUint(n: number, field: string): void {
+function notUint(n: number, field: string): never {
   // A negative, fractional or unsafe number here is a bug in the caller
   // (raft indexes are non-negative integers): fail loudly, never encode junk.
-  if (!(Number.isSafeInteger(n) && n >= 0)) throw new TypeError(`codec: ${field}=${n} is not a non-negative safe integer`);
+  throw new TypeError(`codec: ${field}=${n} is not a non-negative safe integer`);
 }
 
 /**
@@ -106,22 +116,29 @@ export class FrameWriter {
     this.buf = next;
   }
 
-  private varint(n: number): void {
-    // Callers ensure() 10 bytes of room per varint before writing.
+  /**
+   * varint writes a non-negative safe integer as LEB128 and validates it on
+   * the way: the common case (an integer below 2^32) is one comparison.
+   * Callers ensure() 10 bytes of room per varint before writing.
+   */
+  private varint(n: number, field: string): void {
     const buf = this.buf;
     let pos = this.pos;
-    if (n < 0x80) {
-      buf[pos++] = n;
-    } else if (n < 0x4000) {
-      buf[pos++] = (n & 0x7f) | 0x80;
-      buf[pos++] = n >>> 7;
-    } else if (n < 0x80000000) {
-      while (n >= 0x80) {
+    if (n >>> 0 === n) {
+      if (n < 0x80) {
+        buf[pos++] = n;
+      } else if (n < 0x4000) {
         buf[pos++] = (n & 0x7f) | 0x80;
-        n >>>= 7;
+        buf[pos++] = n >>> 7;
+      } else {
+        while (n >= 0x80) {
+          buf[pos++] = (n & 0x7f) | 0x80;
+          n >>>= 7;
+        }
+        buf[pos++] = n;
       }
-      buf[pos++] = n;
     } else {
+      if (!(Number.isSafeInteger(n) && n >= 0)) notUint(n, field);
       while (n >= 0x80) {
         buf[pos++] = (n % 0x80) | 0x80;
         n = Math.floor(n / 0x80);
@@ -134,35 +151,33 @@ export class FrameWriter {
   private bytes(b: Uint8Array): void {
     const len = b.length;
     this.ensure(len + 10);
-    this.varint(len);
+    this.varint(len, 'length');
     if (len > 0) {
       this.buf.set(b, this.pos);
       this.pos += len;
     }
   }
 
-  /** write appends one RaftMessage to the current frame. */
+  /**
+   * write appends one RaftMessage to the current frame. A field that is not
+   * a non-negative safe integer is a broken invariant: it throws (TypeError)
+   * and the frame is left as it was before this message.
+   */
   write(rm: RaftMessage): void {
-    const m = rm.message;
-    // Validate first: a broken invariant must not leave half a message behind.
-    assertUint(rm.regionId, 'regionId');
-    assertUint(rm.fromPeer.id, 'fromPeer.id');
-    assertUint(rm.fromPeer.storeId, 'fromPeer.storeId');
-    assertUint(rm.toPeer.id, 'toPeer.id');
-    assertUint(rm.toPeer.storeId, 'toPeer.storeId');
-    assertUint(rm.regionEpoch.confVer, 'regionEpoch.confVer');
-    assertUint(rm.regionEpoch.version, 'regionEpoch.version');
-    assertUint(m.to, 'message.to');
-    assertUint(m.from, 'message.from');
-    assertUint(m.term, 'message.term');
-    assertUint(m.logTerm, 'message.logTerm');
-    assertUint(m.index, 'message.index');
-    assertUint(m.commit, 'message.commit');
-    assertUint(m.commitTerm, 'message.commitTerm');
-    assertUint(m.requestSnapshot, 'message.requestSnapshot');
-    assertUint(m.rejectHint, 'message.rejectHint');
-    if (!Number.isSafeInteger(m.priority)) throw new TypeError(`codec: priority=${m.priority} is not a safe integer`);
+    const start = this.pos;
+    try {
+      this.writeMessage(rm);
+    } catch (err) {
+      this.pos = start;
+      throw err;
+    }
+    this.count++;
+  }
 
+  private writeMessage(rm: RaftMessage): void {
+    const m = rm.message;
+    if (!Number.isSafeInteger(m.priority)) throw new TypeError(`codec: priority=${m.priority} is not a safe integer`);
+    if (!isWireMessageType(m.msgType)) throw new TypeError(`codec: msgType=${m.msgType} is neither a raft nor a store message type`);
     const hasKeys = rm.startKey.length > 0 || rm.endKey.length > 0;
     let flags = 0;
     if (rm.fromPeer.role === 'learner') flags |= F_FROM_LEARNER;
@@ -174,38 +189,36 @@ export class FrameWriter {
     if (hasKeys) flags |= F_KEYS;
     if (m.priority < 0) flags |= F_NEGATIVE_PRIORITY;
 
-    // 7 envelope varints + 2 bytes + 10 message varints (max 10 bytes each).
+    // 7 envelope varints + 2 bytes + 11 message varints (max 10 bytes each).
     this.ensure(200);
-    this.varint(rm.regionId);
-    this.varint(rm.fromPeer.id);
-    this.varint(rm.fromPeer.storeId);
-    this.varint(rm.toPeer.id);
-    this.varint(rm.toPeer.storeId);
-    this.varint(rm.regionEpoch.confVer);
-    this.varint(rm.regionEpoch.version);
+    this.varint(rm.regionId, 'regionId');
+    this.varint(rm.fromPeer.id, 'fromPeer.id');
+    this.varint(rm.fromPeer.storeId, 'fromPeer.storeId');
+    this.varint(rm.toPeer.id, 'toPeer.id');
+    this.varint(rm.toPeer.storeId, 'toPeer.storeId');
+    this.varint(rm.regionEpoch.confVer, 'regionEpoch.confVer');
+    this.varint(rm.regionEpoch.version, 'regionEpoch.version');
     this.buf[this.pos++] = flags;
     this.buf[this.pos++] = m.msgType;
-    this.varint(m.to);
-    this.varint(m.from);
-    this.varint(m.term);
-    this.varint(m.logTerm);
-    this.varint(m.index);
-    this.varint(m.commit);
-    this.varint(m.commitTerm);
-    this.varint(m.requestSnapshot);
-    this.varint(m.rejectHint);
+    this.varint(m.to, 'message.to');
+    this.varint(m.from, 'message.from');
+    this.varint(m.term, 'message.term');
+    this.varint(m.logTerm, 'message.logTerm');
+    this.varint(m.index, 'message.index');
+    this.varint(m.commit, 'message.commit');
+    this.varint(m.commitTerm, 'message.commitTerm');
+    this.varint(m.requestSnapshot, 'message.requestSnapshot');
+    this.varint(m.rejectHint, 'message.rejectHint');
     // priority may be negative: magnitude here, sign in the flags.
-    this.varint(Math.abs(m.priority));
+    this.varint(Math.abs(m.priority), 'message.priority');
     const entries = m.entries;
-    this.varint(entries.length);
+    this.varint(entries.length, 'entries.length');
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
-      assertUint(e.term, 'entry.term');
-      assertUint(e.index, 'entry.index');
       this.ensure(32);
       this.buf[this.pos++] = e.entryType | (e.context !== undefined ? E_CONTEXT : 0);
-      this.varint(e.term);
-      this.varint(e.index);
+      this.varint(e.term, 'entry.term');
+      this.varint(e.index, 'entry.index');
       this.bytes(e.data);
       if (e.context !== undefined) this.bytes(e.context);
     }
@@ -215,7 +228,6 @@ export class FrameWriter {
       this.bytes(rm.startKey);
       this.bytes(rm.endKey);
     }
-    this.count++;
   }
 }
 
@@ -280,7 +292,7 @@ class FrameReader {
     const version = this.varint();
     const flags = this.byte();
     const msgType = this.byte();
-    if (msgType > MAX_MESSAGE_TYPE && !isStoreMessageType(msgType)) this.fail(`unknown message type ${msgType}`);
+    if (!isWireMessageType(msgType)) this.fail(`unknown message type ${msgType}`);
     const to = this.varint();
     const from = this.varint();
     const term = this.varint();

@@ -80,6 +80,22 @@ describe('raft frame codec', () => {
     );
   });
 
+  it('carries store-level message types (64..127, e.g. MsgHibernate) and refuses others', () => {
+    const hibernate = raftMsg(3, 1, 2, 9, { msgType: 64 as MessageType });
+    expect(decodeRaftFrame(encodeRaftFrame([hibernate]))[0]!.message.msgType).toBe(64);
+    const w = new FrameWriter(16);
+    w.begin();
+    expect(() => w.write(raftMsg(1, 1, 2, 1, { msgType: 40 as MessageType }))).toThrow(TypeError);
+    expect(() => w.write(raftMsg(1, 1, 2, 1, { msgType: 300 as MessageType }))).toThrow(TypeError);
+    expect(w.messageCount).toBe(0);
+    // A frame whose type byte says 40 does not decode. The heartbeat's envelope is
+    // 7 one-byte varints (region 1, peers 11/12 on stores 1/2, epoch 1/1), then flags, then the type.
+    const frame = encodeRaftFrame([raftMsg(1, 1, 2, 1)]);
+    expect(frame[5 + 7 + 1]).toBe(MessageType.MsgHeartbeat);
+    frame[5 + 7 + 1] = 40;
+    expect(() => decodeRaftFrame(frame)).toThrow(DecodeError);
+  });
+
   it('encodes a heartbeat in a few dozen bytes', () => {
     const frame = encodeRaftFrame([raftMsg(1000, 1, 2, 100)]);
     expect(frame.length).toBeLessThan(40);
