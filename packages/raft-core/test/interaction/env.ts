@@ -305,7 +305,17 @@ export class InteractionEnv {
       };
       const maxCommitted = a.int('max-committed-size-per-ready');
       if (maxCommitted !== undefined) config.maxCommittedSizePerReady = maxCommitted;
-      const rawNode = new RawNode(config, storage);
+      let rawNode: RawNode;
+      try {
+        rawNode = new RawNode(config, storage);
+      } catch (err) {
+        // A bad Config is an expected, typed error: print it, add nothing.
+        if (err instanceof RaftError) {
+          this.write(`ERROR: ${err.name}${'field' in err ? ` field=${String(err.field)}` : ''}`);
+          return;
+        }
+        throw err;
+      }
       const node: EnvNode = {
         id,
         rawNode,
