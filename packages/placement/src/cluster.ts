@@ -199,6 +199,12 @@ export class PlacementCluster implements ClusterView {
     return this.ids.alloc(count);
   }
 
+  /** isStoreLive: the store still serves its peers (up or disconnected). */
+  private readonly isStoreLive = (storeId: number): boolean => {
+    const s = this.storeState(storeId);
+    return s === 'up' || s === 'disconnected';
+  };
+
   // ---- indexes ----
 
   private setOf(map: Map<number, Set<number>>, storeId: number): Set<number> {
@@ -428,7 +434,7 @@ export class PlacementCluster implements ClusterView {
       pendingPeers: hb.pendingPeers ?? [],
     };
     if (!this.applyRegion(info)) return { stale: true };
-    const operator = this.operators.onHeartbeat(info, this.clock());
+    const operator = this.operators.onHeartbeat(info, this.clock(), this.isStoreLive);
     return operator ? { stale: false, operator } : { stale: false };
   }
 
@@ -561,10 +567,7 @@ export class PlacementCluster implements ClusterView {
     const now = this.clock();
     this.operators.expire(now);
     let added = 0;
-    const isLive = (storeId: number): boolean => {
-      const s = this.storeState(storeId);
-      return s === 'up' || s === 'disconnected';
-    };
+    const isLive = this.isStoreLive;
     for (const s of this.schedulers) {
       const budget = s.limit - this.operators.countOf(s.name);
       if (budget <= 0) continue;

@@ -128,6 +128,25 @@ describe('operator controller', () => {
     expect(sim.runUntil(() => sim.allHealthy(3), 50)).toBeGreaterThan(0);
   });
 
+  it('cancels an operator whose target store dies, and re-plans elsewhere', () => {
+    const sim = newSim({ maxReplicas: 3, maxStoreDownTimeMs: 20_000, storeDisconnectMs: 3_000, schedulers: [new ReplicaChecker({ limit: 1 })] });
+    sim.setup(5, 1, () => [0]);
+    const only = [...sim.regions.values()][0]!;
+    only.ignoreOperators = true;
+    sim.round();
+    const op = sim.cluster.operators.get(only.region.id)!;
+    const target = op.steps[0]!.type === 'addLearner' ? op.steps[0]!.peer.storeId : -1;
+    sim.killStore(target);
+    for (let i = 0; i < 25; i++) sim.round(); // until the target is down
+    expect(sim.cluster.storeInfo(target)?.state).toBe('down');
+    only.ignoreOperators = false;
+    sim.round();
+    expect(sim.cluster.operators.stats.canceled).toBe(1);
+    expect(sim.runUntil(() => sim.allHealthy(3), 100)).toBeGreaterThan(0);
+    expect(sim.regionCounts().get(target)).toBe(0);
+    expect(sim.violations).toEqual([]);
+  });
+
   it('cancels an operator when its Region splits', () => {
     const sim = newSim({ maxReplicas: 3, schedulers: [new ReplicaChecker({ limit: 1 })] });
     sim.setup(4, 1, () => [0]);

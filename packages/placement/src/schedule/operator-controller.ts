@@ -112,7 +112,7 @@ export class OperatorController {
    * onHeartbeat advances the Region's operator past every step the heartbeat
    * shows done, finishes or cancels it, and returns the step to execute now.
    */
-  onHeartbeat(info: RegionInfo, nowMs: number): OperatorInstruction | undefined {
+  onHeartbeat(info: RegionInfo, nowMs: number, isStoreLive?: StoreLiveness): OperatorInstruction | undefined {
     const op = this.byRegion.get(info.region.id);
     if (op === undefined) return undefined;
     if (nowMs > op.deadlineMs) {
@@ -127,6 +127,13 @@ export class OperatorController {
     while (op.currentStep < op.steps.length && isStepDone(op.steps[op.currentStep]!, info)) op.currentStep++;
     if (op.currentStep >= op.steps.length) {
       this.finish(op, 'finished');
+      return undefined;
+    }
+    // A step aimed at a store that has since died can never finish: give up now instead of at the deadline.
+    const step = op.steps[op.currentStep]!;
+    const target = step.type === 'transferLeader' ? step.toStoreId : step.type === 'merge' || step.type === 'removePeer' ? undefined : step.peer.storeId;
+    if (isStoreLive && target !== undefined && !isStoreLive(target)) {
+      this.finish(op, 'canceled', `target store ${target} of step ${op.currentStep} (${step.type}) is no longer live`);
       return undefined;
     }
     if (op.currentStep !== before) this.opts.persist(op.regionId, op);

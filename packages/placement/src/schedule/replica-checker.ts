@@ -70,7 +70,8 @@ export class ReplicaChecker implements Scheduler {
 
     const stray = learners[0];
     if (stray !== undefined) {
-      if (!isPeerDead(view, info, stray) && voters.length - dead.length < view.maxReplicas && dead.length === 0) {
+      // A learner left behind by a timed-out operator is promoted if a live voter is missing (the safety check vets it).
+      if (!isPeerDead(view, info, stray) && voters.length - dead.length < view.maxReplicas) {
         return { regionId: region.id, kind: 'add-replica', steps: [{ type: 'promoteLearner', peer: stray }], description: `promote stray learner ${stray.id}` };
       }
       return { regionId: region.id, kind: 'remove-replica', steps: [{ type: 'removePeer', peer: stray }], description: `remove stray learner ${stray.id}` };

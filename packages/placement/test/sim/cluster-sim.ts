@@ -148,7 +148,11 @@ export class ClusterSim {
       downPeers,
       pendingPeers,
     });
-    sim.pending.clear(); // learners catch up by the next round
+    // Learners on live stores catch up by the next round; on dead stores they stay pending.
+    for (const id of sim.pending) {
+      const p = sim.region.peers.find((x) => x.id === id);
+      if (!p || this.alive(p.storeId)) sim.pending.delete(id);
+    }
     if (resp.stale) this.violations.push(`region ${sim.region.id}: heartbeat of the true state was judged stale`);
     if (resp.operator && !sim.ignoreOperators) this.execute(sim, resp.operator.step);
   }
