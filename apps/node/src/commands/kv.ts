@@ -72,7 +72,7 @@ export const getCommand: Command = {
 };
 
 const delSpec = kvSpec('del', 'Delete a key, or every key in [key, --range-end).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [
-  { name: 'range-end', type: 'string', placeholder: 'KEY', description: 'delete the range [key, KEY) instead of one key ("" = to the end)', schema: textFlag() },
+  { name: 'range-end', type: 'string', placeholder: 'KEY', description: 'delete the range [key, KEY) instead of one key ("" = to the end)', schema: textFlag(), env: false },
 ], ['flotilla del hello', 'flotilla del user/ --range-end user0']);
 
 export const delCommand: Command = {
@@ -94,7 +94,7 @@ const scanSpec = kvSpec('scan', 'List keys in [start, end) in key order, across 
   { name: 'start', description: 'first key (default: the beginning of the key space)', required: false },
   { name: 'end', description: 'end key, exclusive (default: the end of the key space)', required: false },
 ], [
-  { name: 'limit', type: 'string', placeholder: 'N', description: 'at most N pairs', default: '100', schema: intFlag(1, 10_000_000) },
+  { name: 'limit', type: 'string', placeholder: 'N', description: 'at most N pairs', default: '100', schema: intFlag(1, 10_000_000), env: false },
   { name: 'keys-only', type: 'boolean', description: 'print keys only', schema: boolFlag() },
   { name: 'json', type: 'boolean', description: 'print one JSON object per line: {"key": ..., "value": ...}', schema: boolFlag() },
 ], ['flotilla scan', 'flotilla scan user/ user0 --limit 10']);

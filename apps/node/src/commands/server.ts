@@ -17,6 +17,7 @@ const placementSpec: CommandSpec = {
     { name: 'data-dir', type: 'string', placeholder: 'DIR', description: 'directory for the placement database (created if missing)', schema: pathFlag() },
     { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'address to serve on (port 0 picks a free port)', default: '127.0.0.1:20160', schema: hostPortFlag(true) },
     { name: 'max-replicas', type: 'string', placeholder: 'N', description: 'replicas per Region the replica checker maintains', default: '3', schema: intFlag(1, 7) },
+    { name: 'max-store-down-time-ms', type: 'string', placeholder: 'MS', description: 'a store silent this long is down and its replicas are replaced (default: the placement default, 30 min)', schema: intFlag(1000, 7 * 24 * 3600 * 1000) },
   ],
   examples: ['flotilla placement --data-dir ./data/placement --listen 127.0.0.1:20160'],
 };
@@ -29,6 +30,7 @@ export const placementCommand: Command = {
       dataDir,
       listen: ctx.parsed.values['listen'] as string,
       maxReplicas: ctx.parsed.values['maxReplicas'] as number,
+      ...(ctx.parsed.values['maxStoreDownTimeMs'] !== undefined ? { maxStoreDownTimeMs: ctx.parsed.values['maxStoreDownTimeMs'] as number } : {}),
       logger: ctx.logger,
     });
     ctx.io.stdout.write(JSON.stringify({ service: 'placement', address: server.address, httpUrl: server.httpUrl, wsUrl: server.wsUrl, clusterId: server.clusterId, pid: process.pid, dataDir }) + '\n');
