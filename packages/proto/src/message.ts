@@ -17,3 +17,23 @@ export interface RaftMessage {
   endKey: Uint8Array;
   isTombstone: boolean;
 }
+
+/**
+ * StoreMessageType names store-level messages that travel in a RaftMessage
+ * envelope but are never stepped into raft (TiKV's ExtraMessage). Their
+ * numbers sit above raft's message types.
+ */
+export const StoreMessageType = {
+  /**
+   * MsgHibernate: the leader has stopped ticking; a follower whose log
+   * reaches `index` in `term` may stop ticking too. May be dropped: a
+   * follower that misses it keeps ticking and, at worst, wakes the leader
+   * with a pre-vote.
+   */
+  MsgHibernate: 64,
+} as const;
+
+/** isStoreMessageType: true for store-level message types (never given to raft). */
+export function isStoreMessageType(t: number): boolean {
+  return t >= 64 && t < 128;
+}

@@ -55,7 +55,7 @@ const confStateSchema = z.object({
   autoLeave: z.boolean(),
 });
 export const raftMessageBodySchema = z.object({
-  msgType: z.number().int().min(0).max(18),
+  msgType: z.number().int().min(0).max(127),
   to: u64,
   from: u64,
   term: u64,

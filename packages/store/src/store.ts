@@ -1,5 +1,6 @@
 import {
   MessageType,
+  newMessage,
   ProposalDroppedError,
   StateRole,
   newSeededRandom,
@@ -15,6 +16,8 @@ import {
   encode,
   keyInRegion,
   compareEndKeys,
+  isStoreMessageType,
+  StoreMessageType,
   type AdminRequest,
   type ClientRequest,
   type KvRead,
@@ -235,6 +238,14 @@ export class Store {
     if (peer.hibernating) {
       peer.hibernating = false;
       this.metrics.hibernated--;
+      if (peer.isLeader && this.config.readOnly === 'safe') {
+        // The followers were caught up and alive when the leader went quiet;
+        // without this, the first check-quorum after waking would find no
+        // recent activity and step down. Safe reads confirm leadership with
+        // a heartbeat round anyway. (With lease-based reads we accept the
+        // occasional step-down instead of trusting a lease across the nap.)
+        for (const [, pr] of peer.raw.raft.prs.progress) pr.recentActive = true;
+      }
     }
     peer.idleTicks = 0;
   }
@@ -263,40 +274,76 @@ export class Store {
   }
 
   /**
-   * maybeHibernate stops ticking a Region with nothing to do: the leader
-   * when every follower has its whole log and nothing is pending, a
-   * follower when it has been quiet while a leader is known. Any message,
-   * proposal or read wakes it; a leader's store going unreachable wakes its
+   * maybeHibernate stops ticking an idle Region (TiKV's hibernate Region).
+   * The leader decides: once nothing is pending and every peer has its
+   * whole log for hibernateAfterTicks ticks, it stops ticking (so sends no
+   * heartbeats) and tells its followers with a MsgHibernate; a follower
+   * whose log reaches the leader's last index stops ticking too, and one
+   * that is behind keeps ticking and wakes the leader with a pre-vote.
+   * Any proposal, read or non-heartbeat message wakes a peer; a leader's
+   * store that goes unreachable (or that placement reports down) wakes the
    * followers, which then elect a new leader as usual.
    */
   private maybeHibernate(p: Peer): void {
-    if (!this.config.hibernate) return;
+    if (!this.config.hibernate || !p.isLeader) return;
     if (p.proposals.length > 0 || p.reads.length > 0 || p.mailbox.length > 0) {
       p.idleTicks = 0;
       return;
     }
     const r = p.raw.raft;
-    if (p.isLeader) {
-      const last = r.raftLog.lastIndex();
-      if (r.raftLog.committed !== last || p.apply.appliedIndex !== last) {
-        p.idleTicks = 0;
-        return;
-      }
-      for (const [, pr] of r.prs.progress) {
-        if (pr.match !== last) {
-          p.idleTicks = 0;
-          return;
-        }
-      }
-    } else if (p.leaderId === 0 || r.state !== StateRole.Follower) {
+    const last = r.raftLog.lastIndex();
+    if (r.raftLog.committed !== last || p.apply.appliedIndex !== last || r.leadTransferee !== 0) {
       p.idleTicks = 0;
       return;
     }
-    if (++p.idleTicks >= this.config.hibernateAfterTicks + (p.isLeader ? this.config.electionTicks : 0)) {
-      // Followers hibernate a full election timeout after the leader would,
-      // so that the leader's last heartbeat round reaches them first.
-      p.hibernating = true;
-      this.metrics.hibernated++;
+    for (const [id, pr] of r.prs.progress) {
+      if (id !== p.peerId && pr.match !== last) {
+        p.idleTicks = 0;
+        return;
+      }
+    }
+    if (++p.idleTicks < this.config.hibernateAfterTicks) return;
+    p.hibernating = true;
+    p.hibernateNoticePending = true;
+    this.metrics.hibernated++;
+  }
+
+  /**
+   * sendHibernateNotices tells the followers the leader went quiet. It runs
+   * after the round's Ready messages are queued, so the notice follows the
+   * leader's last heartbeat instead of overtaking it.
+   */
+  private sendHibernateNotice(p: Peer): void {
+    p.hibernateNoticePending = false;
+    if (!p.hibernating || !p.isLeader) return;
+    const r = p.raw.raft;
+    const last = r.raftLog.lastIndex();
+    for (const x of p.region.peers) {
+      if (x.id === p.peerId) continue;
+      this.sendRaft(p, newMessage(StoreMessageType.MsgHibernate as unknown as MessageType, { to: x.id, from: p.peerId, term: r.term, index: last }));
+    }
+  }
+
+  /** onStoreMessage handles store-level messages (never stepped into raft). */
+  private onStoreMessage(peer: Peer, m: RaftMessage): void {
+    if ((m.message.msgType as number) !== StoreMessageType.MsgHibernate) return;
+    const r = peer.raw.raft;
+    if (peer.isLeader || peer.hibernating || m.fromPeer.id !== peer.leaderId || m.message.term !== r.term) return;
+    if (r.raftLog.lastIndex() < m.message.index) return;
+    peer.hibernating = true;
+    this.metrics.hibernated++;
+  }
+
+  /** wakeRegionsLedFrom wakes hibernated followers whose leader lives on a store that looks dead. */
+  private wakeRegionsLedFrom(storeIds: Set<number>): void {
+    if (this.metrics.hibernated === 0 || storeIds.size === 0) return;
+    for (const p of this.peers.values()) {
+      if (!p.hibernating || p.isLeader) continue;
+      const leader = p.leaderMeta();
+      if (leader && storeIds.has(leader.storeId)) {
+        this.wake(p);
+        this.dirty.add(p);
+      }
     }
   }
 
@@ -330,11 +377,20 @@ export class Store {
         return;
       }
     }
+    if (isStoreMessageType(m.message.msgType)) {
+      this.onStoreMessage(peer, m);
+      return;
+    }
     if (peer.mailbox.length >= this.config.mailboxCapacity) {
       this.metrics.messagesDropped++;
       return;
     }
-    this.wake(peer);
+    const t = m.message.msgType;
+    // A quiet leader still hears the answers to its last heartbeats; they
+    // must not wake it, or it would never stay asleep.
+    if (peer.hibernating) {
+      if (!(peer.isLeader && t === MessageType.MsgHeartbeatResponse)) this.wake(peer);
+    } else if (t !== MessageType.MsgHeartbeat && t !== MessageType.MsgHeartbeatResponse) peer.idleTicks = 0;
     peer.lastHeard.set(m.fromPeer.id, this.now());
     if (snapshotData) peer.mailbox.push({ kind: 'snapshotData', msg: m.message, fromPeer: m.fromPeer, data: snapshotData });
     else peer.mailbox.push({ kind: 'raft', msg: m.message, fromPeer: m.fromPeer });
@@ -374,12 +430,10 @@ export class Store {
 
   private onStoreUnreachable(storeId: number): void {
     for (const p of this.peers.values()) {
-      for (const x of p.region.peers) {
-        if (x.storeId !== storeId) continue;
-        if (p.isLeader) p.raw.reportUnreachable(x.id);
-        else if (x.id === p.leaderId && p.hibernating) this.wake(p);
-      }
+      if (!p.isLeader) continue;
+      for (const x of p.region.peers) if (x.storeId === storeId) p.raw.reportUnreachable(x.id);
     }
+    this.wakeRegionsLedFrom(new Set([storeId]));
   }
 
   private async onSnapshot(header: RaftMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
@@ -464,6 +518,7 @@ export class Store {
       for (const r of responses) r.cb(r.result);
       this.metrics.observeResponses(responses, this.now());
       for (const e of effects) this.afterApply(e);
+      for (const p of round) if (p.hibernateNoticePending) this.sendHibernateNotice(p);
       for (const { peer } of readies) {
         this.serveReads(peer);
         // Anything left over (more committed entries, messages) is for the next round.
@@ -951,6 +1006,14 @@ export class Store {
       });
     } catch (e) {
       this.logger.warn({ err: (e as Error).message }, 'store heartbeat failed');
+    }
+    if (this.metrics.hibernated > 0) {
+      try {
+        const stores = await this.pd.getAllStores();
+        this.wakeRegionsLedFrom(new Set(stores.filter((s) => s.state !== 'up').map((s) => s.id)));
+      } catch {
+        // placement unreachable: the transport's unreachable reports still wake Regions.
+      }
     }
   }
 

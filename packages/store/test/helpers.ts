@@ -41,7 +41,13 @@ export async function startCluster(n: number, extra: Partial<StoreOptions> = {},
   const storeOpts: StoreOptions[] = [];
   const stores: (StoreHandle | undefined)[] = [];
   for (let i = 0; i < n; i++) {
-    const o: StoreOptions = { dataDir: join(dir, `store-${i}`), listen: '127.0.0.1:0', placement: pdAddr, tickIntervalMs: 50, profile: 'demo', ...extra };
+    const debug = process.env.DEBUG_STORE
+      ? (i: number) => {
+          const f = (lvl: string) => (o: object, m?: string) => console.log(`[s${i} ${lvl}] ${m ?? ''} ${JSON.stringify(o)}`);
+          return { debug() {}, info: f('info'), warn: f('warn'), error: f('error') };
+        }
+      : undefined;
+    const o: StoreOptions = { ...(debug ? { logger: debug(i) } : {}), dataDir: join(dir, `store-${i}`), listen: '127.0.0.1:0', placement: pdAddr, tickIntervalMs: 50, profile: 'demo', ...extra };
     storeOpts.push(o);
     stores.push(await startStore(o));
   }

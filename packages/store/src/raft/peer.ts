@@ -104,6 +104,8 @@ export class Peer {
   term = 0;
   /** hibernating peers are not ticked until something wakes them. */
   hibernating = false;
+  /** hibernateNoticePending: the leader went quiet and must tell its followers at the end of the round. */
+  hibernateNoticePending = false;
   idleTicks = 0;
   ticks = 0;
   /** lastCompactProposeMs throttles CompactLog proposals. */
