@@ -167,7 +167,7 @@ export class LocalCluster {
     try {
       // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops stores before placement.
       // A --config file meant for the supervisor (FLOTILLA_CONFIG) has fields children do not accept: children get explicit flags only.
-      const env = { ...process.env, FLOTILLA_STOP_ON_STDIN_EOF: '1' };
+      const env: NodeJS.ProcessEnv = { ...process.env, FLOTILLA_STOP_ON_STDIN_EOF: '1' };
       delete env['FLOTILLA_CONFIG'];
       proc = spawn(command, argv, { stdio: ['pipe', fd, fd], detached: true, env });
     } finally {
