@@ -255,14 +255,18 @@ export class Simulation {
     };
     const checkQuorum = r() < 0.5;
     this.async = opts.async ?? r() < 0.5;
+    const maxSizePerMsg = r() < 0.3 ? 0 : 1 + Math.floor(r() * 4096);
     this.configBase = {
       electionTick: ELECTION_TICK,
       heartbeatTick: HEARTBEAT_TICK,
-      maxSizePerMsg: r() < 0.3 ? 0 : 1 + Math.floor(r() * 4096),
+      maxSizePerMsg,
       maxInflightMsgs: 1 + Math.floor(r() * 16),
       checkQuorum,
       preVote: r() < 0.5,
       readOnlyOption: 'safe',
+      maxInflightBytes: r() < 0.7 ? 0 : maxSizePerMsg + Math.floor(r() * 4096),
+      maxUncommittedEntriesSize: r() < 0.7 ? 0 : 32 + Math.floor(r() * 512),
+      maxCommittedSizePerReady: r() < 0.5 ? 1 << 20 : Math.floor(r() * 256),
     };
     const voters = Array.from({ length: initialVoters }, (_, i) => i + 1);
     for (let id = 1; id <= total; id++) {
@@ -658,6 +662,10 @@ export class Simulation {
         changes = [{ changeType: ConfChangeType.RemoveNode, nodeId: voter }];
       } else if (choice < 0.8 && learner !== undefined) {
         changes = [{ changeType: ConfChangeType.RemoveNode, nodeId: learner }];
+      } else if (choice < 0.85 && voter !== undefined && cs.voters.length > 3) {
+        // Demote a voter to learner: joint consensus with learnersNext.
+        changes = [{ changeType: ConfChangeType.AddLearnerNode, nodeId: voter }];
+        transition = r() < 0.5 ? ConfChangeTransition.Auto : ConfChangeTransition.Explicit;
       } else if (outsider !== undefined && voter !== undefined) {
         // A replacement: joint consensus.
         changes = [
