@@ -51,3 +51,23 @@ export interface StateMachine {
   approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): Uint8Array | undefined;
   close(): void;
 }
+
+/**
+ * PlacementApi is the part of PlacementClient a store uses. startStore
+ * takes any implementation, so a simulation can run placement in process.
+ */
+export type PlacementApi = Pick<
+  import('@flotilla/placement').PlacementClient,
+  | 'getStore'
+  | 'putStore'
+  | 'isBootstrapped'
+  | 'allocId'
+  | 'bootstrap'
+  | 'getRegionById'
+  | 'getAllStores'
+  | 'regionHeartbeat'
+  | 'reportBatchSplit'
+  | 'askBatchSplit'
+  | 'storeHeartbeat'
+  | 'close'
+>;

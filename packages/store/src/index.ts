@@ -12,5 +12,5 @@ export { startStore, type StoreOptions, type StoreHandle } from './start';
 export { Store, type StoreDeps, type StoreLogger } from './store';
 export { resolveConfig, PROFILES, DEMO, PRODUCTION, type StoreConfig, type ProfileName } from './config';
 export { SqliteStateMachine } from './kv/sqlite-state-machine';
-export type { StateMachine, ApplyState, RegionLocalState } from './engines';
+export type { StateMachine, ApplyState, RegionLocalState, PlacementApi } from './engines';
 export { ClientServer, CLIENT_PATH } from './server/client-server';

@@ -7,7 +7,7 @@ import { resolveConfig, type ProfileName, type StoreConfig } from './config';
 import { SqliteStateMachine } from './kv/sqlite-state-machine';
 import { ClientServer } from './server/client-server';
 import { Store, type StoreLogger } from './store';
-import type { StateMachine } from './engines';
+import type { PlacementApi, StateMachine } from './engines';
 
 export interface StoreOptions {
   dataDir: string;
@@ -24,6 +24,8 @@ export interface StoreOptions {
   logger?: StoreLogger & { child?: (b: object) => StoreLogger };
   /** transportFactory replaces the WebSocket transport (tests and simulation use LocalTransport). */
   transportFactory?: (storeId: number) => Transport;
+  /** placementClient replaces the WebSocket PlacementClient (simulation runs placement in process). */
+  placementClient?: PlacementApi;
 }
 
 export interface StoreHandle {
@@ -68,7 +70,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const listen = parseHostPort(opts.listen, '--listen');
   const raftListen = parseHostPort(opts.raftListen ?? `${listen.host}:0`, '--raft-listen');
 
-  const pd = new PlacementClient({ addresses: opts.placement.split(',').map((s) => s.trim()).filter(Boolean) });
+  const pd: PlacementApi = opts.placementClient ?? new PlacementClient({ addresses: opts.placement.split(',').map((s) => s.trim()).filter(Boolean) });
   const identPath = join(opts.dataDir, 'store.json');
   let ident: Ident | undefined;
   if (existsSync(identPath)) {
@@ -145,7 +147,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
  * As in TiKV, the Region is written locally first and then registered with
  * placement; if another store won the race, the local copy is dropped.
  */
-async function bootstrapIfNeeded(store: Store, sm: StateMachine, pd: PlacementClient, meta: StoreMeta, logger: StoreLogger): Promise<void> {
+async function bootstrapIfNeeded(store: Store, sm: StateMachine, pd: PlacementApi, meta: StoreMeta, logger: StoreLogger): Promise<void> {
   if (await pd.isBootstrapped()) return;
   const local = sm.loadRegions().filter((r) => r.local.state !== 'tombstone');
   let region = local.length === 1 && local[0]!.local.region.epoch.version === 1 ? local[0]!.local.region : undefined;

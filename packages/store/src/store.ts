@@ -27,9 +27,9 @@ import {
 } from '@flotilla/proto';
 import { LogBatch, type LogEngine } from '@flotilla/log-engine';
 import type { Transport } from '@flotilla/transport';
-import type { PlacementClient, OperatorInstruction } from '@flotilla/placement';
+import type { OperatorInstruction } from '@flotilla/placement';
 import type { StoreConfig } from './config';
-import type { ApplyState, StateMachine } from './engines';
+import type { ApplyState, PlacementApi, StateMachine } from './engines';
 import { ApplyBatch, applyEntries, type ApplyEffect } from './operation/apply';
 import { encodeCommand, err, type Callback, type CommandResult } from './operation/command';
 import { Peer, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, confStateFromRegion, type SnapshotPayload } from './raft/peer';
@@ -51,7 +51,7 @@ export interface StoreDeps {
   logEngine: LogEngine;
   sm: StateMachine;
   transport: Transport;
-  placement: PlacementClient;
+  placement: PlacementApi;
   logger?: StoreLogger;
   /** now is the wall clock in ms (injectable for tests). */
   now?: () => number;
@@ -73,7 +73,7 @@ export class Store {
   private readonly log: LogEngine;
   private readonly sm: StateMachine;
   private readonly transport: Transport;
-  private readonly pd: PlacementClient;
+  private readonly pd: PlacementApi;
   private readonly logger: StoreLogger;
   private readonly raftLogger: RaftLogger;
   private readonly now: () => number;
