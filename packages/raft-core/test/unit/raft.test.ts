@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config';
 import { encodeConfChangeEntry } from '../../src/confchange-codec';
 import { ProposalDroppedError } from '../../src/errors';
-import { Raft, StateRole } from '../../src/raft';
+import { CAMPAIGN_TRANSFER, Raft, StateRole } from '../../src/raft';
 import { ProgressState } from '../../src/tracker/progress';
 import { ConfChangeTransition, ConfChangeType, EntryType, MessageType } from '../../src/types';
 import type { Message } from '../../src/types';
@@ -83,6 +83,16 @@ describe('check-quorum and leader lease', () => {
     tickN(r2, r2.electionTimeout);
     r2.step(msg({ msgType: MessageType.MsgRequestVote, from: 3, to: 2, term: 5, index: 100, logTerm: 4 }));
     expect(r2.term).toBe(5);
+    expect(r2.vote).toBe(3);
+  });
+
+  it('a vote request from a leader transfer is granted despite the lease', () => {
+    const net = cluster(3, (c) => {
+      c.checkQuorum = true;
+    });
+    const r2 = net.raft(2);
+    r2.step(msg({ msgType: MessageType.MsgRequestVote, from: 3, to: 2, term: 2, index: 100, logTerm: 4, context: CAMPAIGN_TRANSFER }));
+    expect(r2.term).toBe(2);
     expect(r2.vote).toBe(3);
   });
 
@@ -382,6 +392,26 @@ describe('learners and membership', () => {
     expect(readMessages(c).map((m) => m.to)).toEqual([2]); // learners are not asked
     c.step(msg({ msgType: MessageType.MsgRequestVoteResponse, from: 3, to: 1, term: c.term }));
     expect(c.state).toBe(StateRole.Candidate);
+  });
+
+  it('an election in a joint configuration needs majorities of both halves', () => {
+    const r = newTestRaft(1, 10, 1, newTestMemoryStorage([1, 2, 3]));
+    r.applyConfChange({
+      transition: ConfChangeTransition.Explicit,
+      changes: [
+        { changeType: ConfChangeType.RemoveNode, nodeId: 2 },
+        { changeType: ConfChangeType.RemoveNode, nodeId: 3 },
+        { changeType: ConfChangeType.AddNode, nodeId: 4 },
+        { changeType: ConfChangeType.AddNode, nodeId: 5 },
+      ],
+    });
+    r.step(msg({ msgType: MessageType.MsgHup, from: 1, to: 1 }));
+    expect(readMessages(r).map((m) => m.to)).toEqual([2, 3, 4, 5]);
+    const grant = (from: number): void => r.step(msg({ msgType: MessageType.MsgRequestVoteResponse, from, to: 1, term: r.term }));
+    grant(2); // old config (1 2 3) has a majority, new (1 4 5) not yet
+    expect(r.state).toBe(StateRole.Candidate);
+    grant(4);
+    expect(r.state).toBe(StateRole.Leader);
   });
 
   it('only one conf change may be pending: a second becomes an empty entry', () => {
