@@ -49,6 +49,10 @@ const E_CONTEXT = 4;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
+/** LARGE_FRAME_BYTES: frames at least this big are handed over, not copied (see FrameWriter.take). */
+const LARGE_FRAME_BYTES = 256 * 1024;
+const MAX_SPARE_BUFFERS = 4;
+
 function notUint(n: number, field: string): never {
   // A negative, fractional or unsafe number here is a bug in the caller
   // (raft indexes are non-negative integers): fail loudly, never encode junk.
@@ -63,6 +67,7 @@ function notUint(n: number, field: string): never {
 export class FrameWriter {
   buf: Buffer;
   pos = 0;
+  private spare: Buffer[] = [];
   private countAt = -1;
   private count = 0;
 
@@ -93,17 +98,28 @@ export class FrameWriter {
 
   /**
    * take finishes the frame and returns it. A small frame is copied out and
-   * the scratch buffer reused; a large one (>= 256 KiB) is handed over whole
-   * and a fresh scratch allocated, which costs less than copying it.
+   * the scratch buffer reused. A large one (>= LARGE_FRAME_BYTES) is handed
+   * over whole and the scratch replaced from a small pool: copying or freshly
+   * allocating megabytes per frame (page faults, GC pressure) cost more than
+   * encoding them. Give a large frame back with `release` once the socket
+   * has written it; a frame never released is simply garbage collected.
    */
   take(): Buffer {
     this.buf.writeUInt32LE(this.count, this.countAt);
-    if (this.pos >= 256 * 1024) {
+    if (this.pos >= LARGE_FRAME_BYTES) {
       const out = this.buf.subarray(0, this.pos);
-      this.buf = Buffer.allocUnsafe(this.buf.length);
+      this.buf = this.spare.pop() ?? Buffer.allocUnsafe(this.buf.length);
       return out;
     }
     return Buffer.from(this.buf.subarray(0, this.pos));
+  }
+
+  /** release returns a large frame's buffer to the pool (no-op for small frames). */
+  release(frame: Buffer): void {
+    if (frame.length < LARGE_FRAME_BYTES || frame.byteOffset !== 0) return;
+    const whole = Buffer.from(frame.buffer, 0, frame.buffer.byteLength);
+    // Keep at most MAX_SPARE_BUFFERS, of the current scratch size (older, smaller ones are dropped).
+    if (this.spare.length < MAX_SPARE_BUFFERS && whole.length >= this.buf.length) this.spare.push(whole);
   }
 
   ensure(extra: number): void {

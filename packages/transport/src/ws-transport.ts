@@ -455,6 +455,8 @@ export class WsTransport implements Transport {
     this.counters.messagesSent += count;
     this.counters.bytesSent += frame.length;
     conn.ws.send(frame, { binary: true, compress: false }, () => {
+      // Written to the kernel (or failed): the socket no longer needs the bytes.
+      this.writer.release(frame);
       if (link.waitingForDrain && link.conn === conn && conn.ws.bufferedAmount <= this.opts.maxSocketBufferedBytes) {
         link.waitingForDrain = false;
         if (link.pending.length > 0) this.writeFrames(link);

@@ -96,6 +96,29 @@ describe('raft frame codec', () => {
     expect(() => decodeRaftFrame(frame)).toThrow(DecodeError);
   });
 
+  it('never reuses a large frame buffer before it is released', () => {
+    const w = new FrameWriter(1024);
+    const big = (seq: number) => raftMsg(1, 1, 2, seq, { msgType: MessageType.MsgApp, entries: [{ entryType: EntryType.EntryNormal, term: 1, index: seq, data: Buffer.alloc(300 * 1024, seq) }] });
+    w.begin();
+    w.write(big(1));
+    const a = w.take();
+    const aCopy = Buffer.from(a);
+    w.begin();
+    w.write(big(2));
+    const b = w.take();
+    expect(b.buffer).not.toBe(a.buffer);
+    expect(a.equals(aCopy)).toBe(true); // untouched while not released
+    w.release(a); // a's buffer becomes the scratch after the next take
+    w.begin();
+    w.write(big(3));
+    const c = w.take();
+    w.begin();
+    w.write(big(4));
+    const d = w.take();
+    expect(d.buffer).toBe(a.buffer); // recycled after release
+    expect([b, c, d].map((f) => decodeRaftFrame(f)[0]!.message.index)).toEqual([2, 3, 4]);
+  });
+
   it('encodes a heartbeat in a few dozen bytes', () => {
     const frame = encodeRaftFrame([raftMsg(1000, 1, 2, 100)]);
     expect(frame.length).toBeLessThan(40);
