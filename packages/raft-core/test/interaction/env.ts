@@ -23,6 +23,7 @@ import type {
   Entry,
   Logger,
   Message,
+  RaftState,
   Ready,
   Snapshot,
 } from './core';
@@ -60,6 +61,17 @@ interface AppliedState {
  */
 class EnvStorage extends MemoryStorage {
   current: (() => AppliedState) | undefined;
+
+  /**
+   * initialState reports the membership of the applied state (not the one
+   * in the stored snapshot), as a host persists its conf state with its
+   * applied index; `restart` relies on it.
+   */
+  override initialState(): RaftState {
+    const st = this.current?.();
+    const base = super.initialState();
+    return st === undefined || st.index === 0 ? base : { hardState: base.hardState, confState: st.confState };
+  }
 
   override snapshot(requestIndex = 0, to = 0): Snapshot {
     const st = this.current?.();
@@ -167,6 +179,8 @@ export class InteractionEnv {
         const [id, index] = a.positional();
         return this.compact(this.node(toInt(id)), toInt(index));
       }
+      case 'restart':
+        return this.restart(this.node(this.firstId(a)));
       case 'status':
         return this.handleStatus(this.node(this.firstId(a)));
       case 'raft-log':
@@ -542,6 +556,20 @@ export class InteractionEnv {
       if (done) return;
     }
     throw new HarnessError(`stabilize did not converge within ${MAX_STABILIZE_ROUNDS} rounds`);
+  }
+
+  /**
+   * restart crashes node n and brings it back from its storage: anything
+   * not yet durable (Readies queued for the append thread, messages it had
+   * not sent) is lost; `applied` is the state machine's last applied index.
+   */
+  private restart(n: EnvNode): void {
+    n.appendQueue = [];
+    const applied = n.history[n.history.length - 1]!.index;
+    n.config = { ...n.config, applied };
+    n.rawNode = new RawNode(n.config, n.storage);
+    const hs = n.storage.initialState().hardState;
+    this.write(`restarted ${n.id}: ${describeHardState(hs)} applied=${applied} last=${n.storage.lastIndex()}`);
   }
 
   // ---- compaction and inspection -------------------------------------------
