@@ -11,3 +11,4 @@
 export { run, COMMANDS, topHelp } from './cli';
 export { LocalCluster, cliCommand, httpOk, type LocalClusterOptions } from './local-cluster';
 export { readClusterFile, type ClusterFile } from './cluster-file';
+export { makeLogger } from './logger';

@@ -1,0 +1,175 @@
+// bench/cluster.ts — whole-cluster throughput and latency through the client.
+//
+//   pnpm bench:cluster [--quick] [--stores N] [--profile production|demo]
+//   (until the root script exists: npx tsx bench/cluster.ts [--quick])
+//
+// Starts placement + N stores (default 3) as real child processes with the
+// `flotilla up` machinery (LocalCluster) on free ports in a temp dir, then
+// drives them with FlotillaClient from this process:
+//   put          single-key puts, `clients` calls in flight
+//   get          single-key linearizable reads of loaded keys
+//   batch-put    batchPut of 100 keys per call, `clients` calls in flight
+//   scan         scans of 100 keys from random start keys
+// Each case runs for a fixed time after a short warm-up, across `regions`
+// Regions (pre-split with client.split). One JSON line per case on stdout
+// (flat fields, units in names); a markdown table on stderr; progress on
+// stderr. Benchmarks report; they do not fail.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FlotillaClient } from '@flotilla/client';
+import { LocalCluster, makeLogger } from '@flotilla/node';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const argOf = (name: string, fallback: string): string => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+};
+const STORES = Number(argOf('--stores', '3'));
+const PROFILE = argOf('--profile', 'production') as 'production' | 'demo';
+const CASE_MS = quick ? 2500 : 8000;
+const WARMUP_MS = quick ? 300 : 1000;
+const LOADED_KEYS = quick ? 2000 : 20_000;
+const VALUE = 'v'.repeat(100);
+
+interface Row {
+  bench: 'cluster';
+  case: string;
+  stores: number;
+  regions: number;
+  clients: number;
+  ops: number;
+  ops_per_s: number;
+  keys_per_s: number;
+  latency_ms_p50: number;
+  latency_ms_p99: number;
+  errors: number;
+}
+
+const progress = (s: string): boolean => process.stderr.write(`[bench:cluster] ${s}\n`);
+const keyOf = (i: number): string => `bench/${String(i).padStart(8, '0')}`;
+
+/** rng: xorshift32, seeded, so every run draws the same keys. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+}
+
+/** runCase keeps `clients` operations in flight for CASE_MS (after WARMUP_MS) and measures each one. */
+async function runCase(name: string, regions: number, clients: number, keysPerOp: number, op: (r: () => number) => Promise<void>): Promise<Row> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let measuring = false;
+  const start = Date.now();
+  const warmEnd = start + WARMUP_MS;
+  const end = warmEnd + CASE_MS;
+  let measuredStart = warmEnd;
+  const worker = async (w: number): Promise<void> => {
+    const r = rng(1000 + w);
+    while (Date.now() < end) {
+      const t0 = performance.now();
+      try {
+        await op(r);
+      } catch {
+        errors++;
+        continue;
+      }
+      if (!measuring && Date.now() >= warmEnd) {
+        measuring = true;
+        measuredStart = Date.now();
+      }
+      if (measuring) latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, w) => worker(w)));
+  const seconds = Math.max(0.001, (Date.now() - measuredStart) / 1000);
+  latencies.sort((a, b) => a - b);
+  const ops = latencies.length;
+  return {
+    bench: 'cluster',
+    case: name,
+    stores: STORES,
+    regions,
+    clients,
+    ops,
+    ops_per_s: Math.round(ops / seconds),
+    keys_per_s: Math.round((ops * keysPerOp) / seconds),
+    latency_ms_p50: Number(percentile(latencies, 50).toFixed(2)),
+    latency_ms_p99: Number(percentile(latencies, 99).toFixed(2)),
+    errors,
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-cluster-'));
+  const logger = makeLogger('warn', 'bench-cluster');
+  progress(`starting placement + ${STORES} stores (profile ${PROFILE}) in ${dir}`);
+  const cluster = await LocalCluster.start({ dataDir: dir, stores: STORES, profile: PROFILE, basePort: 0, logLevel: 'warn', logger });
+  const rows: Row[] = [];
+  const client = await FlotillaClient.connect({ placement: cluster.placement.address, timeoutMs: 30_000 });
+  try {
+    progress(`loading ${LOADED_KEYS} keys`);
+    for (let i = 0; i < LOADED_KEYS; i += 500) {
+      const pairs: [string, string][] = [];
+      for (let j = i; j < Math.min(LOADED_KEYS, i + 500); j++) pairs.push([keyOf(j), VALUE]);
+      await client.batchPut(pairs);
+    }
+    const regionCounts = quick ? [1] : [1, 16];
+    const clientCounts = quick ? [16] : [1, 16, 64];
+    let regions = (await client.regions()).length;
+    for (const target of regionCounts) {
+      // Pre-split evenly over the loaded keys up to `target` Regions (the production profile never splits on its own here).
+      for (let k = 1; regions < target && k < target; k++) {
+        await client.split(keyOf(Math.floor((k * LOADED_KEYS) / target))).catch(() => undefined);
+        regions = (await client.regions()).length;
+      }
+      for (const clients of clientCounts) {
+        let seq = 0;
+        const cases: [string, number, (r: () => number) => Promise<void>][] = [
+          ['put', 1, async () => client.put(keyOf(LOADED_KEYS + seq++), VALUE)],
+          ['get', 1, async (r) => void (await client.get(keyOf(Math.floor(r() * LOADED_KEYS))))],
+          [
+            'batch-put',
+            100,
+            async (r) => {
+              const base = Math.floor(r() * (LOADED_KEYS - 100));
+              await client.batchPut(Array.from({ length: 100 }, (_, j) => [keyOf(base + j), VALUE] as [string, string]));
+            },
+          ],
+          ['scan', 100, async (r) => void (await client.scan(keyOf(Math.floor(r() * LOADED_KEYS)), '', 100))],
+        ];
+        for (const [name, keysPerOp, op] of cases) {
+          progress(`${name} regions=${regions} clients=${clients} (${CASE_MS} ms)`);
+          const row = await runCase(name, regions, clients, keysPerOp, op);
+          rows.push(row);
+          process.stdout.write(JSON.stringify(row) + '\n');
+        }
+      }
+    }
+  } finally {
+    client.close();
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const header = '| case | stores | regions | clients | ops/s | keys/s | p50 ms | p99 ms | errors |';
+  const lines = rows.map((r) => `| ${r.case} | ${r.stores} | ${r.regions} | ${r.clients} | ${r.ops_per_s} | ${r.keys_per_s} | ${r.latency_ms_p50} | ${r.latency_ms_p99} | ${r.errors} |`);
+  process.stderr.write(['', header, '|---|---|---|---|---|---|---|---|---|', ...lines, ''].join('\n'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:cluster failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
