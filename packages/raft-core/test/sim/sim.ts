@@ -11,6 +11,10 @@
 //   the Ready sends `messages` at once (the leader's MsgApp may precede its own
 //   durable append, as etcd allows); persisting it writes snapshot, entries and
 //   hard state, and only then sends `persistedMessages`, applies, and advances.
+//   Half the seeds persist asynchronously instead (advanceAppendAsync, up to
+//   MAX_PENDING_READIES Readies in the writer, onPersistReady in order), and
+//   apply committed entries as soon as raft hands them out; every applied
+//   entry is checked to be durable already.
 // - A crash drops the RawNode and any taken-but-unpersisted Ready; restart
 //   builds a new RawNode over the same storage with `applied` = the durable
 //   applied index.
@@ -48,7 +52,7 @@ export interface SimOptions {
   nodes?: number;
   /** rounds of the faulty (safety) phase. */
   rounds?: number;
-  /** livenessRounds bounds the healed phase in which a new proposal must be applied everywhere. */
+  /** livenessRounds bounds the healed phase in which a new proposal must be applied by a majority of voters. */
   livenessRounds?: number;
   /** trace prints every delivered message and event (for replaying a failing seed). */
   trace?: (line: string) => void;
@@ -108,7 +112,7 @@ interface SimNode {
   /** restartAt is the round at which a crashed node comes back. */
   restartAt: number;
   lives: number;
-  /** stopped nodes were removed from the group and are shut down for good in the liveness phase. */
+  /** stopped nodes are outside the latest configuration and shut down in the liveness phase. */
   stopped: boolean;
   /** leaderTermChecked is the last term at which this node passed the leader completeness check. */
   leaderTermChecked: number;
