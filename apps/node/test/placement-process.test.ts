@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { exited, startCli, waitFor } from './helpers';
+import { createServer } from 'node:net';
+import { exited, readJson, runCli, startCli, waitFor } from './helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-placement-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,6 +27,22 @@ describe('flotilla placement', () => {
       await expect(fetch(`http://${info.address}/health`, { signal: AbortSignal.timeout(1000) })).rejects.toThrow();
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('flotilla up exits 1 with the child log when the placement port is taken, leaving nothing running', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const dataDir = join(dir, 'busy');
+      const r = await runCli(['up', '--data-dir', dataDir, '--base-port', String(port), '--stores', '1', '--log-level', 'warn'], { timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain('placement exited during startup');
+      expect(r.stderr).toContain('EADDRINUSE');
+      expect(readJson(join(dataDir, 'cluster.json'))).toBeNull();
+    } finally {
+      blocker.close();
     }
   });
 });
