@@ -470,7 +470,7 @@ export class PlacementCluster implements ClusterView {
         if (old.region.id !== info.region.id) {
           this.markDirty(old.region.id, null);
           this.statsPersistedAtMs.delete(old.region.id);
-          this.operators.cancel(old.region.id, `region ${old.region.id} replaced by region ${info.region.id}`);
+          this.operators.onRegionReplaced(old.region.id, info.region.id);
         }
       }
       this.index(info);

@@ -238,6 +238,20 @@ describe('operator safety', () => {
     expect(persisted.at(-1)).toBeNull();
   });
 
+  it('finishes a merge operator when the target Region absorbs the source, cancels other operators of replaced Regions', () => {
+    const ctl = new OperatorController({ persist: () => {} });
+    const target: Region = { ...region, id: 2 };
+    const mk = (id: number, regionId: number, steps: Operator['steps']): Operator => ({
+      id, regionId, kind: 'merge', scheduler: 'merge-checker', regionVersion: 1, steps, currentStep: 0, createdAtMs: 0, deadlineMs: 1000, description: '',
+    });
+    expect(ctl.add(mk(1, 1, [{ type: 'merge', target }]), info, () => true)).toBeNull();
+    ctl.onRegionReplaced(1, 2);
+    expect(ctl.stats.finished).toBe(1);
+    expect(ctl.add(mk(2, 1, [{ type: 'merge', target }]), info, () => true)).toBeNull();
+    ctl.onRegionReplaced(1, 3);
+    expect(ctl.stats.canceled).toBe(1);
+  });
+
   it('moves leadership away first when the peer to remove has become leader, and cancels when a step turns unsafe', () => {
     const ctl = new OperatorController({ persist: () => {} });
     const op: Operator = {

@@ -102,6 +102,19 @@ export class OperatorController {
     this.opts.onEvent?.(outcome, op, reason);
   }
 
+  /**
+   * onRegionReplaced settles the operator of a Region that another Region's
+   * report replaced: finished if it was merging into exactly that Region
+   * (the merge took effect), cancelled otherwise.
+   */
+  onRegionReplaced(regionId: number, byRegionId: number): void {
+    const op = this.byRegion.get(regionId);
+    if (!op) return;
+    const step = op.steps[op.currentStep];
+    if (step?.type === 'merge' && step.target.id === byRegionId && op.currentStep === op.steps.length - 1) this.finish(op, 'finished');
+    else this.finish(op, 'canceled', `region ${regionId} replaced by region ${byRegionId}`);
+  }
+
   /** cancel drops the Region's operator, if any (its Region split, merged or vanished). */
   cancel(regionId: number, reason: string): void {
     const op = this.byRegion.get(regionId);
