@@ -116,10 +116,9 @@ export class RaftLog {
     return this.unstable.snapshot !== undefined;
   }
 
-  private applyBounds(): [number, number] {
-    const lo = Math.max(this.applying + 1, this.firstIndex());
-    const hi = Math.min(this.committed, this.persisted) + 1;
-    return [lo, hi];
+  /** applyHi is one past the last index that may be applied: committed and locally durable. */
+  private applyHi(): number {
+    return (this.committed < this.persisted ? this.committed : this.persisted) + 1;
   }
 
   /**
@@ -129,15 +128,18 @@ export class RaftLog {
    */
   nextCommittedEnts(): Entry[] {
     if (this.hasNextOrInProgressSnapshot()) return [];
-    const [lo, hi] = this.applyBounds();
+    const hi = this.applyHi();
+    if (this.applying + 1 >= hi) return [];
+    const lo = Math.max(this.applying + 1, this.firstIndex());
     if (lo >= hi) return [];
     return this.slice(lo, hi, this.maxApplyingEntsSize);
   }
 
   hasNextCommittedEnts(): boolean {
     if (this.hasNextOrInProgressSnapshot()) return false;
-    const [lo, hi] = this.applyBounds();
-    return lo < hi;
+    const hi = this.applyHi();
+    if (this.applying + 1 >= hi) return false;
+    return Math.max(this.applying + 1, this.firstIndex()) < hi;
   }
 
   /** snapshot returns the pending unstable snapshot or the storage's snapshot. */
