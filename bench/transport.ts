@@ -213,11 +213,14 @@ function codecCase(count: number): Record<string, number | string>[] {
 
 async function parent(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  // --case heartbeat|msgapp-1k runs one case only (for profiling); --no-codec skips the codec rows.
+  const caseArg = process.argv[process.argv.indexOf('--case') + 1];
+  const cases: Payload[] = process.argv.includes('--case') ? [caseArg as Payload] : ['heartbeat', 'msgapp-1k'];
   const runs = 3;
   const counts: Record<Payload, number> = quick ? { heartbeat: 600_000, 'msgapp-1k': 250_000 } : { heartbeat: 3_000_000, 'msgapp-1k': 1_000_000 };
 
   const table: string[] = [];
-  for (const row of codecCase(quick ? 200_000 : 1_000_000)) {
+  for (const row of process.argv.includes('--no-codec') ? [] : codecCase(quick ? 200_000 : 1_000_000)) {
     console.log(JSON.stringify(row));
     table.push(`| codec ${row['codec']} | ${row['payload']} | ${row['bytes_per_msg']} B/msg | enc ${(Number(row['encode_msgs_per_s']) / 1e6).toFixed(2)} M/s | dec ${(Number(row['decode_msgs_per_s']) / 1e6).toFixed(2)} M/s | |`);
   }
@@ -233,7 +236,7 @@ async function parent(): Promise<void> {
   // Warm up the connection and the JIT.
   await runCase(receiver, cp, 'heartbeat', 50_000);
 
-  for (const payload of ['heartbeat', 'msgapp-1k'] as Payload[]) {
+  for (const payload of cases) {
     const results: RunResult[] = [];
     for (let r = 0; r < runs; r++) {
       const res = await runCase(receiver, cp, payload, counts[payload]);
