@@ -1,6 +1,6 @@
 // RawNode: the Ready contract, synchronous and asynchronous persistence.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ProposalDroppedError, StepLocalMsgError, StepPeerNotFoundError } from '../../src/errors';
+import { ConfChangeError, ConfigError, ProposalDroppedError, StepLocalMsgError, StepPeerNotFoundError } from '../../src/errors';
 import { MemoryStorage } from '../../src/memory-storage';
 import { RawNode } from '../../src/raw-node';
 import type { Ready } from '../../src/raw-node';
@@ -213,6 +213,31 @@ describe('RawNode', () => {
     drain();
     expect(rn.status().config.learners).toEqual([2]);
     expect(rn.status().progress?.get(2)?.isLearner).toBe(true);
+  });
+
+  it('invalid conf changes: undecodable proposals are dropped, impossible applies throw ConfChangeError', () => {
+    const rn = newNode(1, [1, 2, 3]);
+    rn.raft.becomeCandidate();
+    rn.raft.becomeLeader();
+    const bad = msg({ msgType: MessageType.MsgProp, from: 1, entries: [{ entryType: EntryType.EntryConfChangeV2, term: 0, index: 0, data: new Uint8Array([9, 9]) }] });
+    expect(() => rn.step(bad)).toThrow(ProposalDroppedError);
+    expect(() =>
+      rn.applyConfChange({
+        transition: 0,
+        changes: [],
+      }),
+    ).toThrow(ConfChangeError);
+    // Two voter changes without joint consensus: Auto with 2 changes enters joint instead.
+    const cs = rn.applyConfChange({
+      transition: 0,
+      changes: [
+        { changeType: ConfChangeType.AddNode, nodeId: 4 },
+        { changeType: ConfChangeType.AddNode, nodeId: 5 },
+      ],
+    });
+    expect(cs.votersOutgoing).toEqual([1, 2, 3]);
+    expect(cs.autoLeave).toBe(true);
+    expect(() => rn.applyConfChange({ changeType: ConfChangeType.AddNode, nodeId: 6 })).toThrow(/joint/);
   });
 
   it('transferLeader, readIndex and reportUnreachable route through step', () => {
