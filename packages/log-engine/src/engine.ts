@@ -477,6 +477,8 @@ export class LogEngine {
 
   private onReply(reply: WorkerReply): void {
     if (reply.type === 'ready') return;
+    // After a failure every pending request was already rejected.
+    if (this.failed !== undefined) return;
     const p = this.pending.shift();
     assert(p !== undefined && p.id === reply.id, `writer thread replied to request ${reply.id} out of order`);
     if (this.pending.length === 0) this.worker?.unref();

@@ -95,8 +95,8 @@ export class LogWriter {
     insertStaging: Database.Statement;
     clearStaging: Database.Statement;
   };
-  private readonly commitStaged: (seq: number, body: Uint8Array) => void;
-  private readonly commitFold: (seq: number, ops: readonly LogOp[]) => void;
+  private readonly commitStaged: (firstSeq: number, bodies: readonly Uint8Array[]) => void;
+  private readonly commitFold: (lastSeq: number, opsList: readonly (readonly LogOp[])[]) => void;
   private readonly purgeTxn: (maxRows: number) => number;
 
   constructor(
@@ -131,14 +131,14 @@ export class LogWriter {
     this.nextSeq = last + 1;
     this.foldedThrough = rows.length > 0 ? rows[0]![0] - 1 : last;
 
-    this.commitStaged = db.transaction((seq: number, body: Uint8Array) => {
-      this.stmt.insertStaging.run(seq, body);
+    this.commitStaged = db.transaction((firstSeq: number, bodies: readonly Uint8Array[]) => {
+      bodies.forEach((body, i) => this.stmt.insertStaging.run(firstSeq + i, body));
     });
-    this.commitFold = db.transaction((seq: number, ops: readonly LogOp[]) => {
+    this.commitFold = db.transaction((lastSeq: number, opsList: readonly (readonly LogOp[])[]) => {
       for (const s of this.staged) this.applyOps(decodeBatch(s.body));
-      this.applyOps(ops);
+      for (const ops of opsList) this.applyOps(ops);
       this.flushStates();
-      this.stmt.clearStaging.run(seq);
+      this.stmt.clearStaging.run(lastSeq);
     });
     this.purgeTxn = db.transaction((maxRows: number) => {
       // Compactions still staged count too: fold them first.
@@ -161,28 +161,47 @@ export class LogWriter {
    * caller already has them decoded (sync mode) to skip decoding on a fold.
    */
   commit(body: Uint8Array, ops?: readonly LogOp[]): CommitResult {
+    return this.commitGroup([body], ops === undefined ? undefined : [ops])[0]!;
+  }
+
+  /**
+   * commitGroup durably writes several batches, in order, in ONE transaction
+   * with one fsync (the writer thread groups the writes queued behind a
+   * slow fsync). Each keeps its own seq. If any batch is refused, nothing is
+   * written; with more than one batch the writer is then poisoned (the
+   * shadow bounds already include the earlier ones).
+   */
+  commitGroup(bodies: readonly Uint8Array[], opsList?: readonly (readonly LogOp[])[]): CommitResult[] {
     this.checkUsable();
-    const decoded = ops ?? decodeBatch(body);
-    this.validate(decoded);
-    const seq = this.nextSeq;
-    const fold = this.staged.length + 1 >= this.options.foldRows || this.stagedBytes + body.length >= this.options.foldBytes;
+    const decoded = bodies.map((b, i) => opsList?.[i] ?? decodeBatch(b));
     try {
-      if (fold) this.commitFold(seq, decoded);
-      else this.commitStaged(seq, body);
+      for (const ops of decoded) this.validate(ops);
+    } catch (err) {
+      if (bodies.length > 1) this.poisoned = err;
+      throw err;
+    }
+    const firstSeq = this.nextSeq;
+    const lastSeq = firstSeq + bodies.length - 1;
+    let bytes = 0;
+    for (const b of bodies) bytes += b.length;
+    const fold = this.staged.length + bodies.length >= this.options.foldRows || this.stagedBytes + bytes >= this.options.foldBytes;
+    try {
+      if (fold) this.commitFold(lastSeq, decoded);
+      else this.commitStaged(firstSeq, bodies);
     } catch (err) {
       this.poisoned = err;
       throw err;
     }
-    this.nextSeq = seq + 1;
+    this.nextSeq = lastSeq + 1;
     if (fold) {
       this.staged = [];
       this.stagedBytes = 0;
-      this.foldedThrough = seq;
+      this.foldedThrough = lastSeq;
     } else {
-      this.staged.push({ seq, body });
-      this.stagedBytes += body.length;
+      bodies.forEach((body, i) => this.staged.push({ seq: firstSeq + i, body }));
+      this.stagedBytes += bytes;
     }
-    return { seq, foldedThrough: this.foldedThrough };
+    return bodies.map((_, i) => ({ seq: firstSeq + i, foldedThrough: this.foldedThrough }));
   }
 
   /** foldAll replays every staged write into the tables now (recovery, close). */

@@ -1,4 +1,4 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { LogWriter } from './log-writer';
 import type { WriterOptions } from './log-writer';
 import { LOG_ENGINE_NAME, LOG_FORMAT_VERSION, LOG_SCHEMA } from './schema';
@@ -33,30 +33,70 @@ const config = (workerData as { config: WorkerConfig }).config;
 const db = openDatabase({ file: config.file, engine: LOG_ENGINE_NAME, formatVersion: LOG_FORMAT_VERSION, schema: LOG_SCHEMA, durability: config.durability });
 const writer = new LogWriter(db, config.writerOptions);
 
-port.on('message', (req: WorkerRequest) => {
-  try {
-    switch (req.type) {
-      case 'write': {
-        const r = writer.commit(req.body);
-        port.postMessage({ type: 'done', id: req.id, seq: r.seq, foldedThrough: r.foldedThrough, deleted: 0 } satisfies WorkerReply);
-        break;
+/** MAX_GROUP bounds how many queued writes one transaction takes. */
+const MAX_GROUP = 64;
+let failed: Error | undefined;
+
+function reply(r: WorkerReply): void {
+  port!.postMessage(r);
+}
+
+function fail(id: number, err: Error): void {
+  failed ??= err;
+  reply({ type: 'failed', id, name: err.name, message: err.message, stack: err.stack });
+}
+
+/**
+ * handle runs the requests that arrived together, in order. Consecutive
+ * writes go in one transaction (group commit): while one fsync runs, the
+ * poll loop queues the next rounds, and they share the next fsync.
+ */
+function handle(reqs: WorkerRequest[]): void {
+  let i = 0;
+  while (i < reqs.length) {
+    const req = reqs[i]!;
+    if (failed !== undefined) {
+      fail(req.id, failed);
+      i++;
+      continue;
+    }
+    try {
+      if (req.type === 'write') {
+        const group: { id: number; body: Uint8Array }[] = [];
+        while (i < reqs.length && group.length < MAX_GROUP) {
+          const r = reqs[i]!;
+          if (r.type !== 'write') break;
+          group.push(r);
+          i++;
+        }
+        try {
+          const results = writer.commitGroup(group.map((g) => g.body));
+          group.forEach((g, k) => reply({ type: 'done', id: g.id, seq: results[k]!.seq, foldedThrough: results[k]!.foldedThrough, deleted: 0 }));
+        } catch (err) {
+          for (const g of group) fail(g.id, err as Error);
+        }
+        continue;
       }
-      case 'purge': {
+      i++;
+      if (req.type === 'purge') {
         const r = writer.purge(req.maxRows);
-        port.postMessage({ type: 'done', id: req.id, seq: 0, foldedThrough: r.foldedThrough, deleted: r.deleted } satisfies WorkerReply);
-        break;
-      }
-      case 'close': {
+        reply({ type: 'done', id: req.id, seq: 0, foldedThrough: r.foldedThrough, deleted: r.deleted });
+      } else {
         const r = writer.foldAll();
         db.close();
-        port.postMessage({ type: 'done', id: req.id, seq: r.seq, foldedThrough: r.foldedThrough, deleted: 0 } satisfies WorkerReply);
-        port.close();
-        break;
+        reply({ type: 'done', id: req.id, seq: r.seq, foldedThrough: r.foldedThrough, deleted: 0 });
+        port!.close();
+        return;
       }
+    } catch (err) {
+      fail(req.id, err as Error);
     }
-  } catch (err) {
-    const e = err as Error;
-    port.postMessage({ type: 'failed', id: req.id, name: e.name, message: e.message, stack: e.stack } satisfies WorkerReply);
   }
+}
+
+port.on('message', (first: WorkerRequest) => {
+  const reqs = [first];
+  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) reqs.push(m.message as WorkerRequest);
+  handle(reqs);
 });
 port.postMessage({ type: 'ready' } satisfies WorkerReply);

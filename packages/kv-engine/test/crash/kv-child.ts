@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { KvEngine } from '../../src/index';
 import { modelAfter, nextBatch } from './kv-workload';
 
@@ -8,9 +9,9 @@ const start = Number(startArg);
 const model = modelAfter(start - 1);
 const engine = KvEngine.open({ path: file!, statsPersistIntervalMs: 5 });
 engine.write(nextBatch(start, model));
-process.stdout.write(`ack ${start}\n`);
+fs.writeSync(1, `ack ${start}\n`);
 for (let seq = start + 1; ; seq++) {
   engine.write(nextBatch(seq, model));
-  process.stdout.write(`ack ${seq}\n`);
+  fs.writeSync(1, `ack ${seq}\n`);
   if (seq % 50 === 0) await new Promise((r) => setImmediate(r));
 }

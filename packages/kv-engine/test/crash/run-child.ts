@@ -30,8 +30,10 @@ export async function runAndKill(script: string, args: string[], minAcks: number
     onProgress();
   });
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  // 'close' (not 'exit'): it fires once stdout is drained, so no ack still
+  // in the pipe is missed.
   const exitPromise = new Promise<void>((resolve) =>
-    child.on('exit', () => {
+    child.on('close', () => {
       exited = true;
       onProgress();
       resolve();

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { LogEngine } from '../../src/index';
 import { modelAfter, nextBatch } from './log-workload';
 
@@ -7,7 +8,7 @@ const [file, startArg, mode] = process.argv.slice(2);
 const start = Number(startArg);
 const model = modelAfter(start - 1);
 const engine = LogEngine.open({ path: file!, writer: mode === 'worker' ? 'worker' : 'sync', foldRows: 16 });
-process.stdout.write('ready\n');
+fs.writeSync(1, 'ready\n');
 
 if (mode === 'worker') {
   // Up to four writes in flight: acks arrive in order.
@@ -15,14 +16,14 @@ if (mode === 'worker') {
   for (let seq = start; ; seq++) {
     const b = nextBatch(seq, model);
     const s = seq;
-    inflight.push(engine.writeAsync(b).then(() => void process.stdout.write(`ack ${s}\n`)));
+    inflight.push(engine.writeAsync(b).then(() => void fs.writeSync(1, `ack ${s}\n`)));
     if (seq % 10 === 0) inflight.push(engine.purgeAsync(50).then(() => undefined));
-    if (inflight.length >= 4) await inflight.shift();
+    while (inflight.length >= 4) await inflight.shift();
   }
 } else {
   for (let seq = start; ; seq++) {
     engine.write(nextBatch(seq, model));
-    process.stdout.write(`ack ${seq}\n`);
+    fs.writeSync(1, `ack ${seq}\n`);
     if (seq % 10 === 0) engine.purge(50);
     // Yield now and then so the parent's kill lands at varied points.
     if (seq % 50 === 0) await new Promise((r) => setImmediate(r));
