@@ -118,7 +118,14 @@ export class PlacementCluster implements ClusterView {
     this.storeDisconnectMs = Math.min(opts.storeDisconnectMs ?? 20_000, this.maxStoreDownTimeMs);
     this.maxDirtyRegions = opts.maxDirtyRegions ?? 4096;
     this.statsPersistIntervalMs = opts.statsPersistIntervalMs ?? 10_000;
-    if (opts.maxReplicas !== undefined) assert(Number.isInteger(opts.maxReplicas) && opts.maxReplicas >= 1 && opts.maxReplicas <= 15, `maxReplicas ${opts.maxReplicas}`);
+    // Configuration errors are reported before the database is opened (and locked).
+    if (opts.maxReplicas !== undefined && !(Number.isInteger(opts.maxReplicas) && opts.maxReplicas >= 1 && opts.maxReplicas <= 15)) {
+      throw new Error(`maxReplicas: ${opts.maxReplicas} is not an integer from 1 to 15`);
+    }
+    for (const [name, v] of [['maxStoreDownTimeMs', this.maxStoreDownTimeMs], ['storeDisconnectMs', this.storeDisconnectMs], ['maxDirtyRegions', this.maxDirtyRegions]] as const) {
+      if (!(Number.isSafeInteger(v) && v > 0)) throw new Error(`${name}: ${v} is not a positive integer`);
+    }
+    if (!(Number.isSafeInteger(this.statsPersistIntervalMs) && this.statsPersistIntervalMs >= 0)) throw new Error(`statsPersistIntervalMs: ${this.statsPersistIntervalMs} is not a non-negative integer`);
     const { storage, state } = PlacementStorage.open(opts.dataDir, { clusterId: randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
     this.storage = storage;
     this.clusterId = state.meta.clusterId;
@@ -135,7 +142,10 @@ export class PlacementCluster implements ClusterView {
       // Liveness is not persisted: a store is given a fresh grace period after a placement restart.
       this.stores.set(s.id, { meta: { id: rest.id, address: rest.address, ...(rest.labels ? { labels: rest.labels } : {}) }, tombstone, lastHeartbeatMs: now, ...(rest.stats ? { stats: rest.stats } : {}) });
     }
-    this.tree.load(state.regions);
+    for (const lost of this.tree.load(state.regions)) {
+      this.logger.warn({ regionId: lost.region.id }, 'persisted region overlaps a newer one; dropped');
+      this.dirtyRegions.set(lost.region.id, null);
+    }
     this.tree.checkInvariants();
     for (let i = 0; i < this.tree.size; i++) this.index(this.tree.at(i)!);
     this.operators = new OperatorController({

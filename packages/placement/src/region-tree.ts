@@ -201,9 +201,11 @@ export class RegionTree {
   /**
    * load fills an empty tree from persisted Regions in O(n log n). Regions
    * that overlap (only possible if the persisted batch was cut by a crash
-   * between related writes) are resolved by the normal update rule.
+   * between related writes) are resolved by the normal update rule; the
+   * Regions that lose are returned so the caller can delete them.
    */
-  load(infos: RegionInfo[]): void {
+  load(infos: RegionInfo[]): RegionInfo[] {
+    const dropped: RegionInfo[] = [];
     assert(this.sorted.length === 0, 'load into a non-empty tree');
     const ordered = infos.slice().sort((a, b) => compareBytes(a.region.startKey, b.region.startKey));
     for (const info of ordered) {
@@ -214,9 +216,12 @@ export class RegionTree {
         this.sorted.push(slot);
         this.byId.set(info.region.id, slot);
       } else {
-        this.update(info);
+        const r = this.update(info);
+        if (r.kind === 'stale') dropped.push(info);
+        else if (r.kind === 'meta') dropped.push(...r.removed.filter((x) => x.region.id !== info.region.id));
       }
     }
+    return dropped;
   }
 
   /** remove drops a Region by ID (returns it, if it was there). */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import type { Region } from '@flotilla/proto';
+import { encode, type Region } from '@flotilla/proto';
 import { PlacementCluster } from '../src/cluster';
 import { PlacementClient, PlacementStorageError } from '../src';
 import { DB_FILE_NAME } from '../src/storage';
@@ -85,6 +85,32 @@ describe('persistence across restarts (in process)', () => {
     const resp = b.dispatch('regionHeartbeat', { region, leader: region.peers[0], approximateSizeBytes: 1, approximateKeys: 1 }) as { operator?: { operatorId: number } };
     expect(resp.operator?.operatorId).toBe(op.id);
     b.close();
+  });
+
+  it('resolves overlapping persisted Regions by the normal rule and deletes the loser', () => {
+    const dir = tempDir();
+    const a = new PlacementCluster({ dataDir: dir });
+    const [storeId, regionId, peerId] = a.allocId(3) as [number, number, number];
+    a.dispatch('bootstrap', { store: { id: storeId, address: 'h1:1' }, region: firstRegion(regionId, peerId, storeId) });
+    a.close();
+    // A stale Region row covering part of the key space, as a cut batch could leave behind.
+    const db = new Database(join(dir, DB_FILE_NAME));
+    const stale: Region = { id: 500, startKey: Buffer.from('a'), endKey: Buffer.from('c'), epoch: { version: 0, confVer: 1 }, peers: [{ id: 501, storeId, role: 'voter' }] };
+    db.prepare('INSERT INTO regions (id, meta, leader_peer_id, size_bytes, keys) VALUES (?, ?, NULL, 0, 0)').run(500, encode(stale));
+    db.close();
+    const b = new PlacementCluster({ dataDir: dir });
+    expect(b.tree.all().map((r) => r.region.id)).toEqual([regionId]);
+    b.close();
+    const check = new Database(join(dir, DB_FILE_NAME));
+    expect((check.prepare('SELECT COUNT(*) AS n FROM regions').get() as { n: number }).n).toBe(1);
+    check.close();
+  });
+
+  it('rejects a bad configuration before touching the database', () => {
+    const dir = tempDir();
+    expect(() => new PlacementCluster({ dataDir: dir, maxReplicas: 0 })).toThrow(/maxReplicas: 0/);
+    expect(() => new PlacementCluster({ dataDir: dir, maxStoreDownTimeMs: -5 })).toThrow(/maxStoreDownTimeMs/);
+    new PlacementCluster({ dataDir: dir }).close(); // not left locked
   });
 
   it('refuses a file that is not a database, naming the path', () => {
