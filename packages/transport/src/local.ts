@@ -12,6 +12,7 @@
 //    delay, setTimeout for delays in ms), for ordinary async tests.
 
 import type { RaftMessage } from '@flotilla/proto';
+import { decodeRaftFrame, encodeRaftFrame } from './codec';
 import {
   emptyStats,
   TransportError,
@@ -48,6 +49,12 @@ export interface LocalNetworkOptions {
   maxQueuedMessages?: number;
   /** traceLimit: keep the last N delivery events for inspection (default 0 = no trace). */
   traceLimit?: number;
+  /**
+   * useCodec: pass every batch through the real wire codec (default true),
+   * so the receiver never shares objects with the sender (as over a real
+   * wire) and a field the codec would lose or refuse shows up in tests.
+   */
+  useCodec?: boolean;
 }
 
 /** TraceEvent records one delivered message (or a drop, with `dropped`). */
@@ -103,6 +110,7 @@ export class LocalNetwork {
   private readonly maxInFlight: number;
   readonly maxQueuedMessages: number;
   private readonly traceLimit: number;
+  private readonly useCodec: boolean;
   private traceEvents: TraceEvent[] = [];
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -115,6 +123,7 @@ export class LocalNetwork {
     this.maxInFlight = options.maxInFlightMessages ?? 1_000_000;
     this.maxQueuedMessages = options.maxQueuedMessages ?? 100_000;
     this.traceLimit = options.traceLimit ?? 0;
+    this.useCodec = options.useCodec ?? true;
   }
 
   /**
@@ -242,8 +251,10 @@ export class LocalNetwork {
   }
 
   /** route is called by a transport's flush with one destination's batch. */
-  route(from: LocalTransport, to: number, msgs: RaftMessage[]): void {
+  route(from: LocalTransport, to: number, sent: RaftMessage[]): void {
     const now = this.now();
+    // Encoding happens at flush, as on the wire: a message the codec refuses throws here.
+    const msgs = this.useCodec ? decodeRaftFrame(encodeRaftFrame(sent)) : sent;
     const target = this.transports.get(to);
     if (!target || !target.running) {
       for (const m of msgs) this.recordMsg(now, from.storeId, to, m, 'unreachable');
@@ -284,7 +295,9 @@ export class LocalNetwork {
         last = at;
       }
       add(at, m);
-      if (f.duplicateProbability > 0 && this.random() < f.duplicateProbability) add(at + this.drawDelay(), m);
+      if (f.duplicateProbability > 0 && this.random() < f.duplicateProbability) {
+        add(at + this.drawDelay(), this.useCodec ? decodeRaftFrame(encodeRaftFrame([m]))[0]! : m);
+      }
     }
     this.lastAt.set(key, last);
     const times = [...batches.keys()].sort((a, b) => a - b);

@@ -56,6 +56,26 @@ describe('LocalNetwork', () => {
     net.close();
   });
 
+  it('passes messages through the wire codec: the receiver never shares the sender objects', async () => {
+    const net = new LocalNetwork({ mode: 'manual' });
+    const a = net.transport(1);
+    const b = net.transport(2);
+    await a.start();
+    await b.start();
+    const got: unknown[] = [];
+    b.onMessages((msgs) => got.push(...msgs));
+    const sent = raftMsg(4, 1, 2, 77);
+    a.send(2, sent);
+    a.flush();
+    net.deliver(0);
+    expect(got).toHaveLength(1);
+    expect(got[0]).not.toBe(sent);
+    expect(got[0]).toMatchObject({ regionId: 4, message: { index: 77 } });
+    // A message the codec refuses fails at flush, as it would on a real connection.
+    a.send(2, raftMsg(4, 1, 2, -1));
+    expect(() => a.flush()).toThrow(TypeError);
+  });
+
   it('makes faults reproducible from the seed', async () => {
     const t1 = await runTrace({ seed: 42, faults: faulty });
     const t2 = await runTrace({ seed: 42, faults: faulty });
