@@ -49,6 +49,12 @@ export interface StateMachine {
   applyState(regionId: number): ApplyState | undefined;
   approximateStats(startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number };
   approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): Uint8Array | undefined;
+  /**
+   * sync makes every write so far durable. Apply writes need not fsync
+   * (the raft log replays them after a crash); sync runs before the log
+   * is compacted past them.
+   */
+  sync(): void;
   close(): void;
 }
 

@@ -87,6 +87,9 @@ export class Store {
   private readCtxSeq = 0;
   /** pendingLogOps are log-engine changes produced by applies (compaction, new Regions) for the next write. */
   private pendingLog = new LogBatch();
+  /** deferredLog holds commit-only hard-state changes waiting for the next durable write. */
+  private deferredLog: LogBatch[] = [];
+  private kvSyncNeeded = false;
   private tombstones = new Set<number>();
 
   constructor(deps: StoreDeps) {
@@ -155,6 +158,10 @@ export class Store {
   }
 
   private flushPendingLog(): void {
+    if (this.kvSyncNeeded) {
+      this.sm.sync();
+      this.kvSyncNeeded = false;
+    }
     const b = this.pendingLog;
     this.pendingLog = new LogBatch();
     this.log.write(b);
@@ -219,6 +226,12 @@ export class Store {
     if (this.tickTimer) clearInterval(this.tickTimer);
     for (const t of this.timers) clearInterval(t);
     for (const p of this.peers.values()) this.failPending(p, err.unavailable('store is shutting down'));
+    const last = new LogBatch();
+    for (const d of [...this.deferredLog, this.pendingLog]) last.ops.push(...d.ops);
+    if (last.ops.length > 0) {
+      if (this.kvSyncNeeded) this.sm.sync();
+      this.log.write(last);
+    }
   }
 
   // ---------------------------------------------------------------- peers
@@ -471,6 +484,16 @@ export class Store {
 
       const logBatch = this.pendingLog;
       this.pendingLog = new LogBatch();
+      for (const d of this.deferredLog) logBatch.ops.push(...d.ops);
+      this.deferredLog = [];
+      // Invariant: the raft log is never purged past what the KV engine has
+      // durably applied. Applies are written without fsync, so a round that
+      // carries log compactions makes the KV engine durable first.
+      if (this.kvSyncNeeded) {
+        this.sm.sync();
+        this.kvSyncNeeded = false;
+        this.metrics.kvSyncs++;
+      }
       const readies: { peer: Peer; rd: Ready }[] = [];
       for (const peer of round) {
         this.drainMailbox(peer);
@@ -480,11 +503,18 @@ export class Store {
         this.handleReadyBeforePersist(peer, rd, logBatch);
         readies.push({ peer, rd });
       }
+      // A round whose only change is commit indexes need not fsync (etcd's
+      // mustSync): the commit index is recomputed after a crash. Such a
+      // batch rides along with the next write that must be durable.
       if (!logBatch.isEmpty) {
-        const t0 = this.now();
-        this.log.write(logBatch);
-        this.metrics.logWrites++;
-        this.metrics.observeWrite(this.now() - t0);
+        if (readies.some((r) => r.rd.mustSync) || logBatch.approximateBytes > 1024 * 1024) {
+          const t0 = this.now();
+          this.log.write(logBatch);
+          this.metrics.logWrites++;
+          this.metrics.observeWrite(this.now() - t0);
+        } else {
+          this.deferredLog.push(logBatch);
+        }
       }
       const apply = new ApplyBatch(this.sm);
       const effects: ApplyEffect[] = [];
@@ -688,6 +718,7 @@ export class Store {
     switch (e.type) {
       case 'compact':
         this.pendingLog.compact(e.peer.regionId, e.index, e.term);
+        this.kvSyncNeeded = true;
         break;
       case 'confChange': {
         const p = e.peer;
