@@ -1,5 +1,4 @@
 import { ClientError } from '@flotilla/client';
-import { PlacementError } from '@flotilla/placement';
 import { UsageError, helpText, parse } from './args';
 import { EXIT, type Command, type Io } from './command';
 import { demoSplitCommand } from './commands/demo';
@@ -104,11 +103,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.stderr.write(`${name}: ${err.message}\n`);
       return EXIT.usage;
     }
-    if (err instanceof ClientError || err instanceof PlacementError || err instanceof TargetError) {
-      io.stderr.write(`${name}: ${err.message}\n`);
+    // PlacementError is matched by name: importing its class would load the placement server code into every command.
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (e instanceof ClientError || e instanceof TargetError || e.name.startsWith('PlacementError')) {
+      io.stderr.write(`${name}: ${e.message}\n`);
       return EXIT.failure;
     }
-    const e = err as Error;
     io.stderr.write(`${name}: ${e.message}\n${io.env['FLOTILLA_DEBUG'] === '1' ? `${e.stack ?? ''}\n` : ''}`);
     return EXIT.failure;
   }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
-import { PlacementClient } from '@flotilla/placement';
+import type { PlacementClient } from '@flotilla/placement';
 import { boolFlag, hostPortListFlag, intFlag, pathFlag, type FlagSpec } from './args';
 import { clusterFilePath, readClusterFile } from './cluster-file';
 import type { CommandContext } from './command';
@@ -31,8 +31,10 @@ export async function connectClient(ctx: CommandContext): Promise<FlotillaClient
   return FlotillaClient.connect({ placement: resolvePlacement(ctx), timeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger });
 }
 
-export function placementClient(ctx: CommandContext): { client: PlacementClient; address: string } {
+/** placementClient connects to placement directly (stores table); the package is loaded on demand. */
+export async function placementClient(ctx: CommandContext): Promise<{ client: PlacementClient; address: string }> {
   const address = resolvePlacement(ctx);
+  const { PlacementClient } = await import('@flotilla/placement');
   const addresses = address.split(',').map((a) => a.trim());
   return { client: new PlacementClient({ addresses, requestTimeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger }), address: addresses[0]! };
 }

@@ -9,7 +9,7 @@ import {
   type RegionError,
   type CasResult,
 } from '@flotilla/proto';
-import { PlacementClient, type RegionWithLeader } from '@flotilla/placement';
+import type { RegionWithLeader } from '@flotilla/placement';
 import { ConnectionPool, type ClientRequestBody } from './connection';
 import { ClientError, ConnectionError } from './errors';
 import { silentLogger, type ClientLogger } from './logger';
@@ -110,6 +110,8 @@ export class FlotillaClient {
     if (!routes) {
       const addresses = (opts.placement ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
       if (addresses.length === 0) throw new ClientError('InvalidArgument', 'placement: expected host:port[,host:port]');
+      // Loaded on demand: the placement package also holds the server (SQLite), which a client never needs in memory.
+      const { PlacementClient } = await import('@flotilla/placement');
       routes = new PlacementClient({ addresses, requestTimeoutMs: Math.min(opts.timeoutMs ?? 10_000, 5000) });
     }
     const client = new FlotillaClient(routes, owns, opts);

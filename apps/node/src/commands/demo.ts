@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
-import { PlacementClient } from '@flotilla/placement';
 import { compareKeys } from '@flotilla/proto';
 import { intFlag, type CommandSpec } from '../args';
 import { EXIT, type Command, type CommandContext } from '../command';
@@ -99,6 +98,7 @@ async function runSplitDemo(ctx: CommandContext): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   const client = await FlotillaClient.connect({ placement, timeoutMs: 30_000, logger: ctx.logger });
+  const { PlacementClient } = await import('@flotilla/placement');
   const pc = new PlacementClient({ addresses: [placement], logger: ctx.logger });
   let regions = 0;
   const pollRegions = async (): Promise<number> => {

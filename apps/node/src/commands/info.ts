@@ -81,7 +81,7 @@ const storesSpec: CommandSpec = {
 export const storesCommand: Command = {
   spec: storesSpec,
   async run(ctx: CommandContext) {
-    const { client } = placementClient(ctx);
+    const { client } = await placementClient(ctx);
     try {
       const stores = (await client.getAllStores()).sort((a, b) => a.id - b.id);
       if (ctx.parsed.values['json'] === true) {

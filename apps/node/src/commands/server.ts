@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import { startPlacementServer } from '@flotilla/placement';
 import { enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, textFlag, type CommandSpec } from '../args';
 import { EXIT, waitForShutdown, type Command } from '../command';
 
@@ -26,6 +25,7 @@ export const placementCommand: Command = {
   spec: placementSpec,
   async run(ctx) {
     const dataDir = resolve(required<string>(ctx.parsed, placementSpec, 'data-dir'));
+    const { startPlacementServer } = await import('@flotilla/placement');
     const server = await startPlacementServer({
       dataDir,
       listen: ctx.parsed.values['listen'] as string,
