@@ -1,6 +1,9 @@
 // cli: run the raft simulation over a range of seeds from the command line.
 //
 //   pnpm sim:raft --seeds N [--start S] [--nodes K] [--rounds R] [--async on|off] [--trace]
+//                 [--inject lose-hardstate|ack-before-persist]
+//
+// --inject runs a deliberately broken host, to see the checkers fire.
 //
 // Exits 0 only when every seed passes; prints progress and a summary. With
 // --trace (meant for one seed) every event and delivered message is printed.
@@ -12,6 +15,7 @@ interface CliArgs {
   nodes?: number;
   rounds?: number;
   async?: boolean;
+  inject?: 'lose-hardstate' | 'ack-before-persist';
   trace: boolean;
 }
 
@@ -29,13 +33,19 @@ function parse(argv: string[]): CliArgs {
     else if (a === '--nodes') out.nodes = num();
     else if (a === '--rounds') out.rounds = num();
     else if (a === '--trace') out.trace = true;
-    else if (a === '--async') {
+    else if (a === '--inject') {
+      const v = argv[++i];
+      if (v !== 'lose-hardstate' && v !== 'ack-before-persist') throw new Error('--inject needs lose-hardstate or ack-before-persist');
+      out.inject = v;
+    } else if (a === '--async') {
       const v = argv[++i];
       if (v !== 'on' && v !== 'off') throw new Error('--async needs on or off');
       out.async = v === 'on';
     }
     else if (a === '--help' || a === '-h') {
-      console.log('usage: pnpm sim:raft --seeds N [--start S] [--nodes K] [--rounds R] [--async on|off] [--trace]');
+      console.log(
+        'usage: pnpm sim:raft --seeds N [--start S] [--nodes K] [--rounds R] [--async on|off] [--trace] [--inject lose-hardstate|ack-before-persist]',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -63,14 +73,14 @@ function main(): number {
   let transfers = 0;
   const end = args.start + args.seeds;
   for (let seed = args.start; seed < end; seed++) {
+    const opts = {
+      ...(args.nodes !== undefined ? { nodes: args.nodes } : {}),
+      ...(args.rounds !== undefined ? { rounds: args.rounds } : {}),
+      ...(args.async !== undefined ? { async: args.async } : {}),
+      ...(args.inject !== undefined ? { inject: args.inject } : {}),
+    };
     try {
-      const r = runSeed({
-        seed,
-        ...(args.nodes !== undefined ? { nodes: args.nodes } : {}),
-        ...(args.rounds !== undefined ? { rounds: args.rounds } : {}),
-        ...(args.async !== undefined ? { async: args.async } : {}),
-        ...(args.trace ? { trace: (l: string) => console.log(l) } : {}),
-      });
+      const r = runSeed({ seed, ...opts, ...(args.trace ? { trace: (l: string) => console.log(l) } : {}) });
       passed++;
       committed += r.committed;
       elections += r.elections;
@@ -82,7 +92,7 @@ function main(): number {
     } catch (err) {
       failed.push(seed);
       const msg = err instanceof SimViolation ? err.message : `seed ${seed}: ${(err as Error).stack ?? String(err)}`;
-      console.error(`FAIL ${msg}\n  replay: ${replayCommand(seed, args.nodes)}`);
+      console.error(`FAIL ${msg}\n  replay: ${replayCommand(seed, opts)}`);
     }
     const done = seed - args.start + 1;
     if (done % 100 === 0 || seed === end - 1) {

@@ -913,6 +913,11 @@ export function runSeed(opts: SimOptions): SimResult {
 }
 
 /** replayCommand is what a failing seed prints so that a human can rerun it with a trace. */
-export function replayCommand(seed: number, nodes?: number): string {
-  return `pnpm sim:raft --seeds 1 --start ${seed}${nodes !== undefined ? ` --nodes ${nodes}` : ''} --trace`;
+export function replayCommand(seed: number, opts: Omit<SimOptions, 'seed' | 'trace'> = {}): string {
+  let cmd = `pnpm sim:raft --seeds 1 --start ${seed}`;
+  if (opts.nodes !== undefined) cmd += ` --nodes ${opts.nodes}`;
+  if (opts.rounds !== undefined) cmd += ` --rounds ${opts.rounds}`;
+  if (opts.async !== undefined) cmd += ` --async ${opts.async ? 'on' : 'off'}`;
+  if (opts.inject !== undefined) cmd += ` --inject ${opts.inject}`;
+  return `${cmd} --trace`;
 }
