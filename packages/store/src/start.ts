@@ -24,6 +24,12 @@ export interface StoreOptions {
   logger?: StoreLogger & { child?: (b: object) => StoreLogger };
   /** transportFactory replaces the WebSocket transport (tests and simulation use LocalTransport). */
   transportFactory?: (storeId: number) => Transport;
+  /**
+   * preSplitKeys: when this store bootstraps a new cluster, Region 1 is
+   * split at these keys right away (TiKV's pre-split), so a bulk load
+   * starts spread over many Regions.
+   */
+  preSplitKeys?: Uint8Array[];
   /** placementClient replaces the WebSocket PlacementClient (simulation runs placement in process). */
   placementClient?: PlacementApi;
 }
@@ -118,10 +124,11 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const raftAddress = transport instanceof WsTransport ? transport.address : `local:${storeId}`;
   const meta: StoreMeta = { id: storeId, address, labels: { raftAddress } };
   store = new Store({ storeId, config, logEngine: log, sm, transport, placement: pd, logger });
-  await bootstrapIfNeeded(store, sm, pd, meta, logger);
+  const bootstrapped = await bootstrapIfNeeded(store, sm, pd, meta, logger);
   await pd.putStore(meta);
   store.recover();
   store.start();
+  if (bootstrapped && opts.preSplitKeys && opts.preSplitKeys.length > 0) await store.preSplit(opts.preSplitKeys);
   logger.info({ storeId, address, raftAddress, regions: store.peers.size }, 'store started');
 
   let closing: Promise<void> | undefined;
@@ -147,11 +154,11 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
  * As in TiKV, the Region is written locally first and then registered with
  * placement; if another store won the race, the local copy is dropped.
  */
-async function bootstrapIfNeeded(store: Store, sm: StateMachine, pd: PlacementApi, meta: StoreMeta, logger: StoreLogger): Promise<void> {
-  if (await pd.isBootstrapped()) return;
+async function bootstrapIfNeeded(store: Store, sm: StateMachine, pd: PlacementApi, meta: StoreMeta, logger: StoreLogger): Promise<boolean> {
+  if (await pd.isBootstrapped()) return false;
   const local = sm.loadRegions().filter((r) => r.local.state !== 'tombstone');
   let region = local.length === 1 && local[0]!.local.region.epoch.version === 1 ? local[0]!.local.region : undefined;
-  if (local.length > 0 && !region) return; // this store already has data: not a fresh bootstrap
+  if (local.length > 0 && !region) return false; // this store already has data: not a fresh bootstrap
   if (!region) {
     const [regionId, peerId] = await pd.allocId(2);
     region = Store.bootstrapRegion(meta.id, regionId!, peerId!);
@@ -160,6 +167,7 @@ async function bootstrapIfNeeded(store: Store, sm: StateMachine, pd: PlacementAp
   try {
     await pd.bootstrap(meta, region);
     logger.info({ regionId: region.id }, 'bootstrapped the cluster');
+    return true;
   } catch (e) {
     if (e instanceof PlacementError && e.code === 'AlreadyBootstrapped') {
       const known = await pd.getRegionById(region.id);
@@ -168,7 +176,7 @@ async function bootstrapIfNeeded(store: Store, sm: StateMachine, pd: PlacementAp
         logger.info({}, 'another store bootstrapped the cluster; dropping local bootstrap region');
         store.removeInitialRegion(region.id);
       }
-      return;
+      return false;
     }
     throw e;
   }

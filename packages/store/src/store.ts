@@ -961,6 +961,30 @@ export class Store {
     this.propose(peer, encodeCommand({ header: { regionId: region.id, regionEpoch: region.epoch }, writes: [], admin }), cb);
   }
 
+  /**
+   * preSplit splits the bootstrap Region at the given keys, at most 64 per
+   * BatchSplit, right to left so the leader keeps the remainder. Each round
+   * recomputes what is left from the Region's current range, so a split
+   * that applied despite a lost answer is never repeated.
+   */
+  async preSplit(keys: Uint8Array[], timeoutMs = 60_000): Promise<void> {
+    const sorted = [...keys].sort(compareKeys).filter((k, i, a) => k.length > 0 && (i === 0 || compareKeys(a[i - 1]!, k) !== 0));
+    const deadline = this.now() + timeoutMs;
+    const first = [...this.peers.values()].find((p) => p.region.startKey.length === 0);
+    if (!first) return;
+    while (this.now() < deadline && !this.closed) {
+      const end = first.region.endKey;
+      const todo = sorted.filter((k) => compareKeys(k, first.region.startKey) > 0 && (end.length === 0 || compareKeys(k, end) < 0));
+      if (todo.length === 0) return;
+      if (first.isLeader) {
+        await new Promise<void>((resolve) => void this.startSplit(first, todo.slice(-64), () => resolve()));
+      } else {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    this.logger.warn({ remaining: sorted.length }, 'pre-split did not finish in time');
+  }
+
   // ---------------------------------------------------------------- background work
 
   private splitCheck(): void {

@@ -101,6 +101,16 @@ describe('store admin: splits and membership', () => {
     client.close();
   }, 90_000);
 
+  it('pre-splits the bootstrap Region at the configured keys', async () => {
+    net = new LocalNetwork({ seed: 5 });
+    const nn = net;
+    cluster = await startCluster(3, { transportFactory: (id) => nn.transport(id), preSplitKeys: ['d', 'b', 'c', 'b'].map(utf8) });
+    const c = cluster;
+    await waitFor('four Regions on every store', () => c.stores.every((s) => s!.store.peers.size === 4), 30_000);
+    const starts = [...c.stores[0]!.store.peers.values()].map((p) => fromUtf8(p.region.startKey)).sort();
+    expect(starts).toEqual(['', 'b', 'c', 'd']);
+  }, 60_000);
+
   it('rejects bad client input with typed errors and keeps serving', async () => {
     const { c, id } = await setup(1, 1);
     const { handle, peer } = await leaderOf(c, id);
