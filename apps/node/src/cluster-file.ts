@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -6,13 +6,16 @@ import { z } from 'zod';
  * ClusterFile is `<data-dir>/cluster.json`, written by `flotilla up` (and the
  * demo) once every process is healthy, so ctl commands and a second `up`
  * can find the running cluster: its endpoints, the ports to resume on, and
- * the pid of the supervising process.
+ * the pid of the supervising process. A clean stop keeps the file with
+ * `stoppedAt` set, so the next `up --base-port 0` resumes on the same ports
+ * and ctl commands can say the cluster is stopped instead of timing out.
  */
 export const clusterFileSchema = z.object({
   version: z.literal(1),
   pid: z.number().int().positive(),
   profile: z.enum(['demo', 'production']),
   startedAt: z.string(),
+  stoppedAt: z.string().optional(),
   placement: z.object({ address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() }),
   stores: z.array(z.object({ index: z.number().int().positive(), address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() })),
 });
@@ -42,10 +45,11 @@ export function writeClusterFile(dataDir: string, file: ClusterFile): void {
   renameSync(path + '.tmp', path);
 }
 
-export function removeClusterFile(dataDir: string, pid: number): void {
+/** markClusterStopped records a clean stop in the file written by supervisor pid (a file of another supervisor is left alone). */
+export function markClusterStopped(dataDir: string, pid: number): void {
   try {
     const f = readClusterFile(dataDir);
-    if (f && f.pid === pid) rmSync(clusterFilePath(dataDir), { force: true });
+    if (f && f.pid === pid) writeClusterFile(dataDir, { ...f, stoppedAt: new Date().toISOString() });
   } catch {
     // A malformed file is left for the operator to look at.
   }

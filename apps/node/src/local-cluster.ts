@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
-import { processAlive, readClusterFile, removeClusterFile, writeClusterFile, type ClusterFile } from './cluster-file';
+import { markClusterStopped, processAlive, readClusterFile, writeClusterFile, type ClusterFile } from './cluster-file';
 
 export type Profile = 'demo' | 'production';
 
@@ -111,7 +111,7 @@ export class LocalCluster {
     const host = opts.host ?? '127.0.0.1';
     const dataDir = resolve(opts.dataDir);
     const existing = readClusterFile(dataDir);
-    if (existing && existing.pid !== process.pid && processAlive(existing.pid)) {
+    if (existing && !existing.stoppedAt && existing.pid !== process.pid && processAlive(existing.pid)) {
       throw new Error(`a cluster is already running in ${dataDir} (supervised by pid ${existing.pid}, placement ${existing.placement.address}); stop it first (Ctrl-C in its terminal, or kill ${existing.pid})`);
     }
     mkdirSync(join(dataDir, 'logs'), { recursive: true });
@@ -219,7 +219,7 @@ export class LocalCluster {
     return (this.stopping ??= (async () => {
       await Promise.all(this.stores.map((p) => this.stopChild(p)));
       if (this.processes[0]) await this.stopChild(this.placement);
-      removeClusterFile(this.opts.dataDir, process.pid);
+      markClusterStopped(this.opts.dataDir, process.pid);
     })());
   }
 
@@ -243,6 +243,6 @@ export class LocalCluster {
 export async function runningCluster(dataDir: string): Promise<ClusterFile | null> {
   if (!existsSync(dataDir)) return null;
   const f = readClusterFile(dataDir);
-  if (!f || !processAlive(f.pid)) return null;
+  if (!f || f.stoppedAt || !processAlive(f.pid)) return null;
   return (await httpOk(`http://${f.placement.address}/health`)) ? f : null;
 }

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
 import type { PlacementClient } from '@flotilla/placement';
 import { boolFlag, hostPortListFlag, intFlag, pathFlag, type FlagSpec } from './args';
-import { clusterFilePath, readClusterFile } from './cluster-file';
+import { clusterFilePath, processAlive, readClusterFile } from './cluster-file';
 import type { CommandContext } from './command';
 
 /** targetFlags: how ctl commands find the cluster: --placement, else <data-dir>/cluster.json written by `flotilla up`. */
@@ -23,7 +23,10 @@ export function resolvePlacement(ctx: CommandContext): string {
   if (explicit) return explicit;
   const dataDir = resolve(ctx.parsed.values['dataDir'] as string);
   const file = readClusterFile(dataDir);
-  if (!file) throw new TargetError(`no --placement given and no ${clusterFilePath(dataDir)}; start a cluster with \`flotilla up --data-dir ${ctx.parsed.values['dataDir'] as string}\` or pass --placement HOST:PORT`);
+  const start = `start it with \`flotilla up --data-dir ${ctx.parsed.values['dataDir'] as string}\` or pass --placement HOST:PORT`;
+  if (!file) throw new TargetError(`no --placement given and no ${clusterFilePath(dataDir)}; ${start}`);
+  if (file.stoppedAt) throw new TargetError(`the cluster in ${dataDir} was stopped at ${file.stoppedAt}; ${start}`);
+  if (!processAlive(file.pid)) throw new TargetError(`the cluster in ${dataDir} is not running (its supervisor, pid ${file.pid}, is gone); ${start}`);
   return file.placement.address;
 }
 

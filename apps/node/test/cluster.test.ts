@@ -141,13 +141,42 @@ describe('flotilla up + ctl commands', () => {
     }
   });
 
-  it('stops every child on SIGTERM and exits 0', async () => {
+  it('stops every child on SIGTERM and exits 0; ctl commands then say the cluster is stopped', async () => {
     for (const c of extra) c.kill('SIGTERM');
     up.kill('SIGTERM');
     const r = await exited(up, 30_000);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Stopped.');
     await waitFor('placement and stores to be gone', () => [cluster.placement, ...cluster.stores].every((p) => !alive(p.pid)), 15_000);
-    expect(readJson(join(dataDir, 'cluster.json'))).toBeNull();
+    expect(readJson<ClusterFile>(join(dataDir, 'cluster.json'))?.stoppedAt).toBeDefined();
+    const get = await ctl(['get', 'greeting']);
+    expect(get.code).toBe(1);
+    expect(get.stderr).toContain('was stopped at');
+  });
+
+  it('resumes on the same ports with the same data when started again', async () => {
+    const before = cluster.stores.map((st) => st.address);
+    const placementBefore = cluster.placement.address;
+    up = startCli(['up', '--stores', '3', '--data-dir', dataDir, '--base-port', '0', '--profile', 'demo', '--log-level', 'warn']);
+    const again = await waitFor(
+      'the cluster to come back',
+      () => {
+        if (up.exitCode !== null) throw new Error(`flotilla up exited with ${up.exitCode}: ${up.out.stderr}`);
+        return up.out.stdout.includes('Press Ctrl-C') ? readJson<ClusterFile>(join(dataDir, 'cluster.json')) : null;
+      },
+      90_000,
+      200,
+    );
+    cluster = again;
+    expect(again.stoppedAt).toBeUndefined();
+    expect(again.placement.address).toBe(placementBefore);
+    expect(again.stores.map((st) => st.address)).toEqual(before);
+    const got = await ctl(['get', 'greeting']);
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stdout).toBe('bonjour\n');
+    const scan = await ctl(['scan', 'load/', 'load0', '--limit', '5', '--keys-only']);
+    expect(scan.stdout.split('\n').filter(Boolean)).toEqual(['load/000000', 'load/000001', 'load/000002', 'load/000003', 'load/000004']);
+    up.kill('SIGTERM');
+    expect((await exited(up, 30_000)).code).toBe(0);
   });
 });
