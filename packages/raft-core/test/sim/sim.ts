@@ -646,8 +646,10 @@ export class Simulation {
     const members = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
     const outsiders = this.nodes.filter((n) => !members.has(n.id)).map((n) => n.id);
     const learners = cs.learners;
-    const removableVoters = cs.voters.filter((v) => v !== l.id);
+    // Now and then the leader removes or demotes itself: it keeps leading a
+    // configuration it is not part of until it is replaced (etcd's default).
     const r = this.rng;
+    const removableVoters = r() < 0.1 ? cs.voters : cs.voters.filter((v) => v !== l.id);
     let changes: ConfChangeSingle[] = [];
     let transition: ConfChangeTransition = ConfChangeTransition.Auto;
     if (cs.votersOutgoing.length > 0) {
