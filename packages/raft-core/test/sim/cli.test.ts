@@ -21,14 +21,12 @@ describe('sim:raft cli', () => {
     expect(r.stderr).toContain('progress: 3/3 seeds');
   });
 
-  it('exits 1 and prints the failing seed with its replay command when a checker fires', () => {
-    // Seed 3 with a host that loses its hard state elects two leaders in a
-    // term. (A change to how the sim draws from its RNG changes the seeds;
-    // find another with `pnpm sim:raft --seeds 30 --inject lose-hardstate`.)
-    const r = run(['--seeds', '1', '--start', '3', '--inject', 'lose-hardstate']);
+  it('exits 1 and prints each failing seed with its replay command when a checker fires', () => {
+    // A host that loses its hard state is caught within a few seeds.
+    const r = run(['--seeds', '30', '--inject', 'lose-hardstate']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/FAIL seed 3 round \d+: election safety/);
-    expect(r.stderr).toContain('replay: pnpm sim:raft --seeds 1 --start 3 --inject lose-hardstate --trace');
+    expect(r.stderr).toMatch(/FAIL seed \d+ round \d+: (election safety|log matching|leader completeness|state machine safety|linearizability)/);
+    expect(r.stderr).toMatch(/replay: pnpm sim:raft --seeds 1 --start \d+ --inject lose-hardstate --trace/);
   });
 
   it('exits 2 on a bad argument', () => {
