@@ -35,7 +35,7 @@ describe('flotilla --help', () => {
     for (const c of COMMANDS) expect(help.stdout).toContain(c.spec.path.join(' '));
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('Usage: flotilla <command>');
-  });
+  }, 120_000);
 
   it('every command and subcommand prints its help with all its flags and exits 0', async () => {
     const invocations = [...COMMANDS.map((c) => ({ spec: c.spec, argv: [...c.spec.path, '--help'] })), { spec: COMMANDS.find((c) => c.spec.path.join(' ') === 'demo split')!.spec, argv: ['demo', '-h'] }];
@@ -46,7 +46,7 @@ describe('flotilla --help', () => {
       for (const f of [...inv.spec.flags, ...commonFlags]) expect(r.stdout, `${inv.argv.join(' ')} lists --${f.name}`).toContain(`--${f.name}`);
       for (const p of inv.spec.positionals) expect(r.stdout).toContain(p.name);
     }
-  });
+  }, 120_000);
 });
 
 describe('flotilla usage errors exit 2 and name the flag', () => {
@@ -72,7 +72,7 @@ describe('flotilla usage errors exit 2 and name the flag', () => {
     const r = await runInProcess(argv, env);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain(message);
-  });
+  }, 120_000);
 
   it('the real process exits with status 2 and prints the error on stderr', async () => {
     const [a, b] = await Promise.all([runCli(['up', '--stores', '12']), runCli(['put', '--bogus', 'k', 'v'])]);
@@ -80,7 +80,7 @@ describe('flotilla usage errors exit 2 and name the flag', () => {
     expect(a.stderr).toContain('flotilla up: --stores: expected a number between 1 and 9');
     expect(b.code).toBe(2);
     expect(b.stderr).toContain('flotilla put: unknown flag --bogus');
-  });
+  }, 120_000);
 
   it('a --config file is validated with the file and field named; flags override it', async () => {
     const bad = join(dir, 'bad.json');
@@ -98,7 +98,7 @@ describe('flotilla usage errors exit 2 and name the flag', () => {
     const r3 = await runInProcess(['up', '--config', bad, '--stores', '3']);
     expect(r3.code).toBe(2);
     expect(r3.stderr).toContain(`${bad}: profile: expected one of production, demo`);
-  });
+  }, 120_000);
 });
 
 describe('flotilla runtime failures exit 1', () => {
@@ -106,7 +106,7 @@ describe('flotilla runtime failures exit 1', () => {
     const r = await runInProcess(['get', 'k', '--data-dir', join(dir, 'nothing-here')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('flotilla up');
-  });
+  }, 120_000);
 
   it('a ctl command against an unreachable placement fails within its deadline', async () => {
     const t0 = Date.now();
@@ -114,5 +114,5 @@ describe('flotilla runtime failures exit 1', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/timed out|Timeout|no success/i);
     expect(Date.now() - t0).toBeLessThan(15_000);
-  });
+  }, 120_000);
 });

@@ -74,7 +74,7 @@ describe('flotilla up + ctl commands', () => {
     const stores = await ctl(['stores']);
     expect(stores.code, stores.stderr).toBe(0);
     expect(stores.stdout).toContain('3 stores');
-  });
+  }, 120_000);
 
   it('keeps every acknowledged write when a store is killed with SIGKILL mid-load, and the store catches up after restart', async () => {
     const client = await FlotillaClient.connect({ placement: cluster.placement.address, timeoutMs: 30_000 });
@@ -139,7 +139,7 @@ describe('flotilla up + ctl commands', () => {
       client.close();
       pc.close();
     }
-  });
+  }, 120_000);
 
   it('stops every child on SIGTERM and exits 0; ctl commands then say the cluster is stopped', async () => {
     for (const c of extra) c.kill('SIGTERM');
@@ -152,7 +152,7 @@ describe('flotilla up + ctl commands', () => {
     const get = await ctl(['get', 'greeting']);
     expect(get.code).toBe(1);
     expect(get.stderr).toContain('was stopped at');
-  });
+  }, 120_000);
 
   it('resumes on the same ports with the same data when started again', async () => {
     const before = cluster.stores.map((st) => st.address);
@@ -178,5 +178,5 @@ describe('flotilla up + ctl commands', () => {
     expect(scan.stdout.split('\n').filter(Boolean)).toEqual(['load/000000', 'load/000001', 'load/000002', 'load/000003', 'load/000004']);
     up.kill('SIGTERM');
     expect((await exited(up, 30_000)).code).toBe(0);
-  });
+  }, 120_000);
 });

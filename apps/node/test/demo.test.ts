@@ -26,5 +26,5 @@ describe('flotilla demo split', () => {
     expect(r.stderr).toMatch(/loaded \d+\/4000 keys/);
     // It stopped what it started.
     expect(readJson<{ stoppedAt?: string }>(join(dataDir, 'cluster.json'))?.stoppedAt).toBeDefined();
-  });
+  }, 120_000);
 });

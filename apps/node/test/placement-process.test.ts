@@ -28,7 +28,7 @@ describe('flotilla placement', () => {
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
-  });
+  }, 120_000);
 
   it('flotilla up exits 1 with the child log when the placement port is taken, leaving nothing running', async () => {
     const blocker = createServer();
@@ -44,5 +44,5 @@ describe('flotilla placement', () => {
     } finally {
       blocker.close();
     }
-  });
+  }, 120_000);
 });
