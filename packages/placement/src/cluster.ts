@@ -47,6 +47,8 @@ export interface ClusterOptions {
   maxStoreDownTimeMs?: number;
   /** storeDisconnectMs: a store silent this long is shown as disconnected (default 20 s). */
   storeDisconnectMs?: number;
+  /** clusterId for a NEW database (default random); an existing database keeps its own. Deterministic simulations set it. */
+  clusterId?: number;
   /** clock returns wall-clock ms (default Date.now); simulations inject a virtual one. */
   clock?: () => number;
   logger?: PlacementLogger;
@@ -125,8 +127,9 @@ export class PlacementCluster implements ClusterView {
     for (const [name, v] of [['maxStoreDownTimeMs', this.maxStoreDownTimeMs], ['storeDisconnectMs', this.storeDisconnectMs], ['maxDirtyRegions', this.maxDirtyRegions]] as const) {
       if (!(Number.isSafeInteger(v) && v > 0)) throw new Error(`${name}: ${v} is not a positive integer`);
     }
+    if (opts.clusterId !== undefined && !(Number.isSafeInteger(opts.clusterId) && opts.clusterId > 0)) throw new Error(`clusterId: ${opts.clusterId} is not a positive integer`);
     if (!(Number.isSafeInteger(this.statsPersistIntervalMs) && this.statsPersistIntervalMs >= 0)) throw new Error(`statsPersistIntervalMs: ${this.statsPersistIntervalMs} is not a non-negative integer`);
-    const { storage, state } = PlacementStorage.open(opts.dataDir, { clusterId: randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
+    const { storage, state } = PlacementStorage.open(opts.dataDir, { clusterId: opts.clusterId ?? randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
     this.storage = storage;
     this.clusterId = state.meta.clusterId;
     this.maxReplicas = state.meta.maxReplicas;

@@ -30,7 +30,7 @@ function firstRegion(regionId: number, peerId: number, storeId: number): Region 
 describe('persistence across restarts (in process)', () => {
   it('keeps cluster meta, stores, Regions, leaders and the ID high-water mark', () => {
     const dir = tempDir();
-    const a = new PlacementCluster({ dataDir: dir, maxReplicas: 5 });
+    const a = new PlacementCluster({ dataDir: dir, maxReplicas: 5, clusterId: 4242 });
     const [storeId, regionId, peerId, store2] = a.allocId(4) as [number, number, number, number];
     a.dispatch('bootstrap', { store: { id: storeId, address: 'h1:1', labels: { zone: 'a' } }, region: firstRegion(regionId, peerId, storeId) });
     a.dispatch('putStore', { store: { id: store2, address: 'h2:1' } });
@@ -48,6 +48,7 @@ describe('persistence across restarts (in process)', () => {
 
     const b = new PlacementCluster({ dataDir: dir });
     expect(b.clusterId).toBe(clusterId);
+    expect(clusterId).toBe(4242);
     expect(b.maxReplicas).toBe(5);
     expect(b.isBootstrapped()).toBe(true);
     expect(b.allStores().map((s) => [s.id, s.address, s.labels])).toEqual([
