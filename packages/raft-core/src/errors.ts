@@ -48,6 +48,9 @@ export class ConfigError extends RaftError {
 /** ConfChangeError: a configuration change cannot be applied to the current configuration. */
 export class ConfChangeError extends RaftError {}
 
+/** RequestSnapshotDroppedError: requestSnapshot() cannot be served now (leader, no leader, snapshot pending, ...). */
+export class RequestSnapshotDroppedError extends RaftError {}
+
 /** ConfChangeDecodeError: Entry.data of a conf change entry is not a valid encoding. */
 export class ConfChangeDecodeError extends RaftError {}
 

@@ -13,6 +13,7 @@ export {
   ConfigError,
   ConfChangeError,
   ConfChangeDecodeError,
+  RequestSnapshotDroppedError,
 } from './errors';
 export { Unstable } from './log-unstable';
 export { RaftLog } from './log';

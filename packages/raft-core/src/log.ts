@@ -143,9 +143,9 @@ export class RaftLog {
   }
 
   /** snapshot returns the pending unstable snapshot or the storage's snapshot. */
-  snapshot(to = 0): Snapshot {
+  snapshot(to = 0, requestIndex = 0): Snapshot {
     if (this.unstable.snapshot !== undefined) return this.unstable.snapshot;
-    return this.storage.snapshot(this.applied, to);
+    return this.storage.snapshot(requestIndex, to);
   }
 
   firstIndex(): number {

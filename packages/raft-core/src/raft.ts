@@ -12,7 +12,7 @@ import { Changer } from './confchange/changer';
 import type { ChangeResult } from './confchange/changer';
 import { restoreConfState } from './confchange/restore';
 import { confChangeAsV2, confChangeEnterJoint, confChangeLeaveJoint, decodeConfChangeEntry } from './confchange-codec';
-import { assert, ConfChangeDecodeError, ProposalDroppedError } from './errors';
+import { assert, ConfChangeDecodeError, ProposalDroppedError, RequestSnapshotDroppedError } from './errors';
 import { RaftLog } from './log';
 import { VoteResult } from './quorum/types';
 import { ReadOnly, keyToCtx } from './read-only';
@@ -120,6 +120,8 @@ export class Raft {
   disableProposalForwarding: boolean;
   priority: number;
   skipBcastCommit: boolean;
+  /** pendingRequestSnapshot: the index at which this follower asked the leader for a snapshot, or 0. */
+  pendingRequestSnapshot = 0;
   /** pendingReadIndexMessages wait until the leader committed an entry of its term. */
   pendingReadIndexMessages: Message[] = [];
   /**
@@ -257,6 +259,7 @@ export class Raft {
   maybeSendAppend(to: number, sendIfEmpty: boolean): boolean {
     const pr = this.prs.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
+    if (pr.pendingRequestSnapshot !== 0) return this.maybeSendSnapshot(to, pr);
     const prevIndex = pr.next - 1;
     const prevTerm = this.raftLog.maybeTerm(prevIndex);
     if (prevTerm === undefined) {
@@ -291,7 +294,7 @@ export class Raft {
     }
     let snapshot: Snapshot;
     try {
-      snapshot = this.raftLog.snapshot(to);
+      snapshot = this.raftLog.snapshot(to, pr.pendingRequestSnapshot);
     } catch (e) {
       if (e instanceof SnapshotTemporarilyUnavailableError) {
         if (this.debug) this.logger.debug(`${this.id} failed to send snapshot to ${to} because snapshot is temporarily unavailable`);
@@ -467,6 +470,7 @@ export class Raft {
       if (this.prs.ids[i] === this.id) pr.match = this.raftLog.persisted;
     }
     this.pendingConfIndex = 0;
+    this.pendingRequestSnapshot = 0;
     this.uncommittedSize = 0;
     this.readOnly = new ReadOnly(this.readOnly.option);
     this.pendingReadIndexMessages = [];
@@ -864,7 +868,7 @@ export class Raft {
       // straight to the last index where our log can match.
       let nextProbeIdx = m.rejectHint;
       if (m.logTerm > 0) nextProbeIdx = this.raftLog.findConflictByTerm(m.rejectHint, m.logTerm).index;
-      if (pr.maybeDecrTo(m.index, nextProbeIdx)) {
+      if (pr.maybeDecrTo(m.index, nextProbeIdx, m.requestSnapshot)) {
         if (this.debug) this.logger.debug(`${this.id} decreased progress of ${m.from} to [${pr.toString()}]`);
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         this.sendAppend(m.from);
@@ -1027,8 +1031,42 @@ export class Raft {
     }
   }
 
+  /**
+   * requestSnapshot asks the leader for a snapshot at least as new as our
+   * last index (raft-rs), e.g. when the host's state machine must be rebuilt.
+   * Throws RequestSnapshotDroppedError when it cannot be asked now.
+   */
+  requestSnapshot(): void {
+    if (this.state === StateRole.Leader) throw new RequestSnapshotDroppedError('cannot request a snapshot on the leader');
+    if (this.leaderId === 0) throw new RequestSnapshotDroppedError('no leader to request a snapshot from');
+    if (this.raftLog.hasPendingSnapshot()) throw new RequestSnapshotDroppedError('a snapshot is already pending');
+    if (this.pendingRequestSnapshot !== 0) throw new RequestSnapshotDroppedError('a snapshot request is already pending');
+    const requestIndex = this.raftLog.lastIndex();
+    if (this.raftLog.zeroTermOnOutOfBounds(requestIndex) !== this.term) {
+      // Our last entry must come from the current leader, so the leader has it.
+      throw new RequestSnapshotDroppedError('last entry is not from the current term');
+    }
+    this.pendingRequestSnapshot = requestIndex;
+    this.sendRequestSnapshot();
+  }
+
+  private sendRequestSnapshot(): void {
+    const m = makeMessage(MessageType.MsgAppResp, this.leaderId);
+    m.index = this.raftLog.committed;
+    m.reject = true;
+    m.rejectHint = this.raftLog.lastIndex();
+    m.requestSnapshot = this.pendingRequestSnapshot;
+    m.commit = this.raftLog.committed;
+    this.send(m);
+  }
+
   /** handleAppendEntries is the follower side of MsgApp (§5.3). */
   handleAppendEntries(m: Message): void {
+    if (this.pendingRequestSnapshot !== 0) {
+      // Until the requested snapshot arrives, keep asking instead of appending.
+      this.sendRequestSnapshot();
+      return;
+    }
     if (m.index < this.raftLog.committed) {
       // Everything up to our commit matches the leader's log (Log Matching):
       // tell the leader where we are.
@@ -1088,7 +1126,9 @@ export class Raft {
    * our commit because we already have the entry).
    */
   restore(s: Snapshot): boolean {
-    if (s.metadata.index <= this.raftLog.committed) return false;
+    // A snapshot at our commit index is only useful if we asked for one.
+    if (s.metadata.index < this.raftLog.committed) return false;
+    if (s.metadata.index === this.raftLog.committed && this.pendingRequestSnapshot === 0) return false;
     if (this.state !== StateRole.Follower) {
       // Defense in depth: only a follower restores; bump the term so a new
       // leader gets elected rather than two leaders sharing a term.
@@ -1102,13 +1142,14 @@ export class Raft {
       this.logger.warn(`${this.id} attempted to restore snapshot but it is not in the ConfState ${describeConfState(cs)}; should never happen`);
       return false;
     }
-    if (this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
+    if (this.pendingRequestSnapshot === 0 && this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
       // We already have the snapshot's last entry: just fast-forward the commit.
       if (this.infoOn) this.logger.info(`${this.id} [commit: ${this.raftLog.committed}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}] fast-forwarded commit to snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
       this.raftLog.commitTo(s.metadata.index);
       return false;
     }
     this.raftLog.restore(s);
+    this.pendingRequestSnapshot = 0;
     // Rebuild the configuration from scratch from the snapshot's ConfState.
     this.prs = new ProgressTracker(this.prs.maxInflight, this.prs.maxInflightBytes);
     const res = restoreConfState(new Changer(this.prs, this.raftLog.lastIndex()), cs);

@@ -155,6 +155,11 @@ export class RawNode {
     this.raft.step(m);
   }
 
+  /** requestSnapshot asks the leader for a snapshot (raft-rs); throws RequestSnapshotDroppedError. */
+  requestSnapshot(): void {
+    this.raft.requestSnapshot();
+  }
+
   status(): Status {
     return getStatus(this.raft);
   }

@@ -25,6 +25,11 @@ export class Progress {
   recentActive = false;
   /** probeSent: in Probe state, a MsgApp went out and we wait for its answer or a heartbeat response. */
   probeSent = false;
+  /**
+   * pendingRequestSnapshot is the index at which the follower asked for a
+   * snapshot (raft-rs request_snapshot), or 0. The next send is a snapshot.
+   */
+  pendingRequestSnapshot = 0;
   /** sentCommit is the highest commit index sent to this follower (avoids redundant commit-only appends). */
   sentCommit = 0;
   isLearner: boolean;
@@ -44,6 +49,7 @@ export class Progress {
     p.recentActive = this.recentActive;
     p.probeSent = this.probeSent;
     p.sentCommit = this.sentCommit;
+    p.pendingRequestSnapshot = this.pendingRequestSnapshot;
     return p;
   }
 
@@ -53,6 +59,7 @@ export class Progress {
     this.next = next;
     this.sentCommit = 0;
     this.recentActive = false;
+    this.pendingRequestSnapshot = 0;
     this.resetState(ProgressState.Probe);
   }
 
@@ -82,6 +89,7 @@ export class Progress {
 
   becomeSnapshot(snapshotIndex: number): void {
     this.resetState(ProgressState.Snapshot);
+    this.pendingRequestSnapshot = 0;
     this.pendingSnapshot = snapshotIndex;
   }
 
@@ -129,18 +137,21 @@ export class Progress {
   /**
    * maybeDecrTo adjusts next after a rejected MsgApp for index `rejected`;
    * matchHint is the follower's hint (after findConflictByTerm). Returns false
-   * if the rejection is stale.
+   * if the rejection is stale. A non-zero requestSnapshot is a follower's
+   * snapshot request (raft-rs): it is never stale and does not move next.
    */
-  maybeDecrTo(rejected: number, matchHint: number): boolean {
+  maybeDecrTo(rejected: number, matchHint: number, requestSnapshot = 0): boolean {
     if (this.state === ProgressState.Replicate) {
       // Stale rejection: we already know the follower matches up to `match`.
-      if (rejected <= this.match) return false;
-      this.next = this.match + 1;
+      if (rejected < this.match || (rejected === this.match && requestSnapshot === 0)) return false;
+      if (requestSnapshot === 0) this.next = this.match + 1;
+      else this.pendingRequestSnapshot = requestSnapshot;
       return true;
     }
     // In Probe, the rejection must be for the probe we sent (index next-1).
-    if (this.next - 1 !== rejected) return false;
-    this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    if (this.next - 1 !== rejected && requestSnapshot === 0) return false;
+    if (requestSnapshot === 0) this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    else if (this.pendingRequestSnapshot === 0) this.pendingRequestSnapshot = requestSnapshot;
     this.probeSent = false;
     return true;
   }

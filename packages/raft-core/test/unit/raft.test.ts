@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config';
 import { encodeConfChangeEntry } from '../../src/confchange-codec';
-import { ProposalDroppedError } from '../../src/errors';
+import { ProposalDroppedError, RequestSnapshotDroppedError } from '../../src/errors';
 import { CAMPAIGN_TRANSFER, Raft, StateRole } from '../../src/raft';
 import { ProgressState } from '../../src/tracker/progress';
 import { ConfChangeTransition, ConfChangeType, EntryType, MessageType } from '../../src/types';
@@ -295,6 +295,35 @@ describe('snapshots', () => {
     net.send([msg({ msgType: MessageType.MsgBeat, from: 1, to: 1 })]);
     net.propose(1, 'after');
     expect(r3.raftLog.lastIndex()).toBe(lead.raftLog.lastIndex());
+  });
+
+  it('a follower may request a snapshot (raft-rs request_snapshot)', () => {
+    const net = cluster(3);
+    net.propose(1, 'x');
+    const lead = net.raft(1);
+    const r2 = net.raft(2);
+    const s1 = net.storage.get(1)!;
+    lead.raftLog.appliedTo(lead.raftLog.committed);
+    s1.createSnapshot(lead.raftLog.committed, lead.prs.confState(), enc.encode('state'));
+    // Leaders cannot request; followers without a current-term last entry cannot either.
+    expect(() => lead.requestSnapshot()).toThrow(RequestSnapshotDroppedError);
+    let snaps = 0;
+    net.msgHook = (m) => {
+      if (m.msgType === MessageType.MsgSnapshot) snaps++;
+      return true;
+    };
+    r2.requestSnapshot();
+    expect(r2.pendingRequestSnapshot).toBe(r2.raftLog.lastIndex());
+    expect(() => r2.requestSnapshot()).toThrow(/already pending/);
+    net.send(readMessages(r2));
+    expect(snaps).toBe(1);
+    expect(r2.pendingRequestSnapshot).toBe(0);
+    expect(net.storage.get(2)!.snapshot(0, 0).data).toEqual(enc.encode('state'));
+    lead.step(msg({ msgType: MessageType.MsgSnapStatus, from: 2, to: 1 }));
+    net.send([msg({ msgType: MessageType.MsgBeat, from: 1, to: 1 })]);
+    net.propose(1, 'y');
+    expect(r2.raftLog.lastIndex()).toBe(lead.raftLog.lastIndex());
+    expect(r2.raftLog.committed).toBe(lead.raftLog.committed);
   });
 
   it('a failed snapshot report forgets the pending snapshot', () => {
