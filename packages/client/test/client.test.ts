@@ -179,6 +179,40 @@ describe('FlotillaClient retries', () => {
     expect(c.store(2).received.length).toBeGreaterThan(0);
   });
 
+  it('drops a connection that sends an undecodable frame and retries on a fresh one', async () => {
+    const { c, cl } = await setup();
+    let once = true;
+    c.store(1).script = () => {
+      if (!once) return undefined;
+      once = false;
+      return 'garbage';
+    };
+    await cl.put('k', 'v');
+    expect(c.store(1).connections).toBe(2);
+    expect(s(await cl.get('k'))).toBe('v');
+  });
+
+  it('uses a stale placement answer once and lets the store correct it', async () => {
+    const { c, cl } = await setup();
+    await cl.put('a', '1');
+    c.splitAt('m'); // placement keeps the old single Region
+    await cl.put('b', '2'); // EpochNotMatch teaches the cache both halves
+    const right = c.regions[1]!.region.id;
+    // Forget the right half; placement now answers with the stale whole-range Region, which the cache refuses.
+    let once = true;
+    c.store(1).script = (req) => {
+      if (once && req.header.regionId === right) {
+        once = false;
+        return { type: 'RegionNotFound', regionId: right };
+      }
+      return undefined;
+    };
+    await cl.put('x', '3');
+    expect(s(await cl.get('x'))).toBe('3');
+    expect(cl.cachedRegions().map((r) => r.region.id)).toEqual([1, right]);
+    expect(cl.cachedRegions().every((r) => r.region.epoch.version === 2)).toBe(true);
+  });
+
   it('surfaces InvalidRequest from the store as InvalidArgument without retrying', async () => {
     const { c, cl } = await setup();
     c.store(1).script = () => ({ type: 'InvalidRequest', message: 'nope' });

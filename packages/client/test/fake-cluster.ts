@@ -25,7 +25,7 @@ import type { RouteProvider, StoreAddress } from '../src/route-provider';
 // leadership, key range) and answers with the RegionErrors of
 // @flotilla/proto. A per-store `script` hook can override any answer.
 
-export type ScriptAnswer = ClientResponse | RegionError | 'drop' | 'ignore' | undefined;
+export type ScriptAnswer = ClientResponse | RegionError | 'drop' | 'ignore' | 'garbage' | undefined;
 export type Script = (req: ClientRequest, store: FakeStore) => ScriptAnswer | Promise<ScriptAnswer>;
 
 const enc = new TextEncoder();
@@ -34,6 +34,7 @@ export const s = (x: Uint8Array | null | undefined): string | null => (x ? Buffe
 
 export class FakeStore {
   readonly received: ClientRequest[] = [];
+  connections = 0;
   script: Script | undefined;
   private constructor(
     readonly id: number,
@@ -46,6 +47,7 @@ export class FakeStore {
     await new Promise<void>((r) => wss.once('listening', () => r()));
     const store = new FakeStore(id, `127.0.0.1:${(wss.address() as AddressInfo).port}`, wss);
     wss.on('connection', (ws: WebSocket) => {
+      store.connections++;
       ws.on('message', (data: Buffer) => {
         const req = parseWith(clientRequestSchema, decode(data), 'request') as ClientRequest;
         store.received.push(req);
@@ -53,6 +55,7 @@ export class FakeStore {
           let answer: ScriptAnswer = store.script ? await store.script(req, store) : undefined;
           if (answer === 'drop') return ws.terminate();
           if (answer === 'ignore') return;
+          if (answer === 'garbage') return ws.send(Buffer.from([0xc1, 0xc1, 0xc1]));
           if (answer === undefined) answer = cluster.serve(store.id, req);
           const resp: ClientResponse = 'ok' in answer ? answer : { id: req.id, ok: false, error: answer };
           ws.send(encode({ ...resp, id: req.id }));
