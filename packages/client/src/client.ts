@@ -323,7 +323,7 @@ export class FlotillaClient {
     for (let failures = 0; ; failures++) {
       this.spend(st, failures > 0);
       try {
-        return await fn();
+        return await raceDeadline(fn(), st.deadline, what);
       } catch (err) {
         if (err instanceof ClientError) throw err;
         st.lastCause = err;
@@ -519,6 +519,16 @@ export class FlotillaClient {
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
+}
+
+/** raceDeadline settles with p, or rejects (retryable) once the deadline passes, so a slow placement cannot hold a call past it. */
+function raceDeadline<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`placement ${what} still unanswered at the call's deadline`)), Math.max(0, deadline - Date.now()));
+  });
+  p.catch(() => {}); // a rejection after the race is decided has nobody to tell
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function chunkBy(idxs: number[], maxItems: number, maxBytes: number, sizeOf: (i: number) => number): number[][] {
