@@ -105,6 +105,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     // PlacementError is matched by name: importing its class would load the placement server code into every command.
     const e = err instanceof Error ? err : new Error(String(err));
+    if (e instanceof ClientError && e.code === 'InvalidArgument') {
+      // The client checks arguments before sending anything: an empty key, a value over the size limit.
+      io.stderr.write(`${name}: ${e.message}\n`);
+      return EXIT.usage;
+    }
     if (e instanceof ClientError || e instanceof TargetError || e.name.startsWith('PlacementError')) {
       io.stderr.write(`${name}: ${e.message}\n`);
       return EXIT.failure;

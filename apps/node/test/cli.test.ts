@@ -66,6 +66,8 @@ describe('flotilla usage errors exit 2 and name the flag', () => {
     { argv: ['get', '--hex', 'zz', '--placement', '127.0.0.1:1'], message: 'key: "zz" is not hex' },
     { argv: ['demo', 'merge'], message: 'unknown demo "merge"' },
     { argv: ['frobnicate'], message: 'unknown command "frobnicate"' },
+    { argv: ['scan', 'b', 'a', '--placement', '127.0.0.1:9'], message: 'end: must be greater than the start key' },
+    { argv: ['put', '', 'v', '--placement', '127.0.0.1:9'], message: 'key: must not be empty' },
     { argv: ['up', '--log-level', 'loud'], message: '--log-level: expected one of trace' },
   ];
   it.each(cases)('$argv', async ({ argv, env, message }) => {

@@ -1,6 +1,5 @@
 import type { FlotillaClient } from '@flotilla/client';
-import { keyToString } from '@flotilla/proto';
-import { LIMITS } from '@flotilla/proto';
+import { LIMITS, compareKeys, keyToString } from '@flotilla/proto';
 import { UsageError, boolFlag, intFlag, textFlag, type CommandSpec } from '../args';
 import { EXIT, type Command, type CommandContext } from '../command';
 import { parseInput, renderBytes } from '../format';
@@ -17,6 +16,19 @@ function input(ctx: CommandContext, text: string, what: string): Uint8Array {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+}
+
+/** keyInput is input() for a key: non-empty and within LIMITS, checked before connecting. */
+function keyInput(ctx: CommandContext, text: string, what: string): Uint8Array {
+  const k = input(ctx, text, what);
+  if (k.length === 0) throw new UsageError(`${what}: must not be empty`);
+  if (k.length > LIMITS.maxKeyBytes) throw new UsageError(`${what}: ${k.length} bytes exceeds the limit of ${LIMITS.maxKeyBytes}`);
+  return k;
+}
+
+/** checkRange: [start, end) with an empty end meaning the end of the key space. */
+function checkRange(start: Uint8Array, end: Uint8Array, endWhat: string): void {
+  if (end.length > 0 && compareKeys(start, end) >= 0) throw new UsageError(`${endWhat}: must be greater than the start key (or empty for the end of the key space)`);
 }
 
 async function withClient(ctx: CommandContext, fn: (c: FlotillaClient) => Promise<number>): Promise<number> {
@@ -43,7 +55,7 @@ export const putCommand: Command = {
   spec: putSpec,
   run: (ctx) => {
     const [k, v] = ctx.parsed.positionals as [string, string];
-    const key = input(ctx, k, 'key');
+    const key = keyInput(ctx, k, 'key');
     const value = input(ctx, v, 'value');
     return withClient(ctx, async (c) => {
       await c.put(key, value);
@@ -58,7 +70,7 @@ const getSpec = kvSpec('get', 'Read a value (exit status 1 when the key is absen
 export const getCommand: Command = {
   spec: getSpec,
   run: (ctx) => {
-    const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+    const key = keyInput(ctx, ctx.parsed.positionals[0]!, 'key');
     return withClient(ctx, async (c) => {
       const value = await c.get(key);
       if (value === null) {
@@ -78,9 +90,10 @@ const delSpec = kvSpec('del', 'Delete a key, or every key in [key, --range-end).
 export const delCommand: Command = {
   spec: delSpec,
   run: (ctx) => {
-    const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
     const endText = ctx.parsed.values['rangeEnd'] as string | undefined;
+    const key = endText === undefined ? keyInput(ctx, ctx.parsed.positionals[0]!, 'key') : input(ctx, ctx.parsed.positionals[0]!, 'key');
     const end = endText === undefined ? undefined : input(ctx, endText, '--range-end');
+    if (end !== undefined) checkRange(key, end, '--range-end');
     return withClient(ctx, async (c) => {
       if (end !== undefined) await c.deleteRange(key, end);
       else await c.delete(key);
@@ -105,6 +118,7 @@ export const scanCommand: Command = {
     const [s, e] = ctx.parsed.positionals;
     const start = input(ctx, s ?? '', 'start');
     const end = input(ctx, e ?? '', 'end');
+    checkRange(start, end, 'end');
     return withClient(ctx, async (c) => {
       const pairs = await c.scan(start, end, ctx.parsed.values['limit'] as number);
       const keysOnly = ctx.parsed.values['keysOnly'] === true;
@@ -128,7 +142,7 @@ const casSpec = kvSpec('cas', 'Compare-and-swap: set key to --value only if it c
 export const casCommand: Command = {
   spec: casSpec,
   run: (ctx) => {
-    const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
+    const key = keyInput(ctx, ctx.parsed.positionals[0]!, 'key');
     const exp = ctx.parsed.values['expected'] as string | undefined;
     const val = ctx.parsed.values['value'] as string | undefined;
     const expected = exp === undefined ? null : input(ctx, exp, '--expected');
@@ -151,8 +165,7 @@ const splitSpec = kvSpec('split', 'Split the Region holding key at key (an admin
 export const splitCommand: Command = {
   spec: splitSpec,
   run: (ctx) => {
-    const key = input(ctx, ctx.parsed.positionals[0]!, 'key');
-    if (key.length === 0 || key.length > LIMITS.maxKeyBytes) throw new UsageError(`key: expected 1 to ${LIMITS.maxKeyBytes} bytes`);
+    const key = keyInput(ctx, ctx.parsed.positionals[0]!, 'key');
     return withClient(ctx, async (c) => {
       const regions = await c.split(key);
       for (const r of regions) ctx.io.stdout.write(`region ${r.id}  [${r.startKey.length === 0 ? '-inf' : show(ctx, r.startKey)}, ${r.endKey.length === 0 ? '+inf' : show(ctx, r.endKey)})  epoch ${r.epoch.confVer}/${r.epoch.version}\n`);
