@@ -62,7 +62,9 @@ export type ClientRequest =
   | { id: number; header: RequestHeader; op: 'write'; writes: KvWrite[] }
   | { id: number; header: RequestHeader; op: 'admin'; admin: AdminRequest }
   /** split asks the Region's leader to split at the given keys (it allocates IDs from placement). */
-  | { id: number; header: RequestHeader; op: 'split'; splitKeys: Uint8Array[] };
+  | { id: number; header: RequestHeader; op: 'split'; splitKeys: Uint8Array[] }
+  /** merge asks the (source) Region's leader to merge it into the adjacent target Region (docs/merge.md). */
+  | { id: number; header: RequestHeader; op: 'merge'; targetRegionId: number };
 
 /** ClientResponse answers a ClientRequest with the same id. */
 export type ClientResponse =

@@ -142,6 +142,7 @@ export const clientRequestSchema = z.discriminatedUnion('op', [
     op: z.literal('split'),
     splitKeys: z.array(nonEmptyKeySchema).min(1).max(64),
   }),
+  z.object({ id: requestId, header: requestHeaderSchema, op: z.literal('merge'), targetRegionId: id }),
 ]);
 
 /** ValidationError: external input that does not have the expected shape; names the field. */

@@ -22,6 +22,18 @@ export interface RegionLocalState {
   state: PeerState;
   /** confState is the exact raft membership (joint configs included) at the applied index. */
   confState: ConfState;
+  /** merge is set while the Region is the source of a merge (state 'merging'). */
+  merge?: MergeState;
+}
+
+/** MergeState records a prepared merge: see docs/merge.md. */
+export interface MergeState {
+  /** minIndex: entries after it may be needed by lagging source replicas (carried in CommitMerge). */
+  minIndex: number;
+  /** commit: the index of the PrepareMerge entry; the source's log is final up to here. */
+  commit: number;
+  /** target: the target Region as it was when the merge was prepared. */
+  target: Region;
 }
 
 /** KvBatch collects one poll round's state-machine writes; committed atomically. */

@@ -30,7 +30,7 @@ import type { Transport } from '@flotilla/transport';
 import type { OperatorInstruction } from '@flotilla/placement';
 import type { StoreConfig } from './config';
 import type { ApplyState, PlacementApi, StateMachine } from './engines';
-import { ApplyBatch, applyEntries, type ApplyEffect } from './operation/apply';
+import { ApplyBatch, applyEntries, type ApplyContext, type ApplyEffect } from './operation/apply';
 import { encodeCommand, err, type Callback, type CommandResult } from './operation/command';
 import { Peer, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, confStateFromRegion, type SnapshotPayload } from './raft/peer';
 import { StoreMetrics } from './metrics';
@@ -131,6 +131,7 @@ export class Store {
       const applyState = apply ?? initialApplyState();
       this.ensureLogMatchesApply(regionId, applyState, local.confState);
       const peer = new Peer(local.region, me.id, applyState, local.confState, true);
+      peer.mergeState = local.merge;
       this.startPeer(peer);
     }
     if (!this.pendingLog.isEmpty) this.flushPendingLog();
@@ -211,6 +212,7 @@ export class Store {
     this.timers.push(setInterval(() => this.splitCheck(), this.config.splitCheckIntervalMs));
     this.timers.push(setInterval(() => this.raftLogGc(), this.config.raftLogGcIntervalMs));
     this.timers.push(setInterval(() => this.expireReads(), 1000));
+    this.timers.push(setInterval(() => this.mergeTick(), 200));
     this.timers.push(setInterval(() => this.purgeLog(), 2000));
     void this.storeHeartbeat();
     // Single-voter Regions (a fresh bootstrap) elect themselves at once.
@@ -298,7 +300,7 @@ export class Store {
    * followers, which then elect a new leader as usual.
    */
   private maybeHibernate(p: Peer): void {
-    if (!this.config.hibernate || !p.isLeader) return;
+    if (!this.config.hibernate || !p.isLeader || p.mergeState) return;
     if (p.proposals.length > 0 || p.reads.length > 0 || p.mailbox.length > 0) {
       p.idleTicks = 0;
       return;
@@ -519,11 +521,12 @@ export class Store {
       const apply = new ApplyBatch(this.sm);
       const effects: ApplyEffect[] = [];
       const responses: { cb: Callback; result: CommandResult; at: number }[] = [];
-      const ctx = {
+      const ctx: ApplyContext = {
         batch: apply,
         effects,
         storeId: this.storeId,
         respond: (peer: Peer, index: number, term: number, result: CommandResult) => this.matchProposal(peer, index, term, result, responses),
+        catchUpSource: (sourceId, commit, entries) => this.catchUpSource(sourceId, commit, entries, ctx),
       };
       const needApplyAdvance: Peer[] = [];
       for (const { peer, rd } of readies) {
@@ -737,7 +740,74 @@ export class Store {
       case 'split':
         this.onSplitApplied(e.parent, e.regions, e.wasLeader);
         break;
+      case 'prepareMerge':
+        this.logger.info({ regionId: e.peer.regionId, target: e.peer.mergeState?.target.id, commit: e.peer.mergeState?.commit }, 'merge prepared');
+        if (e.peer.isLeader) {
+          e.peer.mergeStartedMs = this.now();
+          this.tryCommitMerge(e.peer);
+        }
+        break;
+      case 'commitMerge': {
+        const src = this.peers.get(e.sourceId);
+        if (src) {
+          const waiters = src.mergeWaiters;
+          src.mergeWaiters = [];
+          for (const w of waiters) w({ ok: true, regions: [e.target.region] });
+          this.destroyPeer(src, false);
+        }
+        this.logger.info({ regionId: e.target.regionId, source: e.sourceId, version: e.target.region.epoch.version }, 'merge committed');
+        if (e.target.isLeader) void this.regionHeartbeat(e.target);
+        break;
+      }
+      case 'rollbackMerge': {
+        const waiters = e.peer.mergeWaiters;
+        e.peer.mergeWaiters = [];
+        e.peer.commitMergeInFlight = false;
+        for (const w of waiters) w(err.epochNotMatch([e.peer.region]));
+        this.logger.info({ regionId: e.peer.regionId }, 'merge rolled back');
+        if (e.peer.isLeader) void this.regionHeartbeat(e.peer);
+        break;
+      }
     }
+  }
+
+  /**
+   * catchUpSource is CatchUpLogs (docs/merge.md): before the target absorbs
+   * the source, the local source replica applies everything up to the
+   * source's PrepareMerge — from its own log where it has the entries, from
+   * the entries CommitMerge carries otherwise — in the same KV transaction.
+   */
+  private catchUpSource(sourceId: number, commit: number, carried: Uint8Array[], ctx: ApplyContext): boolean {
+    const src = this.peers.get(sourceId);
+    if (!src) return !this.tombstones.has(sourceId) ? this.sourceNeverHere(sourceId) : true;
+    assert(src.initialized, `merge: source region ${sourceId} is not initialized on store ${this.storeId}`);
+    if (src.apply.appliedIndex >= commit) return true;
+    const entries: Entry[] = [];
+    let next = src.apply.appliedIndex + 1;
+    try {
+      const own = this.log.entries(sourceId, next, Math.min(this.log.lastIndex(sourceId), commit) + 1);
+      for (const e of own) entries.push(e);
+      next += own.length;
+    } catch {
+      // compacted or missing locally: the carried entries must cover it
+    }
+    for (const b of carried) {
+      const e = decode(b) as Entry;
+      if (e.index === next && e.index <= commit) {
+        entries.push(e);
+        next++;
+      }
+    }
+    assert(next > commit, `merge: source region ${sourceId} cannot catch up to ${commit} (reached ${next - 1})`);
+    applyEntries(src, entries, ctx);
+    return true;
+  }
+
+  private sourceNeverHere(sourceId: number): boolean {
+    // Placement only merges Regions whose peers share stores; a store
+    // without the source peer cannot hold the source's data.
+    this.logger.error({ sourceId }, 'merge: source region was never on this store');
+    return false;
   }
 
   private onSplitApplied(parent: Peer, regions: Region[], wasLeader: boolean): void {
@@ -805,6 +875,8 @@ export class Store {
     if (!peer || !peer.initialized) return cb(err.regionNotFound(req.header.regionId));
     this.wake(peer);
     if (!peer.isLeader) return cb(err.notLeader(peer.regionId, peer.leaderMeta()));
+    // A Region being merged away serves nothing: its range is about to belong to the target.
+    if (peer.mergeState) return cb(err.epochNotMatch(this.currentRegionsFor(peer)));
     const epoch = peer.region.epoch;
     if (req.op !== 'admin' && req.header.regionEpoch.version !== epoch.version) return cb(err.epochNotMatch(this.currentRegionsFor(peer)));
     switch (req.op) {
@@ -820,6 +892,101 @@ export class Store {
         return this.startAdmin(peer, req.header, req.admin, cb);
       case 'split':
         return void this.startSplit(peer, req.splitKeys, cb);
+      case 'merge':
+        return this.startMerge(peer, req.targetRegionId, cb);
+    }
+  }
+
+  /**
+   * startMerge proposes PrepareMerge on the source Region (docs/merge.md).
+   * The callback is answered when the merge commits (or rolls back).
+   */
+  startMerge(src: Peer, targetRegionId: number, cb: Callback): void {
+    const tgt = this.peers.get(targetRegionId);
+    if (!tgt || !tgt.initialized) return cb(err.invalid(`target region ${targetRegionId} has no peer on this store; move peers first`));
+    if (tgt.mergeState) return cb(err.invalid(`target region ${targetRegionId} is itself merging`));
+    const a = src.region;
+    const b = tgt.region;
+    const adjacent = (a.endKey.length > 0 && compareKeys(a.endKey, b.startKey) === 0) || (b.endKey.length > 0 && compareKeys(b.endKey, a.startKey) === 0);
+    if (!adjacent) return cb(err.invalid(`regions ${a.id} and ${b.id} are not adjacent`));
+    const storesA = a.peers.map((p) => p.storeId).sort().join(',');
+    const storesB = b.peers.map((p) => p.storeId).sort().join(',');
+    if (storesA !== storesB || a.peers.some((p) => p.role !== 'voter') || b.peers.some((p) => p.role !== 'voter')) {
+      return cb(err.invalid(`regions ${a.id} and ${b.id} must have voters on the same stores (${storesA} vs ${storesB})`));
+    }
+    const r = src.raw.raft;
+    let minIndex = r.raftLog.lastIndex();
+    for (const [, pr] of r.prs.progress) if (pr.match < minIndex) minIndex = pr.match;
+    if (minIndex < src.apply.truncatedIndex) return cb(err.busy('a source replica is too far behind to merge; retry later', 1000));
+    src.mergeWaiters.push(cb);
+    const admin: AdminRequest = { type: 'prepareMerge', target: b, minIndex };
+    this.propose(src, encodeCommand({ header: { regionId: a.id, regionEpoch: a.epoch }, writes: [], admin }), (res) => {
+      if (!res.ok) {
+        src.mergeWaiters = src.mergeWaiters.filter((w) => w !== cb);
+        cb(res);
+      }
+    });
+  }
+
+  /**
+   * tryCommitMerge drives a prepared merge from the source leader: make the
+   * local target peer the target's leader, then propose CommitMerge there.
+   * Rollback happens only once the target's epoch has moved past the one
+   * the merge was prepared against: from then on no CommitMerge for this
+   * merge can apply on any target replica, so rolling back cannot race a
+   * late commit. (A timeout alone never rolls back; see docs/merge.md.)
+   */
+  private tryCommitMerge(src: Peer): void {
+    const ms = src.mergeState;
+    if (!ms || !src.isLeader || src.commitMergeInFlight || this.peers.get(src.regionId) !== src) return;
+    const tgt = this.peers.get(ms.target.id);
+    if (!tgt || !tgt.initialized) {
+      if (this.now() - src.mergeStartedMs > 10_000) this.logger.warn({ regionId: src.regionId, target: ms.target.id }, 'merge waiting: no target peer on this store');
+      return;
+    }
+    const te = tgt.region.epoch;
+    if (te.version !== ms.target.epoch.version || te.confVer !== ms.target.epoch.confVer) {
+      this.proposeRollbackMerge(src);
+      return;
+    }
+    if (!tgt.isLeader) {
+      tgt.raw.transferLeader(tgt.peerId);
+      this.wake(tgt);
+      this.markDirty(tgt);
+      return;
+    }
+    let carried: Uint8Array[];
+    try {
+      carried = this.log.entries(src.regionId, ms.minIndex + 1, ms.commit + 1).map((e) => encode(e));
+    } catch (e) {
+      this.logger.error({ regionId: src.regionId, err: (e as Error).message }, 'merge: source entries unavailable');
+      return;
+    }
+    src.commitMergeInFlight = true;
+    const admin: AdminRequest = { type: 'commitMerge', source: src.region, commit: ms.commit, entries: carried };
+    this.propose(tgt, encodeCommand({ header: { regionId: tgt.regionId, regionEpoch: ms.target.epoch }, writes: [], admin }), (res) => {
+      src.commitMergeInFlight = false;
+      if (!res.ok) this.logger.info({ regionId: src.regionId, err: res.error.type }, 'commit merge not applied; will retry');
+    });
+  }
+
+  private proposeRollbackMerge(src: Peer): void {
+    const ms = src.mergeState!;
+    if (src.commitMergeInFlight) return;
+    src.commitMergeInFlight = true;
+    this.logger.info({ regionId: src.regionId, target: ms.target.id }, 'target epoch changed; rolling back merge');
+    const admin: AdminRequest = { type: 'rollbackMerge', commit: ms.commit };
+    this.propose(src, encodeCommand({ header: { regionId: src.regionId, regionEpoch: src.region.epoch }, writes: [], admin }), (res) => {
+      if (!res.ok) src.commitMergeInFlight = false;
+    });
+  }
+
+  private mergeTick(): void {
+    if (this.closed) return;
+    for (const p of this.peers.values()) {
+      if (!p.mergeState || !p.isLeader) continue;
+      if (p.mergeStartedMs === 0) p.mergeStartedMs = this.now();
+      this.tryCommitMerge(p);
     }
   }
 
@@ -921,6 +1088,9 @@ export class Store {
       case 'compactLog':
       case 'batchSplit':
         return this.propose(peer, encodeCommand({ header, writes: [], admin }), cb);
+      case 'prepareMerge':
+        // Raw PrepareMerge (tools and tests); the 'merge' op computes minIndex and checks placement rules.
+        return this.propose(peer, encodeCommand({ header, writes: [], admin }), cb);
       default:
         return cb(err.invalid(`admin command ${admin.type} is not supported yet`));
     }
@@ -1015,7 +1185,7 @@ export class Store {
   private raftLogGc(): void {
     if (this.closed) return;
     for (const p of this.peers.values()) {
-      if (!p.isLeader || !p.initialized || p.hibernating) continue;
+      if (!p.isLeader || !p.initialized || p.hibernating || p.mergeState) continue;
       const applied = p.apply.appliedIndex;
       const first = p.apply.truncatedIndex + 1;
       if (applied - first < this.config.raftLogGcThreshold) continue;
@@ -1146,7 +1316,8 @@ export class Store {
         return;
       }
       case 'merge':
-        return;
+        if (p.mergeState) return;
+        return this.startMerge(p, step.target.id, done);
     }
   }
 
@@ -1161,6 +1332,11 @@ export class Store {
     }
     return { storeId: this.storeId, regions: this.peers.size, leaders, hibernated, transport: this.transport.stats() };
   }
+}
+
+/** assert: a broken invariant is a bug; throw and never catch (TIGER_STYLE). */
+function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(`invariant violated: ${message}`);
 }
 
 function initialApplyState(): ApplyState {

@@ -62,6 +62,9 @@ function hexKey(k: Uint8Array): string {
 /** ApplyEffect is a consequence of an applied admin command the store must act on after the KV write. */
 export type ApplyEffect =
   | { type: 'split'; parent: Peer; regions: Region[]; wasLeader: boolean }
+  | { type: 'prepareMerge'; peer: Peer }
+  | { type: 'commitMerge'; target: Peer; sourceId: number }
+  | { type: 'rollbackMerge'; peer: Peer }
   | { type: 'confChange'; peer: Peer; removedSelf: boolean; added: PeerMeta[]; removed: PeerMeta[] }
   | { type: 'compact'; peer: Peer; index: number; term: number };
 
@@ -71,6 +74,12 @@ export interface ApplyContext {
   /** respond answers a proposal at (index, term); the store matches it to a callback. */
   respond(peer: Peer, index: number, term: number, result: CommandResult): void;
   storeId: number;
+  /**
+   * catchUpSource makes the local source peer of a merge apply everything
+   * up to `commit` (CatchUpLogs), using the entries CommitMerge carries;
+   * false if it cannot (then the merge must not apply here).
+   */
+  catchUpSource(sourceRegionId: number, commit: number, entries: Uint8Array[]): boolean;
 }
 
 /**
@@ -112,6 +121,8 @@ function applyNormal(peer: Peer, e: Entry, ctx: ApplyContext): CommandResult {
     return err.invalid(`undecodable command at index ${e.index}: ${(error as Error).message}`);
   }
   if (cmd.admin) return applyAdmin(peer, cmd, cmd.admin, e, ctx);
+  // A Region being merged away accepts no more writes (docs/merge.md).
+  if (peer.mergeState) return err.epochNotMatch([peer.region]);
   const stale = checkEpoch(peer, cmd, true, false);
   if (stale) return stale;
   for (const w of cmd.writes) {
@@ -173,8 +184,49 @@ function applyAdmin(peer: Peer, cmd: RaftCmdRequest, admin: AdminRequest, e: Ent
       if (stale) return stale;
       return applySplit(peer, admin, ctx);
     }
+    case 'prepareMerge': {
+      const stale = checkEpoch(peer, cmd, true, true);
+      if (stale) return stale;
+      if (peer.mergeState) return err.invalid('region is already merging');
+      const epoch = { version: peer.region.epoch.version + 1, confVer: peer.region.epoch.confVer + 1 };
+      peer.region = { ...peer.region, epoch };
+      peer.mergeState = { minIndex: admin.minIndex, commit: e.index, target: admin.target };
+      ctx.batch.batch.setRegionState(peer.regionId, peer.localState());
+      ctx.effects.push({ type: 'prepareMerge', peer });
+      return { ok: true, regions: [peer.region] };
+    }
+    case 'commitMerge': {
+      const stale = checkEpoch(peer, cmd, true, true);
+      if (stale) return stale;
+      const src = admin.source;
+      const tgt = peer.region;
+      const leftAdjacent = src.endKey.length > 0 && compareKeys(src.endKey, tgt.startKey) === 0;
+      const rightAdjacent = tgt.endKey.length > 0 && compareKeys(tgt.endKey, src.startKey) === 0;
+      if (!leftAdjacent && !rightAdjacent) return err.invalid(`region ${src.id} is not adjacent to region ${tgt.id}`);
+      if (!ctx.catchUpSource(src.id, admin.commit, admin.entries)) {
+        return err.unavailable(`source region ${src.id} cannot catch up to ${admin.commit} on store ${ctx.storeId}`);
+      }
+      const version = Math.max(src.epoch.version, tgt.epoch.version) + 1;
+      peer.region = {
+        ...tgt,
+        startKey: leftAdjacent ? src.startKey : tgt.startKey,
+        endKey: leftAdjacent ? tgt.endKey : src.endKey,
+        epoch: { ...tgt.epoch, version },
+      };
+      ctx.batch.batch.setRegionState(peer.regionId, peer.localState());
+      ctx.effects.push({ type: 'commitMerge', target: peer, sourceId: src.id });
+      return { ok: true, regions: [peer.region] };
+    }
+    case 'rollbackMerge': {
+      if (!peer.mergeState || peer.mergeState.commit !== admin.commit) return err.invalid('no such merge to roll back');
+      peer.mergeState = undefined;
+      peer.region = { ...peer.region, epoch: { ...peer.region.epoch, version: peer.region.epoch.version + 1 } };
+      ctx.batch.batch.setRegionState(peer.regionId, peer.localState());
+      ctx.effects.push({ type: 'rollbackMerge', peer });
+      return { ok: true, regions: [peer.region] };
+    }
     default:
-      return err.invalid(`admin command ${admin.type} is not supported by this store version (entry ${e.index})`);
+      return err.invalid(`admin command ${(admin as AdminRequest).type} is not supported by this store version (entry ${e.index})`);
   }
 }
 

@@ -11,7 +11,7 @@ import {
 } from '@flotilla/raft-core';
 import { encode, type Peer as PeerMeta, type Region } from '@flotilla/proto';
 import type { StoreConfig } from '../config';
-import type { ApplyState, RegionLocalState, StateMachine } from '../engines';
+import type { ApplyState, MergeState, RegionLocalState, StateMachine } from '../engines';
 import type { Callback, Proposal } from '../operation/command';
 
 /** RAFT_INIT_LOG_INDEX / TERM: where a bootstrapped or split Region's log starts (TiKV uses 5). */
@@ -95,6 +95,13 @@ export class Peer {
   /** initialized is false for a peer created by a message, until a snapshot gives it data. */
   initialized: boolean;
   pendingRemove = false;
+  /** mergeState is set while this Region is being merged away (source of a merge). */
+  mergeState: MergeState | undefined;
+  /** mergeStartedMs / commitMergeInFlight drive the source leader's merge progress (not persisted). */
+  mergeStartedMs = 0;
+  commitMergeInFlight = false;
+  /** mergeWaiters are answered when this Region's merge completes or rolls back. */
+  mergeWaiters: Callback[] = [];
   proposals: Proposal[] = [];
   reads: ReadWaiter[] = [];
   mailbox: MailboxItem[] = [];
@@ -194,7 +201,8 @@ export class Peer {
   }
 
   localState(): RegionLocalState {
-    return { region: this.region, state: this.pendingRemove ? 'tombstone' : 'normal', confState: this.confState };
+    const state = this.pendingRemove ? 'tombstone' : this.mergeState ? 'merging' : 'normal';
+    return this.mergeState ? { region: this.region, state, confState: this.confState, merge: this.mergeState } : { region: this.region, state, confState: this.confState };
   }
 
   addProposal(index: number, term: number, cb: Callback, nowMs: number): void {
