@@ -150,6 +150,17 @@ describe('placement server: bad input keeps it serving', () => {
   });
 });
 
+describe('key rendering', () => {
+  it('shows printable keys as text and anything else (or a literal 0x prefix) as hex, and parses both back', async () => {
+    const { renderKey, parseKey } = await import('../src/http');
+    expect(renderKey(new Uint8Array())).toBe('');
+    expect(renderKey(Buffer.from('user/42'))).toBe('user/42');
+    expect(renderKey(Buffer.from([0, 255, 16]))).toBe('0x00ff10');
+    expect(renderKey(Buffer.from('0xabc'))).toBe('0x3078616263');
+    for (const k of [Buffer.from('user/42'), Buffer.from([0, 255, 16]), Buffer.from('0xabc')]) expect(Buffer.from(parseKey(renderKey(k))).equals(k)).toBe(true);
+  });
+});
+
 describe('PlacementClient', () => {
   let sockets: { close(): unknown }[] = [];
   afterEach(async () => {
