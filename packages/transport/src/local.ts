@@ -268,13 +268,16 @@ export class LocalNetwork {
       return;
     }
     const f = this.faults;
-    const calm = f.dropProbability === 0 && f.duplicateProbability === 0 && f.delay[1] === 0;
-    if (calm) {
-      this.enqueue(now, from, target, msgs);
-      return;
-    }
     const key = `${from.storeId}>${to}`;
     let last = this.lastAt.get(key) ?? -Infinity;
+    const calm = f.dropProbability === 0 && f.duplicateProbability === 0 && f.delay[1] === 0;
+    if (calm) {
+      // Still FIFO behind anything delayed before the faults were lifted.
+      const at = Math.max(now, last);
+      this.lastAt.set(key, at);
+      this.enqueue(at, from, target, msgs);
+      return;
+    }
     // Group messages that land at the same time into one batch, keeping send order.
     const batches = new Map<number, RaftMessage[]>();
     const add = (at: number, m: RaftMessage) => {

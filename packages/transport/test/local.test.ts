@@ -115,6 +115,25 @@ describe('LocalNetwork', () => {
     expect(() => net.deliver(5)).toThrow(RangeError);
   });
 
+  it('stays FIFO when faults are lifted while delayed messages are in flight', async () => {
+    const net = new LocalNetwork({ mode: 'manual', faults: { delay: [10, 10] } });
+    const a = net.transport(1);
+    const b = net.transport(2);
+    await a.start();
+    await b.start();
+    const got: number[] = [];
+    b.onMessages((msgs) => msgs.forEach((m) => got.push(m.message.index)));
+    a.send(2, raftMsg(1, 1, 2, 1));
+    a.flush();
+    net.setFaults({});
+    a.send(2, raftMsg(1, 1, 2, 2));
+    a.flush();
+    net.deliver(0);
+    expect(got).toEqual([]); // 2 may not overtake 1
+    net.deliver(10);
+    expect(got).toEqual([1, 2]);
+  });
+
   it('partitions, isolates and heals', async () => {
     const net = new LocalNetwork({ mode: 'manual' });
     const ts = [1, 2, 3].map((id) => net.transport(id));
