@@ -63,6 +63,7 @@ describe('region merge', () => {
       for (let i = 0; writing; i++) {
         for (const [regionId, prefix] of [[left, 'a'], [right, 'n']] as const) {
           const key = `${prefix}${i}`;
+          if (!c.stores.some((s) => s?.store.peers.has(regionId))) continue; // merged away
           try {
             const { handle, peer } = await leaderOf(c, regionId);
             const cl = new RawStoreClient(handle.address);
@@ -130,4 +131,46 @@ describe('region merge', () => {
     expect(!r.ok && r.error.type).toBe('InvalidRequest');
     expect(left).not.toBe(right);
   }, 60_000);
+
+  it('a target-side follower that was down during the merge catches up after restart', async () => {
+    const { c, left, right } = await setup();
+    for (const k of ['b', 'x']) {
+      const regionId = k < 'm' ? left : right;
+      await call(c, regionId, (r) => ({ header: hdr(r), op: 'write', writes: [{ type: 'put', key: utf8(k), value: utf8(k.toUpperCase()) }] }));
+    }
+    // Stop a store that leads neither Region.
+    const leaders = new Set([(await leaderOf(c, left)).handle, (await leaderOf(c, right)).handle]);
+    const srcLeader = (await leaderOf(c, right)).handle;
+    let idx = c.stores.findIndex((s) => !leaders.has(s!));
+    if (idx < 0) idx = c.stores.findIndex((s) => s !== srcLeader);
+    await c.stop(idx);
+    await call(c, right, (r) => ({ header: hdr(r), op: 'merge', targetRegionId: left }));
+    await call(c, left, (r) => ({ header: hdr(r), op: 'write', writes: [{ type: 'put', key: utf8('y'), value: utf8('Y') }] }));
+    const back = await c.restart(idx);
+    await waitFor('restarted store applied the merge', () => !back.store.peers.has(right) && back.store.peers.get(left)?.region.endKey.length === 0, 30_000);
+    await waitFor('restarted store has the later write', () => back.store.stateMachine.get(utf8('y')) !== undefined, 30_000);
+    expect(fromUtf8(back.store.stateMachine.get(utf8('x'))!)).toBe('X');
+  }, 90_000);
+
+  it('split after merge and merge after split, repeatedly, keeps every key', async () => {
+    const { c, left, right } = await setup();
+    const written = new Map<string, string>();
+    let target = left;
+    let source = right;
+    for (let round = 0; round < 3; round++) {
+      for (const k of [`a${round}`, `z${round}`]) {
+        const regionId = k < 'm' ? target : source;
+        await call(c, regionId, (r) => ({ header: hdr(r), op: 'write', writes: [{ type: 'put', key: utf8(k), value: utf8(`r${round}`) }] }));
+        written.set(k, `r${round}`);
+      }
+      await call(c, source, (r) => ({ header: hdr(r), op: 'merge', targetRegionId: target }));
+      await waitFor('merged on every store', () => c.stores.every((s) => !s!.store.peers.has(source)));
+      const scan = await call(c, target, (r) => ({ header: hdr(r), op: 'read', read: { type: 'scan', startKey: new Uint8Array(), endKey: new Uint8Array(), limit: 1000 } }));
+      expect(new Map(scan.pairs!.map((p) => [fromUtf8(p.key), fromUtf8(p.value)]))).toEqual(written);
+      const split = await call(c, target, (r) => ({ header: hdr(r), op: 'split', splitKeys: [utf8('m')] }));
+      const right2 = split.regions!.find((r) => fromUtf8(r.startKey) === 'm')!;
+      source = right2.id;
+      await waitFor('split on every store, replicated', () => c.stores.every((s) => s!.store.peers.get(source)?.initialized));
+    }
+  }, 120_000);
 });
