@@ -3,6 +3,29 @@
 // own MemoryStorage, one queue of in-flight messages, and an output buffer
 // into which every command handler, and raft's own logger, write text. The
 // test compares that text with the expectation in testdata/*.txt.
+//
+// Commands (node ids are 1-based, in order of creation):
+//   add-nodes N [voters=(1,2,3)] [learners=(4)] [index=I] [checkquorum=true]
+//             [prevote=true] [read-only=safe|lease-based] [max-inflight=N]
+//             [max-size-per-msg=B] [max-uncommitted-size=B]
+//             [max-committed-size-per-ready=B] [disable-proposal-forwarding=true]
+//             [election-tick=T] [heartbeat-tick=T] [async-storage-writes=true]
+//       With voters/learners the storage is bootstrapped by a snapshot at
+//       index I (default 1, term 1); without, the node starts empty.
+//   campaign ID | propose ID DATA | read-index ID CTX | transfer-leadership from=A to=B
+//   propose-conf-change ID [v1=true] [transition=auto|implicit|explicit]
+//       followed by one input line of changes: v2 (add voter) l3 (add
+//       learner) r4 (remove); no changes = leave the joint configuration.
+//   tick ID [count=N] | tick-election ID | tick-heartbeat ID
+//   process-ready [IDS...] | process-append-thread [IDS...] (async nodes)
+//   deliver-msgs [IDS...] [drop=(IDS)] [type=MsgApp]
+//   stabilize [IDS...]: Ready, append thread and delivery rounds until quiet.
+//   isolate IDS... | heal: drop every message to/from isolated nodes when sent.
+//   report-unreachable ID PEER | report-snapshot ID PEER finish|failure
+//   compact ID INDEX: snapshot the applied state at INDEX and truncate the log.
+//   restart ID: rebuild the node from its durable storage.
+//   status ID | raft-log ID | raft-state | log-level debug|info|warn|error|none
+// Raft's typed errors print as "ERROR: <ErrorClass>"; anything else fails the test.
 import {
   ConfChangeTransition,
   ConfChangeType,
