@@ -189,6 +189,27 @@ describe('§5.2 leader election', () => {
     }
   });
 
+  // "votes could be split so that no candidate obtains a majority. When this
+  // happens, each candidate will time out and start a new election".
+  it('dueling candidates: the one whose log is not up-to-date falls back', () => {
+    const n = new Network([undefined, undefined, undefined]);
+    n.cut(1, 3);
+    n.campaign(1);
+    n.campaign(3);
+    // 1 won with 2's vote; 3 is a candidate that 2 refused (already voted in term 1).
+    expect(n.raft(1).state).toBe(StateRole.Leader);
+    expect(n.raft(3).state).toBe(StateRole.Candidate);
+    n.recover();
+    // 3 campaigns again at term 2; 1 and 2 have a longer log (the no-op), so 3 loses,
+    // and the term change makes 1 step down.
+    n.campaign(3);
+    expect(n.raft(3).state).toBe(StateRole.Follower);
+    expect(n.raft(1).state).toBe(StateRole.Follower);
+    expect(n.raft(1).term).toBe(2);
+    expect(n.raft(1).raftLog.lastIndex()).toBe(1);
+    expect(n.raft(3).raftLog.lastIndex()).toBe(0);
+  });
+
   // "Raft uses randomized election timeouts ... chosen randomly from a fixed interval."
   for (const role of [StateRole.Follower, StateRole.Candidate]) {
     it(`${role} election timeout is randomized over [et, 2*et)`, () => {
@@ -522,6 +543,36 @@ describe('§5.4 safety', () => {
       r.step(msg({ msgType: MessageType.MsgAppResp, from: 2, to: 1, term: r.term, index: tt.index }));
       expect(r.raftLog.committed, JSON.stringify(tt)).toBe(tt.wcommit);
     }
+  });
+});
+
+describe('§5.4.3 safety argument', () => {
+  // Figure 8: an entry from an earlier term stored on a majority may still
+  // be overwritten, so a leader does not commit it by counting replicas; it
+  // becomes committed only together with an entry of the leader's own term.
+  it('an old-term entry on a majority commits only with a current-term entry', () => {
+    const s = newTestMemoryStorage([1, 2, 3, 4, 5]);
+    s.append([entry(1, 1), entry(2, 2, 'old')]);
+    const r = newTestRaft(1, 10, 1, s);
+    r.loadStateForTest(2, 0, 1);
+    r.becomeCandidate(); // term 3
+    r.becomeLeader(); // appends the no-op at index 3
+    persist(r);
+    r.readMessages();
+    const ack = (from: number, index: number): void => r.step(msg({ msgType: MessageType.MsgAppResp, from, to: 1, term: 3, index }));
+    ack(2, 2);
+    ack(3, 2); // 'old' is on 1, 2 and 3: a majority of five, but from term 2
+    expect(r.raftLog.committed).toBe(1);
+    ack(2, 3);
+    expect(r.raftLog.committed).toBe(1); // the no-op is on 1 and 2 only
+    ack(3, 3);
+    expect(r.raftLog.committed).toBe(3);
+    persist(r);
+    expect(r.raftLog.nextCommittedEnts().map((e) => [e.index, e.term, new TextDecoder().decode(e.data)])).toEqual([
+      [1, 1, ''],
+      [2, 2, 'old'],
+      [3, 3, ''],
+    ]);
   });
 });
 
