@@ -6,7 +6,7 @@ import { CompactedError, UnavailableError } from '@flotilla/raft-core';
 import { encodeBatch } from './batch-codec';
 import { assert, EngineClosedError, InvalidBatchError } from './errors';
 import type { LogBatch, LogOp } from './log-batch';
-import { entrySize } from './log-batch';
+import { copyConfState, entrySize } from './log-batch';
 import { DEFAULT_WRITER_OPTIONS, LogWriter, loadRaftStates } from './log-writer';
 import type { CommitResult, WriterOptions } from './log-writer';
 import { evictFront, RegionView } from './region-view';
@@ -261,7 +261,7 @@ export class LogEngine {
     const v = this.views.get(regionId) ?? new RegionView(regionId);
     return {
       hardState: { ...v.hardState },
-      confState: v.confState,
+      confState: copyConfState(v.confState),
       truncatedIndex: v.truncatedIndex,
       truncatedTerm: v.truncatedTerm,
       firstIndex: v.firstIndex,
