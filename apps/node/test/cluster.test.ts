@@ -45,33 +45,28 @@ const ctl = (args: string[]) => runCli([...args, '--data-dir', dataDir, '--log-l
 describe('flotilla up + ctl commands', () => {
   it('put, get, scan, cas, del, regions and stores through the CLI', async () => {
     expect(cluster.stores).toHaveLength(3);
-    expect((await ctl(['put', 'greeting', 'hello'])).code).toBe(0);
-    const got = await ctl(['get', 'greeting']);
+    // Independent invocations run side by side; each is still a separate process.
+    const puts = await Promise.all([ctl(['put', 'greeting', 'hello']), ctl(['put', 'greeting2', 'hi'])]);
+    for (const p of puts) expect(p.code, p.stderr).toBe(0);
+    const [got, missing, scan] = await Promise.all([ctl(['get', 'greeting']), ctl(['get', 'nope']), ctl(['scan', 'greeting', 'greetinh'])]);
     expect(got.code, got.stderr).toBe(0);
     expect(got.stdout).toBe('hello\n');
-    const missing = await ctl(['get', 'nope']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('not found');
-    await ctl(['put', 'greeting2', 'hi']);
-    const scan = await ctl(['scan', 'greeting', 'greetinh']);
     expect(scan.stdout).toBe('greeting\thello\ngreeting2\thi\n');
     const casOk = await ctl(['cas', 'greeting', '--expected', 'hello', '--value', 'bonjour']);
     expect(casOk.code, casOk.stderr).toBe(0);
-    const casBad = await ctl(['cas', 'greeting', '--expected', 'hello', '--value', 'hola']);
+    const [casBad, del, split] = await Promise.all([ctl(['cas', 'greeting', '--expected', 'hello', '--value', 'hola']), ctl(['del', 'greeting2']), ctl(['split', 'm'])]);
     expect(casBad.code).toBe(1);
     expect(casBad.stderr).toContain('bonjour');
-    expect((await ctl(['del', 'greeting2'])).code).toBe(0);
-    expect((await ctl(['get', 'greeting2'])).code).toBe(1);
-
-    const split = await ctl(['split', 'm']);
+    expect(del.code, del.stderr).toBe(0);
     expect(split.code, split.stderr).toBe(0);
-    const regions = await ctl(['regions', '--json']);
+    const [gone, regions, table, stores] = await Promise.all([ctl(['get', 'greeting2']), ctl(['regions', '--json']), ctl(['regions']), ctl(['stores'])]);
+    expect(gone.code).toBe(1);
     expect(regions.code, regions.stderr).toBe(0);
     const rows = JSON.parse(regions.stdout) as { startKey: string; endKey: string }[];
     expect(rows.some((r) => r.endKey === 'm')).toBe(true);
-    const table = await ctl(['regions']);
     expect(table.stdout).toContain('KEY RANGE');
-    const stores = await ctl(['stores']);
     expect(stores.code, stores.stderr).toBe(0);
     expect(stores.stdout).toContain('3 stores');
   }, 120_000);
