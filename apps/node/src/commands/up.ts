@@ -34,7 +34,11 @@ export async function startLocal(ctx: CommandContext): Promise<LocalCluster> {
 }
 
 export function endpointsTable(cluster: LocalCluster): string {
-  const rel = (p: string): string => relative(process.cwd(), p) || '.';
+  // Paths under the working directory read best relative; anything else stays absolute.
+  const rel = (p: string): string => {
+    const r = relative(process.cwd(), p);
+    return r === '' || r.startsWith('..') ? p : r;
+  };
   return table(
     ['PROCESS', 'ADDRESS', 'HEALTH', 'PID', 'LOG'],
     cluster.processes.map((p) => [p.name, p.address, `http://${p.address}/${p.index === 0 ? 'health' : 'status'}`, p.proc.pid ?? 0, rel(p.log)]),
