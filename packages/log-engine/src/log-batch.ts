@@ -50,7 +50,9 @@ export class LogBatch {
       this.bytes += entrySize(e) + 8;
     }
     this.entryCountValue += entries.length;
-    this.ops.push({ kind: 'append', regionId, entries });
+    // A copy of the list (not of the entries): the caller's array may change
+    // before an asynchronous write completes and fills the cache.
+    this.ops.push({ kind: 'append', regionId, entries: entries.slice() });
     return this.checkSize();
   }
 
