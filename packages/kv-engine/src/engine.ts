@@ -270,6 +270,11 @@ export class KvEngine {
   approximateSplitKey(start: Uint8Array, end: Uint8Array): Buffer | undefined {
     this.checkOpen('approximateSplitKey');
     const { stats } = this.countRange(start, end);
+    const exact = this.tracker.regionWithRange(start, end);
+    if (exact !== undefined) {
+      this.tracker.load(exact, stats);
+      this.tracker.dirty.add(exact);
+    }
     if (stats.keys < 2) return undefined;
     const half = stats.bytes / 2;
     let acc = 0;

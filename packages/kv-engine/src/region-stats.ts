@@ -86,6 +86,14 @@ export class RegionStatsTracker {
     }
   }
 
+  /** regionWithRange returns the live Region whose range is exactly [start, end), if any. */
+  regionWithRange(start: Uint8Array, end: Uint8Array): number | undefined {
+    for (const t of this.byId.values()) {
+      if (compareKeys(t.start, start) === 0 && compareKeys(t.end, end) === 0) return t.regionId;
+    }
+    return undefined;
+  }
+
   /** regionFor returns the live Region holding key, if any. */
   regionFor(key: Uint8Array): number | undefined {
     return this.find(key)?.regionId;
