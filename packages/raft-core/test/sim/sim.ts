@@ -39,6 +39,7 @@ import {
   MessageType,
   RaftError,
   RawNode,
+  SnapshotTemporarilyUnavailableError,
   emptyConfState,
   entryConfChange,
   mulberry32,
@@ -135,6 +136,7 @@ interface Faults {
   compactRate: number;
   readRate: number;
   transferRate: number;
+  snapshotUnavailableRate: number;
 }
 
 function fnv(h: number, x: number): number {
@@ -174,7 +176,16 @@ class SimStorage extends MemoryStorage {
   /** sm is the node's durable state machine; snapshot() serves its current state, as TiKV generates one on demand. */
   sm: (() => StateMachine) | undefined;
 
+  /** unavailable, when it returns true, makes snapshot() say the snapshot is still being generated. */
+  unavailable: (() => boolean) | undefined;
+
+  /** storedSnapshotIndex is the index of the snapshot last created or applied (not generated on demand). */
+  storedSnapshotIndex(): number {
+    return super.snapshot(0, 0).metadata.index;
+  }
+
   override snapshot(requestIndex = 0, to = 0): Snapshot {
+    if (this.unavailable?.() === true) throw new SnapshotTemporarilyUnavailableError();
     const cur = super.snapshot(requestIndex, to);
     const sm = this.sm?.();
     if (sm !== undefined && sm.applied > cur.metadata.index && sm.applied <= this.lastIndex()) {
@@ -191,6 +202,13 @@ class SimStorage extends MemoryStorage {
     super.applySnapshot(snap);
     this.appliedConfState = snap.metadata.confState;
   }
+}
+
+function describeReadyShort(rd: Ready): string {
+  const span = (es: Entry[]): string => (es.length === 0 ? '-' : `${es[0]!.index}..${es[es.length - 1]!.index}`);
+  const snap = rd.snapshot !== undefined && rd.snapshot.metadata.index !== 0 ? ` snap=${rd.snapshot.metadata.index}` : '';
+  const hs = rd.hardState !== undefined ? ` hs=${rd.hardState.term}/${rd.hardState.vote}/${rd.hardState.commit}` : '';
+  return `#${rd.number}${snap}${hs} entries=${span(rd.entries)} committed=${span(rd.committedEntries)}`;
 }
 
 function cloneMessage(m: Message): Message {
@@ -256,6 +274,7 @@ export class Simulation {
       compactRate: r() * 0.05,
       readRate: r() * 0.1,
       transferRate: r() * 0.01,
+      snapshotUnavailableRate: r() < 0.5 ? 0 : r() * 0.5,
     };
     const checkQuorum = r() < 0.5;
     this.async = opts.async ?? r() < 0.5;
@@ -295,6 +314,7 @@ export class Simulation {
         leaderTermChecked: 0,
       };
       storage.sm = () => node.sm;
+      storage.unavailable = () => this.rng() < this.faults.snapshotUnavailableRate;
       this.nodes.push(node);
       this.start(node);
       this.groups.set(id, 0);
@@ -412,6 +432,7 @@ export class Simulation {
   private takeReady(n: SimNode): void {
     const rn = n.rawNode!;
     const rd = rn.ready();
+    if (this.trace !== undefined) this.log(`node ${n.id} ready ${describeReadyShort(rd)}`);
     n.pending.push(rd);
     this.send(n, rd.messages, this.healing);
     if (this.opts.inject === 'ack-before-persist') this.send(n, rd.persistedMessages, this.healing);
@@ -491,14 +512,16 @@ export class Simulation {
       const knownTerm = this.appliedTermAt.get(e.index);
       if (knownTerm === undefined) this.appliedTermAt.set(e.index, e.term);
       this.maxApplied = Math.max(this.maxApplied, e.index);
-      n.sm.applied = e.index;
-      n.sm.appliedTerm = e.term;
-      n.sm.digest = digest;
+      // Raft applies a conf change first; the state machine (index, digest,
+      // membership) then moves in one step. applyConfChange may ask storage
+      // for a snapshot, which must never pair the new index with the old
+      // membership.
       const cc = entryConfChange(e);
+      const confState = cc !== undefined ? n.rawNode!.applyConfChange(cc) : n.sm.confState;
+      n.sm = { applied: e.index, appliedTerm: e.term, digest, confState };
       if (cc !== undefined) {
-        n.sm.confState = n.rawNode!.applyConfChange(cc);
-        n.storage.appliedConfState = n.sm.confState;
-        this.log(`node ${n.id} applied conf change at ${e.index}: ${JSON.stringify(n.sm.confState)}`);
+        n.storage.appliedConfState = confState;
+        this.log(`node ${n.id} applied conf change at ${e.index}: ${JSON.stringify(confState)}`);
       } else if (e.data.length > 0) {
         const p = dec.decode(e.data);
         if (this.livenessMarkers.has(p)) {
@@ -706,12 +729,7 @@ export class Simulation {
   private maybeCompact(n: SimNode): void {
     const s = n.storage;
     const applied = n.sm.applied;
-    let snapIndex: number;
-    try {
-      snapIndex = s.snapshot(0, 0).metadata.index;
-    } catch {
-      return;
-    }
+    const snapIndex = s.storedSnapshotIndex();
     if (applied <= snapIndex || applied > s.lastIndex()) return;
     s.createSnapshot(applied, n.sm.confState, encodeSm(n.sm));
     const keep = Math.floor(this.rng() * 8);
