@@ -355,6 +355,33 @@ describe('WsTransport', () => {
     expect(t.stats().unreachableReports).toBe(reports.length);
   });
 
+  it('survives a second of random blocking and unblocking, then every pair talks again', async () => {
+    const { ts } = await cluster(3, { faults: { enabled: true }, reconnectBaseMs: 5, reconnectMaxMs: 50 });
+    const got = new Map<string, number>();
+    for (const t of ts) t.onMessages((msgs, from) => got.set(`${from}>${t.storeId}`, (got.get(`${from}>${t.storeId}`) ?? 0) + msgs.length));
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    const end = performance.now() + 1_000;
+    let seq = 0;
+    for (let round = 0; round < 100 || performance.now() < end; round++) {
+      const t = ts[Math.floor(rnd() * 3)]!;
+      const other = 1 + ((t.storeId + Math.floor(rnd() * 2)) % 3);
+      if (rnd() < 0.5) t.faults!.blockStore(other);
+      else t.faults!.unblock(other);
+      for (const s of ts) for (const to of [1, 2, 3]) if (to !== s.storeId) s.send(to, raftMsg(1, s.storeId, to, ++seq));
+      for (const s of ts) s.flush();
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    for (const t of ts) t.faults!.unblockAll();
+    got.clear();
+    await waitFor(() => {
+      for (const s of ts) for (const to of [1, 2, 3]) if (to !== s.storeId) s.send(to, raftMsg(1, s.storeId, to, ++seq));
+      for (const s of ts) s.flush();
+      return got.size === 6;
+    }, 'all six directions deliver again', 10_000);
+    for (const t of ts) expect(t.stats().droppedFault).toBeGreaterThan(0);
+  });
+
   it('blocks and unblocks a store through the fault hook', async () => {
     const { ts } = await cluster(2, { faults: { enabled: true } });
     let got = 0;
