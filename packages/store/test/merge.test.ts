@@ -14,14 +14,14 @@ afterEach(async () => {
 
 const hdr = (r: Region) => ({ regionId: r.id, regionEpoch: r.epoch });
 
-async function leaderOf(c: TestCluster, regionId: number) {
+async function leaderOf(c: TestCluster, regionId: number, timeoutMs = 20_000) {
   return waitFor(`leader of region ${regionId}`, () => {
     for (const s of c.stores) {
       const p = s?.store.peers.get(regionId);
       if (p?.isLeader) return { handle: s!, peer: p };
     }
     return undefined;
-  });
+  }, timeoutMs);
 }
 
 /** call sends a request to the Region's current leader, retrying until it is answered ok. */
@@ -65,7 +65,7 @@ describe('region merge', () => {
           const key = `${prefix}${i}`;
           if (!c.stores.some((s) => s?.store.peers.has(regionId))) continue; // merged away
           try {
-            const { handle, peer } = await leaderOf(c, regionId);
+            const { handle, peer } = await leaderOf(c, regionId, 500);
             const cl = new RawStoreClient(handle.address);
             const r = await cl.call({ header: hdr(peer.region), op: 'write', writes: [{ type: 'put', key: utf8(key), value: utf8(`v${i}`) }] });
             cl.close();
