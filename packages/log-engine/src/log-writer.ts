@@ -187,6 +187,8 @@ export class LogWriter {
     const fold = this.staged.length + bodies.length >= this.options.foldRows || this.stagedBytes + bytes >= this.options.foldBytes;
     try {
       if (fold) this.commitFold(lastSeq, decoded);
+      // One row: SQLite's implicit transaction saves the BEGIN/COMMIT round.
+      else if (bodies.length === 1) this.stmt.insertStaging.run(firstSeq, bodies[0]!);
       else this.commitStaged(firstSeq, bodies);
     } catch (err) {
       this.poisoned = err;
