@@ -56,6 +56,13 @@ interface ReadyRecord {
   snapshotIndex: number; // 0 = no snapshot
 }
 
+/**
+ * Empty arrays in a Ready are shared and frozen: most Readies carry only
+ * messages, and this saves allocations. Treat Ready arrays as read-only.
+ */
+const EMPTY_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
+const EMPTY_READ_STATES: ReadState[] = Object.freeze([]) as unknown as ReadState[];
+
 /** SnapshotStatus is the host's report on a snapshot it tried to send. */
 export type SnapshotStatus = 'finish' | 'failure';
 
@@ -186,12 +193,13 @@ export class RawNode {
     const r = this.raft;
     r.flushBcastAppend();
     const log = r.raftLog;
-    const entries = log.nextUnstableEnts();
+    const entries = log.hasNextUnstableEnts() ? log.nextUnstableEnts() : EMPTY_ENTRIES;
     const snapshot = log.unstable.nextSnapshot();
-    const committedEntries = log.nextCommittedEnts();
+    let committedEntries = log.nextCommittedEnts();
+    if (committedEntries.length === 0) committedEntries = EMPTY_ENTRIES;
     const rd: Ready = {
       number: ++this.readyNumber,
-      readStates: r.readStates.length === 0 ? [] : r.readStates,
+      readStates: r.readStates.length === 0 ? EMPTY_READ_STATES : r.readStates,
       entries,
       committedEntries,
       messages: r.msgs,
@@ -296,8 +304,9 @@ export class RawNode {
   /** lightReady hands out committed entries that became available and immediate messages. */
   private lightReady(): LightReady {
     const r = this.raft;
-    const committedEntries = r.raftLog.nextCommittedEnts();
+    let committedEntries = r.raftLog.nextCommittedEnts();
     if (committedEntries.length > 0) this.acceptCommitted(committedEntries);
+    else committedEntries = EMPTY_ENTRIES;
     const lr: LightReady = { committedEntries, messages: r.msgs };
     r.msgs = [];
     if (r.raftLog.committed !== this.prevCommit) lr.commitIndex = r.raftLog.committed;
