@@ -88,4 +88,5 @@ export type PlacementApi = Pick<
   | 'askBatchSplit'
   | 'storeHeartbeat'
   | 'close'
->;
+> &
+  Partial<Pick<import('@flotilla/placement').PlacementClient, 'getClusterInfo'>>;

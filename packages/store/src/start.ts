@@ -22,6 +22,8 @@ export interface StoreOptions {
   config?: Partial<StoreConfig>;
   tickIntervalMs?: number;
   logger?: StoreLogger & { child?: (b: object) => StoreLogger };
+  /** transportLogger receives the WebSocket transport's connection events (pino). */
+  transportLogger?: import('@flotilla/transport').WsTransportOptions['logger'];
   /** transportFactory replaces the WebSocket transport (tests and simulation use LocalTransport). */
   transportFactory?: (storeId: number) => Transport;
   /**
@@ -103,10 +105,13 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const log = LogEngine.open({ path: join(opts.dataDir, 'raft.db') });
   const sm: StateMachine = new SqliteStateMachine(join(opts.dataDir, 'kv.db'));
   const addressCache = new Map<number, string>();
+  // Stores of different clusters must never talk: the transport handshake checks this ID.
+  const clusterId = pd.getClusterInfo ? String((await pd.getClusterInfo()).clusterId) : 'flotilla';
   const transport: Transport = opts.transportFactory ? opts.transportFactory(storeId) : new WsTransport({
     storeId,
-    clusterId: 'flotilla',
+    clusterId,
     secret: opts.clusterSecret ?? 'flotilla-dev-secret',
+    ...(opts.transportLogger ? { logger: opts.transportLogger } : {}),
     host: raftListen.host,
     port: raftListen.port,
     resolveAddress: async (id) => {
