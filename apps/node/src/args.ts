@@ -208,12 +208,15 @@ export function helpText(spec: CommandSpec): string {
     for (const p of spec.positionals) lines.push(`  ${p.name.padEnd(24)} ${p.description}${p.required ? '' : ' (optional)'}`);
   }
   lines.push('', 'Flags:');
-  for (const f of [...spec.flags, ...commonFlags]) {
-    const left = `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.type === 'string' ? ` ${f.placeholder ?? 'VALUE'}` : ''}`;
+  const all = [...spec.flags, ...commonFlags];
+  const leftOf = (f: FlagSpec): string => `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.type === 'string' ? ` ${f.placeholder ?? 'VALUE'}` : ''}`;
+  const width = Math.max(...all.map((f) => leftOf(f).length)) + 2;
+  for (const f of all) {
+    const left = leftOf(f);
     const extras: string[] = [];
     if (f.default !== undefined && f.type === 'string') extras.push(`default ${String(f.default)}`);
     if (!(f.env === false || (f.env === undefined && f.type === 'boolean'))) extras.push(`env ${envName(f.name)}`);
-    lines.push(`  ${left.padEnd(28)} ${f.description}${extras.length > 0 ? ` [${extras.join('; ')}]` : ''}`);
+    lines.push(`  ${left.padEnd(width)} ${f.description}${extras.length > 0 ? ` [${extras.join('; ')}]` : ''}`);
   }
   if (spec.examples && spec.examples.length > 0) {
     lines.push('', 'Examples:');

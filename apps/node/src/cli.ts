@@ -3,7 +3,7 @@ import { UsageError, helpText, parse } from './args';
 import { EXIT, type Command, type Io } from './command';
 import { demoSplitCommand } from './commands/demo';
 import { regionsCommand, storesCommand } from './commands/info';
-import { casCommand, delCommand, getCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
+import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
 import { placementCommand, storeCommand } from './commands/server';
 import { upCommand } from './commands/up';
 import { makeLogger } from './logger';
@@ -20,6 +20,7 @@ export const COMMANDS: Command[] = [
   scanCommand,
   casCommand,
   splitCommand,
+  mergeCommand,
   regionsCommand,
   storesCommand,
   demoSplitCommand,

@@ -69,6 +69,12 @@ describe('flotilla up + ctl commands', () => {
     expect(table.stdout).toContain('KEY RANGE');
     expect(stores.code, stores.stderr).toBe(0);
     expect(stores.stdout).toContain('3 stores');
+    // And back: merge [m, +inf) into [-inf, m).
+    const merge = await ctl(['merge', 'm', 'a']);
+    expect(merge.code, merge.stderr).toBe(0);
+    expect(merge.stdout).toMatch(/^OK: region \d+ merged into region \d+\n$/);
+    const after = await ctl(['scan', '', '', '--keys-only']);
+    expect(after.stdout).toBe('greeting\n');
   }, 120_000);
 
   it('keeps every acknowledged write when a store is killed with SIGKILL mid-load, and the store catches up after restart', async () => {

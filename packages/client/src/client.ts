@@ -50,6 +50,8 @@ interface RetryState {
   rotate: number;
   lastRegionError?: RegionError;
   lastCause?: unknown;
+  /** attemptTimeoutMs overrides the client's per-attempt bound (admin commands that wait for a commit use the whole deadline). */
+  attemptTimeoutMs?: number;
 }
 
 type AttemptResult = { ok: true; resp: OkResponse } | { ok: false };
@@ -253,13 +255,39 @@ export class FlotillaClient {
   /** split asks the leader of the Region holding key to split it at key; returns the Regions after the split, left to right. */
   async split(key: Bytes): Promise<Region[]> {
     const k = checkKey(key, 'key');
-    const { resp, region } = await this.callKey(k, () => ({ op: 'split', splitKeys: [k] }), this.newState('split'), true);
+    const { resp, region } = await this.callKey(k, () => ({ op: 'split', splitKeys: [k] }), this.newState('split', Infinity), true);
     const regions = resp.regions ?? [];
     if (regions.length > 0) {
       this.cache.invalidate(region.id);
       for (const r of regions) this.cache.insert(r);
     }
     return regions;
+  }
+
+  /**
+   * merge merges the Region holding sourceKey into the adjacent Region
+   * holding targetKey (TiKV's PrepareMerge/CommitMerge; both need voters on
+   * the same stores) and resolves once the merge has committed. Like cas it
+   * is not retried once it was on the wire of a failed connection
+   * (ClientError 'Undetermined'): a second attempt could race the first.
+   */
+  async merge(sourceKey: Bytes, targetKey: Bytes): Promise<{ sourceRegionId: number; targetRegionId: number }> {
+    const sk = checkKey(sourceKey, 'sourceKey');
+    const tk = checkKey(targetKey, 'targetKey');
+    const st = this.newState('merge', Infinity);
+    const target = await this.locate(tk, st);
+    const { region } = await this.callKey(
+      sk,
+      (r) => {
+        if (r.id === target.region.id) throw new ClientError('InvalidArgument', `sourceKey and targetKey are both in region ${r.id}`);
+        return { op: 'merge', targetRegionId: target.region.id };
+      },
+      st,
+      false,
+    );
+    this.cache.invalidate(region.id);
+    this.cache.invalidate(target.region.id);
+    return { sourceRegionId: region.id, targetRegionId: target.region.id };
   }
 
   /** regions lists every Region in key order with its leader, as placement knows them. */
@@ -292,9 +320,11 @@ export class FlotillaClient {
 
   // ---- routing and retries ----------------------------------------------
 
-  private newState(op: string): RetryState {
+  private newState(op: string, attemptTimeoutMs?: number): RetryState {
     if (this.closed) throw new ClientError('Closed', `${op}: client is closed`);
-    return { op, deadline: Date.now() + this.timeoutMs, attempts: 0, backoffs: 0, rotate: 0 };
+    const st: RetryState = { op, deadline: Date.now() + this.timeoutMs, attempts: 0, backoffs: 0, rotate: 0 };
+    if (attemptTimeoutMs !== undefined) st.attemptTimeoutMs = attemptTimeoutMs;
+    return st;
   }
 
   /** spend counts one attempt against the budget; throws Timeout / RetriesExhausted / Closed when it is gone. */
@@ -400,7 +430,7 @@ export class FlotillaClient {
     const request = { ...body, header: { regionId: region.id, regionEpoch: region.epoch, peer } } as ClientRequestBody;
     let resp: ClientResponse;
     try {
-      const timeout = Math.max(1, Math.min(this.attemptTimeoutMs, st.deadline - Date.now()));
+      const timeout = Math.max(1, Math.min(st.attemptTimeoutMs ?? this.attemptTimeoutMs, st.deadline - Date.now()));
       resp = await this.pool.get(address).send(request, timeout);
     } catch (err) {
       if (!(err instanceof ConnectionError)) throw err;

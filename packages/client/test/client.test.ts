@@ -290,6 +290,22 @@ describe('FlotillaClient multi-Region operations', () => {
     expect((await cl.scan('', '', 100)).map((p) => s(p.key))).toEqual(['a', 'r', 'z']);
   });
 
+  it('merge sends the merge op to the source Region with the target Region id and drops both from the cache', async () => {
+    const { c, cl } = await threeRegions();
+    const [left, middle] = [c.regions[0]!.region.id, c.regions[1]!.region.id];
+    await cl.put('a', '1');
+    await cl.put('i', '2');
+    const r = await cl.merge('i', 'a');
+    expect(r).toEqual({ sourceRegionId: middle, targetRegionId: left });
+    const sent = c.store(2).received.find((q) => q.op === 'merge');
+    expect(sent).toMatchObject({ op: 'merge', targetRegionId: left, header: { regionId: middle } });
+    expect(cl.cachedRegions().some((e) => e.region.id === middle || e.region.id === left)).toBe(false);
+    c.syncPlacement();
+    expect(s(await cl.get('i'))).toBe('2');
+    expect(c.regions.map((x) => x.region.id)).toEqual([left, c.regions[1]!.region.id]);
+    await expect(cl.merge('a', 'b')).rejects.toMatchObject({ code: 'InvalidArgument' });
+  });
+
   it('split asks the leader and caches the resulting Regions; regions() lists placement', async () => {
     const { c, cl } = await setup();
     const regions = await cl.split('m');

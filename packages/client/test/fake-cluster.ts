@@ -192,6 +192,19 @@ export class FakeCluster implements RouteProvider {
         const i = this.regions.findIndex((x) => x.region.id === r.region.id);
         return { id, ok: true, regions: [this.regions[i]!.region, this.regions[i + 1]!.region] };
       }
+      case 'merge': {
+        const t = this.regions.find((x) => x.region.id === req.targetRegionId);
+        if (!t) return { type: 'InvalidRequest', message: `target region ${req.targetRegionId} unknown` };
+        const a = r.region;
+        const tr = t.region;
+        const leftOfTarget = a.endKey.length > 0 && compareKeys(a.endKey, tr.startKey) === 0;
+        const rightOfTarget = tr.endKey.length > 0 && compareKeys(tr.endKey, a.startKey) === 0;
+        if (!leftOfTarget && !rightOfTarget) return { type: 'InvalidRequest', message: 'regions are not adjacent' };
+        const version = Math.max(a.epoch.version, tr.epoch.version) + 1;
+        t.region = { ...tr, startKey: leftOfTarget ? a.startKey : tr.startKey, endKey: leftOfTarget ? tr.endKey : a.endKey, epoch: { ...tr.epoch, version } };
+        this.regions = this.regions.filter((x) => x !== r);
+        return { id, ok: true };
+      }
       default:
         return { type: 'InvalidRequest', message: 'unsupported op' };
     }

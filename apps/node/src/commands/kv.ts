@@ -173,3 +173,27 @@ export const splitCommand: Command = {
     });
   },
 };
+
+const mergeSpec = kvSpec(
+  'merge',
+  'Merge the Region holding <source-key> into the adjacent Region holding <target-key> (both need voters on the same stores).',
+  [
+    { name: 'source-key', description: 'a key of the Region to merge away', required: true },
+    { name: 'target-key', description: 'a key of the adjacent Region that absorbs it', required: true },
+  ],
+  [],
+  ['flotilla merge m a        # after `flotilla split m`: merge [m, +inf) back into [-inf, m)'],
+);
+
+export const mergeCommand: Command = {
+  spec: mergeSpec,
+  run: (ctx) => {
+    const source = keyInput(ctx, ctx.parsed.positionals[0]!, 'source-key');
+    const target = keyInput(ctx, ctx.parsed.positionals[1]!, 'target-key');
+    return withClient(ctx, async (c) => {
+      const r = await c.merge(source, target);
+      ctx.io.stdout.write(`OK: region ${r.sourceRegionId} merged into region ${r.targetRegionId}\n`);
+      return EXIT.ok;
+    });
+  },
+};
