@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { Region, StoreState } from '@flotilla/proto';
+import type { Peer, Region, StoreState } from '@flotilla/proto';
 import { ValidationError, parseWith } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode, assert } from './errors';
 import { IdAllocator } from './id-allocator';
@@ -8,6 +8,7 @@ import { PlacementStorage, type PersistedStore } from './storage';
 import { isPlacementMethod, methodSchemas } from './schema';
 import type {
   ClusterInfo,
+  DownPeer,
   Operator,
   ParamsOf,
   PlacementMethod,
@@ -36,6 +37,9 @@ export interface PlacementLogger {
 }
 
 const noop = (): void => {};
+/** Shared empty lists for the common heartbeat without down or pending peers (never mutated). */
+const NO_DOWN_PEERS = Object.freeze([]) as unknown as DownPeer[];
+const NO_PEERS = Object.freeze([]) as unknown as Peer[];
 export const silentLogger: PlacementLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
 /** ClusterOptions configures the placement state machine (shared by the server and in-process tests/benchmarks). */
@@ -443,40 +447,53 @@ export class PlacementCluster implements ClusterView {
       leader: hb.leader,
       approximateSizeBytes: hb.approximateSizeBytes,
       approximateKeys: hb.approximateKeys,
-      downPeers: hb.downPeers ?? [],
-      pendingPeers: hb.pendingPeers ?? [],
+      downPeers: hb.downPeers && hb.downPeers.length > 0 ? hb.downPeers : NO_DOWN_PEERS,
+      pendingPeers: hb.pendingPeers && hb.pendingPeers.length > 0 ? hb.pendingPeers : NO_PEERS,
     };
-    if (!this.applyRegion(info)) return { stale: true };
-    const operator = this.operators.onHeartbeat(info, this.clock(), this.isStoreLive);
+    const current = this.applyRegion(info, true);
+    if (current === null) return { stale: true };
+    const operator = this.operators.onHeartbeat(current, this.clock(), this.isStoreLive);
     return operator ? { stale: false, operator } : { stale: false };
   }
 
-  /** applyRegion puts one Region report into the tree and the indexes; false when it was stale. */
-  private applyRegion(info: RegionInfo): boolean {
+  /**
+   * applyRegion puts one Region report into the tree and the indexes and
+   * returns the RegionInfo now held (null when the report was stale). With
+   * withStats false (reportBatchSplit), an unchanged Region keeps its known
+   * leader and statistics.
+   */
+  private applyRegion(info: RegionInfo, withStats: boolean): RegionInfo | null {
     const r = this.tree.update(info);
     if (r.kind === 'stale') {
       this.logger.debug({ regionId: info.region.id, reason: r.reason }, 'stale region report ignored');
-      return false;
+      return null;
     }
     if (r.kind === 'stats') {
-      const before = r.previous.leader?.storeId;
-      const after = info.leader?.storeId;
-      const leaderMoved = before !== after || r.previous.leader?.id !== info.leader?.id;
-      if (before !== after) {
-        if (before !== undefined) this.leadersByStore.get(before)?.delete(info.region.id);
-        if (after !== undefined) this.setOf(this.leadersByStore, after).add(info.region.id);
+      const cur = r.current;
+      if (!withStats) return cur;
+      const prev = cur.leader;
+      const next = info.leader;
+      const leaderMoved = prev?.id !== next?.id || prev?.storeId !== next?.storeId;
+      if (leaderMoved) {
+        if (prev !== undefined && prev.storeId !== next?.storeId) this.leadersByStore.get(prev.storeId)?.delete(cur.region.id);
+        if (next !== undefined) this.setOf(this.leadersByStore, next.storeId).add(cur.region.id);
+        if (next === undefined) delete cur.leader;
+        else cur.leader = next;
       }
+      cur.approximateSizeBytes = info.approximateSizeBytes;
+      cur.approximateKeys = info.approximateKeys;
+      cur.downPeers = info.downPeers;
+      cur.pendingPeers = info.pendingPeers;
       const now = this.clock();
-      const last = this.statsPersistedAtMs.get(info.region.id);
+      const last = this.statsPersistedAtMs.get(cur.region.id);
       if (leaderMoved || last === undefined || now - last >= this.statsPersistIntervalMs) {
-        this.statsPersistedAtMs.set(info.region.id, now);
-        this.markStatsDirty(info);
-      } else if (this.dirtyStats.has(info.region.id) || this.dirtyRegions.has(info.region.id)) {
-        this.markStatsDirty(info); // already queued: keep the queued copy the newest
-      } else {
-        this.unwrittenStats.set(info.region.id, info);
+        this.statsPersistedAtMs.set(cur.region.id, now);
+        this.markStatsDirty(cur);
+      } else if (!this.dirtyStats.has(cur.region.id) && !this.dirtyRegions.has(cur.region.id)) {
+        // Held back by the interval (a queued copy is the same object, so it is already current).
+        this.unwrittenStats.set(cur.region.id, cur);
       }
-      return true;
+      return cur;
     } else {
       for (const old of r.removed) {
         this.unindex(old);
@@ -490,7 +507,7 @@ export class PlacementCluster implements ClusterView {
     }
     this.statsPersistedAtMs.set(info.region.id, this.clock());
     this.markDirty(info.region.id, info);
-    return true;
+    return info;
   }
 
   /**
@@ -527,7 +544,7 @@ export class PlacementCluster implements ClusterView {
         downPeers: [],
         pendingPeers: [],
       };
-      if (this.applyRegion(info)) accepted++;
+      if (this.applyRegion(info, false) !== null) accepted++;
     }
     this.flush();
     return accepted;

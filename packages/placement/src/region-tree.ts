@@ -9,6 +9,7 @@ import { assert } from './errors';
  * whose native-call overhead dominates.
  */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  if (a === b) return 0;
   const n = a.length < b.length ? a.length : b.length;
   for (let i = 0; i < n; i++) {
     const x = a[i]!;
@@ -46,8 +47,13 @@ interface Slot {
 export type UpdateResult =
   /** stale: older than the known Region with the same ID, or than a Region it overlaps; nothing changed. */
   | { kind: 'stale'; reason: string }
-  /** stats: same meta as known; the RegionInfo object was replaced in place. */
-  | { kind: 'stats'; previous: RegionInfo }
+  /**
+   * stats: same range, epoch and peers as known; the tree did not change.
+   * The caller copies the report's statistics into `current` in place, so
+   * a heartbeat retains no new objects (old-generation churn was the
+   * largest cost of the hot path).
+   */
+  | { kind: 'stats'; current: RegionInfo }
   /** meta: the Region was inserted; `removed` lists every Region it replaced (its own previous version included). */
   | { kind: 'meta'; removed: RegionInfo[] };
 
@@ -166,8 +172,7 @@ export class RegionTree {
     const origin = slot?.info;
     if (slot && sameMeta(slot.info.region, region)) {
       // Fast path: statistics only. No search: the slot is found by ID.
-      slot.info = info;
-      return { kind: 'stats', previous: origin! };
+      return { kind: 'stats', current: slot.info };
     }
     const staleReason = this.checkStale(region);
     if (staleReason !== null) return { kind: 'stale', reason: staleReason };
