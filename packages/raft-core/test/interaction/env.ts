@@ -14,8 +14,8 @@
 //       index I (default 1, term 1); without, the node starts empty.
 //   campaign ID | propose ID DATA | read-index ID CTX | transfer-leadership from=A to=B
 //   propose-conf-change ID [v1=true] [transition=auto|implicit|explicit]
-//       followed by one input line of changes: v2 (add voter) l3 (add
-//       learner) r4 (remove); no changes = leave the joint configuration.
+//       with changes inline or on the next input line: v2 (add voter) l3
+//       (add learner) r4 (remove); no changes = leave the joint configuration.
 //   tick ID [count=N] | tick-election ID | tick-heartbeat ID
 //   process-ready [IDS...] | process-append-thread [IDS...] (async nodes)
 //   deliver-msgs [IDS...] [drop=(IDS)] [type=MsgApp]
@@ -372,7 +372,9 @@ export class InteractionEnv {
   private handleProposeConfChange(tc: TestCase, a: Args): void {
     const id = this.firstId(a);
     const changes: ConfChangeSingle[] = [];
-    for (const line of tc.input) {
+    // Changes come on the input line(s), as in etcd, or inline after the id.
+    const inline = a.positional().slice(1).join(' ');
+    for (const line of [inline, ...tc.input]) {
       for (const tok of line.trim().split(/\s+/)) {
         if (tok === '') continue;
         const kind = tok[0];
