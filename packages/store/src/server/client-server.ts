@@ -80,10 +80,24 @@ export class ClientServer {
 
   private onConnection(ws: WebSocket): void {
     let pending = 0;
+    // Responses answered in one poll round leave in one write: the socket is
+    // corked on the first reply of a tick and uncorked on the next tick.
+    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      socket?.uncork();
+    };
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       const store = this.getStore();
       const reply = (r: ClientResponse) => {
-        if (ws.readyState === ws.OPEN) ws.send(encode(r));
+        if (ws.readyState !== ws.OPEN) return;
+        if (socket && !corked) {
+          corked = true;
+          socket.cork();
+          process.nextTick(uncork);
+        }
+        ws.send(encode(r));
       };
       if (!isBinary) return reply({ id: 0, ok: false, error: { type: 'InvalidRequest', message: 'frames must be binary msgpack' } });
       let req: ClientRequest;
