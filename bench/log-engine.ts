@@ -122,6 +122,8 @@ interface Rep {
   mainBusyPct: number;
   /** cpuUsPerEntry: process user CPU (all threads) per entry during the engine's slices. */
   cpuUsPerEntry: number;
+  /** writesPerCommit: > 1 when the writer thread grouped queued writes into one transaction. */
+  writesPerCommit: number;
 }
 
 /** cpuUs is user CPU only: under a contended disk the kernel burns system time inside fsync itself. */
@@ -169,9 +171,11 @@ async function logRep(mode: 'sync' | 'worker', batchSize: number, regions: numbe
     raws += rawSlice(SLICE_MS);
     rawMs += performance.now() - t1;
   }
+  const st = engine.stats();
   await engine.close();
   fs.rmSync(dir, { recursive: true, force: true });
   return {
+    writesPerCommit: st.writes / Math.max(1, st.commits),
     entriesPerS: (writes * batchSize) / (engineMs / 1000),
     writesPerS: writes / (engineMs / 1000),
     rawPerS: raws / (rawMs / 1000),
@@ -202,6 +206,7 @@ async function logWrites(): Promise<void> {
           fsync_ratio: Number(ratio.toFixed(3)),
           main_thread_busy_pct: Math.round(median(reps.map((r) => r.mainBusyPct))),
           user_cpu_us_per_entry: Number(median(reps.map((r) => r.cpuUsPerEntry)).toFixed(3)),
+          writes_per_commit: Number(median(reps.map((r) => r.writesPerCommit)).toFixed(2)),
           reps: REPS,
         });
       }

@@ -50,6 +50,8 @@ export interface EngineStats {
   entriesFromCache: number;
   entriesFromSqlite: number;
   writes: number;
+  /** commits: write transactions; fewer than writes when the writer thread grouped them. */
+  commits: number;
   stagedWrites: number;
 }
 
@@ -87,7 +89,7 @@ export class LogEngine {
   private tail: Promise<unknown> = Promise.resolve();
   private failed: Error | undefined;
   private closed = false;
-  private counters = { entriesFromCache: 0, entriesFromSqlite: 0, writes: 0 };
+  private counters = { entriesFromCache: 0, entriesFromSqlite: 0, writes: 0, commits: 0 };
   private readonly selectRange: Database.Statement;
   private readonly selectTerm: Database.Statement;
 
@@ -164,6 +166,7 @@ export class LogEngine {
       if (!(err instanceof InvalidBatchError)) this.failed = err as Error;
       throw err;
     }
+    this.counters.commits = r.commits;
     this.applyToViews(batch.ops, r.seq, r.foldedThrough);
   }
 
@@ -369,6 +372,7 @@ export class LogEngine {
       entriesFromCache: this.counters.entriesFromCache,
       entriesFromSqlite: this.counters.entriesFromSqlite,
       writes: this.counters.writes,
+      commits: this.counters.commits,
       stagedWrites: this.writer?.stagedCount ?? -1,
     };
   }
@@ -488,6 +492,7 @@ export class LogEngine {
       this.failAll(err, p);
       return;
     }
+    if (reply.commits >= 0) this.counters.commits = reply.commits;
     if (p.ops !== undefined) this.applyToViews(p.ops, reply.seq, reply.foldedThrough);
     p.resolve({ seq: reply.seq, deleted: reply.deleted, foldedThrough: reply.foldedThrough });
   }

@@ -27,6 +27,8 @@ export const DEFAULT_WRITER_OPTIONS: WriterOptions = { foldRows: 256, foldBytes:
 export interface CommitResult {
   /** seq is the write's sequence number (staging row id). */
   seq: number;
+  /** commits counts this writer's transactions so far (group commits make it lag the writes). */
+  commits: number;
   /** foldedThrough: every write with seq <= this now lives in entries/raft_state. */
   foldedThrough: number;
 }
@@ -81,6 +83,7 @@ export class LogWriter {
   private nextSeq: number;
   private foldedThrough: number;
   private poisoned: unknown;
+  private commits = 0;
 
   private readonly stmt: {
     insertEntry: Database.Statement;
@@ -195,6 +198,7 @@ export class LogWriter {
       throw err;
     }
     this.nextSeq = lastSeq + 1;
+    this.commits++;
     if (fold) {
       this.staged = [];
       this.stagedBytes = 0;
@@ -203,13 +207,13 @@ export class LogWriter {
       bodies.forEach((body, i) => this.staged.push({ seq: firstSeq + i, body }));
       this.stagedBytes += bytes;
     }
-    return bodies.map((_, i) => ({ seq: firstSeq + i, foldedThrough: this.foldedThrough }));
+    return bodies.map((_, i) => ({ seq: firstSeq + i, foldedThrough: this.foldedThrough, commits: this.commits }));
   }
 
   /** foldAll replays every staged write into the tables now (recovery, close). */
   foldAll(): CommitResult {
     this.checkUsable();
-    if (this.staged.length === 0) return { seq: this.nextSeq - 1, foldedThrough: this.foldedThrough };
+    if (this.staged.length === 0) return { seq: this.nextSeq - 1, foldedThrough: this.foldedThrough, commits: this.commits };
     const seq = this.staged[this.staged.length - 1]!.seq;
     try {
       this.commitFold(seq, []);
@@ -220,7 +224,7 @@ export class LogWriter {
     this.staged = [];
     this.stagedBytes = 0;
     this.foldedThrough = seq;
-    return { seq, foldedThrough: seq };
+    return { seq, foldedThrough: seq, commits: this.commits };
   }
 
   /**

@@ -18,7 +18,7 @@ export type WorkerRequest =
 
 export type WorkerReply =
   | { type: 'ready' }
-  | { type: 'done'; id: number; seq: number; foldedThrough: number; deleted: number }
+  | { type: 'done'; id: number; seq: number; foldedThrough: number; deleted: number; commits: number }
   | { type: 'failed'; id: number; name: string; message: string; stack?: string };
 
 export interface WorkerConfig {
@@ -71,7 +71,7 @@ function handle(reqs: WorkerRequest[]): void {
         }
         try {
           const results = writer.commitGroup(group.map((g) => g.body));
-          group.forEach((g, k) => reply({ type: 'done', id: g.id, seq: results[k]!.seq, foldedThrough: results[k]!.foldedThrough, deleted: 0 }));
+          group.forEach((g, k) => reply({ type: 'done', id: g.id, seq: results[k]!.seq, foldedThrough: results[k]!.foldedThrough, deleted: 0, commits: results[k]!.commits }));
         } catch (err) {
           for (const g of group) fail(g.id, err as Error);
         }
@@ -80,11 +80,11 @@ function handle(reqs: WorkerRequest[]): void {
       i++;
       if (req.type === 'purge') {
         const r = writer.purge(req.maxRows);
-        reply({ type: 'done', id: req.id, seq: 0, foldedThrough: r.foldedThrough, deleted: r.deleted });
+        reply({ type: 'done', id: req.id, seq: 0, foldedThrough: r.foldedThrough, deleted: r.deleted, commits: -1 });
       } else {
         const r = writer.foldAll();
         db.close();
-        reply({ type: 'done', id: req.id, seq: r.seq, foldedThrough: r.foldedThrough, deleted: 0 });
+        reply({ type: 'done', id: req.id, seq: r.seq, foldedThrough: r.foldedThrough, deleted: 0, commits: -1 });
         port!.close();
         return;
       }

@@ -253,6 +253,9 @@ describe('write modes', () => {
     await Promise.all(all);
     expect(e.lastIndex(1)).toBe(50);
     expect(e.raftState(1).hardState.commit).toBe(50);
+    // Queued behind the thread's start-up, the writes shared transactions (group commit).
+    expect(e.stats().writes).toBe(50);
+    expect(e.stats().commits).toBeLessThan(50);
   });
 
   it('relaxed durability opens and writes', async () => {
