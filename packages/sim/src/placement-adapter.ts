@@ -1,0 +1,67 @@
+import { decode, encode, type Region } from '@flotilla/proto';
+import { PlacementError, PlacementErrorCode, type RegionHeartbeat, type StoreMeta, type StoreStats } from '@flotilla/placement';
+import type { PlacementCluster } from '@flotilla/placement/internal';
+import type { PlacementApi } from '@flotilla/store';
+
+/**
+ * InProcessPlacement is a PlacementApi that calls the placement state
+ * machine (PlacementCluster) in process, through the same validating
+ * `dispatch` the server uses. Requests and results are copied through the
+ * msgpack codec, as the wire would, so neither side can alias the other's
+ * objects. Every call resolves on a microtask (no timers), which keeps a
+ * fake-timer simulation deterministic.
+ */
+export class InProcessPlacement implements PlacementApi {
+  private closed = false;
+  /** calls counts requests, for the simulation's report. */
+  calls = 0;
+
+  constructor(private readonly cluster: () => PlacementCluster) {}
+
+  private async call<T>(method: string, params: unknown): Promise<T> {
+    if (this.closed) throw new PlacementError(PlacementErrorCode.Closed, 'placement client closed');
+    this.calls++;
+    const result = this.cluster().dispatch(method, decode(encode(params)));
+    return decode(encode(result)) as T;
+  }
+
+  async getStore(storeId: number) {
+    return (await this.call<{ store: Awaited<ReturnType<PlacementApi['getStore']>> }>('getStore', { storeId })).store;
+  }
+  async putStore(store: StoreMeta) {
+    return (await this.call<{ store: Awaited<ReturnType<PlacementApi['putStore']>> }>('putStore', { store })).store;
+  }
+  async isBootstrapped() {
+    return (await this.call<{ bootstrapped: boolean }>('isBootstrapped', {})).bootstrapped;
+  }
+  async allocId(count = 1) {
+    return (await this.call<{ ids: number[] }>('allocId', { count })).ids;
+  }
+  async bootstrap(store: StoreMeta, region: Region) {
+    await this.call('bootstrap', { store, region });
+  }
+  async getRegionById(regionId: number) {
+    return (await this.call<{ region: Awaited<ReturnType<PlacementApi['getRegionById']>> }>('getRegionById', { regionId })).region;
+  }
+  async getAllStores() {
+    return (await this.call<{ stores: Awaited<ReturnType<PlacementApi['getAllStores']>> }>('getAllStores', {})).stores;
+  }
+  async regionHeartbeat(hb: RegionHeartbeat) {
+    return this.call<Awaited<ReturnType<PlacementApi['regionHeartbeat']>>>('regionHeartbeat', hb);
+  }
+  async reportBatchSplit(regions: Region[]) {
+    return (await this.call<{ accepted: number }>('reportBatchSplit', { regions })).accepted;
+  }
+  async askBatchSplit(region: Region, count: number) {
+    return (await this.call<{ ids: Awaited<ReturnType<PlacementApi['askBatchSplit']>> }>('askBatchSplit', { region, count })).ids;
+  }
+  async storeHeartbeat(stats: StoreStats) {
+    return (await this.call<{ store: Awaited<ReturnType<PlacementApi['storeHeartbeat']>> }>('storeHeartbeat', { stats })).store;
+  }
+  async getClusterInfo() {
+    return this.call<Awaited<ReturnType<NonNullable<PlacementApi['getClusterInfo']>>>>('getClusterInfo', {});
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
