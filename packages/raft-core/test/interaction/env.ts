@@ -17,14 +17,16 @@
 //       with changes inline or on the next input line: v2 (add voter) l3
 //       (add learner) r4 (remove); no changes = leave the joint configuration.
 //   tick ID [count=N] | tick-election ID | tick-heartbeat ID
-//   process-ready [IDS...] | process-append-thread [IDS...] (async nodes)
+//   process-ready [IDS...] [defer-apply=true] | apply ID | process-append-thread [IDS...]
+//       defer-apply persists and sends but holds the committed entries until
+//       `apply ID` (a lagging apply); process-append-thread is for async nodes.
 //   deliver-msgs [IDS...] [drop=(IDS)] [type=MsgApp]
 //   stabilize [IDS...]: Ready, append thread and delivery rounds until quiet.
 //   isolate IDS... | heal: drop every message to/from isolated nodes when sent.
 //   report-unreachable ID PEER | report-snapshot ID PEER finish|failure
 //   compact ID INDEX: snapshot the applied state at INDEX and truncate the log.
 //   restart ID: rebuild the node from its durable storage.
-//   status ID | raft-log ID | raft-state | log-level debug|info|warn|error|none
+//   status ID | conf-state ID | raft-log ID | raft-state | log-level debug|info|warn|error|none
 // Raft's typed errors print as "ERROR: <ErrorClass>"; anything else fails the test.
 import {
   ConfChangeTransition,
@@ -110,6 +112,8 @@ interface EnvNode {
   storage: EnvStorage;
   config: Config;
   async: boolean;
+  /** deferred is a persisted Ready whose committed entries the host has not applied yet (defer-apply). */
+  deferred?: Ready;
   /** appendQueue holds Readies handed to the (simulated) append thread, not yet durable. */
   appendQueue: Ready[];
   /** history[last] is the current state machine; earlier ones serve `compact`. */
@@ -159,9 +163,14 @@ export class InteractionEnv {
         return this.handleProposeConfChange(tc, a);
       case 'stabilize':
         return this.stabilize(this.idsOrAll(a));
-      case 'process-ready':
-        for (const id of this.idsOrAll(a)) this.withHeader(`> ${id} handling Ready`, this.idsOrAll(a).length > 1, () => this.processReady(id));
+      case 'process-ready': {
+        const ids = this.idsOrAll(a);
+        const defer = a.bool('defer-apply') ?? false;
+        for (const id of ids) this.withHeader(`> ${id} handling Ready`, ids.length > 1, () => this.processReady(id, defer));
         return;
+      }
+      case 'apply':
+        return this.applyDeferred(this.node(this.firstId(a)));
       case 'process-append-thread':
         for (const id of this.idsOrAll(a)) this.processAppendThread(id);
         return;
@@ -204,6 +213,8 @@ export class InteractionEnv {
       }
       case 'restart':
         return this.restart(this.node(this.firstId(a)));
+      case 'conf-state':
+        return this.write(`${this.firstId(a)}: ${describeConfState(this.node(this.firstId(a)).rawNode.status().config)}`);
       case 'status':
         return this.handleStatus(this.node(this.firstId(a)));
       case 'raft-log':
@@ -412,9 +423,10 @@ export class InteractionEnv {
   }
 
   /** processReady handles one Ready of node `id` the way a host must: persist, send, apply, advance. */
-  processReady(id: number): void {
+  processReady(id: number, deferApply = false): void {
     const n = this.node(id);
     const rn = n.rawNode;
+    if (n.deferred !== undefined) throw new HarnessError(`node ${id} holds a Ready whose entries are not applied: apply ${id} first`);
     if (!rn.hasReady()) return;
     const rd = rn.ready();
     for (const l of describeReady(rd)) this.write(l);
@@ -431,6 +443,24 @@ export class InteractionEnv {
     this.persist(n, rd);
     this.send(rd.messages);
     this.send(rd.persistedMessages);
+    if (deferApply) {
+      // The host's apply lags: the node keeps stepping messages meanwhile.
+      n.deferred = rd;
+      return;
+    }
+    this.applyAndAdvance(n, rd);
+  }
+
+  /** applyDeferred applies the committed entries of the Ready that `process-ready ID defer-apply=true` held. */
+  private applyDeferred(n: EnvNode): void {
+    const rd = n.deferred;
+    if (rd === undefined) throw new HarnessError(`node ${n.id} holds no Ready`);
+    n.deferred = undefined;
+    this.applyAndAdvance(n, rd);
+  }
+
+  private applyAndAdvance(n: EnvNode, rd: Ready): void {
+    const rn = n.rawNode;
     this.applyEntries(n, rd.committedEntries);
     const lr = rn.advance(rd);
     const lines: string[] = [];
@@ -559,7 +589,8 @@ export class InteractionEnv {
     for (let round = 0; round < MAX_STABILIZE_ROUNDS; round++) {
       let done = true;
       for (const id of ids) {
-        if (this.node(id).rawNode.hasReady()) {
+        const n = this.node(id);
+        if (n.deferred === undefined && n.rawNode.hasReady()) {
           done = false;
           this.write(`> ${id} handling Ready`);
           this.withIndent(() => this.processReady(id));
