@@ -45,6 +45,30 @@ interface Pending {
 const noop = (): void => {};
 const silent: PlacementLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
+/**
+ * RESENDABLE lists the methods that may be applied twice without harm, so
+ * the client resends them after a reconnect: reads, heartbeats, putStore
+ * and reportBatchSplit are idempotent; allocId and askBatchSplit at worst
+ * skip IDs. bootstrap is not: a repeat would report AlreadyBootstrapped
+ * for a bootstrap that succeeded.
+ */
+const RESENDABLE: ReadonlySet<string> = new Set([
+  'isBootstrapped',
+  'allocId',
+  'putStore',
+  'storeHeartbeat',
+  'regionHeartbeat',
+  'askBatchSplit',
+  'reportBatchSplit',
+  'getRegion',
+  'getRegionById',
+  'scanRegions',
+  'getStore',
+  'getAllStores',
+  'getClusterInfo',
+  'getOperator',
+]);
+
 function toUrl(address: string): string {
   if (/^wss?:\/\//.test(address)) return address;
   return `ws://${address}/ws`;
@@ -54,10 +78,11 @@ function toUrl(address: string): string {
  * PlacementClient is how stores, clients and the CLI talk to placement
  * (TiKV's pd_client). One WebSocket at a time, failing over between the
  * given addresses with exponential backoff; calls made while disconnected
- * wait for the connection within their timeout. Every failure is a
+ * wait for the connection within their timeout, and calls that are safe to
+ * repeat are resent if the connection drops under them. Every failure is a
  * PlacementError: server-side codes as sent, plus Timeout, Unavailable
- * (connection lost with the call in flight: it may or may not have been
- * applied), TooManyPending and Closed.
+ * (connection lost with a non-repeatable call - bootstrap, removeStore -
+ * in flight: it may or may not have been applied), TooManyPending and Closed.
  */
 export class PlacementClient {
   private readonly urls: string[];
@@ -115,9 +140,12 @@ export class PlacementClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this.open = false;
-      // Calls already on the wire have an unknown outcome; calls not yet sent keep waiting for the next connection.
+      // Calls on the wire have an unknown outcome. Those safe to apply twice are sent again on the next
+      // connection (within their timeout); the others fail with Unavailable. Unsent calls keep waiting.
       for (const p of [...this.pending.values()]) {
-        if (p.sent) this.settle(p, new PlacementError(PlacementErrorCode.Unavailable, `placement connection to ${url} lost during ${p.method}; it may or may not have been applied`));
+        if (!p.sent) continue;
+        if (RESENDABLE.has(p.method)) p.sent = false;
+        else this.settle(p, new PlacementError(PlacementErrorCode.Unavailable, `placement connection to ${url} lost during ${p.method}; it may or may not have been applied`));
       }
       if (this.closed) return;
       this.urlIndex++;

@@ -216,13 +216,19 @@ describe('PlacementClient', () => {
     expect((third as PlacementError).code).toBe('TooManyPending');
     expect(((await a) as PlacementError).code).toBe('Timeout');
     expect(((await b) as PlacementError).code).toBe('Timeout');
-    // Disconnect with a call in flight: Unavailable, not a hang.
-    const inflight = new PlacementClient({ addresses: [`127.0.0.1:${mutePort}`], requestTimeoutMs: 5000 });
+    // Disconnect with calls in flight: a repeatable call is resent on the next connection,
+    // a non-repeatable one (bootstrap) fails with Unavailable rather than hanging.
+    const inflight = new PlacementClient({ addresses: [`127.0.0.1:${mutePort}`], requestTimeoutMs: 5000, reconnectBackoffMs: { initialMs: 10, maxMs: 50 } });
     sockets.push(inflight);
-    const pending = inflight.getClusterInfo().catch((e: unknown) => e);
-    await waitFor(() => received >= 3, 5000); // the in-flight call reached the server
+    const region: Region = { id: 2, startKey: empty, endKey: empty, epoch: { version: 1, confVer: 1 }, peers: [{ id: 3, storeId: 1, role: 'voter' }] };
+    const boot = inflight.bootstrap({ id: 1, address: 'a:1' }, region).catch((e: unknown) => e);
+    const read = inflight.getClusterInfo().catch((e: unknown) => e);
+    await waitFor(() => received >= 4, 5000); // both calls reached the server
     for (const ws of mute.clients) ws.terminate();
-    expect(((await pending) as PlacementError).code).toBe('Unavailable');
+    expect(((await boot) as PlacementError).code).toBe('Unavailable');
+    await waitFor(() => received >= 5, 5000); // getClusterInfo was sent again after reconnecting
+    inflight.close();
+    expect(((await read) as PlacementError).code).toBe('Closed');
     await new Promise<void>((r) => mute.close(() => r()));
 
     // A port nobody listens on yet: calls wait for the connection, then succeed once a server appears there.
