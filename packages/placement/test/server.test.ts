@@ -267,6 +267,21 @@ describe('PlacementClient', () => {
     expect(stores.stores.map((x) => x.state)).toEqual(['up', 'up', 'up']);
   });
 
+  it('carries on across a placement restart on the same address and data directory', async () => {
+    const dir = tempDir();
+    const first = await startPlacementServer({ dataDir: dir, listen: '127.0.0.1:0' });
+    const c = new PlacementClient({ addresses: [first.address], requestTimeoutMs: 10_000, reconnectBackoffMs: { initialMs: 10, maxMs: 100 } });
+    sockets.push(c);
+    const before = await c.allocId(5);
+    await first.close();
+    const pending = c.allocId(5); // issued while placement is down
+    const second = await startPlacementServer({ dataDir: dir, listen: first.address });
+    sockets.push(second);
+    const after = await pending;
+    expect(Math.min(...after)).toBeGreaterThan(Math.max(...before));
+    expect(second.clusterId).toBe(first.clusterId);
+  });
+
   it('fails over to the next address', async () => {
     const dead = await freePort();
     const server = await startPlacementServer({ dataDir: tempDir(), listen: '127.0.0.1:0' });
