@@ -83,7 +83,7 @@ export interface SimResult {
 }
 
 const SLICE_MS = 100;
-const START_MS = 1_700_000_000_000;
+export const START_MS = 1_700_000_000_000;
 
 type Rng = () => number;
 
@@ -96,7 +96,7 @@ const bytes = (s: string): Uint8Array => te.encode(s);
 const text = (b: Uint8Array): string => td.decode(b);
 
 /** Cluster holds the simulated processes. */
-class SimCluster {
+export class SimCluster {
   readonly handles = new Map<number, StoreHandle | undefined>();
   readonly storeOpts = new Map<number, StoreOptions>();
   readonly network: LocalNetwork;
