@@ -1,7 +1,7 @@
 import { ClientError } from '@flotilla/client';
 import { UsageError, helpText, parse } from './args';
 import { EXIT, type Command, type Io } from './command';
-import { demoSplitCommand } from './commands/demo';
+import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
 import { placementCommand, storeCommand } from './commands/server';
@@ -24,10 +24,11 @@ export const COMMANDS: Command[] = [
   regionsCommand,
   storesCommand,
   demoSplitCommand,
+  demoMergeCommand,
 ];
 
 /** DEMOS: `flotilla demo NAME`; `flotilla demo` alone runs the first. */
-const DEMOS: Record<string, Command> = { split: demoSplitCommand };
+const DEMOS: Record<string, Command> = { split: demoSplitCommand, merge: demoMergeCommand };
 
 export function topHelp(): string {
   const rows = COMMANDS.map((c) => `  ${c.spec.path.join(' ').padEnd(14)} ${c.spec.summary}`);

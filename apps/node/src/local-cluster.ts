@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -32,9 +31,12 @@ export interface LocalProcess {
   address: string;
   dataDir: string;
   log: string;
-  args: string[];
+  /** argsFor builds the child's command line for a listen address (restart reuses the bound one). */
+  argsFor: (listen: string) => string[];
   proc: ChildProcess;
   exited: boolean;
+  /** announced: the child printed its JSON line (it serves; `address` is the bound one). */
+  announced: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -46,17 +48,6 @@ export const MAIN_TS = fileURLToPath(new URL('./main.ts', import.meta.url));
 export function cliCommand(args: string[]): { command: string; args: string[] } {
   const tsx = pathToFileURL(require.resolve('tsx')).href;
   return { command: process.execPath, args: ['--import', tsx, MAIN_TS, ...args] };
-}
-
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolvePort(port));
-    });
-  });
 }
 
 /** httpOk: GET url answers 2xx within timeoutMs. */
@@ -115,26 +106,27 @@ export class LocalCluster {
       throw new Error(`a cluster is already running in ${dataDir} (supervised by pid ${existing.pid}, placement ${existing.placement.address}); stop it first (Ctrl-C in its terminal, or kill ${existing.pid})`);
     }
     mkdirSync(join(dataDir, 'logs'), { recursive: true });
+    // With --base-port 0 a child binds port 0 itself and announces the port it got (no window for another
+    // process to take a port picked here); a restart reuses the ports recorded in cluster.json.
     const ports: number[] = [];
     for (let i = 0; i <= opts.stores; i++) {
       if (opts.basePort !== 0) ports.push(opts.basePort + i);
       else {
         const previous = i === 0 ? existing?.placement.address : existing?.stores.find((s) => s.index === i)?.address;
         const port = previous ? Number(previous.split(':').pop()) : NaN;
-        ports.push(Number.isInteger(port) && port > 0 ? port : await freePort(host));
+        ports.push(Number.isInteger(port) && port > 0 ? port : 0);
       }
     }
     const cluster = new LocalCluster({ ...opts, dataDir, host }, new Date().toISOString());
     try {
-      const placementAddress = `${host}:${ports[0]}`;
       const placementDir = join(dataDir, 'placement');
-      cluster.spawnChild('placement', 0, placementAddress, placementDir, ['placement', '--data-dir', placementDir, '--listen', placementAddress, '--max-replicas', String(Math.min(3, opts.stores))]);
+      cluster.spawnChild('placement', 0, `${host}:${ports[0]}`, placementDir, (listen) => ['placement', '--data-dir', placementDir, '--listen', listen, '--max-replicas', String(Math.min(3, opts.stores))]);
       await cluster.waitHealthy([cluster.placement], (p) => `http://${p.address}/health`);
+      const placementAddress = cluster.placement.address;
       opts.logger.info({ address: placementAddress }, 'placement is up');
       for (let i = 1; i <= opts.stores; i++) {
-        const address = `${host}:${ports[i]}`;
         const dir = join(dataDir, `store-${i}`);
-        cluster.spawnChild(`store-${i}`, i, address, dir, ['store', '--placement', placementAddress, '--data-dir', dir, '--listen', address, '--profile', opts.profile]);
+        cluster.spawnChild(`store-${i}`, i, `${host}:${ports[i]}`, dir, (listen) => ['store', '--placement', placementAddress, '--data-dir', dir, '--listen', listen, '--profile', opts.profile]);
       }
       await cluster.waitHealthy(cluster.stores, (p) => `http://${p.address}/status`);
       opts.logger.info({ stores: opts.stores }, 'stores are up');
@@ -159,21 +151,42 @@ export class LocalCluster {
     };
   }
 
-  private spawnChild(name: string, index: number, address: string, dataDir: string, args: string[]): LocalProcess {
+  private spawnChild(name: string, index: number, address: string, dataDir: string, argsFor: (listen: string) => string[]): LocalProcess {
     const log = join(this.opts.dataDir, 'logs', `${name}.log`);
     const fd = openSync(log, 'a');
-    const { command, args: argv } = cliCommand([...args, '--log-level', this.opts.logLevel]);
+    const { command, args: argv } = cliCommand([...argsFor(address), '--log-level', this.opts.logLevel]);
     let proc: ChildProcess;
     try {
       // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops stores before placement.
       // A --config file meant for the supervisor (FLOTILLA_CONFIG) has fields children do not accept: children get explicit flags only.
       const env: NodeJS.ProcessEnv = { ...process.env, FLOTILLA_STOP_ON_STDIN_EOF: '1' };
       delete env['FLOTILLA_CONFIG'];
-      proc = spawn(command, argv, { stdio: ['pipe', fd, fd], detached: true, env });
+      proc = spawn(command, argv, { stdio: ['pipe', 'pipe', fd], detached: true, env });
     } finally {
       closeSync(fd);
     }
-    const p: LocalProcess = { name, index, address, dataDir, log, args, proc, exited: false };
+    const p: LocalProcess = { name, index, address, dataDir, log, argsFor, proc, exited: false, announced: false };
+    // stdout: the child's one JSON line saying where it serves, copied to its log like everything else.
+    const logStream = createWriteStream(log, { flags: 'a' });
+    let pendingText = '';
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      logStream.write(chunk);
+      if (p.announced) return;
+      pendingText = (pendingText + chunk.toString('utf8')).slice(-65_536);
+      for (const line of pendingText.split('\n').slice(0, -1)) {
+        try {
+          const info = JSON.parse(line) as { address?: unknown };
+          if (typeof info.address === 'string') {
+            p.address = info.address;
+            p.announced = true;
+            break;
+          }
+        } catch {
+          // not the announcement line
+        }
+      }
+    });
+    proc.stdout?.on('end', () => logStream.end());
     proc.stdin?.on('error', () => {}); // EPIPE when the child is gone; its exit is reported below
     proc.on('exit', (code, signal) => {
       p.exited = true;
@@ -191,7 +204,7 @@ export class LocalCluster {
     const old = this.processes.find((x) => x.index === index);
     if (!old) throw new Error(`no process with index ${index}`);
     if (!old.exited) throw new Error(`${old.name} is still running (pid ${old.proc.pid})`);
-    const p = this.spawnChild(old.name, old.index, old.address, old.dataDir, old.args);
+    const p = this.spawnChild(old.name, old.index, old.address, old.dataDir, old.argsFor);
     await this.waitHealthy([p], (x) => `http://${x.address}/${x.index === 0 ? 'health' : 'status'}`);
     writeClusterFile(this.opts.dataDir, this.file());
     return p;
@@ -203,7 +216,7 @@ export class LocalCluster {
     while (pending.size > 0) {
       for (const p of pending) {
         if (p.exited) throw new Error(`${p.name} exited during startup (exit code ${p.proc.exitCode ?? p.proc.signalCode}); last lines of ${p.log}:\n${logTail(p.log)}`);
-        if (await httpOk(url(p))) pending.delete(p);
+        if (p.announced && (await httpOk(url(p)))) pending.delete(p);
       }
       if (pending.size === 0) break;
       if (Date.now() > deadline) {

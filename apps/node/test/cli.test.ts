@@ -64,7 +64,7 @@ describe('flotilla usage errors exit 2 and name the flag', () => {
     { argv: ['put', 'k', 'v', 'extra'], message: 'unexpected argument "extra"' },
     { argv: ['scan', '--limit', '0'], message: '--limit: expected a number between 1 and 10000000' },
     { argv: ['get', '--hex', 'zz', '--placement', '127.0.0.1:1'], message: 'key: "zz" is not hex' },
-    { argv: ['demo', 'merge'], message: 'unknown demo "merge"' },
+    { argv: ['demo', 'frobnicate'], message: 'unknown demo "frobnicate"' },
     { argv: ['frobnicate'], message: 'unknown command "frobnicate"' },
     { argv: ['scan', 'b', 'a', '--placement', '127.0.0.1:9'], message: 'end: must be greater than the start key' },
     { argv: ['put', '', 'v', '--placement', '127.0.0.1:9'], message: 'key: must not be empty' },

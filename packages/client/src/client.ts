@@ -275,6 +275,11 @@ export class FlotillaClient {
     const sk = checkKey(sourceKey, 'sourceKey');
     const tk = checkKey(targetKey, 'targetKey');
     const st = this.newState('merge', Infinity);
+    // Route a rare admin command on fresh information: a cache filled before recent splits could put both keys in one Region.
+    for (const k of [sk, tk]) {
+      const cached = this.cache.locate(k);
+      if (cached) this.cache.invalidate(cached.region.id);
+    }
     const target = await this.locate(tk, st);
     const { region } = await this.callKey(
       sk,
