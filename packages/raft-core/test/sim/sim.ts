@@ -24,7 +24,7 @@
 // Checkers, after every round: election safety (one leader per term over the
 // whole run), leader completeness (a new leader holds every entry applied
 // anywhere), state-machine safety (every node's state machine digest at an
-// index is the same), (index, term) identifies one entry payload, commit never
+// index is the same, and so is its membership), (index, term) identifies one entry payload, commit never
 // regresses (and a restarted node never commits less than it persisted), and
 // periodically log matching over whole logs. ReadIndex results are checked to
 // be at least the commit index known anywhere when the read was issued.
@@ -137,6 +137,9 @@ interface Faults {
   readRate: number;
   transferRate: number;
   snapshotUnavailableRate: number;
+  longDelayRate: number;
+  /** tickRate[i] is the chance node i+1 ticks in a round of the faulty phase (clock drift). */
+  tickRate: number[];
 }
 
 function fnv(h: number, x: number): number {
@@ -240,6 +243,8 @@ export class Simulation {
   private readonly leaderOfTerm = new Map<number, number>();
   /** digestAt[i] is the state machine digest after applying index i (first node to apply it). */
   private readonly digestAt = new Map<number, number>();
+  /** confAt[i] is the membership after applying index i (canonical JSON). */
+  private readonly confAt = new Map<number, string>();
   /** appliedTermAt[i] is the term of the entry applied at index i. */
   private readonly appliedTermAt = new Map<number, number>();
   /** payloadAt maps "index:term" to the payload hash first seen there. */
@@ -275,6 +280,8 @@ export class Simulation {
       readRate: r() * 0.1,
       transferRate: r() * 0.01,
       snapshotUnavailableRate: r() < 0.5 ? 0 : r() * 0.5,
+      longDelayRate: r() < 0.5 ? 0 : r() * 0.02,
+      tickRate: Array.from({ length: total }, () => 0.75 + r() * 0.25),
     };
     const checkQuorum = r() < 0.5;
     this.async = opts.async ?? r() < 0.5;
@@ -320,6 +327,7 @@ export class Simulation {
       this.groups.set(id, 0);
     }
     this.digestAt.set(1, 0);
+    this.checkConfAt(this.nodes[0]!, 1, this.nodes[0]!.sm.confState);
     this.log(
       `seed=${this.seed} nodes=${total} voters=${initialVoters} async=${this.async} faults=${JSON.stringify(this.faults)} cfg=${JSON.stringify(this.configBase)}`,
     );
@@ -345,6 +353,9 @@ export class Simulation {
     };
     n.rawNode = new RawNode(config, n.storage);
     n.pending = [];
+    if (this.trace !== undefined) {
+      this.log(`node ${n.id} started: raft config ${JSON.stringify(n.rawNode.status().config)} hs ${JSON.stringify(n.storage.hardState)} applied ${n.sm.applied}`);
+    }
     const persisted = n.storage.initialState().hardState.commit;
     const committed = n.rawNode.raft.raftLog.committed;
     if (committed < persisted) this.fail(`node ${n.id} restarted with commit ${committed} < persisted ${persisted}`);
@@ -375,7 +386,13 @@ export class Simulation {
       // Every delivery gets its own copy, as off a real wire: raft takes
       // ownership of a stepped message (a leader stamps term and index into a
       // MsgProp's entries and keeps them in its log).
-      const delay = reliable ? 0 : Math.floor(this.rng() * (this.faults.maxDelay + 1));
+      // Now and then a message is held back for a long time (a slow link, a
+      // retransmission): very stale messages must be harmless.
+      const delay = reliable
+        ? 0
+        : this.rng() < this.faults.longDelayRate
+          ? 10 + Math.floor(this.rng() * 60)
+          : Math.floor(this.rng() * (this.faults.maxDelay + 1));
       this.inFlight.push({ msg: cloneMessage(m), deliverAt: this.round + delay });
       if (!reliable && this.rng() < this.faults.dupRate) {
         this.inFlight.push({ msg: cloneMessage(m), deliverAt: this.round + Math.floor(this.rng() * (this.faults.maxDelay + 2)) });
@@ -495,6 +512,7 @@ export class Simulation {
     if (s.index < n.sm.applied) this.fail(`node ${n.id}: snapshot ${s.index} below applied ${n.sm.applied}`);
     n.storage.applySnapshot(snap);
     n.sm = { applied: s.index, appliedTerm: s.term, digest: data.d, confState: s.confState };
+    this.checkConfAt(n, s.index, s.confState);
     this.log(`node ${n.id} restored snapshot ${s.index}/${s.term}`);
   }
 
@@ -517,8 +535,12 @@ export class Simulation {
       // for a snapshot, which must never pair the new index with the old
       // membership.
       const cc = entryConfChange(e);
+      if (cc !== undefined && this.trace !== undefined) {
+        this.log(`node ${n.id} applies conf change ${e.term}/${e.index} ${JSON.stringify(cc)} to raft config ${JSON.stringify(n.rawNode!.status().config)}`);
+      }
       const confState = cc !== undefined ? n.rawNode!.applyConfChange(cc) : n.sm.confState;
       n.sm = { applied: e.index, appliedTerm: e.term, digest, confState };
+      this.checkConfAt(n, e.index, confState);
       if (cc !== undefined) {
         n.storage.appliedConfState = confState;
         this.log(`node ${n.id} applied conf change at ${e.index}: ${JSON.stringify(confState)}`);
@@ -534,6 +556,15 @@ export class Simulation {
   }
 
   // ---- checkers --------------------------------------------------------------
+
+  /** checkConfAt: every node's membership after applying index i is the same (configuration safety). */
+  private checkConfAt(n: SimNode, index: number, cs: ConfState): void {
+    const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
+    const key = JSON.stringify([sorted(cs.voters), sorted(cs.votersOutgoing), sorted(cs.learners), sorted(cs.learnersNext), cs.autoLeave]);
+    const known = this.confAt.get(index);
+    if (known === undefined) this.confAt.set(index, key);
+    else if (known !== key) this.fail(`configuration safety: node ${n.id} has membership ${key} after index ${index}, others ${known}`);
+  }
 
   private checkPayload(n: SimNode, e: Entry): void {
     const key = `${e.index}:${e.term}`;
@@ -784,7 +815,8 @@ export class Simulation {
       }
     }
     for (const n of this.nodes) {
-      if (n.rawNode !== undefined && !n.stopped && (!safety || r() < 0.95)) n.rawNode.tick();
+      // Clocks drift: each node ticks at its own rate while faults are on.
+      if (n.rawNode !== undefined && !n.stopped && (!safety || r() < f.tickRate[n.id - 1]!)) n.rawNode.tick();
     }
     this.deliverDue(!safety);
     if (safety) {
