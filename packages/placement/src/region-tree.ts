@@ -1,4 +1,4 @@
-import type { Region } from '@flotilla/proto';
+import type { Region, RegionEpoch } from '@flotilla/proto';
 import { isEpochStale } from '@flotilla/proto';
 import type { RegionInfo } from './types';
 import { assert } from './errors';
@@ -68,12 +68,31 @@ export type UpdateResult =
  * Update rule (PD's): a Region whose epoch is older (lower version or lower
  * confVer) than the known Region with the same ID is ignored; otherwise it
  * replaces every Region it overlaps, unless one of them has a higher version
- * (then the report is stale and ignored).
+ * (then the report is stale and ignored). Unlike PD, the last epoch of a
+ * Region replaced that way is remembered, so its delayed reports stay stale.
  */
 export class RegionTree {
   /** sorted holds one Slot per Region in start-key order; a stats-only update swaps slot.info without searching. */
   private readonly sorted: Slot[] = [];
   private readonly byId = new Map<number, Slot>();
+  /**
+   * removedEpochs remembers the last epoch of Regions that left the tree
+   * (replaced by an overlapping newer Region), so that a delayed report of
+   * such a Region cannot bring an older epoch back into a gap. Bounded: the
+   * oldest entries are forgotten first. Not persisted.
+   */
+  private readonly removedEpochs = new Map<number, RegionEpoch>();
+
+  constructor(private readonly maxRemovedEpochs = 100_000) {}
+
+  private rememberRemoved(region: Region): void {
+    this.removedEpochs.delete(region.id);
+    this.removedEpochs.set(region.id, region.epoch);
+    if (this.removedEpochs.size > this.maxRemovedEpochs) {
+      const oldest = this.removedEpochs.keys().next();
+      if (!oldest.done) this.removedEpochs.delete(oldest.value);
+    }
+  }
 
   get size(): number {
     return this.sorted.length;
@@ -151,8 +170,9 @@ export class RegionTree {
   /** checkStale returns why `region` is stale against the tree, or null if it may be applied. */
   checkStale(region: Region): string | null {
     const origin = this.byId.get(region.id)?.info;
-    if (origin && isEpochStale(region.epoch, origin.region.epoch)) {
-      return `region ${region.id} epoch (version ${region.epoch.version}, confVer ${region.epoch.confVer}) is older than known (version ${origin.region.epoch.version}, confVer ${origin.region.epoch.confVer})`;
+    const known = origin?.region.epoch ?? this.removedEpochs.get(region.id);
+    if (known && isEpochStale(region.epoch, known)) {
+      return `region ${region.id} epoch (version ${region.epoch.version}, confVer ${region.epoch.confVer}) is older than known (version ${known.version}, confVer ${known.confVer})${origin ? '' : ' when it was replaced'}`;
     }
     if (origin && sameMeta(origin.region, region)) return null;
     const [lo, hi] = this.overlapRange(region.startKey, region.endKey);
@@ -195,8 +215,10 @@ export class RegionTree {
     for (let i = lo; i < hi; i++) {
       const o = this.sorted[i]!;
       this.byId.delete(o.info.region.id);
+      this.rememberRemoved(o.info.region);
       removed.push(o.info);
     }
+    this.removedEpochs.delete(region.id);
     const fresh: Slot = { start: region.startKey, info };
     this.sorted.splice(lo, hi - lo, fresh);
     this.byId.set(region.id, fresh);
@@ -235,6 +257,7 @@ export class RegionTree {
     if (!slot) return undefined;
     this.sorted.splice(this.indexOf(slot), 1);
     this.byId.delete(id);
+    this.rememberRemoved(slot.info.region);
     return slot.info;
   }
 
