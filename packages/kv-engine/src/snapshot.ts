@@ -47,9 +47,9 @@ export class KvSnapshot {
 
   /** readChunk returns the next pairs, about maxBytes of them (at least one while any remain). */
   readChunk(maxBytes: number): KvPair[] {
-    if (this.done) return [];
     const db = this.db;
     if (db === undefined) throw new Error(`snapshot of region ${this.regionId} is closed`);
+    if (this.done) return [];
     if (this.iter === undefined) {
       this.iter = (
         this.end.length === 0

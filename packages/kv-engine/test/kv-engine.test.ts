@@ -105,6 +105,22 @@ describe('KvEngine', () => {
     expect(e.snapshotRange(b('k'), b('l')).length).toBe(1);
   });
 
+  it('snapshots an unbounded range in chunks and an unknown Region without states', () => {
+    const e = openKv(tempDir());
+    const w = new KvWriteBatch();
+    for (let i = 0; i < 300; i++) w.put(b(`z${String(i).padStart(3, '0')}`), Buffer.alloc(40, 1));
+    e.write(w);
+    const snap = e.snapshotRegion(99, b('z1'), b(''));
+    expect(snap.applyState).toBeUndefined();
+    expect(snap.regionState).toBeUndefined();
+    const chunks: number[] = [];
+    for (let c = snap.readChunk(1000); c.length > 0; c = snap.readChunk(1000)) chunks.push(c.length);
+    snap.close();
+    expect(chunks.reduce((a, x) => a + x, 0)).toBe(200);
+    expect(chunks.length).toBeGreaterThan(5);
+    expect(() => snap.readChunk(10)).toThrow(/closed/);
+  });
+
   it('ingests a snapshot atomically: clears the range, inserts pairs, sets states', () => {
     const dir = tempDir();
     let e = openKv(dir);

@@ -185,7 +185,11 @@ export class LogEngine {
         return Promise.reject(err as Error);
       }
     }
-    this.checkOpen('writeAsync');
+    try {
+      this.checkOpen('writeAsync');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     if (batch.isEmpty) return this.tail.then(() => undefined);
     assert(this.pending.length < MAX_PENDING_WRITES, `more than ${MAX_PENDING_WRITES} log writes in flight`);
     const ops = batch.ops.slice();
@@ -219,7 +223,11 @@ export class LogEngine {
         return Promise.reject(err as Error);
       }
     }
-    this.checkOpen('purgeAsync');
+    try {
+      this.checkOpen('purgeAsync');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     return this.request({ type: 'purge', id: 0, maxRows }, undefined).then((r) => {
       this.unpinAll(r.foldedThrough);
       return r.deleted;

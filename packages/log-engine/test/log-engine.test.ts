@@ -258,6 +258,15 @@ describe('write modes', () => {
     expect(e.stats().commits).toBeLessThan(50);
   });
 
+  it('rejects writes after close, in both modes', async () => {
+    for (const writer of ['sync', 'worker'] as const) {
+      const e = LogEngine.open({ path: path.join(tempDir(), 'raft.db'), writer });
+      await e.close();
+      await expect(e.writeAsync(new LogBatch().append(1, ents(1, 1, 1)))).rejects.toThrow(/engine is closed/);
+      expect(() => e.entries(1, 1, 1)).toThrow(/engine is closed/);
+    }
+  });
+
   it('relaxed durability opens and writes', async () => {
     const dir = tempDir();
     let e = openEngine(dir, { durability: 'relaxed' });
