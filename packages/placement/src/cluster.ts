@@ -579,6 +579,39 @@ export class PlacementCluster implements ClusterView {
     };
   }
 
+  /**
+   * checkInvariants asserts that the tree is well formed and that the
+   * per-store Region and leader indexes match the tree exactly (tests;
+   * O(Regions)).
+   */
+  checkInvariants(): void {
+    this.tree.checkInvariants();
+    const regions = new Map<number, Set<number>>();
+    const leaders = new Map<number, Set<number>>();
+    const add = (m: Map<number, Set<number>>, storeId: number, regionId: number): void => {
+      let s = m.get(storeId);
+      if (!s) m.set(storeId, (s = new Set()));
+      s.add(regionId);
+    };
+    for (let i = 0; i < this.tree.size; i++) {
+      const info = this.tree.at(i)!;
+      for (const p of info.region.peers) add(regions, p.storeId, info.region.id);
+      if (info.leader) {
+        assert(info.region.peers.some((p) => p.id === info.leader!.id), `region ${info.region.id} leader ${info.leader.id} is not a peer`);
+        add(leaders, info.leader.storeId, info.region.id);
+      }
+    }
+    const same = (want: Map<number, Set<number>>, got: Map<number, Set<number>>, what: string): void => {
+      for (const id of new Set([...want.keys(), ...got.keys()])) {
+        const w = want.get(id) ?? new Set<number>();
+        const g = got.get(id) ?? new Set<number>();
+        assert(w.size === g.size && [...w].every((r) => g.has(r)), `store ${id} ${what} index has [${[...g].join(',')}], tree says [${[...w].join(',')}]`);
+      }
+    };
+    same(regions, this.regionsByStore, 'region');
+    same(leaders, this.leadersByStore, 'leader');
+  }
+
   /** nextId is the next ID the allocator would hand out (status, tests). */
   nextId(): number {
     return this.ids.peekNext();

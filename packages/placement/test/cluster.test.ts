@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,5 +64,45 @@ describe('PlacementCluster heartbeat bookkeeping', () => {
     expect(c.dispatch('scanRegions', { startKey: empty, endKey: empty, limit: 10 })).toMatchObject({ regions: [{ region: { id: r1 } }, { region: { id: split!.newRegionId } }] });
     // askBatchSplit for a stale Region is a typed error.
     expect(() => c.dispatch('askBatchSplit', { region: full, count: 1 })).toThrow(/StaleRegion|older/);
+  });
+});
+
+describe('PlacementCluster indexes under arbitrary reports', () => {
+  it('keeps the per-store Region and leader indexes equal to the tree', () => {
+    const bounds = [0, 10, 20, 30, 40];
+    const keyAt = (i: number): Uint8Array => (i === 0 || i === bounds.length ? empty : Buffer.from([bounds[i]!]));
+    const reportArb = fc.record({
+      id: fc.integer({ min: 100, max: 105 }),
+      lo: fc.nat({ max: bounds.length - 1 }),
+      len: fc.integer({ min: 1, max: bounds.length }),
+      version: fc.integer({ min: 1, max: 4 }),
+      confVer: fc.integer({ min: 1, max: 4 }),
+      stores: fc.uniqueArray(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 }),
+      leader: fc.nat(),
+      kind: fc.constantFrom('heartbeat', 'heartbeat', 'report'),
+    });
+    fc.assert(
+      fc.property(fc.array(reportArb, { maxLength: 40 }), (reports) => {
+        const c = newCluster();
+        const region: Region = { id: 1, startKey: empty, endKey: empty, epoch: { version: 1, confVer: 1 }, peers: [{ id: 11, storeId: 1, role: 'voter' }] };
+        c.dispatch('bootstrap', { store: { id: 1, address: 'a:1' }, region });
+        for (const r of reports) {
+          const hi = Math.min(bounds.length, r.lo + r.len);
+          const reg: Region = {
+            id: r.id,
+            startKey: keyAt(r.lo),
+            endKey: keyAt(hi),
+            epoch: { version: r.version, confVer: r.confVer },
+            peers: r.stores.map((s) => ({ id: r.id * 10 + s, storeId: s, role: 'voter' as const })),
+          };
+          if (r.kind === 'report') c.dispatch('reportBatchSplit', { regions: [reg] });
+          else c.dispatch('regionHeartbeat', { region: reg, leader: reg.peers[r.leader % reg.peers.length], approximateSizeBytes: 1, approximateKeys: 1 });
+          c.checkInvariants();
+        }
+        c.close();
+        clusters.splice(clusters.indexOf(c), 1);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
