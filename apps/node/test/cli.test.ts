@@ -39,7 +39,7 @@ describe('flotilla --help', () => {
 
   it('every command and subcommand prints its help with all its flags and exits 0', async () => {
     const invocations = [...COMMANDS.map((c) => ({ spec: c.spec, argv: [...c.spec.path, '--help'] })), { spec: COMMANDS.find((c) => c.spec.path.join(' ') === 'demo split')!.spec, argv: ['demo', '-h'] }];
-    const results = await inBatches(invocations, 4, async (inv) => ({ inv, r: await runCli(inv.argv) }));
+    const results = await inBatches(invocations, 7, async (inv) => ({ inv, r: await runCli(inv.argv) }));
     for (const { inv, r } of results) {
       expect(r.code, `${inv.argv.join(' ')}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toContain(`Usage: flotilla ${inv.spec.path.join(' ')}`);

@@ -77,6 +77,20 @@ describe('flotilla up + ctl commands', () => {
     expect(after.stdout).toBe('greeting\n');
   }, 120_000);
 
+  // Before the SIGKILL test: a merge needs every replica of both Regions caught up.
+  it('demo merge runs against the running cluster: splits, merges the demo range back into one Region, leaves the cluster up', async () => {
+    const r = await runCli(['demo', 'merge', '--data-dir', dataDir, '--keys', '2000', '--value-bytes', '200', '--settle-ms', '20000', '--log-level', 'warn'], { timeoutMs: 100_000 });
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toContain('Using the cluster already running');
+    const merged = r.stdout.match(/merged region \d+ into region \d+/g) ?? [];
+    expect(merged.length).toBeGreaterThanOrEqual(2);
+    expect(r.stdout).toContain('1 Region left in the demo range');
+    expect(r.stdout).toContain('verified: 100/100 keys read back with the values written');
+    expect(r.stdout).toContain('verified: one scan returned 100 keys in order, crossing 0 Region boundaries');
+    expect(r.stdout).not.toContain('Stopping the cluster');
+    expect(alive(up.pid!)).toBe(true);
+  }, 120_000);
+
   it('keeps every acknowledged write when a store is killed with SIGKILL mid-load, and the store catches up after restart', async () => {
     const client = await FlotillaClient.connect({ placement: cluster.placement.address, timeoutMs: 30_000 });
     const pc = new PlacementClient({ addresses: [cluster.placement.address] });

@@ -27,16 +27,4 @@ describe('flotilla demo split', () => {
     // It stopped what it started.
     expect(readJson<{ stoppedAt?: string }>(join(dataDir, 'cluster.json'))?.stoppedAt).toBeDefined();
   }, 120_000);
-
-  it('demo merge: splits, deletes most keys, merges the demo range back into one Region, verifies the rest', async () => {
-    const dataDir = join(dir, 'merge');
-    const r = await runCli(['demo', 'merge', '--data-dir', dataDir, '--keys', '2000', '--value-bytes', '200', '--base-port', '0', '--settle-ms', '20000', '--log-level', 'warn'], { timeoutMs: 100_000 });
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const merged = r.stdout.match(/merged region \d+ into region \d+/g) ?? [];
-    expect(merged.length).toBeGreaterThanOrEqual(2);
-    expect(r.stdout).toContain('1 Region left in the demo range');
-    expect(r.stdout).toContain('verified: 100/100 keys read back with the values written');
-    expect(r.stdout).toContain('verified: one scan returned 100 keys in order, crossing 0 Region boundaries');
-    expect(r.stdout).toContain('Demo passed.');
-  }, 120_000);
 });
