@@ -594,6 +594,7 @@ export class Store {
       peer.isLeader = rd.softState.raftState === StateRole.Leader;
       if (wasLeader && !peer.isLeader) this.failPending(peer, err.notLeader(peer.regionId, peer.leaderMeta()));
       if (!wasLeader && peer.isLeader) {
+        peer.splitCheckDirty = true;
         this.logger.info({ regionId: peer.regionId, peerId: peer.peerId, term: peer.raw.raft.term }, 'became leader');
         void this.regionHeartbeat(peer);
       }
@@ -699,6 +700,7 @@ export class Store {
   private applyCommitted(peer: Peer, entries: Entry[], ctx: Parameters<typeof applyEntries>[2]): void {
     if (!peer.initialized) return;
     applyEntries(peer, entries, ctx);
+    peer.splitCheckDirty = true;
     this.metrics.entriesApplied += entries.length;
   }
 
@@ -1161,7 +1163,9 @@ export class Store {
     if (this.closed) return;
     const cfg = this.config;
     for (const p of this.peers.values()) {
-      if (!p.isLeader || !p.initialized) continue;
+      // Only Regions that applied something since their last check can have grown.
+      if (!p.isLeader || !p.initialized || !p.splitCheckDirty) continue;
+      p.splitCheckDirty = false;
       const { sizeBytes, keys } = this.sm.approximateStats(p.region.startKey, p.region.endKey);
       p.approximateSizeBytes = sizeBytes;
       p.approximateKeys = keys;
@@ -1175,6 +1179,7 @@ export class Store {
       void this.startSplit(p, [key], (r) => {
         if (!r.ok) {
           p.splitInFlightVersion = 0;
+          p.splitCheckDirty = true;
           this.logger.warn({ regionId: p.regionId, err: r.error.type }, 'auto split failed');
         }
       });
@@ -1242,15 +1247,28 @@ export class Store {
     }
   }
 
+  /**
+   * regionHeartbeats reports every led Region to placement, a bounded
+   * number at a time. A hibernated Region has nothing new to say, so it
+   * reports only every HIBERNATED_HEARTBEAT_FACTOR intervals: 10,000 idle
+   * Regions must cost almost nothing.
+   */
   private async regionHeartbeats(): Promise<void> {
     if (this.closed) return;
-    const leaders = [...this.peers.values()].filter((p) => p.isLeader && p.initialized);
-    for (const p of leaders) await this.regionHeartbeat(p);
+    const now = this.now();
+    const slow = this.config.regionHeartbeatIntervalMs * HIBERNATED_HEARTBEAT_FACTOR;
+    const due = [...this.peers.values()].filter(
+      (p) => p.isLeader && p.initialized && (!p.hibernating || now - p.lastRegionHeartbeatMs >= slow),
+    );
+    for (let i = 0; i < due.length; i += 256) {
+      await Promise.all(due.slice(i, i + 256).map((p) => this.regionHeartbeat(p)));
+    }
   }
 
   private async regionHeartbeat(p: Peer): Promise<void> {
     if (this.closed || !p.isLeader || !p.initialized) return;
     const now = this.now();
+    p.lastRegionHeartbeatMs = now;
     const downPeers = [];
     const pendingPeers = [];
     const r = p.raw.raft;
@@ -1333,6 +1351,9 @@ export class Store {
     return { storeId: this.storeId, regions: this.peers.size, leaders, hibernated, transport: this.transport.stats() };
   }
 }
+
+/** HIBERNATED_HEARTBEAT_FACTOR: a hibernated leader reports to placement this many times less often. */
+const HIBERNATED_HEARTBEAT_FACTOR = 6;
 
 /** assert: a broken invariant is a bug; throw and never catch (TIGER_STYLE). */
 function assert(cond: unknown, message: string): asserts cond {

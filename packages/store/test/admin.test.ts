@@ -76,28 +76,40 @@ describe('store admin: splits and membership', () => {
     lc.close();
   }, 90_000);
 
-  it('adds a learner, promotes it to voter, and removes a voter', async () => {
-    const { c, id } = await setup(4, 3);
+  it('adds a learner, promotes it to voter, adds a voter, and removes a voter', async () => {
+    // No schedulers: this test changes membership itself, and the replica
+    // checker would otherwise race it (adding or removing peers meanwhile).
+    net = new LocalNetwork({ seed: 4 });
+    const nn = net;
+    cluster = await startCluster(3, { transportFactory: (id) => nn.transport(id) }, { schedulers: [] });
+    const c = cluster;
+    const id = [...c.stores[0]!.store.peers.keys()][0]!;
     const { handle, peer } = await leaderOf(c, id);
-    const used = new Set(peer.region.peers.map((p) => p.storeId));
-    const spare = c.stores.find((s) => !used.has(s!.storeId))!;
-    const [newPeerId] = await c.pd.allocId(1);
+    expect(peer.region.peers).toHaveLength(1);
+    const others = c.stores.filter((s) => s !== handle);
+    const [learnerId, voterId] = await c.pd.allocId(2);
     const client = new RawStoreClient(handle.address);
-    const learner = { id: newPeerId!, storeId: spare.storeId, role: 'learner' as const };
+    const learner = { id: learnerId!, storeId: others[0]!.storeId, role: 'learner' as const };
     const add = await client.call({ header: hdr(peer.region), op: 'admin', admin: { type: 'changePeer', changeType: 2, peer: learner } });
     expect(add.ok).toBe(true);
-    await waitFor('learner initialized on the spare store', () => spare.store.peers.get(id)?.initialized);
+    await waitFor('learner initialized by snapshot', () => others[0]!.store.peers.get(id)?.initialized);
+    expect(others[0]!.store.peers.get(id)!.meta().role).toBe('learner');
     const promote = await client.call({ header: hdr(peer.region), op: 'admin', admin: { type: 'changePeer', changeType: 0, peer: { ...learner, role: 'voter' } } });
     expect(promote.ok).toBe(true);
-    expect(peer.region.peers.filter((p) => p.role === 'voter')).toHaveLength(4);
-    const victim = peer.region.peers.find((p) => p.id !== peer.peerId && p.id !== newPeerId)!;
-    const remove = await client.call({ header: hdr(peer.region), op: 'admin', admin: { type: 'changePeer', changeType: 1, peer: victim } });
+    const voter = { id: voterId!, storeId: others[1]!.storeId, role: 'voter' as const };
+    const addVoter = await client.call({ header: hdr(peer.region), op: 'admin', admin: { type: 'changePeer', changeType: 0, peer: voter } });
+    expect(addVoter.ok).toBe(true);
+    expect(peer.region.peers.filter((p) => p.role === 'voter').map((p) => p.id).sort()).toEqual([peer.peerId, learnerId, voterId].sort());
+    await waitFor('new voter initialized', () => others[1]!.store.peers.get(id)?.initialized);
+    const w1 = await client.call({ header: hdr(peer.region), op: 'write', writes: [{ type: 'put', key: utf8('before'), value: utf8('1') }] });
+    expect(w1.ok).toBe(true);
+    const remove = await client.call({ header: hdr(peer.region), op: 'admin', admin: { type: 'changePeer', changeType: 1, peer: { ...learner, role: 'voter' } } });
     expect(remove.ok).toBe(true);
-    expect(peer.region.peers.map((p) => p.id)).not.toContain(victim.id);
-    const victimStore = c.stores.find((s) => s!.storeId === victim.storeId)!;
-    await waitFor('removed peer destroyed', () => !victimStore.store.peers.has(id));
+    expect(peer.region.peers.map((p) => p.id)).not.toContain(learnerId);
+    await waitFor('removed peer destroyed and its data cleaned', () => !others[0]!.store.peers.has(id) && others[0]!.store.stateMachine.get(utf8('before')) === undefined);
     const w = await client.call({ header: hdr(peer.region), op: 'write', writes: [{ type: 'put', key: utf8('after'), value: utf8('1') }] });
     expect(w.ok).toBe(true);
+    await waitFor('remaining voter has the write', () => others[1]!.store.stateMachine.get(utf8('after')) !== undefined);
     client.close();
   }, 90_000);
 

@@ -120,6 +120,9 @@ export class Peer {
   /** splitInFlightVersion is the epoch version at which a split was asked for (0 = none). */
   splitInFlightVersion = 0;
   splitAskedAtMs = 0;
+  /** splitCheckDirty: applied something since the last split check (only such Regions are checked). */
+  splitCheckDirty = true;
+  lastRegionHeartbeatMs = 0;
   approximateSizeBytes = 0;
   approximateKeys = 0;
   /** peerHeartbeatsMs remembers when each follower was last heard from (for down peers). */
