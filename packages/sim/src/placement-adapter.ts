@@ -16,11 +16,16 @@ export class InProcessPlacement implements PlacementApi {
   /** calls counts requests, for the simulation's report. */
   calls = 0;
 
-  constructor(private readonly cluster: () => PlacementCluster) {}
+  constructor(
+    private readonly cluster: () => PlacementCluster,
+    /** down says placement is unreachable (a simulated crash): calls then fail like a dropped connection. */
+    private readonly down: () => boolean = () => false,
+  ) {}
 
   private async call<T>(method: string, params: unknown): Promise<T> {
     if (this.closed) throw new PlacementError(PlacementErrorCode.Closed, 'placement client closed');
     this.calls++;
+    if (this.down()) throw new PlacementError(PlacementErrorCode.Timeout, 'placement unreachable (simulated crash)');
     const result = this.cluster().dispatch(method, decode(encode(params)));
     return decode(encode(result)) as T;
   }

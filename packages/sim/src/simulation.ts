@@ -49,6 +49,8 @@ export interface SimOptions {
    * Region it once had, so this fault can leave a Region without quorum.
    */
   removePeers?: boolean;
+  /** placementCrashes enables the placement crash/restart fault (default true). */
+  placementCrashes?: boolean;
   /**
    * balance enables placement's balance-leader and balance-region schedulers (default true).
    * With more than 3 stores balance-region moves replicas back and forth, which runs into
@@ -134,6 +136,23 @@ export class SimCluster {
     });
   }
 
+  /** placementDown: while true every placement call fails (placement crashed and restarts later). */
+  placementDown = false;
+
+  /**
+   * crashPlacement stops placement WITHOUT its final flush: whatever the
+   * last 50 ms flush had not written is lost, as in a process crash.
+   */
+  crashPlacement(): void {
+    this.placementDown = true;
+    this.placement.storage.close();
+  }
+
+  restartPlacement(): void {
+    this.openPlacement();
+    this.placementDown = false;
+  }
+
   storeIds(): number[] {
     return [...this.handles.keys()].sort((a, b) => a - b);
   }
@@ -147,7 +166,7 @@ export class SimCluster {
   }
 
   async startNew(index: number): Promise<number> {
-    const adapter = new InProcessPlacement(() => this.placement);
+    const adapter = new InProcessPlacement(() => this.placement, () => this.placementDown);
     this.adapters.push(adapter);
     const log = (lvl: string) => (o: object, m?: string) => {
       if (this.debugStores) console.error(`[store#${index} ${lvl}] ${m ?? ''} ${JSON.stringify(o)}`);
@@ -178,7 +197,7 @@ export class SimCluster {
   async restart(storeId: number): Promise<void> {
     if (this.handles.get(storeId)) return;
     const base = this.storeOpts.get(storeId)!;
-    const adapter = new InProcessPlacement(() => this.placement);
+    const adapter = new InProcessPlacement(() => this.placement, () => this.placementDown);
     this.adapters.push(adapter);
     const h = await startStore({ ...base, placementClient: adapter });
     this.handles.set(storeId, h);
@@ -227,7 +246,7 @@ class SimClient {
   private route(key: Uint8Array): { region: Region; storeId: number } | undefined {
     let region = this.regionHint.find((r) => compareKeys(r.startKey, key) <= 0 && (r.endKey.length === 0 || compareKeys(key, r.endKey) < 0));
     let leaderStore: number | undefined;
-    const known = this.cluster.placement.call('getRegion', { key }).region;
+    const known = this.cluster.placementDown ? null : this.cluster.placement.call('getRegion', { key }).region;
     if (known && (!region || epochNewer(known.region.epoch, region.epoch))) {
       region = known.region;
       leaderStore = known.leader?.storeId;
@@ -435,6 +454,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const placementTimers: ReturnType<typeof setInterval>[] = [];
   const epochs = new Map<number, RegionEpoch>();
   const checkPlacement = () => {
+    if (cluster.placementDown) return;
     try {
       cluster.placement.tree.checkInvariants();
     } catch (e) {
@@ -476,8 +496,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 
   try {
     cluster.openPlacement();
-    placementTimers.push(setInterval(() => cluster.placement.flush(), 50));
-    placementTimers.push(setInterval(() => cluster.placement.runSchedulers(), 500));
+    placementTimers.push(setInterval(() => !cluster.placementDown && cluster.placement.flush(), 50));
+    placementTimers.push(setInterval(() => !cluster.placementDown && cluster.placement.runSchedulers(), 500));
     for (let i = 0; i < nStores; i++) {
       await cluster.startNew(i);
       await advance(SLICE_MS);
@@ -518,6 +538,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     });
 
     const maxDown = nStores >= 5 ? 2 : 1;
+    let placementDownSince = 0;
     const downSince = new Map<number, number>();
     if (faultsOn) {
       const f = {
@@ -544,7 +565,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         fault('crash', `store ${id}`);
         downSince.set(id, now);
         await cluster.crash(id);
-      } else if (x < 0.05) {
+      } else if (x < 0.05 && !cluster.placementDown) {
+        // A store cannot start while placement is down (startStore needs it), so restarts wait.
         for (const id of cluster.down()) {
           if (now - (downSince.get(id) ?? 0) >= 1_000 + rng() * 3_000) {
             fault('restart', `store ${id}`);
@@ -572,6 +594,14 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         adminTransferLeader();
       } else if (x < 0.21 && (opts.removePeers ?? true)) {
         adminRemoveFollower();
+      } else if (x < 0.225 && (opts.placementCrashes ?? true) && !cluster.placementDown) {
+        fault('placement-crash', '');
+        cluster.crashPlacement();
+        placementDownSince = now;
+      }
+      if (cluster.placementDown && now - placementDownSince >= 500 + rng() * 1500) {
+        fault('placement-restart', '');
+        cluster.restartPlacement();
       }
     }
 
@@ -583,6 +613,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       return undefined;
     }
     function randomRegion(): Region | undefined {
+      if (cluster.placementDown) return undefined;
       const all = cluster.placement.tree.all();
       return all[Math.floor(rng() * all.length)]?.region;
     }
@@ -596,6 +627,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     }
     async function adminSplit(): Promise<void> {
       const k = bytes(keyName(1 + Math.floor(rng() * (nKeys - 1))));
+      if (cluster.placementDown) return;
       const found = cluster.placement.call('getRegion', { key: k }).region;
       if (!found) return;
       const l = leaderOf(found.region.id);
@@ -632,6 +664,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 
     // ---------------------------------------------------------- liveness phase
     workloadOn = false;
+    if (cluster.placementDown) {
+      fault('placement-restart', '(liveness)');
+      cluster.restartPlacement();
+    }
     cluster.network.heal();
     cluster.network.setFaults({});
     for (const id of cluster.down()) {
