@@ -21,6 +21,9 @@ export interface WriterOptions {
   foldBytes: number;
 }
 
+/** MULTI_ROWS is how many entries one multi-row INSERT of a fold carries (fewer statement round trips). */
+const MULTI_ROWS = 32;
+
 export const DEFAULT_WRITER_OPTIONS: WriterOptions = { foldRows: 256, foldBytes: 8 * 1024 * 1024 };
 
 /** CommitResult tells the engine where a write landed. */
@@ -69,6 +72,14 @@ export class LogWriter {
   /** tableMax: highest idx stored in `entries` per Region (0 = none), loaded lazily. */
   private readonly tableMax = new Map<number, number>();
   private readonly dirty = new Set<number>();
+  /**
+   * pending: per Region, the run of entries appended by the fold in
+   * progress and not yet inserted. Runs are inserted with multi-row INSERTs
+   * at the end of the fold (or before an op that needs the table current),
+   * and an overwrite inside a run just cuts it.
+   */
+  private readonly pending = new Map<number, { first: number; entries: Entry[] }>();
+  private readonly multiArgs: unknown[] = new Array(MULTI_ROWS * 6);
   /** purgeCandidates: Regions that may hold entries below their truncated index (or are removed). */
   private readonly purgeCandidates = new Set<number>();
   /**
@@ -87,6 +98,7 @@ export class LogWriter {
 
   private readonly stmt: {
     insertEntry: Database.Statement;
+    insertEntries: Database.Statement;
     deleteFrom: Database.Statement;
     deleteAbove: Database.Statement;
     deleteAll: Database.Statement;
@@ -108,6 +120,9 @@ export class LogWriter {
   ) {
     this.stmt = {
       insertEntry: db.prepare('INSERT INTO entries (region_id, idx, term, type, data, context) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertEntries: db.prepare(
+        'INSERT INTO entries (region_id, idx, term, type, data, context) VALUES ' + new Array(MULTI_ROWS).fill('(?, ?, ?, ?, ?, ?)').join(', '),
+      ),
       deleteFrom: db.prepare('DELETE FROM entries WHERE region_id = ? AND idx >= ?'),
       deleteAbove: db.prepare('DELETE FROM entries WHERE region_id = ? AND idx > ?'),
       deleteAll: db.prepare('DELETE FROM entries WHERE region_id = ?'),
@@ -140,6 +155,7 @@ export class LogWriter {
     this.commitFold = db.transaction((lastSeq: number, opsList: readonly (readonly LogOp[])[]) => {
       for (const s of this.staged) this.applyOps(decodeBatch(s.body));
       for (const ops of opsList) this.applyOps(ops);
+      this.flushPending();
       this.flushStates();
       this.stmt.clearStaging.run(lastSeq);
     });
@@ -147,6 +163,7 @@ export class LogWriter {
       // Compactions still staged count too: fold them first.
       if (this.staged.length > 0) {
         for (const s of this.staged) this.applyOps(decodeBatch(s.body));
+        this.flushPending();
         this.flushStates();
         this.stmt.clearStaging.run(this.staged[this.staged.length - 1]!.seq);
       }
@@ -387,14 +404,22 @@ export class LogWriter {
           const st = this.live(id);
           const entries: Entry[] = op.entries;
           const first = entries[0]!.index;
-          const max = this.getTableMax(id);
-          const viewLast = Math.max(max, st.truncatedIndex);
+          const viewLast = Math.max(this.lastOf(id), st.truncatedIndex);
           assert(first > st.truncatedIndex, `region ${id}: append at ${first} at or below truncated index ${st.truncatedIndex}`);
           assert(first <= viewLast + 1, `region ${id}: append at ${first} leaves a gap after last index ${viewLast}`);
-          if (max >= first) this.stmt.deleteFrom.run(id, first);
-          const ins = this.stmt.insertEntry;
-          for (const e of entries) ins.run(id, e.index, e.term, e.entryType, e.data, e.context ?? null);
-          this.tableMax.set(id, entries[entries.length - 1]!.index);
+          const p = this.pending.get(id);
+          if (p !== undefined && first >= p.first) {
+            p.entries.length = first - p.first;
+            for (const e of entries) p.entries.push(e);
+          } else {
+            // The new run starts at or below the table's tail: drop what it replaces.
+            this.pending.delete(id);
+            if (this.getTableMax(id) >= first) {
+              this.stmt.deleteFrom.run(id, first);
+              this.tableMax.set(id, first - 1);
+            }
+            this.pending.set(id, { first, entries: entries.slice() });
+          }
           break;
         }
         case 'hardState':
@@ -406,7 +431,7 @@ export class LogWriter {
         case 'compact': {
           const st = this.live(id);
           if (op.truncatedIndex <= st.truncatedIndex) break;
-          const viewLast = Math.max(this.getTableMax(id), st.truncatedIndex);
+          const viewLast = Math.max(this.lastOf(id), st.truncatedIndex);
           assert(op.truncatedIndex <= viewLast, `region ${id}: compact to ${op.truncatedIndex} beyond last index ${viewLast}`);
           st.truncatedIndex = op.truncatedIndex;
           st.truncatedTerm = op.truncatedTerm;
@@ -415,6 +440,7 @@ export class LogWriter {
         }
         case 'snapshot': {
           const st = this.live(id);
+          this.flushPendingOf(id);
           const max = this.getTableMax(id);
           if (max > op.index) {
             this.stmt.deleteAbove.run(id, op.index);
@@ -429,6 +455,7 @@ export class LogWriter {
         case 'remove': {
           const st = this.states.get(id);
           if (st === undefined || st.removed) break;
+          this.flushPendingOf(id);
           Object.assign(st, defaultRaftState());
           st.removed = true;
           this.dirty.add(id);
@@ -437,6 +464,46 @@ export class LogWriter {
         }
       }
     }
+  }
+
+  /** lastOf is a Region's last index as the fold in progress sees it (pending run, else table). */
+  private lastOf(id: number): number {
+    const p = this.pending.get(id);
+    return p !== undefined && p.entries.length > 0 ? p.first + p.entries.length - 1 : this.getTableMax(id);
+  }
+
+  /** flushPending inserts every pending run, Region by Region in key order. */
+  private flushPending(): void {
+    const ids = [...this.pending.keys()].sort((a, b) => a - b);
+    for (const id of ids) this.flushPendingOf(id);
+  }
+
+  private flushPendingOf(id: number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    const es = p.entries;
+    if (es.length === 0) return;
+    const args = this.multiArgs;
+    let i = 0;
+    for (; i + MULTI_ROWS <= es.length; i += MULTI_ROWS) {
+      for (let j = 0; j < MULTI_ROWS; j++) {
+        const e = es[i + j]!;
+        const a = j * 6;
+        args[a] = id;
+        args[a + 1] = e.index;
+        args[a + 2] = e.term;
+        args[a + 3] = e.entryType;
+        args[a + 4] = e.data;
+        args[a + 5] = e.context ?? null;
+      }
+      this.stmt.insertEntries.run(args);
+    }
+    for (; i < es.length; i++) {
+      const e = es[i]!;
+      this.stmt.insertEntry.run(id, e.index, e.term, e.entryType, e.data, e.context ?? null);
+    }
+    this.tableMax.set(id, es[es.length - 1]!.index);
   }
 
   private flushStates(): void {
