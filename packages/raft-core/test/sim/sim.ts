@@ -138,6 +138,7 @@ interface Faults {
   transferRate: number;
   snapshotUnavailableRate: number;
   longDelayRate: number;
+  requestSnapshotRate: number;
   /** tickRate[i] is the chance node i+1 ticks in a round of the faulty phase (clock drift). */
   tickRate: number[];
 }
@@ -189,12 +190,15 @@ class SimStorage extends MemoryStorage {
 
   override snapshot(requestIndex = 0, to = 0): Snapshot {
     if (this.unavailable?.() === true) throw new SnapshotTemporarilyUnavailableError();
-    const cur = super.snapshot(requestIndex, to);
+    let snap = super.snapshot(requestIndex, to);
     const sm = this.sm?.();
-    if (sm !== undefined && sm.applied > cur.metadata.index && sm.applied <= this.lastIndex()) {
-      return this.createSnapshot(sm.applied, sm.confState, encodeSm(sm));
+    if (sm !== undefined && sm.applied > snap.metadata.index && sm.applied <= this.lastIndex()) {
+      snap = this.createSnapshot(sm.applied, sm.confState, encodeSm(sm));
     }
-    return cur;
+    // A follower that requested a snapshot needs one covering its log
+    // (raft-rs's contract): until the state machine gets there, "not yet".
+    if (snap.metadata.index < requestIndex) throw new SnapshotTemporarilyUnavailableError();
+    return snap;
   }
 
   override initialState(): RaftState {
@@ -281,6 +285,7 @@ export class Simulation {
       transferRate: r() * 0.01,
       snapshotUnavailableRate: r() < 0.5 ? 0 : r() * 0.5,
       longDelayRate: r() < 0.5 ? 0 : r() * 0.02,
+      requestSnapshotRate: r() < 0.5 ? 0 : r() * 0.01,
       tickRate: Array.from({ length: total }, () => 0.75 + r() * 0.25),
     };
     const checkQuorum = r() < 0.5;
@@ -510,7 +515,15 @@ export class Simulation {
     const want = this.digestAt.get(s.index);
     if (want !== undefined && want !== data.d) this.fail(`node ${n.id}: snapshot at ${s.index} has digest ${data.d}, applied state there was ${want}`);
     if (s.index < n.sm.applied) this.fail(`node ${n.id}: snapshot ${s.index} below applied ${n.sm.applied}`);
-    n.storage.applySnapshot(snap);
+    if (s.index > n.storage.storedSnapshotIndex()) {
+      n.storage.applySnapshot(snap);
+    } else {
+      // A requested snapshot (requestSnapshot) may be at the very index this
+      // node already snapshotted itself; MemoryStorage refuses it as out of
+      // date, and there is nothing to replace as long as no entry follows.
+      if (n.storage.lastIndex() > s.index) this.fail(`node ${n.id}: snapshot ${s.index} not newer than the stored one, but the log goes on to ${n.storage.lastIndex()}`);
+      n.storage.appliedConfState = s.confState;
+    }
     n.sm = { applied: s.index, appliedTerm: s.term, digest: data.d, confState: s.confState };
     this.checkConfAt(n, s.index, s.confState);
     this.log(`node ${n.id} restored snapshot ${s.index}/${s.term}`);
@@ -826,6 +839,17 @@ export class Simulation {
       }
       if (r() < f.confChangeRate) this.maybeConfChange();
       if (r() < f.transferRate) this.maybeTransferLeader();
+      if (r() < f.requestSnapshotRate) {
+        const n = this.pick(this.upNodes().filter((x) => x.rawNode!.raft.state === 'Follower'));
+        if (n !== undefined) {
+          try {
+            n.rawNode!.requestSnapshot();
+            this.log(`node ${n.id} requests a snapshot`);
+          } catch (err) {
+            if (!(err instanceof RaftError)) throw err;
+          }
+        }
+      }
       if (r() < f.compactRate) {
         const n = this.pick(this.upNodes());
         if (n !== undefined) this.maybeCompact(n);
