@@ -73,6 +73,17 @@ describe('KvEngine', () => {
     expect(all[0]!.regionState.region.peers).toEqual([{ id: 10, storeId: 1, role: 'voter' }]);
   });
 
+  it('relaxed durability: flush makes earlier writes durable and they survive a reopen', () => {
+    const dir = tempDir();
+    let e = openKv(dir, { durability: 'relaxed' });
+    e.write(new KvWriteBatch().put(b('k'), b('v')).setApplyState(1, { appliedIndex: 4, truncatedIndex: 0, truncatedTerm: 0 }));
+    e.flush();
+    e.close();
+    e = openKv(dir);
+    expect(e.get(b('k'))?.toString()).toBe('v');
+    expect(e.applyState(1)?.appliedIndex).toBe(4);
+  });
+
   it('rolls back the whole batch when a statement fails', () => {
     const e = openKv(tempDir());
     const bad = new KvWriteBatch().put(b('x'), b('1')).setApplyState(1, { appliedIndex: 3, truncatedIndex: 0, truncatedTerm: 0 });

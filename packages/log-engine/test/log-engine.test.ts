@@ -258,6 +258,17 @@ describe('write modes', () => {
     expect(e.stats().commits).toBeLessThan(50);
   });
 
+  it('a refused write on the writer thread rejects it and the writes queued behind it', async () => {
+    const e = openEngine(tempDir(), { writer: 'worker' });
+    await e.writeAsync(new LogBatch().append(1, ents(1, 3, 1)));
+    const bad = e.writeAsync(new LogBatch().append(1, ents(9, 9, 1)));
+    const behind = e.writeAsync(new LogBatch().append(1, ents(4, 4, 1)));
+    await expect(bad).rejects.toThrow(/leaves a gap after last index 3/);
+    await expect(behind).rejects.toThrow(/gap/);
+    await expect(e.writeAsync(new LogBatch().append(1, ents(4, 4, 1)))).rejects.toThrow(/failed earlier/);
+    expect(() => e.lastIndex(1)).not.toThrow();
+  });
+
   it('rejects writes after close, in both modes', async () => {
     for (const writer of ['sync', 'worker'] as const) {
       const e = LogEngine.open({ path: path.join(tempDir(), 'raft.db'), writer });
