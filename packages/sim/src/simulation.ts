@@ -49,6 +49,8 @@ export interface SimOptions {
    * Region it once had, so this fault can leave a Region without quorum.
    */
   removePeers?: boolean;
+  /** merges enables the merge fault: a random Region is merged into a neighbour (default true). */
+  merges?: boolean;
   /** placementCrashes enables the placement crash/restart fault (default true). */
   placementCrashes?: boolean;
   /**
@@ -599,6 +601,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         cluster.crashPlacement();
         placementDownSince = now;
       }
+      if (x >= 0.225 && x < 0.26 && (opts.merges ?? true)) adminMerge();
       if (cluster.placementDown && now - placementDownSince >= 500 + rng() * 1500) {
         fault('placement-restart', '');
         cluster.restartPlacement();
@@ -633,6 +636,16 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       const l = leaderOf(found.region.id);
       if (!l || compareKeys(l.region.startKey, k) === 0) return;
       admin(l.storeId, { id: 0, header: { regionId: l.region.id, regionEpoch: l.region.epoch }, op: 'split', splitKeys: [k] }, 'split', `region ${l.region.id} at ${text(k)}`);
+    }
+    function adminMerge(): void {
+      if (cluster.placementDown) return;
+      const all = cluster.placement.tree.all();
+      if (all.length < 2) return;
+      const i = Math.floor(rng() * (all.length - 1));
+      const [a, b] = rng() < 0.5 ? [all[i]!, all[i + 1]!] : [all[i + 1]!, all[i]!];
+      const l = leaderOf(a.region.id);
+      if (!l) return;
+      admin(l.storeId, { id: 0, header: { regionId: a.region.id, regionEpoch: l.region.epoch }, op: 'merge', targetRegionId: b.region.id }, 'merge', `region ${a.region.id} into ${b.region.id}`);
     }
     function adminTransferLeader(): void {
       const r = randomRegion();
