@@ -215,7 +215,11 @@ export class LocalCluster {
     const pending = new Set(list);
     while (pending.size > 0) {
       for (const p of pending) {
-        if (p.exited) throw new Error(`${p.name} exited during startup (exit code ${p.proc.exitCode ?? p.proc.signalCode}); last lines of ${p.log}:\n${logTail(p.log)}`);
+        if (p.exited) {
+          const tail = logTail(p.log);
+          const hint = tail.includes('EADDRINUSE') ? `\n${p.address} is already in use: pick other ports with --base-port PORT (or --base-port 0 for free ones)` : '';
+          throw new Error(`${p.name} exited during startup (exit code ${p.proc.exitCode ?? p.proc.signalCode}); last lines of ${p.log}:\n${tail}${hint}`);
+        }
         if (p.announced && (await httpOk(url(p)))) pending.delete(p);
       }
       if (pending.size === 0) break;

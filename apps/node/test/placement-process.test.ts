@@ -40,6 +40,7 @@ describe('flotilla placement', () => {
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain('placement exited during startup');
       expect(r.stderr).toContain('EADDRINUSE');
+      expect(r.stderr).toContain('--base-port');
       expect(readJson(join(dataDir, 'cluster.json'))).toBeNull();
     } finally {
       blocker.close();
