@@ -20,7 +20,9 @@
 //   process-ready [IDS...] [defer-apply=true] | apply ID | process-append-thread [IDS...]
 //       defer-apply persists and sends but holds the committed entries until
 //       `apply ID` (a lagging apply); process-append-thread is for async nodes.
-//   deliver-msgs [IDS...] [drop=(IDS)] [type=MsgApp]
+//   deliver-msgs [IDS...] [drop=(IDS)] [type=MsgApp] [count=N]
+//   duplicate-msgs ID [type=MsgSnapshot]: queue a copy of ID's messages (retransmission)
+//   request-snapshot ID: the follower asks its leader for a snapshot
 //   stabilize [IDS...]: Ready, append thread and delivery rounds until quiet.
 //   isolate IDS... | heal: drop every message to/from isolated nodes when sent.
 //   report-unreachable ID PEER | report-snapshot ID PEER finish|failure
@@ -86,6 +88,11 @@ interface AppliedState {
  */
 class EnvStorage extends MemoryStorage {
   current: (() => AppliedState) | undefined;
+
+  /** storedSnapshotIndex is the index of the snapshot last created or applied. */
+  storedSnapshotIndex(): number {
+    return super.snapshot(0, 0).metadata.index;
+  }
 
   /**
    * initialState reports the membership of the applied state (not the one
@@ -197,6 +204,18 @@ export class InteractionEnv {
       case 'read-index': {
         const [id, ctx] = a.positional();
         return this.call(() => this.node(toInt(id)).rawNode.readIndex(bytes(ctx ?? '')));
+      }
+      case 'request-snapshot':
+        return this.call(() => this.node(this.firstId(a)).rawNode.requestSnapshot());
+      case 'duplicate-msgs': {
+        // Queue a second copy of every in-flight message to ID (of `type`):
+        // a retransmission, delivered after whatever is already queued.
+        const id = this.firstId(a);
+        const type = a.str('type');
+        const copies = this.split(id, type).mine.map((m) => ({ ...m, entries: m.entries.map((e) => ({ ...e })) }));
+        for (const m of copies) this.write(`duplicated: ${describeMessage(m)}`);
+        this.messages.push(...copies);
+        return;
       }
       case 'report-unreachable': {
         const [id, peer] = a.positional();
@@ -506,7 +525,15 @@ export class InteractionEnv {
 
   private persist(n: EnvNode, rd: Ready): void {
     if (rd.snapshot !== undefined && rd.snapshot.metadata.index !== 0) {
-      n.storage.applySnapshot(rd.snapshot);
+      const idx = rd.snapshot.metadata.index;
+      if (idx <= n.storage.storedSnapshotIndex()) {
+        // MemoryStorage refuses a snapshot that is not newer than its own;
+        // that is fine for a requested snapshot at an index this node already
+        // snapshotted, as long as no durable entry follows it.
+        if (n.storage.lastIndex() > idx) {
+          throw new HarnessError(`node ${n.id}: snapshot ${idx} would discard durable entries up to ${n.storage.lastIndex()}`);
+        }
+      } else n.storage.applySnapshot(rd.snapshot);
       const s = rd.snapshot.metadata;
       n.history.push({ index: s.index, term: s.term, confState: s.confState, data: text(rd.snapshot.data) });
     }
@@ -554,8 +581,9 @@ export class InteractionEnv {
       }
     }
     const ids = a.positional().map(toInt);
+    const count = a.int('count');
     for (const id of ids) {
-      this.withHeader(`> ${id} receiving messages`, ids.length > 1, () => this.deliver(id, type));
+      this.withHeader(`> ${id} receiving messages`, ids.length > 1, () => this.deliver(id, type, count));
     }
   }
 
@@ -569,10 +597,11 @@ export class InteractionEnv {
     return { mine, rest };
   }
 
-  /** deliver steps every queued message addressed to `id` into that node. */
-  private deliver(id: number, type?: string): number {
-    const { mine, rest } = this.split(id, type);
-    this.messages = rest;
+  /** deliver steps the queued messages addressed to `id` (the first `count` of them) into that node. */
+  private deliver(id: number, type?: string, count = Infinity): number {
+    const mine = this.split(id, type).mine.slice(0, count);
+    const delivered = new Set(mine);
+    this.messages = this.messages.filter((m) => !delivered.has(m));
     for (const m of mine) {
       this.write(describeMessage(m));
       const n = this.nodes[id - 1];
