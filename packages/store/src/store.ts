@@ -998,6 +998,7 @@ export class Store {
 
   private propose(peer: Peer, data: Uint8Array, cb: Callback): void {
     if (peer.proposals.length >= this.config.maxPendingProposalsPerPeer) return cb(err.busy('too many pending proposals for this region'));
+    this.wake(peer);
     const r = peer.raw.raft;
     try {
       peer.raw.propose(data);
@@ -1100,6 +1101,7 @@ export class Store {
 
   private proposeConfChange(peer: Peer, cc: ConfChangeV2, ctx: Uint8Array, cb: Callback): void {
     const r = peer.raw.raft;
+    this.wake(peer);
     try {
       peer.raw.proposeConfChange(cc, ctx);
     } catch (e) {
@@ -1258,7 +1260,7 @@ export class Store {
     const now = this.now();
     const slow = this.config.regionHeartbeatIntervalMs * HIBERNATED_HEARTBEAT_FACTOR;
     const due = [...this.peers.values()].filter(
-      (p) => p.isLeader && p.initialized && (!p.hibernating || now - p.lastRegionHeartbeatMs >= slow),
+      (p) => p.isLeader && p.initialized && (!p.hibernating || p.operatorActive || now - p.lastRegionHeartbeatMs >= slow),
     );
     for (let i = 0; i < due.length; i += 256) {
       await Promise.all(due.slice(i, i + 256).map((p) => this.regionHeartbeat(p)));
@@ -1290,6 +1292,9 @@ export class Store {
         downPeers,
         pendingPeers,
       });
+      // While placement has an operator for the Region, keep reporting at the
+      // normal pace even when hibernated: each step waits for a heartbeat.
+      p.operatorActive = resp.operator !== undefined;
       if (resp.operator) this.executeOperator(p, resp.operator);
     } catch (e) {
       this.logger.warn({ regionId: p.regionId, err: (e as Error).message }, 'region heartbeat failed');

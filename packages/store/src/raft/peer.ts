@@ -123,6 +123,8 @@ export class Peer {
   /** splitCheckDirty: applied something since the last split check (only such Regions are checked). */
   splitCheckDirty = true;
   lastRegionHeartbeatMs = 0;
+  /** operatorActive: placement's last heartbeat answer carried an operator step. */
+  operatorActive = false;
   approximateSizeBytes = 0;
   approximateKeys = 0;
   /** peerHeartbeatsMs remembers when each follower was last heard from (for down peers). */
