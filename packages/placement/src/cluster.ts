@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Peer, Region, StoreState } from '@flotilla/proto';
-import { ValidationError, parseWith } from '@flotilla/proto';
+import { ValidationError, compareKeys, parseWith } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode, assert } from './errors';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
@@ -27,6 +27,7 @@ import type { ClusterView, Scheduler } from './schedule/scheduler';
 import { ReplicaChecker, type ReplicaCheckerOptions } from './schedule/replica-checker';
 import { BalanceLeader, type BalanceLeaderOptions } from './schedule/balance-leader';
 import { BalanceRegion, type BalanceRegionOptions } from './schedule/balance-region';
+import { MergeChecker, type MergeCheckerOptions } from './schedule/merge-checker';
 
 /** PlacementLogger is the subset of pino's Logger placement uses; pass a pino logger as is. */
 export interface PlacementLogger {
@@ -56,11 +57,17 @@ export interface ClusterOptions {
   /** clock returns wall-clock ms (default Date.now); simulations inject a virtual one. */
   clock?: () => number;
   logger?: PlacementLogger;
-  /** schedulers replaces the built-in set (replica checker, balance-leader, balance-region). */
+  /** schedulers replaces the built-in set (replica checker, balance-leader, balance-region, merge checker). */
   schedulers?: Scheduler[];
   replicaChecker?: ReplicaCheckerOptions;
   balanceLeader?: BalanceLeaderOptions | false;
   balanceRegion?: BalanceRegionOptions | false;
+  /**
+   * mergeChecker folds small adjacent Regions together (on by default;
+   * false disables it). Defaults: 20 MiB / 200,000 keys, no merge within
+   * 1 h of a split or of placement's start, 8 operators in flight.
+   */
+  mergeChecker?: MergeCheckerOptions | false;
   /** maxDirtyRegions: flush the Region write batch inline once it holds this many Regions (default 4096). */
   maxDirtyRegions?: number;
   /** idStep: how far each durable high-water bump reaches (default 1000). */
@@ -101,6 +108,8 @@ export class PlacementCluster implements ClusterView {
   private readonly stores = new Map<number, StoreRecord>();
   private readonly regionsByStore = new Map<number, Set<number>>();
   private readonly leadersByStore = new Map<number, Set<number>>();
+  /** splitAtMs: when each Region was last seen coming out of a split (the merge checker leaves it alone for a while). Not persisted. */
+  private readonly splitAtMs = new Map<number, number>();
   /** dirtyRegions: Regions whose meta changed (or that are gone: null) since the last flush. */
   private readonly dirtyRegions = new Map<number, RegionInfo | null>();
   /** dirtyStats: Regions whose statistics only (leader, size, keys) changed since the last flush. */
@@ -164,6 +173,7 @@ export class PlacementCluster implements ClusterView {
       new ReplicaChecker(opts.replicaChecker),
       ...(opts.balanceLeader === false ? [] : [new BalanceLeader(opts.balanceLeader)]),
       ...(opts.balanceRegion === false ? [] : [new BalanceRegion(opts.balanceRegion)]),
+      ...(opts.mergeChecker === false ? [] : [new MergeChecker(opts.mergeChecker)]),
     ];
     this.logger.info({ path: storage.path, clusterId: this.clusterId, bootstrapped: this.bootstrapped, stores: this.stores.size, regions: this.tree.size }, 'placement state loaded');
   }
@@ -207,7 +217,13 @@ export class PlacementCluster implements ClusterView {
     return this.tree.at(index);
   }
   hasOperator(regionId: number): boolean {
-    return this.operators.has(regionId);
+    return this.operators.isBusy(regionId);
+  }
+  adjacentRegions(regionId: number): { prev?: RegionInfo; next?: RegionInfo } {
+    return this.tree.neighbours(regionId);
+  }
+  lastSplitMs(regionId: number): number | undefined {
+    return this.splitAtMs.get(regionId);
   }
   influence(): Map<number, StoreInfluence> {
     return this.operators.influence();
@@ -495,11 +511,13 @@ export class PlacementCluster implements ClusterView {
       }
       return cur;
     } else {
+      if (cameOutOfSplit(info, r.removed)) this.splitAtMs.set(info.region.id, this.clock());
       for (const old of r.removed) {
         this.unindex(old);
         if (old.region.id !== info.region.id) {
           this.markDirty(old.region.id, null);
           this.statsPersistedAtMs.delete(old.region.id);
+          this.splitAtMs.delete(old.region.id);
           this.operators.onRegionReplaced(old.region.id, info.region.id);
         }
       }
@@ -655,4 +673,20 @@ export class PlacementCluster implements ClusterView {
     }
     return added;
   }
+}
+
+/**
+ * cameOutOfSplit: a meta change that is a split's doing. A new Region ID is
+ * a split's new Region; a known Region whose range shrank kept part of its
+ * range in a split. A grown range is a merge, an unchanged one a conf
+ * change or PrepareMerge/RollbackMerge.
+ */
+function cameOutOfSplit(info: RegionInfo, removed: RegionInfo[]): boolean {
+  const prev = removed.find((o) => o.region.id === info.region.id);
+  if (prev === undefined) return true;
+  const a = prev.region;
+  const b = info.region;
+  const startMoved = compareKeys(b.startKey, a.startKey) > 0;
+  const endMoved = b.endKey.length > 0 && (a.endKey.length === 0 || compareKeys(b.endKey, a.endKey) < 0);
+  return startMoved || endMoved;
 }

@@ -7,7 +7,7 @@
 //   region-tree.ts   routing table ordered by start key; stale-epoch rules
 //   schema.ts        zod schemas of every method's params
 //   http.ts          HTTP routes and readable key rendering
-//   schedule/        Scheduler interface, OperatorController, replica checker, balance-leader, balance-region
+//   schedule/        Scheduler interface, OperatorController, replica checker, balance-leader, balance-region, merge checker
 //   types.ts         wire types; errors.ts typed errors
 //   main.ts          `node --import tsx packages/placement/src/main.ts --data-dir D --listen 127.0.0.1:0`
 export { PlacementClient, type PlacementClientOptions } from './client';
@@ -18,3 +18,4 @@ export { PLACEMENT_LIMITS } from './schema';
 export type { PlacementLogger } from './cluster';
 export type * from './types';
 export type { Scheduler, ClusterView, OperatorDraft, SchedulerLimits } from './schedule/scheduler';
+export type { MergeCheckerOptions } from './schedule/merge-checker';

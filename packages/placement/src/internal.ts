@@ -8,3 +8,4 @@ export { checkOperatorSafety, isStepDone } from './schedule/operator';
 export { ReplicaChecker } from './schedule/replica-checker';
 export { BalanceLeader } from './schedule/balance-leader';
 export { BalanceRegion } from './schedule/balance-region';
+export { MergeChecker } from './schedule/merge-checker';

@@ -107,6 +107,24 @@ export class RegionTree {
     return this.sorted[i]?.info;
   }
 
+  /**
+   * neighbours returns the Regions directly left and right of Region `id`
+   * in key order, each only when it touches the Region (no gap between
+   * them): the candidates a merge may pair it with.
+   */
+  neighbours(id: number): { prev?: RegionInfo; next?: RegionInfo } {
+    const slot = this.byId.get(id);
+    if (!slot) return {};
+    const i = this.indexOf(slot);
+    const region = slot.info.region;
+    const out: { prev?: RegionInfo; next?: RegionInfo } = {};
+    const prev = this.sorted[i - 1]?.info;
+    if (prev && prev.region.endKey.length > 0 && compareBytes(prev.region.endKey, region.startKey) === 0) out.prev = prev;
+    const next = this.sorted[i + 1]?.info;
+    if (next && region.endKey.length > 0 && compareBytes(region.endKey, next.region.startKey) === 0) out.next = next;
+    return out;
+  }
+
   /** upperBound: index of the first Region whose startKey > key. */
   private upperBound(key: Uint8Array): number {
     const sorted = this.sorted;

@@ -33,6 +33,12 @@ export interface OperatorControllerOptions {
 export class OperatorController {
   private readonly byRegion = new Map<number, Operator>();
   private readonly perScheduler = new Map<string, number>();
+  /**
+   * mergeTargets maps the target of every merge operator in flight to its
+   * source Region: a target must not change (split, conf change) while a
+   * source is being folded into it, or the merge rolls back.
+   */
+  private readonly mergeTargets = new Map<number, number>();
   private readonly maxOperators: number;
   readonly stats: OperatorControllerStats = { added: 0, finished: 0, canceled: 0, timedOut: 0, rejected: 0 };
 
@@ -56,6 +62,23 @@ export class OperatorController {
     return [...this.byRegion.values()];
   }
 
+  /** isBusy: the Region has an operator, or another Region's merge operator targets it. */
+  isBusy(regionId: number): boolean {
+    return this.byRegion.has(regionId) || this.mergeTargets.has(regionId);
+  }
+
+  /** mergeSourceOf returns the Region whose merge operator targets `regionId`, if any. */
+  mergeSourceOf(regionId: number): number | undefined {
+    return this.mergeTargets.get(regionId);
+  }
+
+  private track(op: Operator): void {
+    this.byRegion.set(op.regionId, op);
+    this.perScheduler.set(op.scheduler, this.countOf(op.scheduler) + 1);
+    const target = mergeTargetOf(op);
+    if (target !== undefined) this.mergeTargets.set(target, op.regionId);
+  }
+
   countOf(scheduler: string): number {
     return this.perScheduler.get(scheduler) ?? 0;
   }
@@ -64,8 +87,9 @@ export class OperatorController {
   restore(ops: Operator[]): void {
     for (const op of ops) {
       if (this.byRegion.has(op.regionId)) continue;
-      this.byRegion.set(op.regionId, op);
-      this.perScheduler.set(op.scheduler, this.countOf(op.scheduler) + 1);
+      const target = mergeTargetOf(op);
+      if (target !== undefined && this.isBusy(target)) continue; // a persisted pair that no longer fits; the checker re-plans
+      this.track(op);
     }
   }
 
@@ -78,15 +102,20 @@ export class OperatorController {
     if (op.regionId !== info.region.id) reason = `operator for region ${op.regionId} checked against region ${info.region.id}`;
     else if (op.steps.length === 0) reason = 'operator has no steps';
     else if (this.byRegion.has(op.regionId)) reason = `region ${op.regionId} already has operator ${this.byRegion.get(op.regionId)!.id}`;
+    else if (this.mergeTargets.has(op.regionId)) reason = `region ${op.regionId} is the target of region ${this.mergeTargets.get(op.regionId)}'s merge`;
     else if (this.byRegion.size >= this.maxOperators) reason = `${this.maxOperators} operators already in flight`;
-    else reason = checkOperatorSafety(info, op.steps, isStoreLive);
+    else {
+      const target = mergeTargetOf(op);
+      if (target === op.regionId) reason = `region ${op.regionId} cannot merge into itself`;
+      else if (target !== undefined && this.isBusy(target)) reason = `merge target region ${target} is busy with another operator`;
+      else reason = checkOperatorSafety(info, op.steps, isStoreLive);
+    }
     if (reason !== null) {
       this.stats.rejected++;
       this.opts.onEvent?.('rejected', op, reason);
       return reason;
     }
-    this.byRegion.set(op.regionId, op);
-    this.perScheduler.set(op.scheduler, this.countOf(op.scheduler) + 1);
+    this.track(op);
     this.stats.added++;
     this.opts.persist(op.regionId, op);
     this.opts.onEvent?.('added', op, describeSteps(op.steps));
@@ -97,6 +126,8 @@ export class OperatorController {
     if (this.byRegion.get(op.regionId) !== op) return;
     this.byRegion.delete(op.regionId);
     this.perScheduler.set(op.scheduler, this.countOf(op.scheduler) - 1);
+    const target = mergeTargetOf(op);
+    if (target !== undefined && this.mergeTargets.get(target) === op.regionId) this.mergeTargets.delete(target);
     this.stats[outcome]++;
     this.opts.persist(op.regionId, null);
     this.opts.onEvent?.(outcome, op, reason);
@@ -132,7 +163,10 @@ export class OperatorController {
       this.finish(op, 'timedOut', `deadline passed at step ${op.currentStep}`);
       return undefined;
     }
-    if (info.region.epoch.version !== op.regionVersion) {
+    // PrepareMerge bumps the source's version by one (docs/merge.md): that is the merge step in progress, not a
+    // split. Finished when the target absorbs the source (onRegionReplaced); a rollback bumps it again and cancels.
+    const preparing = op.steps[op.currentStep]?.type === 'merge' && info.region.epoch.version === op.regionVersion + 1;
+    if (info.region.epoch.version !== op.regionVersion && !preparing) {
       this.finish(op, 'canceled', `region version changed ${op.regionVersion} -> ${info.region.epoch.version}`);
       return undefined;
     }
@@ -208,4 +242,10 @@ export class OperatorController {
     }
     return out;
   }
+}
+
+/** mergeTargetOf returns the Region ID an operator merges its Region into, if it has a merge step. */
+export function mergeTargetOf(op: Operator): number | undefined {
+  for (const s of op.steps) if (s.type === 'merge') return s.target.id;
+  return undefined;
 }

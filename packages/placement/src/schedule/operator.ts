@@ -26,7 +26,8 @@ export function isStepDone(step: OperatorStep, info: RegionInfo): boolean {
     case 'transferLeader':
       return info.leader?.storeId === step.toStoreId;
     case 'merge':
-      // Finished when the source disappears; the merge checker will own this.
+      // Never done by the source's own meta: the operator finishes when the target's report replaces the
+      // source in the tree (OperatorController.onRegionReplaced).
       return false;
   }
 }

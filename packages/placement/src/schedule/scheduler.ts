@@ -23,7 +23,12 @@ export interface ClusterView {
   regionCount(): number;
   /** regionAt returns the i-th Region in key order (patrol). */
   regionAt(index: number): RegionInfo | undefined;
+  /** hasOperator: the Region has an operator in flight, or is the target of another Region's merge operator. */
   hasOperator(regionId: number): boolean;
+  /** adjacentRegions: the Regions touching this one on the left (prev) and right (next), if any. */
+  adjacentRegions(regionId: number): { prev?: RegionInfo; next?: RegionInfo };
+  /** lastSplitMs: when placement last saw this Region come out of a split (undefined: not since placement started). */
+  lastSplitMs(regionId: number): number | undefined;
   influence(): Map<number, StoreInfluence>;
   allocId(count: number): number[];
 }
@@ -38,7 +43,7 @@ export interface OperatorDraft {
 
 /**
  * Scheduler is the plug-in point for placement decisions (replica checker,
- * balancers, and later the merge checker). Each round the coordinator calls
+ * balancers, merge checker). Each round the coordinator calls
  * schedule() with a budget = limit - operators of this scheduler in flight
  * (never called with a budget of 0). Operators are handed to Region leaders
  * in heartbeat responses; an operator still unfinished after

@@ -14,6 +14,11 @@ export interface SimRegion {
   pending: Set<number>;
   /** ignoreOperators: this Region's leader never executes steps (to test timeouts). */
   ignoreOperators?: boolean;
+  /** sizeBytes / keys: what the leader reports (default 96 MiB / 100,000: too big to merge). */
+  sizeBytes?: number;
+  keys?: number;
+  /** merging: PrepareMerge applied; the target absorbs the source at the start of the next round (or it rolls back). */
+  merging?: { targetId: number; targetEpoch: Region['epoch']; commitAtRound: number };
 }
 
 const key = (n: number): Uint8Array => (n === 0 ? new Uint8Array() : Buffer.from(`k${String(n).padStart(6, '0')}`));
@@ -35,6 +40,12 @@ export class ClusterSim {
   readonly violations: string[] = [];
   readonly maxInFlight = new Map<string, number>();
   readonly stepsApplied = { addLearner: 0, promoteLearner: 0, addPeer: 0, removePeer: 0, transferLeader: 0, merge: 0 };
+  /** merges: every committed merge, in order. */
+  readonly merges: { source: Region; target: Region; sourceSize: number; targetSize: number; sourceKeys: number; targetKeys: number }[] = [];
+  rollbacks = 0;
+  /** mergeCommitDelayRounds: rounds between PrepareMerge and CommitMerge (from 2 on, the prepared source heartbeats meanwhile). */
+  mergeCommitDelayRounds = 1;
+  roundNo = 0;
   roundMs = 1000;
 
   constructor(opts: Omit<ClusterOptions, 'dataDir' | 'clock'>) {
@@ -114,10 +125,12 @@ export class ClusterSim {
   /** round advances the clock by roundMs, heartbeats every live store and Region, applies operator steps, runs the schedulers. */
   round(): void {
     this.clockMs += this.roundMs;
+    this.roundNo++;
     for (const id of this.storeIds()) {
       if (!this.alive(id)) continue;
       this.call('storeHeartbeat', { stats: { storeId: id, capacityBytes: 1e12, usedBytes: 1e9, availableBytes: 1e12 - 1e9, regionCount: 0, leaderCount: 0 } });
     }
+    this.settleMerges();
     for (const sim of this.regions.values()) this.heartbeatRegion(sim);
     this.cluster.runSchedulers();
     for (const s of this.cluster.schedulers) {
@@ -143,8 +156,8 @@ export class ClusterSim {
     const resp = this.call<RegionHeartbeatResponse>('regionHeartbeat', {
       region: sim.region,
       leader,
-      approximateSizeBytes: 96 << 20,
-      approximateKeys: 100_000,
+      approximateSizeBytes: sim.sizeBytes ?? 96 << 20,
+      approximateKeys: sim.keys ?? 100_000,
       downPeers,
       pendingPeers,
     });
@@ -201,10 +214,82 @@ export class ClusterSim {
         sim.leaderId = to.id;
         return;
       }
-      case 'merge':
+      case 'merge': {
+        if (sim.merging) return; // already prepared; the store ignores the repeated step
+        const target = this.regions.get(step.target.id);
+        const why = this.mergeRefusal(sim, target);
+        if (why !== null) {
+          this.violations.push(`region ${sim.region.id}: merge into region ${step.target.id} refused: ${why}`);
+          return;
+        }
         this.stepsApplied.merge++;
+        // PrepareMerge: the source's epoch bumps (version and confVer) and it stops serving.
+        sim.region = { ...sim.region, epoch: { version: sim.region.epoch.version + 1, confVer: sim.region.epoch.confVer + 1 } };
+        sim.merging = { targetId: target!.region.id, targetEpoch: target!.region.epoch, commitAtRound: this.roundNo + this.mergeCommitDelayRounds };
         return;
+      }
     }
+  }
+
+  /** mergeRefusal checks what the store's startMerge checks (docs/merge.md), or null when the merge may start. */
+  private mergeRefusal(src: SimRegion, tgt: SimRegion | undefined): string | null {
+    if (!tgt) return 'target does not exist';
+    if (tgt.merging) return 'target is itself merging';
+    const a = src.region;
+    const b = tgt.region;
+    const eq = (x: Uint8Array, y: Uint8Array): boolean => Buffer.compare(Buffer.from(x), Buffer.from(y)) === 0;
+    const adjacent = (a.endKey.length > 0 && eq(a.endKey, b.startKey)) || (b.endKey.length > 0 && eq(b.endKey, a.startKey));
+    if (!adjacent) return 'not adjacent';
+    const stores = (r: Region): string => r.peers.map((p) => p.storeId).sort((x, y) => x - y).join(',');
+    if (stores(a) !== stores(b)) return `stores differ (${stores(a)} vs ${stores(b)})`;
+    if ([...a.peers, ...b.peers].some((p) => p.role !== 'voter')) return 'a learner takes part';
+    return null;
+  }
+
+  /** settleMerges commits every prepared merge whose target's epoch is unchanged (CommitMerge), else rolls it back. */
+  private settleMerges(): void {
+    for (const src of [...this.regions.values()]) {
+      const m = src.merging;
+      if (!m || this.roundNo < m.commitAtRound) continue;
+      const tgt = this.regions.get(m.targetId);
+      if (!tgt || tgt.region.epoch.version !== m.targetEpoch.version || tgt.region.epoch.confVer !== m.targetEpoch.confVer) {
+        this.rollbacks++;
+        delete src.merging;
+        src.region = { ...src.region, epoch: { ...src.region.epoch, version: src.region.epoch.version + 1 } };
+        continue;
+      }
+      const a = src.region;
+      const b = tgt.region;
+      const leftIsSource = a.endKey.length > 0 && Buffer.compare(Buffer.from(a.endKey), Buffer.from(b.startKey)) === 0;
+      this.merges.push({ source: a, target: b, sourceSize: src.sizeBytes ?? 96 << 20, targetSize: tgt.sizeBytes ?? 96 << 20, sourceKeys: src.keys ?? 100_000, targetKeys: tgt.keys ?? 100_000 });
+      tgt.region = {
+        ...b,
+        startKey: leftIsSource ? a.startKey : b.startKey,
+        endKey: leftIsSource ? b.endKey : a.endKey,
+        epoch: { version: Math.max(a.epoch.version, b.epoch.version) + 1, confVer: b.epoch.confVer },
+      };
+      if (src.sizeBytes !== undefined || tgt.sizeBytes !== undefined) tgt.sizeBytes = (src.sizeBytes ?? 96 << 20) + (tgt.sizeBytes ?? 96 << 20);
+      if (src.keys !== undefined || tgt.keys !== undefined) tgt.keys = (src.keys ?? 100_000) + (tgt.keys ?? 100_000);
+      this.regions.delete(a.id);
+    }
+  }
+
+  /** split splits a Region at the middle of its keys the way a store does: the left half keeps the ID, reported with reportBatchSplit. */
+  split(regionId: number): number {
+    const sim = this.regions.get(regionId)!;
+    const r = sim.region;
+    const ids = this.call<{ ids: { newRegionId: number; newPeerIds: number[] }[] }>('askBatchSplit', { region: r, count: 1 }).ids[0]!;
+    const start = r.startKey.length === 0 ? 0 : Number(Buffer.from(r.startKey).toString().slice(1));
+    const end = r.endKey.length === 0 ? 1_000_000 : Number(Buffer.from(r.endKey).toString().slice(1));
+    const mid = key(Math.floor((start + end) / 2));
+    const version = r.epoch.version + 1;
+    const left: Region = { ...r, endKey: mid, epoch: { ...r.epoch, version } };
+    const right: Region = { ...r, id: ids.newRegionId, startKey: mid, epoch: { ...r.epoch, version }, peers: r.peers.map((p, i) => ({ ...p, id: ids.newPeerIds[i]! })) };
+    this.call('reportBatchSplit', { regions: [left, right] });
+    sim.region = left;
+    const leader = r.peers.findIndex((p) => p.id === sim.leaderId);
+    this.regions.set(right.id, { ...sim, region: right, leaderId: right.peers[leader]!.id, pending: new Set() });
+    return right.id;
   }
 
   /** runUntil rounds until done() holds (returns the rounds used) or maxRounds pass (returns -1). */
