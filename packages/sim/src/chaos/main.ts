@@ -29,6 +29,8 @@ interface Proc {
   child: ChildProcess | undefined;
   info: Record<string, unknown> | undefined;
   stopped: boolean;
+  /** stderrTail keeps the last lines the process wrote to stderr, for failure reports. */
+  stderrTail?: string[];
 }
 
 function args(argv: string[]) {
@@ -50,7 +52,11 @@ function launch(p: Proc): Promise<void> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...p.args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   p.child = child;
   p.stopped = false;
-  child.stderr!.resume();
+  const tail: string[] = (p.stderrTail = []);
+  createInterface({ input: child.stderr! }).on('line', (l) => {
+    tail.push(l);
+    if (tail.length > 40) tail.shift();
+  });
   return new Promise((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`${p.name} did not start within 60 s`)), 60_000);
     const rl = createInterface({ input: child.stdout! });
@@ -65,7 +71,7 @@ function launch(p: Proc): Promise<void> {
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      rej(new Error(`${p.name} exited with ${code} before it served`));
+      rej(new Error(`${p.name} exited with ${code} before it served; its stderr ended with:\n${tail.join('\n')}`));
     });
   });
 }
