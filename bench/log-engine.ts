@@ -36,7 +36,7 @@ import { LogBatch, LogEngine } from '@flotilla/log-engine';
 
 const quick = process.argv.includes('--quick');
 const REPS = quick ? 1 : 3;
-const CASE_MS = quick ? 400 : 1600;
+const CASE_MS = quick ? 300 : 1600;
 const SLICE_MS = 100;
 const PAYLOAD = new Uint8Array(128).fill(0x5a);
 const BATCHES = [1, 16, 256];
