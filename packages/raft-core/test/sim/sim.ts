@@ -87,8 +87,8 @@ export class SimViolation extends Error {
   override name = 'SimViolation';
 }
 
+/** ELECTION_TICK is the longest election timeout a seed draws; liveness bounds are in its units. */
 const ELECTION_TICK = 10;
-const HEARTBEAT_TICK = 2;
 /** MAX_PENDING_READIES bounds the Readies an asynchronous writer holds at once. */
 const MAX_PENDING_READIES = 4;
 /** MAX_IN_FLIGHT bounds the simulated network; beyond it new messages are dropped. */
@@ -292,8 +292,10 @@ export class Simulation {
     this.async = opts.async ?? r() < 0.5;
     const maxSizePerMsg = r() < 0.3 ? 0 : 1 + Math.floor(r() * 4096);
     this.configBase = {
-      electionTick: ELECTION_TICK,
-      heartbeatTick: HEARTBEAT_TICK,
+      electionTick: r() < 0.7 ? ELECTION_TICK : 5 + Math.floor(r() * (ELECTION_TICK - 4)),
+      heartbeatTick: 1 + Math.floor(r() * 2),
+      disableProposalForwarding: r() < 0.2,
+      skipBcastCommit: r() < 0.2,
       maxSizePerMsg,
       maxInflightMsgs: 1 + Math.floor(r() * 16),
       checkQuorum,
