@@ -45,6 +45,9 @@ export class InProcessPlacement implements PlacementApi {
   async bootstrap(store: StoreMeta, region: Region) {
     await this.call('bootstrap', { store, region });
   }
+  async getRegion(key: Uint8Array) {
+    return (await this.call<{ region: Awaited<ReturnType<PlacementApi['getRegion']>> }>('getRegion', { key })).region;
+  }
   async getRegionById(regionId: number) {
     return (await this.call<{ region: Awaited<ReturnType<PlacementApi['getRegionById']>> }>('getRegionById', { regionId })).region;
   }

@@ -24,6 +24,8 @@ export interface RegionLocalState {
   confState: ConfState;
   /** merge is set while the Region is the source of a merge (state 'merging'). */
   merge?: MergeState;
+  /** tombstonePeerId: for state 'tombstone', the ID of the peer this store destroyed (a re-add uses a larger one). */
+  tombstonePeerId?: number;
 }
 
 /** MergeState records a prepared merge: see docs/merge.md. */
@@ -82,6 +84,7 @@ export type PlacementApi = Pick<
   | 'allocId'
   | 'bootstrap'
   | 'getRegionById'
+  | 'getRegion'
   | 'getAllStores'
   | 'regionHeartbeat'
   | 'reportBatchSplit'

@@ -90,7 +90,12 @@ export class Store {
   /** deferredLog holds commit-only hard-state changes waiting for the next durable write. */
   private deferredLog: LogBatch[] = [];
   private kvSyncNeeded = false;
-  private tombstones = new Set<number>();
+  /**
+   * tombstones maps a Region this store left to the ID of the peer it
+   * destroyed. Peer IDs only grow, so a message to a larger ID is a re-add
+   * (allowed to create a peer); one to that ID or smaller is stale.
+   */
+  private tombstones = new Map<number, number>();
 
   constructor(deps: StoreDeps) {
     this.storeId = deps.storeId;
@@ -123,7 +128,7 @@ export class Store {
   recover(): void {
     for (const { regionId, apply, local } of this.sm.loadRegions()) {
       if (local.state === 'tombstone') {
-        this.tombstones.add(regionId);
+        this.tombstones.set(regionId, local.tombstonePeerId ?? Number.MAX_SAFE_INTEGER);
         continue;
       }
       const me = local.region.peers.find((p) => p.storeId === this.storeId);
@@ -282,6 +287,13 @@ export class Store {
       p.raw.tick();
       p.ticks++;
       this.metrics.peerTicks++;
+      if (!p.isLeader && (p.leaderId === 0 || p.raw.raft.state !== StateRole.Follower)) {
+        if (++p.leaderMissingTicks >= this.config.electionTicks * LEADER_MISSING_ELECTIONS && p.leaderMissingTicks % (this.config.electionTicks * LEADER_MISSING_ELECTIONS) === 0) {
+          void this.checkStalePeer(p);
+        }
+      } else {
+        p.leaderMissingTicks = 0;
+      }
       this.maybeHibernate(p);
       this.dirty.add(p);
     }
@@ -377,8 +389,12 @@ export class Store {
     }
     let peer = this.peers.get(m.regionId);
     if (peer && peer.peerId !== m.toPeer.id) {
-      if (!peer.initialized && m.toPeer.id > peer.peerId) {
-        this.destroyPeer(peer, false);
+      if (m.toPeer.id > peer.peerId) {
+        // A store holds at most one peer of a Region and peer IDs only grow:
+        // a message to a larger ID means ours was removed (while we were away)
+        // and the Region re-added this store. Ours is stale: replace it.
+        this.logger.info({ regionId: m.regionId, stalePeer: peer.peerId, newPeer: m.toPeer.id }, 'replacing a stale peer');
+        this.destroyPeer(peer, true);
         peer = undefined;
       } else {
         this.metrics.messagesDropped++;
@@ -420,7 +436,9 @@ export class Store {
    * initialized local Region overlaps the message's range.
    */
   private maybeCreatePeer(m: RaftMessage): Peer | undefined {
-    if (m.isTombstone || this.tombstones.has(m.regionId)) return undefined;
+    if (m.isTombstone) return undefined;
+    const gone = this.tombstones.get(m.regionId);
+    if (gone !== undefined && m.toPeer.id <= gone) return undefined;
     const t = m.message.msgType;
     const initial =
       t === MessageType.MsgRequestVote ||
@@ -431,7 +449,18 @@ export class Store {
     if (!initial) return undefined;
     for (const p of this.peers.values()) {
       if (!p.initialized) continue;
-      if (rangesOverlap(p.region.startKey, p.region.endKey, m.startKey, m.endKey)) return undefined;
+      if (rangesOverlap(p.region.startKey, p.region.endKey, m.startKey, m.endKey)) {
+        // An older overlapping peer may be left over from a merge or removal
+        // this store missed: ask placement about it now rather than later.
+        if (p.region.epoch.version < m.regionEpoch.version) void this.checkStalePeer(p);
+        return undefined;
+      }
+    }
+    // Leftover raft state of an earlier peer of this Region (destroyed, or
+    // skipped at recovery) must not seed the new one.
+    if (this.log.hasRegion(m.regionId)) {
+      this.pendingLog.removeRegion(m.regionId);
+      this.flushPendingLog();
     }
     const region: Region = { id: m.regionId, startKey: m.startKey, endKey: m.endKey, epoch: { confVer: 0, version: 0 }, peers: [] };
     const peer = new Peer(region, m.toPeer.id, { appliedIndex: 0, appliedTerm: 0, truncatedIndex: 0, truncatedTerm: 0 }, emptyConf(), false);
@@ -629,14 +658,11 @@ export class Store {
     const { index, term, confState } = snap.metadata;
     const region = payload.region;
     const apply: ApplyState = { appliedIndex: index, appliedTerm: term, truncatedIndex: index, truncatedTerm: term };
-    this.sm.ingestSnapshot(peer.regionId, region.startKey, region.endKey, payload.pairs, apply, {
-      region,
-      state: 'normal',
-      confState,
-    });
+    peer.mergeState = payload.merge ?? undefined;
     peer.region = region;
-    peer.apply = apply;
     peer.confState = confState;
+    this.sm.ingestSnapshot(peer.regionId, region.startKey, region.endKey, payload.pairs, apply, { ...peer.localState(), region, confState });
+    peer.apply = apply;
     peer.initialized = true;
     logBatch.applySnapshotMeta(peer.regionId, index, term, confState);
     this.metrics.snapshotsApplied++;
@@ -781,7 +807,7 @@ export class Store {
    */
   private catchUpSource(sourceId: number, commit: number, carried: Uint8Array[], ctx: ApplyContext): boolean {
     const src = this.peers.get(sourceId);
-    if (!src) return !this.tombstones.has(sourceId) ? this.sourceNeverHere(sourceId) : true;
+    if (!src) return this.tombstones.has(sourceId) ? true : this.sourceNeverHere(sourceId);
     assert(src.initialized, `merge: source region ${sourceId} is not initialized on store ${this.storeId}`);
     if (src.apply.appliedIndex >= commit) return true;
     const entries: Entry[] = [];
@@ -852,11 +878,14 @@ export class Store {
         for (const p of this.peers.values()) if (p.initialized && rangesOverlap(p.region.startKey, p.region.endKey, peer.region.startKey, peer.region.endKey)) overlapped = true;
         if (!overlapped) b.deleteRange(peer.region.startKey, peer.region.endKey);
       }
-      b.setRegionState(peer.regionId, { region: peer.region, state: 'tombstone', confState: peer.confState });
+      b.setRegionState(peer.regionId, { region: peer.region, state: 'tombstone', confState: peer.confState, tombstonePeerId: peer.peerId });
       this.sm.write(b);
-      this.tombstones.add(peer.regionId);
     }
+    this.tombstones.set(peer.regionId, Math.max(peer.peerId, this.tombstones.get(peer.regionId) ?? 0));
+    // Written at once: a new peer of the same Region (a re-add) must not
+    // start from the old peer's raft state.
     this.pendingLog.removeRegion(peer.regionId);
+    this.flushPendingLog();
   }
 
   private failPending(peer: Peer, result: CommandResult): void {
@@ -896,6 +925,45 @@ export class Store {
         return void this.startSplit(peer, req.splitKeys, cb);
       case 'merge':
         return this.startMerge(peer, req.targetRegionId, cb);
+    }
+  }
+
+  /**
+   * checkStalePeer asks placement whether a peer that has had no leader for
+   * a long time (or that blocks a newer overlapping Region) still belongs to
+   * its Region, and destroys it if not: the Region was merged away, or a
+   * newer membership no longer lists this peer (TiKV's stale peer check).
+   */
+  async checkStalePeer(p: Peer): Promise<void> {
+    if (p.staleCheckInFlight || this.closed) return;
+    p.staleCheckInFlight = true;
+    try {
+      const info = await this.pd.getRegionById(p.regionId);
+      if (this.peers.get(p.regionId) !== p) return;
+      let stale = false;
+      let why = '';
+      if (!info) {
+        // Placement replaces a Region only with a newer one covering its range (merge).
+        const cover = await this.pd.getRegion(p.region.startKey).catch(() => null);
+        stale = cover !== null && cover.region.id !== p.regionId && cover.region.epoch.version > p.region.epoch.version;
+        // If the merge target has a peer here, that peer's CommitMerge catches
+        // this source up and destroys it; destroying it first would lose the
+        // source's data from the merged Region on this store.
+        const localTarget = cover ? this.peers.get(cover.region.id) : undefined;
+        if (localTarget?.initialized) stale = false;
+        why = 'region merged away';
+      } else if (!info.region.peers.some((x) => x.id === p.peerId)) {
+        stale = info.region.epoch.confVer > p.region.epoch.confVer || !p.initialized;
+        why = 'peer no longer in region';
+      }
+      if (stale && this.peers.get(p.regionId) === p) {
+        this.logger.info({ regionId: p.regionId, peerId: p.peerId, why }, 'destroying stale peer');
+        this.destroyPeer(p, true);
+      }
+    } catch (e) {
+      this.logger.debug({ regionId: p.regionId, err: (e as Error).message }, 'stale peer check failed');
+    } finally {
+      p.staleCheckInFlight = false;
     }
   }
 
@@ -1356,6 +1424,9 @@ export class Store {
     return { storeId: this.storeId, regions: this.peers.size, leaders, hibernated, transport: this.transport.stats() };
   }
 }
+
+/** LEADER_MISSING_ELECTIONS: a peer without a leader for this many election timeouts asks placement whether it is stale. */
+const LEADER_MISSING_ELECTIONS = 10;
 
 /** HIBERNATED_HEARTBEAT_FACTOR: a hibernated leader reports to placement this many times less often. */
 const HIBERNATED_HEARTBEAT_FACTOR = 6;

@@ -37,6 +37,8 @@ export type MailboxItem =
 export interface SnapshotPayload {
   region: Region;
   confState: ConfState;
+  /** merge: the Region's prepared merge, if it is merging (replicas must agree on it). */
+  merge?: MergeState;
   pairs: { key: Uint8Array; value: Uint8Array }[];
 }
 
@@ -123,6 +125,9 @@ export class Peer {
   /** splitCheckDirty: applied something since the last split check (only such Regions are checked). */
   splitCheckDirty = true;
   lastRegionHeartbeatMs = 0;
+  /** leaderMissingTicks counts ticks without a known leader (stale peer detection). */
+  leaderMissingTicks = 0;
+  staleCheckInFlight = false;
   /** operatorActive: placement's last heartbeat answer carried an operator step. */
   operatorActive = false;
   approximateSizeBytes = 0;
@@ -199,6 +204,7 @@ export class Peer {
   generateSnapshot(sm: StateMachine, _requestIndex: number): Snapshot {
     const pairs = sm.snapshotRange(this.region.startKey, this.region.endKey);
     const payload: SnapshotPayload = { region: this.region, confState: this.confState, pairs };
+    if (this.mergeState) payload.merge = this.mergeState;
     return {
       data: encode(payload),
       metadata: { index: this.apply.appliedIndex, term: this.apply.appliedTerm, confState: this.confState },
