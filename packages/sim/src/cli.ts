@@ -27,6 +27,7 @@ function parseArgs(argv: string[]): { seeds: number; first: number; opts: Omit<S
     else if (a === '--inject-stale-reads') opts.injectStaleReads = true;
     else if (a === '--no-balance') opts.balance = false;
     else if (a === '--no-merges') opts.merges = false;
+    else if (a === '--no-replace-stores') opts.replaceStores = false;
     else if (a === '--no-placement-crashes') opts.placementCrashes = false;
     else if (a === '--debug-stores') opts.debugStores = true;
     else if (a === '--verbose') verbose = true;
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
     opts.removePeers === false ? '--no-remove-peers' : '',
     opts.balance === false ? '--no-balance' : '',
     opts.merges === false ? '--no-merges' : '',
+    opts.replaceStores === false ? '--no-replace-stores' : '',
     opts.placementCrashes === false ? '--no-placement-crashes' : '',
   ].filter(Boolean).join(' ');
   const totals = { ops: 0, acknowledged: 0, unknown: 0, faults: 0, virtualMs: 0, realMs: 0 };

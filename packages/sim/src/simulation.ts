@@ -49,6 +49,11 @@ export interface SimOptions {
    * Region it once had, so this fault can leave a Region without quorum.
    */
   removePeers?: boolean;
+  /**
+   * replaceStores enables losing one store's disk for good (at most once per seed) and
+   * adding a fresh store: placement must move the lost store's replicas (default true).
+   */
+  replaceStores?: boolean;
   /** merges enables the merge fault: a random Region is merged into a neighbour (default true). */
   merges?: boolean;
   /** placementCrashes enables the placement crash/restart fault (default true). */
@@ -164,7 +169,16 @@ export class SimCluster {
   }
 
   down(): number[] {
-    return this.storeIds().filter((id) => this.handles.get(id) === undefined);
+    return this.storeIds().filter((id) => this.handles.get(id) === undefined && !this.lost.has(id));
+  }
+
+  /** lost: stores whose disk is gone for good (never restarted; placement must replace their peers). */
+  readonly lost = new Set<number>();
+
+  /** loseStore crashes a store for good; the caller starts a fresh store in its place. */
+  async loseStore(storeId: number): Promise<void> {
+    this.lost.add(storeId);
+    await this.crash(storeId);
   }
 
   async startNew(index: number): Promise<number> {
@@ -179,7 +193,7 @@ export class SimCluster {
       placement: 'in-process',
       profile: 'demo',
       tickIntervalMs: 50,
-      logger: { debug() {}, info() {}, warn: log('warn'), error: log('error') },
+      logger: { debug() {}, info: log('info'), warn: log('warn'), error: log('error') },
       transportFactory: (id) => this.network.transport(id),
       placementClient: adapter,
     };
@@ -602,6 +616,14 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         placementDownSince = now;
       }
       if (x >= 0.225 && x < 0.26 && (opts.merges ?? true)) adminMerge();
+      if (x >= 0.26 && x < 0.265 && (opts.replaceStores ?? true) && cluster.lost.size === 0 && cluster.down().length === 0 && !cluster.placementDown) {
+        // A store's disk is lost: it never comes back, and a brand-new store joins.
+        const victim = up[Math.floor(rng() * up.length)]!;
+        fault('replace-store', `store ${victim} lost for good; a new store joins`);
+        await cluster.loseStore(victim);
+        const id = await cluster.startNew(nStores + cluster.lost.size);
+        faultLog.push(`${Date.now() - START_MS} new-store ${id}`);
+      }
       if (cluster.placementDown && now - placementDownSince >= 500 + rng() * 1500) {
         fault('placement-restart', '');
         cluster.restartPlacement();
@@ -724,8 +746,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       const key = (b: Uint8Array) => (b.length === 0 ? '∞' : text(b));
       for (const info of cluster.placement.tree.all()) {
         const r = info.region;
-        lines.push(`  placement: region ${r.id} [${key(r.startKey)}, ${key(r.endKey)}) epoch ${r.epoch.version}/${r.epoch.confVer} peers ${r.peers.map((p) => `${p.id}@${p.storeId}${p.role === 'voter' ? '' : 'L'}`).join(',')} leader ${info.leader ? `${info.leader.id}@${info.leader.storeId}` : '-'}`);
+        lines.push(`  placement: region ${r.id} [${key(r.startKey)}, ${key(r.endKey)}) epoch ${r.epoch.version}/${r.epoch.confVer} peers ${r.peers.map((p) => `${p.id}@${p.storeId}${p.role === 'voter' ? '' : 'L'}`).join(',')} leader ${info.leader ? `${info.leader.id}@${info.leader.storeId}` : '-'}${info.downPeers.length ? ` down ${info.downPeers.map((d) => d.peer.id).join(',')}` : ''} operator ${JSON.stringify(cluster.placement.operators.get(r.id) ?? null)}`);
       }
+      for (const st of cluster.placement.allStores()) lines.push(`  placement: store ${st.id} ${st.state} regions ${st.regionCount} leaders ${st.leaderCount}`);
       for (const id of cluster.storeIds()) {
         const h = cluster.handles.get(id);
         if (!h) {
