@@ -170,10 +170,11 @@ export class PlacementCluster implements ClusterView {
     });
     this.operators.restore(state.operators.filter((op) => this.tree.getById(op.regionId) !== undefined));
     this.schedulers = opts.schedulers ?? [
+      // Checkers before balancers, as in PD: repairs and merges claim their Regions before a balancer moves them.
       new ReplicaChecker(opts.replicaChecker),
+      ...(opts.mergeChecker === false ? [] : [new MergeChecker(opts.mergeChecker)]),
       ...(opts.balanceLeader === false ? [] : [new BalanceLeader(opts.balanceLeader)]),
       ...(opts.balanceRegion === false ? [] : [new BalanceRegion(opts.balanceRegion)]),
-      ...(opts.mergeChecker === false ? [] : [new MergeChecker(opts.mergeChecker)]),
     ];
     this.logger.info({ path: storage.path, clusterId: this.clusterId, bootstrapped: this.bootstrapped, stores: this.stores.size, regions: this.tree.size }, 'placement state loaded');
   }

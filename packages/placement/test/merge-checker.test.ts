@@ -154,6 +154,8 @@ describe('merge checker', () => {
     expect(sim.violations).toEqual([]); // includes: the merge never started before the stores matched
     expect(sim.cluster.operators.stats.rejected).toBe(0);
     expect(sim.stepsApplied).toMatchObject({ addLearner: 1, promoteLearner: 1, removePeer: 1, merge: 1 });
+    // One operator (moves, then the merge step), as PD builds it: the pair stays locked throughout.
+    expect(sim.cluster.operators.stats).toMatchObject({ added: 1, finished: 1 });
     expect(sim.stepsApplied.transferLeader).toBeGreaterThanOrEqual(1);
     expect(sim.merges).toEqual([expect.objectContaining({ source: expect.objectContaining({ id: r0!.id }) })]);
     const merged = sim.regions.get(r1!.id)!.region;
@@ -236,5 +238,26 @@ describe('operator controller and merge operators', () => {
     expect(ctl.stats.finished).toBe(1);
     expect(ctl.isBusy(2)).toBe(false);
     expect(ctl.add(onTarget, infoOf(target), live)).toBeNull();
+  });
+});
+
+describe('merge checker with the default scheduler set', () => {
+  it('merges everything down while the replica checker and balancers run, with no unsafe step', () => {
+    const sim = new ClusterSim({ maxReplicas: 3, mergeChecker: { ...small, limit: 4 } });
+    sims.push(sim);
+    // 20 Regions on scattered 3-of-5 store sets: most pairs need peer moves before they can merge.
+    const layouts = [[0, 1, 2], [1, 2, 3], [2, 3, 4], [0, 3, 4], [0, 1, 4], [0, 2, 4], [1, 3, 4]];
+    sim.setup(5, 20, (i) => layouts[(i * 3) % layouts.length]!);
+    sized(sim, Array.from({ length: 20 }, (_, i) => ({ bytes: (1 + (i % 4)) * KiB })));
+    sim.mergeCommitDelayRounds = 2;
+    expect(sim.runUntil(() => sim.regions.size === 1 && opsIdle(sim), 200)).toBeGreaterThan(0);
+    expect(sim.violations).toEqual([]);
+    expect(sim.merges).toHaveLength(19);
+    expect(sim.cluster.operators.stats.rejected).toBe(0);
+    expect(sim.cluster.operators.stats.canceled).toBe(0);
+    expect(sim.rollbacks).toBe(0);
+    expect(sim.maxInFlight.get('merge-checker')).toBeLessThanOrEqual(4);
+    expect(sim.allHealthy(3)).toBe(true);
+    sim.cluster.checkInvariants();
   });
 });

@@ -30,13 +30,16 @@ export interface MergeCheckerOptions extends SchedulerLimits {
  *   - are healthy (leader known, a full set of up voters, nothing pending
  *     or down) and have no operator in flight.
  * The store can only merge Regions whose voters are on the same stores
- * (docs/merge.md), so when they differ the checker first moves the
+ * (docs/merge.md), so when they differ the operator first moves the
  * source's peers onto the target's stores (addLearner, promoteLearner,
  * leader away, removePeer: one replacement at a time, never below a live
- * quorum), and proposes the merge on a later round once the source's
- * heartbeat shows the stores match. The merge operator (step `merge` with
- * the target) is sent to the source's leader; it finishes when the
- * target's heartbeat shows it absorbed the source.
+ * quorum), and only then has the step `merge` with the target, sent to
+ * the source's leader, as PD's CreateMergeRegionOperator does. One
+ * operator for both keeps the pair locked from the start: the target is
+ * busy while a merge operator points at it, so no balancer moves it (or
+ * the source) between the moves and the merge; two separate operators
+ * ping-pong with balance-region. It finishes when the target's heartbeat
+ * shows it absorbed the source.
  */
 export class MergeChecker implements Scheduler {
   readonly name = 'merge-checker';
@@ -120,16 +123,10 @@ export class MergeChecker implements Scheduler {
     const missing = [...targetStores].filter((s) => !sourceStores.has(s));
     const extra = source.region.peers.filter((p) => !targetStores.has(p.storeId));
     const regionId = source.region.id;
-    if (missing.length === 0 && extra.length === 0) {
-      return {
-        target: target.region.id,
-        op: { regionId, kind: 'merge', steps: [{ type: 'merge', target: target.region }], description: `merge region ${regionId} into region ${target.region.id}` },
-      };
-    }
     // Both are healthy, so both have maxReplicas voters: every missing store pairs with one extra peer.
     if (missing.length !== extra.length) return undefined;
-    const ids = view.allocId(missing.length);
     const steps: OperatorStep[] = [];
+    const ids = missing.length > 0 ? view.allocId(missing.length) : [];
     let leaderId = source.leader!.id;
     for (let i = 0; i < missing.length; i++) {
       const learner: Peer = { id: ids[i]!, storeId: missing[i]!, role: 'learner' };
@@ -142,14 +139,11 @@ export class MergeChecker implements Scheduler {
       }
       steps.push({ type: 'removePeer', peer: old });
     }
+    steps.push({ type: 'merge', target: target.region });
+    const moved = missing.length === 0 ? '' : ` after moving its peers from stores [${extra.map((p) => p.storeId).join(',')}] to [${missing.join(',')}]`;
     return {
       target: target.region.id,
-      op: {
-        regionId,
-        kind: 'move-region',
-        steps,
-        description: `move peers of region ${regionId} from stores [${extra.map((p) => p.storeId).join(',')}] to [${missing.join(',')}] to merge it into region ${target.region.id}`,
-      },
+      op: { regionId, kind: 'merge', steps, description: `merge region ${regionId} into region ${target.region.id}${moved}` },
     };
   }
 }

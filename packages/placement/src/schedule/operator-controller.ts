@@ -237,6 +237,9 @@ export class OperatorController {
         else if (s.type === 'transferLeader') {
           get(s.fromStoreId).leaders--;
           get(s.toStoreId).leaders++;
+        } else if (s.type === 'merge') {
+          // The source (on the target's stores, or the store refuses) disappears; its leadership goes with it.
+          for (const p of s.target.peers) get(p.storeId).regions--;
         }
       }
     }
