@@ -1,7 +1,7 @@
 // bench/log-engine: durable throughput of the SQLite raft log engine and the
 // KV engine, read as ratios of the disk's own fsync rate.
 //
-//   pnpm bench:log-engine [--quick]
+//   pnpm bench:log-engine [--quick] [--only write|read|kv]
 //
 // Log writes: each write is one LogBatch of B entries (128-byte payloads)
 // spread round-robin over R Regions, plus each touched Region's hard state —
@@ -35,6 +35,9 @@ import { KvEngine, KvWriteBatch } from '@flotilla/kv-engine';
 import { LogBatch, LogEngine } from '@flotilla/log-engine';
 
 const quick = process.argv.includes('--quick');
+/** --only write|read|kv runs one group of cases (e.g. to repeat the KV cases while the disk is quiet). */
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined;
 const REPS = quick ? 1 : 3;
 const CASE_MS = quick ? 300 : 1600;
 const SLICE_MS = 100;
@@ -336,9 +339,9 @@ function table(): void {
 }
 
 try {
-  await logWrites();
-  await reads();
-  await kv();
+  if (only === undefined || only === 'write') await logWrites();
+  if (only === undefined || only === 'read') await reads();
+  if (only === undefined || only === 'kv') await kv();
   table();
 } finally {
   fs.closeSync(rawFd);
