@@ -523,6 +523,10 @@ export class PlacementCluster implements ClusterView {
         }
       }
       this.index(info);
+      // A merge target whose meta changed (split, conf change) no longer matches what its source would be
+      // prepared against: the store would refuse or roll back, so drop the operator now rather than at its deadline.
+      const source = this.operators.mergeSourceOf(info.region.id);
+      if (source !== undefined) this.operators.cancel(source, `merge target region ${info.region.id} changed`);
     }
     this.statsPersistedAtMs.set(info.region.id, this.clock());
     this.markDirty(info.region.id, info);

@@ -133,6 +133,23 @@ describe('merge checker', () => {
     expect(sim.violations).toEqual([]);
   });
 
+  it('drops a merge operator as soon as its target changes, then merges what is left', () => {
+    const sim = newSim({});
+    sim.setup(3, 2, () => [0, 1, 2]);
+    const [a, b] = sized(sim, [{ bytes: 1 * KiB }, { bytes: 2 * KiB }]);
+    sim.regions.get(a!.id)!.ignoreOperators = true; // the source's leader sits on the step
+    sim.round();
+    expect(sim.cluster.operators.get(a!.id)?.kind).toBe('merge');
+    expect(sim.cluster.hasOperator(b!.id)).toBe(true);
+    sim.split(b!.id); // the target splits under the merge
+    expect(sim.cluster.operators.get(a!.id)).toBeUndefined();
+    expect(sim.cluster.operators.stats.canceled).toBe(1);
+    expect(sim.cluster.hasOperator(b!.id)).toBe(false);
+    sim.regions.get(a!.id)!.ignoreOperators = false;
+    expect(sim.runUntil(() => sim.regions.size === 1 && opsIdle(sim), 30)).toBeGreaterThan(0);
+    expect(sim.violations).toEqual([]);
+  });
+
   it('keeps at most `limit` operators in flight', () => {
     const sim = newSim({ limit: 3 });
     sim.setup(3, 30, () => [0, 1, 2]);
