@@ -616,7 +616,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         placementDownSince = now;
       }
       if (x >= 0.225 && x < 0.26 && (opts.merges ?? true)) adminMerge();
-      if (x >= 0.26 && x < 0.265 && (opts.replaceStores ?? true) && cluster.lost.size === 0 && cluster.down().length === 0 && !cluster.placementDown) {
+      // Losing a disk for good is survivable only where every Region still has three voters:
+      // a 2-voter Region (mid conf change) with one voter on the lost store has no quorum left.
+      const allFull = () => cluster.placement.tree.all().every((i) => i.region.peers.filter((p) => p.role === 'voter').length >= 3);
+      if (x >= 0.26 && x < 0.265 && (opts.replaceStores ?? true) && cluster.lost.size === 0 && cluster.down().length === 0 && !cluster.placementDown && allFull()) {
         // A store's disk is lost: it never comes back, and a brand-new store joins.
         const victim = up[Math.floor(rng() * up.length)]!;
         fault('replace-store', `store ${victim} lost for good; a new store joins`);
@@ -686,6 +689,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       if (!l) return;
       const voters = l.region.peers.filter((p) => p.role === 'voter');
       if (voters.length < 3) return;
+      // Same reason: never shrink a Region that has a voter on a lost store.
+      if (voters.some((p) => cluster.lost.has(p.storeId))) return;
       const others = voters.filter((p) => p.id !== l.peerId);
       const victim = others[Math.floor(rng() * others.length)];
       if (!victim) return;
