@@ -88,4 +88,39 @@ describe('placement merge checker against real stores', () => {
       expect(r.value ? fromUtf8(r.value) : r.value, k).toBe(`v-${k}`);
     }
   }, 60_000);
+
+  it('on 4 stores, moves peers so each pair shares its stores, then merges; every key reads back', async () => {
+    cluster = await startCluster(
+      4,
+      { preSplitKeys: SPLIT_KEYS.map(utf8), config: { regionHeartbeatIntervalMs: 300 } },
+      { maxReplicas: 3, scheduleIntervalMs: 200, mergeChecker: { maxMergeRegionSizeBytes: 1024 * 1024, maxMergeRegionKeys: 10_000, splitMergeIntervalMs: 0 } },
+    );
+    const c = cluster;
+    for (const k of KEYS) {
+      await request(c, k, (header) => ({ header, op: 'write', writes: [{ type: 'put', key: utf8(k), value: utf8(`v-${k}`) }] }));
+    }
+    // The replica checker spreads the 8 Regions over 3-of-4 store sets, so most pairs need a peer move first.
+    const regions = await waitFor(
+      'placement shows one Region with three voters',
+      async () => {
+        const rs = await c.pd.scanRegions(new Uint8Array(), new Uint8Array(), 100);
+        return rs.length === 1 && rs[0]!.region.peers.length === 3 && rs[0]!.region.peers.every((p) => p.role === 'voter') ? rs : undefined;
+      },
+      30_000,
+      100,
+    );
+    const only = regions[0]!.region;
+    const hosts = new Set(only.peers.map((p) => p.storeId));
+    // Stores hosting the merged Region hold exactly it; the fourth store has let go of every Region.
+    await waitFor('stores hold only the merged Region', () =>
+      c.stores.every((s) => {
+        const ids = [...s!.store.peers.values()].filter((p) => p.initialized).map((p) => p.regionId);
+        return hosts.has(s!.store.storeId) ? ids.length === 1 && ids[0] === only.id : ids.length === 0;
+      }),
+    );
+    for (const k of KEYS) {
+      const r = await request(c, k, (header) => ({ header, op: 'read', read: { type: 'get', key: utf8(k) } }));
+      expect(r.value ? fromUtf8(r.value) : r.value, k).toBe(`v-${k}`);
+    }
+  }, 60_000);
 });
