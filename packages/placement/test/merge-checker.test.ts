@@ -239,6 +239,18 @@ describe('operator controller and merge operators', () => {
     expect(ctl.isBusy(2)).toBe(false);
   });
 
+  it('restores merge operators with their targets busy, and drops a persisted one whose target is taken', () => {
+    const persisted: [number, Operator | null][] = [];
+    const ctl = new OperatorController({ persist: (regionId, op) => persisted.push([regionId, op]) });
+    const other: Operator = { ...mergeOp(2), regionId: 3 }; // Region 3 also merging into Region 2
+    ctl.restore([mergeOp(1), other]);
+    expect(ctl.has(1)).toBe(true);
+    expect(ctl.isBusy(2)).toBe(true);
+    expect(ctl.has(3)).toBe(false);
+    expect(persisted).toEqual([[3, null]]);
+    expect(ctl.countOf('merge-checker')).toBe(1);
+  });
+
   it('keeps the target out of other operators while a source merges into it', () => {
     const ctl = new OperatorController({ persist: () => {} });
     expect(ctl.add(mergeOp(1), infoOf(source), live)).toBeNull();

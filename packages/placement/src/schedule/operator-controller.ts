@@ -88,7 +88,10 @@ export class OperatorController {
     for (const op of ops) {
       if (this.byRegion.has(op.regionId)) continue;
       const target = mergeTargetOf(op);
-      if (target !== undefined && this.isBusy(target)) continue; // a persisted pair that no longer fits; the checker re-plans
+      if (target !== undefined && this.isBusy(target)) {
+        this.opts.persist(op.regionId, null); // a persisted pair that no longer fits; the checker re-plans
+        continue;
+      }
       this.track(op);
     }
   }
