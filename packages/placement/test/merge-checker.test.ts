@@ -1,8 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import type { Region } from '@flotilla/proto';
 import { ClusterSim } from './sim/cluster-sim';
 import { MergeChecker, type MergeCheckerOptions } from '../src/schedule/merge-checker';
 import { ReplicaChecker } from '../src/schedule/replica-checker';
+import { BalanceLeader } from '../src/schedule/balance-leader';
+import { BalanceRegion } from '../src/schedule/balance-region';
 import { OperatorController } from '../src/schedule/operator-controller';
 import type { Operator, RegionInfo } from '../src/types';
 
@@ -288,5 +291,76 @@ describe('merge checker with the default scheduler set', () => {
     expect(sim.maxInFlight.get('merge-checker')).toBeLessThanOrEqual(4);
     expect(sim.allHealthy(3)).toBe(true);
     sim.cluster.checkInvariants();
+  });
+});
+
+describe('merge checker with every scheduler under random failures and splits', () => {
+  it('never violates safety or limits, and once faults stop leaves no mergeable pair and every Region healthy', () => {
+    const byKey = (sim: ClusterSim) => [...sim.regions.values()].sort((a, b) => Buffer.compare(Buffer.from(a.region.startKey), Buffer.from(b.region.startKey)));
+    const isSmall = (r: { sizeBytes?: number; keys?: number }): boolean => (r.sizeBytes ?? 96 << 20) <= 64 * KiB && (r.keys ?? 100_000) <= 1_000;
+    const totals = { merges: 0, moves: 0, splits: 0, kills: 0 };
+    fc.assert(
+      fc.property(
+        fc.array(fc.boolean(), { minLength: 16, maxLength: 16 }),
+        fc.array(fc.tuple(fc.constantFrom('kill', 'revive', 'split', 'none', 'none'), fc.nat()), { minLength: 10, maxLength: 30 }),
+        (smallness, events) => {
+          const limits = { replica: 4, merge: 3, leader: 3, region: 2 };
+          const sim = new ClusterSim({
+            maxReplicas: 3,
+            maxStoreDownTimeMs: 8_000,
+            storeDisconnectMs: 2_000,
+            schedulers: [
+              new ReplicaChecker({ limit: limits.replica }),
+              new MergeChecker({ ...small, limit: limits.merge }),
+              new BalanceLeader({ limit: limits.leader }),
+              new BalanceRegion({ limit: limits.region }),
+            ],
+          });
+          sims.push(sim);
+          sim.mergeCommitDelayRounds = 2;
+          sim.setup(5, 16, (i) => [i % 5, (i + 2) % 5, (i + 4) % 5]);
+          sized(sim, smallness.map((sm) => (sm ? { bytes: 2 * KiB } : { bytes: 1024 * KiB })));
+          for (const [what, n] of events) {
+            const ids = sim.storeIds();
+            const live = ids.filter((id) => sim.storeAlive.get(id));
+            const degraded = [...sim.regions.values()].some((r) => r.region.peers.some((p) => !sim.storeAlive.get(p.storeId)));
+            if (what === 'kill' && live.length > 4 && !degraded) sim.killStore(live[n % live.length]!);
+            else if (what === 'revive') {
+              const dead = ids.filter((id) => !sim.storeAlive.get(id));
+              if (dead.length > 0) sim.storeAlive.set(dead[n % dead.length]!, true);
+            } else if (what === 'split') {
+              // A store splits a Region on its own (not one frozen by PrepareMerge, whose leader must be live).
+              const cands = [...sim.regions.values()].filter((r) => !r.merging && sim.storeAlive.get(r.region.peers.find((p) => p.id === r.leaderId)!.storeId));
+              if (cands.length > 0) sim.split(cands[n % cands.length]!.region.id);
+            }
+            for (let i = 0; i < 4; i++) sim.round();
+          }
+          const settled = (): boolean => {
+            if (!sim.allHealthy(3) || sim.cluster.operators.size > 0) return false;
+            const rs = byKey(sim);
+            for (let i = 1; i < rs.length; i++) if (isSmall(rs[i - 1]!) && isSmall(rs[i]!)) return false;
+            return true;
+          };
+          expect(sim.runUntil(settled, 600)).toBeGreaterThan(0);
+          expect(sim.violations).toEqual([]);
+          expect(sim.cluster.operators.stats.rejected).toBe(0);
+          expect(sim.maxInFlight.get('merge-checker') ?? 0).toBeLessThanOrEqual(limits.merge);
+          expect(sim.cluster.regionCount()).toBe(sim.regions.size);
+          sim.cluster.checkInvariants();
+          totals.merges += sim.merges.length;
+          totals.moves += sim.stepsApplied.removePeer;
+          totals.splits += events.filter(([w]) => w === 'split').length;
+          totals.kills += sim.storeDiedAt.size;
+          sim.close();
+          sims = sims.filter((x) => x !== sim);
+        },
+      ),
+      { numRuns: 12 },
+    );
+    // The runs did exercise merges, peer moves, splits and failures together.
+    expect(totals.merges).toBeGreaterThan(0);
+    expect(totals.moves).toBeGreaterThan(0);
+    expect(totals.splits).toBeGreaterThan(0);
+    expect(totals.kills).toBeGreaterThan(0);
   });
 });

@@ -279,9 +279,14 @@ export class ClusterSim {
     const sim = this.regions.get(regionId)!;
     const r = sim.region;
     const ids = this.call<{ ids: { newRegionId: number; newPeerIds: number[] }[] }>('askBatchSplit', { region: r, count: 1 }).ids[0]!;
-    const start = r.startKey.length === 0 ? 0 : Number(Buffer.from(r.startKey).toString().slice(1));
-    const end = r.endKey.length === 0 ? 1_000_000 : Number(Buffer.from(r.endKey).toString().slice(1));
-    const mid = key(Math.floor((start + end) / 2));
+    // Keys are 'k' + decimal digits; padded to 30 digits, string order is numeric order, so the numeric midpoint splits.
+    const DIGITS = 30;
+    const num = (k: Uint8Array, empty: bigint): bigint => (k.length === 0 ? empty : BigInt(Buffer.from(k).toString().slice(1).padEnd(DIGITS, '0')));
+    const lo = num(r.startKey, 0n);
+    const hi = num(r.endKey, 10n ** BigInt(DIGITS) - 1n);
+    const m = (lo + hi) / 2n;
+    if (m <= lo) throw new Error(`region ${regionId} is too narrow to split`);
+    const mid = Buffer.from(`k${m.toString().padStart(DIGITS, '0')}`);
     const version = r.epoch.version + 1;
     const left: Region = { ...r, endKey: mid, epoch: { ...r.epoch, version } };
     const right: Region = { ...r, id: ids.newRegionId, startKey: mid, epoch: { ...r.epoch, version }, peers: r.peers.map((p, i) => ({ ...p, id: ids.newPeerIds[i]! })) };
