@@ -108,7 +108,7 @@ export class MergeChecker implements Scheduler {
     return isRegionHealthy(view, info);
   }
 
-  /** check returns the operator that brings `source` closer to merging into its smaller neighbour, if any. */
+  /** check returns the operator that merges `source` into its smaller qualifying neighbour (moving its peers first when their stores differ), if any. */
   check(view: ClusterView, source: RegionInfo, taken: ReadonlySet<number>, now: number): { op: OperatorDraft; target: number } | undefined {
     if (!this.qualifies(view, source, now)) return undefined;
     const { prev, next } = view.adjacentRegions(source.region.id);
