@@ -71,3 +71,35 @@ export async function removedPeerIsReAdded(log: (line: string) => void = () => {
   return { ok, report: lines.join('\n') };
 }
 
+
+/**
+ * secondPeerOnOneStoreIsRejected: a client admin `changePeer` that adds a
+ * voter on a store that already hosts a peer of the Region must be refused
+ * (TiKV: "peer already exists on the store"). Regression scenario for
+ * STORE_BUGS.md #5. One store, fake clock.
+ */
+export async function secondPeerOnOneStoreIsRejected(): Promise<{ ok: boolean; report: string }> {
+  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'flotilla-repro-'));
+  const clock = FakeTimers.install({ now: START_MS, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate', 'Date', 'performance'] });
+  const cluster = new SimCluster(dir, 1, false);
+  try {
+    cluster.openPlacement();
+    const id = await cluster.startNew(0);
+    const s = cluster.handles.get(id)!.store;
+    for (let t = 0; t < 10_000 && ![...s.peers.values()].some((p) => p.isLeader); t += 100) await clock.tickAsync(100);
+    const p = [...s.peers.values()][0]!;
+    let answer = 'no answer';
+    s.handleClientRequest(
+      { id: 1, header: { regionId: p.regionId, regionEpoch: p.region.epoch }, op: 'admin', admin: { type: 'changePeer', changeType: 0, peer: { id: 99_999, storeId: id, role: 'voter' } } },
+      (r) => (answer = r.ok ? 'ok' : r.error.type),
+    );
+    await clock.tickAsync(2_000);
+    const onStore = p.region.peers.filter((x) => x.storeId === id).length;
+    const report = `changePeer add voter 99999 on store ${id} (which hosts peer ${p.peerId}) answered ${answer}; Region ${p.regionId} now has ${onStore} peers on store ${id}: ${p.region.peers.map((x) => `${x.id}@${x.storeId}`).join(', ')}`;
+    return { ok: onStore === 1, report };
+  } finally {
+    await cluster.close();
+    clock.uninstall();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
