@@ -27,6 +27,8 @@ function parseArgs(argv: string[]): { seeds: number; first: number; opts: Omit<S
     else if (a === '--inject-stale-reads') opts.injectStaleReads = true;
     else if (a === '--no-balance') opts.balance = false;
     else if (a === '--no-merges') opts.merges = false;
+    else if (a === '--lease-reads') opts.readOnly = 'lease-based';
+    else if (a === '--tick-skew') opts.tickSkew = num();
     else if (a === '--no-replace-stores') opts.replaceStores = false;
     else if (a === '--no-placement-crashes') opts.placementCrashes = false;
     else if (a === '--debug-stores') opts.debugStores = true;
@@ -52,6 +54,8 @@ async function main(): Promise<void> {
     opts.removePeers === false ? '--no-remove-peers' : '',
     opts.balance === false ? '--no-balance' : '',
     opts.merges === false ? '--no-merges' : '',
+    opts.readOnly === 'lease-based' ? '--lease-reads' : '',
+    opts.tickSkew !== undefined ? `--tick-skew ${opts.tickSkew}` : '',
     opts.replaceStores === false ? '--no-replace-stores' : '',
     opts.placementCrashes === false ? '--no-placement-crashes' : '',
   ].filter(Boolean).join(' ');

@@ -54,6 +54,10 @@ export interface SimOptions {
    * adding a fresh store: placement must move the lost store's replicas (default true).
    */
   replaceStores?: boolean;
+  /** tickSkew: relative clock-rate drift between stores' tick timers (0 = none, 0.2 = ±20 %). */
+  tickSkew?: number;
+  /** readOnly: the stores' read mode ('safe' ReadIndex, default, or 'lease-based' leader leases). */
+  readOnly?: 'safe' | 'lease-based';
   /** merges enables the merge fault: a random Region is merged into a neighbour (default true). */
   merges?: boolean;
   /** placementCrashes enables the placement crash/restart fault (default true). */
@@ -128,6 +132,9 @@ export class SimCluster {
     seed: number,
     private readonly debugStores: boolean,
     private readonly balance = true,
+    private readonly readOnly: 'safe' | 'lease-based' = 'safe',
+    /** tickSkew: store i ticks every 50 * (1 + tickSkew * (i % 3 - 1)) ms, a clock-rate drift between stores. */
+    private readonly tickSkew = 0,
   ) {
     this.network = new LocalNetwork({ seed, mode: 'auto' });
   }
@@ -192,7 +199,8 @@ export class SimCluster {
       listen: '127.0.0.1:0',
       placement: 'in-process',
       profile: 'demo',
-      tickIntervalMs: 50,
+      tickIntervalMs: Math.max(1, Math.round(50 * (1 + this.tickSkew * ((index % 3) - 1)))),
+      config: { readOnly: this.readOnly },
       logger: { debug() {}, info: log('info'), warn: log('warn'), error: log('error') },
       transportFactory: (id) => this.network.transport(id),
       placementClient: adapter,
@@ -458,7 +466,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate', 'Date', 'performance'],
     shouldClearNativeTimers: true,
   });
-  const cluster = new SimCluster(dir, seed, opts.debugStores ?? false, opts.balance ?? true);
+  const cluster = new SimCluster(dir, seed, opts.debugStores ?? false, opts.balance ?? true, opts.readOnly ?? 'safe', opts.tickSkew ?? 0);
   const history: KvOperation[] = [];
   const faultLog: string[] = [];
   const failures: string[] = [];
