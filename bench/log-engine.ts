@@ -41,6 +41,7 @@ const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined;
 const REPS = quick ? 1 : 3;
 const CASE_MS = quick ? 300 : 1600;
 const SLICE_MS = 100;
+const WARMUP_MS = quick ? 100 : 300;
 const PAYLOAD = new Uint8Array(128).fill(0x5a);
 const BATCHES = [1, 16, 256];
 const REGION_COUNTS = [1, 64, 1024];
@@ -138,8 +139,10 @@ async function logRep(mode: 'sync' | 'worker', batchSize: number, regions: numbe
   const dir = fs.mkdtempSync(path.join(root, 'case-'));
   const engine = LogEngine.open({ path: path.join(dir, 'raft.db'), writer: mode });
   const w = new Workload(batchSize, regions);
-  // Warm up: create every Region's row and fill the page cache.
-  for (let i = 0; i < Math.max(8, Math.ceil(regions / batchSize)); i++) await engine.writeAsync(w.build());
+  // Warm up: create every Region's row, fill the page cache, let the JIT settle.
+  for (let i = 0; i < Math.ceil(regions / batchSize); i++) await engine.writeAsync(w.build());
+  const warmEnd = performance.now() + WARMUP_MS;
+  while (performance.now() < warmEnd) await engine.writeAsync(w.build());
   let writes = 0;
   let engineMs = 0;
   let raws = 0;

@@ -80,6 +80,8 @@ export class LogEngine {
   private readonly views = new Map<number, RegionView>();
   private readonly pinned = new Set<RegionView>();
   private cacheBytes = 0;
+  /** lastFoldedThrough: the fold point the pins were last checked against. */
+  private lastFoldedThrough = -1;
   private readonly cacheBudget: number;
   private readonly writer: LogWriter | undefined;
   private worker: Worker | undefined;
@@ -433,11 +435,19 @@ export class LogEngine {
   }
 
   private unpinAll(foldedThrough: number): void {
+    // Pins only go away when a fold happened: skip the walk otherwise.
+    if (foldedThrough !== this.lastFoldedThrough) {
+      this.lastFoldedThrough = foldedThrough;
+      this.unpinWalk(foldedThrough);
+    }
+    if (this.cacheBytes > this.cacheBudget) this.evict();
+  }
+
+  private unpinWalk(foldedThrough: number): void {
     for (const v of this.pinned) {
       v.unpin(foldedThrough);
       if (v.pins.length === 0) this.pinned.delete(v);
     }
-    if (this.cacheBytes > this.cacheBudget) this.evict();
   }
 
   private view(regionId: number): RegionView {
