@@ -799,7 +799,13 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
           if (!s || !fp || !fp.initialized) return `Region ${r.id}: peer ${peer.id} on store ${peer.storeId} not initialized`;
           if (fp.apply.appliedIndex !== applied) return `Region ${r.id}: peer ${peer.id} applied ${fp.apply.appliedIndex}, leader ${applied}`;
           const d = JSON.stringify(s.stateMachine.scan(lp.region.startKey, lp.region.endKey, 100_000).map((p) => [text(p.key), text(p.value)]));
-          if (d !== data) return `Region ${r.id}: replica on store ${peer.storeId} differs from the leader's data at the same applied index`;
+          if (d !== data) {
+            const a = new Map(JSON.parse(data) as [string, string][]);
+            const b = new Map(JSON.parse(d) as [string, string][]);
+            const diff: string[] = [];
+            for (const k of new Set([...a.keys(), ...b.keys()])) if (a.get(k) !== b.get(k)) diff.push(`${k}: leader ${a.get(k) ?? 'absent'}, store ${peer.storeId} ${b.get(k) ?? 'absent'}`);
+            return `Region ${r.id}: replica on store ${peer.storeId} differs from the leader's (store ${leader.storeId}) data at the same applied index ${applied}: ${diff.slice(0, 8).join('; ')}`;
+          }
         }
       }
       return undefined;
