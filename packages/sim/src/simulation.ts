@@ -506,6 +506,40 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         storeEpochs.set(k, { ...e });
       }
     }
+    checkReplicas();
+  };
+  // Replica consistency during the run: peers of a Region at the same epoch and the same
+  // applied index must hold the same data in its range (state-machine safety).
+  const diverged = new Set<number>();
+  let lastReplicaCheck = 0;
+  const checkReplicas = () => {
+    if (Date.now() - lastReplicaCheck < 1000) return;
+    lastReplicaCheck = Date.now();
+    const byRegion = new Map<string, { storeId: number; data: string }[]>();
+    for (const id of cluster.up()) {
+      const s = cluster.handles.get(id)!.store;
+      for (const p of s.peers.values()) {
+        if (!p.initialized || diverged.has(p.regionId)) continue;
+        const r = p.region;
+        const k = `${p.regionId}/${r.epoch.version}/${r.epoch.confVer}/${p.apply.appliedIndex}`;
+        const data = JSON.stringify(s.stateMachine.scan(r.startKey, r.endKey, 100_000).map((x) => [text(x.key), text(x.value)]));
+        let list = byRegion.get(k);
+        if (!list) byRegion.set(k, (list = []));
+        list.push({ storeId: id, data });
+      }
+    }
+    for (const [k, list] of byRegion) {
+      const first = list[0]!;
+      const other = list.find((x) => x.data !== first.data);
+      if (!other) continue;
+      const regionId = Number(k.split('/')[0]);
+      diverged.add(regionId);
+      const a = new Map(JSON.parse(first.data) as [string, string][]);
+      const b = new Map(JSON.parse(other.data) as [string, string][]);
+      const diff: string[] = [];
+      for (const key of new Set([...a.keys(), ...b.keys()])) if (a.get(key) !== b.get(key)) diff.push(`${key}: store ${first.storeId} ${a.get(key) ?? 'absent'}, store ${other.storeId} ${b.get(key) ?? 'absent'}`);
+      failures.push(`replicas diverged at ${Date.now() - START_MS} ms: Region ${regionId} (epoch/applied ${k.split('/').slice(1).join('/')}) on stores ${first.storeId} and ${other.storeId}: ${diff.slice(0, 6).join('; ')}`);
+    }
   };
   let lastProgress = 0;
   const advance = async (ms: number) => {
