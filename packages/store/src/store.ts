@@ -1011,7 +1011,10 @@ export class Store {
     if (!ms || !src.isLeader || src.commitMergeInFlight || this.peers.get(src.regionId) !== src) return;
     const tgt = this.peers.get(ms.target.id);
     if (!tgt || !tgt.initialized) {
-      if (this.now() - src.mergeStartedMs > 10_000) this.logger.warn({ regionId: src.regionId, target: ms.target.id }, 'merge waiting: no target peer on this store');
+      // The target peer is gone from this store (e.g. the target itself was
+      // merged away or moved). Placement knows whether the target still has
+      // the prepared epoch; if not, no CommitMerge can ever apply: roll back.
+      if (this.now() - src.mergeStartedMs > 2_000) void this.checkMergeTargetGone(src);
       return;
     }
     const te = tgt.region.epoch;
@@ -1038,6 +1041,28 @@ export class Store {
       src.commitMergeInFlight = false;
       if (!res.ok) this.logger.info({ regionId: src.regionId, err: res.error.type }, 'commit merge not applied; will retry');
     });
+  }
+
+  private async checkMergeTargetGone(src: Peer): Promise<void> {
+    const ms = src.mergeState;
+    if (!ms || src.staleCheckInFlight) return;
+    src.staleCheckInFlight = true;
+    try {
+      const info = await this.pd.getRegionById(ms.target.id);
+      const e = info?.region.epoch;
+      // Only a strictly newer target epoch (or a target placement replaced
+      // with a newer Region) proves no CommitMerge for this merge can apply;
+      // an older placement view proves nothing.
+      const moved = !info || e!.version > ms.target.epoch.version || e!.confVer > ms.target.epoch.confVer;
+      if (moved && src.mergeState === ms && src.isLeader && !this.peers.get(ms.target.id)) {
+        this.logger.warn({ regionId: src.regionId, target: ms.target.id }, 'merge target gone or changed (placement); rolling back');
+        this.proposeRollbackMerge(src);
+      }
+    } catch (e) {
+      this.logger.debug({ regionId: src.regionId, err: (e as Error).message }, 'merge target check failed');
+    } finally {
+      src.staleCheckInFlight = false;
+    }
   }
 
   private proposeRollbackMerge(src: Peer): void {
@@ -1151,6 +1176,8 @@ export class Store {
       case 'changePeerV2': {
         if (header.regionEpoch.confVer !== peer.region.epoch.confVer) return cb(err.epochNotMatch([peer.region]));
         const changes = admin.type === 'changePeer' ? [{ changeType: admin.changeType, peer: admin.peer }] : admin.changes;
+        const bad = checkConfChange(peer.region, changes);
+        if (bad) return cb(err.invalid(bad));
         const cc: ConfChangeV2 = { transition: 0, changes: changes.map((c) => ({ changeType: c.changeType, nodeId: c.peer.id })) };
         const ctx = encodeCommand({ header, writes: [], admin });
         for (const c of changes) if (!peer.peerById(c.peer.id)) peer.peerCache.set(c.peer.id, c.peer);
@@ -1378,18 +1405,20 @@ export class Store {
       if (!r.ok) this.logger.info({ regionId: p.regionId, op: op.kind, err: r.error.type }, 'operator step not applied');
     };
     this.logger.info({ regionId: p.regionId, operator: op.operatorId, step: step.type }, 'executing operator step');
+    // Decide on the Region's membership only: the peer cache is for routing
+    // and already holds a peer whose first proposal may have been lost.
+    const stepPeer = 'peer' in step ? step.peer : undefined;
+    const member = stepPeer ? p.region.peers.find((x) => x.id === stepPeer.id) : undefined;
     switch (step.type) {
       case 'addLearner':
-        if (p.peerById(step.peer.id)) return;
+        if (member) return;
         return this.startAdmin(p, header, { type: 'changePeer', changeType: 2, peer: { ...step.peer, role: 'learner' } }, done);
       case 'addPeer':
-        if (p.peerById(step.peer.id)?.role === 'voter') return;
-        return this.startAdmin(p, header, { type: 'changePeer', changeType: 0, peer: { ...step.peer, role: 'voter' } }, done);
       case 'promoteLearner':
-        if (p.peerById(step.peer.id)?.role === 'voter') return;
+        if (member?.role === 'voter') return;
         return this.startAdmin(p, header, { type: 'changePeer', changeType: 0, peer: { ...step.peer, role: 'voter' } }, done);
       case 'removePeer':
-        if (!p.peerById(step.peer.id)) return;
+        if (!member) return;
         if (step.peer.id === p.peerId) {
           // Never remove the leader itself: hand leadership away first.
           const other = p.region.peers.find((x) => x.id !== p.peerId && x.role === 'voter');
@@ -1423,6 +1452,31 @@ export class Store {
     }
     return { storeId: this.storeId, regions: this.peers.size, leaders, hibernated, transport: this.transport.stats() };
   }
+}
+
+/**
+ * checkConfChange refuses membership changes a Region cannot survive (TiKV's
+ * check_conf_change): a second peer on a store that already holds one (a
+ * store hosts at most one peer per Region, so it could never exist), a peer
+ * ID reused on another store, removing an unknown peer, or leaving no voter.
+ */
+function checkConfChange(region: Region, changes: { changeType: number; peer: PeerMeta }[]): string | undefined {
+  const peers = new Map(region.peers.map((p) => [p.id, p]));
+  for (const c of changes) {
+    const existing = peers.get(c.peer.id);
+    if (c.changeType === 1) {
+      if (!existing) return `peer ${c.peer.id} is not in region ${region.id}`;
+      peers.delete(c.peer.id);
+      continue;
+    }
+    if (existing && existing.storeId !== c.peer.storeId) return `peer ${c.peer.id} already exists on store ${existing.storeId}`;
+    for (const p of peers.values()) {
+      if (p.storeId === c.peer.storeId && p.id !== c.peer.id) return `store ${c.peer.storeId} already holds peer ${p.id} of region ${region.id}`;
+    }
+    peers.set(c.peer.id, { ...c.peer, role: c.changeType === 2 ? 'learner' : 'voter' });
+  }
+  if (![...peers.values()].some((p) => p.role === 'voter')) return 'the change would leave the region without a voter';
+  return undefined;
 }
 
 /** LEADER_MISSING_ELECTIONS: a peer without a leader for this many election timeouts asks placement whether it is stale. */
