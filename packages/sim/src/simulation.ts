@@ -597,6 +597,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 
     const maxDown = nStores >= 5 ? 2 : 1;
     let placementDownSince = 0;
+    let lastConfChangeAt = -Infinity;
     const downSince = new Map<number, number>();
     if (faultsOn) {
       const f = {
@@ -660,7 +661,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       if (x >= 0.225 && x < 0.26 && (opts.merges ?? true)) adminMerge();
       // Losing a disk for good is survivable only where every Region still has three voters:
       // a 2-voter Region (mid conf change) with one voter on the lost store has no quorum left.
-      const allFull = () => cluster.placement.tree.all().every((i) => i.region.peers.filter((p) => p.role === 'voter').length >= 3);
+      // Placement's view lags a just-proposed conf change, so check the stores' own views too
+      // and keep a quiet period after the last conf change the sim issued.
+      const allFull = () =>
+        now - lastConfChangeAt > 5_000 &&
+        cluster.placement.tree.all().every((i) => i.region.peers.filter((p) => p.role === 'voter').length >= 3) &&
+        cluster.up().every((id) => [...cluster.handles.get(id)!.store.peers.values()].every((p) => !p.initialized || p.region.peers.filter((x) => x.role === 'voter').length >= 3));
       if (x >= 0.26 && x < 0.265 && (opts.replaceStores ?? true) && cluster.lost.size === 0 && cluster.down().length === 0 && !cluster.placementDown && allFull()) {
         // A store's disk is lost: it never comes back, and a brand-new store joins.
         const victim = up[Math.floor(rng() * up.length)]!;
@@ -736,6 +742,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       const others = voters.filter((p) => p.id !== l.peerId);
       const victim = others[Math.floor(rng() * others.length)];
       if (!victim) return;
+      lastConfChangeAt = Date.now();
       admin(
         l.storeId,
         { id: 0, header: { regionId: r.id, regionEpoch: l.region.epoch }, op: 'admin', admin: { type: 'changePeer', changeType: 1, peer: victim } },
