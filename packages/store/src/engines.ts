@@ -61,7 +61,7 @@ export interface StateMachine {
   ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState): void;
   loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[];
   applyState(regionId: number): ApplyState | undefined;
-  approximateStats(startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number };
+  approximateStats(regionId: number, startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number };
   approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): Uint8Array | undefined;
   /**
    * sync makes every write so far durable. Apply writes need not fsync

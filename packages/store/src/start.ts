@@ -4,7 +4,7 @@ import { LogEngine } from '@flotilla/log-engine';
 import { PlacementClient, PlacementError, type StoreMeta } from '@flotilla/placement';
 import { WsTransport, type Transport } from '@flotilla/transport';
 import { resolveConfig, type ProfileName, type StoreConfig } from './config';
-import { SqliteStateMachine } from './kv/sqlite-state-machine';
+import { KvEngineStateMachine } from './kv/kv-engine-state-machine';
 import { ClientServer } from './server/client-server';
 import { Store, type StoreLogger } from './store';
 import type { PlacementApi, StateMachine } from './engines';
@@ -103,7 +103,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const address = opts.advertise ?? `${bound.host}:${bound.port}`;
 
   const log = LogEngine.open({ path: join(opts.dataDir, 'raft.db') });
-  const sm: StateMachine = new SqliteStateMachine(join(opts.dataDir, 'kv.db'));
+  const sm: StateMachine = new KvEngineStateMachine(join(opts.dataDir, 'kv.db'), (regionId, index) => log.term(regionId, index));
   const addressCache = new Map<number, string>();
   // Stores of different clusters must never talk: the transport handshake checks this ID.
   const clusterId = pd.getClusterInfo ? String((await pd.getClusterInfo()).clusterId) : 'flotilla';

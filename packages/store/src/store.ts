@@ -1263,7 +1263,7 @@ export class Store {
       // Only Regions that applied something since their last check can have grown.
       if (!p.isLeader || !p.initialized || !p.splitCheckDirty) continue;
       p.splitCheckDirty = false;
-      const { sizeBytes, keys } = this.sm.approximateStats(p.region.startKey, p.region.endKey);
+      const { sizeBytes, keys } = this.sm.approximateStats(p.regionId, p.region.startKey, p.region.endKey);
       p.approximateSizeBytes = sizeBytes;
       p.approximateKeys = keys;
       if (sizeBytes < cfg.regionMaxSizeBytes && keys < cfg.regionMaxKeys) continue;

@@ -129,12 +129,12 @@ export class SqliteStateMachine implements StateMachine {
     if (!r) return undefined;
     return { appliedIndex: r.applied_index, appliedTerm: r.applied_term, truncatedIndex: r.truncated_index, truncatedTerm: r.truncated_term };
   }
-  approximateStats(startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number } {
+  approximateStats(_regionId: number, startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number } {
     const r = (endKey.length === 0 ? this.st.countFrom.get(startKey) : this.st.count.get(startKey, endKey)) as { n: number; bytes: number };
     return { sizeBytes: r.bytes, keys: r.n };
   }
   approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): Uint8Array | undefined {
-    const { keys } = this.approximateStats(startKey, endKey);
+    const { keys } = this.approximateStats(0, startKey, endKey);
     if (keys < 2) return undefined;
     const half = Math.floor(keys / 2);
     return (endKey.length === 0 ? this.st.keyAtFrom.get(startKey, half) : this.st.keyAt.get(startKey, endKey, half)) as Uint8Array | undefined;

@@ -1,0 +1,139 @@
+import { decode, encode, type KvPair, type Region } from '@flotilla/proto';
+import { KvEngine, KvWriteBatch, type KvPair as EnginePair } from '@flotilla/kv-engine';
+import type { ConfState } from '@flotilla/raft-core';
+import type { ApplyState, KvBatch, MergeState, RegionLocalState, StateMachine } from '../engines';
+
+/**
+ * StoreBookkeeping is what the store keeps beside a Region's meta in the KV
+ * engine's opaque per-Region blob: the exact raft ConfState (joint configs
+ * included), a prepared merge, and the ID of a destroyed peer. It is written
+ * in the same transaction as the apply that changed it.
+ */
+interface StoreBookkeeping {
+  confState: ConfState;
+  merge?: MergeState;
+  tombstonePeerId?: number;
+}
+
+class Batch implements KvBatch {
+  readonly b = new KvWriteBatch();
+  put(key: Uint8Array, value: Uint8Array): void {
+    this.b.put(key, value);
+  }
+  delete(key: Uint8Array): void {
+    this.b.delete(key);
+  }
+  deleteRange(startKey: Uint8Array, endKey: Uint8Array): void {
+    this.b.deleteRange(startKey, endKey);
+  }
+  setApplyState(regionId: number, s: ApplyState): void {
+    this.b.setApplyState(regionId, { appliedIndex: s.appliedIndex, truncatedIndex: s.truncatedIndex, truncatedTerm: s.truncatedTerm });
+  }
+  setRegionState(regionId: number, s: RegionLocalState): void {
+    this.b.setRegionState(regionId, toEngine(s));
+  }
+  get isEmpty(): boolean {
+    return this.b.isEmpty;
+  }
+}
+
+function toEngine(s: RegionLocalState): { region: Region; state: RegionLocalState['state']; mergeState: Uint8Array } {
+  const extra: StoreBookkeeping = { confState: s.confState };
+  if (s.merge) extra.merge = s.merge;
+  if (s.tombstonePeerId !== undefined) extra.tombstonePeerId = s.tombstonePeerId;
+  return { region: s.region, state: s.state, mergeState: encode(extra) };
+}
+
+function fromEngine(file: string, regionId: number, s: { region: Region; state: RegionLocalState['state']; mergeState?: Uint8Array }): RegionLocalState {
+  if (!s.mergeState) throw new Error(`${file}: region ${regionId} has no store bookkeeping (written by another program?)`);
+  const extra = decode(s.mergeState) as StoreBookkeeping;
+  const out: RegionLocalState = { region: s.region, state: s.state, confState: extra.confState };
+  if (extra.merge) out.merge = extra.merge;
+  if (extra.tombstonePeerId !== undefined) out.tombstonePeerId = extra.tombstonePeerId;
+  return out;
+}
+
+const pairOut = ([key, value]: EnginePair): KvPair => ({ key, value });
+
+/**
+ * KvEngineStateMachine adapts @flotilla/kv-engine (format checks, typed open
+ * errors, incremental Region statistics, point-in-time snapshot reads) to
+ * the store's StateMachine. Applies run with relaxed durability: the raft
+ * log replays them after a crash, and sync() makes them durable before the
+ * log is compacted past them.
+ *
+ * The engine's apply state has no applied term; it is the term of the
+ * applied entry, which the raft log keeps (the log is never purged past the
+ * applied index), or the truncated term when the two indexes meet.
+ */
+export class KvEngineStateMachine implements StateMachine {
+  readonly engine: KvEngine;
+  constructor(
+    path: string,
+    private readonly termOf: (regionId: number, index: number) => number,
+  ) {
+    this.engine = KvEngine.open({ path, durability: 'relaxed' });
+  }
+
+  newBatch(): KvBatch {
+    return new Batch();
+  }
+  write(batch: KvBatch): void {
+    this.engine.write((batch as Batch).b);
+  }
+  get(key: Uint8Array): Uint8Array | undefined {
+    return this.engine.get(key);
+  }
+  scan(startKey: Uint8Array, endKey: Uint8Array, limit: number): KvPair[] {
+    return this.engine.scan(startKey, endKey, limit).map(pairOut);
+  }
+  snapshotRange(startKey: Uint8Array, endKey: Uint8Array): KvPair[] {
+    return this.engine.snapshotRange(startKey, endKey).map(pairOut);
+  }
+  ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState): void {
+    this.engine.ingestSnapshot(
+      regionId,
+      startKey,
+      endKey,
+      pairs.map((p): EnginePair => [p.key, p.value]),
+      { appliedIndex: apply.appliedIndex, truncatedIndex: apply.truncatedIndex, truncatedTerm: apply.truncatedTerm },
+      toEngine(region),
+    );
+  }
+  loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[] {
+    return this.engine.loadRegionStates().map((r) => {
+      const local = fromEngine(this.engine.file, r.regionId, r.regionState);
+      return { regionId: r.regionId, apply: r.applyState && local.state !== 'tombstone' ? this.withTerm(r.regionId, r.applyState) : undefined, local };
+    });
+  }
+  applyState(regionId: number): ApplyState | undefined {
+    const a = this.engine.applyState(regionId);
+    return a ? this.withTerm(regionId, a) : undefined;
+  }
+  private withTerm(regionId: number, a: { appliedIndex: number; truncatedIndex: number; truncatedTerm: number }): ApplyState {
+    let appliedTerm = a.truncatedTerm;
+    if (a.appliedIndex !== a.truncatedIndex) {
+      try {
+        appliedTerm = this.termOf(regionId, a.appliedIndex);
+      } catch (e) {
+        throw new Error(`${this.engine.file}: region ${regionId} applied index ${a.appliedIndex} has no entry in the raft log: ${(e as Error).message}`);
+      }
+    }
+    return { ...a, appliedTerm };
+  }
+  approximateStats(regionId: number, startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number } {
+    const s = this.engine.approximateRegionStats(regionId);
+    if (s) return { sizeBytes: s.bytes, keys: s.keys };
+    const n = this.engine.scan(startKey, endKey, 0);
+    return { sizeBytes: 0, keys: n.length };
+  }
+  approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): Uint8Array | undefined {
+    return this.engine.approximateSplitKey(startKey, endKey);
+  }
+  sync(): void {
+    this.engine.flush();
+  }
+  close(): void {
+    this.engine.close();
+  }
+}
