@@ -5,12 +5,12 @@
 //   operation/command.ts     command encoding, proposals, typed results
 //   operation/apply.ts       applying committed entries (writes, CAS, split, conf change, compact)
 //   server/client-server.ts  client API (WebSocket /client), /metrics, /status
-//   kv/                      the SQLite state machine
+//   kv/                      the state machine adapter over @flotilla/kv-engine
 //   config.ts                StoreConfig, profiles (production, demo)
 //   metrics.ts               counters and histograms in Prometheus text
 export { startStore, type StoreOptions, type StoreHandle } from './start';
 export { Store, type StoreDeps, type StoreLogger } from './store';
 export { resolveConfig, PROFILES, DEMO, PRODUCTION, type StoreConfig, type ProfileName } from './config';
-export { SqliteStateMachine } from './kv/sqlite-state-machine';
+export { KvEngineStateMachine } from './kv/kv-engine-state-machine';
 export type { StateMachine, ApplyState, RegionLocalState, PlacementApi } from './engines';
 export { ClientServer, CLIENT_PATH } from './server/client-server';
