@@ -61,7 +61,8 @@ describe('fuzz: schema-valid hostile requests against a live store', () => {
     // Conf changes are limited to ones that cannot legitimately cost the Region its quorum:
     // learners on other stores and removals of peers that do not exist. Adding voters on
     // stores that do not exist, or removing the only voter, kills a Region by design (and
-    // adding a second peer on the same store is accepted: STORE_BUGS.md #5).
+    // adding a second peer on the same store was accepted: STORE_BUGS.md #5, now refused and
+    // covered by test/store-regressions.test.ts).
     const otherStorePeer = fc.record({ id: fc.integer({ min: 10_000, max: 2 ** 40 }), storeId: fc.integer({ min: 2, max: 2 ** 40 }), role: fc.constant('learner' as const) });
     const change = fc.oneof(
       fc.record({ changeType: fc.constant(2 as const), peer: otherStorePeer }),
