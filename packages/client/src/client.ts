@@ -35,6 +35,10 @@ export interface FlotillaClientOptions {
   /** maxRequestBytes: batches are cut into requests of at most this many key+value bytes (default 4 MiB). */
   maxRequestBytes?: number;
   logger?: ClientLogger;
+  /** token is sent as `Authorization: Bearer <token>` to placement and to every store (clusters started with a token require it). */
+  token?: string;
+  /** tls dials placement and stores with wss://, trusting caPath (default: the system roots); rejectUnauthorized=false skips certificate checks (tests only). */
+  tls?: { caPath?: string; rejectUnauthorized?: boolean };
 }
 
 type OkResponse = Extract<ClientResponse, { ok: true }>;
@@ -99,6 +103,8 @@ export class FlotillaClient {
       maxFrameBytes: 128 * 1024 * 1024,
       connectTimeoutMs: Math.min(this.attemptTimeoutMs, 5000),
       logger: this.logger,
+      ...(opts.token ? { token: opts.token } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
     });
   }
 
@@ -114,7 +120,12 @@ export class FlotillaClient {
       if (addresses.length === 0) throw new ClientError('InvalidArgument', 'placement: expected host:port[,host:port]');
       // Loaded on demand: the placement package also holds the server (SQLite), which a client never needs in memory.
       const { PlacementClient } = await import('@flotilla/placement');
-      routes = new PlacementClient({ addresses, requestTimeoutMs: Math.min(opts.timeoutMs ?? 10_000, 5000) });
+      routes = new PlacementClient({
+        addresses,
+        requestTimeoutMs: Math.min(opts.timeoutMs ?? 10_000, 5000),
+        ...(opts.token ? { token: opts.token } : {}),
+        ...(opts.tls ? { tls: opts.tls } : {}),
+      });
     }
     const client = new FlotillaClient(routes, owns, opts);
     try {
@@ -362,6 +373,9 @@ export class FlotillaClient {
       } catch (err) {
         if (err instanceof ClientError) throw err;
         st.lastCause = err;
+        if ((err as { code?: unknown }).code === 'Unauthorized') {
+          throw new ClientError('Unauthorized', `${st.op}: placement ${what} failed: ${(err as Error).message}`, st.lastRegionError, err);
+        }
         if ((err as { retryable?: unknown }).retryable === false) {
           throw new ClientError('Unavailable', `${st.op}: placement ${what} failed: ${(err as Error).message}`, st.lastRegionError, err);
         }
@@ -440,6 +454,7 @@ export class FlotillaClient {
     } catch (err) {
       if (!(err instanceof ConnectionError)) throw err;
       st.lastCause = err;
+      if (err.unauthorized) throw new ClientError('Unauthorized', `${st.op}: store ${peer.storeId} (${address}) refused the connection: missing or wrong API token`, st.lastRegionError, err);
       if (!idempotent && err.sent) {
         throw new ClientError('Undetermined', `${st.op}: connection to store ${peer.storeId} (${address}) failed with the request in flight; it may or may not have been applied: ${err.message}`, st.lastRegionError, err);
       }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { DecodeError, decode, encode, type ClientRequest, type ClientResponse } from '@flotilla/proto';
 import { ClientError, ConnectionError } from './errors';
@@ -15,6 +16,19 @@ export interface ConnectionOptions {
   /** connectTimeoutMs bounds the WebSocket handshake. */
   connectTimeoutMs: number;
   logger: ClientLogger;
+  /** token is sent as `Authorization: Bearer <token>` when the connection opens. */
+  token?: string;
+  /** tls dials wss://, trusting caPath (default: the system roots); rejectUnauthorized=false skips certificate checks. */
+  tls?: { caPath?: string; rejectUnauthorized?: boolean };
+}
+
+/** dialOptions turns the token and TLS settings into ws client options (the CA file is read once per pool). */
+function dialOptions(opts: ConnectionOptions): { scheme: 'ws' | 'wss'; options: WebSocket.ClientOptions } {
+  const options: WebSocket.ClientOptions = {
+    ...(opts.token ? { headers: { authorization: `Bearer ${opts.token}` } } : {}),
+    ...(opts.tls ? { rejectUnauthorized: opts.tls.rejectUnauthorized ?? true, ...(opts.tls.caPath ? { ca: readFileSync(opts.tls.caPath) } : {}) } : {}),
+  };
+  return { scheme: opts.tls ? 'wss' : 'ws', options };
 }
 
 interface Pending {
@@ -39,13 +53,22 @@ export class StoreConnection {
   private nextId = 1;
   private open = false;
   private closedReason: string | null = null;
+  private unauthorized = false;
 
   constructor(
     readonly address: string,
     private readonly opts: ConnectionOptions,
+    dial: { scheme: 'ws' | 'wss'; options: WebSocket.ClientOptions } = dialOptions(opts),
   ) {
-    this.ws = new WebSocket(`ws://${address}/client`, { maxPayload: opts.maxFrameBytes, handshakeTimeout: opts.connectTimeoutMs });
+    this.ws = new WebSocket(`${dial.scheme}://${address}/client`, { ...dial.options, maxPayload: opts.maxFrameBytes, handshakeTimeout: opts.connectTimeoutMs });
     this.ws.binaryType = 'nodebuffer';
+    this.ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0;
+      res.resume();
+      this.unauthorized = status === 401;
+      this.fail(status === 401 ? 'the store refused the connection: missing or wrong API token (HTTP 401)' : `the store answered the upgrade with HTTP ${status}`);
+      this.ws.terminate();
+    });
     this.ws.on('open', () => {
       this.open = true;
       for (const p of this.pending.values()) this.write(p);
@@ -69,7 +92,7 @@ export class StoreConnection {
 
   /** send writes one request and resolves with its response, or rejects with ConnectionError / ClientError(TooManyPending). */
   send(body: ClientRequestBody, timeoutMs: number): Promise<ClientResponse> {
-    if (this.closedReason !== null) return Promise.reject(new ConnectionError(this.address, this.closedReason, false));
+    if (this.closedReason !== null) return Promise.reject(new ConnectionError(this.address, this.closedReason, false, this.unauthorized));
     if (this.pending.size >= this.opts.maxPending) {
       return Promise.reject(new ClientError('TooManyPending', `store ${this.address}: ${this.pending.size} requests already in flight (limit ${this.opts.maxPending})`));
     }
@@ -123,7 +146,7 @@ export class StoreConnection {
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
       clearTimeout(p.timer);
-      p.reject(new ConnectionError(this.address, reason, p.sent));
+      p.reject(new ConnectionError(this.address, reason, p.sent, this.unauthorized));
     }
   }
 
@@ -136,14 +159,17 @@ export class StoreConnection {
 /** ConnectionPool keeps one StoreConnection per store address and replaces failed ones on demand. */
 export class ConnectionPool {
   private readonly conns = new Map<string, StoreConnection>();
+  private readonly dial: { scheme: 'ws' | 'wss'; options: WebSocket.ClientOptions };
 
-  constructor(private readonly opts: ConnectionOptions) {}
+  constructor(private readonly opts: ConnectionOptions) {
+    this.dial = dialOptions(opts);
+  }
 
   get(address: string): StoreConnection {
     let c = this.conns.get(address);
     if (!c || !c.usable) {
       c?.close();
-      c = new StoreConnection(address, this.opts);
+      c = new StoreConnection(address, this.opts, this.dial);
       this.conns.set(address, c);
     }
     return c;

@@ -9,9 +9,10 @@ import { describeRegionError, type RegionError } from '@flotilla/proto';
  *   Undetermined      a non-idempotent write (cas) was on the wire when its connection failed: it may or may not have applied
  *   TooManyPending    the connection to a store already has maxPendingPerStore requests in flight
  *   Unavailable       placement could not be reached or answered with a non-retryable error
+ *   Unauthorized      a store or placement requires an API token and the client sent none or a wrong one (not retried)
  *   Closed            the client was closed
  */
-export type ClientErrorCode = 'InvalidArgument' | 'Timeout' | 'RetriesExhausted' | 'Undetermined' | 'TooManyPending' | 'Unavailable' | 'Closed';
+export type ClientErrorCode = 'InvalidArgument' | 'Timeout' | 'RetriesExhausted' | 'Undetermined' | 'TooManyPending' | 'Unavailable' | 'Unauthorized' | 'Closed';
 
 /**
  * ClientError is the one error type FlotillaClient methods throw for expected
@@ -41,6 +42,8 @@ export class ConnectionError extends Error {
     readonly address: string,
     message: string,
     readonly sent: boolean,
+    /** unauthorized: the store answered the upgrade with 401 (missing or wrong API token). */
+    readonly unauthorized = false,
   ) {
     super(`store ${address}: ${message}`);
     this.name = 'ConnectionError';

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import type { Region } from '@flotilla/proto';
 import { DecodeError, decode, encode } from '@flotilla/proto';
@@ -30,6 +31,21 @@ export interface PlacementClientOptions {
   /** maxFrameBytes bounds one response frame (default 64 MiB). */
   maxFrameBytes?: number;
   logger?: PlacementLogger;
+  /** token is sent as `Authorization: Bearer <token>` on every connection (placement started with a token requires it). */
+  token?: string;
+  /**
+   * tls dials wss:// (host:port addresses become wss://host:port/ws),
+   * trusting caPath (default: the system roots); rejectUnauthorized=false
+   * skips certificate checks (tests only).
+   */
+  tls?: ClientTlsOptions;
+}
+
+/** ClientTlsOptions: how a client checks the server's certificate. */
+export interface ClientTlsOptions {
+  caPath?: string;
+  /** rejectUnauthorized: verify the certificate chain and name (default true). */
+  rejectUnauthorized?: boolean;
 }
 
 interface Pending {
@@ -69,9 +85,9 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'getOperator',
 ]);
 
-function toUrl(address: string): string {
+function toUrl(address: string, tls: boolean): string {
   if (/^wss?:\/\//.test(address)) return address;
-  return `ws://${address}/ws`;
+  return `${tls ? 'wss' : 'ws'}://${address}/ws`;
 }
 
 /**
@@ -91,6 +107,8 @@ export class PlacementClient {
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly maxFrameBytes: number;
   private readonly logger: PlacementLogger;
+  /** dialOptions: the token header and TLS trust every connection is opened with. */
+  private readonly dialOptions: WebSocket.ClientOptions;
   private readonly pending = new Map<number, Pending>();
   private ws: WebSocket | null = null;
   private open = false;
@@ -102,7 +120,11 @@ export class PlacementClient {
 
   constructor(opts: PlacementClientOptions) {
     if (opts.addresses.length === 0) throw new Error('PlacementClient: addresses must name at least one placement server');
-    this.urls = opts.addresses.map(toUrl);
+    this.urls = opts.addresses.map((a) => toUrl(a, opts.tls !== undefined));
+    this.dialOptions = {
+      ...(opts.token ? { headers: { authorization: `Bearer ${opts.token}` } } : {}),
+      ...(opts.tls ? { rejectUnauthorized: opts.tls.rejectUnauthorized ?? true, ...(opts.tls.caPath ? { ca: readFileSync(opts.tls.caPath) } : {}) } : {}),
+    };
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.maxPending = opts.maxPendingRequests ?? 4096;
     this.backoff = opts.reconnectBackoffMs ?? { initialMs: 50, maxMs: 2000 };
@@ -124,7 +146,7 @@ export class PlacementClient {
   private connect(): void {
     if (this.closed || this.ws) return;
     const url = this.urls[this.urlIndex % this.urls.length]!;
-    const ws = new WebSocket(url, { maxPayload: this.maxFrameBytes, handshakeTimeout: Math.max(1000, this.requestTimeoutMs) });
+    const ws = new WebSocket(url, { ...this.dialOptions, maxPayload: this.maxFrameBytes, handshakeTimeout: Math.max(1000, this.requestTimeoutMs) });
     this.ws = ws;
     ws.binaryType = 'nodebuffer';
     ws.on('open', () => {
@@ -133,6 +155,18 @@ export class PlacementClient {
       this.attempt = 0;
       this.logger.debug({ url }, 'placement connected');
       for (const p of this.pending.values()) if (!p.sent) this.sendPending(ws, p);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0;
+      res.resume();
+      if (status === 401) {
+        // A wrong token will not become right by waiting: fail what is pending now (later calls fail on the next attempt).
+        this.logger.warn({ url }, 'placement refused the connection: missing or wrong API token');
+        for (const p of [...this.pending.values()]) this.settle(p, new PlacementError(PlacementErrorCode.Unauthorized, `placement ${url} refused the connection: missing or wrong API token`));
+      } else {
+        this.logger.debug({ url, status }, 'placement answered the upgrade with an HTTP error');
+      }
+      ws.terminate();
     });
     ws.on('message', (data: Buffer) => this.onFrame(data));
     ws.on('error', (err) => this.logger.debug({ url, err: err.message }, 'placement socket error'));

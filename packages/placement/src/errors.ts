@@ -18,6 +18,8 @@ export const PlacementErrorCode = {
   StoreTombstone: 'StoreTombstone',
   /** StaleRegion: a reported Region is older than what placement knows. */
   StaleRegion: 'StaleRegion',
+  /** Unauthorized: placement requires an API token and the client sent none or a wrong one (HTTP 401 on connect). */
+  Unauthorized: 'Unauthorized',
   /** Internal: a bug or storage failure on the server. */
   Internal: 'Internal',
   Timeout: 'Timeout',

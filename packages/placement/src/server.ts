@@ -1,4 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { DecodeError, decode, encode } from '@flotilla/proto';
@@ -25,6 +28,27 @@ export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger'> {
   maxConnections?: number;
   /** maxBufferedBytes: a client that lets this much response data pile up is disconnected (default 32 MiB). */
   maxBufferedBytes?: number;
+  /**
+   * token: when set, every WebSocket upgrade and every HTTP request except
+   * GET /health must carry `Authorization: Bearer <token>`; others get 401
+   * and nothing they send is processed (docs/security.md).
+   */
+  token?: string;
+  /** tls serves https/wss with this certificate (PEM files) instead of plain http/ws. */
+  tls?: { certPath: string; keyPath: string; caPath?: string };
+}
+
+/**
+ * tokenMatches says whether req carries `Authorization: Bearer <token>`.
+ * Both sides are hashed so timingSafeEqual compares equal lengths and the
+ * comparison time reveals nothing about the token, not even its length.
+ */
+export function tokenMatches(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization;
+  const m = typeof header === 'string' ? /^Bearer +(.+)$/i.exec(header.trim()) : null;
+  const given = createHash('sha256').update(m ? m[1]! : '').digest();
+  const want = createHash('sha256').update(token).digest();
+  return timingSafeEqual(given, want) && m !== null;
 }
 
 export interface PlacementServer {
@@ -62,7 +86,13 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   const maxConnections = opts.maxConnections ?? 4096;
   const maxBufferedBytes = opts.maxBufferedBytes ?? 32 * 1024 * 1024;
 
-  const http: Server = createServer((req, res) => {
+  const token = opts.token !== undefined && opts.token !== '' ? opts.token : undefined;
+  const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+    if (token !== undefined && !tokenMatches(req, token) && new URL(req.url ?? '/', 'http://placement').pathname !== '/health') {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
+      res.end(JSON.stringify({ ok: false, error: { code: 'Unauthorized', message: 'missing or wrong API token (send Authorization: Bearer <token>)' } }));
+      return;
+    }
     try {
       handleHttp(cluster, req, res);
     } catch (err) {
@@ -71,8 +101,19 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } }));
     }
+  };
+  const http: Server = opts.tls ? (createTlsServer({ cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) as unknown as Server) : createServer(onRequest);
+  const wss = new WebSocketServer({
+    server: http,
+    path: WS_PATH,
+    maxPayload: maxFrameBytes,
+    // A refused upgrade gets an HTTP 401 before any frame is read. The token itself is never logged.
+    verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => {
+      if (token === undefined || tokenMatches(info.req, token)) return done(true);
+      logger.warn({ remote: info.req.socket.remoteAddress }, 'placement connection refused: missing or wrong API token');
+      done(false, 401, 'Unauthorized', { 'WWW-Authenticate': 'Bearer' });
+    },
   });
-  const wss = new WebSocketServer({ server: http, path: WS_PATH, maxPayload: maxFrameBytes });
 
   const respond = (ws: WebSocket, resp: WireResponse): void => {
     if (ws.readyState !== ws.OPEN) return;
@@ -161,8 +202,8 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   let closing: Promise<void> | undefined;
   return {
     address,
-    httpUrl: `http://${address}`,
-    wsUrl: `ws://${address}${WS_PATH}`,
+    httpUrl: `${opts.tls ? 'https' : 'http'}://${address}`,
+    wsUrl: `${opts.tls ? 'wss' : 'ws'}://${address}${WS_PATH}`,
     clusterId: cluster.clusterId,
     close: () =>
       (closing ??= (async () => {

@@ -5,7 +5,7 @@ import { PlacementClient, PlacementError, type StoreMeta } from '@flotilla/place
 import { WsTransport, type Transport } from '@flotilla/transport';
 import { resolveConfig, type ProfileName, type StoreConfig } from './config';
 import { KvEngineStateMachine } from './kv/kv-engine-state-machine';
-import { ClientServer } from './server/client-server';
+import { ClientServer, type ServerTlsOptions } from './server/client-server';
 import { Store, type StoreLogger } from './store';
 import type { PlacementApi, StateMachine } from './engines';
 
@@ -34,6 +34,21 @@ export interface StoreOptions {
   preSplitKeys?: Uint8Array[];
   /** placementClient replaces the WebSocket PlacementClient (simulation runs placement in process). */
   placementClient?: PlacementApi;
+  /**
+   * clientToken: when set, the client API (ws /client) and /status, /metrics
+   * require `Authorization: Bearer <clientToken>` (/health stays open).
+   */
+  clientToken?: string;
+  /** placementToken is sent to placement when it requires one (default: clientToken, one cluster token). */
+  placementToken?: string;
+  /** enableAdminApi accepts `op: 'admin'` on the client API (tests, tools); default false. split and merge are always allowed. */
+  enableAdminApi?: boolean;
+  /**
+   * tls: serve the client API over https/wss with this certificate, use it
+   * for the store-to-store transport too, and dial placement with wss,
+   * trusting caPath (default: the system roots).
+   */
+  tls?: ServerTlsOptions;
 }
 
 export interface StoreHandle {
@@ -78,7 +93,14 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const listen = parseHostPort(opts.listen, '--listen');
   const raftListen = parseHostPort(opts.raftListen ?? `${listen.host}:0`, '--raft-listen');
 
-  const pd: PlacementApi = opts.placementClient ?? new PlacementClient({ addresses: opts.placement.split(',').map((s) => s.trim()).filter(Boolean) });
+  const placementToken = opts.placementToken ?? opts.clientToken;
+  const pd: PlacementApi =
+    opts.placementClient ??
+    new PlacementClient({
+      addresses: opts.placement.split(',').map((s) => s.trim()).filter(Boolean),
+      ...(placementToken ? { token: placementToken } : {}),
+      ...(opts.tls ? { tls: { ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
+    });
   const identPath = join(opts.dataDir, 'store.json');
   let ident: Ident | undefined;
   if (existsSync(identPath)) {
@@ -98,7 +120,12 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const storeId = ident.storeId;
 
   let store: Store | undefined;
-  const server = new ClientServer(() => store, logger, config.maxPendingRequestsPerConnection);
+  const server = new ClientServer(() => store, logger, {
+    maxPendingPerConnection: config.maxPendingRequestsPerConnection,
+    ...(opts.clientToken ? { token: opts.clientToken } : {}),
+    enableAdminApi: opts.enableAdminApi ?? false,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
   const bound = await server.listen(listen.host, listen.port);
   const address = opts.advertise ?? `${bound.host}:${bound.port}`;
 
@@ -112,6 +139,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
     clusterId,
     secret: opts.clusterSecret ?? 'flotilla-dev-secret',
     ...(opts.transportLogger ? { logger: opts.transportLogger } : {}),
+    ...(opts.tls ? { tls: { certPath: opts.tls.certPath, keyPath: opts.tls.keyPath, ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
     host: raftListen.host,
     port: raftListen.port,
     resolveAddress: async (id) => {

@@ -47,7 +47,7 @@ export async function startCluster(n: number, extra: Partial<StoreOptions> = {},
           return { debug() {}, info: f('info'), warn: f('warn'), error: f('error') };
         }
       : undefined;
-    const o: StoreOptions = { ...(debug ? { logger: debug(i) } : {}), dataDir: join(dir, `store-${i}`), listen: '127.0.0.1:0', placement: pdAddr, tickIntervalMs: 50, profile: 'demo', ...extra };
+    const o: StoreOptions = { ...(debug ? { logger: debug(i) } : {}), dataDir: join(dir, `store-${i}`), listen: '127.0.0.1:0', placement: pdAddr, tickIntervalMs: 50, profile: 'demo', enableAdminApi: true, ...extra };
     storeOpts.push(o);
     stores.push(await startStore(o));
   }

@@ -1,4 +1,8 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   DecodeError,
@@ -17,24 +21,85 @@ export const CLIENT_PATH = '/client';
 /** MAX_CLIENT_FRAME_BYTES bounds one client request frame (values up to 8 MiB plus headers). */
 export const MAX_CLIENT_FRAME_BYTES = 16 * 1024 * 1024;
 
+/** ServerTlsOptions: PEM files of the certificate this server presents (https/wss). */
+export interface ServerTlsOptions {
+  certPath: string;
+  keyPath: string;
+  /** caPath: the CA this process trusts when it dials others (placement, peers); not used for client certificates. */
+  caPath?: string;
+}
+
+export interface ClientServerOptions {
+  /** maxPendingPerConnection bounds requests in flight on one client connection (default 4096). */
+  maxPendingPerConnection?: number;
+  /**
+   * token: when set, every WebSocket upgrade and every HTTP request except
+   * /health must carry `Authorization: Bearer <token>`; others get 401.
+   */
+  token?: string;
+  /** enableAdminApi lets `op: 'admin'` requests through (raw conf changes, log compaction...); default false. */
+  enableAdminApi?: boolean;
+  /** tls serves https/wss with this certificate instead of plain http/ws. */
+  tls?: ServerTlsOptions;
+}
+
+/**
+ * bearerTokenMatches says whether the request carries `Authorization: Bearer
+ * <token>`. Both sides are hashed first so timingSafeEqual compares equal
+ * lengths and the time taken says nothing about the token, not even its length.
+ */
+export function bearerTokenMatches(req: http.IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization;
+  const m = typeof header === 'string' ? /^Bearer +(.+)$/i.exec(header.trim()) : null;
+  const given = createHash('sha256').update(m ? m[1]! : '').digest();
+  const want = createHash('sha256').update(token).digest();
+  return timingSafeEqual(given, want) && m !== null;
+}
+
+/** refuseUpgrade answers a WebSocket upgrade with an HTTP error status and closes the socket: no frame is ever read. */
+export function refuseUpgrade(socket: Duplex, status: 401 | 404, message: string): void {
+  const body = JSON.stringify({ error: message });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Not Found'}\r\n` +
+      (status === 401 ? 'WWW-Authenticate: Bearer\r\n' : '') +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  socket.destroy();
+}
+
 /**
  * ClientServer serves the store's client API (WebSocket at /client, one
  * msgpack ClientRequest per frame, answered by a ClientResponse with the
  * same id) and the HTTP endpoints /metrics (Prometheus text) and /status.
  * Every frame is decoded and validated before it reaches the store; bad
  * input gets a typed InvalidRequest error and the connection stays usable.
+ * With a token configured, connections and HTTP requests (but /health) must
+ * present it; `op: 'admin'` is refused unless enableAdminApi (docs/security.md).
  */
 export class ClientServer {
-  readonly http: http.Server;
+  readonly http: http.Server | https.Server;
   private readonly wss: WebSocketServer;
   private readonly getStore: () => Store | undefined;
+  private readonly maxPendingPerConnection: number;
+  private readonly token: string | undefined;
+  private readonly enableAdminApi: boolean;
 
-  constructor(getStore: () => Store | undefined, private readonly logger: StoreLogger, private readonly maxPendingPerConnection = 4096) {
+  constructor(getStore: () => Store | undefined, private readonly logger: StoreLogger, opts: ClientServerOptions = {}) {
     this.getStore = getStore;
-    this.http = http.createServer((req, res) => this.onHttp(req, res));
+    this.maxPendingPerConnection = opts.maxPendingPerConnection ?? 4096;
+    this.token = opts.token !== undefined && opts.token !== '' ? opts.token : undefined;
+    this.enableAdminApi = opts.enableAdminApi ?? false;
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => this.onHttp(req, res);
+    this.http = opts.tls ? https.createServer({ cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) : http.createServer(onRequest);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME_BYTES });
-    this.http.on('upgrade', (req, socket, head) => {
+    this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
+      if (this.token !== undefined && !bearerTokenMatches(req, this.token)) {
+        // The token itself is never logged; only that a connection was refused.
+        this.logger.warn({ remote: req.socket.remoteAddress, path }, 'client connection refused: missing or wrong API token');
+        refuseUpgrade(socket, 401, 'missing or wrong API token (send Authorization: Bearer <token>)');
+        return;
+      }
       if (path === CLIENT_PATH) {
         this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
       } else if (!this.otherUpgrades.get(path ?? '')?.(req, socket, head)) {
@@ -65,12 +130,19 @@ export class ClientServer {
   private onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
     const store = this.getStore();
     const path = (req.url ?? '').split('?')[0];
+    if (this.token !== undefined && path !== '/health' && !bearerTokenMatches(req, this.token)) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ error: 'missing or wrong API token (send Authorization: Bearer <token>)' }));
+      return;
+    }
     if (req.method !== 'GET') {
       res.writeHead(405, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'method not allowed' }));
       return;
     }
     if (path === '/metrics' && store) {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(store.metrics.render());
+    } else if (path === '/health' && this.token !== undefined) {
+      // /health is open even with a token, so it says only whether the store serves.
+      res.writeHead(store ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: store !== undefined }));
     } else if (path === '/status' || path === '/health') {
       res.writeHead(store ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(store ? store.status() : { starting: true }));
     } else {
@@ -110,6 +182,10 @@ export class ClientServer {
         const message = e instanceof DecodeError || e instanceof ValidationError ? e.message : 'malformed request';
         if (store) store.metrics.clientErrors++;
         return reply({ id, ok: false, error: { type: 'InvalidRequest', message } });
+      }
+      if (req.op === 'admin' && !this.enableAdminApi) {
+        if (store) store.metrics.clientErrors++;
+        return reply({ id: req.id, ok: false, error: { type: 'InvalidRequest', message: 'admin commands are disabled (start the store with enableAdminApi / --enable-admin-api)' } });
       }
       if (!store) return reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: 'store is starting' } });
       store.metrics.clientRequests++;
