@@ -90,6 +90,8 @@ export class Store {
   /** deferredLog holds commit-only hard-state changes waiting for the next durable write. */
   private deferredLog: LogBatch[] = [];
   private kvSyncNeeded = false;
+  /** maxReplicas is placement's replica target (refreshed with store heartbeats). */
+  private maxReplicas = 3;
   /**
    * tombstones maps a Region this store left to the ID of the peer it
    * destroyed. Peer IDs only grow, so a message to a larger ID is a re-add
@@ -1334,6 +1336,13 @@ export class Store {
     } catch (e) {
       this.logger.warn({ err: (e as Error).message }, 'store heartbeat failed');
     }
+    if (this.pd.getClusterInfo) {
+      try {
+        this.maxReplicas = (await this.pd.getClusterInfo()).maxReplicas;
+      } catch {
+        // keep the last known value
+      }
+    }
     if (this.metrics.hibernated > 0) {
       try {
         const stores = await this.pd.getAllStores();
@@ -1355,11 +1364,21 @@ export class Store {
     const now = this.now();
     const slow = this.config.regionHeartbeatIntervalMs * HIBERNATED_HEARTBEAT_FACTOR;
     const due = [...this.peers.values()].filter(
-      (p) => p.isLeader && p.initialized && (!p.hibernating || p.operatorActive || now - p.lastRegionHeartbeatMs >= slow),
+      (p) =>
+        p.isLeader &&
+        p.initialized &&
+        (!p.hibernating || p.operatorActive || this.underReplicated(p) || now - p.lastRegionHeartbeatMs >= slow),
     );
     for (let i = 0; i < due.length; i += 256) {
       await Promise.all(due.slice(i, i + 256).map((p) => this.regionHeartbeat(p)));
     }
+  }
+
+  /** underReplicated: fewer voters than placement keeps; placement has work for it, so it reports at the normal pace. */
+  private underReplicated(p: Peer): boolean {
+    let voters = 0;
+    for (const x of p.region.peers) if (x.role === 'voter') voters++;
+    return voters < this.maxReplicas;
   }
 
   private async regionHeartbeat(p: Peer): Promise<void> {
