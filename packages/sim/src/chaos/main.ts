@@ -131,7 +131,7 @@ async function main(): Promise<number> {
     await launch(placement);
     const pdAddr = String(placement.info!.address);
     for (let i = 0; i < 3; i++) {
-      const p: Proc = { name: `store-${i}`, args: ['store', '--placement', pdAddr, '--data-dir', join(dir, `store-${i}`), '--listen', '127.0.0.1:0', '--profile', 'demo'], child: undefined, info: undefined, stopped: false };
+      const p: Proc = { name: `store-${i}`, args: ['store', '--placement', pdAddr, '--data-dir', join(dir, `store-${i}`), '--listen', '127.0.0.1:0', '--profile', 'demo', '--enable-admin-api'], child: undefined, info: undefined, stopped: false };
       stores.push(p);
       await launch(p);
     }
@@ -221,7 +221,8 @@ async function main(): Promise<number> {
           const leaderProc = stores.find((p) => p.info?.storeId === leaderStore);
           if (r && target && leaderProc?.info) {
             note('transfer-leader', `region ${r.region.id} to store ${target.storeId}`);
-            await adminCall(String(leaderProc.info.address), { header: { regionId: r.region.id, regionEpoch: r.region.epoch }, op: 'admin', admin: { type: 'transferLeader', peer: target } });
+            const res = await adminCall(String(leaderProc.info.address), { header: { regionId: r.region.id, regionEpoch: r.region.epoch }, op: 'admin', admin: { type: 'transferLeader', peer: target } });
+            if (!res?.ok) note('transfer-leader-failed', res ? res.error.type : 'no answer');
           }
         } catch {
           // placement or the leader unreachable: skip this fault.
