@@ -18,6 +18,8 @@ export const clusterFileSchema = z.object({
   stoppedAt: z.string().optional(),
   placement: z.object({ address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() }),
   stores: z.array(z.object({ index: z.number().int().positive(), address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() })),
+  /** tls: the cluster serves https/wss; caPath is what ctl commands trust by default. No token is ever recorded here. */
+  tls: z.object({ caPath: z.string().optional() }).optional(),
 });
 export type ClusterFile = z.infer<typeof clusterFileSchema>;
 

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { markClusterStopped, processAlive, readClusterFile, writeClusterFile, type ClusterFile } from './cluster-file';
+import { httpGet, type ClientSecurity, type ServerSecurity } from './security';
 
 export type Profile = 'demo' | 'production';
 
@@ -21,6 +22,11 @@ export interface LocalClusterOptions {
   startTimeoutMs?: number;
   /** stopTimeoutMs: how long a child gets after SIGTERM before SIGKILL (default 10 s). */
   stopTimeoutMs?: number;
+  /**
+   * security: the API token (handed to children as FLOTILLA_TOKEN, never on
+   * their command line) and the certificate every child serves with.
+   */
+  security?: ServerSecurity;
 }
 
 /** LocalProcess is one child of the local cluster. */
@@ -50,12 +56,11 @@ export function cliCommand(args: string[]): { command: string; args: string[] } 
   return { command: process.execPath, args: ['--import', tsx, MAIN_TS, ...args] };
 }
 
-/** httpOk: GET url answers 2xx within timeoutMs. */
-export async function httpOk(url: string, timeoutMs = 1000): Promise<boolean> {
+/** httpOk: GET url answers 2xx within timeoutMs (https trusts sec.tls.caPath when given). */
+export async function httpOk(url: string, timeoutMs = 1000, sec: ClientSecurity = {}): Promise<boolean> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer();
-    return res.ok;
+    const res = await httpGet(url, sec, timeoutMs);
+    return res.status >= 200 && res.status < 300;
   } catch {
     return false;
   }
@@ -120,15 +125,18 @@ export class LocalCluster {
     const cluster = new LocalCluster({ ...opts, dataDir, host }, new Date().toISOString());
     try {
       const placementDir = join(dataDir, 'placement');
-      cluster.spawnChild('placement', 0, `${host}:${ports[0]}`, placementDir, (listen) => ['placement', '--data-dir', placementDir, '--listen', listen, '--max-replicas', String(Math.min(3, opts.stores))]);
-      await cluster.waitHealthy([cluster.placement], (p) => `http://${p.address}/health`);
+      const tlsArgs = opts.security?.tls
+        ? ['--tls-cert', opts.security.tls.certPath, '--tls-key', opts.security.tls.keyPath, ...(opts.security.tls.caPath ? ['--tls-ca', opts.security.tls.caPath] : [])]
+        : [];
+      cluster.spawnChild('placement', 0, `${host}:${ports[0]}`, placementDir, (listen) => ['placement', '--data-dir', placementDir, '--listen', listen, '--max-replicas', String(Math.min(3, opts.stores)), ...tlsArgs]);
+      await cluster.waitHealthy([cluster.placement], (p) => cluster.healthUrl(p));
       const placementAddress = cluster.placement.address;
       opts.logger.info({ address: placementAddress }, 'placement is up');
       for (let i = 1; i <= opts.stores; i++) {
         const dir = join(dataDir, `store-${i}`);
-        cluster.spawnChild(`store-${i}`, i, `${host}:${ports[i]}`, dir, (listen) => ['store', '--placement', placementAddress, '--data-dir', dir, '--listen', listen, '--profile', opts.profile]);
+        cluster.spawnChild(`store-${i}`, i, `${host}:${ports[i]}`, dir, (listen) => ['store', '--placement', placementAddress, '--data-dir', dir, '--listen', listen, '--profile', opts.profile, ...tlsArgs]);
       }
-      await cluster.waitHealthy(cluster.stores, (p) => `http://${p.address}/status`);
+      await cluster.waitHealthy(cluster.stores, (p) => cluster.healthUrl(p));
       opts.logger.info({ stores: opts.stores }, 'stores are up');
       writeClusterFile(dataDir, cluster.file());
     } catch (err) {
@@ -148,6 +156,7 @@ export class LocalCluster {
       startedAt: this.startedAt,
       placement: rec(this.placement),
       stores: this.stores.map((p) => ({ index: p.index, ...rec(p) })),
+      ...(this.opts.security?.tls ? { tls: this.opts.security.tls.caPath ? { caPath: this.opts.security.tls.caPath } : {} } : {}),
     };
   }
 
@@ -161,6 +170,10 @@ export class LocalCluster {
       // A --config file meant for the supervisor (FLOTILLA_CONFIG) has fields children do not accept: children get explicit flags only.
       const env: NodeJS.ProcessEnv = { ...process.env, FLOTILLA_STOP_ON_STDIN_EOF: '1' };
       delete env['FLOTILLA_CONFIG'];
+      // Children get exactly the security settings of this cluster, none inherited by accident.
+      for (const k of ['FLOTILLA_TOKEN', 'FLOTILLA_TLS_CERT', 'FLOTILLA_TLS_KEY', 'FLOTILLA_TLS_CA']) delete env[k];
+      // The token travels in the environment: a command line is readable by every user through ps.
+      if (this.opts.security?.token) env['FLOTILLA_TOKEN'] = this.opts.security.token;
       proc = spawn(command, argv, { stdio: ['pipe', 'pipe', fd], detached: true, env });
     } finally {
       closeSync(fd);
@@ -205,9 +218,20 @@ export class LocalCluster {
     if (!old) throw new Error(`no process with index ${index}`);
     if (!old.exited) throw new Error(`${old.name} is still running (pid ${old.proc.pid})`);
     const p = this.spawnChild(old.name, old.index, old.address, old.dataDir, old.argsFor);
-    await this.waitHealthy([p], (x) => `http://${x.address}/${x.index === 0 ? 'health' : 'status'}`);
+    await this.waitHealthy([p], (x) => this.healthUrl(x));
     writeClusterFile(this.opts.dataDir, this.file());
     return p;
+  }
+
+  /** healthUrl: /health answers without the token (placement and stores alike). */
+  healthUrl(p: LocalProcess): string {
+    return `${this.opts.security?.tls ? 'https' : 'http'}://${p.address}/health`;
+  }
+
+  /** clientSecurity: how the supervisor itself reaches its children (the CA they were given). */
+  private get healthSecurity(): ClientSecurity {
+    const tls = this.opts.security?.tls;
+    return tls ? { tls: tls.caPath ? { caPath: tls.caPath } : {} } : {};
   }
 
   private async waitHealthy(list: LocalProcess[], url: (p: LocalProcess) => string): Promise<void> {
@@ -220,7 +244,7 @@ export class LocalCluster {
           const hint = tail.includes('EADDRINUSE') ? `\n${p.address} is already in use: pick other ports with --base-port PORT (or --base-port 0 for free ones)` : '';
           throw new Error(`${p.name} exited during startup (exit code ${p.proc.exitCode ?? p.proc.signalCode}); last lines of ${p.log}:\n${tail}${hint}`);
         }
-        if (p.announced && (await httpOk(url(p)))) pending.delete(p);
+        if (p.announced && (await httpOk(url(p), 1000, this.healthSecurity))) pending.delete(p);
       }
       if (pending.size === 0) break;
       if (Date.now() > deadline) {
@@ -261,5 +285,5 @@ export async function runningCluster(dataDir: string): Promise<ClusterFile | nul
   if (!existsSync(dataDir)) return null;
   const f = readClusterFile(dataDir);
   if (!f || f.stoppedAt || !processAlive(f.pid)) return null;
-  return (await httpOk(`http://${f.placement.address}/health`)) ? f : null;
+  return (await httpOk(`${f.tls ? 'https' : 'http'}://${f.placement.address}/health`, 1000, f.tls ? { tls: f.tls } : {})) ? f : null;
 }

@@ -4,13 +4,22 @@ import type { PlacementClient } from '@flotilla/placement';
 import { boolFlag, hostPortListFlag, intFlag, pathFlag, type FlagSpec } from './args';
 import { clusterFilePath, processAlive, readClusterFile } from './cluster-file';
 import type { CommandContext } from './command';
+import { clientSecurity, clientSecurityFlags, type ClientSecurity } from './security';
 
 /** targetFlags: how ctl commands find the cluster: --placement, else <data-dir>/cluster.json written by `flotilla up`. */
 export const targetFlags: FlagSpec[] = [
   { name: 'placement', type: 'string', placeholder: 'HOST:PORT[,..]', description: 'placement address(es); default: read from <data-dir>/cluster.json', schema: hostPortListFlag() },
   { name: 'data-dir', type: 'string', placeholder: 'DIR', description: 'data directory of a cluster started with flotilla up (to find its cluster.json)', default: './data', schema: pathFlag() },
   { name: 'timeout-ms', type: 'string', placeholder: 'MS', description: 'deadline of each request, retries included', default: '10000', schema: intFlag(100, 600_000) },
+  ...clientSecurityFlags,
 ];
+
+/** security: the token and TLS trust of a ctl command (flags, else what `flotilla up` recorded in cluster.json; never a token from a file). */
+export function security(ctx: CommandContext): ClientSecurity {
+  const explicit = ctx.parsed.values['placement'] as string | undefined;
+  const file = explicit ? null : readClusterFile(resolve(ctx.parsed.values['dataDir'] as string));
+  return clientSecurity(ctx.parsed.values, file?.tls ? { tls: true, ...(file.tls.caPath ? { tlsCaPath: file.tls.caPath } : {}) } : undefined);
+}
 
 /** hexFlag: keys and values given and shown as hex. */
 export const hexFlag: FlagSpec = { name: 'hex', type: 'boolean', description: 'keys and values on the command line are hex (0x optional); output shows them as hex', schema: boolFlag() };
@@ -31,7 +40,7 @@ export function resolvePlacement(ctx: CommandContext): string {
 }
 
 export async function connectClient(ctx: CommandContext): Promise<FlotillaClient> {
-  return FlotillaClient.connect({ placement: resolvePlacement(ctx), timeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger });
+  return FlotillaClient.connect({ placement: resolvePlacement(ctx), timeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger, ...security(ctx) });
 }
 
 /** placementClient connects to placement directly (stores table); the package is loaded on demand. */
@@ -39,5 +48,5 @@ export async function placementClient(ctx: CommandContext): Promise<{ client: Pl
   const address = resolvePlacement(ctx);
   const { PlacementClient } = await import('@flotilla/placement');
   const addresses = address.split(',').map((a) => a.trim());
-  return { client: new PlacementClient({ addresses, requestTimeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger }), address: addresses[0]! };
+  return { client: new PlacementClient({ addresses, requestTimeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger, ...security(ctx) }), address: addresses[0]! };
 }

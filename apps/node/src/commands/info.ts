@@ -1,7 +1,8 @@
 import { boolFlag, type CommandSpec } from '../args';
 import { EXIT, type Command, type CommandContext } from '../command';
 import { formatBytes, renderRange, table } from '../format';
-import { placementClient, resolvePlacement, targetFlags } from '../target';
+import { placementClient, resolvePlacement, security, targetFlags } from '../target';
+import { httpGet, httpScheme, type ClientSecurity } from '../security';
 
 // `flotilla regions` and `flotilla stores`: tables of placement's view.
 
@@ -20,15 +21,20 @@ export interface RegionRow {
 const PAGE = 1000;
 
 /** fetchRegions pages through placement's GET /regions (it carries the approximate sizes the WebSocket scan does not). */
-export async function fetchRegions(placement: string, timeoutMs: number): Promise<RegionRow[]> {
+export async function fetchRegions(placement: string, timeoutMs: number, sec: ClientSecurity = {}): Promise<RegionRow[]> {
   const address = placement.split(',')[0]!.trim();
   const out: RegionRow[] = [];
   let start = '';
   for (let page = 0; page < 10_000; page++) {
-    const url = `http://${address}/regions?limit=${PAGE}&start=${encodeURIComponent(start)}`;
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    const body = (await res.json()) as { regions?: RegionRow[]; error?: { message?: string } };
-    if (!res.ok || !body.regions) throw new Error(`placement ${url}: ${res.status} ${body.error?.message ?? ''}`);
+    const url = `${httpScheme(sec)}://${address}/regions?limit=${PAGE}&start=${encodeURIComponent(start)}`;
+    const res = await httpGet(url, sec, timeoutMs);
+    let body: { regions?: RegionRow[]; error?: { message?: string } };
+    try {
+      body = JSON.parse(res.body) as typeof body;
+    } catch {
+      body = {};
+    }
+    if (res.status !== 200 || !body.regions) throw new Error(`placement ${url}: ${res.status} ${body.error?.message ?? ''}`);
     for (const r of body.regions) if (!out.some((x) => x.id === r.id)) out.push(r);
     const last = body.regions[body.regions.length - 1];
     if (body.regions.length < PAGE || !last || last.endKey === '') break;
@@ -63,7 +69,7 @@ const regionsSpec: CommandSpec = {
 export const regionsCommand: Command = {
   spec: regionsSpec,
   async run(ctx: CommandContext) {
-    const rows = await fetchRegions(resolvePlacement(ctx), ctx.parsed.values['timeoutMs'] as number);
+    const rows = await fetchRegions(resolvePlacement(ctx), ctx.parsed.values['timeoutMs'] as number, security(ctx));
     if (ctx.parsed.values['json'] === true) ctx.io.stdout.write(JSON.stringify(rows, null, 2) + '\n');
     else ctx.io.stdout.write(regionTable(rows) + `${rows.length} region${rows.length === 1 ? '' : 's'}\n`);
     return EXIT.ok;

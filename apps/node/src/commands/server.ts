@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
-import { enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, textFlag, type CommandSpec } from '../args';
+import { boolFlag, enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, textFlag, type CommandSpec } from '../args';
 import { EXIT, waitForShutdown, type Command } from '../command';
+import { serverSecurity, serverSecurityFlags } from '../security';
 
 // `flotilla placement` and `flotilla store`: the two long-running server
 // processes. Each prints one JSON line with its endpoints on stdout once it
@@ -17,6 +18,7 @@ const placementSpec: CommandSpec = {
     { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'address to serve on (port 0 picks a free port)', default: '127.0.0.1:20160', schema: hostPortFlag(true) },
     { name: 'max-replicas', type: 'string', placeholder: 'N', description: 'replicas per Region the replica checker maintains', default: '3', schema: intFlag(1, 7) },
     { name: 'max-store-down-time-ms', type: 'string', placeholder: 'MS', description: 'a store silent this long is down and its replicas are replaced (default: the placement default, 30 min)', schema: intFlag(1000, 7 * 24 * 3600 * 1000) },
+    ...serverSecurityFlags,
   ],
   examples: ['flotilla placement --data-dir ./data/placement --listen 127.0.0.1:20160'],
 };
@@ -25,9 +27,11 @@ export const placementCommand: Command = {
   spec: placementSpec,
   async run(ctx) {
     const dataDir = resolve(required<string>(ctx.parsed, placementSpec, 'data-dir'));
+    const sec = serverSecurity(ctx.parsed.values);
     const { startPlacementServer } = await import('@flotilla/placement');
     const server = await startPlacementServer({
       dataDir,
+      ...sec,
       listen: ctx.parsed.values['listen'] as string,
       maxReplicas: ctx.parsed.values['maxReplicas'] as number,
       ...(ctx.parsed.values['maxStoreDownTimeMs'] !== undefined ? { maxStoreDownTimeMs: ctx.parsed.values['maxStoreDownTimeMs'] as number } : {}),
@@ -52,6 +56,8 @@ const storeSpec: CommandSpec = {
     { name: 'advertise', type: 'string', placeholder: 'HOST:PORT', description: 'address clients and placement use to reach this store (default: the bound --listen address)', schema: hostPortFlag() },
     { name: 'profile', type: 'string', placeholder: 'NAME', description: 'tuning profile: production (TiKV-sized Regions) or demo (tiny split thresholds)', default: 'production', schema: enumFlag(['production', 'demo'] as const) },
     { name: 'cluster-secret', type: 'string', placeholder: 'SECRET', description: 'shared secret authenticating store-to-store connections (default: the development secret)', schema: textFlag() },
+    ...serverSecurityFlags,
+    { name: 'enable-admin-api', type: 'boolean', description: "accept raw admin commands (op 'admin': conf changes, log compaction, merge steps) on the client API; off by default, for tests and tools", schema: boolFlag() },
   ],
   examples: ['flotilla store --placement 127.0.0.1:20160 --data-dir ./data/store-1 --listen 127.0.0.1:20161 --profile demo'],
 };
@@ -66,6 +72,9 @@ type StartStore = (opts: {
   clusterSecret?: string;
   profile?: 'production' | 'demo';
   logger?: unknown;
+  clientToken?: string;
+  enableAdminApi?: boolean;
+  tls?: { certPath: string; keyPath: string; caPath?: string };
 }) => Promise<{ storeId: number; address: string; raftAddress?: string; close(): Promise<void> }>;
 
 export const storeCommand: Command = {
@@ -74,6 +83,7 @@ export const storeCommand: Command = {
     const v = ctx.parsed.values;
     const placement = required<string>(ctx.parsed, storeSpec, 'placement');
     const dataDir = resolve(required<string>(ctx.parsed, storeSpec, 'data-dir'));
+    const sec = serverSecurity(v);
     // Loaded on demand: only this command needs the store (and SQLite); ctl commands start faster without it.
     const mod = (await import('@flotilla/store')) as unknown as { startStore?: StartStore };
     if (typeof mod.startStore !== 'function') {
@@ -89,8 +99,11 @@ export const storeCommand: Command = {
       ...(v['raftListen'] ? { raftListen: v['raftListen'] as string } : {}),
       ...(v['advertise'] ? { advertise: v['advertise'] as string } : {}),
       ...(v['clusterSecret'] ? { clusterSecret: v['clusterSecret'] as string } : {}),
+      ...(sec.token ? { clientToken: sec.token } : {}),
+      ...(sec.tls ? { tls: sec.tls } : {}),
+      enableAdminApi: v['enableAdminApi'] === true,
     });
-    ctx.io.stdout.write(JSON.stringify({ service: 'store', storeId: handle.storeId, address: handle.address, raftAddress: handle.raftAddress, statusUrl: `http://${handle.address}/status`, pid: process.pid, dataDir }) + '\n');
+    ctx.io.stdout.write(JSON.stringify({ service: 'store', storeId: handle.storeId, address: handle.address, raftAddress: handle.raftAddress, statusUrl: `${sec.tls ? 'https' : 'http'}://${handle.address}/status`, pid: process.pid, dataDir }) + '\n');
     return waitForShutdown(ctx, () => handle.close());
   },
 };

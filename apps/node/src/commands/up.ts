@@ -4,6 +4,7 @@ import { clusterFilePath } from '../cluster-file';
 import { EXIT, waitForShutdown, type Command, type CommandContext } from '../command';
 import { table } from '../format';
 import { LocalCluster, logTail, type Profile } from '../local-cluster';
+import { serverSecurity, serverSecurityFlags } from '../security';
 
 /** clusterFlags: how `up` and `demo` shape a local cluster. */
 export function clusterFlags(defaults: { dataDir: string; profile: Profile; basePort: number }): FlagSpec[] {
@@ -25,6 +26,7 @@ export async function startLocal(ctx: CommandContext): Promise<LocalCluster> {
     basePort: v['basePort'] as number,
     logLevel: (v['logLevel'] as string) === 'silent' ? 'info' : (v['logLevel'] as string),
     logger: ctx.logger,
+    security: serverSecurity(v),
   });
   cluster.onUnexpectedExit = (p, code, signal) => {
     ctx.logger.error({ name: p.name, pid: p.proc.pid, code, signal, log: p.log }, `${p.name} exited unexpectedly`);
@@ -41,7 +43,7 @@ export function endpointsTable(cluster: LocalCluster): string {
   };
   return table(
     ['PROCESS', 'ADDRESS', 'HEALTH', 'PID', 'LOG'],
-    cluster.processes.map((p) => [p.name, p.address, `http://${p.address}/${p.index === 0 ? 'health' : 'status'}`, p.proc.pid ?? 0, rel(p.log)]),
+    cluster.processes.map((p) => [p.name, p.address, cluster.healthUrl(p), p.proc.pid ?? 0, rel(p.log)]),
   );
 }
 
@@ -51,7 +53,7 @@ const upSpec: CommandSpec = {
   description:
     'Waits until every process is healthy, prints the endpoints and writes <data-dir>/cluster.json so other commands find the cluster. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0.',
   positionals: [],
-  flags: clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }),
+  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...serverSecurityFlags],
   examples: ['flotilla up', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160'],
 };
 
