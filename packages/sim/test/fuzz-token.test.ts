@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import { decode, encode, type ClientResponse } from '@flotilla/proto';
 import { PlacementCluster } from '@flotilla/placement/internal';
+import { startPlacementServer, WS_PATH } from '@flotilla/placement';
 import { startStore, type StoreHandle } from '@flotilla/store';
 import { LocalNetwork } from '@flotilla/transport';
 import { InProcessPlacement } from '../src/placement-adapter';
@@ -16,10 +17,17 @@ import { InProcessPlacement } from '../src/placement-adapter';
 const TOKEN = 'correct-horse-battery-staple';
 export const TOKEN_CASES = 300;
 
+/** wrongHeader: Authorization values that must not pass (random, one character off, wrong scheme, missing). */
+const wrongHeader = fc.oneof(
+  fc.string({ maxLength: 40 }).map((t) => `Bearer ${t}`),
+  fc.constantFrom(`Bearer ${TOKEN.slice(0, -1)}`, `Bearer ${TOKEN}x`, `bearer${TOKEN}`, `Basic ${TOKEN}`, TOKEN, `Bearer  ${TOKEN.toUpperCase()}`, 'Bearer', ''),
+  fc.nat(TOKEN.length - 1).chain((i) => fc.integer({ min: 33, max: 126 }).map((c) => `Bearer ${TOKEN.slice(0, i)}${String.fromCharCode(c === TOKEN.charCodeAt(i) ? c + 1 : c)}${TOKEN.slice(i + 1)}`)),
+);
+
 /** connect resolves with the HTTP status of a refused upgrade, or 101 and an open socket. */
-function connect(address: string, headers: Record<string, string>): Promise<{ status: number; ws?: WebSocket }> {
+function connect(address: string, headers: Record<string, string>, path = '/client'): Promise<{ status: number; ws?: WebSocket }> {
   return new Promise((res) => {
-    const ws = new WebSocket(`ws://${address}/client`, { headers });
+    const ws = new WebSocket(`ws://${address}${path}`, { headers });
     ws.once('open', () => res({ status: 101, ws }));
     ws.once('unexpected-response', (_req, r) => {
       res({ status: r.statusCode ?? 0 });
@@ -55,12 +63,7 @@ describe('fuzz: client API token gate', () => {
   });
 
   it(`${TOKEN_CASES} wrong or malformed Authorization headers are refused with 401; the right one is accepted`, async () => {
-    const wrong = fc.oneof(
-      fc.string({ maxLength: 40 }).map((t) => `Bearer ${t}`),
-      fc.constantFrom(`Bearer ${TOKEN.slice(0, -1)}`, `Bearer ${TOKEN}x`, `bearer${TOKEN}`, `Basic ${TOKEN}`, TOKEN, `Bearer  ${TOKEN.toUpperCase()}`, 'Bearer', ''),
-      fc.nat(TOKEN.length - 1).chain((i) => fc.integer({ min: 33, max: 126 }).map((c) => `Bearer ${TOKEN.slice(0, i)}${String.fromCharCode(c === TOKEN.charCodeAt(i) ? c + 1 : c)}${TOKEN.slice(i + 1)}`)),
-    );
-    const samples = fc.sample(wrong, { numRuns: TOKEN_CASES, seed: 5 }).filter((h) => h !== `Bearer ${TOKEN}`);
+    const samples = fc.sample(wrongHeader, { numRuns: TOKEN_CASES, seed: 5 }).filter((h) => h !== `Bearer ${TOKEN}`);
     let tried = 0;
     for (const h of samples) {
       // Header values must be valid HTTP: skip what the ws client itself refuses to send.
@@ -80,5 +83,24 @@ describe('fuzz: client API token gate', () => {
     expect(resp.id).toBe(5);
     ok.ws!.close();
     expect(store.store.stateMachine.scan(new Uint8Array(0), new Uint8Array(0), 10)).toEqual([]);
+  }, 120_000);
+
+  it(`placement API: ${TOKEN_CASES} wrong or malformed Authorization headers are refused with 401; the right one is accepted`, async () => {
+    const server = await startPlacementServer({ dataDir: join(dir, 'pd-server'), listen: '127.0.0.1:0', token: TOKEN });
+    try {
+      let tried = 0;
+      for (const h of fc.sample(wrongHeader, { numRuns: TOKEN_CASES, seed: 6 })) {
+        if (h === `Bearer ${TOKEN}` || /[^\t\x20-\x7e]/.test(h)) continue;
+        const r = await connect(server.address, h === '' ? {} : { authorization: h }, WS_PATH);
+        expect(r.status, `header ${JSON.stringify(h)}`).toBe(401);
+        tried++;
+      }
+      expect(tried).toBeGreaterThan(TOKEN_CASES / 2);
+      const ok = await connect(server.address, { authorization: `Bearer ${TOKEN}` }, WS_PATH);
+      expect(ok.status).toBe(101);
+      ok.ws!.close();
+    } finally {
+      await server.close();
+    }
   }, 120_000);
 });
