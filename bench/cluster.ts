@@ -124,6 +124,16 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const client = await FlotillaClient.connect({ placement: cluster.placement.address, timeoutMs: 30_000 });
   try {
+    // Measure replicated Regions only: wait until Region 1 has a voter on
+    // every store before loading and splitting (split Regions inherit its
+    // peers). Without this the first minute measures single-replica Regions.
+    progress('waiting for Region 1 to be replicated to every store');
+    for (const deadline = Date.now() + 180_000; ; await new Promise((r) => setTimeout(r, 500))) {
+      const rs = await client.regions();
+      const voters = rs[0]?.region.peers.filter((p) => p.role === 'voter').length ?? 0;
+      if (rs.length === 1 && voters === Math.min(STORES, 3)) break;
+      if (Date.now() > deadline) throw new Error(`Region 1 has ${voters} voters after 180 s`);
+    }
     progress(`loading ${LOADED_KEYS} keys`);
     for (let i = 0; i < LOADED_KEYS; i += 500) {
       const pairs: [string, string][] = [];

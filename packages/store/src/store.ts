@@ -558,6 +558,9 @@ export class Store {
         storeId: this.storeId,
         respond: (peer: Peer, index: number, term: number, result: CommandResult) => this.matchProposal(peer, index, term, result, responses),
         catchUpSource: (sourceId, commit, entries) => this.catchUpSource(sourceId, commit, entries, ctx),
+        // A split-off Region already initialized here (from a newer snapshot) or
+        // tombstoned (removed since) must keep its own state (TiKV does the same).
+        splitRegionExists: (regionId) => this.peers.get(regionId)?.initialized === true || this.tombstones.has(regionId),
       };
       const needApplyAdvance: Peer[] = [];
       for (const { peer, rd } of readies) {
@@ -885,8 +888,15 @@ export class Store {
     }
     this.tombstones.set(peer.regionId, Math.max(peer.peerId, this.tombstones.get(peer.regionId) ?? 0));
     // Written at once: a new peer of the same Region (a re-add) must not
-    // start from the old peer's raft state.
-    this.pendingLog.removeRegion(peer.regionId);
+    // start from the old peer's raft state. Log changes queued for it earlier
+    // in this round (a compaction applied just before its own removal) go:
+    // they would name a log that no longer exists.
+    const id = peer.regionId;
+    for (const b of [this.pendingLog, ...this.deferredLog]) {
+      const keep = b.ops.filter((op) => op.regionId !== id);
+      if (keep.length !== b.ops.length) b.ops.splice(0, b.ops.length, ...keep);
+    }
+    this.pendingLog.removeRegion(id);
     this.flushPendingLog();
   }
 
@@ -950,10 +960,18 @@ export class Store {
         stale = cover !== null && cover.region.id !== p.regionId && cover.region.epoch.version > p.region.epoch.version;
         // If the merge target has a peer here, that peer's CommitMerge catches
         // this source up and destroys it; destroying it first would lose the
-        // source's data from the merged Region on this store.
-        const localTarget = cover ? this.peers.get(cover.region.id) : undefined;
-        if (localTarget?.initialized) stale = false;
+        // source's data from the merged Region on this store. The local target
+        // may carry another ID than placement's current covering Region (it
+        // may have split since), so any initialized local neighbour counts.
+        if (this.hasLocalNeighbour(p)) stale = false;
         why = 'region merged away';
+        if (stale) {
+          // Keep the keys: the range now belongs to the merged Region, whose
+          // peer here (when it comes) starts from a snapshot of it.
+          this.logger.info({ regionId: p.regionId, peerId: p.peerId, why }, 'destroying stale peer');
+          this.destroyPeer(p, false);
+          return;
+        }
       } else if (!info.region.peers.some((x) => x.id === p.peerId)) {
         stale = info.region.epoch.confVer > p.region.epoch.confVer || !p.initialized;
         why = 'peer no longer in region';
@@ -967,6 +985,19 @@ export class Store {
     } finally {
       p.staleCheckInFlight = false;
     }
+  }
+
+  /** hasLocalNeighbour: an initialized local peer touches or overlaps p's range (a possible merge target). */
+  private hasLocalNeighbour(p: Peer): boolean {
+    const r = p.region;
+    for (const q of this.peers.values()) {
+      if (q === p || !q.initialized) continue;
+      const touches =
+        (r.endKey.length > 0 && compareKeys(q.region.startKey, r.endKey) === 0) ||
+        (q.region.endKey.length > 0 && compareKeys(q.region.endKey, r.startKey) === 0);
+      if (touches || rangesOverlap(q.region.startKey, q.region.endKey, r.startKey, r.endKey)) return true;
+    }
+    return false;
   }
 
   /**

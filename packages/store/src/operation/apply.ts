@@ -80,6 +80,8 @@ export interface ApplyContext {
    * false if it cannot (then the merge must not apply here).
    */
   catchUpSource(sourceRegionId: number, commit: number, entries: Uint8Array[]): boolean;
+  /** splitRegionExists: the store already has (or removed) this Region: a replayed split must not reset it. */
+  splitRegionExists(regionId: number): boolean;
 }
 
 /**
@@ -261,6 +263,7 @@ function applySplit(peer: Peer, admin: Extract<AdminRequest, { type: 'batchSplit
   peer.region = left;
   ctx.batch.batch.setRegionState(left.id, peer.localState());
   for (const r of regions.slice(1)) {
+    if (ctx.splitRegionExists(r.id)) continue;
     const conf = {
       voters: r.peers.filter((p) => p.role === 'voter').map((p) => p.id),
       learners: r.peers.filter((p) => p.role === 'learner').map((p) => p.id),
