@@ -289,10 +289,12 @@ export class Store {
       p.raw.tick();
       p.ticks++;
       this.metrics.peerTicks++;
-      if (!p.isLeader && (p.leaderId === 0 || p.raw.raft.state !== StateRole.Follower)) {
-        if (++p.leaderMissingTicks >= this.config.electionTicks * LEADER_MISSING_ELECTIONS && p.leaderMissingTicks % (this.config.electionTicks * LEADER_MISSING_ELECTIONS) === 0) {
-          void this.checkStalePeer(p);
-        }
+      // Ticks since the last word from a leader (reset when one arrives):
+      // a follower or learner cut off for long asks placement if it is stale.
+      // Learners never campaign, so "no known leader" alone would miss them.
+      if (!p.isLeader) {
+        const every = this.config.electionTicks * LEADER_MISSING_ELECTIONS;
+        if (++p.leaderMissingTicks % every === 0) void this.checkStalePeer(p);
       } else {
         p.leaderMissingTicks = 0;
       }
@@ -425,6 +427,7 @@ export class Store {
       if (!(peer.isLeader && t === MessageType.MsgHeartbeatResponse)) this.wake(peer);
     } else if (t !== MessageType.MsgHeartbeat && t !== MessageType.MsgHeartbeatResponse) peer.idleTicks = 0;
     peer.lastHeard.set(m.fromPeer.id, this.now());
+    if (m.fromPeer.id === peer.leaderId || t === MessageType.MsgApp || t === MessageType.MsgHeartbeat || t === MessageType.MsgSnapshot) peer.leaderMissingTicks = 0;
     if (snapshotData) peer.mailbox.push({ kind: 'snapshotData', msg: m.message, fromPeer: m.fromPeer, data: snapshotData });
     else peer.mailbox.push({ kind: 'raft', msg: m.message, fromPeer: m.fromPeer });
     this.metrics.messagesReceived++;
@@ -963,9 +966,9 @@ export class Store {
         // source's data from the merged Region on this store. The local target
         // may carry another ID than placement's current covering Region (it
         // may have split since), so any initialized local neighbour counts.
-        if (this.hasLocalNeighbour(p)) stale = false;
+        if (stale && (await this.mayBeAbsorbedLocally(p))) stale = false;
         why = 'region merged away';
-        if (stale) {
+        if (stale && this.peers.get(p.regionId) === p) {
           // Keep the keys: the range now belongs to the merged Region, whose
           // peer here (when it comes) starts from a snapshot of it.
           this.logger.info({ regionId: p.regionId, peerId: p.peerId, why }, 'destroying stale peer');
@@ -987,15 +990,22 @@ export class Store {
     }
   }
 
-  /** hasLocalNeighbour: an initialized local peer touches or overlaps p's range (a possible merge target). */
-  private hasLocalNeighbour(p: Peer): boolean {
+  /**
+   * mayBeAbsorbedLocally: some initialized local peer touching or overlapping
+   * p's range is behind placement's view of its own Region (its epoch
+   * version is older), so it may still apply the CommitMerge that absorbs p.
+   * A neighbour that is up to date with placement will not.
+   */
+  private async mayBeAbsorbedLocally(p: Peer): Promise<boolean> {
     const r = p.region;
-    for (const q of this.peers.values()) {
+    for (const q of [...this.peers.values()]) {
       if (q === p || !q.initialized) continue;
       const touches =
         (r.endKey.length > 0 && compareKeys(q.region.startKey, r.endKey) === 0) ||
         (q.region.endKey.length > 0 && compareKeys(q.region.endKey, r.startKey) === 0);
-      if (touches || rangesOverlap(q.region.startKey, q.region.endKey, r.startKey, r.endKey)) return true;
+      if (!touches && !rangesOverlap(q.region.startKey, q.region.endKey, r.startKey, r.endKey)) continue;
+      const info = await this.pd.getRegionById(q.regionId);
+      if (!info || info.region.epoch.version > q.region.epoch.version) return true;
     }
     return false;
   }
