@@ -1128,7 +1128,12 @@ export class Raft {
   restore(s: Snapshot): boolean {
     // A snapshot at our commit index is only useful if we asked for one.
     if (s.metadata.index < this.raftLog.committed) return false;
-    if (s.metadata.index === this.raftLog.committed && this.pendingRequestSnapshot === 0) return false;
+    // A pending request is answered only by a snapshot at or above it.
+    const requested = this.pendingRequestSnapshot !== 0 && s.metadata.index >= this.pendingRequestSnapshot;
+    if (s.metadata.index === this.raftLog.committed && !requested) return false;
+    // Committed entries handed out for applying come first: restoring now
+    // would let their conf changes apply on top of the snapshot's config.
+    if (this.raftLog.applying > this.raftLog.applied) return false;
     if (this.state !== StateRole.Follower) {
       // Defense in depth: only a follower restores; bump the term so a new
       // leader gets elected rather than two leaders sharing a term.
@@ -1142,7 +1147,7 @@ export class Raft {
       this.logger.warn(`${this.id} attempted to restore snapshot but it is not in the ConfState ${describeConfState(cs)}; should never happen`);
       return false;
     }
-    if (this.pendingRequestSnapshot === 0 && this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
+    if (!requested && this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
       // We already have the snapshot's last entry: just fast-forward the commit.
       if (this.infoOn) this.logger.info(`${this.id} [commit: ${this.raftLog.committed}, lastindex: ${this.raftLog.lastIndex()}, lastterm: ${this.raftLog.lastTerm()}] fast-forwarded commit to snapshot [index: ${s.metadata.index}, term: ${s.metadata.term}]`);
       this.raftLog.commitTo(s.metadata.index);
