@@ -539,6 +539,10 @@ export class Store {
         this.handleReadyBeforePersist(peer, rd, logBatch);
         readies.push({ peer, rd });
       }
+      // Ready.messages may leave before this round's log write is durable
+      // (a leader's MsgApp, heartbeats): flushing them now lets followers
+      // append and fsync while the leader fsyncs, instead of after.
+      this.transport.flush();
       // A round whose only change is commit indexes need not fsync (etcd's
       // mustSync): the commit index is recomputed after a crash. Such a
       // batch rides along with the next write that must be durable.
