@@ -110,6 +110,8 @@ export class PlacementCluster implements ClusterView {
   private readonly leadersByStore = new Map<number, Set<number>>();
   /** splitAtMs: when each Region was last seen coming out of a split (the merge checker leaves it alone for a while). Not persisted. */
   private readonly splitAtMs = new Map<number, number>();
+  /** reportedSinceStart: Regions whose leader (or a split/bootstrap) reported since this process started. */
+  private readonly reportedSinceStart = new Set<number>();
   /** dirtyRegions: Regions whose meta changed (or that are gone: null) since the last flush. */
   private readonly dirtyRegions = new Map<number, RegionInfo | null>();
   /** dirtyStats: Regions whose statistics only (leader, size, keys) changed since the last flush. */
@@ -218,7 +220,10 @@ export class PlacementCluster implements ClusterView {
     return this.tree.at(index);
   }
   hasOperator(regionId: number): boolean {
-    return this.operators.isBusy(regionId);
+    // A Region loaded from disk may predate its last (unflushed) reports:
+    // schedulers leave it alone until its leader has reported since this
+    // process started (STORE_BUGS #4), as if an operator were in flight.
+    return this.operators.isBusy(regionId) || !this.reportedSinceStart.has(regionId);
   }
   adjacentRegions(regionId: number): { prev?: RegionInfo; next?: RegionInfo } {
     return this.tree.neighbours(regionId);
@@ -238,6 +243,15 @@ export class PlacementCluster implements ClusterView {
     const s = this.storeState(storeId);
     return s === 'up' || s === 'disconnected';
   };
+  /**
+   * isStoreLiveForQuorum: liveness is not persisted, so after a restart every
+   * store gets a grace period; one not heard from since then must not count
+   * toward a quorum when deciding whether a NEW operator is safe to plan
+   * (STORE_BUGS #4). Operators already in flight keep the plain rule.
+   */
+  private readonly isStoreLiveForQuorum = (storeId: number): boolean => this.isStoreLive(storeId) && this.heardSinceStart.has(storeId);
+  /** heardSinceStart: stores that sent a heartbeat (or registered) since this process started. */
+  private readonly heardSinceStart = new Set<number>();
 
   // ---- indexes ----
 
@@ -392,12 +406,14 @@ export class PlacementCluster implements ClusterView {
     // The caller's IDs should come from allocId; make sure they can never be handed out again anyway.
     this.ids.reserveBelow(Math.max(store.id, region.id, ...region.peers.map((x) => x.id)));
     const record: StoreRecord = { meta: { ...store }, tombstone: false, lastHeartbeatMs: this.clock() };
+    this.heardSinceStart.add(store.id);
     const info: RegionInfo = { region, approximateSizeBytes: 0, approximateKeys: 0, downPeers: [], pendingPeers: [] };
     this.storage.saveBootstrap(this.persistedStore(record), info);
     this.bootstrapped = true;
     this.stores.set(store.id, record);
     const r = this.tree.update(info);
     assert(r.kind === 'meta' && r.removed.length === 0, 'bootstrap into a non-empty tree');
+    this.reportedSinceStart.add(region.id);
     this.index(info);
     this.logger.info({ clusterId: this.clusterId, storeId: store.id, regionId: region.id }, 'cluster bootstrapped');
     return { bootstrapped: true };
@@ -420,6 +436,7 @@ export class PlacementCluster implements ClusterView {
     const record: StoreRecord = existing
       ? { ...existing, meta: { ...meta } }
       : { meta: { ...meta }, tombstone: false, lastHeartbeatMs: this.clock() };
+    this.heardSinceStart.add(meta.id);
     this.storage.saveStore(this.persistedStore(record));
     this.stores.set(meta.id, record);
     if (!existing) this.logger.info({ storeId: meta.id, address: meta.address }, 'store added');
@@ -447,6 +464,7 @@ export class PlacementCluster implements ClusterView {
     if (!r) throw new PlacementError(PlacementErrorCode.StoreNotFound, `store ${stats.storeId} not found; call putStore first`);
     if (r.tombstone) throw new PlacementError(PlacementErrorCode.StoreTombstone, `store ${stats.storeId} is a tombstone`);
     r.lastHeartbeatMs = this.clock();
+    this.heardSinceStart.add(stats.storeId);
     r.stats = stats;
     return this.storeInfo(stats.storeId)!;
   }
@@ -467,9 +485,11 @@ export class PlacementCluster implements ClusterView {
       downPeers: hb.downPeers && hb.downPeers.length > 0 ? hb.downPeers : NO_DOWN_PEERS,
       pendingPeers: hb.pendingPeers && hb.pendingPeers.length > 0 ? hb.pendingPeers : NO_PEERS,
     };
+    // The report comes from the leader's store: it is alive now.
+    this.heardSinceStart.add(hb.leader.storeId);
     const current = this.applyRegion(info, true);
     if (current === null) return { stale: true };
-    const operator = this.operators.onHeartbeat(current, this.clock(), this.isStoreLive);
+    const operator = this.operators.onHeartbeat(current, this.clock(), this.isStoreLive, this.isStoreLiveForQuorum);
     return operator ? { stale: false, operator } : { stale: false };
   }
 
@@ -481,6 +501,7 @@ export class PlacementCluster implements ClusterView {
    */
   private applyRegion(info: RegionInfo, withStats: boolean): RegionInfo | null {
     const r = this.tree.update(info);
+    if (r.kind !== 'stale') this.reportedSinceStart.add(info.region.id);
     if (r.kind === 'stale') {
       this.logger.debug({ regionId: info.region.id, reason: r.reason }, 'stale region report ignored');
       return null;
@@ -653,7 +674,7 @@ export class PlacementCluster implements ClusterView {
     const now = this.clock();
     this.operators.expire(now);
     let added = 0;
-    const isLive = this.isStoreLive;
+    const isLive = this.isStoreLiveForQuorum;
     for (const s of this.schedulers) {
       const budget = s.limit - this.operators.countOf(s.name);
       if (budget <= 0) continue;

@@ -159,7 +159,7 @@ export class OperatorController {
    * onHeartbeat advances the Region's operator past every step the heartbeat
    * shows done, finishes or cancels it, and returns the step to execute now.
    */
-  onHeartbeat(info: RegionInfo, nowMs: number, isStoreLive?: StoreLiveness): OperatorInstruction | undefined {
+  onHeartbeat(info: RegionInfo, nowMs: number, isStoreLive?: StoreLiveness, isQuorumLive?: StoreLiveness): OperatorInstruction | undefined {
     const op = this.byRegion.get(info.region.id);
     if (op === undefined) return undefined;
     if (nowMs > op.deadlineMs) {
@@ -210,7 +210,10 @@ export class OperatorController {
           stepCount: op.steps.length,
         };
       }
-      const unsafe = checkOperatorSafety(info, op.steps.slice(op.currentStep), isStoreLive);
+      // Removing a voter is where a wrong liveness guess loses the quorum: for
+      // that step, count only stores heard from since placement started.
+      const rest = op.steps.slice(op.currentStep);
+      const unsafe = checkOperatorSafety(info, rest, rest[0]?.type === 'removePeer' && isQuorumLive ? isQuorumLive : isStoreLive);
       if (unsafe !== null) {
         this.finish(op, 'canceled', `no longer safe: ${unsafe}`);
         return undefined;
