@@ -39,6 +39,15 @@ export interface FlotillaClientOptions {
   token?: string;
   /** tls dials placement and stores with wss://, trusting caPath (default: the system roots); rejectUnauthorized=false skips certificate checks (tests only). */
   tls?: { caPath?: string; rejectUnauthorized?: boolean };
+  /**
+   * retryWritesInFlight: retry put/delete/batchPut/deleteRange after the
+   * connection failed with the request in flight (default false). A write
+   * that may already have applied can apply a second time after later
+   * writes, which breaks linearizability (found by the chaos run); by
+   * default such a write ends in ClientError('Undetermined') instead, like
+   * cas. Set it to trade strictness for fewer errors during failures.
+   */
+  retryWritesInFlight?: boolean;
 }
 
 type OkResponse = Extract<ClientResponse, { ok: true }>;
@@ -85,6 +94,8 @@ export class FlotillaClient {
   private readonly backoff: { baseMs: number; maxMs: number };
   private readonly maxRequestBytes: number;
   private readonly logger: ClientLogger;
+  /** writeRetry: whether writes are retried after an in-flight connection failure (see retryWritesInFlight). */
+  private readonly writeRetry: boolean;
   private closed = false;
 
   private constructor(
@@ -98,6 +109,7 @@ export class FlotillaClient {
     this.backoff = opts.backoff ?? { baseMs: 10, maxMs: 1000 };
     this.maxRequestBytes = positive(opts.maxRequestBytes ?? 4 * 1024 * 1024, 'maxRequestBytes');
     this.logger = opts.logger ?? silentLogger;
+    this.writeRetry = opts.retryWritesInFlight ?? false;
     this.pool = new ConnectionPool({
       maxPending: positive(opts.maxPendingPerStore ?? 8192, 'maxPendingPerStore'),
       maxFrameBytes: 128 * 1024 * 1024,
@@ -169,7 +181,7 @@ export class FlotillaClient {
   async put(key: Bytes, value: Bytes): Promise<void> {
     const k = checkKey(key, 'key');
     const v = checkValue(value, 'value');
-    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'put', key: k, value: v }] }), this.newState('put'), true);
+    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'put', key: k, value: v }] }), this.newState('put'), this.writeRetry);
   }
 
   /** batchPut writes every pair; pairs are split by Region and sent in parallel (each Region's share applies atomically, the whole batch does not). */
@@ -185,14 +197,14 @@ export class FlotillaClient {
       (_region, idxs) => ({ op: 'write', writes: idxs.map((i): KvWrite => ({ type: 'put', key: kvs[i]!.key, value: kvs[i]!.value })) }),
       () => {},
       this.newState('batchPut'),
-      true,
+      this.writeRetry,
       (i) => kvs[i]!.key.length + kvs[i]!.value.length,
     );
   }
 
   async delete(key: Bytes): Promise<void> {
     const k = checkKey(key, 'key');
-    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'delete', key: k }] }), this.newState('delete'), true);
+    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'delete', key: k }] }), this.newState('delete'), this.writeRetry);
   }
 
   /** deleteRange deletes every key in [start, end) (empty end = to the end of the key space), one request per Region. */
@@ -205,7 +217,7 @@ export class FlotillaClient {
         cur,
         (r) => ({ op: 'write', writes: [{ type: 'deleteRange', startKey: maxKey(cur, r.startKey), endKey: minEnd(e, r.endKey) }] }),
         st,
-        true,
+        this.writeRetry,
       );
       if (region.endKey.length === 0 || (e.length > 0 && compareKeys(region.endKey, e) >= 0)) return;
       cur = region.endKey;

@@ -13,9 +13,15 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function setup(stores = 3, opts: { timeoutMs?: number; maxRetries?: number; attemptTimeoutMs?: number } = {}): Promise<{ c: FakeCluster; cl: FlotillaClient }> {
+// These tests exercise routing and retries, so writes are retried after an
+// in-flight connection failure (retryWritesInFlight); the default (off) is
+// tested on its own below.
+async function setup(
+  stores = 3,
+  opts: { timeoutMs?: number; maxRetries?: number; attemptTimeoutMs?: number; retryWritesInFlight?: boolean } = {},
+): Promise<{ c: FakeCluster; cl: FlotillaClient }> {
   cluster = await FakeCluster.start(stores);
-  client = await FlotillaClient.connect({ routes: cluster, backoff: { baseMs: 1, maxMs: 20 }, ...opts });
+  client = await FlotillaClient.connect({ routes: cluster, backoff: { baseMs: 1, maxMs: 20 }, retryWritesInFlight: true, ...opts });
   return { c: cluster, cl: client };
 }
 
@@ -139,6 +145,18 @@ describe('FlotillaClient retries', () => {
     const err = await cl.cas('k', 'v', 'w').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ClientError);
     expect((err as ClientError).code).toBe('Undetermined');
+  });
+
+  it('by default reports a put whose connection dropped in flight as Undetermined instead of retrying it', async () => {
+    const { c, cl } = await setup(3, { retryWritesInFlight: false });
+    let drops = 1;
+    c.store(1).script = () => (drops-- > 0 ? 'drop' : undefined);
+    const err = await cl.put('k', 'v').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ClientError);
+    expect((err as ClientError).code).toBe('Undetermined');
+    // Not sent twice: only a retry could have applied it after the drop.
+    await cl.put('k2', 'v2');
+    expect(s(await cl.get('k2'))).toBe('v2');
   });
 
   it('routes around a store that is down and learns the new leader', async () => {

@@ -301,7 +301,12 @@ export function explainFailure(history: readonly KvOperation[], result: CheckRes
   const bad = result.partitions.find((p) => p.verdict === 'illegal');
   if (!bad) return 'no illegal partition';
   const ops = history.filter((o) => o.input.key === bad.partition).sort((a, b) => a.invokeTime - b.invokeTime);
-  const lines = ops.slice(0, maxLines).map(describeOperation);
-  if (ops.length > maxLines) lines.push(`... ${ops.length - maxLines} more`);
+  // Show the operations around where the longest linearizable prefix ends:
+  // that is where the history stops making sense.
+  const at = bad.longestPrefix?.length ?? 0;
+  const from = Math.max(0, Math.min(at - Math.floor(maxLines / 2), ops.length - maxLines));
+  const lines = ops.slice(from, from + maxLines).map(describeOperation);
+  if (from > 0) lines.unshift(`... ${from} earlier`);
+  if (ops.length > from + maxLines) lines.push(`... ${ops.length - from - maxLines} more`);
   return `key ${bad.partition}: ${bad.operations} operations, no linearization (longest linearizable prefix ${bad.longestPrefix?.length ?? 0})\n  ${lines.join('\n  ')}`;
 }
