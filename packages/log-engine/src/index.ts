@@ -15,5 +15,6 @@ export { LogBatch, entrySize, MAX_BATCH_BYTES } from './log-batch';
 export type { LogOp } from './log-batch';
 export { RegionLogStorage } from './region-log-storage';
 export { StorageFormatError, StorageOpenError, EngineClosedError, InvalidBatchError } from './errors';
-export type { Durability } from './sqlite-open';
+export type { Durability, OpenSpec } from './sqlite-open';
+export { openDatabase } from './sqlite-open';
 export { LOG_FORMAT_VERSION } from './schema';
