@@ -522,6 +522,13 @@ export class FlotillaClient {
         this.cache.invalidate(region.id);
         await this.sleepBackoff(st);
         return { ok: false };
+      case 'Undetermined':
+        // Proposed, then lost track of: it may still apply. A write must not
+        // be sent again (it could apply twice); a read may.
+        if (!idempotent) throw new ClientError('Undetermined', `${st.op}: ${e.message}; it may or may not have been applied`, e);
+        this.cache.clearLeader(region.id);
+        await this.sleepBackoff(st);
+        return { ok: false };
       case 'StaleCommand':
       case 'Unavailable':
         this.cache.clearLeader(region.id);

@@ -15,6 +15,7 @@ const regionErrorSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('StoreNotMatch'), requestStoreId: id, actualStoreId: id }),
   z.object({ type: z.literal('InvalidRequest'), message: z.string() }),
   z.object({ type: z.literal('Unavailable'), message: z.string() }),
+  z.object({ type: z.literal('Undetermined'), regionId: id, message: z.string() }),
 ]);
 const pairSchema = z.object({ key: bytesSchema, value: bytesSchema });
 const responseSchema = z.union([

@@ -14,7 +14,14 @@ export type RegionError =
   | { type: 'StaleCommand' }
   | { type: 'StoreNotMatch'; requestStoreId: number; actualStoreId: number }
   | { type: 'InvalidRequest'; message: string }
-  | { type: 'Unavailable'; message: string };
+  | { type: 'Unavailable'; message: string }
+  /**
+   * Undetermined: the command was proposed (it is in the Raft log) but the
+   * proposer lost track of it (leadership moved, the peer was destroyed or
+   * the store is stopping): it may still commit and apply. Retrying a write
+   * after this could apply it twice.
+   */
+  | { type: 'Undetermined'; regionId: number; message: string };
 
 export type RegionErrorType = RegionError['type'];
 
@@ -39,6 +46,8 @@ export function describeRegionError(e: RegionError): string {
       return `invalid request: ${e.message}`;
     case 'Unavailable':
       return `unavailable: ${e.message}`;
+    case 'Undetermined':
+      return `region ${e.regionId}: outcome unknown: ${e.message}`;
   }
 }
 

@@ -16,6 +16,7 @@ import {
   encode,
   keyInRegion,
   compareEndKeys,
+  describeRegionError,
   isStoreMessageType,
   StoreMessageType,
   type AdminRequest,
@@ -907,10 +908,17 @@ export class Store {
     this.flushPendingLog();
   }
 
+  /**
+   * failPending answers everything waiting on a peer that can no longer
+   * follow it. Proposals are already in the Raft log and may still commit
+   * under another leader, so they get Undetermined (a client must not send
+   * a write again); reads get `result` (NotLeader and the like: safe to retry).
+   */
   private failPending(peer: Peer, result: CommandResult): void {
     const props = peer.proposals;
     peer.proposals = [];
-    for (const p of props) p.cb(result);
+    const why = result.ok ? 'lost track of the proposal' : describeRegionError(result.error);
+    for (const p of props) p.cb(err.undetermined(peer.regionId, why));
     const reads = peer.reads;
     peer.reads = [];
     for (const r of reads) r.fail(peer.leaderMeta());

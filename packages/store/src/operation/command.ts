@@ -53,4 +53,5 @@ export const err = {
     error: { type: 'KeyNotInRegion', key, regionId: region.id, startKey: region.startKey, endKey: region.endKey },
   }),
   unavailable: (message: string): CommandResult => ({ ok: false, error: { type: 'Unavailable', message } }),
+  undetermined: (regionId: number, message: string): CommandResult => ({ ok: false, error: { type: 'Undetermined', regionId, message } }),
 };
