@@ -247,6 +247,10 @@ export class FlotillaClient {
       );
       const pairs = resp.pairs ?? [];
       for (const p of pairs) out.push(p);
+      // Each Region hop that succeeded is progress: the retry budget bounds
+      // one hop (a scan over many Regions meets many leader changes); the
+      // deadline still bounds the whole scan.
+      st.attempts = 0;
       if (pairs.length >= want) {
         // This Region may hold more: continue right after the last key returned.
         const last = pairs[pairs.length - 1]!.key;
