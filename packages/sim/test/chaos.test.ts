@@ -4,13 +4,14 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
-// A short smoke run of the chaos runner (real processes: placement + 3
-// stores, SIGKILL/SIGSTOP/leader transfers/splits). The long run is
-// `pnpm chaos --duration-s 60`; this only proves the runner and the cluster
-// work end to end on every change.
+// The chaos run CI makes on every change (real processes: placement + 3
+// stores, SIGKILL/SIGSTOP/leader transfers/splits): 60 s, as the issue asks
+// (CHAOS_DURATION_S shortens it for a quick local run). Longer runs:
+// `pnpm chaos --duration-s N`.
+const DURATION_S = Number(process.env['CHAOS_DURATION_S'] ?? 60);
 describe('chaos runner (real processes)', () => {
-  it('runs 8 s of faults and finds the history linearizable', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'packages/sim/src/chaos/main.ts'), '--duration-s', '8', '--seed', '3'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  it(`runs ${DURATION_S} s of faults and finds the history linearizable`, async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'packages/sim/src/chaos/main.ts'), '--duration-s', String(DURATION_S), '--seed', '3'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -22,5 +23,5 @@ describe('chaos runner (real processes)', () => {
     expect(summary.unreadableKeys).toBe(0);
     expect(summary.ops).toBeGreaterThan(50);
     expect(summary.faults).toBeGreaterThan(0);
-  }, 120_000);
+  }, (DURATION_S + 120) * 1000);
 });
