@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlotillaClient } from '@flotilla/client';
 import { PlacementClient } from '@flotilla/placement';
 import type { ClusterFile } from '../src/cluster-file';
-import { alive, exited, readJson, runCli, startCli, waitFor } from './helpers';
+import { alive, exited, killAll, readJson, runCli, startCli, startUp, waitFor, type CliChild } from './helpers';
 
 // End to end through real processes: `flotilla up --stores 3` in a temp dir,
 // the ctl commands against it, then a store killed with SIGKILL in the
@@ -13,30 +13,16 @@ import { alive, exited, readJson, runCli, startCli, waitFor } from './helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-up-'));
 const dataDir = join(dir, 'data');
-let up: ReturnType<typeof startCli>;
+let up: CliChild;
 let cluster: ClusterFile;
-const extra: ReturnType<typeof startCli>[] = [];
+const extra: CliChild[] = [];
 
 beforeAll(async () => {
-  up = startCli(['up', '--stores', '3', '--data-dir', dataDir, '--base-port', '0', '--profile', 'demo', '--log-level', 'warn']);
-  cluster = await waitFor(
-    'cluster.json with 3 stores',
-    () => {
-      if (up.exitCode !== null) throw new Error(`flotilla up exited with ${up.exitCode}: ${up.out.stderr}`);
-      return up.out.stdout.includes('Press Ctrl-C') ? readJson<ClusterFile>(join(dataDir, 'cluster.json')) : null;
-    },
-    90_000,
-    200,
-  );
+  ({ up, cluster } = await startUp(dataDir));
 }, 120_000);
 
 afterAll(async () => {
-  for (const c of extra) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  if (up && up.exitCode === null && up.signalCode === null) {
-    up.kill('SIGKILL');
-    // Children notice their supervisor's stdin closing; kill them anyway so a failed test leaks nothing.
-    for (const s of [cluster?.placement, ...(cluster?.stores ?? [])]) if (s && alive(s.pid)) process.kill(s.pid, 'SIGKILL');
-  }
+  killAll(up, cluster, extra);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -185,16 +171,8 @@ describe('flotilla up + ctl commands', () => {
   it('resumes on the same ports with the same data when started again', async () => {
     const before = cluster.stores.map((st) => st.address);
     const placementBefore = cluster.placement.address;
-    up = startCli(['up', '--stores', '3', '--data-dir', dataDir, '--base-port', '0', '--profile', 'demo', '--log-level', 'warn']);
-    const again = await waitFor(
-      'the cluster to come back',
-      () => {
-        if (up.exitCode !== null) throw new Error(`flotilla up exited with ${up.exitCode}: ${up.out.stderr}`);
-        return up.out.stdout.includes('Press Ctrl-C') ? readJson<ClusterFile>(join(dataDir, 'cluster.json')) : null;
-      },
-      90_000,
-      200,
-    );
+    let again: ClusterFile;
+    ({ up, cluster: again } = await startUp(dataDir));
     cluster = again;
     expect(again.stoppedAt).toBeUndefined();
     expect(again.placement.address).toBe(placementBefore);

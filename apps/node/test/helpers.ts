@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cliCommand } from '../src/local-cluster';
+import type { ClusterFile } from '../src/cluster-file';
 
 export interface CliResult {
   code: number | null;
@@ -75,5 +77,35 @@ export function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+export type CliChild = ReturnType<typeof startCli>;
+
+/**
+ * startUp runs `flotilla up --stores 3` (demo profile, free ports) in dataDir
+ * and waits until it prints that the cluster is up and cluster.json exists.
+ */
+export async function startUp(dataDir: string): Promise<{ up: CliChild; cluster: ClusterFile }> {
+  const up = startCli(['up', '--stores', '3', '--data-dir', dataDir, '--base-port', '0', '--profile', 'demo', '--log-level', 'warn']);
+  const cluster = await waitFor(
+    'cluster.json with 3 stores',
+    () => {
+      if (up.exitCode !== null) throw new Error(`flotilla up exited with ${up.exitCode}: ${up.out.stderr}`);
+      return up.out.stdout.includes('Press Ctrl-C') ? readJson<ClusterFile>(join(dataDir, 'cluster.json')) : null;
+    },
+    90_000,
+    200,
+  );
+  return { up, cluster };
+}
+
+/** killAll SIGKILLs whatever a test left running: extra children, the supervisor and every process it recorded. */
+export function killAll(up: CliChild | undefined, cluster: ClusterFile | undefined, extra: CliChild[]): void {
+  for (const c of extra) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  if (up && up.exitCode === null && up.signalCode === null) {
+    up.kill('SIGKILL');
+    // Children notice their supervisor's stdin closing; kill them anyway so a failed test leaks nothing.
+    for (const s of [cluster?.placement, ...(cluster?.stores ?? [])]) if (s && alive(s.pid)) process.kill(s.pid, 'SIGKILL');
   }
 }

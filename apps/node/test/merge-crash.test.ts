@@ -6,7 +6,7 @@ import { FlotillaClient } from '@flotilla/client';
 import { PlacementClient } from '@flotilla/placement';
 import { utf8 } from '@flotilla/proto';
 import type { ClusterFile } from '../src/cluster-file';
-import { alive, readJson, startCli, waitFor } from './helpers';
+import { killAll, startCli, startUp, waitFor, type CliChild } from './helpers';
 
 // A store is killed with SIGKILL right after a merge starts (the source
 // Region's leader store: the one that drives PrepareMerge and CommitMerge),
@@ -15,29 +15,16 @@ import { alive, readJson, startCli, waitFor } from './helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-merge-crash-'));
 const dataDir = join(dir, 'data');
-let up: ReturnType<typeof startCli>;
+let up: CliChild;
 let cluster: ClusterFile;
-const extra: ReturnType<typeof startCli>[] = [];
+const extra: CliChild[] = [];
 
 beforeAll(async () => {
-  up = startCli(['up', '--stores', '3', '--data-dir', dataDir, '--base-port', '0', '--profile', 'demo', '--log-level', 'warn']);
-  cluster = await waitFor(
-    'cluster.json with 3 stores',
-    () => {
-      if (up.exitCode !== null) throw new Error(`flotilla up exited with ${up.exitCode}: ${up.out.stderr}`);
-      return up.out.stdout.includes('Press Ctrl-C') ? readJson<ClusterFile>(join(dataDir, 'cluster.json')) : null;
-    },
-    90_000,
-    200,
-  );
+  ({ up, cluster } = await startUp(dataDir));
 }, 120_000);
 
 afterAll(async () => {
-  for (const c of extra) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  if (up && up.exitCode === null && up.signalCode === null) {
-    up.kill('SIGKILL');
-    for (const s of [cluster?.placement, ...(cluster?.stores ?? [])]) if (s && alive(s.pid)) process.kill(s.pid, 'SIGKILL');
-  }
+  killAll(up, cluster, extra);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -1036,8 +1036,11 @@ export class Store {
     if (!adjacent) return cb(err.invalid(`regions ${a.id} and ${b.id} are not adjacent`));
     const storesA = a.peers.map((p) => p.storeId).sort().join(',');
     const storesB = b.peers.map((p) => p.storeId).sort().join(',');
-    if (storesA !== storesB || a.peers.some((p) => p.role !== 'voter') || b.peers.some((p) => p.role !== 'voter')) {
-      return cb(err.invalid(`regions ${a.id} and ${b.id} must have voters on the same stores (${storesA} vs ${storesB})`));
+    if (storesA !== storesB) return cb(err.invalid(`regions ${a.id} and ${b.id} must have voters on the same stores (${storesA} vs ${storesB})`));
+    // A learner is a replica still being added (placement's replica checker
+    // promotes it shortly): wait for it rather than refuse the merge.
+    if (a.peers.some((p) => p.role !== 'voter') || b.peers.some((p) => p.role !== 'voter')) {
+      return cb(err.busy(`regions ${a.id} and ${b.id} still have a learner being added; retry when it is a voter`, 200));
     }
     const r = src.raw.raft;
     let minIndex = r.raftLog.lastIndex();
