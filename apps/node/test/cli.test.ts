@@ -81,6 +81,27 @@ describe('flotilla usage errors exit 2 and name the flag', () => {
     expect(b.stderr).toContain('flotilla put: unknown flag --bogus');
   }, 120_000);
 
+  it('flotilla store --tuning: a bad value, an unknown key and an inconsistent pair are usage errors naming them', async () => {
+    const cases: [object, string][] = [
+      [{ raftLogGcCountLimit: 0 }, 'raftLogGcCountLimit: Too small'],
+      [{ raftLogGcLimit: 10 }, 'unknown key "raftLogGcLimit"'],
+      [{ readOnly: 'fast' }, 'readOnly:'],
+      [{ electionTicks: 2, heartbeatTicks: 2 }, 'electionTicks (2) must be greater than heartbeatTicks (2)'],
+    ];
+    for (const [i, [tuning, message]] of cases.entries()) {
+      const file = join(dir, `tuning-${i}.json`);
+      writeFileSync(file, JSON.stringify(tuning));
+      const r = await runInProcess(['store', '--placement', '127.0.0.1:1', '--data-dir', join(dir, `tuning-store-${i}`), '--tuning', file]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--tuning ${file}: ${message}`);
+    }
+    const notJson = join(dir, 'tuning-bad.json');
+    writeFileSync(notJson, '{ raftLogGcCountLimit: 1');
+    const r = await runInProcess(['store', '--placement', '127.0.0.1:1', '--data-dir', join(dir, 'tuning-store-x'), '--tuning', notJson]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--tuning ${notJson}:`);
+  }, 120_000);
+
   it('a --config file is validated with the file and field named; flags override it', async () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ stores: 0 }));

@@ -10,7 +10,7 @@
 //   metrics.ts               counters and histograms in Prometheus text
 export { startStore, type StoreOptions, type StoreHandle } from './start';
 export { Store, type StoreDeps, type StoreLogger } from './store';
-export { resolveConfig, PROFILES, DEMO, PRODUCTION, type StoreConfig, type ProfileName } from './config';
+export { resolveConfig, storeConfigOverridesSchema, PROFILES, DEMO, PRODUCTION, type StoreConfig, type ProfileName } from './config';
 export { KvEngineStateMachine } from './kv/kv-engine-state-machine';
 export type { StateMachine, ApplyState, RegionLocalState, PlacementApi } from './engines';
 export { ClientServer, CLIENT_PATH } from './server/client-server';

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { boolFlag, enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, textFlag, type CommandSpec } from '../args';
 import { EXIT, waitForShutdown, type Command } from '../command';
@@ -57,9 +58,16 @@ const storeSpec: CommandSpec = {
     { name: 'profile', type: 'string', placeholder: 'NAME', description: 'tuning profile: production (TiKV-sized Regions) or demo (tiny split thresholds)', default: 'production', schema: enumFlag(['production', 'demo'] as const) },
     { name: 'cluster-secret', type: 'string', placeholder: 'SECRET', description: 'shared secret authenticating store-to-store connections (default: the development secret)', schema: textFlag() },
     ...serverSecurityFlags,
+    {
+      name: 'tuning',
+      type: 'string',
+      placeholder: 'FILE',
+      description: 'JSON object of store tuning overrides applied on top of --profile (e.g. {"raftLogGcCountLimit": 2000, "readOnly": "lease-based"}; keys in docs/operations.md); an unknown key or bad value is a usage error naming it',
+      schema: pathFlag(),
+    },
     { name: 'enable-admin-api', type: 'boolean', description: "accept raw admin commands (op 'admin': conf changes, log compaction, merge steps) on the client API; off by default, for tests and tools", schema: boolFlag() },
   ],
-  examples: ['flotilla store --placement 127.0.0.1:20160 --data-dir ./data/store-1 --listen 127.0.0.1:20161 --profile demo'],
+  examples: ['flotilla store --placement 127.0.0.1:20160 --data-dir ./data/store-1 --listen 127.0.0.1:20161 --profile demo', 'flotilla store --placement 127.0.0.1:20160 --data-dir ./data/store-1 --tuning ./store-tuning.json'],
 };
 
 /** StartStore is the entry contract of @flotilla/store (packages/store/API.md). */
@@ -75,7 +83,23 @@ type StartStore = (opts: {
   clientToken?: string;
   enableAdminApi?: boolean;
   tls?: { certPath: string; keyPath: string; caPath?: string };
+  config?: Record<string, unknown>;
 }) => Promise<{ storeId: number; address: string; raftAddress?: string; close(): Promise<void> }>;
+
+/** readTuning reads --tuning: a JSON object checked against the store's override schema, so errors name the file and the key. */
+function readTuning(path: string, parse: (v: unknown) => { success: true; data: Record<string, unknown> } | { success: false; error: { issues: { path: PropertyKey[]; message: string; code: string; keys?: string[] }[] } }): Record<string, unknown> | string {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    return `--tuning ${path}: ${(err as Error).message}`;
+  }
+  const r = parse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const where = issue.code === 'unrecognized_keys' && issue.keys ? `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : issue.path.length > 0 ? issue.path.map(String).join('.') : 'file';
+  return `--tuning ${path}: ${where}: ${issue.message}`;
+}
 
 export const storeCommand: Command = {
   spec: storeSpec,
@@ -85,10 +109,31 @@ export const storeCommand: Command = {
     const dataDir = resolve(required<string>(ctx.parsed, storeSpec, 'data-dir'));
     const sec = serverSecurity(v);
     // Loaded on demand: only this command needs the store (and SQLite); ctl commands start faster without it.
-    const mod = (await import('@flotilla/store')) as unknown as { startStore?: StartStore };
-    if (typeof mod.startStore !== 'function') {
+    const mod = (await import('@flotilla/store')) as unknown as {
+      startStore?: StartStore;
+      storeConfigOverridesSchema?: { safeParse: Parameters<typeof readTuning>[1] };
+      resolveConfig?: (profile: string, overrides: Record<string, unknown>) => unknown;
+    };
+    if (typeof mod.startStore !== 'function' || !mod.storeConfigOverridesSchema) {
       ctx.io.stderr.write('flotilla store: @flotilla/store does not export startStore in this build\n');
       return EXIT.failure;
+    }
+    let tuning: Record<string, unknown> | undefined;
+    if (v['tuning'] !== undefined) {
+      const schema = mod.storeConfigOverridesSchema;
+      const t = readTuning(resolve(v['tuning'] as string), (x) => schema.safeParse(x));
+      if (typeof t === 'string') {
+        ctx.io.stderr.write(`flotilla store: ${t}\n`);
+        return EXIT.usage;
+      }
+      try {
+        // Rules across keys (electionTicks > heartbeatTicks, split below max size) against the profile.
+        mod.resolveConfig?.(v['profile'] as string, t);
+      } catch (err) {
+        ctx.io.stderr.write(`flotilla store: --tuning ${v['tuning'] as string}: ${(err as Error).message.replace(/^store config: /, '')}\n`);
+        return EXIT.usage;
+      }
+      tuning = t;
     }
     const handle = await mod.startStore({
       dataDir,
@@ -102,6 +147,7 @@ export const storeCommand: Command = {
       ...(sec.token ? { clientToken: sec.token } : {}),
       ...(sec.tls ? { tls: sec.tls } : {}),
       enableAdminApi: v['enableAdminApi'] === true,
+      ...(tuning ? { config: tuning } : {}),
     });
     ctx.io.stdout.write(JSON.stringify({ service: 'store', storeId: handle.storeId, address: handle.address, raftAddress: handle.raftAddress, statusUrl: `${sec.tls ? 'https' : 'http'}://${handle.address}/status`, pid: process.pid, dataDir }) + '\n');
     return waitForShutdown(ctx, () => handle.close());
