@@ -13,7 +13,7 @@ export interface StoreConfig {
   /** maxSizePerMsgBytes bounds one MsgApp. */
   maxSizePerMsgBytes: number;
   maxInflightMsgs: number;
-  /** readOnly: 'safe' = ReadIndex with a heartbeat round; 'lease-based' = leader lease. */
+  /** readOnly: 'safe' = ReadIndex with a heartbeat round; 'lease-based' = the store's wall-clock leader lease (Store.startRead). */
   readOnly: 'safe' | 'lease-based';
   /** maxPeersPerPoll bounds one poll round so hot Regions cannot starve others. */
   maxPeersPerPoll: number;

@@ -6,6 +6,8 @@
 export class StoreMetrics {
   proposals = 0;
   reads = 0;
+  /** leaseReads: reads served on the leader lease without a ReadIndex round. */
+  leaseReads = 0;
   entriesApplied = 0;
   pollRounds = 0;
   tickRounds = 0;
@@ -47,6 +49,7 @@ export class StoreMetrics {
     const gauge = (name: string, help: string, v: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`);
     counter('flotilla_proposals_total', 'Commands proposed', this.proposals);
     counter('flotilla_reads_total', 'Linearizable reads started', this.reads);
+    counter('flotilla_lease_reads_total', 'Reads served on the leader lease (no ReadIndex round)', this.leaseReads);
     counter('flotilla_entries_applied_total', 'Committed entries applied', this.entriesApplied);
     counter('flotilla_poll_rounds_total', 'Poll rounds', this.pollRounds);
     counter('flotilla_tick_rounds_total', 'Base ticks', this.tickRounds);

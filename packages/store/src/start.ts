@@ -21,6 +21,8 @@ export interface StoreOptions {
   profile?: ProfileName;
   config?: Partial<StoreConfig>;
   tickIntervalMs?: number;
+  /** now: the store's monotonic clock in ms (default performance.now; tests move it to emulate a stalled process). */
+  now?: () => number;
   logger?: StoreLogger & { child?: (b: object) => StoreLogger };
   /** transportLogger receives the WebSocket transport's connection events (pino). */
   transportLogger?: import('@flotilla/transport').WsTransportOptions['logger'];
@@ -156,7 +158,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   await transport.start();
   const raftAddress = transport instanceof WsTransport ? transport.address : `local:${storeId}`;
   const meta: StoreMeta = { id: storeId, address, labels: { raftAddress } };
-  store = new Store({ storeId, config, logEngine: log, sm, transport, placement: pd, logger });
+  store = new Store({ storeId, config, logEngine: log, sm, transport, placement: pd, logger, ...(opts.now ? { now: opts.now } : {}) });
   const bootstrapped = await bootstrapIfNeeded(store, sm, pd, meta, logger);
   await pd.putStore(meta);
   store.recover();

@@ -78,6 +78,8 @@ export class Store {
   private readonly logger: StoreLogger;
   private readonly raftLogger: RaftLogger;
   private readonly now: () => number;
+  /** monoNow: a monotonic clock for the leader lease (wall-clock steps must not stretch a lease). */
+  private readonly monoNow: () => number;
   private readonly random: () => number;
   private dirty = new Set<Peer>();
   private pollScheduled = false;
@@ -117,6 +119,7 @@ export class Store {
       isDebugEnabled: () => false,
     };
     this.now = deps.now ?? Date.now;
+    this.monoNow = deps.now ?? (() => performance.now());
     this.random = newSeededRandom(deps.seed ?? (deps.storeId * 7919 + (Date.now() & 0xffff)));
   }
 
@@ -261,12 +264,11 @@ export class Store {
     if (peer.hibernating) {
       peer.hibernating = false;
       this.metrics.hibernated--;
-      if (peer.isLeader && this.config.readOnly === 'safe') {
+      if (peer.isLeader) {
         // The followers were caught up and alive when the leader went quiet;
         // without this, the first check-quorum after waking would find no
-        // recent activity and step down. Safe reads confirm leadership with
-        // a heartbeat round anyway. (With lease-based reads we accept the
-        // occasional step-down instead of trusting a lease across the nap.)
+        // recent activity and step down. Reads confirm leadership with a
+        // heartbeat round anyway (the lease expired during the nap).
         for (const [, pr] of peer.raw.raft.prs.progress) pr.recentActive = true;
       }
     }
@@ -649,7 +651,11 @@ export class Store {
     if (rd.readStates.length > 0) {
       for (const rs of rd.readStates) {
         const ctx = Buffer.from(rs.requestCtx).toString('hex');
-        for (const w of peer.reads) if (w.ctx === ctx && w.index === 0) w.index = rs.index;
+        for (const w of peer.reads) {
+          if (w.ctx !== ctx || w.index !== 0) continue;
+          w.index = rs.index;
+          this.renewLease(peer, w.issuedAtMs);
+        }
       }
     }
   }
@@ -759,6 +765,11 @@ export class Store {
   }
 
   private afterApply(e: ApplyEffect): void {
+    // A membership change, split or merge changes who may elect a leader or
+    // which keys the Region holds: the next read confirms leadership anew.
+    if (e.type === 'split') this.expireLease(e.parent);
+    else if (e.type === 'commitMerge') this.expireLease(e.target);
+    else if (e.type !== 'compact') this.expireLease(e.peer);
     switch (e.type) {
       case 'compact':
         this.pendingLog.compact(e.peer.regionId, e.index, e.term);
@@ -1162,6 +1173,24 @@ export class Store {
     this.markDirty(peer);
   }
 
+  /**
+   * startRead serves a linearizable read. By default (readOnly 'safe') raft
+   * confirms leadership with a heartbeat round (ReadIndex) and the read is
+   * served once apply reaches the returned index. With 'lease-based' reads
+   * the leader skips that round while its lease is valid and reads at its
+   * commit index.
+   *
+   * The lease is the store's, in a monotonic clock, not raft's: a round
+   * that a quorum confirmed, asked for at time t, proves that no other
+   * leader can be elected before t + election timeout (each follower that
+   * answered heard from this leader after t and, with check-quorum, refuses
+   * votes for an election timeout after that). The lease runs to t +
+   * election timeout × (1 − LEASE_DRIFT_MARGIN). Counting it in raft ticks
+   * instead (raft-core's own lease mode) is unsafe: a stalled process does
+   * not tick, and wakes up trusting a lease that expired long ago
+   * (packages/sim/STORE_BUGS.md #6). The lease ends early on a new term, a
+   * leader transfer, a membership change, a split or a merge.
+   */
   private startRead(peer: Peer, read: KvRead, cb: Callback): void {
     const keys = read.type === 'get' ? [read.key] : read.type === 'batchGet' ? read.keys : [];
     for (const k of keys) if (!keyInRegion(k, peer.region)) return cb(err.keyNotInRegion(k, peer.region));
@@ -1169,19 +1198,51 @@ export class Store {
     new DataView(ctxBytes.buffer).setFloat64(0, ++this.readCtxSeq);
     const ctx = Buffer.from(ctxBytes).toString('hex');
     const version = peer.region.epoch.version;
+    const leaseIndex = this.leaseReadIndex(peer);
     peer.reads.push({
       ctx,
-      index: 0,
+      index: leaseIndex,
       startedTick: peer.ticks,
+      issuedAtMs: this.monoNow(),
       serve: () => {
         if (peer.region.epoch.version !== version) return cb(err.epochNotMatch([peer.region]));
         cb(this.execRead(peer, read));
       },
       fail: (leader) => cb(err.notLeader(peer.regionId, leader)),
     });
-    peer.raw.readIndex(ctxBytes);
     this.metrics.reads++;
+    if (leaseIndex > 0) {
+      this.metrics.leaseReads++;
+      this.serveReads(peer);
+      if (peer.reads.length > 0) this.markDirty(peer);
+      return;
+    }
+    peer.raw.readIndex(ctxBytes);
     this.markDirty(peer);
+  }
+
+  /** leaseReadIndex returns the commit index to read at when lease-based reads are on and the lease holds, else 0. */
+  private leaseReadIndex(peer: Peer): number {
+    if (this.config.readOnly !== 'lease-based' || !peer.isLeader) return 0;
+    const r = peer.raw.raft;
+    if (peer.leaseTerm !== r.term || r.leadTransferee !== 0 || this.monoNow() >= peer.leaseUntilMs) return 0;
+    return r.raftLog.committed;
+  }
+
+  /** renewLease extends a leader's lease after a quorum confirmed a read round asked for at issuedAtMs. */
+  private renewLease(peer: Peer, issuedAtMs: number): void {
+    if (this.config.readOnly !== 'lease-based' || !peer.isLeader) return;
+    const r = peer.raw.raft;
+    if (r.leadTransferee !== 0) return;
+    const until = issuedAtMs + this.config.electionTicks * this.config.tickIntervalMs * (1 - LEASE_DRIFT_MARGIN);
+    if (peer.leaseTerm !== r.term) {
+      peer.leaseTerm = r.term;
+      peer.leaseUntilMs = until;
+    } else if (until > peer.leaseUntilMs) peer.leaseUntilMs = until;
+  }
+
+  private expireLease(peer: Peer): void {
+    peer.leaseUntilMs = 0;
   }
 
   private execRead(peer: Peer, read: KvRead): CommandResult {
@@ -1227,6 +1288,7 @@ export class Store {
   private startAdmin(peer: Peer, header: ClientRequest['header'], admin: AdminRequest, cb: Callback): void {
     switch (admin.type) {
       case 'transferLeader':
+        this.expireLease(peer);
         peer.raw.transferLeader(admin.peer.id);
         this.markDirty(peer);
         return cb({ ok: true });
@@ -1556,6 +1618,12 @@ function checkConfChange(region: Region, changes: { changeType: number; peer: Pe
 
 /** LEADER_MISSING_ELECTIONS: a peer without a leader for this many election timeouts asks placement whether it is stale. */
 const LEADER_MISSING_ELECTIONS = 10;
+/**
+ * LEASE_DRIFT_MARGIN: the leader lease is this fraction shorter than the
+ * election timeout, for clock-rate differences between stores (TiKV keeps
+ * its 9 s max lease under a 10 s election timeout for the same reason).
+ */
+const LEASE_DRIFT_MARGIN = 0.2;
 
 /** HIBERNATED_HEARTBEAT_FACTOR: a hibernated leader reports to placement this many times less often. */
 const HIBERNATED_HEARTBEAT_FACTOR = 6;

@@ -26,6 +26,8 @@ export interface ReadWaiter {
   serve: () => void;
   fail: (leader?: PeerMeta) => void;
   startedTick: number;
+  /** issuedAtMs: the store's clock when the ReadIndex was asked for; a confirmed round renews the lease from it. */
+  issuedAtMs: number;
 }
 
 /** MailboxItem is one unit of work for a peer, consumed by the poll loop. */
@@ -106,6 +108,13 @@ export class Peer {
   mergeWaiters: Callback[] = [];
   proposals: Proposal[] = [];
   reads: ReadWaiter[] = [];
+  /**
+   * leaseTerm / leaseUntilMs: the leader lease for lease-based reads, kept
+   * by the store in its own monotonic clock (not in raft ticks, which stop
+   * when the process stalls). See Store.startRead.
+   */
+  leaseTerm = 0;
+  leaseUntilMs = 0;
   mailbox: MailboxItem[] = [];
   /** leaderId is the raft ID of the leader as last seen (0 = unknown). */
   leaderId = 0;
@@ -188,7 +197,9 @@ export class Peer {
         maxInflightMsgs: cfg.maxInflightMsgs,
         checkQuorum: true,
         preVote: true,
-        readOnlyOption: cfg.readOnly,
+        // Raft always confirms reads with a heartbeat round (ReadIndex); the
+        // store's lease-based mode keeps its own wall-clock lease on top.
+        readOnlyOption: 'safe',
         random,
         ...(logger ? { logger } : {}),
       },
