@@ -1329,10 +1329,16 @@ export class Store {
 
   /** startSplit asks placement for IDs and proposes a BatchSplit at the given keys. */
   async startSplit(peer: Peer, splitKeys: Uint8Array[], cb: Callback): Promise<void> {
-    const keys = [...splitKeys].sort(compareKeys).filter((k, i, a) => i === 0 || compareKeys(a[i - 1]!, k) !== 0);
+    // A key that is already this Region's start key is already a boundary:
+    // splitting there is a no-op, so a repeated split (or one whose answer
+    // was lost) succeeds instead of sending the client around the retry loop.
+    const keys = [...splitKeys]
+      .sort(compareKeys)
+      .filter((k, i, a) => (i === 0 || compareKeys(a[i - 1]!, k) !== 0) && compareKeys(k, peer.region.startKey) !== 0);
     for (const k of keys) {
-      if (!keyInRegion(k, peer.region) || compareKeys(k, peer.region.startKey) === 0) return cb(err.keyNotInRegion(k, peer.region));
+      if (!keyInRegion(k, peer.region)) return cb(err.keyNotInRegion(k, peer.region));
     }
+    if (keys.length === 0) return cb({ ok: true, regions: [peer.region] });
     const region = peer.region;
     let ids;
     try {

@@ -60,6 +60,11 @@ describe('store admin: splits and membership', () => {
     const rc = new RawStoreClient(rl.handle.address);
     const got = (await rc.call({ header: hdr(rl.peer.region), op: 'read', read: { type: 'get', key: utf8('n') } })) as Extract<ClientResponse, { ok: true }>;
     expect(fromUtf8(got.value!)).toBe('N');
+    // Splitting again at a key that is already a boundary is a no-op that succeeds at once.
+    const again = (await rc.call({ header: hdr(rl.peer.region), op: 'split', splitKeys: [utf8('m')] })) as Extract<ClientResponse, { ok: true }>;
+    expect(again.ok).toBe(true);
+    expect(again.regions).toEqual([rl.peer.region]);
+    expect(rl.peer.region.epoch.version).toBe(right!.epoch.version);
     // A write with the old epoch is rejected with the current Region.
     const stale = await client.call({ header: { regionId: id, regionEpoch: { ...left!.epoch, version: before } }, op: 'write', writes: [{ type: 'put', key: utf8('b'), value: utf8('x') }] });
     expect(stale.ok).toBe(false);

@@ -168,6 +168,7 @@ export const splitCommand: Command = {
     const key = keyInput(ctx, ctx.parsed.positionals[0]!, 'key');
     return withClient(ctx, async (c) => {
       const regions = await c.split(key);
+      if (regions.length === 1) ctx.io.stderr.write('already a Region boundary: nothing to split\n');
       for (const r of regions) ctx.io.stdout.write(`region ${r.id}  [${r.startKey.length === 0 ? '-inf' : show(ctx, r.startKey)}, ${r.endKey.length === 0 ? '+inf' : show(ctx, r.endKey)})  epoch ${r.epoch.confVer}/${r.epoch.version}\n`);
       return EXIT.ok;
     });
