@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { KvEngine } from '../src/index';
-import { runAndKill } from './crash/run-child';
+// The same crash harness as the log engine's: spawn a writer, SIGKILL it after some acknowledged writes.
+import { runAndKill } from '@flotilla/log-engine/test-support/run-and-kill';
 import { cloneModel, describeDifference, modelAfter, nextBatch } from './crash/kv-workload';
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash', 'kv-child.ts');

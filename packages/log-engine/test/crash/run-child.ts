@@ -1,3 +1,5 @@
+// Shared crash harness: the log engine's and the KV engine's crash tests use it
+// (kv-engine imports it as @flotilla/log-engine/test-support/run-and-kill).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 
