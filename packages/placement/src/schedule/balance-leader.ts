@@ -1,4 +1,4 @@
-import type { ClusterView, OperatorDraft, Scheduler, SchedulerLimits } from './scheduler';
+import { balanceGreedy, type ClusterView, type OperatorDraft, type Scheduler, type SchedulerLimits } from './scheduler';
 
 export interface BalanceLeaderOptions extends SchedulerLimits {
   /** tolerance: stop when the most and least loaded up stores differ by at most this many leaders. */
@@ -34,30 +34,7 @@ export class BalanceLeader implements Scheduler {
     const influence = view.influence();
     const score = new Map<number, number>();
     for (const id of up) score.set(id, view.leaderCountOf(id) + (influence.get(id)?.leaders ?? 0));
-    const out: OperatorDraft[] = [];
-    const taken = new Set<number>();
-    // Sources in descending score; a source with no movable leader is skipped for the round.
-    const exhausted = new Set<number>();
-    while (out.length < budget) {
-      let src: number | undefined;
-      let min = Infinity;
-      for (const id of up) {
-        const s = score.get(id)!;
-        if (!exhausted.has(id) && (src === undefined || s > score.get(src)!)) src = id;
-        if (s < min) min = s;
-      }
-      if (src === undefined || score.get(src)! - min <= this.tolerance) break;
-      const draft = this.pick(view, src, score, taken);
-      if (!draft) {
-        exhausted.add(src);
-        continue;
-      }
-      out.push(draft.op);
-      taken.add(draft.op.regionId);
-      score.set(src, score.get(src)! - 1);
-      score.set(draft.to, score.get(draft.to)! + 1);
-    }
-    return out;
+    return balanceGreedy(up, score, this.tolerance, budget, (src, taken) => this.pick(view, src, score, taken));
   }
 
   private pick(view: ClusterView, src: number, score: Map<number, number>, taken: Set<number>): { op: OperatorDraft; to: number } | undefined {

@@ -1,5 +1,5 @@
 import type { OperatorStep } from '../types';
-import { isRegionHealthy, type ClusterView, type OperatorDraft, type Scheduler, type SchedulerLimits } from './scheduler';
+import { balanceGreedy, isRegionHealthy, type ClusterView, type OperatorDraft, type Scheduler, type SchedulerLimits } from './scheduler';
 
 export interface BalanceRegionOptions extends SchedulerLimits {
   /** tolerance: stop when the fullest and emptiest up stores differ by at most this many Regions. */
@@ -36,29 +36,7 @@ export class BalanceRegion implements Scheduler {
     const influence = view.influence();
     const score = new Map<number, number>();
     for (const id of up) score.set(id, view.regionCountOf(id) + (influence.get(id)?.regions ?? 0));
-    const out: OperatorDraft[] = [];
-    const taken = new Set<number>();
-    const exhausted = new Set<number>();
-    while (out.length < budget) {
-      let src: number | undefined;
-      let min = Infinity;
-      for (const id of up) {
-        const s = score.get(id)!;
-        if (!exhausted.has(id) && (src === undefined || s > score.get(src)!)) src = id;
-        if (s < min) min = s;
-      }
-      if (src === undefined || score.get(src)! - min <= this.tolerance) break;
-      const draft = this.pick(view, src, up, score, taken);
-      if (!draft) {
-        exhausted.add(src);
-        continue;
-      }
-      out.push(draft.op);
-      taken.add(draft.op.regionId);
-      score.set(src, score.get(src)! - 1);
-      score.set(draft.to, score.get(draft.to)! + 1);
-    }
-    return out;
+    return balanceGreedy(up, score, this.tolerance, budget, (src, taken) => this.pick(view, src, up, score, taken));
   }
 
   private pick(view: ClusterView, src: number, up: number[], score: Map<number, number>, taken: Set<number>): { op: OperatorDraft; to: number } | undefined {

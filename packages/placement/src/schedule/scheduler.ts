@@ -105,3 +105,43 @@ export function pickTargetStore(view: ClusterView, exclude: Set<number>, influen
   }
   return best;
 }
+
+/**
+ * balanceGreedy is the balance schedulers' loop: take the up store with the
+ * highest score that still has something to move, stop once it is within
+ * `tolerance` of the lowest, ask `pick` for one operator moving one unit
+ * (a leader, a replica) away from it, and update both stores' scores, until
+ * `budget` operators are planned. A source `pick` finds nothing on is
+ * skipped for the rest of the round.
+ */
+export function balanceGreedy(
+  up: readonly number[],
+  score: Map<number, number>,
+  tolerance: number,
+  budget: number,
+  pick: (src: number, taken: Set<number>) => { op: OperatorDraft; to: number } | undefined,
+): OperatorDraft[] {
+  const out: OperatorDraft[] = [];
+  const taken = new Set<number>();
+  const exhausted = new Set<number>();
+  while (out.length < budget) {
+    let src: number | undefined;
+    let min = Infinity;
+    for (const id of up) {
+      const s = score.get(id)!;
+      if (!exhausted.has(id) && (src === undefined || s > score.get(src)!)) src = id;
+      if (s < min) min = s;
+    }
+    if (src === undefined || score.get(src)! - min <= tolerance) break;
+    const draft = pick(src, taken);
+    if (!draft) {
+      exhausted.add(src);
+      continue;
+    }
+    out.push(draft.op);
+    taken.add(draft.op.regionId);
+    score.set(src, score.get(src)! - 1);
+    score.set(draft.to, score.get(draft.to)! + 1);
+  }
+  return out;
+}
