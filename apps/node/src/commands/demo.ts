@@ -20,6 +20,17 @@ function valueOf(i: number, bytes: number): string {
   return head.length >= bytes ? head : head + 'x'.repeat(bytes - head.length);
 }
 
+/** loadFlags: the load flags both demos take; only the defaults differ. */
+function loadFlags(keys: string, valueBytes: string): CommandSpec['flags'] {
+  return [
+    { name: 'keys', type: 'string', placeholder: 'N', description: 'number of keys to load', default: keys, schema: intFlag(1, 1_000_000) },
+    { name: 'value-bytes', type: 'string', placeholder: 'N', description: 'size of each value', default: valueBytes, schema: intFlag(1, 65_536) },
+    { name: 'batch', type: 'string', placeholder: 'N', description: 'keys per batchPut', default: '100', schema: intFlag(1, 10_000) },
+    { name: 'concurrency', type: 'string', placeholder: 'N', description: 'batches in flight', default: '4', schema: intFlag(1, 64) },
+    { name: 'settle-ms', type: 'string', placeholder: 'MS', description: 'after loading, wait up to this long for splits to finish (until the Region count is stable for 3 s)', default: '20000', schema: intFlag(0, 600_000) },
+  ];
+}
+
 const splitSpec: CommandSpec = {
   path: ['demo', 'split'],
   summary: 'Demo: load keys into a local cluster and watch Regions split; verify every key reads back.',
@@ -28,11 +39,7 @@ const splitSpec: CommandSpec = {
   positionals: [],
   flags: [
     ...clusterFlags({ dataDir: './data-demo', profile: 'demo', basePort: 20260 }),
-    { name: 'keys', type: 'string', placeholder: 'N', description: 'number of keys to load', default: '20000', schema: intFlag(1, 1_000_000) },
-    { name: 'value-bytes', type: 'string', placeholder: 'N', description: 'size of each value', default: '64', schema: intFlag(1, 65_536) },
-    { name: 'batch', type: 'string', placeholder: 'N', description: 'keys per batchPut', default: '100', schema: intFlag(1, 10_000) },
-    { name: 'concurrency', type: 'string', placeholder: 'N', description: 'batches in flight', default: '4', schema: intFlag(1, 64) },
-    { name: 'settle-ms', type: 'string', placeholder: 'MS', description: 'after loading, wait up to this long for splits to finish (until the Region count is stable for 3 s)', default: '20000', schema: intFlag(0, 600_000) },
+    ...loadFlags('20000', '64'),
   ],
   examples: ['flotilla demo', 'flotilla demo split --keys 50000 --data-dir /tmp/flotilla-demo'],
 };
@@ -277,11 +284,7 @@ const mergeSpec: CommandSpec = {
   positionals: [],
   flags: [
     ...clusterFlags({ dataDir: './data-demo', profile: 'demo', basePort: 20260 }),
-    { name: 'keys', type: 'string', placeholder: 'N', description: 'number of keys to load', default: '5000', schema: intFlag(1, 1_000_000) },
-    { name: 'value-bytes', type: 'string', placeholder: 'N', description: 'size of each value', default: '200', schema: intFlag(1, 65_536) },
-    { name: 'batch', type: 'string', placeholder: 'N', description: 'keys per batchPut', default: '100', schema: intFlag(1, 10_000) },
-    { name: 'concurrency', type: 'string', placeholder: 'N', description: 'batches in flight', default: '4', schema: intFlag(1, 64) },
-    { name: 'settle-ms', type: 'string', placeholder: 'MS', description: 'after loading, wait up to this long for splits to finish (until the Region count is stable for 3 s)', default: '20000', schema: intFlag(0, 600_000) },
+    ...loadFlags('5000', '200'),
   ],
   examples: ['flotilla demo merge', 'flotilla demo merge --keys 10000 --data-dir /tmp/flotilla-demo'],
 };
