@@ -9,6 +9,8 @@ export class StoreMetrics {
   /** leaseReads: reads served on the leader lease without a ReadIndex round. */
   leaseReads = 0;
   entriesApplied = 0;
+  /** entriesCommitted: entries this store's leaders saw commit (their commit index advancing). */
+  entriesCommitted = 0;
   pollRounds = 0;
   tickRounds = 0;
   peerTicks = 0;
@@ -50,6 +52,7 @@ export class StoreMetrics {
     counter('flotilla_proposals_total', 'Commands proposed', this.proposals);
     counter('flotilla_reads_total', 'Linearizable reads started', this.reads);
     counter('flotilla_lease_reads_total', 'Reads served on the leader lease (no ReadIndex round)', this.leaseReads);
+    counter('flotilla_entries_committed_total', 'Entries committed by the Regions this store leads', this.entriesCommitted);
     counter('flotilla_entries_applied_total', 'Committed entries applied', this.entriesApplied);
     counter('flotilla_poll_rounds_total', 'Poll rounds', this.pollRounds);
     counter('flotilla_tick_rounds_total', 'Base ticks', this.tickRounds);

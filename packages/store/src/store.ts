@@ -646,7 +646,14 @@ export class Store {
     }
     if (rd.snapshot && rd.snapshot.metadata.index > 0) this.applySnapshot(peer, rd, logBatch);
     if (rd.entries.length > 0) logBatch.append(peer.regionId, rd.entries);
-    if (rd.hardState) logBatch.setHardState(peer.regionId, rd.hardState);
+    if (rd.hardState) {
+      logBatch.setHardState(peer.regionId, rd.hardState);
+      const commit = rd.hardState.commit;
+      if (commit > peer.commitSeen) {
+        if (peer.isLeader && peer.commitSeen > 0) this.metrics.entriesCommitted += commit - peer.commitSeen;
+        peer.commitSeen = commit;
+      }
+    }
     for (const m of rd.messages) this.sendRaft(peer, m);
     if (rd.readStates.length > 0) {
       for (const rs of rd.readStates) {

@@ -42,6 +42,19 @@ describe('store cluster (3 stores, WebSocket transport, real SQLite)', () => {
         return p && p.apply.appliedIndex >= peer.apply.appliedIndex;
       }),
     );
+    // /metrics (Prometheus text) counts what the issue names; the leader's store saw this write through.
+    const text = await (await fetch(`http://${handle.address}/metrics`)).text();
+    const value = (name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+    for (const name of ['flotilla_proposals_total', 'flotilla_entries_committed_total', 'flotilla_entries_applied_total', 'flotilla_poll_rounds_total', 'flotilla_fsyncs_total', 'flotilla_raft_messages_sent_total', 'flotilla_raft_messages_received_total', 'flotilla_reads_total']) {
+      expect(value(name), name).toBeGreaterThanOrEqual(1);
+    }
+    expect(value('flotilla_hibernated_regions')).toBeGreaterThanOrEqual(0);
+    expect(value('flotilla_leaders')).toBe(1);
+    for (const h of ['flotilla_log_write_seconds', 'flotilla_apply_write_seconds', 'flotilla_command_seconds']) {
+      expect(value(`${h}_count`), h).toBeGreaterThanOrEqual(1);
+      expect(text).toContain(`# TYPE ${h} histogram`);
+      expect(text).toContain(`${h}_bucket{le="+Inf"}`);
+    }
     client.close();
   }, 60_000);
 });

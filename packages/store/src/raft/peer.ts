@@ -115,6 +115,8 @@ export class Peer {
    */
   leaseTerm = 0;
   leaseUntilMs = 0;
+  /** commitSeen: the highest commit index seen in a Ready (for the committed-entries metric). */
+  commitSeen = 0;
   mailbox: MailboxItem[] = [];
   /** leaderId is the raft ID of the leader as last seen (0 = unknown). */
   leaderId = 0;
