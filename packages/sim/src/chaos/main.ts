@@ -1,4 +1,4 @@
-// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16]`
+// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads]`
 //
 // Chaos test of a local cluster of REAL processes: placement + 3 stores
 // (`flotilla placement` / `flotilla store` from apps/node), concurrent
@@ -10,7 +10,7 @@
 // "every acknowledged write is read back"). Prints ops, faults and the
 // verdict; exits 1 on a violation or when the cluster does not recover.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -34,7 +34,7 @@ interface Proc {
 }
 
 function args(argv: string[]) {
-  const o = { durationS: 60, seed: Math.floor(Math.random() * 1e6), clients: 4, keys: 16 };
+  const o = { durationS: 60, seed: Math.floor(Math.random() * 1e6), clients: 4, keys: 16, leaseReads: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = () => Number(argv[++i]);
@@ -42,6 +42,7 @@ function args(argv: string[]) {
     else if (a === '--seed') o.seed = v();
     else if (a === '--clients') o.clients = v();
     else if (a === '--keys') o.keys = v();
+    else if (a === '--lease-reads') o.leaseReads = true;
     else if (a !== '--') throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -130,8 +131,11 @@ async function main(): Promise<number> {
   try {
     await launch(placement);
     const pdAddr = String(placement.info!.address);
+    // --lease-reads: the stores serve reads on the leader lease (SIGSTOP faults are the stall that lease must survive).
+    const tuning = join(dir, 'tuning.json');
+    writeFileSync(tuning, JSON.stringify(o.leaseReads ? { readOnly: 'lease-based' } : {}));
     for (let i = 0; i < 3; i++) {
-      const p: Proc = { name: `store-${i}`, args: ['store', '--placement', pdAddr, '--data-dir', join(dir, `store-${i}`), '--listen', '127.0.0.1:0', '--profile', 'demo', '--enable-admin-api'], child: undefined, info: undefined, stopped: false };
+      const p: Proc = { name: `store-${i}`, args: ['store', '--placement', pdAddr, '--data-dir', join(dir, `store-${i}`), '--listen', '127.0.0.1:0', '--profile', 'demo', '--enable-admin-api', '--tuning', tuning], child: undefined, info: undefined, stopped: false };
       stores.push(p);
       await launch(p);
     }
@@ -256,7 +260,7 @@ async function main(): Promise<number> {
     }
     const check = checkKvHistory(history);
     const total = Object.values(faults).reduce((a, b) => a + b, 0);
-    const summary = { seed: o.seed, durationS: o.durationS, ...counts, faults: total, faultKinds: faults, unreadableKeys: unreadable, linearizability: check.verdict };
+    const summary = { seed: o.seed, durationS: o.durationS, readOnly: o.leaseReads ? 'lease-based' : 'safe', ...counts, faults: total, faultKinds: faults, unreadableKeys: unreadable, linearizability: check.verdict };
     console.log(JSON.stringify(summary));
     if (check.verdict === 'illegal') {
       console.error(`VIOLATION: ${explainFailure(history, check)}`);
