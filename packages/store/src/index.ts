@@ -13,4 +13,5 @@ export { Store, type StoreDeps, type StoreLogger } from './store';
 export { resolveConfig, storeConfigOverridesSchema, PROFILES, DEMO, PRODUCTION, type StoreConfig, type ProfileName } from './config';
 export { KvEngineStateMachine } from './kv/kv-engine-state-machine';
 export type { StateMachine, ApplyState, RegionLocalState, PlacementApi } from './engines';
+export type { PeerView } from './inspect';
 export { ClientServer, CLIENT_PATH } from './server/client-server';

@@ -35,6 +35,7 @@ import { ApplyBatch, applyEntries, type ApplyContext, type ApplyEffect } from '.
 import { encodeCommand, err, type Callback, type CommandResult } from './operation/command';
 import { Peer, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, confStateFromRegion, type SnapshotPayload } from './raft/peer';
 import { StoreMetrics } from './metrics';
+import { viewPeer, type PeerView } from './inspect';
 
 /** StoreLogger is the pino-compatible subset the store logs through. */
 export interface StoreLogger {
@@ -1592,6 +1593,17 @@ export class Store {
   }
 
   // ---------------------------------------------------------------- status
+
+  /** inspect returns a read-only view of every peer on this store (for checkers, tools and tests). */
+  inspect(): PeerView[] {
+    return [...this.peers.values()].map(viewPeer);
+  }
+
+  /** inspectRegion returns the view of this store's peer of one Region, if it has one. */
+  inspectRegion(regionId: number): PeerView | undefined {
+    const p = this.peers.get(regionId);
+    return p ? viewPeer(p) : undefined;
+  }
 
   status(): object {
     let leaders = 0;
