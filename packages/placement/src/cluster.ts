@@ -43,6 +43,9 @@ const NO_DOWN_PEERS = Object.freeze([]) as unknown as DownPeer[];
 const NO_PEERS = Object.freeze([]) as unknown as Peer[];
 export const silentLogger: PlacementLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
+/** PlacementHandlers is the shape of PlacementCluster's dispatch table: one handler per method, typed by PlacementMethods. */
+type PlacementHandlers = { [M in PlacementMethod]: (p: ParamsOf<M>) => ResultOf<M> };
+
 /** ClusterOptions configures the placement state machine (shared by the server and in-process tests/benchmarks). */
 export interface ClusterOptions {
   dataDir: string;
@@ -336,48 +339,37 @@ export class PlacementCluster implements ClusterView {
 
   /** call runs an already-validated request (in-process callers that trust their types). */
   call<M extends PlacementMethod>(method: M, params: ParamsOf<M>): ResultOf<M> {
-    const p = params as never;
-    switch (method) {
-      case 'bootstrap':
-        return this.bootstrap(p) as ResultOf<M>;
-      case 'isBootstrapped':
-        return { bootstrapped: this.bootstrapped } as ResultOf<M>;
-      case 'allocId':
-        // Legal before bootstrap: the first store needs IDs to bootstrap with.
-        return { ids: this.ids.alloc((params as ParamsOf<'allocId'>).count) } as ResultOf<M>;
-      case 'putStore':
-        return { store: this.putStore((params as ParamsOf<'putStore'>).store) } as ResultOf<M>;
-      case 'removeStore':
-        return { store: this.removeStore((params as ParamsOf<'removeStore'>).storeId) } as ResultOf<M>;
-      case 'storeHeartbeat':
-        return { store: this.storeHeartbeat((params as ParamsOf<'storeHeartbeat'>).stats) } as ResultOf<M>;
-      case 'regionHeartbeat':
-        return this.regionHeartbeat(p) as ResultOf<M>;
-      case 'askBatchSplit': {
-        const q = params as ParamsOf<'askBatchSplit'>;
-        return { ids: this.askBatchSplit(q.region, q.count) } as ResultOf<M>;
-      }
-      case 'reportBatchSplit':
-        return { accepted: this.reportBatchSplit((params as ParamsOf<'reportBatchSplit'>).regions) } as ResultOf<M>;
-      case 'getRegion':
-        return { region: this.withLeader(this.tree.search((params as ParamsOf<'getRegion'>).key)) } as ResultOf<M>;
-      case 'getRegionById':
-        return { region: this.withLeader(this.tree.getById((params as ParamsOf<'getRegionById'>).regionId)) } as ResultOf<M>;
-      case 'scanRegions': {
-        const q = params as ParamsOf<'scanRegions'>;
-        return { regions: this.tree.scan(q.startKey, q.endKey, q.limit).map((i) => this.withLeader(i)!) } as ResultOf<M>;
-      }
-      case 'getStore':
-        return { store: this.storeInfo((params as ParamsOf<'getStore'>).storeId) ?? null } as ResultOf<M>;
-      case 'getAllStores':
-        return { stores: this.allStores() } as ResultOf<M>;
-      case 'getClusterInfo':
-        return this.clusterInfo() as ResultOf<M>;
-      case 'getOperator':
-        return { operator: this.operators.get((params as ParamsOf<'getOperator'>).regionId) ?? null } as ResultOf<M>;
-    }
-    throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${String(method)}`);
+    // Own properties only: a name like 'toString' must not reach Object.prototype.
+    if (!Object.prototype.hasOwnProperty.call(this.handlers, method)) throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${String(method)}`);
+    const handler: PlacementHandlers[M] = this.handlers[method];
+    return handler(params);
   }
+
+  /**
+   * handlers maps each placement method to the code that answers it. Its
+   * mapped type ties each handler's params and result to PlacementMethods,
+   * so call() needs no casts and a method added to the API without a
+   * handler does not compile.
+   */
+  private readonly handlers: PlacementHandlers = {
+    bootstrap: (p) => this.bootstrap(p),
+    isBootstrapped: () => ({ bootstrapped: this.bootstrapped }),
+    // Legal before bootstrap: the first store needs IDs to bootstrap with.
+    allocId: (p) => ({ ids: this.ids.alloc(p.count) }),
+    putStore: (p) => ({ store: this.putStore(p.store) }),
+    removeStore: (p) => ({ store: this.removeStore(p.storeId) }),
+    storeHeartbeat: (p) => ({ store: this.storeHeartbeat(p.stats) }),
+    regionHeartbeat: (p) => this.regionHeartbeat(p),
+    askBatchSplit: (p) => ({ ids: this.askBatchSplit(p.region, p.count) }),
+    reportBatchSplit: (p) => ({ accepted: this.reportBatchSplit(p.regions) }),
+    getRegion: (p) => ({ region: this.withLeader(this.tree.search(p.key)) }),
+    getRegionById: (p) => ({ region: this.withLeader(this.tree.getById(p.regionId)) }),
+    scanRegions: (p) => ({ regions: this.tree.scan(p.startKey, p.endKey, p.limit).map((i) => this.withLeader(i)!) }),
+    getStore: (p) => ({ store: this.storeInfo(p.storeId) ?? null }),
+    getAllStores: () => ({ stores: this.allStores() }),
+    getClusterInfo: () => this.clusterInfo(),
+    getOperator: (p) => ({ operator: this.operators.get(p.regionId) ?? null }),
+  };
 
   private requireBootstrapped(): void {
     if (!this.bootstrapped) throw new PlacementError(PlacementErrorCode.NotBootstrapped, 'cluster is not bootstrapped yet');
