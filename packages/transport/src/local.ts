@@ -12,6 +12,7 @@
 //    delay, setTimeout for delays in ms), for ordinary async tests.
 
 import type { RaftMessage } from '@flotilla/proto';
+import { newSeededRandom } from '@flotilla/raft-core';
 import { decodeRaftFrame, encodeRaftFrame } from './codec';
 import {
   emptyStats,
@@ -80,18 +81,6 @@ interface Delivery {
   msgs: RaftMessage[];
 }
 
-/** mulberry32 is a small, fast, seedable PRNG (public domain algorithm). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** LocalNetwork is the hub that connects the LocalTransports of many stores. */
 export class LocalNetwork {
   readonly mode: 'auto' | 'manual';
@@ -118,7 +107,7 @@ export class LocalNetwork {
 
   constructor(options: LocalNetworkOptions = {}) {
     this.mode = options.mode ?? 'auto';
-    this.random = mulberry32(options.seed ?? 1);
+    this.random = newSeededRandom(options.seed ?? 1);
     this.faults = normalizeFaults(options.faults);
     this.maxInFlight = options.maxInFlightMessages ?? 1_000_000;
     this.maxQueuedMessages = options.maxQueuedMessages ?? 100_000;
