@@ -298,6 +298,27 @@ class FrameReader {
     return out;
   }
 
+  /** entries reads a message's entry count and then its entries. */
+  entries(): Entry[] {
+    const entryCount = this.varint();
+    if (entryCount > MAX_ENTRIES_PER_MESSAGE || entryCount > this.end - this.pos) this.fail(`entry count ${entryCount} too large`);
+    const entries: Entry[] = new Array(entryCount);
+    for (let i = 0; i < entryCount; i++) {
+      const head = this.byte();
+      const entryType = head & 3;
+      if (entryType > 2 || head & ~7) this.fail('bad entry header');
+      const eTerm = this.varint();
+      const eIndex = this.varint();
+      const data = this.bytes();
+      if (head & E_CONTEXT) {
+        entries[i] = { entryType: entryType as EntryType, term: eTerm, index: eIndex, data, context: this.bytes() };
+      } else {
+        entries[i] = { entryType: entryType as EntryType, term: eTerm, index: eIndex, data };
+      }
+    }
+    return entries;
+  }
+
   message(): RaftMessage {
     const regionId = this.varint();
     const fromId = this.varint();
@@ -320,22 +341,7 @@ class FrameReader {
     const rejectHint = this.varint();
     const pAbs = this.varint();
     const priority = flags & F_NEGATIVE_PRIORITY ? -pAbs : pAbs;
-    const entryCount = this.varint();
-    if (entryCount > MAX_ENTRIES_PER_MESSAGE || entryCount > this.end - this.pos) this.fail(`entry count ${entryCount} too large`);
-    const entries: Entry[] = new Array(entryCount);
-    for (let i = 0; i < entryCount; i++) {
-      const head = this.byte();
-      const entryType = head & 3;
-      if (entryType > 2 || head & ~7) this.fail('bad entry header');
-      const eTerm = this.varint();
-      const eIndex = this.varint();
-      const data = this.bytes();
-      if (head & E_CONTEXT) {
-        entries[i] = { entryType: entryType as EntryType, term: eTerm, index: eIndex, data, context: this.bytes() };
-      } else {
-        entries[i] = { entryType: entryType as EntryType, term: eTerm, index: eIndex, data };
-      }
-    }
+    const entries = this.entries();
     const message: Message = {
       msgType: msgType as MessageType,
       to,
