@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
-import type { ConfState, Entry, EntryType, HardState, Snapshot } from '@flotilla/raft-core';
+import type { Entry, EntryType, Snapshot } from '@flotilla/raft-core';
 import { CompactedError, UnavailableError } from '@flotilla/raft-core';
 import { encodeBatch } from './batch-codec';
 import { assert, EngineClosedError, InvalidBatchError } from './errors';
@@ -10,7 +10,7 @@ import { copyConfState, entrySize } from './log-batch';
 import { DEFAULT_WRITER_OPTIONS, LogWriter, loadRaftStates } from './log-writer';
 import type { CommitResult, WriterOptions } from './log-writer';
 import { evictFront, RegionView } from './region-view';
-import { RegionLogStorage } from './region-log-storage';
+import { RegionLogStorage, type RegionLogReader, type RegionRaftState } from './region-log-storage';
 import { LOG_ENGINE_NAME, LOG_FORMAT_VERSION, LOG_SCHEMA } from './schema';
 import { openDatabase } from './sqlite-open';
 import type { Durability } from './sqlite-open';
@@ -31,16 +31,6 @@ export interface LogEngineOptions {
   /** foldRows / foldBytes: when staged writes are folded into the entries table. */
   foldRows?: number;
   foldBytes?: number;
-}
-
-/** RegionRaftState is what the host restarts a Region's peer from. */
-export interface RegionRaftState {
-  hardState: HardState;
-  confState: ConfState;
-  truncatedIndex: number;
-  truncatedTerm: number;
-  firstIndex: number;
-  lastIndex: number;
 }
 
 /** EngineStats counts where reads were served from (for tests and metrics). */
@@ -76,7 +66,7 @@ interface Pending {
  * budget, falling back to SQLite. See README.md for the module map and
  * docs/storage.md for the on-disk format.
  */
-export class LogEngine {
+export class LogEngine implements RegionLogReader {
   private readonly views = new Map<number, RegionView>();
   private readonly pinned = new Set<RegionView>();
   private cacheBytes = 0;

@@ -1,7 +1,7 @@
 // @flotilla/log-engine — the store's shared SQLite raft log (see README.md).
 //   engine.ts             LogEngine: open, write/writeAsync (group commit), reads, cache, purge
 //   log-batch.ts          LogBatch: append / hard state / conf state / compact / snapshot / remove
-//   region-log-storage.ts RegionLogStorage: raft-core Storage for one Region
+//   region-log-storage.ts RegionLogStorage: raft-core Storage for one Region; RegionLogReader, the engine reads it uses
 //   region-view.ts        RegionView: in-memory raft state + recent-entry cache of one Region
 //   log-writer.ts         LogWriter: staging rows, folding into tables, purge (the only writer)
 //   write-worker.ts       writer thread for writer:'worker'
@@ -10,10 +10,10 @@
 //   sqlite-open.ts        open/create with format checks (StorageFormatError)
 //   errors.ts             StorageFormatError, StorageOpenError, EngineClosedError, assert
 export { LogEngine, MAX_PENDING_WRITES } from './engine';
-export type { LogEngineOptions, RegionRaftState, EngineStats } from './engine';
+export type { LogEngineOptions, EngineStats } from './engine';
 export { LogBatch, entrySize, MAX_BATCH_BYTES } from './log-batch';
 export type { LogOp } from './log-batch';
-export { RegionLogStorage } from './region-log-storage';
+export { RegionLogStorage, type RegionRaftState, type RegionLogReader } from './region-log-storage';
 export { StorageFormatError, StorageOpenError, EngineClosedError, InvalidBatchError } from './errors';
 export type { Durability, OpenSpec } from './sqlite-open';
 export { openDatabase } from './sqlite-open';

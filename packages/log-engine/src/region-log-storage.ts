@@ -1,6 +1,30 @@
 import type { ConfState, Entry, HardState, RaftState, Snapshot, Storage } from '@flotilla/raft-core';
-import type { LogEngine } from './engine';
 import type { LogBatch } from './log-batch';
+
+/** RegionRaftState is what the host restarts a Region's peer from. */
+export interface RegionRaftState {
+  hardState: HardState;
+  confState: ConfState;
+  truncatedIndex: number;
+  truncatedTerm: number;
+  firstIndex: number;
+  lastIndex: number;
+}
+
+/**
+ * RegionLogReader is the part of LogEngine a RegionLogStorage reads
+ * through. It is declared here, below the engine, so that this file does
+ * not import engine.ts (which constructs RegionLogStorage): the import
+ * graph stays one-way. Each method has LogEngine's contract, including
+ * its typed errors (CompactedError, UnavailableError).
+ */
+export interface RegionLogReader {
+  raftState(regionId: number): RegionRaftState;
+  entries(regionId: number, lo: number, hi: number, maxSize?: number): Entry[];
+  term(regionId: number, index: number): number;
+  firstIndex(regionId: number): number;
+  lastIndex(regionId: number): number;
+}
 
 /**
  * RegionLogStorage is raft-core's Storage for one Region, backed by the
@@ -14,7 +38,7 @@ import type { LogBatch } from './log-batch';
  */
 export class RegionLogStorage implements Storage {
   constructor(
-    private readonly engine: LogEngine,
+    private readonly engine: RegionLogReader,
     readonly regionId: number,
     private readonly snapshotProvider?: (requestIndex: number, to: number) => Snapshot,
   ) {}
