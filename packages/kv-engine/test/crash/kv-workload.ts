@@ -1,3 +1,4 @@
+import { newSeededRandom } from '@flotilla/raft-core';
 import { KvWriteBatch } from '../../src/index';
 import type { KvEngine } from '../../src/index';
 
@@ -13,23 +14,12 @@ export interface Model {
 const REGIONS = 4;
 const regionPrefix = (r: number) => `r${r}/`;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function newModel(): Model {
   return { data: new Map(), applied: new Map() };
 }
 
 export function nextBatch(seq: number, model: Model): KvWriteBatch {
-  const rnd = mulberry32(seq * 104729);
+  const rnd = newSeededRandom(seq * 104729);
   const r = 1 + Math.floor(rnd() * REGIONS);
   const b = new KvWriteBatch();
   const p = regionPrefix(r);

@@ -1,3 +1,4 @@
+import { newSeededRandom } from '@flotilla/raft-core';
 import { LogBatch } from '../../src/index';
 import type { LogEngine } from '../../src/index';
 
@@ -18,24 +19,13 @@ export type Model = Map<number, RegionModel>;
 
 const REGIONS = 12;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function entryData(region: number, index: number, term: number): Buffer {
   return Buffer.from(`r${region}i${index}t${term}`.padEnd(100, '.'));
 }
 
 /** nextBatch builds batch `seq` from the model and advances the model to include it. */
 export function nextBatch(seq: number, model: Model): LogBatch {
-  const rnd = mulberry32(seq * 7919);
+  const rnd = newSeededRandom(seq * 7919);
   const b = new LogBatch();
   const n = 1 + Math.floor(rnd() * 6);
   for (let k = 0; k < n; k++) {
