@@ -15,7 +15,7 @@
 //
 // Output: one JSON line per case on stdout, a markdown table on stderr.
 // Benchmarks report; they do not fail.
-import { MemoryStorage, RawNode, emptyConfState } from '@flotilla/raft-core';
+import { MemoryStorage, RawNode, emptyConfState, newSeededRandom } from '@flotilla/raft-core';
 import type { Config, Message, Ready } from '@flotilla/raft-core';
 
 const quick = process.argv.includes('--quick');
@@ -38,17 +38,6 @@ const WARMUP_MS = quick ? 300 : 500;
 const PAYLOAD_BYTES = 128;
 /** COMPACT_EVERY bounds memory: storage is compacted every so many applied entries. */
 const COMPACT_EVERY = 20_000;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface BenchNode {
   id: number;
@@ -77,7 +66,7 @@ class Group {
         applied: 1,
         maxSizePerMsg: 1 << 20,
         maxInflightMsgs: 256,
-        random: mulberry32(id),
+        random: newSeededRandom(id),
       };
       this.nodes.push({ id, rn: new RawNode(config, storage), storage, applied: 1, lastCompact: 1 });
     }
