@@ -6,7 +6,6 @@ import {
   type KvWrite,
   type Peer,
   type Region,
-  type RegionError,
   type CasResult,
 } from '@flotilla/proto';
 import type { RegionWithLeader } from '@flotilla/placement';
@@ -15,6 +14,7 @@ import { ClientError, ConnectionError } from './errors';
 import { silentLogger, type ClientLogger } from './logger';
 import { RegionCache, type CachedRegion } from './region-cache';
 import type { RouteProvider } from './route-provider';
+import { RetryPolicy, raceDeadline, type RetryState } from './retry';
 import { checkKey, checkRange, checkValue, type Bytes } from './bytes';
 
 export interface FlotillaClientOptions {
@@ -53,20 +53,6 @@ export interface FlotillaClientOptions {
 type OkResponse = Extract<ClientResponse, { ok: true }>;
 type RequestBody = ClientRequestBody extends infer B ? (B extends unknown ? Omit<B, 'header'> : never) : never;
 
-/** RetryState is the budget of one client call (or one branch of a batch): its deadline and attempts so far. */
-interface RetryState {
-  readonly op: string;
-  readonly deadline: number;
-  attempts: number;
-  backoffs: number;
-  /** rotate picks the next peer when the leader is unknown or unreachable. */
-  rotate: number;
-  lastRegionError?: RegionError;
-  lastCause?: unknown;
-  /** attemptTimeoutMs overrides the client's per-attempt bound (admin commands that wait for a commit use the whole deadline). */
-  attemptTimeoutMs?: number;
-}
-
 type AttemptResult = { ok: true; resp: OkResponse } | { ok: false };
 
 const EMPTY = new Uint8Array(0);
@@ -88,10 +74,8 @@ export class FlotillaClient {
   private readonly storeAddresses = new Map<number, string>();
   private readonly downStores = new Map<number, number>();
   private readonly pool: ConnectionPool;
-  private readonly timeoutMs: number;
-  private readonly maxRetries: number;
+  private readonly retry: RetryPolicy;
   private readonly attemptTimeoutMs: number;
-  private readonly backoff: { baseMs: number; maxMs: number };
   private readonly maxRequestBytes: number;
   private readonly logger: ClientLogger;
   /** writeRetry: whether writes are retried after an in-flight connection failure (see retryWritesInFlight). */
@@ -103,10 +87,10 @@ export class FlotillaClient {
     private readonly ownsRoutes: boolean,
     opts: FlotillaClientOptions,
   ) {
-    this.timeoutMs = positive(opts.timeoutMs ?? 10_000, 'timeoutMs');
-    this.maxRetries = nonNegative(opts.maxRetries ?? 32, 'maxRetries');
+    const timeoutMs = positive(opts.timeoutMs ?? 10_000, 'timeoutMs');
+    const maxRetries = nonNegative(opts.maxRetries ?? 32, 'maxRetries');
     this.attemptTimeoutMs = positive(opts.attemptTimeoutMs ?? 3000, 'attemptTimeoutMs');
-    this.backoff = opts.backoff ?? { baseMs: 10, maxMs: 1000 };
+    this.retry = new RetryPolicy({ timeoutMs, maxRetries, backoff: opts.backoff ?? { baseMs: 10, maxMs: 1000 } }, () => this.closed);
     this.maxRequestBytes = positive(opts.maxRequestBytes ?? 4 * 1024 * 1024, 'maxRequestBytes');
     this.logger = opts.logger ?? silentLogger;
     this.writeRetry = opts.retryWritesInFlight ?? false;
@@ -141,7 +125,7 @@ export class FlotillaClient {
     }
     const client = new FlotillaClient(routes, owns, opts);
     try {
-      await client.withPlacement('connect', () => routes.scanRegions(EMPTY, EMPTY, 1), client.newState('connect'));
+      await client.withPlacement('connect', () => routes.scanRegions(EMPTY, EMPTY, 1), client.retry.newState('connect'));
     } catch (err) {
       client.close();
       throw err;
@@ -154,7 +138,7 @@ export class FlotillaClient {
   /** get returns the value of key, or null when absent. */
   async get(key: Bytes): Promise<Uint8Array | null> {
     const k = checkKey(key, 'key');
-    const { resp } = await this.callKey(k, () => ({ op: 'read', read: { type: 'get', key: k } }), this.newState('get'), true);
+    const { resp } = await this.callKey(k, () => ({ op: 'read', read: { type: 'get', key: k } }), this.retry.newState('get'), true);
     return resp.value ?? null;
   }
 
@@ -172,7 +156,7 @@ export class FlotillaClient {
         if (values.length !== idxs.length) throw new Error(`store answered batchGet of ${idxs.length} keys with ${values.length} values`);
         idxs.forEach((i, j) => (out[i] = values[j] ?? null));
       },
-      this.newState('batchGet'),
+      this.retry.newState('batchGet'),
       true,
     );
     return out;
@@ -181,7 +165,7 @@ export class FlotillaClient {
   async put(key: Bytes, value: Bytes): Promise<void> {
     const k = checkKey(key, 'key');
     const v = checkValue(value, 'value');
-    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'put', key: k, value: v }] }), this.newState('put'), this.writeRetry);
+    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'put', key: k, value: v }] }), this.retry.newState('put'), this.writeRetry);
   }
 
   /** batchPut writes every pair; pairs are split by Region and sent in parallel (each Region's share applies atomically, the whole batch does not). */
@@ -196,7 +180,7 @@ export class FlotillaClient {
       (i) => kvs[i]!.key,
       (_region, idxs) => ({ op: 'write', writes: idxs.map((i): KvWrite => ({ type: 'put', key: kvs[i]!.key, value: kvs[i]!.value })) }),
       () => {},
-      this.newState('batchPut'),
+      this.retry.newState('batchPut'),
       this.writeRetry,
       (i) => kvs[i]!.key.length + kvs[i]!.value.length,
     );
@@ -204,13 +188,13 @@ export class FlotillaClient {
 
   async delete(key: Bytes): Promise<void> {
     const k = checkKey(key, 'key');
-    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'delete', key: k }] }), this.newState('delete'), this.writeRetry);
+    await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'delete', key: k }] }), this.retry.newState('delete'), this.writeRetry);
   }
 
   /** deleteRange deletes every key in [start, end) (empty end = to the end of the key space), one request per Region. */
   async deleteRange(start: Bytes, end: Bytes): Promise<void> {
     const { start: s, end: e } = checkRange(start, end);
-    const st = this.newState('deleteRange');
+    const st = this.retry.newState('deleteRange');
     let cur = s;
     for (;;) {
       const { region } = await this.callKey(
@@ -233,7 +217,7 @@ export class FlotillaClient {
   async scan(start: Bytes, end: Bytes, limit: number = LIMITS.maxScanLimit): Promise<KvPair[]> {
     const { start: s, end: e } = checkRange(start, end);
     if (!Number.isSafeInteger(limit) || limit < 1) throw new ClientError('InvalidArgument', `limit: expected a positive integer, got ${limit}`);
-    const st = this.newState('scan');
+    const st = this.retry.newState('scan');
     const out: KvPair[] = [];
     let cur = s;
     while (out.length < limit) {
@@ -273,7 +257,7 @@ export class FlotillaClient {
     const k = checkKey(key, 'key');
     const exp = expected === null ? null : checkValue(expected, 'expected');
     const val = value === null ? null : checkValue(value, 'value');
-    const { resp } = await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'cas', key: k, expected: exp, value: val }] }), this.newState('cas'), false);
+    const { resp } = await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'cas', key: k, expected: exp, value: val }] }), this.retry.newState('cas'), false);
     const r = resp.cas?.[0];
     if (!r) throw new Error('store answered cas without a cas result');
     return { succeeded: r.succeeded, previous: r.previous ?? null };
@@ -282,7 +266,7 @@ export class FlotillaClient {
   /** split asks the leader of the Region holding key to split it at key; returns the Regions after the split, left to right. */
   async split(key: Bytes): Promise<Region[]> {
     const k = checkKey(key, 'key');
-    const { resp, region } = await this.callKey(k, () => ({ op: 'split', splitKeys: [k] }), this.newState('split', Infinity), true);
+    const { resp, region } = await this.callKey(k, () => ({ op: 'split', splitKeys: [k] }), this.retry.newState('split', Infinity), true);
     const regions = resp.regions ?? [];
     if (regions.length > 0) {
       this.cache.invalidate(region.id);
@@ -301,7 +285,7 @@ export class FlotillaClient {
   async merge(sourceKey: Bytes, targetKey: Bytes): Promise<{ sourceRegionId: number; targetRegionId: number }> {
     const sk = checkKey(sourceKey, 'sourceKey');
     const tk = checkKey(targetKey, 'targetKey');
-    const st = this.newState('merge', Infinity);
+    const st = this.retry.newState('merge', Infinity);
     // Route a rare admin command on fresh information: a cache filled before recent splits could put both keys in one Region.
     for (const k of [sk, tk]) {
       const cached = this.cache.locate(k);
@@ -324,7 +308,7 @@ export class FlotillaClient {
 
   /** regions lists every Region in key order with its leader, as placement knows them. */
   async regions(): Promise<RegionWithLeader[]> {
-    const st = this.newState('regions');
+    const st = this.retry.newState('regions');
     const out: RegionWithLeader[] = [];
     let cur: Uint8Array = EMPTY;
     for (;;) {
@@ -352,38 +336,10 @@ export class FlotillaClient {
 
   // ---- routing and retries ----------------------------------------------
 
-  private newState(op: string, attemptTimeoutMs?: number): RetryState {
-    if (this.closed) throw new ClientError('Closed', `${op}: client is closed`);
-    const st: RetryState = { op, deadline: Date.now() + this.timeoutMs, attempts: 0, backoffs: 0, rotate: 0 };
-    if (attemptTimeoutMs !== undefined) st.attemptTimeoutMs = attemptTimeoutMs;
-    return st;
-  }
-
-  /** spend counts one attempt against the budget; throws Timeout / RetriesExhausted / Closed when it is gone. */
-  private spend(st: RetryState, count = true): void {
-    if (this.closed) throw new ClientError('Closed', `${st.op}: client is closed`, st.lastRegionError, st.lastCause);
-    if (Date.now() >= st.deadline) {
-      throw new ClientError('Timeout', `${st.op}: no success within ${this.timeoutMs} ms after ${st.attempts} attempts${causeText(st)}`, st.lastRegionError, st.lastCause);
-    }
-    if (st.attempts > this.maxRetries) {
-      throw new ClientError('RetriesExhausted', `${st.op}: gave up after ${st.attempts} attempts${causeText(st)}`, st.lastRegionError, st.lastCause);
-    }
-    if (count) st.attempts++;
-  }
-
-  /** sleepBackoff waits an exponentially growing, jittered delay (at least minMs), never past the deadline. */
-  private async sleepBackoff(st: RetryState, minMs = 0): Promise<void> {
-    const ceiling = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(st.backoffs, 30));
-    st.backoffs++;
-    const delay = Math.max(minMs, ceiling / 2 + Math.random() * (ceiling / 2));
-    const wait = Math.min(delay, Math.max(0, st.deadline - Date.now()));
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
-
   /** withPlacement runs a placement call, retrying retryable failures within the call's budget (only the retries count as attempts). */
   private async withPlacement<T>(what: string, fn: () => Promise<T>, st: RetryState): Promise<T> {
     for (let failures = 0; ; failures++) {
-      this.spend(st, failures > 0);
+      this.retry.spend(st, failures > 0);
       try {
         return await raceDeadline(fn(), st.deadline, what);
       } catch (err) {
@@ -396,7 +352,7 @@ export class FlotillaClient {
           throw new ClientError('Unavailable', `${st.op}: placement ${what} failed: ${(err as Error).message}`, st.lastRegionError, err);
         }
         this.logger.debug({ op: st.op, what, err: (err as Error).message }, 'placement call failed; retrying');
-        await this.sleepBackoff(st);
+        await this.retry.sleepBackoff(st);
       }
     }
   }
@@ -413,7 +369,7 @@ export class FlotillaClient {
         return found.leader ? { region: found.region, leader: found.leader } : { region: found.region };
       }
       st.lastCause = new Error('placement knows no Region for the key (cluster not bootstrapped yet?)');
-      await this.sleepBackoff(st);
+      await this.retry.sleepBackoff(st);
     }
   }
 
@@ -445,13 +401,13 @@ export class FlotillaClient {
    * returns {ok:false} so the caller re-routes; fatal failures throw.
    */
   private async attempt(entry: CachedRegion, body: RequestBody, st: RetryState, idempotent: boolean): Promise<AttemptResult> {
-    this.spend(st);
+    this.retry.spend(st);
     const region = entry.region;
     const peer = this.pickPeer(entry, st);
     if (!peer) {
       st.lastCause = new Error(`region ${region.id} has no peers`);
       this.cache.invalidate(region.id);
-      await this.sleepBackoff(st);
+      await this.retry.sleepBackoff(st);
       return { ok: false };
     }
     const address = await this.storeAddress(peer.storeId, st);
@@ -459,7 +415,7 @@ export class FlotillaClient {
       st.lastCause = new Error(`store ${peer.storeId} is unknown to placement or removed`);
       this.cache.invalidate(region.id);
       this.downStores.set(peer.storeId, Date.now() + DOWN_STORE_MS);
-      await this.sleepBackoff(st);
+      await this.retry.sleepBackoff(st);
       return { ok: false };
     }
     const request = { ...body, header: { regionId: region.id, regionEpoch: region.epoch, peer } } as ClientRequestBody;
@@ -480,7 +436,7 @@ export class FlotillaClient {
       this.downStores.set(peer.storeId, Date.now() + DOWN_STORE_MS);
       this.cache.invalidateStore(peer.storeId);
       this.cache.invalidate(region.id);
-      await this.sleepBackoff(st);
+      await this.retry.sleepBackoff(st);
       return { ok: false };
     }
     if (resp.ok) {
@@ -497,46 +453,46 @@ export class FlotillaClient {
           // Follow the hint at once: the new leader is one hop away.
           if (!this.cache.setLeader(region.id, e.leader)) this.cache.invalidate(region.id);
           else this.downStores.delete(e.leader.storeId);
-          if (st.attempts > 3) await this.sleepBackoff(st);
+          if (st.attempts > 3) await this.retry.sleepBackoff(st);
         } else {
           // No leader known (an election is running): try another peer after a pause.
           this.cache.clearLeader(region.id);
-          await this.sleepBackoff(st);
+          await this.retry.sleepBackoff(st);
         }
         return { ok: false };
       case 'EpochNotMatch': {
         this.cache.invalidate(region.id);
         let learned = false;
         for (const r of e.currentRegions) learned = this.cache.insert(r) || learned;
-        if (!learned) await this.sleepBackoff(st);
+        if (!learned) await this.retry.sleepBackoff(st);
         return { ok: false };
       }
       case 'KeyNotInRegion':
       case 'RegionNotFound':
         this.cache.invalidate(region.id);
         this.cache.clearLeader(region.id);
-        await this.sleepBackoff(st);
+        await this.retry.sleepBackoff(st);
         return { ok: false };
       case 'ServerIsBusy':
-        await this.sleepBackoff(st, e.backoffMs);
+        await this.retry.sleepBackoff(st, e.backoffMs);
         return { ok: false };
       case 'StoreNotMatch':
         this.storeAddresses.delete(peer.storeId);
         this.pool.drop(address);
         this.cache.invalidate(region.id);
-        await this.sleepBackoff(st);
+        await this.retry.sleepBackoff(st);
         return { ok: false };
       case 'Undetermined':
         // Proposed, then lost track of: it may still apply. A write must not
         // be sent again (it could apply twice); a read may.
         if (!idempotent) throw new ClientError('Undetermined', `${st.op}: ${e.message}; it may or may not have been applied`, e);
         this.cache.clearLeader(region.id);
-        await this.sleepBackoff(st);
+        await this.retry.sleepBackoff(st);
         return { ok: false };
       case 'StaleCommand':
       case 'Unavailable':
         this.cache.clearLeader(region.id);
-        await this.sleepBackoff(st);
+        await this.retry.sleepBackoff(st);
         return { ok: false };
       case 'InvalidRequest':
         throw new ClientError('InvalidArgument', `${st.op}: the store rejected the request: ${e.message}`, e);
@@ -594,16 +550,6 @@ export class FlotillaClient {
   }
 }
 
-/** raceDeadline settles with p, or rejects (retryable) once the deadline passes, so a slow placement cannot hold a call past it. */
-function raceDeadline<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`placement ${what} still unanswered at the call's deadline`)), Math.max(0, deadline - Date.now()));
-  });
-  p.catch(() => {}); // a rejection after the race is decided has nobody to tell
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
 function chunkBy(idxs: number[], maxItems: number, maxBytes: number, sizeOf: (i: number) => number): number[][] {
   const out: number[][] = [];
   let cur: number[] = [];
@@ -638,10 +584,6 @@ function successor(k: Uint8Array): Uint8Array {
   const out = new Uint8Array(k.length + 1);
   out.set(k);
   return out;
-}
-
-function causeText(st: RetryState): string {
-  return st.lastCause instanceof Error ? `; last failure: ${st.lastCause.message}` : '';
 }
 
 function positive(n: number, name: string): number {

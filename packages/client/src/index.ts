@@ -1,5 +1,6 @@
 // @flotilla/client — the routing client (TiKV's raw client).
-//   client.ts          FlotillaClient: API, routing, retries with backoff, per-call deadline
+//   client.ts          FlotillaClient: API, routing, one attempt against one Region, re-routing after a failure
+//   retry.ts           RetryState/RetryPolicy: per-call deadline and retry budget, backoff with jitter; raceDeadline
 //   region-cache.ts    RegionCache: Regions sorted by startKey, binary search, leader per Region
 //   connection.ts      StoreConnection / ConnectionPool: one WebSocket per store, request IDs, bounded pending map
 //   route-provider.ts  RouteProvider: the slice of placement routing needs (PlacementClient fits it)
