@@ -6,6 +6,7 @@
 //   errors.ts   RegionError (typed, retryable), FlotillaError, DecodeError
 //   codec.ts    msgpackr encode/decode with typed DecodeError
 //   schema.ts   zod schemas for everything arriving from outside the process
+//   logger.ts   Logger (pino's (obj, msg?) shape), silentLogger, childLogger
 export * from './region';
 export * from './keys';
 export * from './message';
@@ -13,3 +14,4 @@ export * from './command';
 export * from './errors';
 export * from './codec';
 export * from './schema';
+export * from './logger';
