@@ -13,24 +13,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { RaftMessage } from '@flotilla/proto';
-import { decodeRaftFrame, encodeRaftFrame, FRAME_HEADER_BYTES, FrameWriter } from './codec';
-import {
-  CloseCode,
-  computeMac,
-  encodeChallenge,
-  encodeHello,
-  encodeWelcome,
-  HandshakeError,
-  macEquals,
-  newNonce,
-  parseChallenge,
-  parseHello,
-  parseWelcome,
-  type Channel,
-} from './handshake';
-import { ackFrame, ChunkStream, SnapFrame, streamInterrupted } from './snapshot';
+import { decodeRaftFrame, FRAME_HEADER_BYTES, FrameWriter } from './codec';
+import { Connections, type Conn } from './connection';
+import { CloseCode, HandshakeError, type Channel } from './handshake';
+import { SnapshotReceiver, type SnapshotReceiverContext } from './snapshot-receiver';
+import { SnapshotSender, type SnapshotSenderContext } from './snapshot-sender';
 import {
   emptyStats,
   TransportError,
@@ -126,45 +115,6 @@ export interface DestinationBacklog {
   connected: boolean;
 }
 
-const zeroMask = (mask: Uint8Array): void => {
-  // Masking defends browsers' proxies against cache poisoning; between two
-  // authenticated stores it only costs an XOR pass over every byte, and ws
-  // skips that pass on both ends when the mask is all zeros.
-  mask.fill(0);
-};
-
-let nextConnId = 1;
-
-/** Conn is one WebSocket connection, before and after its handshake. */
-class Conn {
-  readonly id = nextConnId++;
-  open = false;
-  remoteStoreId = 0;
-  channel: Channel = 'raft';
-  /** onFrame is swapped synchronously when the handshake completes, so no frame is missed. */
-  onFrame: (data: Buffer) => void = () => {};
-  onClosed: (code: number, reason: string) => void = () => {};
-  onHandshakeError: (reason: string) => void = () => {};
-  closed = false;
-  /**
-   * discardInbound stops delivery of frames that arrive after we closed the
-   * connection for cause (protocol error, rejection, block). A connection
-   * closed as a duplicate or for shutdown keeps delivering what the peer
-   * wrote before it saw our close: those messages are not lost.
-   */
-  discardInbound = false;
-  /** alive is set by any frame or pong and cleared by each keepalive round. */
-  alive = true;
-  timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly ws: WebSocket,
-    /** dialer is the store ID that opened the TCP connection. */
-    public dialer: number,
-    readonly remote: string,
-  ) {}
-}
-
 /** Link is the state of raft traffic to one remote store. */
 class Link {
   conn: Conn | undefined;
@@ -191,18 +141,10 @@ function estimateBytes(m: RaftMessage): number {
   return n;
 }
 
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
-}
-
 export class WsTransport implements Transport {
   readonly storeId: number;
   /** faults is defined only when fault injection is enabled in the options. */
   readonly faults: WsFaults | undefined;
-  private readonly clusterId: string;
-  private readonly secret: Buffer;
   private readonly log: Logger;
   private readonly opts: Required<Omit<WsTransportOptions, 'logger' | 'faults' | 'secret' | 'clusterId' | 'storeId' | 'resolveAddress' | 'random' | 'tls'>>;
   private readonly tls: { cert: Buffer; key: Buffer; ca: Buffer | undefined; rejectUnauthorized: boolean } | undefined;
@@ -213,7 +155,7 @@ export class WsTransport implements Transport {
   private boundAddress: AddressInfo | undefined;
   private readonly links = new Map<number, Link>();
   private readonly dirty = new Set<Link>();
-  private readonly conns = new Set<Conn>();
+  private readonly conns: Connections;
   private readonly blocked = new Set<number>();
   private readonly writer = new FrameWriter();
   private readonly counters: TransportStats = emptyStats();
@@ -221,8 +163,8 @@ export class WsTransport implements Transport {
   private unreachableHandler: UnreachableHandler | undefined;
   private snapshotHandler: SnapshotHandler | undefined;
   private inboundSnapshots = 0;
-  private pendingHandshakes = 0;
-  private readonly outboundSnapshots = new Set<{ fail(err: Error): void }>();
+  private readonly outboundSnapshots = new Set<SnapshotSender>();
+  private readonly snapshotContext: SnapshotSenderContext & SnapshotReceiverContext;
   private state: 'new' | 'running' | 'closed' = 'new';
   private keepaliveTimer: NodeJS.Timeout | undefined;
 
@@ -231,8 +173,6 @@ export class WsTransport implements Transport {
     const secret = typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : Buffer.from(options.secret);
     if (secret.length === 0) throw new RangeError('secret must not be empty');
     this.storeId = options.storeId;
-    this.clusterId = String(options.clusterId);
-    this.secret = secret;
     this.resolveAddress = options.resolveAddress;
     this.random = options.random ?? Math.random;
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'transport', store: options.storeId });
@@ -266,6 +206,32 @@ export class WsTransport implements Transport {
         rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
       };
     }
+    const connectionOptions = {
+      storeId: this.storeId,
+      clusterId: String(options.clusterId),
+      secret,
+      handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
+      keepaliveIntervalMs: this.opts.keepaliveIntervalMs,
+      maxPendingHandshakes: this.opts.maxPendingHandshakes,
+      maxPayload: this.maxPayload(),
+      tls: this.tls,
+    };
+    this.conns = new Connections(connectionOptions, this.counters, this.log, {
+      isRunning: () => this.state === 'running',
+      admit: (from, channel) => this.admit(from, channel),
+      accepted: (conn) => this.accepted(conn),
+    });
+    this.snapshotContext = {
+      connections: this.conns,
+      counters: this.counters,
+      log: this.log,
+      chunkBytes: this.opts.snapshotChunkBytes,
+      window: this.opts.snapshotWindow,
+      idleTimeoutMs: this.opts.snapshotIdleTimeoutMs,
+      isRunning: () => this.state === 'running',
+      resolve: (storeId) => this.resolve(storeId),
+      handler: () => this.snapshotHandler,
+    };
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -297,7 +263,7 @@ export class WsTransport implements Transport {
       perMessageDeflate: false,
       clientTracking: false,
     });
-    wss.on('connection', (ws, req) => this.acceptConnection(ws, req));
+    wss.on('connection', (ws, req) => this.conns.acceptConnection(ws, req));
     wss.on('error', (err) => this.log.error({ err: err.message }, 'websocket server error'));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(new TransportError('Unreachable', `cannot listen on ${this.opts.host}:${this.opts.port}: ${err.message}`, err));
@@ -312,7 +278,7 @@ export class WsTransport implements Transport {
     this.boundAddress = server.address() as AddressInfo;
     this.state = 'running';
     if (this.opts.keepaliveIntervalMs > 0) {
-      this.keepaliveTimer = setInterval(() => this.keepalive(), this.opts.keepaliveIntervalMs);
+      this.keepaliveTimer = setInterval(() => this.conns.keepalive(), this.opts.keepaliveIntervalMs);
       this.keepaliveTimer.unref();
     }
     this.log.info({ address: this.address, tls: this.tls !== undefined }, 'transport listening');
@@ -336,7 +302,7 @@ export class WsTransport implements Transport {
         new Promise<void>((resolve) => {
           if (c.ws.readyState === WebSocket.CLOSED) return resolve();
           c.ws.once('close', () => resolve());
-          this.closeConn(c, CloseCode.GoingAway, 'store shutting down', 200);
+          this.conns.closeConn(c, CloseCode.GoingAway, 'store shutting down', 200);
         }),
       );
     }
@@ -471,8 +437,8 @@ export class WsTransport implements Transport {
     let failure: string | undefined;
     try {
       const address = await this.resolve(link.storeId);
-      await this.connect(link.storeId, address, 'raft', (conn) => {
-        if (this.state !== 'running') this.closeConn(conn, CloseCode.GoingAway, 'store shutting down');
+      await this.conns.connect(link.storeId, address, 'raft', (conn) => {
+        if (this.state !== 'running') this.conns.closeConn(conn, CloseCode.GoingAway, 'store shutting down');
         else this.adoptRaftConn(link, conn);
       });
     } catch (err) {
@@ -506,213 +472,28 @@ export class WsTransport implements Transport {
     return address;
   }
 
-  /**
-   * connect dials `address` and runs the client side of the handshake.
-   * `onOpen` runs synchronously when the handshake completes, before any
-   * later frame of the same read is dispatched; then the promise resolves.
-   */
-  private connect(storeId: number, address: string, channel: Channel, onOpen: (conn: Conn) => void): Promise<Conn> {
-    return new Promise<Conn>((resolve, reject) => {
-      const tls = this.tls;
-      const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${address}/flotilla/${channel}`, {
-        perMessageDeflate: false,
-        maxPayload: this.maxPayload(),
-        handshakeTimeout: this.opts.handshakeTimeoutMs,
-        generateMask: zeroMask,
-        followRedirects: false,
-        ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : {}),
-      });
-      const conn = new Conn(ws, this.storeId, address);
-      conn.remoteStoreId = storeId;
-      conn.channel = channel;
-      this.conns.add(conn);
-      let settled = false;
-      const fail = (reason: string, code: number = CloseCode.HandshakeRejected) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(conn.timer);
-        this.log.warn({ peerStore: storeId, address, channel, reason }, 'outbound handshake failed');
-        this.closeConn(conn, code, reason);
-        reject(new TransportError('Unreachable', `connect to store ${storeId} at ${address}: ${reason}`));
-      };
-      conn.timer = setTimeout(() => fail('handshake timeout', CloseCode.HandshakeTimeout), this.opts.handshakeTimeoutMs);
-      const clientNonce = newNonce();
-      let serverNonce: Uint8Array | undefined;
-      conn.onFrame = (data) => {
-        try {
-          if (!serverNonce) {
-            const c = parseChallenge(data);
-            if (c.clusterId !== this.clusterId) throw new HandshakeError(`cluster ID mismatch: peer is in cluster ${JSON.stringify(c.clusterId)}`);
-            if (c.storeId !== storeId) throw new HandshakeError(`store ID mismatch: ${address} is store ${c.storeId}, expected ${storeId}`);
-            serverNonce = c.nonce;
-            const mac = computeMac(this.secret, 'client', this.clusterId, channel, this.storeId, storeId, serverNonce, clientNonce);
-            ws.send(encodeHello({ clusterId: this.clusterId, from: this.storeId, to: storeId, channel, nonce: clientNonce, mac }));
-            return;
-          }
-          const w = parseWelcome(data);
-          const expected = computeMac(this.secret, 'server', this.clusterId, channel, this.storeId, storeId, serverNonce, clientNonce);
-          if (!macEquals(w.mac, expected)) throw new HandshakeError('server failed authentication (bad MAC)');
-          settled = true;
-          clearTimeout(conn.timer);
-          conn.open = true;
-          conn.onFrame = () => {};
-          conn.onClosed = () => {};
-          onOpen(conn);
-          resolve(conn);
-        } catch (err) {
-          this.counters.handshakesRejected++;
-          fail((err as Error).message);
-        }
-      };
-      conn.onClosed = (code, reason) => fail(`connection closed during handshake (${code}${reason ? `: ${reason}` : ''})`);
-      conn.onHandshakeError = (reason) => fail(reason);
-      this.wireSocket(conn);
-    });
-  }
-
   // ---------------------------------------------------------------- accepting
 
-  private acceptConnection(ws: WebSocket, req: IncomingMessage): void {
-    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const conn = new Conn(ws, 0, remote);
-    if (this.state !== 'running') {
-      ws.on('error', () => {});
-      ws.close(CloseCode.GoingAway, 'store shutting down');
-      return;
-    }
-    this.conns.add(conn);
-    if (this.pendingHandshakes >= this.opts.maxPendingHandshakes) {
-      this.counters.handshakesRejected++;
-      this.log.warn({ remote, reason: 'too many pending handshakes', limit: this.opts.maxPendingHandshakes }, 'inbound handshake rejected');
-      this.wireSocket(conn);
-      this.closeConn(conn, CloseCode.Busy, 'too many pending handshakes');
-      return;
-    }
-    this.pendingHandshakes++;
-    let pending = true;
-    const settle = () => {
-      if (pending) this.pendingHandshakes--;
-      pending = false;
-    };
-    const serverNonce = newNonce();
-    const reject = (reason: string, code: number = CloseCode.HandshakeRejected) => {
-      settle();
-      if (conn.open || conn.closed) return;
-      clearTimeout(conn.timer);
-      this.counters.handshakesRejected++;
-      this.log.warn({ remote, reason }, 'inbound handshake rejected');
-      this.closeConn(conn, code, reason);
-    };
-    conn.timer = setTimeout(() => reject('handshake timeout', CloseCode.HandshakeTimeout), this.opts.handshakeTimeoutMs);
-    conn.onFrame = (data) => {
-      try {
-        const h = parseHello(data);
-        if (h.clusterId !== this.clusterId) throw new HandshakeError(`cluster ID mismatch: peer claims cluster ${JSON.stringify(h.clusterId)}`);
-        if (h.to !== this.storeId) throw new HandshakeError(`store ID mismatch: peer wants store ${h.to}, this is store ${this.storeId}`);
-        const expected = computeMac(this.secret, 'client', this.clusterId, h.channel, h.from, h.to, serverNonce, h.nonce);
-        if (!macEquals(h.mac, expected)) throw new HandshakeError(`store ${h.from} failed authentication (bad MAC)`);
-        if (this.blocked.has(h.from)) throw new HandshakeError(`store ${h.from} is blocked by fault injection`, CloseCode.Blocked);
-        if (h.channel === 'snap' && this.inboundSnapshots >= this.opts.maxInboundSnapshots) {
-          throw new HandshakeError(`too many inbound snapshots (${this.inboundSnapshots})`, CloseCode.Busy);
-        }
-        clearTimeout(conn.timer);
-        settle();
-        conn.open = true;
-        conn.remoteStoreId = h.from;
-        conn.dialer = h.from;
-        conn.channel = h.channel;
-        conn.onFrame = () => {};
-        const mac = computeMac(this.secret, 'server', this.clusterId, h.channel, h.from, h.to, serverNonce, h.nonce);
-        ws.send(encodeWelcome(mac));
-        if (h.channel === 'raft') {
-          let link = this.links.get(h.from);
-          if (!link) {
-            link = new Link(h.from);
-            this.links.set(h.from, link);
-          }
-          this.adoptRaftConn(link, conn);
-        } else {
-          this.receiveSnapshot(conn);
-        }
-      } catch (err) {
-        reject((err as Error).message, err instanceof HandshakeError ? err.closeCode : CloseCode.HandshakeRejected);
-      }
-    };
-    conn.onClosed = (code, reason) => {
-      if (!conn.open) reject(`connection closed during handshake (${code}${reason ? `: ${reason}` : ''})`);
-    };
-    conn.onHandshakeError = (reason) => reject(reason);
-    this.wireSocket(conn);
-    ws.send(encodeChallenge({ clusterId: this.clusterId, storeId: this.storeId, nonce: serverNonce }));
-  }
-
-  /** keepalive closes raft connections that stayed silent for a whole interval, then pings the rest. */
-  private keepalive(): void {
-    for (const c of this.conns) {
-      if (!c.open || c.closed || c.channel !== 'raft') continue;
-      if (!c.alive) {
-        this.log.warn({ peerStore: c.remoteStoreId, remote: c.remote, intervalMs: this.opts.keepaliveIntervalMs }, 'keepalive timeout, closing connection');
-        this.closeConn(c, CloseCode.GoingAway, 'keepalive timeout', 0);
-        continue;
-      }
-      c.alive = false;
-      c.ws.ping();
+  /** admit refuses an authenticated inbound connection that this store will not serve now. */
+  private admit(from: number, channel: Channel): void {
+    if (this.blocked.has(from)) throw new HandshakeError(`store ${from} is blocked by fault injection`, CloseCode.Blocked);
+    if (channel === 'snap' && this.inboundSnapshots >= this.opts.maxInboundSnapshots) {
+      throw new HandshakeError(`too many inbound snapshots (${this.inboundSnapshots})`, CloseCode.Busy);
     }
   }
 
-  /** wireSocket routes a socket's frames and close to whatever the Conn currently expects. */
-  private wireSocket(conn: Conn): void {
-    conn.ws.on('pong', () => (conn.alive = true));
-    conn.ws.on('message', (data, isBinary) => {
-      conn.alive = true;
-      if (conn.discardInbound || (conn.closed && !conn.open)) return;
-      if (!isBinary) {
-        if (conn.open) this.protocolError(conn, 'text frame on a binary protocol');
-        else conn.onFrame(Buffer.alloc(0));
-        return;
+  /** accepted takes an inbound connection whose handshake completed: a raft link's or a snapshot's. */
+  private accepted(conn: Conn): void {
+    if (conn.channel === 'raft') {
+      let link = this.links.get(conn.remoteStoreId);
+      if (!link) {
+        link = new Link(conn.remoteStoreId);
+        this.links.set(conn.remoteStoreId, link);
       }
-      conn.onFrame(toBuffer(data));
-    });
-    conn.ws.on('error', (err) => {
-      // ws closes the socket itself after an error (oversized frame, bad opcode, ...).
-      if (conn.open) {
-        conn.discardInbound = true;
-        this.counters.protocolErrors++;
-        this.log.warn({ peerStore: conn.remoteStoreId, remote: conn.remote, channel: conn.channel, reason: err.message }, 'connection error, closing');
-      } else {
-        conn.onHandshakeError(err.message);
-      }
-    });
-    conn.ws.on('close', (code, reasonBuf) => {
-      this.conns.delete(conn);
-      clearTimeout(conn.timer);
-      const wasClosed = conn.closed;
-      conn.closed = true;
-      conn.onClosed(code, reasonBuf.toString());
-      if (!wasClosed) this.log.debug({ peerStore: conn.remoteStoreId, remote: conn.remote, code, reason: reasonBuf.toString() }, 'connection closed by peer');
-    });
-  }
-
-  private closeConn(conn: Conn, code: number, reason: string, terminateAfterMs = 1_000): void {
-    if (conn.closed) return;
-    conn.closed = true;
-    clearTimeout(conn.timer);
-    const ws = conn.ws;
-    try {
-      if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-      else ws.close(code, reason.slice(0, 120));
-    } catch {
-      ws.terminate();
+      this.adoptRaftConn(link, conn);
+    } else {
+      this.receiveSnapshot(conn);
     }
-    // A peer that ignores the close handshake does not hold the socket open.
-    setTimeout(() => ws.terminate(), terminateAfterMs).unref();
-  }
-
-  private protocolError(conn: Conn, reason: string): void {
-    conn.discardInbound = true;
-    this.counters.protocolErrors++;
-    this.log.warn({ peerStore: conn.remoteStoreId, remote: conn.remote, channel: conn.channel, reason }, 'protocol error, closing connection');
-    this.closeConn(conn, CloseCode.ProtocolError, reason);
   }
 
   // ---------------------------------------------------------------- raft connections
@@ -735,10 +516,10 @@ export class WsTransport implements Transport {
       if (conn.dialer === current.dialer || (conn.dialer === winner && current.dialer !== winner)) {
         link.conn = conn;
         this.log.debug({ peerStore: link.storeId, kept: conn.id, closed: current.id }, 'second connection to a store: keeping the newer or lower store ID dial');
-        this.closeConn(current, CloseCode.Duplicate, 'duplicate connection');
+        this.conns.closeConn(current, CloseCode.Duplicate, 'duplicate connection');
       } else {
         // Frames already in flight on it are still received until it closes.
-        this.closeConn(conn, CloseCode.Duplicate, 'duplicate connection');
+        this.conns.closeConn(conn, CloseCode.Duplicate, 'duplicate connection');
         return;
       }
     } else {
@@ -775,14 +556,14 @@ export class WsTransport implements Transport {
     if (this.state !== 'running') return;
     if (data.length > this.opts.maxFrameBytes) {
       // ws's maxPayload is per server (it must admit snapshot chunks); raft frames have their own limit.
-      this.protocolError(conn, `raft frame of ${data.length} bytes exceeds the limit of ${this.opts.maxFrameBytes}`);
+      this.conns.protocolError(conn, `raft frame of ${data.length} bytes exceeds the limit of ${this.opts.maxFrameBytes}`);
       return;
     }
     let msgs: RaftMessage[];
     try {
       msgs = decodeRaftFrame(data);
     } catch (err) {
-      this.protocolError(conn, (err as Error).message);
+      this.conns.protocolError(conn, (err as Error).message);
       return;
     }
     if (this.blocked.has(from)) {
@@ -804,185 +585,18 @@ export class WsTransport implements Transport {
       this.counters.snapshotsFailed++;
       throw new TransportError('Blocked', `store ${toStoreId} is blocked by fault injection`);
     }
-    let conn: Conn | undefined;
-    let failWith: ((err: Error) => void) | undefined;
-    const failed = new Promise<never>((_, reject) => (failWith = reject));
-    failed.catch(() => {});
-    const handle = { fail: (err: Error) => failWith!(err) };
-    this.outboundSnapshots.add(handle);
-    let idleTimer: NodeJS.Timeout | undefined;
-    const armIdle = () => {
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(() => handle.fail(new TransportError('Timeout', `snapshot to store ${toStoreId}: no progress for ${this.opts.snapshotIdleTimeoutMs} ms`)), this.opts.snapshotIdleTimeoutMs);
-    };
-    let acked = 0;
-    let ackWaiter: (() => void) | undefined;
-    let done: (() => void) | undefined;
-    const finished = new Promise<void>((resolve) => (done = resolve));
-    const onFrame = (data: Buffer) => {
-        const kind = data[0];
-        if (kind === SnapFrame.Ack && data.length === 5) {
-          acked = data.readUInt32LE(1);
-          armIdle();
-          const w = ackWaiter;
-          ackWaiter = undefined;
-          w?.();
-        } else if (kind === SnapFrame.Done) {
-          done!();
-        } else if (kind === SnapFrame.Fail) {
-          handle.fail(new TransportError('Rejected', `store ${toStoreId} rejected the snapshot: ${data.subarray(1).toString('utf8')}`));
-        } else {
-          handle.fail(new TransportError('Protocol', `unexpected frame ${kind} on snapshot connection`));
-        }
-      };
+    const sender = new SnapshotSender(this.snapshotContext, toStoreId, header);
+    this.outboundSnapshots.add(sender);
     try {
-      armIdle();
-      const address = await Promise.race([this.resolve(toStoreId), failed]);
-      conn = await Promise.race([
-        this.connect(toStoreId, address, 'snap', (c) => {
-          c.onFrame = onFrame;
-          c.onClosed = (code, reason) => handle.fail(new TransportError('Closed', `snapshot connection to store ${toStoreId} closed (${code}${reason ? `: ${reason}` : ''})`));
-        }),
-        failed,
-      ]);
-      const c = conn;
-      const headerFrame = encodeRaftFrame([header]);
-      c.ws.send(Buffer.concat([Buffer.of(SnapFrame.Header), headerFrame]));
-      let sent = 0;
-      const chunkLimit = this.opts.snapshotChunkBytes;
-      const window = this.opts.snapshotWindow;
-      const sendPiece = async (piece: Uint8Array) => {
-        while (sent - acked >= window) {
-          await Promise.race([new Promise<void>((resolve) => (ackWaiter = resolve)), failed]);
-        }
-        const frame = Buffer.allocUnsafe(piece.length + 1);
-        frame[0] = SnapFrame.Chunk;
-        frame.set(piece, 1);
-        c.ws.send(frame);
-        sent++;
-        this.counters.snapshotChunksSent++;
-        this.counters.snapshotBytesSent += piece.length;
-      };
-      for await (const chunk of chunks as AsyncIterable<Uint8Array>) {
-        if (this.state !== 'running') throw new TransportError('Closed', 'transport closed');
-        for (let off = 0; off < chunk.length; off += chunkLimit) await sendPiece(chunk.subarray(off, Math.min(chunk.length, off + chunkLimit)));
-      }
-      c.ws.send(Buffer.of(SnapFrame.End));
-      await Promise.race([finished, failed]);
-      this.counters.snapshotsSent++;
-      this.log.info({ peerStore: toStoreId, regionId: header.regionId, chunks: sent }, 'snapshot sent');
-      this.closeConn(c, 1000, 'snapshot done');
-    } catch (err) {
-      this.counters.snapshotsFailed++;
-      this.log.warn({ peerStore: toStoreId, regionId: header.regionId, reason: (err as Error).message }, 'snapshot send failed');
-      if (conn) this.closeConn(conn, CloseCode.GoingAway, 'snapshot aborted');
-      // Transport failures are TransportErrors already; an error of the chunk source is the caller's own and passes through.
-      throw err;
+      await sender.run(chunks);
     } finally {
-      clearTimeout(idleTimer);
-      this.outboundSnapshots.delete(handle);
+      this.outboundSnapshots.delete(sender);
     }
   }
 
   private receiveSnapshot(conn: Conn): void {
     this.inboundSnapshots++;
-    const from = conn.remoteStoreId;
-    let stream: ChunkStream | undefined;
-    let finished = false;
-    let handlerDone = false;
-    let handlerError: string | undefined;
-    const release = () => {
-      if (finished) return;
-      finished = true;
-      this.inboundSnapshots--;
-    };
-    const sendDone = () => {
-      if (conn.closed) return;
-      if (handlerError !== undefined) conn.ws.send(Buffer.concat([Buffer.of(SnapFrame.Fail), Buffer.from(handlerError.slice(0, 1000), 'utf8')]));
-      else conn.ws.send(Buffer.of(SnapFrame.Done));
-    };
-    let idle: NodeJS.Timeout | undefined;
-    const armIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        if (handlerDone && stream?.isEnded) return;
-        this.protocolError(conn, `snapshot from store ${from}: no frame for ${this.opts.snapshotIdleTimeoutMs} ms`);
-      }, this.opts.snapshotIdleTimeoutMs);
-      idle.unref();
-    };
-    armIdle();
-    conn.onClosed = (code, reason) => {
-      clearTimeout(idle);
-      stream?.fail(streamInterrupted(`connection closed (${code}${reason ? `: ${reason}` : ''})`));
-      release();
-    };
-    conn.onFrame = (data) => {
-      const kind = data[0];
-      armIdle();
-      if (!stream) {
-        if (kind !== SnapFrame.Header) return this.protocolError(conn, 'snapshot stream must start with a header');
-        let header: SnapshotHeader;
-        try {
-          const msgs = decodeRaftFrame(data.subarray(1));
-          if (msgs.length !== 1) throw new Error(`header frame holds ${msgs.length} messages`);
-          header = msgs[0]!;
-        } catch (err) {
-          return this.protocolError(conn, `bad snapshot header: ${(err as Error).message}`);
-        }
-        stream = new ChunkStream(this.opts.snapshotWindow, (consumed) => {
-          if (!conn.closed) conn.ws.send(ackFrame(consumed));
-        });
-        const handler = this.snapshotHandler;
-        if (!handler) {
-          handlerError = 'store accepts no snapshots';
-          handlerDone = true;
-          this.counters.snapshotsFailed++;
-          sendDone();
-          return;
-        }
-        const s = stream;
-        handler(header, s, from).then(
-          () => {
-            handlerDone = true;
-            // Chunks the handler left unread are acknowledged so the sender reaches its End.
-            const skipped = s.discard();
-            if (skipped > 0 && !conn.closed) conn.ws.send(ackFrame(s.consumed));
-            if (s.isEnded) {
-              this.counters.snapshotsReceived++;
-              sendDone();
-            }
-          },
-          (err: unknown) => {
-            handlerDone = true;
-            handlerError = (err as Error)?.message ?? String(err);
-            this.counters.snapshotsFailed++;
-            this.log.warn({ peerStore: from, regionId: header.regionId, reason: handlerError }, 'snapshot handler failed');
-            sendDone();
-          },
-        );
-        return;
-      }
-      if (kind === SnapFrame.Chunk) {
-        this.counters.snapshotChunksReceived++;
-        this.counters.snapshotBytesReceived += data.length - 1;
-        if (handlerDone) {
-          // The handler finished early; keep the sender moving until its End.
-          if (!conn.closed) conn.ws.send(ackFrame(++stream.consumed));
-          return;
-        }
-        if (!stream.push(data.subarray(1))) this.protocolError(conn, `sender overran the window of ${this.opts.snapshotWindow} chunks`);
-        return;
-      }
-      if (kind === SnapFrame.End) {
-        stream.end();
-        if (handlerDone && handlerError === undefined) {
-          this.counters.snapshotsReceived++;
-          sendDone();
-        }
-        return;
-      }
-      this.protocolError(conn, `unexpected frame ${kind} on snapshot connection`);
-    };
+    new SnapshotReceiver(this.snapshotContext, conn, () => this.inboundSnapshots--);
   }
 
   // ---------------------------------------------------------------- misc
@@ -1043,7 +657,7 @@ export class WsTransport implements Transport {
         for (const c of this.conns) {
           if (c.remoteStoreId !== storeId || !c.open) continue;
           c.discardInbound = true;
-          this.closeConn(c, CloseCode.Blocked, 'blocked by fault injection');
+          this.conns.closeConn(c, CloseCode.Blocked, 'blocked by fault injection');
         }
         this.log.warn({ peerStore: storeId }, 'fault injection: store blocked');
       },
