@@ -5,5 +5,4 @@
 export { PlacementClient, type PlacementClientOptions } from './client';
 export { PlacementError, PlacementErrorCode } from './errors';
 export { renderKey, parseKey } from './http';
-export type { PlacementLogger } from './cluster';
 export type * from './types';

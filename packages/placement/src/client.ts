@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import type { Region } from '@flotilla/proto';
-import { DecodeError, decode, encode } from '@flotilla/proto';
+import { DecodeError, decode, encode, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode } from './errors';
-import type { PlacementLogger } from './cluster';
 import type {
   ClusterInfo,
   Operator,
@@ -30,7 +29,7 @@ export interface PlacementClientOptions {
   reconnectBackoffMs?: { initialMs: number; maxMs: number };
   /** maxFrameBytes bounds one response frame (default 64 MiB). */
   maxFrameBytes?: number;
-  logger?: PlacementLogger;
+  logger?: Logger;
   /** token is sent as `Authorization: Bearer <token>` on every connection (placement started with a token requires it). */
   token?: string;
   /**
@@ -57,9 +56,6 @@ interface Pending {
   timer: NodeJS.Timeout;
   sent: boolean;
 }
-
-const noop = (): void => {};
-const silent: PlacementLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
 /**
  * RESENDABLE lists the methods that may be applied twice without harm, so
@@ -106,7 +102,7 @@ export class PlacementClient {
   private readonly maxPending: number;
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly maxFrameBytes: number;
-  private readonly logger: PlacementLogger;
+  private readonly logger: Logger;
   /** dialOptions: the token header and TLS trust every connection is opened with. */
   private readonly dialOptions: WebSocket.ClientOptions;
   private readonly pending = new Map<number, Pending>();
@@ -129,7 +125,7 @@ export class PlacementClient {
     this.maxPending = opts.maxPendingRequests ?? 4096;
     this.backoff = opts.reconnectBackoffMs ?? { initialMs: 50, maxMs: 2000 };
     this.maxFrameBytes = opts.maxFrameBytes ?? 64 * 1024 * 1024;
-    this.logger = opts.logger ?? silent;
+    this.logger = opts.logger ?? silentLogger;
     this.connect();
   }
 

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Peer, Region, StoreState } from '@flotilla/proto';
-import { ValidationError, compareKeys, parseWith } from '@flotilla/proto';
+import { ValidationError, compareKeys, parseWith, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode, assert } from './errors';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
@@ -29,19 +29,9 @@ import { BalanceLeader, type BalanceLeaderOptions } from './schedule/balance-lea
 import { BalanceRegion, type BalanceRegionOptions } from './schedule/balance-region';
 import { MergeChecker, type MergeCheckerOptions } from './schedule/merge-checker';
 
-/** PlacementLogger is the subset of pino's Logger placement uses; pass a pino logger as is. */
-export interface PlacementLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-const noop = (): void => {};
 /** Shared empty lists for the common heartbeat without down or pending peers (never mutated). */
 const NO_DOWN_PEERS = Object.freeze([]) as unknown as DownPeer[];
 const NO_PEERS = Object.freeze([]) as unknown as Peer[];
-export const silentLogger: PlacementLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
 /** PlacementHandlers is the shape of PlacementCluster's dispatch table: one handler per method, typed by PlacementMethods. */
 type PlacementHandlers = { [M in PlacementMethod]: (p: ParamsOf<M>) => ResultOf<M> };
@@ -59,7 +49,8 @@ export interface ClusterOptions {
   clusterId?: number;
   /** clock returns wall-clock ms (default Date.now); simulations inject a virtual one. */
   clock?: () => number;
-  logger?: PlacementLogger;
+  /** logger receives placement's events (a pino logger fits; default silent). */
+  logger?: Logger;
   /** schedulers replaces the built-in set (replica checker, balance-leader, balance-region, merge checker). */
   schedulers?: Scheduler[];
   replicaChecker?: ReplicaCheckerOptions;
@@ -128,7 +119,7 @@ export class PlacementCluster implements ClusterView {
   /** unwrittenStats: Regions whose latest statistics were held back by the interval; written on close. */
   private readonly unwrittenStats = new Map<number, RegionInfo>();
   private readonly clock: () => number;
-  private readonly logger: PlacementLogger;
+  private readonly logger: Logger;
   private closed = false;
 
   constructor(opts: ClusterOptions) {

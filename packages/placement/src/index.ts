@@ -15,7 +15,6 @@ export { startPlacementServer, parseListen, WS_PATH, type PlacementServer, type 
 export { PlacementError, PlacementErrorCode, PlacementStorageError } from './errors';
 export { renderKey, parseKey } from './http';
 export { PLACEMENT_LIMITS } from './schema';
-export type { PlacementLogger } from './cluster';
 export type * from './types';
 export type { Scheduler, ClusterView, OperatorDraft, SchedulerLimits } from './schedule/scheduler';
 export type { MergeCheckerOptions } from './schedule/merge-checker';

@@ -1,7 +1,7 @@
 // @flotilla/placement/internal — the in-process pieces behind the server, for
 // benchmarks and simulations that must drive the exact handler the server
 // uses. Not a stable API: stores and clients use PlacementClient.
-export { PlacementCluster, silentLogger, type ClusterOptions } from './cluster';
+export { PlacementCluster, type ClusterOptions } from './cluster';
 export { RegionTree } from './region-tree';
 export { OperatorController } from './schedule/operator-controller';
 export { checkOperatorSafety, isStepDone } from './schedule/operator';

@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { DecodeError, decode, encode } from '@flotilla/proto';
-import { PlacementCluster, silentLogger, type ClusterOptions, type PlacementLogger } from './cluster';
+import { DecodeError, decode, encode, silentLogger, type Logger } from '@flotilla/proto';
+import { PlacementCluster, type ClusterOptions } from './cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from './errors';
 import { handleHttp } from './http';
 import { requestEnvelopeSchema } from './schema';
@@ -17,7 +17,7 @@ export const WS_PATH = '/ws';
 export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger'> {
   /** listen is host:port; port 0 picks a free one (see the returned address). */
   listen: string;
-  logger?: PlacementLogger;
+  logger?: Logger;
   /** flushIntervalMs: how often Region/operator changes are written in one transaction (default 50). */
   flushIntervalMs?: number;
   /** scheduleIntervalMs: how often the schedulers run (default 500). */
