@@ -7,14 +7,15 @@ import {
   type Peer,
   type Region,
   type CasResult,
+  type Logger,
+  silentLogger,
 } from '@flotilla/proto';
-import type { RegionWithLeader } from '@flotilla/placement';
+import type { RegionWithLeader } from '@flotilla/placement/client';
 import { ConnectionPool, type ClientRequestBody } from './connection';
 import { ClientError, ConnectionError } from './errors';
-import { silentLogger, type ClientLogger } from './logger';
 import { RegionCache, type CachedRegion } from './region-cache';
 import type { RouteProvider } from './route-provider';
-import { RetryPolicy, raceDeadline, type RetryState } from './retry';
+import { RETRY_ACTIONS, RetryPolicy, askedBackoffMs, raceDeadline, regionErrorCase, shouldBackOff, type Failure, type RetryAction, type RetryState } from './retry';
 import { checkKey, checkRange, checkValue, type Bytes } from './bytes';
 
 export interface FlotillaClientOptions {
@@ -34,7 +35,7 @@ export interface FlotillaClientOptions {
   maxPendingPerStore?: number;
   /** maxRequestBytes: batches are cut into requests of at most this many key+value bytes (default 4 MiB). */
   maxRequestBytes?: number;
-  logger?: ClientLogger;
+  logger?: Logger;
   /** token is sent as `Authorization: Bearer <token>` to placement and to every store (clusters started with a token require it). */
   token?: string;
   /** tls dials placement and stores with wss://, trusting caPath (default: the system roots); rejectUnauthorized=false skips certificate checks (tests only). */
@@ -77,7 +78,7 @@ export class FlotillaClient {
   private readonly retry: RetryPolicy;
   private readonly attemptTimeoutMs: number;
   private readonly maxRequestBytes: number;
-  private readonly logger: ClientLogger;
+  private readonly logger: Logger;
   /** writeRetry: whether writes are retried after an in-flight connection failure (see retryWritesInFlight). */
   private readonly writeRetry: boolean;
   private closed = false;
@@ -114,8 +115,8 @@ export class FlotillaClient {
     if (!routes) {
       const addresses = (opts.placement ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
       if (addresses.length === 0) throw new ClientError('InvalidArgument', 'placement: expected host:port[,host:port]');
-      // Loaded on demand: the placement package also holds the server (SQLite), which a client never needs in memory.
-      const { PlacementClient } = await import('@flotilla/placement');
+      // Loaded on demand, and through the client face (no SQLite, no server): a client given `routes` never loads placement.
+      const { PlacementClient } = await import('@flotilla/placement/client');
       routes = new PlacementClient({
         addresses,
         requestTimeoutMs: Math.min(opts.timeoutMs ?? 10_000, 5000),
@@ -396,9 +397,10 @@ export class FlotillaClient {
   }
 
   /**
-   * attempt sends one request to one Region and interprets the answer. On a
-   * retryable failure it updates the caches, waits as the error asks, and
-   * returns {ok:false} so the caller re-routes; fatal failures throw.
+   * attempt sends one request to one Region and interprets the answer. A
+   * failure goes to recover(), which acts on it as RETRY_ACTIONS says:
+   * fatal failures throw, retryable ones update the caches, wait as the
+   * error asks, and return {ok:false} so the caller re-routes.
    */
   private async attempt(entry: CachedRegion, body: RequestBody, st: RetryState, idempotent: boolean): Promise<AttemptResult> {
     this.retry.spend(st);
@@ -406,17 +408,12 @@ export class FlotillaClient {
     const peer = this.pickPeer(entry, st);
     if (!peer) {
       st.lastCause = new Error(`region ${region.id} has no peers`);
-      this.cache.invalidate(region.id);
-      await this.retry.sleepBackoff(st);
-      return { ok: false };
+      return this.recover({ case: 'NoPeer', region }, st, idempotent);
     }
     const address = await this.storeAddress(peer.storeId, st);
     if (!address) {
       st.lastCause = new Error(`store ${peer.storeId} is unknown to placement or removed`);
-      this.cache.invalidate(region.id);
-      this.downStores.set(peer.storeId, Date.now() + DOWN_STORE_MS);
-      await this.retry.sleepBackoff(st);
-      return { ok: false };
+      return this.recover({ case: 'StoreUnknown', region, peer }, st, idempotent);
     }
     const request = { ...body, header: { regionId: region.id, regionEpoch: region.epoch, peer } } as ClientRequestBody;
     let resp: ClientResponse;
@@ -426,18 +423,8 @@ export class FlotillaClient {
     } catch (err) {
       if (!(err instanceof ConnectionError)) throw err;
       st.lastCause = err;
-      if (err.unauthorized) throw new ClientError('Unauthorized', `${st.op}: store ${peer.storeId} (${address}) refused the connection: missing or wrong API token`, st.lastRegionError, err);
-      if (!idempotent && err.sent) {
-        throw new ClientError('Undetermined', `${st.op}: connection to store ${peer.storeId} (${address}) failed with the request in flight; it may or may not have been applied: ${err.message}`, st.lastRegionError, err);
-      }
-      this.logger.debug({ op: st.op, regionId: region.id, storeId: peer.storeId, address, err: err.message }, 'store unreachable; re-routing');
-      this.pool.drop(address);
-      this.storeAddresses.delete(peer.storeId);
-      this.downStores.set(peer.storeId, Date.now() + DOWN_STORE_MS);
-      this.cache.invalidateStore(peer.storeId);
-      this.cache.invalidate(region.id);
-      await this.retry.sleepBackoff(st);
-      return { ok: false };
+      // A request that never left the client cannot have applied, so even a write may be sent again.
+      return this.recover({ case: err.unauthorized ? 'Unauthorized' : 'Unreachable', region, peer, address, cause: err }, st, idempotent || !err.sent);
     }
     if (resp.ok) {
       if (!entry.leader || entry.leader.id !== peer.id) this.cache.setLeader(region.id, peer);
@@ -447,56 +434,55 @@ export class FlotillaClient {
     const e = resp.error;
     st.lastRegionError = e;
     this.logger.debug({ op: st.op, regionId: region.id, storeId: peer.storeId, error: e.type }, 'region error; retrying');
-    switch (e.type) {
-      case 'NotLeader':
-        if (e.leader && e.leader.id !== peer.id) {
-          // Follow the hint at once: the new leader is one hop away.
-          if (!this.cache.setLeader(region.id, e.leader)) this.cache.invalidate(region.id);
-          else this.downStores.delete(e.leader.storeId);
-          if (st.attempts > 3) await this.retry.sleepBackoff(st);
-        } else {
-          // No leader known (an election is running): try another peer after a pause.
-          this.cache.clearLeader(region.id);
-          await this.retry.sleepBackoff(st);
-        }
-        return { ok: false };
-      case 'EpochNotMatch': {
-        this.cache.invalidate(region.id);
-        let learned = false;
-        for (const r of e.currentRegions) learned = this.cache.insert(r) || learned;
-        if (!learned) await this.retry.sleepBackoff(st);
-        return { ok: false };
-      }
-      case 'KeyNotInRegion':
-      case 'RegionNotFound':
-        this.cache.invalidate(region.id);
-        this.cache.clearLeader(region.id);
-        await this.retry.sleepBackoff(st);
-        return { ok: false };
-      case 'ServerIsBusy':
-        await this.retry.sleepBackoff(st, e.backoffMs);
-        return { ok: false };
-      case 'StoreNotMatch':
-        this.storeAddresses.delete(peer.storeId);
-        this.pool.drop(address);
-        this.cache.invalidate(region.id);
-        await this.retry.sleepBackoff(st);
-        return { ok: false };
-      case 'Undetermined':
-        // Proposed, then lost track of: it may still apply. A write must not
-        // be sent again (it could apply twice); a read may.
-        if (!idempotent) throw new ClientError('Undetermined', `${st.op}: ${e.message}; it may or may not have been applied`, e);
-        this.cache.clearLeader(region.id);
-        await this.retry.sleepBackoff(st);
-        return { ok: false };
-      case 'StaleCommand':
-      case 'Unavailable':
-        this.cache.clearLeader(region.id);
-        await this.retry.sleepBackoff(st);
-        return { ok: false };
-      case 'InvalidRequest':
-        throw new ClientError('InvalidArgument', `${st.op}: the store rejected the request: ${e.message}`, e);
+    // The store answered, so the request reached it: only an idempotent one may be sent again.
+    return this.recover({ case: regionErrorCase(e, peer), region, peer, address, regionError: e }, st, idempotent);
+  }
+
+  /**
+   * recover applies the RETRY_ACTIONS row of a failed attempt, in the
+   * table's order: fail, store, invalidate, clear the leader, learn, back
+   * off. `resendable` says whether the request may be sent again.
+   */
+  private async recover(f: Failure, st: RetryState, resendable: boolean): Promise<AttemptResult> {
+    const action = RETRY_ACTIONS[f.case];
+    if (action.fail && (action.fail.when === 'always' || !resendable)) {
+      throw new ClientError(action.fail.code, action.fail.message(st.op, f), st.lastRegionError, f.cause);
     }
+    if (action.store) this.forgetStore(action.store, f, st);
+    if (action.invalidateRegion) this.cache.invalidate(f.region.id);
+    if (action.clearLeader) this.cache.clearLeader(f.region.id);
+    const learned = action.learn ? this.learn(action.learn, f) : false;
+    if (shouldBackOff(action.backoff, st, learned)) await this.retry.sleepBackoff(st, askedBackoffMs(f));
+    return { ok: false };
+  }
+
+  /** forgetStore: what recover() forgets about the store an attempt went to (see RetryAction.store). */
+  private forgetStore(how: NonNullable<RetryAction['store']>, f: Failure, st: RetryState): void {
+    const peer = f.peer;
+    if (!peer) return;
+    if (how === 'unreachable') {
+      this.logger.debug({ op: st.op, regionId: f.region.id, storeId: peer.storeId, address: f.address, err: f.cause?.message }, 'store unreachable; re-routing');
+    }
+    if (how !== 'down') {
+      if (f.address) this.pool.drop(f.address);
+      this.storeAddresses.delete(peer.storeId);
+    }
+    if (how !== 'reconnect') this.downStores.set(peer.storeId, Date.now() + DOWN_STORE_MS);
+    if (how === 'unreachable') this.cache.invalidateStore(peer.storeId);
+  }
+
+  /** learn puts into the cache what a RegionError teaches (see RetryAction.learn); returns whether the cache took any of it. */
+  private learn(what: NonNullable<RetryAction['learn']>, f: Failure): boolean {
+    const e = f.regionError;
+    if (what === 'leaderHint' && e?.type === 'NotLeader' && e.leader) {
+      const taken = this.cache.setLeader(f.region.id, e.leader);
+      if (!taken) this.cache.invalidate(f.region.id);
+      else this.downStores.delete(e.leader.storeId);
+      return taken;
+    }
+    let learned = false;
+    if (what === 'currentRegions' && e?.type === 'EpochNotMatch') for (const r of e.currentRegions) learned = this.cache.insert(r) || learned;
+    return learned;
   }
 
   /** callKey sends a request to the Region holding key until it succeeds; returns the response and the Region it succeeded on. */

@@ -1,6 +1,7 @@
 // @flotilla/client — the routing client (TiKV's raw client).
 //   client.ts          FlotillaClient: API, routing, one attempt against one Region, re-routing after a failure
-//   retry.ts           RetryState/RetryPolicy: per-call deadline and retry budget, backoff with jitter; raceDeadline
+//   retry.ts           RetryState/RetryPolicy: per-call deadline and retry budget, backoff with jitter; raceDeadline;
+//                      RETRY_ACTIONS: per failure, invalidate the Region? clear the leader? back off? throw?
 //   region-cache.ts    RegionCache: Regions sorted by startKey, binary search, leader per Region
 //   connection.ts      StoreConnection / ConnectionPool: one WebSocket per store, request IDs, bounded pending map
 //   route-provider.ts  RouteProvider: the slice of placement routing needs (PlacementClient fits it)
@@ -14,5 +15,4 @@ export { FlotillaClient, type FlotillaClientOptions } from './client';
 export { ClientError, type ClientErrorCode } from './errors';
 export { RegionCache, type CachedRegion } from './region-cache';
 export type { RouteProvider, StoreAddress } from './route-provider';
-export type { ClientLogger } from './logger';
 export { toBytes, type Bytes } from './bytes';
