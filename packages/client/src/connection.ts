@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { DecodeError, decode, encode, type ClientRequest, type ClientResponse } from '@flotilla/proto';
+import { DecodeError, decode, encode, type ClientRequest, type ClientResponse, type Logger } from '@flotilla/proto';
 import { ClientError, ConnectionError } from './errors';
 import { parseClientResponse } from './response';
-import type { ClientLogger } from './logger';
 
 /** ClientRequestBody is a ClientRequest before the connection assigns its id. */
 export type ClientRequestBody = ClientRequest extends unknown ? Omit<ClientRequest, 'id'> : never;
@@ -15,7 +14,7 @@ export interface ConnectionOptions {
   maxFrameBytes: number;
   /** connectTimeoutMs bounds the WebSocket handshake. */
   connectTimeoutMs: number;
-  logger: ClientLogger;
+  logger: Logger;
   /** token is sent as `Authorization: Bearer <token>` when the connection opens. */
   token?: string;
   /** tls dials wss://, trusting caPath (default: the system roots); rejectUnauthorized=false skips certificate checks. */

@@ -1,4 +1,4 @@
-import type { RegionWithLeader } from '@flotilla/placement';
+import type { RegionWithLeader } from '@flotilla/placement/client';
 
 /** StoreAddress is what the client needs to know about a store: where to connect. */
 export interface StoreAddress {

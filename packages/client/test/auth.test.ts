@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { decode, encode, type ClientRequest } from '@flotilla/proto';
-import type { RegionWithLeader } from '@flotilla/placement';
+import type { RegionWithLeader } from '@flotilla/placement/client';
 import { FlotillaClient } from '../src';
 import type { RouteProvider } from '../src/route-provider';
 

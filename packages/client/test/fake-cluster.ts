@@ -15,7 +15,7 @@ import {
   type Region,
   type RegionError,
 } from '@flotilla/proto';
-import type { RegionWithLeader } from '@flotilla/placement';
+import type { RegionWithLeader } from '@flotilla/placement/client';
 import type { RouteProvider, StoreAddress } from '../src/route-provider';
 
 // FakeCluster: real WebSocket servers on 127.0.0.1 standing in for stores,
