@@ -1,5 +1,5 @@
-// Connections: the WebSocket connections of one WsTransport and both halves
-// of the HMAC handshake (docs/transport.md, "Handshake").
+// Connections: the listener and WebSocket connections of one WsTransport,
+// and both halves of the HMAC handshake (docs/transport.md, "Handshake").
 //
 // A Conn starts unauthenticated; `connect` (client half) and
 // `acceptConnection` (server half) run the challenge / hello / welcome
@@ -9,9 +9,11 @@
 // same way (`wireSocket`) and closed the same way (`closeConn`), and raft
 // connections are kept honest by `keepalive`.
 
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { WebSocket, type RawData } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import {
   CloseCode,
   computeMac,
@@ -28,6 +30,7 @@ import {
   type Hello,
 } from './handshake';
 import { TransportError, type TransportStats } from './transport';
+import type { TlsMaterial } from './ws-options';
 
 /** ConnectionOptions is the part of WsTransport's options the connections need (defaults applied). */
 export interface ConnectionOptions {
@@ -39,8 +42,8 @@ export interface ConnectionOptions {
   maxPendingHandshakes: number;
   /** maxPayload is ws's frame limit for every socket: the larger of a raft frame and a snapshot chunk. */
   maxPayload: number;
-  /** tls, when set, dials wss:// and trusts `ca` (default: the system roots). */
-  tls: { ca: Buffer | undefined; rejectUnauthorized: boolean } | undefined;
+  /** tls, when set, serves wss:// with cert/key and dials wss:// trusting `ca` (default: the system roots). */
+  tls: TlsMaterial | undefined;
 }
 
 /** AcceptHooks give the transport its say over inbound connections. */
@@ -97,10 +100,12 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
-/** Connections owns every Conn of one transport, raft and snapshot, in and out. */
+/** Connections owns the listener and every Conn of one transport, raft and snapshot, in and out. */
 export class Connections implements Iterable<Conn> {
   private readonly conns = new Set<Conn>();
   private pendingHandshakes = 0;
+  private server: Server | undefined;
+  private wss: WebSocketServer | undefined;
 
   constructor(
     private readonly opts: ConnectionOptions,
@@ -111,6 +116,50 @@ export class Connections implements Iterable<Conn> {
 
   [Symbol.iterator](): Iterator<Conn> {
     return this.conns.values();
+  }
+
+  // ---------------------------------------------------------------- listener
+
+  /** listen serves the handshake on host:port and resolves with the bound address. */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const upgradeRequired = (_req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(426, { 'content-type': 'text/plain' });
+      res.end('flotilla transport: WebSocket upgrade required\n');
+    };
+    const tls = this.opts.tls;
+    const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, upgradeRequired) : createServer(upgradeRequired);
+    server.headersTimeout = this.opts.handshakeTimeoutMs;
+    server.requestTimeout = this.opts.handshakeTimeoutMs;
+    const wss = new WebSocketServer({
+      server,
+      maxPayload: this.opts.maxPayload,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    wss.on('connection', (ws, req) => this.acceptConnection(ws, req));
+    wss.on('error', (err) => this.log.error({ err: err.message }, 'websocket server error'));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(new TransportError('Unreachable', `cannot listen on ${host}:${port}: ${err.message}`, err));
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    this.server = server;
+    this.wss = wss;
+    return server.address() as AddressInfo;
+  }
+
+  /** closeListener stops the listener and drops the sockets it still holds; call it after closing the Conns. */
+  async closeListener(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.wss?.close();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
   }
 
   // ---------------------------------------------------------------- dialing

@@ -8,18 +8,17 @@
 // Everything is bounded: queue messages and bytes, frame size, socket
 // backlog, handshake time, concurrent inbound snapshots.
 
-import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { Logger } from 'pino';
+import { WebSocket } from 'ws';
 import type { RaftMessage } from '@flotilla/proto';
-import { decodeRaftFrame, FRAME_HEADER_BYTES, FrameWriter } from './codec';
+import { decodeRaftFrame, FrameWriter } from './codec';
 import { Connections, type Conn } from './connection';
 import { CloseCode, HandshakeError, type Channel } from './handshake';
+import { estimateBytes, Link, type DropReason, type LinkContext } from './link';
 import { SnapshotReceiver, type SnapshotReceiverContext } from './snapshot-receiver';
 import { SnapshotSender, type SnapshotSenderContext } from './snapshot-sender';
+import { resolveOptions, type AddressResolver, type TlsMaterial, type WsSettings, type WsTransportOptions } from './ws-options';
 import {
   emptyStats,
   TransportError,
@@ -32,71 +31,7 @@ import {
   type UnreachableHandler,
 } from './transport';
 
-/** AddressResolver maps a store ID to "host:port" (placement provides it); undefined = unknown store. */
-export type AddressResolver = (storeId: number) => Promise<string | undefined>;
-
-export interface WsTransportOptions {
-  storeId: number;
-  /** clusterId must match on both ends of every connection. */
-  clusterId: string | number;
-  /** secret is the cluster's shared secret for the HMAC handshake. Never logged. */
-  secret: string | Uint8Array;
-  resolveAddress: AddressResolver;
-  /** listen address (default 127.0.0.1, port 0 = any free port). */
-  host?: string;
-  port?: number;
-  /** logger (pino); default silent. */
-  logger?: Logger;
-  /** maxQueuedMessages per destination store (default 65,536). */
-  maxQueuedMessages?: number;
-  /** maxQueuedBytes per destination store (default 64 MiB, estimated). */
-  maxQueuedBytes?: number;
-  /** maxFrameBytes: largest raft frame sent or accepted (default 16 MiB); bigger batches are split. */
-  maxFrameBytes?: number;
-  /** maxSocketBufferedBytes: while a socket holds more unsent bytes, flush leaves messages queued (default 16 MiB). */
-  maxSocketBufferedBytes?: number;
-  /** handshakeTimeoutMs for both sides (default 5,000). */
-  handshakeTimeoutMs?: number;
-  /** reconnect backoff: base and cap (defaults 100 ms and 5,000 ms), with jitter in [50%, 100%]. */
-  reconnectBaseMs?: number;
-  reconnectMaxMs?: number;
-  /** unreachableReportIntervalMs: at most one onUnreachable per store per interval (default 100). */
-  unreachableReportIntervalMs?: number;
-  /** snapshotChunkBytes: larger chunks are split (default 1 MiB). */
-  snapshotChunkBytes?: number;
-  /** snapshotWindow: chunks in flight without acknowledgement (default 4). */
-  snapshotWindow?: number;
-  /** snapshotIdleTimeoutMs: a snapshot with no progress for this long fails (default 30,000). */
-  snapshotIdleTimeoutMs?: number;
-  /**
-   * keepaliveIntervalMs: raft connections are pinged this often; one with no
-   * pong (or frame) for a whole interval is closed as dead (default 10,000;
-   * 0 disables). Catches half-open TCP connections of crashed machines.
-   */
-  keepaliveIntervalMs?: number;
-  /** maxPendingHandshakes: inbound connections still in their handshake (default 256); more are closed at once. */
-  maxPendingHandshakes?: number;
-  /** maxInboundSnapshots at once (default 4); more are refused with Busy. */
-  maxInboundSnapshots?: number;
-  /** faults: fault-injection hooks, off unless enabled. */
-  faults?: { enabled: boolean };
-  /** random for backoff jitter (default Math.random). */
-  random?: () => number;
-  /**
-   * tls switches the whole cluster to wss://: this store serves TLS with
-   * cert/key and dials peers with TLS, trusting `caPath` (default: the
-   * system roots). The HMAC handshake still authenticates both stores.
-   */
-  tls?: TlsOptions;
-}
-
-export interface TlsOptions {
-  certPath: string;
-  keyPath: string;
-  caPath?: string;
-  /** rejectUnauthorized: verify the peer's certificate chain and name (default true). */
-  rejectUnauthorized?: boolean;
-}
+export type { AddressResolver, TlsOptions, WsTransportOptions } from './ws-options';
 
 /** WsFaults is the chaos-test hook (only when options.faults.enabled). */
 export interface WsFaults {
@@ -115,43 +50,15 @@ export interface DestinationBacklog {
   connected: boolean;
 }
 
-/** Link is the state of raft traffic to one remote store. */
-class Link {
-  conn: Conn | undefined;
-  dialing = false;
-  pending: RaftMessage[] = [];
-  pendingBytes = 0;
-  attempts = 0;
-  backoffUntil = 0;
-  everConnected = false;
-  lastUnreachableAt = -Infinity;
-  waitingForDrain = false;
-  constructor(readonly storeId: number) {}
-}
-
-function estimateBytes(m: RaftMessage): number {
-  let n = 64 + m.startKey.length + m.endKey.length;
-  const msg = m.message;
-  for (let i = 0; i < msg.entries.length; i++) {
-    const e = msg.entries[i]!;
-    n += 24 + e.data.length + (e.context?.length ?? 0);
-  }
-  if (msg.context) n += msg.context.length;
-  if (msg.snapshot) n += 256 + msg.snapshot.data.length;
-  return n;
-}
-
 export class WsTransport implements Transport {
   readonly storeId: number;
   /** faults is defined only when fault injection is enabled in the options. */
   readonly faults: WsFaults | undefined;
   private readonly log: Logger;
-  private readonly opts: Required<Omit<WsTransportOptions, 'logger' | 'faults' | 'secret' | 'clusterId' | 'storeId' | 'resolveAddress' | 'random' | 'tls'>>;
-  private readonly tls: { cert: Buffer; key: Buffer; ca: Buffer | undefined; rejectUnauthorized: boolean } | undefined;
+  private readonly opts: WsSettings;
+  private readonly tls: TlsMaterial | undefined;
   private readonly resolveAddress: AddressResolver;
   private readonly random: () => number;
-  private server: Server | undefined;
-  private wss: WebSocketServer | undefined;
   private boundAddress: AddressInfo | undefined;
   private readonly links = new Map<number, Link>();
   private readonly dirty = new Set<Link>();
@@ -165,51 +72,23 @@ export class WsTransport implements Transport {
   private inboundSnapshots = 0;
   private readonly outboundSnapshots = new Set<SnapshotSender>();
   private readonly snapshotContext: SnapshotSenderContext & SnapshotReceiverContext;
+  private readonly linkContext: LinkContext;
   private state: 'new' | 'running' | 'closed' = 'new';
   private keepaliveTimer: NodeJS.Timeout | undefined;
 
   constructor(options: WsTransportOptions) {
-    if (!Number.isSafeInteger(options.storeId) || options.storeId <= 0) throw new RangeError(`storeId must be a positive integer, got ${options.storeId}`);
-    const secret = typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : Buffer.from(options.secret);
-    if (secret.length === 0) throw new RangeError('secret must not be empty');
-    this.storeId = options.storeId;
-    this.resolveAddress = options.resolveAddress;
-    this.random = options.random ?? Math.random;
-    this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'transport', store: options.storeId });
-    this.opts = {
-      host: options.host ?? '127.0.0.1',
-      port: options.port ?? 0,
-      maxQueuedMessages: options.maxQueuedMessages ?? 65_536,
-      maxQueuedBytes: options.maxQueuedBytes ?? 64 * 1024 * 1024,
-      maxFrameBytes: options.maxFrameBytes ?? 16 * 1024 * 1024,
-      maxSocketBufferedBytes: options.maxSocketBufferedBytes ?? 16 * 1024 * 1024,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5_000,
-      reconnectBaseMs: options.reconnectBaseMs ?? 100,
-      reconnectMaxMs: options.reconnectMaxMs ?? 5_000,
-      unreachableReportIntervalMs: options.unreachableReportIntervalMs ?? 100,
-      snapshotChunkBytes: options.snapshotChunkBytes ?? 1024 * 1024,
-      snapshotWindow: options.snapshotWindow ?? 4,
-      snapshotIdleTimeoutMs: options.snapshotIdleTimeoutMs ?? 30_000,
-      maxInboundSnapshots: options.maxInboundSnapshots ?? 4,
-      keepaliveIntervalMs: options.keepaliveIntervalMs ?? 10_000,
-      maxPendingHandshakes: options.maxPendingHandshakes ?? 256,
-    };
-    if (this.opts.maxFrameBytes < 1024) throw new RangeError('maxFrameBytes must be at least 1 KiB');
-    if (this.opts.snapshotWindow < 1) throw new RangeError('snapshotWindow must be at least 1');
-    this.faults = options.faults?.enabled ? this.makeFaults() : undefined;
-    if (options.tls) {
-      // Read at construction: a missing file is a configuration error, reported at once.
-      this.tls = {
-        cert: readFileSync(options.tls.certPath),
-        key: readFileSync(options.tls.keyPath),
-        ca: options.tls.caPath ? readFileSync(options.tls.caPath) : undefined,
-        rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
-      };
-    }
+    const resolved = resolveOptions(options);
+    this.storeId = resolved.storeId;
+    this.resolveAddress = resolved.resolveAddress;
+    this.random = resolved.random;
+    this.log = resolved.log;
+    this.opts = resolved.settings;
+    this.tls = resolved.tls;
+    this.faults = resolved.faultsEnabled ? this.makeFaults() : undefined;
     const connectionOptions = {
       storeId: this.storeId,
-      clusterId: String(options.clusterId),
-      secret,
+      clusterId: resolved.clusterId,
+      secret: resolved.secret,
       handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
       keepaliveIntervalMs: this.opts.keepaliveIntervalMs,
       maxPendingHandshakes: this.opts.maxPendingHandshakes,
@@ -221,6 +100,16 @@ export class WsTransport implements Transport {
       admit: (from, channel) => this.admit(from, channel),
       accepted: (conn) => this.accepted(conn),
     });
+    this.linkContext = {
+      storeId: this.storeId,
+      conns: this.conns,
+      counters: this.counters,
+      log: this.log,
+      writer: this.writer,
+      maxFrameBytes: this.opts.maxFrameBytes,
+      maxSocketBufferedBytes: this.opts.maxSocketBufferedBytes,
+      countDrop: (n, reason) => this.countDrop(n, reason),
+    };
     this.snapshotContext = {
       connections: this.conns,
       counters: this.counters,
@@ -250,32 +139,7 @@ export class WsTransport implements Transport {
 
   async start(): Promise<void> {
     if (this.state !== 'new') throw new TransportError('Closed', `transport cannot start in state ${this.state}`);
-    const upgradeRequired = (_req: IncomingMessage, res: ServerResponse) => {
-      res.writeHead(426, { 'content-type': 'text/plain' });
-      res.end('flotilla transport: WebSocket upgrade required\n');
-    };
-    const server: Server = this.tls ? createTlsServer({ cert: this.tls.cert, key: this.tls.key }, upgradeRequired) : createServer(upgradeRequired);
-    server.headersTimeout = this.opts.handshakeTimeoutMs;
-    server.requestTimeout = this.opts.handshakeTimeoutMs;
-    const wss = new WebSocketServer({
-      server,
-      maxPayload: this.maxPayload(),
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
-    wss.on('connection', (ws, req) => this.conns.acceptConnection(ws, req));
-    wss.on('error', (err) => this.log.error({ err: err.message }, 'websocket server error'));
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(new TransportError('Unreachable', `cannot listen on ${this.opts.host}:${this.opts.port}: ${err.message}`, err));
-      server.once('error', onError);
-      server.listen(this.opts.port, this.opts.host, () => {
-        server.off('error', onError);
-        resolve();
-      });
-    });
-    this.server = server;
-    this.wss = wss;
-    this.boundAddress = server.address() as AddressInfo;
+    this.boundAddress = await this.conns.listen(this.opts.host, this.opts.port);
     this.state = 'running';
     if (this.opts.keepaliveIntervalMs > 0) {
       this.keepaliveTimer = setInterval(() => this.conns.keepalive(), this.opts.keepaliveIntervalMs);
@@ -290,9 +154,7 @@ export class WsTransport implements Transport {
     this.state = 'closed';
     clearInterval(this.keepaliveTimer);
     for (const link of this.links.values()) {
-      this.countDrop(link.pending.length, 'unreachable');
-      link.pending = [];
-      link.pendingBytes = 0;
+      this.countDrop(link.dropPending(), 'unreachable');
     }
     this.dirty.clear();
     for (const s of this.outboundSnapshots) s.fail(new TransportError('Closed', 'transport closed'));
@@ -307,14 +169,7 @@ export class WsTransport implements Transport {
       );
     }
     await Promise.all(closing);
-    if (wasRunning && this.server) {
-      const server = this.server;
-      this.wss?.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    }
+    if (wasRunning) await this.conns.closeListener();
     this.log.info('transport closed');
   }
 
@@ -329,11 +184,7 @@ export class WsTransport implements Transport {
       this.countDrop(1, 'fault');
       return false;
     }
-    let link = this.links.get(toStoreId);
-    if (!link) {
-      link = new Link(toStoreId);
-      this.links.set(toStoreId, link);
-    }
+    const link = this.link(toStoreId);
     if (!link.conn && !link.dialing && performance.now() < link.backoffUntil) {
       this.countDrop(1, 'unreachable');
       this.reportUnreachable(link);
@@ -355,7 +206,7 @@ export class WsTransport implements Transport {
   flush(): void {
     if (this.dirty.size === 0) return;
     for (const link of this.dirty) {
-      if (link.conn) this.writeFrames(link);
+      if (link.conn) link.writeFrames();
     }
     // Links still holding messages (connecting, or socket backlog) stay dirty.
     for (const link of this.dirty) if (link.pending.length === 0) this.dirty.delete(link);
@@ -379,58 +230,16 @@ export class WsTransport implements Transport {
     };
   }
 
-  private writeFrames(link: Link): void {
-    const conn = link.conn!;
-    const ws = conn.ws;
-    if (ws.readyState !== WebSocket.OPEN) return;
-    if (ws.bufferedAmount > this.opts.maxSocketBufferedBytes) {
-      // The kernel is not draining fast enough: keep messages queued (bounded)
-      // and retry when the last frame handed to the socket is written.
-      link.waitingForDrain = true;
-      return;
-    }
-    const msgs = link.pending;
-    link.pending = [];
-    link.pendingBytes = 0;
-    const w = this.writer;
-    const limit = this.opts.maxFrameBytes;
-    w.begin();
-    for (let i = 0; i < msgs.length; i++) {
-      const m = msgs[i]!;
-      const before = w.pos;
-      const countBefore = w.messageCount;
-      w.write(m);
-      if (w.pos <= limit) continue;
-      if (countBefore === 0) {
-        // This message alone exceeds the limit: it can never be sent.
-        w.rewind(FRAME_HEADER_BYTES, 0);
-        this.countDrop(1, 'tooLarge');
-        this.log.warn({ peerStore: link.storeId, regionId: m.regionId, msgType: m.message.msgType, limit }, 'dropping a raft message larger than the frame limit');
-        continue;
-      }
-      w.rewind(before, countBefore);
-      this.emitFrame(link, conn, w.take(), countBefore);
-      w.begin();
-      i--; // write this message again into the fresh frame
-    }
-    if (w.messageCount > 0) this.emitFrame(link, conn, w.take(), w.messageCount);
-  }
+  // ---------------------------------------------------------------- links
 
-  private emitFrame(link: Link, conn: Conn, frame: Buffer, count: number): void {
-    this.counters.framesSent++;
-    this.counters.messagesSent += count;
-    this.counters.bytesSent += frame.length;
-    conn.ws.send(frame, { binary: true, compress: false }, () => {
-      // Written to the kernel (or failed): the socket no longer needs the bytes.
-      this.writer.release(frame);
-      if (link.waitingForDrain && link.conn === conn && conn.ws.bufferedAmount <= this.opts.maxSocketBufferedBytes) {
-        link.waitingForDrain = false;
-        if (link.pending.length > 0) this.writeFrames(link);
-      }
-    });
+  private link(storeId: number): Link {
+    let link = this.links.get(storeId);
+    if (!link) {
+      link = new Link(this.linkContext, storeId);
+      this.links.set(storeId, link);
+    }
+    return link;
   }
-
-  // ---------------------------------------------------------------- dialing
 
   private async dial(link: Link): Promise<void> {
     link.dialing = true;
@@ -454,9 +263,7 @@ export class WsTransport implements Transport {
     const jittered = backoff * (0.5 + 0.5 * this.random());
     link.backoffUntil = performance.now() + jittered;
     this.log.warn({ peerStore: link.storeId, attempt: link.attempts, backoffMs: Math.round(jittered), reason: failure }, 'dial failed');
-    this.countDrop(link.pending.length, 'unreachable');
-    link.pending = [];
-    link.pendingBytes = 0;
+    this.countDrop(link.dropPending(), 'unreachable');
     this.dirty.delete(link);
     this.reportUnreachable(link);
   }
@@ -485,12 +292,7 @@ export class WsTransport implements Transport {
   /** accepted takes an inbound connection whose handshake completed: a raft link's or a snapshot's. */
   private accepted(conn: Conn): void {
     if (conn.channel === 'raft') {
-      let link = this.links.get(conn.remoteStoreId);
-      if (!link) {
-        link = new Link(conn.remoteStoreId);
-        this.links.set(conn.remoteStoreId, link);
-      }
-      this.adoptRaftConn(link, conn);
+      this.adoptRaftConn(this.link(conn.remoteStoreId), conn);
     } else {
       this.receiveSnapshot(conn);
     }
@@ -498,39 +300,12 @@ export class WsTransport implements Transport {
 
   // ---------------------------------------------------------------- raft connections
 
-  /**
-   * adoptRaftConn makes `conn` the link's connection, or closes it if the
-   * link already has the tie-break winner: the connection dialed by the
-   * lower store ID. Both ends apply the same rule, so they agree. A store
-   * dials only when it has no connection, so a new dial from the same side
-   * as the current connection means that side saw the old one die (say, it
-   * restarted while we missed the FIN): the new one replaces it.
-   */
+  /** adoptRaftConn routes a raft connection's frames and close here, then offers it to the link (Link.adopt applies the tie-break). */
   private adoptRaftConn(link: Link, conn: Conn): void {
     this.counters.connectionsOpened++;
     conn.onFrame = (data) => this.receiveRaftFrame(conn, data);
     conn.onClosed = (code, reason) => this.onRaftConnClosed(link, conn, code, reason);
-    const winner = Math.min(this.storeId, link.storeId);
-    const current = link.conn;
-    if (current && !current.closed) {
-      if (conn.dialer === current.dialer || (conn.dialer === winner && current.dialer !== winner)) {
-        link.conn = conn;
-        this.log.debug({ peerStore: link.storeId, kept: conn.id, closed: current.id }, 'second connection to a store: keeping the newer or lower store ID dial');
-        this.conns.closeConn(current, CloseCode.Duplicate, 'duplicate connection');
-      } else {
-        // Frames already in flight on it are still received until it closes.
-        this.conns.closeConn(conn, CloseCode.Duplicate, 'duplicate connection');
-        return;
-      }
-    } else {
-      link.conn = conn;
-      if (link.everConnected) this.counters.reconnects++;
-    }
-    link.everConnected = true;
-    link.attempts = 0;
-    link.backoffUntil = 0;
-    this.log.info({ peerStore: link.storeId, remote: conn.remote, dialer: conn.dialer }, 'raft connection established');
-    if (link.pending.length > 0) this.writeFrames(link);
+    link.adopt(conn);
   }
 
   private onRaftConnClosed(link: Link, conn: Conn, code: number, reason: string): void {
@@ -544,9 +319,7 @@ export class WsTransport implements Transport {
       return;
     }
     this.log.info({ peerStore: link.storeId, code, reason }, 'raft connection lost');
-    this.countDrop(link.pending.length, 'unreachable');
-    link.pending = [];
-    link.pendingBytes = 0;
+    this.countDrop(link.dropPending(), 'unreachable');
     this.dirty.delete(link);
     this.reportUnreachable(link);
   }
@@ -627,7 +400,7 @@ export class WsTransport implements Transport {
     return Math.max(this.opts.maxFrameBytes, this.opts.snapshotChunkBytes + 64, 64 * 1024);
   }
 
-  private countDrop(n: number, reason: 'queue' | 'unreachable' | 'tooLarge' | 'fault'): void {
+  private countDrop(n: number, reason: DropReason): void {
     if (n === 0) return;
     this.counters.messagesDropped += n;
     if (reason === 'queue') this.counters.droppedQueueFull += n;
@@ -650,9 +423,7 @@ export class WsTransport implements Transport {
         this.blocked.add(storeId);
         const link = this.links.get(storeId);
         if (link) {
-          this.countDrop(link.pending.length, 'fault');
-          link.pending = [];
-          link.pendingBytes = 0;
+          this.countDrop(link.dropPending(), 'fault');
         }
         for (const c of this.conns) {
           if (c.remoteStoreId !== storeId || !c.open) continue;
