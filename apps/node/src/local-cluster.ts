@@ -4,10 +4,12 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
+import type { ProfileName } from '@flotilla/store';
 import { markClusterStopped, processAlive, readClusterFile, writeClusterFile, type ClusterFile } from './cluster-file';
 import { httpGet, type ClientSecurity, type ServerSecurity } from './security';
 
-export type Profile = 'demo' | 'production';
+/** Profile is the store's tuning profile, passed to each store child as --profile (a type-only import: the supervisor never loads the store). */
+export type Profile = ProfileName;
 
 export interface LocalClusterOptions {
   dataDir: string;

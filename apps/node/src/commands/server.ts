@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { ProfileName, StoreHandle, StoreOptions, storeConfigOverridesSchema } from '@flotilla/store';
 import { boolFlag, enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, textFlag, type CommandSpec } from '../args';
 import { EXIT, waitForShutdown, type Command } from '../command';
 import { serverSecurity, serverSecurityFlags } from '../security';
@@ -55,7 +56,7 @@ const storeSpec: CommandSpec = {
     { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'client API / HTTP address (port 0 picks a free port)', default: '127.0.0.1:20161', schema: hostPortFlag(true) },
     { name: 'raft-listen', type: 'string', placeholder: 'HOST:PORT', description: 'store-to-store raft address (default: the --listen host, any free port)', schema: hostPortFlag(true) },
     { name: 'advertise', type: 'string', placeholder: 'HOST:PORT', description: 'address clients and placement use to reach this store (default: the bound --listen address)', schema: hostPortFlag() },
-    { name: 'profile', type: 'string', placeholder: 'NAME', description: 'tuning profile: production (TiKV-sized Regions) or demo (tiny split thresholds)', default: 'production', schema: enumFlag(['production', 'demo'] as const) },
+    { name: 'profile', type: 'string', placeholder: 'NAME', description: 'tuning profile: production (TiKV-sized Regions) or demo (tiny split thresholds)', default: 'production', schema: enumFlag(['production', 'demo'] as const satisfies readonly ProfileName[]) },
     { name: 'cluster-secret', type: 'string', placeholder: 'SECRET', description: 'shared secret authenticating store-to-store connections (default: the development secret)', schema: textFlag() },
     ...serverSecurityFlags,
     {
@@ -70,34 +71,25 @@ const storeSpec: CommandSpec = {
   examples: ['flotilla store --placement 127.0.0.1:20160 --data-dir ./data/store-1 --listen 127.0.0.1:20161 --profile demo', 'flotilla store --placement 127.0.0.1:20160 --data-dir ./data/store-1 --tuning ./store-tuning.json'],
 };
 
-/** StartStore is the entry contract of @flotilla/store (packages/store/API.md). */
-type StartStore = (opts: {
-  dataDir: string;
-  listen: string;
-  raftListen?: string;
-  advertise?: string;
-  placement: string;
-  clusterSecret?: string;
-  profile?: 'production' | 'demo';
-  logger?: unknown;
-  clientToken?: string;
-  enableAdminApi?: boolean;
-  tls?: { certPath: string; keyPath: string; caPath?: string };
-  config?: Record<string, unknown>;
-}) => Promise<{ storeId: number; address: string; raftAddress?: string; close(): Promise<void> }>;
+/** StoreTuning is what --tuning holds: StoreOptions.config, as the store's override schema checks it. */
+type StoreTuning = NonNullable<StoreOptions['config']>;
 
-/** readTuning reads --tuning: a JSON object checked against the store's override schema, so errors name the file and the key. */
-function readTuning(path: string, parse: (v: unknown) => { success: true; data: Record<string, unknown> } | { success: false; error: { issues: { path: PropertyKey[]; message: string; code: string; keys?: string[] }[] } }): Record<string, unknown> | string {
+/**
+ * readTuning reads --tuning: a JSON object checked against the store's
+ * override schema (passed in, so the store package loads only when the
+ * command runs), so errors name the file and the key.
+ */
+function readTuning(path: string, schema: typeof storeConfigOverridesSchema): StoreTuning | string {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
     return `--tuning ${path}: ${(err as Error).message}`;
   }
-  const r = parse(raw);
+  const r = schema.safeParse(raw);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const where = issue.code === 'unrecognized_keys' && issue.keys ? `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : issue.path.length > 0 ? issue.path.map(String).join('.') : 'file';
+  const where = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : issue.path.length > 0 ? issue.path.map(String).join('.') : 'file';
   return `--tuning ${path}: ${where}: ${issue.message}`;
 }
 
@@ -108,38 +100,31 @@ export const storeCommand: Command = {
     const placement = required<string>(ctx.parsed, storeSpec, 'placement');
     const dataDir = resolve(required<string>(ctx.parsed, storeSpec, 'data-dir'));
     const sec = serverSecurity(v);
+    const profile = v['profile'] as ProfileName;
     // Loaded on demand: only this command needs the store (and SQLite); ctl commands start faster without it.
-    const mod = (await import('@flotilla/store')) as unknown as {
-      startStore?: StartStore;
-      storeConfigOverridesSchema?: { safeParse: Parameters<typeof readTuning>[1] };
-      resolveConfig?: (profile: string, overrides: Record<string, unknown>) => unknown;
-    };
-    if (typeof mod.startStore !== 'function' || !mod.storeConfigOverridesSchema) {
-      ctx.io.stderr.write('flotilla store: @flotilla/store does not export startStore in this build\n');
-      return EXIT.failure;
-    }
-    let tuning: Record<string, unknown> | undefined;
+    // The types above are imported type-only, so a change to StoreOptions still fails tsc here.
+    const { startStore, storeConfigOverridesSchema, resolveConfig } = await import('@flotilla/store');
+    let tuning: StoreTuning | undefined;
     if (v['tuning'] !== undefined) {
-      const schema = mod.storeConfigOverridesSchema;
-      const t = readTuning(resolve(v['tuning'] as string), (x) => schema.safeParse(x));
+      const t = readTuning(resolve(v['tuning'] as string), storeConfigOverridesSchema);
       if (typeof t === 'string') {
         ctx.io.stderr.write(`flotilla store: ${t}\n`);
         return EXIT.usage;
       }
       try {
         // Rules across keys (electionTicks > heartbeatTicks, split below max size) against the profile.
-        mod.resolveConfig?.(v['profile'] as string, t);
+        resolveConfig(profile, t);
       } catch (err) {
         ctx.io.stderr.write(`flotilla store: --tuning ${v['tuning'] as string}: ${(err as Error).message.replace(/^store config: /, '')}\n`);
         return EXIT.usage;
       }
       tuning = t;
     }
-    const handle = await mod.startStore({
+    const opts: StoreOptions = {
       dataDir,
       listen: v['listen'] as string,
       placement,
-      profile: v['profile'] as 'production' | 'demo',
+      profile,
       logger: ctx.logger,
       ...(v['raftListen'] ? { raftListen: v['raftListen'] as string } : {}),
       ...(v['advertise'] ? { advertise: v['advertise'] as string } : {}),
@@ -148,7 +133,8 @@ export const storeCommand: Command = {
       ...(sec.tls ? { tls: sec.tls } : {}),
       enableAdminApi: v['enableAdminApi'] === true,
       ...(tuning ? { config: tuning } : {}),
-    });
+    };
+    const handle: StoreHandle = await startStore(opts);
     ctx.io.stdout.write(JSON.stringify({ service: 'store', storeId: handle.storeId, address: handle.address, raftAddress: handle.raftAddress, statusUrl: `${sec.tls ? 'https' : 'http'}://${handle.address}/status`, pid: process.pid, dataDir }) + '\n');
     return waitForShutdown(ctx, () => handle.close());
   },

@@ -11,7 +11,7 @@ export function clusterFlags(defaults: { dataDir: string; profile: Profile; base
   return [
     { name: 'stores', type: 'string', placeholder: 'N', description: 'number of stores', default: '3', schema: intFlag(1, 9) },
     { name: 'data-dir', type: 'string', placeholder: 'DIR', description: 'cluster directory: placement/, store-N/, logs/, cluster.json', default: defaults.dataDir, schema: pathFlag() },
-    { name: 'profile', type: 'string', placeholder: 'NAME', description: 'store tuning profile: production or demo (tiny split thresholds)', default: defaults.profile, schema: enumFlag(['production', 'demo'] as const) },
+    { name: 'profile', type: 'string', placeholder: 'NAME', description: 'store tuning profile: production or demo (tiny split thresholds)', default: defaults.profile, schema: enumFlag(['production', 'demo'] as const satisfies readonly Profile[]) },
     { name: 'base-port', type: 'string', placeholder: 'PORT', description: 'placement listens on PORT, store i on PORT+i (0: free ports, reused on restart)', default: String(defaults.basePort), schema: intFlag(0, 65_000) },
   ];
 }
