@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
-import type { PlacementClient } from '@flotilla/placement';
+import type { PlacementClient } from '@flotilla/placement/client';
 import { boolFlag, hostPortListFlag, intFlag, pathFlag, type FlagSpec } from './args';
 import { clusterFilePath, processAlive, readClusterFile } from './cluster-file';
 import type { CommandContext } from './command';
@@ -43,10 +43,10 @@ export async function connectClient(ctx: CommandContext): Promise<FlotillaClient
   return FlotillaClient.connect({ placement: resolvePlacement(ctx), timeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger, ...security(ctx) });
 }
 
-/** placementClient connects to placement directly (stores table); the package is loaded on demand. */
+/** placementClient connects to placement directly (stores table); placement's client face (no SQLite) is loaded on demand. */
 export async function placementClient(ctx: CommandContext): Promise<{ client: PlacementClient; address: string }> {
   const address = resolvePlacement(ctx);
-  const { PlacementClient } = await import('@flotilla/placement');
+  const { PlacementClient } = await import('@flotilla/placement/client');
   const addresses = address.split(',').map((a) => a.trim());
   return { client: new PlacementClient({ addresses, requestTimeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger, ...security(ctx) }), address: addresses[0]! };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlotillaClient } from '@flotilla/client';
-import { PlacementClient } from '@flotilla/placement';
+import { PlacementClient } from '@flotilla/placement/client';
 import { utf8 } from '@flotilla/proto';
 import type { ClusterFile } from '../src/cluster-file';
 import { killAll, startCli, startUp, waitFor, type CliChild } from './helpers';

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
+import type { PlacementClient } from '@flotilla/placement/client';
 import { compareKeys } from '@flotilla/proto';
 import { intFlag, type CommandSpec } from '../args';
 import { EXIT, type Command, type CommandContext } from '../command';
@@ -89,7 +90,7 @@ class DemoSession {
     readonly ctx: CommandContext,
     readonly placement: string,
     readonly client: FlotillaClient,
-    readonly pc: import('@flotilla/placement').PlacementClient,
+    readonly pc: PlacementClient,
     private readonly cluster: LocalCluster | undefined,
   ) {
     process.on('SIGINT', this.onSignal);
@@ -113,7 +114,7 @@ class DemoSession {
     }
     try {
       const client = await FlotillaClient.connect({ placement, timeoutMs: 30_000, logger: ctx.logger });
-      const { PlacementClient } = await import('@flotilla/placement');
+      const { PlacementClient } = await import('@flotilla/placement/client');
       const pc = new PlacementClient({ addresses: [placement], logger: ctx.logger });
       return new DemoSession(ctx, placement, client, pc, cluster);
     } catch (err) {
