@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '@flotilla/proto';
 import type { CommandSpec, Parsed } from './args';
 
 /** Io is where a command writes; tests and the real process differ only here. */

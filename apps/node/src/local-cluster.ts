@@ -3,7 +3,7 @@ import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFile
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Logger } from 'pino';
+import type { Logger } from '@flotilla/proto';
 import type { ProfileName } from '@flotilla/store';
 import { markClusterStopped, processAlive, readClusterFile, writeClusterFile, type ClusterFile } from './cluster-file';
 import { httpGet, type ClientSecurity, type ServerSecurity } from './security';
