@@ -1,4 +1,4 @@
-import type { Message } from '@flotilla/raft-core';
+import { newMessage, type Message, type MessageType } from '@flotilla/raft-core';
 import type { Peer, RegionEpoch } from './region';
 
 /**
@@ -36,4 +36,17 @@ export const StoreMessageType = {
 /** isStoreMessageType: true for store-level message types (never given to raft). */
 export function isStoreMessageType(t: number): boolean {
   return t >= 64 && t < 128;
+}
+
+/** StoreMessageType is one of the store-level message numbers. */
+export type StoreMessageType = (typeof StoreMessageType)[keyof typeof StoreMessageType];
+
+/**
+ * newStoreMessage builds a store-level message in raft's Message shape, so
+ * it travels in the same envelope and frames. Its type number lies outside
+ * raft's MessageType on purpose; receivers check isStoreMessageType before
+ * anything reaches raft, which is why this one conversion is safe.
+ */
+export function newStoreMessage(msgType: StoreMessageType, init: Partial<Message>): Message {
+  return newMessage(msgType as number as MessageType, init);
 }

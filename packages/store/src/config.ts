@@ -40,8 +40,37 @@ export interface StoreConfig {
   hibernate: boolean;
   /** peerDownAfterMs: a follower silent this long is reported as a down peer. */
   peerDownAfterMs: number;
+  /** maxClientConnections bounds open client API connections; one more is refused with HTTP 503. */
   maxClientConnections: number;
   maxPendingRequestsPerConnection: number;
+  /** expireReadsIntervalMs: how often reads that waited over two election timeouts are failed (NotLeader). */
+  expireReadsIntervalMs: number;
+  /** mergeCheckIntervalMs: how often a merging source leader drives its merge (commit or roll back). */
+  mergeCheckIntervalMs: number;
+  /** purgeLogIntervalMs / purgeLogMaxRows: how often, and how many rows at most, compacted log rows are deleted. */
+  purgeLogIntervalMs: number;
+  purgeLogMaxRows: number;
+  /** splitRetryAfterMs: a split asked for at one epoch is asked again only after this long. */
+  splitRetryAfterMs: number;
+  /** mergeTargetCheckAfterMs: a prepared merge whose target peer is gone asks placement about it after this long. */
+  mergeTargetCheckAfterMs: number;
+  /** regionHeartbeatConcurrency: Region heartbeats in flight to placement at once. */
+  regionHeartbeatConcurrency: number;
+  /** maxSplitKeysPerBatch bounds the split keys of one BatchSplit (pre-split). */
+  maxSplitKeysPerBatch: number;
+  /** snapshotChunkBytes: the size of one streamed snapshot chunk. */
+  snapshotChunkBytes: number;
+  /** logDeferMaxBytes: a round's commit-only log changes wait for the next fsync unless they exceed this. */
+  logDeferMaxBytes: number;
+  /** maxPendingReadsPerPeer bounds reads waiting on one Region; one more is answered ServerIsBusy. */
+  maxPendingReadsPerPeer: number;
+  /**
+   * maxTombstones bounds the Regions this store remembers having left (the
+   * newest are kept). A forgotten one only loses the fast path: a message to
+   * its old peer may create an uninitialized peer, which the stale-peer
+   * check then removes.
+   */
+  maxTombstones: number;
 }
 
 export const PRODUCTION: StoreConfig = {
@@ -70,6 +99,18 @@ export const PRODUCTION: StoreConfig = {
   peerDownAfterMs: 30_000,
   maxClientConnections: 1024,
   maxPendingRequestsPerConnection: 4096,
+  expireReadsIntervalMs: 1_000,
+  mergeCheckIntervalMs: 200,
+  purgeLogIntervalMs: 2_000,
+  purgeLogMaxRows: 10_000,
+  splitRetryAfterMs: 10_000,
+  mergeTargetCheckAfterMs: 2_000,
+  regionHeartbeatConcurrency: 256,
+  maxSplitKeysPerBatch: 64,
+  snapshotChunkBytes: 1024 * 1024,
+  logDeferMaxBytes: 1024 * 1024,
+  maxPendingReadsPerPeer: 16_384,
+  maxTombstones: 100_000,
 };
 
 export const DEMO: StoreConfig = {
@@ -118,6 +159,18 @@ export const storeConfigOverridesSchema = z
     peerDownAfterMs: positive,
     maxClientConnections: positive,
     maxPendingRequestsPerConnection: positive,
+    expireReadsIntervalMs: positive,
+    mergeCheckIntervalMs: positive,
+    purgeLogIntervalMs: positive,
+    purgeLogMaxRows: positive,
+    splitRetryAfterMs: positive,
+    mergeTargetCheckAfterMs: positive,
+    regionHeartbeatConcurrency: positive.max(65_536),
+    maxSplitKeysPerBatch: positive.max(10_000),
+    snapshotChunkBytes: positive.max(64 * 1024 * 1024),
+    logDeferMaxBytes: positive,
+    maxPendingReadsPerPeer: positive,
+    maxTombstones: positive,
   })
   .partial()
   .strict();

@@ -1,13 +1,31 @@
-// @flotilla/store — the Multi-Raft host.
-//   start.ts                 startStore(): engines, placement, transport, bootstrap, recovery
-//   store.ts                 Store: router, batch system (poll loop), apply effects, reads, workers
-//   raft/peer.ts             Peer: one Region replica (RawNode, PeerStorage, apply state, pending work)
-//   operation/command.ts     command encoding, proposals, typed results
-//   operation/apply.ts       applying committed entries (writes, CAS, split, conf change, compact)
-//   server/client-server.ts  client API (WebSocket /client), /metrics, /status
-//   kv/                      the state machine adapter over @flotilla/kv-engine
-//   config.ts                StoreConfig, profiles (production, demo)
-//   metrics.ts               counters and histograms in Prometheus text
+// @flotilla/store — the Multi-Raft host, in TiKV raftstore-v2's shape. Each
+// operation is a free function over a StoreContext; `Store` is the facade.
+//   start.ts                     startStore(): engines, placement, transport, bootstrap, recovery
+//   store.ts                     Store: the public facade (start, close, client requests, status, inspect)
+//   context.ts                   StoreContext: engines, transport, placement, clock, store-wide state; assert
+//   bootstrap.ts                 the bootstrap Region in both engines
+//   inspect.ts                   PeerView: a read-only copy of a peer for checkers and tools
+//   tombstones.ts                the bounded set of Regions this store left
+//   batch/poller.ts              the poll round: collect readies, persist, apply, finish
+//   batch/ticks.ts               the table of every periodic task and its interval (StoreConfig)
+//   router/message.ts            PeerMsg: every way into a peer, droppable or not
+//   router/router.ts             inbound raft messages and snapshots → mailboxes (drops counted by reason)
+//   fsm/peer.ts                  the mailbox dispatcher: one switch over PeerMsg
+//   raft/peer.ts                 Peer: one Region replica (RawNode, Region meta, apply state, pending work)
+//   raft/storage.ts              PeerStorage (raft's Storage), snapshot generation, initial states
+//   raft/proposal.ts             CommandResult, Callback, Proposal, ReadWaiter
+//   operation/send.ts            outgoing raft messages and snapshots
+//   operation/hibernate.ts       hibernation: sleep, wake, MsgHibernate
+//   operation/query.ts           linearizable reads: ReadIndex, the leader lease
+//   operation/life.ts            peer life: recover, create, destroy, stale-peer check
+//   operation/pd.ts              store and Region heartbeats to placement (operators → mailbox)
+//   operation/ready/             a Ready before persistence; snapshot install
+//   operation/command/           encode/propose/apply commands; admin/{conf-change,split,merge,compact-log}
+//                                each own their propose, apply and after-apply sides
+//   server/client-server.ts      client API (WebSocket /client), /metrics, /status
+//   kv/                          the state machine adapter over @flotilla/kv-engine
+//   config.ts                    StoreConfig, profiles (production, demo)
+//   metrics.ts                   counters and histograms in Prometheus text
 export { startStore, type StoreOptions, type StoreHandle } from './start';
 export { Store, type StoreDeps, type StoreLogger } from './store';
 export { resolveConfig, storeConfigOverridesSchema, PROFILES, DEMO, PRODUCTION, type StoreConfig, type ProfileName } from './config';

@@ -1,4 +1,12 @@
 /**
+ * DropReason says why the store dropped a raft message: addressed to another
+ * store, to an older peer of a Region than ours, to a Region whose peer may
+ * not be created here (tombstone, overlap, not a first message), a full
+ * mailbox, or an outgoing message to a peer this one does not know.
+ */
+export type DropReason = 'wrong-store' | 'stale-peer' | 'no-peer' | 'mailbox-full' | 'unknown-target-peer';
+
+/**
  * StoreMetrics holds the store's counters, gauges and latency histograms
  * and renders them in the Prometheus text format. Hand-rolled: the set is
  * small and fixed, and the hot path only bumps numbers.
@@ -20,6 +28,8 @@ export class StoreMetrics {
   messagesSent = 0;
   messagesReceived = 0;
   messagesDropped = 0;
+  /** droppedByReason splits messagesDropped by why (router/router.ts and operation/send.ts name the reasons). */
+  readonly droppedByReason = new Map<DropReason, number>();
   snapshotsSent = 0;
   snapshotsApplied = 0;
   regions = 0;
@@ -31,6 +41,12 @@ export class StoreMetrics {
   readonly applyLatency = new Histogram('flotilla_apply_write_seconds', 'KV apply transaction latency');
   readonly pollLatency = new Histogram('flotilla_poll_round_seconds', 'Poll round duration');
   readonly commandLatency = new Histogram('flotilla_command_seconds', 'Proposal to apply latency');
+
+  /** dropMessage counts one raft message the store dropped, by reason. */
+  dropMessage(reason: DropReason): void {
+    this.messagesDropped++;
+    this.droppedByReason.set(reason, (this.droppedByReason.get(reason) ?? 0) + 1);
+  }
 
   observeWrite(ms: number): void {
     this.writeLatency.observe(ms / 1000);
@@ -63,6 +79,8 @@ export class StoreMetrics {
     counter('flotilla_raft_messages_sent_total', 'Raft messages sent', this.messagesSent);
     counter('flotilla_raft_messages_received_total', 'Raft messages received', this.messagesReceived);
     counter('flotilla_raft_messages_dropped_total', 'Raft messages dropped by the store', this.messagesDropped);
+    lines.push('# HELP flotilla_raft_messages_dropped_by_reason_total Raft messages dropped by the store, by reason', '# TYPE flotilla_raft_messages_dropped_by_reason_total counter');
+    for (const [reason, n] of this.droppedByReason) lines.push(`flotilla_raft_messages_dropped_by_reason_total{reason="${reason}"} ${n}`);
     counter('flotilla_snapshots_sent_total', 'Snapshots sent', this.snapshotsSent);
     counter('flotilla_snapshots_applied_total', 'Snapshots applied', this.snapshotsApplied);
     counter('flotilla_client_requests_total', 'Client requests', this.clientRequests);

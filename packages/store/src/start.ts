@@ -95,35 +95,13 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const listen = parseHostPort(opts.listen, '--listen');
   const raftListen = parseHostPort(opts.raftListen ?? `${listen.host}:0`, '--raft-listen');
 
-  const placementToken = opts.placementToken ?? opts.clientToken;
-  const pd: PlacementApi =
-    opts.placementClient ??
-    new PlacementClient({
-      addresses: opts.placement.split(',').map((s) => s.trim()).filter(Boolean),
-      ...(placementToken ? { token: placementToken } : {}),
-      ...(opts.tls ? { tls: { ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
-    });
-  const identPath = join(opts.dataDir, 'store.json');
-  let ident: Ident | undefined;
-  if (existsSync(identPath)) {
-    try {
-      ident = JSON.parse(readFileSync(identPath, 'utf8')) as Ident;
-    } catch (e) {
-      throw new Error(`store identity file ${identPath} is unreadable: ${(e as Error).message}`);
-    }
-    if (!Number.isSafeInteger(ident.storeId) || ident.storeId <= 0) throw new Error(`store identity file ${identPath} has no valid storeId`);
-  }
-  if (!ident) {
-    const [id] = await pd.allocId(1);
-    ident = { storeId: id! };
-    writeFileDurably(identPath, JSON.stringify(ident));
-    logger.info({ storeId: ident.storeId }, 'allocated store id');
-  }
-  const storeId = ident.storeId;
+  const pd: PlacementApi = opts.placementClient ?? newPlacementClient(opts);
+  const storeId = (await loadOrAllocateIdentity(opts.dataDir, pd, logger)).storeId;
 
   let store: Store | undefined;
   const server = new ClientServer(() => store, logger, {
     maxPendingPerConnection: config.maxPendingRequestsPerConnection,
+    maxConnections: config.maxClientConnections,
     ...(opts.clientToken ? { token: opts.clientToken } : {}),
     enableAdminApi: opts.enableAdminApi ?? false,
     ...(opts.tls ? { tls: opts.tls } : {}),
@@ -133,28 +111,9 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
 
   const log = LogEngine.open({ path: join(opts.dataDir, 'raft.db') });
   const sm: StateMachine = new KvEngineStateMachine(join(opts.dataDir, 'kv.db'), (regionId, index) => log.term(regionId, index));
-  const addressCache = new Map<number, string>();
   // Stores of different clusters must never talk: the transport handshake checks this ID.
   const clusterId = pd.getClusterInfo ? String((await pd.getClusterInfo()).clusterId) : 'flotilla';
-  const transport: Transport = opts.transportFactory ? opts.transportFactory(storeId) : new WsTransport({
-    storeId,
-    clusterId,
-    secret: opts.clusterSecret ?? 'flotilla-dev-secret',
-    ...(opts.transportLogger ? { logger: opts.transportLogger } : {}),
-    ...(opts.tls ? { tls: { certPath: opts.tls.certPath, keyPath: opts.tls.keyPath, ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
-    host: raftListen.host,
-    port: raftListen.port,
-    resolveAddress: async (id) => {
-      try {
-        const s = await pd.getStore(id);
-        const a = s?.labels?.raftAddress;
-        if (a) addressCache.set(id, a);
-        return a ?? addressCache.get(id);
-      } catch {
-        return addressCache.get(id);
-      }
-    },
-  });
+  const transport: Transport = opts.transportFactory ? opts.transportFactory(storeId) : newTransport(opts, storeId, clusterId, raftListen, pd);
   await transport.start();
   const raftAddress = transport instanceof WsTransport ? transport.address : `local:${storeId}`;
   const meta: StoreMeta = { id: storeId, address, labels: { raftAddress } };
@@ -184,6 +143,59 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
         sm.close();
       })()),
   };
+}
+
+function newPlacementClient(opts: StoreOptions): PlacementClient {
+  const placementToken = opts.placementToken ?? opts.clientToken;
+  return new PlacementClient({
+    addresses: opts.placement.split(',').map((s) => s.trim()).filter(Boolean),
+    ...(placementToken ? { token: placementToken } : {}),
+    ...(opts.tls ? { tls: { ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
+  });
+}
+
+/** loadOrAllocateIdentity reads store.json, or asks placement for a store ID and writes it durably. */
+async function loadOrAllocateIdentity(dataDir: string, pd: PlacementApi, logger: StoreLogger): Promise<Ident> {
+  const identPath = join(dataDir, 'store.json');
+  if (existsSync(identPath)) {
+    let ident: Ident;
+    try {
+      ident = JSON.parse(readFileSync(identPath, 'utf8')) as Ident;
+    } catch (e) {
+      throw new Error(`store identity file ${identPath} is unreadable: ${(e as Error).message}`);
+    }
+    if (!Number.isSafeInteger(ident.storeId) || ident.storeId <= 0) throw new Error(`store identity file ${identPath} has no valid storeId`);
+    return ident;
+  }
+  const [id] = await pd.allocId(1);
+  const ident = { storeId: id! };
+  writeFileDurably(identPath, JSON.stringify(ident));
+  logger.info({ storeId: ident.storeId }, 'allocated store id');
+  return ident;
+}
+
+/** newTransport is the WebSocket transport between stores; peer addresses come from placement (cached for when it is away). */
+function newTransport(opts: StoreOptions, storeId: number, clusterId: string, raftListen: { host: string; port: number }, pd: PlacementApi): WsTransport {
+  const addressCache = new Map<number, string>();
+  return new WsTransport({
+    storeId,
+    clusterId,
+    secret: opts.clusterSecret ?? 'flotilla-dev-secret',
+    ...(opts.transportLogger ? { logger: opts.transportLogger } : {}),
+    ...(opts.tls ? { tls: { certPath: opts.tls.certPath, keyPath: opts.tls.keyPath, ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
+    host: raftListen.host,
+    port: raftListen.port,
+    resolveAddress: async (id) => {
+      try {
+        const s = await pd.getStore(id);
+        const a = s?.labels?.raftAddress;
+        if (a) addressCache.set(id, a);
+        return a ?? addressCache.get(id);
+      } catch {
+        return addressCache.get(id);
+      }
+    },
+  });
 }
 
 /**

@@ -15,7 +15,8 @@ import {
   type ClientResponse,
 } from '@flotilla/proto';
 import type { Store, StoreLogger } from '../store';
-import type { CommandResult } from '../operation/command';
+import type { CommandResult } from '../raft/proposal';
+import { RaftError } from '@flotilla/raft-core';
 
 export const CLIENT_PATH = '/client';
 /** MAX_CLIENT_FRAME_BYTES bounds one client request frame (values up to 8 MiB plus headers). */
@@ -30,6 +31,8 @@ export interface ServerTlsOptions {
 }
 
 export interface ClientServerOptions {
+  /** maxConnections bounds open client connections (default 1024, StoreConfig.maxClientConnections); one more is refused with 503. */
+  maxConnections?: number;
   /** maxPendingPerConnection bounds requests in flight on one client connection (default 4096). */
   maxPendingPerConnection?: number;
   /**
@@ -57,10 +60,11 @@ export function bearerTokenMatches(req: http.IncomingMessage, token: string): bo
 }
 
 /** refuseUpgrade answers a WebSocket upgrade with an HTTP error status and closes the socket: no frame is ever read. */
-export function refuseUpgrade(socket: Duplex, status: 401 | 404, message: string): void {
+export function refuseUpgrade(socket: Duplex, status: 401 | 404 | 503, message: string): void {
   const body = JSON.stringify({ error: message });
+  const reason = status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : 'Service Unavailable';
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Not Found'}\r\n` +
+    `HTTP/1.1 ${status} ${reason}\r\n` +
       (status === 401 ? 'WWW-Authenticate: Bearer\r\n' : '') +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -83,12 +87,14 @@ export class ClientServer {
   private readonly maxPendingPerConnection: number;
   private readonly token: string | undefined;
   private readonly enableAdminApi: boolean;
+  private readonly maxConnections: number;
 
   constructor(getStore: () => Store | undefined, private readonly logger: StoreLogger, opts: ClientServerOptions = {}) {
     this.getStore = getStore;
     this.maxPendingPerConnection = opts.maxPendingPerConnection ?? 4096;
     this.token = opts.token !== undefined && opts.token !== '' ? opts.token : undefined;
     this.enableAdminApi = opts.enableAdminApi ?? false;
+    this.maxConnections = opts.maxConnections ?? 1024;
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => this.onHttp(req, res);
     this.http = opts.tls ? https.createServer({ cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) : http.createServer(onRequest);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME_BYTES });
@@ -101,6 +107,11 @@ export class ClientServer {
         return;
       }
       if (path === CLIENT_PATH) {
+        if (this.wss.clients.size >= this.maxConnections) {
+          this.logger.warn({ remote: req.socket.remoteAddress, limit: this.maxConnections }, 'client connection refused: connection limit reached');
+          refuseUpgrade(socket, 503, `too many client connections (limit ${this.maxConnections}); retry later or raise maxClientConnections`);
+          return;
+        }
         this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
       } else if (!this.otherUpgrades.get(path ?? '')?.(req, socket, head)) {
         socket.destroy();
@@ -203,11 +214,14 @@ export class ClientServer {
           reply(result.ok ? { id: req.id, ...result } : { id: req.id, ok: false, error: result.error });
         });
       } catch (e) {
-        this.logger.error({ err: (e as Error).stack }, 'client request failed unexpectedly');
+        // Only raft's typed errors are expected here; anything else is a
+        // broken invariant and must crash the store, not be answered.
+        if (!(e instanceof RaftError)) throw e;
+        this.logger.error({ err: e.message }, 'client request failed');
         if (!answered) {
           answered = true;
           pending--;
-          reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: 'internal error' } });
+          reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: e.message } });
         }
       }
     });

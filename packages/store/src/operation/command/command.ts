@@ -1,22 +1,9 @@
-import { decode, encode, parseWith, type CasResult, type KvPair, type RaftCmdRequest, type Region, type RegionError } from '@flotilla/proto';
+import { decode, encode, parseWith, type Peer as PeerMeta, type RaftCmdRequest, type Region } from '@flotilla/proto';
 import { z } from 'zod';
 import { adminRequestSchema, kvWriteSchema, requestHeaderSchema } from '@flotilla/proto';
+import type { CommandResult } from '../../raft/proposal';
 
-/** CommandResult is what an applied (or rejected) command answers. */
-export type CommandResult =
-  | { ok: true; value?: Uint8Array | null; values?: (Uint8Array | null)[]; pairs?: KvPair[]; cas?: CasResult[]; regions?: Region[] }
-  | { ok: false; error: RegionError };
-
-export type Callback = (result: CommandResult) => void;
-
-/** Proposal is a command waiting for its entry at (index, term) to apply. */
-export interface Proposal {
-  index: number;
-  term: number;
-  cb: Callback;
-  /** proposedAtMs feeds the apply-latency histogram. */
-  proposedAtMs: number;
-}
+export type { CommandResult, Callback } from '../../raft/proposal';
 
 const raftCmdSchema = z.object({
   header: requestHeaderSchema,
@@ -39,7 +26,7 @@ export function decodeCommand(data: Uint8Array): RaftCmdRequest {
 }
 
 export const err = {
-  notLeader: (regionId: number, leader?: import('@flotilla/proto').Peer): CommandResult => ({
+  notLeader: (regionId: number, leader?: PeerMeta): CommandResult => ({
     ok: false,
     error: leader ? { type: 'NotLeader', regionId, leader } : { type: 'NotLeader', regionId },
   }),

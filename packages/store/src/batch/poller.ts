@@ -1,0 +1,201 @@
+import type { Ready } from '@flotilla/raft-core';
+import { LogBatch } from '@flotilla/log-engine';
+import { assert, type StoreContext } from '../context';
+import type { Peer } from '../raft/peer';
+import { drainMailbox } from '../fsm/peer';
+import { afterApply } from '../operation/command/admin';
+import { catchUpSource } from '../operation/command/admin/merge';
+import { applyEntries } from '../operation/command/apply';
+import { ApplyBatch, type ApplyContext, type ApplyEffect } from '../operation/command/apply-context';
+import { matchProposal, type Response } from '../operation/command/propose';
+import { sendHibernateNotice } from '../operation/hibernate';
+import { serveReads } from '../operation/query';
+import { applyCommitted, handleReadyBeforePersist } from '../operation/ready/ready';
+import { sendRaft } from '../operation/send';
+
+/** PeerReady is one peer's Ready of this round. */
+interface PeerReady {
+  peer: Peer;
+  rd: Ready;
+}
+
+/**
+ * RoundLog is the round's one log batch and what became of it. Invariant:
+ * it is written or deferred exactly once (or is empty), before anything of
+ * the round is applied.
+ */
+class RoundLog {
+  fate: 'pending' | 'written' | 'deferred' | 'empty' = 'pending';
+  constructor(readonly batch: LogBatch) {}
+  settle(fate: 'written' | 'deferred' | 'empty'): void {
+    assert(this.fate === 'pending', `round log batch settled twice (${this.fate}, then ${fate})`);
+    this.fate = fate;
+  }
+}
+
+/** AppliedRound is what applying the round produced, to be answered and acted on after the KV write. */
+interface AppliedRound {
+  responses: Response[];
+  effects: ApplyEffect[];
+  needApplyAdvance: Peer[];
+}
+
+/**
+ * poll is one round of the batch system (raftstore-v2's begin /
+ * handle_normal / end): collect every dirty peer's Ready, persist them
+ * with ONE log write, apply committed entries in ONE KV transaction, then
+ * answer clients, act on admin effects and advance. Messages leave with
+ * one transport flush after collecting and one at the end.
+ */
+export function poll(ctx: StoreContext): void {
+  if (ctx.closed || ctx.polling) return;
+  ctx.polling = true;
+  const started = ctx.now();
+  try {
+    const round = takeRound(ctx);
+    const log = new RoundLog(takeLogBatch(ctx));
+    const readies = collectReadies(ctx, round, log.batch);
+    // Ready.messages may leave before this round's log write is durable
+    // (a leader's MsgApp, heartbeats): flushing them now lets followers
+    // append and fsync while the leader fsyncs, instead of after.
+    ctx.transport.flush();
+    persistRound(ctx, readies, log);
+    assert(log.fate !== 'pending', 'round log batch neither written nor deferred before apply');
+    const applied = applyRound(ctx, readies);
+    finishRound(ctx, round, readies, applied);
+  } finally {
+    ctx.polling = false;
+    ctx.metrics.observePoll(ctx.now() - started);
+  }
+  if (ctx.dirty.size > 0 || !ctx.pendingLog.isEmpty) {
+    if (!ctx.pendingLog.isEmpty && ctx.dirty.size === 0) ctx.flushPendingLog();
+    else ctx.schedulePoll();
+  }
+}
+
+/** takeRound picks at most maxPeersPerPoll dirty peers, so hot Regions cannot starve others. */
+function takeRound(ctx: StoreContext): Peer[] {
+  const round: Peer[] = [];
+  for (const p of ctx.dirty) {
+    round.push(p);
+    if (round.length >= ctx.config.maxPeersPerPoll) break;
+  }
+  for (const p of round) ctx.dirty.delete(p);
+  ctx.metrics.pollRounds++;
+  return round;
+}
+
+/** takeLogBatch starts the round's log batch from the queued and deferred changes. */
+function takeLogBatch(ctx: StoreContext): LogBatch {
+  const logBatch = ctx.pendingLog;
+  ctx.pendingLog = new LogBatch();
+  for (const d of ctx.deferredLog) logBatch.ops.push(...d.ops);
+  ctx.deferredLog = [];
+  // Invariant: the raft log is never purged past what the KV engine has
+  // durably applied. Applies are written without fsync, so a round that
+  // carries log compactions makes the KV engine durable first.
+  if (ctx.kvSyncNeeded) {
+    ctx.sm.sync();
+    ctx.kvSyncNeeded = false;
+    ctx.metrics.kvSyncs++;
+  }
+  return logBatch;
+}
+
+/** collectReadies steps each peer's mailbox and takes its Ready into the round's log batch. */
+function collectReadies(ctx: StoreContext, round: Peer[], logBatch: LogBatch): PeerReady[] {
+  const readies: PeerReady[] = [];
+  for (const peer of round) {
+    drainMailbox(ctx, peer);
+    if (ctx.peers.get(peer.regionId) !== peer) continue; // destroyed meanwhile
+    if (!peer.raw.hasReady()) continue;
+    const rd = peer.raw.ready();
+    handleReadyBeforePersist(ctx, peer, rd, logBatch);
+    readies.push({ peer, rd });
+  }
+  return readies;
+}
+
+/**
+ * persistRound writes the round's log batch with one fsync, or defers it.
+ * A round whose only change is commit indexes need not fsync (etcd's
+ * mustSync): the commit index is recomputed after a crash. Such a batch
+ * rides along with the next write that must be durable.
+ */
+function persistRound(ctx: StoreContext, readies: PeerReady[], log: RoundLog): void {
+  const batch = log.batch;
+  if (batch.isEmpty) return log.settle('empty');
+  if (!readies.some((r) => r.rd.mustSync) && batch.approximateBytes <= ctx.config.logDeferMaxBytes) {
+    ctx.deferredLog.push(batch);
+    return log.settle('deferred');
+  }
+  assertCompactionsDurable(ctx, batch);
+  const t0 = ctx.now();
+  ctx.log.write(batch);
+  ctx.metrics.logWrites++;
+  ctx.metrics.observeWrite(ctx.now() - t0);
+  log.settle('written');
+}
+
+/** assertCompactionsDurable: a compaction in a log write never passes what the KV engine has durably applied. */
+function assertCompactionsDurable(ctx: StoreContext, batch: LogBatch): void {
+  for (const op of batch.ops) {
+    if (op.kind !== 'compact') continue;
+    assert(!ctx.kvSyncNeeded, `region ${op.regionId}: log compaction written before the KV engine was synced`);
+    const applied = ctx.sm.applyState(op.regionId)?.appliedIndex ?? 0;
+    assert(op.truncatedIndex <= applied, `region ${op.regionId}: log compacted to ${op.truncatedIndex} past applied index ${applied}`);
+  }
+}
+
+/** applyRound sends what waited for persistence, advances, and applies committed entries into one KV transaction. */
+function applyRound(ctx: StoreContext, readies: PeerReady[]): AppliedRound {
+  const out: AppliedRound = { responses: [], effects: [], needApplyAdvance: [] };
+  const apply = newApplyContext(ctx, out);
+  for (const { peer, rd } of readies) {
+    for (const m of rd.persistedMessages) sendRaft(ctx, peer, m);
+    const light = peer.raw.advance(rd);
+    for (const m of light.messages) sendRaft(ctx, peer, m);
+    if (rd.committedEntries.length > 0) applyCommitted(ctx, peer, rd.committedEntries, apply);
+    if (light.committedEntries.length > 0) {
+      applyCommitted(ctx, peer, light.committedEntries, apply);
+      out.needApplyAdvance.push(peer);
+    }
+  }
+  if (!apply.batch.batch.isEmpty) {
+    const t0 = ctx.now();
+    ctx.sm.write(apply.batch.batch);
+    ctx.metrics.kvWrites++;
+    ctx.metrics.observeApply(ctx.now() - t0);
+  }
+  return out;
+}
+
+function newApplyContext(ctx: StoreContext, out: AppliedRound): ApplyContext {
+  const apply: ApplyContext = {
+    batch: new ApplyBatch(ctx.sm),
+    effects: out.effects,
+    storeId: ctx.storeId,
+    respond: (peer, index, term, result) => matchProposal(peer, index, term, result, out.responses),
+    catchUpSource: (sourceId, commit, entries) => catchUpSource(ctx, sourceId, commit, entries, apply),
+    // A split-off Region already initialized here (from a newer snapshot) or
+    // tombstoned (removed since) must keep its own state (TiKV does the same).
+    splitRegionExists: (regionId) => ctx.peers.get(regionId)?.initialized === true || ctx.tombstones.has(regionId),
+    applyEntries: (peer, entries) => applyEntries(peer, entries, apply),
+  };
+  return apply;
+}
+
+/** finishRound answers clients, acts on admin effects, serves reads and sends the round's last messages. */
+function finishRound(ctx: StoreContext, round: Peer[], readies: PeerReady[], applied: AppliedRound): void {
+  for (const p of applied.needApplyAdvance) p.raw.advanceApply();
+  for (const r of applied.responses) r.cb(r.result);
+  ctx.metrics.observeResponses(applied.responses, ctx.now());
+  for (const e of applied.effects) afterApply(ctx, e);
+  for (const p of round) if (p.hibernateNoticePending) sendHibernateNotice(ctx, p);
+  for (const { peer } of readies) {
+    serveReads(peer);
+    // Anything left over (more committed entries, messages) is for the next round.
+    if (peer.raw.hasReady() || peer.mailbox.length > 0) ctx.dirty.add(peer);
+  }
+  ctx.transport.flush();
+}

@@ -1,0 +1,143 @@
+import { newSeededRandom, type Logger as RaftLogger } from '@flotilla/raft-core';
+import { LogBatch, type LogEngine } from '@flotilla/log-engine';
+import type { Transport } from '@flotilla/transport';
+import type { StoreConfig } from './config';
+import type { PlacementApi, StateMachine } from './engines';
+import { StoreMetrics } from './metrics';
+import type { Peer } from './raft/peer';
+import { isDroppable, type PeerMsg } from './router/message';
+import { Tombstones } from './tombstones';
+
+/** StoreLogger is the pino-compatible subset the store logs through. */
+export interface StoreLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const silent: StoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface StoreDeps {
+  storeId: number;
+  config: StoreConfig;
+  logEngine: LogEngine;
+  sm: StateMachine;
+  transport: Transport;
+  placement: PlacementApi;
+  logger?: StoreLogger;
+  /** now is the wall clock in ms (injectable for tests). */
+  now?: () => number;
+  seed?: number;
+}
+
+/**
+ * StoreContext is everything a store operation works on (TiKV's
+ * StoreContext): the engines, the transport, placement, the clock and the
+ * store-wide state. Operations are free functions that take it; none of
+ * them owns state of its own. The poll function is handed in by the
+ * poller, so this file never imports it.
+ */
+export class StoreContext {
+  readonly storeId: number;
+  readonly config: StoreConfig;
+  readonly log: LogEngine;
+  readonly sm: StateMachine;
+  readonly transport: Transport;
+  readonly pd: PlacementApi;
+  readonly logger: StoreLogger;
+  readonly raftLogger: RaftLogger;
+  readonly metrics = new StoreMetrics();
+  readonly now: () => number;
+  /** monoNow: a monotonic clock for the leader lease (wall-clock steps must not stretch a lease). */
+  readonly monoNow: () => number;
+  readonly random: () => number;
+  readonly peers = new Map<number, Peer>();
+  /** hibernated holds the peers that stopped ticking (operation/hibernate.ts is its only writer). */
+  readonly hibernated = new Set<Peer>();
+  readonly tombstones: Tombstones;
+  dirty = new Set<Peer>();
+  pollScheduled = false;
+  polling = false;
+  closed = false;
+  readCtxSeq = 0;
+  /** pendingLog holds log-engine changes produced by applies (compaction, new Regions) for the next write. */
+  pendingLog = new LogBatch();
+  /** deferredLog holds commit-only hard-state changes waiting for the next durable write. */
+  deferredLog: LogBatch[] = [];
+  /** kvSyncNeeded: a log compaction is queued, so the KV engine must be durable before the next log write. */
+  kvSyncNeeded = false;
+  /** maxReplicas is placement's replica target (refreshed with store heartbeats). */
+  maxReplicas = 3;
+  private poll: () => void = () => {};
+
+  constructor(deps: StoreDeps) {
+    this.storeId = deps.storeId;
+    this.config = deps.config;
+    this.log = deps.logEngine;
+    this.sm = deps.sm;
+    this.transport = deps.transport;
+    this.pd = deps.placement;
+    this.logger = deps.logger ?? silent;
+    const l = this.logger;
+    this.raftLogger = {
+      debug: () => {},
+      info: (msg, fields) => l.info({ ...fields }, msg),
+      warn: (msg, fields) => l.warn({ ...fields }, msg),
+      error: (msg, fields) => l.error({ ...fields }, msg),
+      isDebugEnabled: () => false,
+    };
+    this.now = deps.now ?? Date.now;
+    this.monoNow = deps.now ?? (() => performance.now());
+    this.random = newSeededRandom(deps.seed ?? (deps.storeId * 7919 + (Date.now() & 0xffff)));
+    this.tombstones = new Tombstones(deps.config.maxTombstones);
+  }
+
+  /** setPoll hands in the poll round (batch/poller.ts); called once by the Store. */
+  setPoll(poll: () => void): void {
+    this.poll = poll;
+  }
+
+  markDirty(peer: Peer): void {
+    this.dirty.add(peer);
+    this.schedulePoll();
+  }
+
+  schedulePoll(): void {
+    if (this.pollScheduled || this.closed) return;
+    this.pollScheduled = true;
+    setImmediate(() => {
+      this.pollScheduled = false;
+      this.poll();
+    });
+  }
+
+  /**
+   * send queues a message in the peer's mailbox for the next poll round;
+   * false when a droppable message met a full mailbox (the caller counts or
+   * answers it). Messages that must not be lost are always queued.
+   */
+  send(peer: Peer, msg: PeerMsg): boolean {
+    if (peer.mailbox.length >= this.config.mailboxCapacity && isDroppable(msg)) return false;
+    peer.mailbox.push(msg);
+    this.markDirty(peer);
+    return true;
+  }
+
+  /** flushPendingLog writes the queued log changes now (KV engine synced first when a compaction is among them). */
+  flushPendingLog(): void {
+    if (this.kvSyncNeeded) {
+      this.sm.sync();
+      this.kvSyncNeeded = false;
+    }
+    const b = this.pendingLog;
+    this.pendingLog = new LogBatch();
+    this.log.write(b);
+    this.metrics.logWrites++;
+  }
+}
+
+/** assert: a broken invariant is a bug; throw and never catch (TIGER_STYLE). */
+export function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(`invariant violated: ${message}`);
+}

@@ -1,0 +1,88 @@
+import { ProposalDroppedError, type ConfChangeV2 } from '@flotilla/raft-core';
+import { describeRegionError } from '@flotilla/proto';
+import { assert, type StoreContext } from '../../context';
+import type { Peer } from '../../raft/peer';
+import type { Callback, CommandResult } from '../../raft/proposal';
+import { wake } from '../hibernate';
+import { err } from './command';
+
+/** Response is a proposal's answer, collected during apply and delivered after the round's KV write. */
+export interface Response {
+  cb: Callback;
+  result: CommandResult;
+  at: number;
+}
+
+/** propose appends a command to the Region's raft log; its callback is answered when the entry applies. */
+export function propose(ctx: StoreContext, peer: Peer, data: Uint8Array, cb: Callback): void {
+  if (peer.proposals.length >= ctx.config.maxPendingProposalsPerPeer) return cb(err.busy('too many pending proposals for this region'));
+  wake(ctx, peer);
+  const r = peer.raw.raft;
+  try {
+    peer.raw.propose(data);
+  } catch (e) {
+    if (e instanceof ProposalDroppedError) return cb(peer.isLeader ? err.busy(e.message) : err.notLeader(peer.regionId, peer.leaderMeta()));
+    throw e;
+  }
+  addProposal(ctx, peer, r.raftLog.lastIndex(), r.term, cb);
+  ctx.metrics.proposals++;
+  ctx.markDirty(peer);
+}
+
+export function proposeConfChange(ctx: StoreContext, peer: Peer, cc: ConfChangeV2, context: Uint8Array, cb: Callback): void {
+  const r = peer.raw.raft;
+  wake(ctx, peer);
+  try {
+    peer.raw.proposeConfChange(cc, context);
+  } catch (e) {
+    if (e instanceof ProposalDroppedError) return cb(err.busy(e.message));
+    throw e;
+  }
+  addProposal(ctx, peer, r.raftLog.lastIndex(), r.term, cb);
+  ctx.markDirty(peer);
+}
+
+/** addProposal records a proposal. Invariant: the queue is ascending by index (a leader appends at its last index). */
+function addProposal(ctx: StoreContext, peer: Peer, index: number, term: number, cb: Callback): void {
+  const tail = peer.proposals[peer.proposals.length - 1];
+  assert(tail === undefined || tail.index < index, `region ${peer.regionId}: proposal at ${index} after one at ${tail?.index}`);
+  peer.addProposal(index, term, cb, ctx.now());
+}
+
+/**
+ * matchProposal answers the proposal of the entry that applied at (index,
+ * term). Proposals at lower indexes whose entries did not apply as theirs
+ * were replaced by another leader's entries: they get StaleCommand.
+ */
+export function matchProposal(peer: Peer, index: number, term: number, result: CommandResult, out: Response[]): void {
+  const q = peer.proposals;
+  while (q.length > 0) {
+    const head = q[0]!;
+    if (head.index > index) return;
+    q.shift();
+    const next = q[0];
+    assert(next === undefined || next.index > head.index, `region ${peer.regionId}: proposal queue not ascending (${head.index}, ${next?.index})`);
+    if (head.index === index && head.term === term) {
+      out.push({ cb: head.cb, result, at: head.proposedAtMs });
+      return;
+    }
+    // The entry at head.index was replaced by another leader's entry.
+    out.push({ cb: head.cb, result: err.stale(), at: head.proposedAtMs });
+  }
+}
+
+/**
+ * failPending answers everything waiting on a peer that can no longer
+ * follow it. Proposals are already in the Raft log and may still commit
+ * under another leader, so they get Undetermined (a client must not send
+ * a write again); reads get `result` (NotLeader and the like: safe to retry).
+ */
+export function failPending(peer: Peer, result: CommandResult): void {
+  const props = peer.proposals;
+  peer.proposals = [];
+  const why = result.ok ? 'lost track of the proposal' : describeRegionError(result.error);
+  for (const p of props) p.cb(err.undetermined(peer.regionId, why));
+  const reads = peer.reads;
+  peer.reads = [];
+  for (const r of reads) r.fail(peer.leaderMeta());
+}

@@ -1,0 +1,208 @@
+import { MessageType, type ConfState } from '@flotilla/raft-core';
+import { compareKeys, type RaftMessage, type Region } from '@flotilla/proto';
+import type { StoreContext } from '../context';
+import type { ApplyState } from '../engines';
+import type { CommandResult } from '../raft/proposal';
+import type { PeerMsg } from '../router/message';
+import { Peer } from '../raft/peer';
+import { emptyConf, initialApplyState } from '../raft/storage';
+import { err } from './command/command';
+import { failPending } from './command/propose';
+import { setHibernating } from './hibernate';
+
+/** recover recreates every Region peer from the KV engine's region states. */
+export function recover(ctx: StoreContext): void {
+  for (const { regionId, apply, local } of ctx.sm.loadRegions()) {
+    if (local.state === 'tombstone') {
+      ctx.tombstones.set(regionId, local.tombstonePeerId ?? Number.MAX_SAFE_INTEGER);
+      continue;
+    }
+    const me = local.region.peers.find((p) => p.storeId === ctx.storeId);
+    if (!me) continue;
+    const applyState = apply ?? initialApplyState();
+    ensureLogMatchesApply(ctx, regionId, applyState, local.confState);
+    const peer = new Peer(local.region, me.id, applyState, local.confState, true);
+    peer.mergeState = local.merge;
+    startPeer(ctx, peer);
+  }
+  if (!ctx.pendingLog.isEmpty) ctx.flushPendingLog();
+  ctx.logger.info({ regions: ctx.peers.size }, 'store recovered region peers');
+}
+
+/**
+ * ensureLogMatchesApply repairs the one gap a crash can leave between the
+ * two engines: the KV engine durably applied a snapshot or a split (its
+ * apply state is ahead) but the log engine's matching write was lost.
+ * The log then restarts at the applied index, as after a snapshot.
+ */
+function ensureLogMatchesApply(ctx: StoreContext, regionId: number, apply: ApplyState, confState: ConfState): void {
+  const has = ctx.log.hasRegion(regionId);
+  const last = has ? ctx.log.lastIndex(regionId) : 0;
+  if (!has || last < apply.appliedIndex) {
+    ctx.pendingLog.applySnapshotMeta(regionId, apply.appliedIndex, apply.appliedTerm, confState);
+    const hs = has ? ctx.log.raftState(regionId).hardState : { term: 0, vote: 0, commit: 0 };
+    ctx.pendingLog.setHardState(regionId, {
+      term: Math.max(hs.term, apply.appliedTerm),
+      vote: hs.term >= apply.appliedTerm ? hs.vote : 0,
+      commit: apply.appliedIndex,
+    });
+  }
+}
+
+export function startPeer(ctx: StoreContext, peer: Peer): void {
+  peer.start(ctx.config, ctx.log.storage(peer.regionId), ctx.sm, ctx.random, ctx.raftLogger);
+  ctx.peers.set(peer.regionId, peer);
+  ctx.metrics.regions = ctx.peers.size;
+}
+
+/**
+ * maybeCreatePeer creates an uninitialized peer for a Region this store
+ * has not heard of, when the message is one that starts a peer's life
+ * (a vote, a heartbeat from a new leader, an append or a snapshot) and no
+ * initialized local Region overlaps the message's range.
+ */
+export function maybeCreatePeer(ctx: StoreContext, m: RaftMessage): Peer | undefined {
+  if (m.isTombstone) return undefined;
+  const gone = ctx.tombstones.get(m.regionId);
+  if (gone !== undefined && m.toPeer.id <= gone) return undefined;
+  const t = m.message.msgType;
+  const initial =
+    t === MessageType.MsgRequestVote ||
+    t === MessageType.MsgRequestPreVote ||
+    t === MessageType.MsgHeartbeat ||
+    t === MessageType.MsgApp ||
+    t === MessageType.MsgSnapshot;
+  if (!initial) return undefined;
+  for (const p of ctx.peers.values()) {
+    if (!p.initialized) continue;
+    if (rangesOverlap(p.region.startKey, p.region.endKey, m.startKey, m.endKey)) {
+      // An older overlapping peer may be left over from a merge or removal
+      // this store missed: ask placement about it now rather than later.
+      if (p.region.epoch.version < m.regionEpoch.version) void checkStalePeer(ctx, p);
+      return undefined;
+    }
+  }
+  // Leftover raft state of an earlier peer of this Region (destroyed, or
+  // skipped at recovery) must not seed the new one.
+  if (ctx.log.hasRegion(m.regionId)) {
+    ctx.pendingLog.removeRegion(m.regionId);
+    ctx.flushPendingLog();
+  }
+  const region: Region = { id: m.regionId, startKey: m.startKey, endKey: m.endKey, epoch: { confVer: 0, version: 0 }, peers: [] };
+  const peer = new Peer(region, m.toPeer.id, { appliedIndex: 0, appliedTerm: 0, truncatedIndex: 0, truncatedTerm: 0 }, emptyConf(), false);
+  // Remember the sender so the first responses can be routed.
+  peer.peerCache.set(m.fromPeer.id, m.fromPeer);
+  peer.peerCache.set(m.toPeer.id, m.toPeer);
+  startPeer(ctx, peer);
+  ctx.logger.info({ regionId: m.regionId, peerId: m.toPeer.id }, 'created uninitialized peer');
+  return peer;
+}
+
+/** destroyPeer removes a peer; with cleanData its range's keys go too (it left the Region). */
+export function destroyPeer(ctx: StoreContext, peer: Peer, cleanData: boolean): void {
+  failPending(peer, err.regionNotFound(peer.regionId));
+  failMailbox(peer.mailbox.splice(0), err.regionNotFound(peer.regionId));
+  ctx.peers.delete(peer.regionId);
+  ctx.dirty.delete(peer);
+  ctx.metrics.regions = ctx.peers.size;
+  if (peer.hibernating) setHibernating(ctx, peer, false);
+  if (peer.initialized) {
+    const b = ctx.sm.newBatch();
+    if (cleanData) {
+      let overlapped = false;
+      for (const p of ctx.peers.values()) if (p.initialized && rangesOverlap(p.region.startKey, p.region.endKey, peer.region.startKey, peer.region.endKey)) overlapped = true;
+      if (!overlapped) b.deleteRange(peer.region.startKey, peer.region.endKey);
+    }
+    b.setRegionState(peer.regionId, { region: peer.region, state: 'tombstone', confState: peer.confState, tombstonePeerId: peer.peerId });
+    ctx.sm.write(b);
+  }
+  ctx.tombstones.set(peer.regionId, peer.peerId);
+  // Written at once: a new peer of the same Region (a re-add) must not
+  // start from the old peer's raft state. Log changes queued for it earlier
+  // in this round (a compaction applied just before its own removal) go:
+  // they would name a log that no longer exists.
+  const id = peer.regionId;
+  for (const b of [ctx.pendingLog, ...ctx.deferredLog]) {
+    const keep = b.ops.filter((op) => op.regionId !== id);
+    if (keep.length !== b.ops.length) b.ops.splice(0, b.ops.length, ...keep);
+  }
+  ctx.pendingLog.removeRegion(id);
+  ctx.flushPendingLog();
+}
+
+/** failMailbox answers the messages that carry a callback (they must not be lost) of a peer that will not handle them. */
+export function failMailbox(msgs: PeerMsg[], result: CommandResult): void {
+  for (const m of msgs) if (m.kind === 'command' || m.kind === 'proposeSplit') m.cb(result);
+}
+
+/**
+ * checkStalePeer asks placement whether a peer that has had no leader for
+ * a long time (or that blocks a newer overlapping Region) still belongs to
+ * its Region; if not (the Region was merged away, or a newer membership no
+ * longer lists this peer — TiKV's stale peer check) it sends the peer a
+ * `destroy` message.
+ */
+export async function checkStalePeer(ctx: StoreContext, p: Peer): Promise<void> {
+  if (p.staleCheckInFlight || ctx.closed) return;
+  p.staleCheckInFlight = true;
+  try {
+    const verdict = await staleVerdict(ctx, p);
+    if (verdict && ctx.peers.get(p.regionId) === p) {
+      ctx.logger.info({ regionId: p.regionId, peerId: p.peerId, why: verdict.reason }, 'destroying stale peer');
+      ctx.send(p, { kind: 'destroy', ...verdict });
+    }
+  } catch (e) {
+    ctx.logger.debug({ regionId: p.regionId, err: (e as Error).message }, 'stale peer check failed');
+  } finally {
+    p.staleCheckInFlight = false;
+  }
+}
+
+async function staleVerdict(ctx: StoreContext, p: Peer): Promise<{ cleanData: boolean; reason: string } | undefined> {
+  const info = await ctx.pd.getRegionById(p.regionId);
+  if (ctx.peers.get(p.regionId) !== p) return undefined;
+  if (!info) {
+    // Placement replaces a Region only with a newer one covering its range (merge).
+    const cover = await ctx.pd.getRegion(p.region.startKey).catch(() => null);
+    const merged = cover !== null && cover.region.id !== p.regionId && cover.region.epoch.version > p.region.epoch.version;
+    // If the merge target has a peer here, that peer's CommitMerge catches
+    // this source up and destroys it; destroying it first would lose the
+    // source's data from the merged Region on this store. The local target
+    // may carry another ID than placement's current covering Region (it
+    // may have split since), so any initialized local neighbour counts.
+    if (!merged || (await mayBeAbsorbedLocally(ctx, p))) return undefined;
+    // Keep the keys: the range now belongs to the merged Region, whose
+    // peer here (when it comes) starts from a snapshot of it.
+    return { cleanData: false, reason: 'region merged away' };
+  }
+  if (info.region.peers.some((x) => x.id === p.peerId)) return undefined;
+  const removed = info.region.epoch.confVer > p.region.epoch.confVer || !p.initialized;
+  return removed ? { cleanData: true, reason: 'peer no longer in region' } : undefined;
+}
+
+/**
+ * mayBeAbsorbedLocally: some initialized local peer touching or overlapping
+ * p's range is behind placement's view of its own Region (its epoch
+ * version is older), so it may still apply the CommitMerge that absorbs p.
+ * A neighbour that is up to date with placement will not.
+ */
+async function mayBeAbsorbedLocally(ctx: StoreContext, p: Peer): Promise<boolean> {
+  const r = p.region;
+  for (const q of [...ctx.peers.values()]) {
+    if (q === p || !q.initialized) continue;
+    const touches =
+      (r.endKey.length > 0 && compareKeys(q.region.startKey, r.endKey) === 0) ||
+      (q.region.endKey.length > 0 && compareKeys(q.region.endKey, r.startKey) === 0);
+    if (!touches && !rangesOverlap(q.region.startKey, q.region.endKey, r.startKey, r.endKey)) continue;
+    const info = await ctx.pd.getRegionById(q.regionId);
+    if (!info || info.region.epoch.version > q.region.epoch.version) return true;
+  }
+  return false;
+}
+
+export function rangesOverlap(aStart: Uint8Array, aEnd: Uint8Array, bStart: Uint8Array, bEnd: Uint8Array): boolean {
+  // [aStart, aEnd) and [bStart, bEnd) overlap iff aStart < bEnd and bStart < aEnd (empty end = +inf).
+  const aBeforeBEnd = bEnd.length === 0 || compareKeys(aStart, bEnd) < 0;
+  const bBeforeAEnd = aEnd.length === 0 || compareKeys(bStart, aEnd) < 0;
+  return aBeforeBEnd && bBeforeAEnd;
+}
