@@ -175,14 +175,6 @@ async function startChild(dataDir: string): Promise<{ child: ChildProcess; addre
   return { child, address: info.address, httpUrl: info.httpUrl };
 }
 
-async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('crash safety (child process, SIGKILL)', () => {
   it('loses no store, Region or allocated ID when killed with SIGKILL', async () => {
     const dir = tempDir();
@@ -200,7 +192,8 @@ describe('crash safety (child process, SIGKILL)', () => {
     expect(await c1.reportBatchSplit([left, right])).toBe(2);
     // A heartbeat is persisted by the next batch flush; wait until /status shows nothing pending.
     await c1.regionHeartbeat({ region: left, leader: left.peers[0]!, approximateSizeBytes: 777, approximateKeys: 7 });
-    await waitFor(async () => ((await (await fetch(`${first.httpUrl}/status`)).json()) as { pendingWrites: number }).pendingWrites === 0, 10_000, 'flush');
+    const pendingWrites = async () => ((await (await fetch(`${first.httpUrl}/status`)).json()) as { pendingWrites: number }).pendingWrites;
+    await expect.poll(pendingWrites, { timeout: 10_000, interval: 20, message: 'placement flushed its pending writes' }).toBe(0);
     c1.close();
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));

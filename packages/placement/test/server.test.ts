@@ -223,10 +223,10 @@ describe('PlacementClient', () => {
     const region: Region = { id: 2, startKey: empty, endKey: empty, epoch: { version: 1, confVer: 1 }, peers: [{ id: 3, storeId: 1, role: 'voter' }] };
     const boot = inflight.bootstrap({ id: 1, address: 'a:1' }, region).catch((e: unknown) => e);
     const read = inflight.getClusterInfo().catch((e: unknown) => e);
-    await waitFor(() => received >= 4, 5000); // both calls reached the server
+    await expect.poll(() => received, { timeout: 5000, interval: 10, message: 'both calls reached the server' }).toBeGreaterThanOrEqual(4);
     for (const ws of mute.clients) ws.terminate();
     expect(((await boot) as PlacementError).code).toBe('Unavailable');
-    await waitFor(() => received >= 5, 5000); // getClusterInfo was sent again after reconnecting
+    await expect.poll(() => received, { timeout: 5000, interval: 10, message: 'getClusterInfo was sent again after reconnecting' }).toBeGreaterThanOrEqual(5);
     inflight.close();
     expect(((await read) as PlacementError).code).toBe('Closed');
     await new Promise<void>((r) => mute.close(() => r()));
@@ -291,14 +291,6 @@ describe('PlacementClient', () => {
     expect(await c.allocId(2)).toHaveLength(2);
   });
 });
-
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function freePort(): Promise<number> {
   const srv = createServer();
