@@ -14,8 +14,8 @@
 //    Relative imports are resolved against the importing file, so the rule
 //    holds whichever of these folders exist. index.ts (and the package's own
 //    name, @flotilla/store) counts as the top too: it re-exports store.ts.
-//    KNOWN_UPWARD (below) excuses today's one upward import until the carve
-//    removes it, and reports itself once it excuses nothing.
+//    KNOWN_UPWARD (below) may excuse an upward import that has a planned fix
+//    (empty since the carve), and reports an entry once it excuses nothing.
 // 4. Every @flotilla/x (or @flotilla/x/sub) import is declared in the
 //    importing package's package.json (dependencies, devDependencies,
 //    peerDependencies or optionalDependencies); a package may import its own
@@ -155,13 +155,7 @@ const STORE_LAYERS = [
  * anything (its file exists but does not make that import) is reported, so
  * the list cannot outlive the code it excuses: delete the entry then.
  */
-const KNOWN_UPWARD = [
-  {
-    file: 'packages/store/src/raft/peer.ts',
-    target: 'operation/command',
-    why: 'Callback and Proposal move to raft/proposal.ts in the store carve (store-carve.md §2, edit 4)',
-  },
-];
+const KNOWN_UPWARD = [];
 const usedExceptions = new Set();
 const SOURCE_EXT = /\.(ts|tsx|mts|cts|js|mjs|cjs)$/;
 /** storeModule names a resolved path as a module of packages/store/src ('raft/peer', 'index'), or undefined outside it. */
