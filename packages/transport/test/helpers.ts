@@ -1,6 +1,7 @@
 // Test helpers: message builders, bounded condition waits, log capture.
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { vi } from 'vitest';
 import { MessageType, newMessage, type Message } from '@flotilla/raft-core';
 import type { RaftMessage } from '@flotilla/proto';
 
@@ -18,12 +19,25 @@ export function raftMsg(regionId: number, from: number, to: number, seq: number,
   };
 }
 
-/** waitFor polls `cond` until it holds or `timeoutMs` passes (then throws with `what`). */
+/** waitFor retries `cond` through vitest's vi.waitFor until it holds or `timeoutMs` passes (then throws with `what` and the last error cond threw). */
 export async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+  let lastError: unknown;
+  try {
+    await vi.waitFor(
+      () => {
+        let ok: boolean;
+        try {
+          ok = cond();
+        } catch (e) {
+          lastError = e;
+          throw e;
+        }
+        if (!ok) throw new Error(`not yet: ${what}`);
+      },
+      { timeout: timeoutMs, interval: 5 },
+    );
+  } catch {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
   }
 }
 
