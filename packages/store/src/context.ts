@@ -1,5 +1,6 @@
 import { newSeededRandom, type Logger as RaftLogger } from '@flotilla/raft-core';
 import { LogBatch, type LogEngine } from '@flotilla/log-engine';
+import { silentLogger, type Logger } from '@flotilla/proto';
 import type { Transport } from '@flotilla/transport';
 import type { StoreConfig } from './config';
 import type { PlacementApi, StateMachine } from './engines';
@@ -8,15 +9,8 @@ import type { Peer } from './raft/peer';
 import { isDroppable, type PeerMsg } from './router/message';
 import { Tombstones } from './tombstones';
 
-/** StoreLogger is the pino-compatible subset the store logs through. */
-export interface StoreLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-const silent: StoreLogger = { debug() {}, info() {}, warn() {}, error() {} };
+/** StoreLogger is the one structured logger of every package (@flotilla/proto's Logger), kept under the store's old name. */
+export type StoreLogger = Logger;
 
 export interface StoreDeps {
   storeId: number;
@@ -78,7 +72,7 @@ export class StoreContext {
     this.sm = deps.sm;
     this.transport = deps.transport;
     this.pd = deps.placement;
-    this.logger = deps.logger ?? silent;
+    this.logger = deps.logger ?? silentLogger;
     const l = this.logger;
     this.raftLogger = {
       debug: () => {},
