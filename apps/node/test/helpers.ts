@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { vi } from 'vitest';
 import { cliCommand } from '../src/local-cluster';
 import type { ClusterFile } from '../src/cluster-file';
 
@@ -46,19 +47,30 @@ export function exited(child: ChildProcess & { out: { stdout: string; stderr: st
   });
 }
 
-/** waitFor polls cond every intervalMs until it returns a truthy value, failing after timeoutMs with what it was waiting for. */
+/**
+ * waitFor retries cond through vitest's vi.waitFor until it returns a truthy
+ * value (no sleeps as synchronization); past timeoutMs it throws, naming
+ * what it waited for and the last error cond threw.
+ */
 export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 30_000, intervalMs = 100): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
+  let lastError: unknown;
+  try {
+    return await vi.waitFor(
+      async () => {
+        let v: T;
+        try {
+          v = await cond();
+        } catch (e) {
+          lastError = e;
+          throw e;
+        }
+        if (!v) throw new Error(`not yet: ${what}`);
+        return v as NonNullable<T>;
+      },
+      { timeout: timeoutMs, interval: intervalMs },
+    );
+  } catch {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
   }
 }
 

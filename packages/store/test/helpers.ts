@@ -1,24 +1,36 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { startPlacementServer, PlacementClient, type PlacementServer } from '@flotilla/placement';
 import { decode, encode, type ClientRequest, type ClientResponse } from '@flotilla/proto';
 import { startStore, type StoreHandle, type StoreOptions } from '@flotilla/store';
 
-/** waitFor polls cond until it is truthy or the bound passes (no sleeps as synchronization). */
-export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 20_000, everyMs = 20): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v) return v as NonNullable<T>;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+/**
+ * waitFor retries cond through vitest's vi.waitFor until it returns a truthy
+ * value (no sleeps as synchronization); past timeoutMs it throws, naming
+ * what it waited for and the last error cond threw.
+ */
+export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 20_000, intervalMs = 20): Promise<NonNullable<T>> {
+  let lastError: unknown;
+  try {
+    return await vi.waitFor(
+      async () => {
+        let v: T;
+        try {
+          v = await cond();
+        } catch (e) {
+          lastError = e;
+          throw e;
+        }
+        if (!v) throw new Error(`not yet: ${what}`);
+        return v as NonNullable<T>;
+      },
+      { timeout: timeoutMs, interval: intervalMs },
+    );
+  } catch {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
   }
 }
 
