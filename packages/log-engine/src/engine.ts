@@ -4,7 +4,7 @@ import type Database from 'better-sqlite3';
 import type { Entry, EntryType, Snapshot } from '@flotilla/raft-core';
 import { CompactedError, UnavailableError } from '@flotilla/raft-core';
 import { encodeBatch } from './batch-codec';
-import { assert, EngineClosedError, InvalidBatchError } from './errors';
+import { assert, EngineClosedError, InvalidBatchError, WriteBackpressureError } from './errors';
 import type { LogBatch, LogOp } from './log-batch';
 import { copyConfState, entrySize } from './log-batch';
 import { DEFAULT_WRITER_OPTIONS, LogWriter, loadRaftStates } from './log-writer';
@@ -48,7 +48,10 @@ export interface EngineStats {
 /** SQL_READ_CHUNK is how many rows one SQLite read fetches at a time. */
 const SQL_READ_CHUNK = 256;
 
-/** MAX_PENDING_WRITES bounds the async writes in flight to the writer thread. */
+/**
+ * MAX_PENDING_WRITES bounds the async writes in flight to the writer thread;
+ * one more is refused with a WriteBackpressureError (nothing written).
+ */
 export const MAX_PENDING_WRITES = 1024;
 
 interface Pending {
@@ -183,7 +186,7 @@ export class LogEngine implements RegionLogReader {
       return Promise.reject(err as Error);
     }
     if (batch.isEmpty) return this.tail.then(() => undefined);
-    assert(this.pending.length < MAX_PENDING_WRITES, `more than ${MAX_PENDING_WRITES} log writes in flight`);
+    if (this.pending.length >= MAX_PENDING_WRITES) return Promise.reject(new WriteBackpressureError(this.pending.length, MAX_PENDING_WRITES));
     const ops = batch.ops.slice();
     return this.request({ type: 'write', id: 0, body: encodeBatch(ops) }, ops).then(() => undefined);
   }

@@ -43,6 +43,23 @@ export class InvalidBatchError extends Error {
   }
 }
 
+/**
+ * WriteBackpressureError: writeAsync refused a batch because `limit` writes
+ * are already in flight to the writer thread. Nothing of the batch was
+ * written; the caller waits for an earlier write to finish and retries (the
+ * store never has more than one round's write in flight, so for it this
+ * means a bug upstream, but a library caller can hit it under load).
+ */
+export class WriteBackpressureError extends Error {
+  constructor(
+    readonly inFlight: number,
+    readonly limit: number,
+  ) {
+    super(`log engine: ${inFlight} writes already in flight (limit ${limit}); wait for one to finish and retry`);
+    this.name = 'WriteBackpressureError';
+  }
+}
+
 /** EngineClosedError: an operation reached an engine after close(). */
 export class EngineClosedError extends Error {
   constructor(what: string) {

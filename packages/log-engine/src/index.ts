@@ -14,7 +14,7 @@ export type { LogEngineOptions, EngineStats } from './engine';
 export { LogBatch, entrySize, MAX_BATCH_BYTES } from './log-batch';
 export type { LogOp } from './log-batch';
 export { RegionLogStorage, type RegionRaftState, type RegionLogReader } from './region-log-storage';
-export { StorageFormatError, StorageOpenError, EngineClosedError, InvalidBatchError } from './errors';
+export { StorageFormatError, StorageOpenError, EngineClosedError, InvalidBatchError, WriteBackpressureError } from './errors';
 export type { Durability, OpenSpec } from './sqlite-open';
 export { openDatabase } from './sqlite-open';
 export { LOG_FORMAT_VERSION } from './schema';

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CompactedError, UnavailableError } from '@flotilla/raft-core';
 import type { ConfState } from '@flotilla/raft-core';
-import { InvalidBatchError, LogBatch, LogEngine } from '../src/index';
+import { InvalidBatchError, LogBatch, LogEngine, MAX_PENDING_WRITES, WriteBackpressureError } from '../src/index';
 import type { LogEngineOptions } from '../src/index';
 import { brief, ent, ents, tempDir } from './helpers';
 
@@ -256,6 +256,27 @@ describe('write modes', () => {
     // Queued behind the thread's start-up, the writes shared transactions (group commit).
     expect(e.stats().writes).toBe(50);
     expect(e.stats().commits).toBeLessThan(50);
+  });
+
+  it('past MAX_PENDING_WRITES in flight, writeAsync refuses with a typed back-pressure error and writes nothing of that batch', async () => {
+    const e = openEngine(tempDir(), { writer: 'worker' });
+    const b = new LogBatch();
+    const all: Promise<void>[] = [];
+    for (let i = 1; i <= MAX_PENDING_WRITES; i++) {
+      b.clear();
+      b.append(1, ents(i, i, 1));
+      all.push(e.writeAsync(b));
+    }
+    b.clear();
+    b.append(1, ents(MAX_PENDING_WRITES + 1, MAX_PENDING_WRITES + 1, 1));
+    const refused = e.writeAsync(b);
+    await expect(refused).rejects.toBeInstanceOf(WriteBackpressureError);
+    await expect(refused).rejects.toMatchObject({ inFlight: MAX_PENDING_WRITES, limit: MAX_PENDING_WRITES });
+    await Promise.all(all);
+    expect(e.lastIndex(1)).toBe(MAX_PENDING_WRITES);
+    // The engine is not poisoned: once writes drain, the refused one goes through.
+    await e.writeAsync(b);
+    expect(e.lastIndex(1)).toBe(MAX_PENDING_WRITES + 1);
   });
 
   it('a refused write on the writer thread rejects it and the writes queued behind it', async () => {
