@@ -1,9 +1,24 @@
 // @flotilla/sim — whole-cluster deterministic simulation and its checkers.
 //   linearizability.ts    Wing–Gong/Lowe search with memoisation, per-key partitions, KV model
-//   simulation.ts         runSimulation(): placement + N stores in one process on a virtual clock,
-//                         LocalNetwork faults, crashes, splits, conf changes, leader transfers, checkers
+//   simulation.ts         runSimulation(): setup, safety phase, liveness phase, check (the driver)
+//   cluster.ts            SimCluster: placement + N real stores on one LocalNetwork; read-only peer views
+//   clock.ts              the virtual clock (fake timers) and SimClock, which advances it slice by slice
+//   sim-client.ts         SimClient: routes like the real client, calls Store.handleClientRequest, records
+//   workload.ts           the clients' random KV mix, and the liveness phase's read-back of every key
+//   faults.ts             FAULTS, the weighted fault table drawn once per slice; network faults; healing
+//   checkers.ts           per-slice safety checkers, convergence, the linearizability verdict
+//   report.ts             Recorder (history, fault log, failures, stats), the replay digest, describeCluster
+//   scenarios.ts          small fixed scenarios: regression tests for STORE_BUGS.md
 //   placement-adapter.ts  InProcessPlacement: PlacementApi over PlacementCluster.dispatch
 //   cli.ts                `pnpm sim --seeds N` (root script: tsx packages/sim/src/cli.ts)
+//   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes
+//
+// The driving loop (simulation.ts): start the cluster; then, per 100 ms slice
+// of the safety phase, draw a fault from FAULTS and advance the clock (the
+// safety checkers run after each slice); heal everything, read every key back,
+// wait for convergence; check the whole history for linearizability.
 export * from './linearizability';
-export { runSimulation, type SimOptions, type SimResult, type SimStats } from './simulation';
+export { runSimulation, type SimOptions } from './simulation';
+export type { SimResult, SimStats } from './report';
+export { FAULTS, type Fault } from './faults';
 export { InProcessPlacement } from './placement-adapter';
