@@ -92,21 +92,14 @@ class Bitset {
 }
 
 /**
- * checkOperations searches for a linearization of one partition's
- * operations (Lowe's just-in-time linearization with memoisation: the
- * pair (set of linearized operations, model state) is tried only once).
+ * eventList links the calls and returns of ops into one doubly linked list
+ * in time order, behind a sentinel head. At equal times calls come first,
+ * so operations that touch at an instant are treated as concurrent (the
+ * permissive choice).
  */
-export function checkOperations<S, I, O>(
-  model: Model<S, I, O>,
-  ops: readonly Operation<I, O>[],
-  maxSteps = 2_000_000,
-): { verdict: Verdict; steps: number; longestPrefix: number[] } {
-  const n = ops.length;
-  if (n === 0) return { verdict: 'ok', steps: 0, longestPrefix: [] };
-  // Events sorted by time; at equal times calls come first, so operations
-  // that touch at an instant are treated as concurrent (the permissive choice).
+function eventList<I, O>(ops: readonly Operation<I, O>[]): Entry {
   const events: Entry[] = [];
-  for (let id = 0; id < n; id++) {
+  for (let id = 0; id < ops.length; id++) {
     const o = ops[id]!;
     if (!(o.invokeTime <= o.returnTime)) throw new RangeError(`operation ${id} returns (${o.returnTime}) before it is invoked (${o.invokeTime})`);
     const pending = o.returnTime === Infinity;
@@ -123,21 +116,40 @@ export function checkOperations<S, I, O>(
     e.prev = prev;
     prev = e;
   }
-  const lift = (call: Entry): void => {
-    call.prev!.next = call.next;
-    if (call.next) call.next.prev = call.prev;
-    const ret = call.match!;
-    ret.prev!.next = ret.next;
-    if (ret.next) ret.next.prev = ret.prev;
-  };
-  const unlift = (call: Entry): void => {
-    const ret = call.match!;
-    ret.prev!.next = ret;
-    if (ret.next) ret.next.prev = ret;
-    call.prev!.next = call;
-    if (call.next) call.next.prev = call;
-  };
+  return head;
+}
 
+/** lift takes an operation (its call and its return) out of the event list: it is linearized. */
+function lift(call: Entry): void {
+  call.prev!.next = call.next;
+  if (call.next) call.next.prev = call.prev;
+  const ret = call.match!;
+  ret.prev!.next = ret.next;
+  if (ret.next) ret.next.prev = ret.prev;
+}
+
+/** unlift puts a lifted operation back where it was (backtracking); the inverse of lift. */
+function unlift(call: Entry): void {
+  const ret = call.match!;
+  ret.prev!.next = ret;
+  if (ret.next) ret.next.prev = ret;
+  call.prev!.next = call;
+  if (call.next) call.next.prev = call;
+}
+
+/**
+ * checkOperations searches for a linearization of one partition's
+ * operations (Lowe's just-in-time linearization with memoisation: the
+ * pair (set of linearized operations, model state) is tried only once).
+ */
+export function checkOperations<S, I, O>(
+  model: Model<S, I, O>,
+  ops: readonly Operation<I, O>[],
+  maxSteps = 2_000_000,
+): { verdict: Verdict; steps: number; longestPrefix: number[] } {
+  const n = ops.length;
+  if (n === 0) return { verdict: 'ok', steps: 0, longestPrefix: [] };
+  const head = eventList(ops);
   const linearized = new Bitset(n);
   const cache = new Set<string>();
   const stack: { call: Entry; state: S }[] = [];
