@@ -1,48 +1,69 @@
-// `pnpm sim --seeds N [--seed S] [--stores 3] [--clients 4] [--safety-ms 15000] [--no-faults] [--verbose]`
+// `pnpm sim --seeds N [--seed S] [flags]` (`pnpm sim --help` lists the flags).
 // Runs N seeds (S, S+1, ...) of the whole-cluster simulation; exit 0 only when every seed passes.
 import { runSimulation, type SimOptions } from './simulation';
 
-function parseArgs(argv: string[]): { seeds: number; first: number; opts: Omit<SimOptions, 'seed'>; verbose: boolean; json: boolean } {
-  let seeds = 1;
-  let first = Number.NaN;
-  let verbose = false;
-  let json = false;
-  const opts: Omit<SimOptions, 'seed'> = {};
+interface Parsed {
+  seeds: number;
+  first: number;
+  opts: Omit<SimOptions, 'seed'>;
+  verbose: boolean;
+  json: boolean;
+  help: boolean;
+}
+
+/** FLAGS is the CLI: each flag, its argument, what it does; parseArgs and --help both read it. */
+const FLAGS: { flag: string; arg?: string; help: string; set: (p: Parsed, v: number) => void }[] = [
+  { flag: '--seeds', arg: 'N', help: 'run N seeds: S, S+1, ... (default 1)', set: (p, v) => (p.seeds = v) },
+  { flag: '--seed', arg: 'S', help: 'first seed (default random)', set: (p, v) => (p.first = v) },
+  { flag: '--stores', arg: 'N', help: 'stores in the cluster, 3..5 (default 3)', set: (p, v) => (p.opts.stores = v) },
+  { flag: '--clients', arg: 'N', help: 'concurrent clients (default 4)', set: (p, v) => (p.opts.clients = v) },
+  { flag: '--keys', arg: 'N', help: 'keys in the workload (default 24)', set: (p, v) => (p.opts.keys = v) },
+  { flag: '--safety-ms', arg: 'MS', help: 'virtual ms of workload under faults (default 15000)', set: (p, v) => (p.opts.safetyMs = v) },
+  { flag: '--liveness-ms', arg: 'MS', help: 'after healing, everything must converge within this bound (default 30000)', set: (p, v) => (p.opts.livenessBoundMs = v) },
+  { flag: '--no-faults', help: 'the same workload without any fault', set: (p) => (p.opts.faults = false) },
+  { flag: '--no-remove-peers', help: 'no conf-change fault', set: (p) => (p.opts.removePeers = false) },
+  { flag: '--no-merges', help: 'no merge fault', set: (p) => (p.opts.merges = false) },
+  { flag: '--no-balance', help: "turn off placement's balance-leader and balance-region", set: (p) => (p.opts.balance = false) },
+  { flag: '--no-placement-crashes', help: 'no placement crash/restart fault', set: (p) => (p.opts.placementCrashes = false) },
+  { flag: '--no-replace-stores', help: 'no lost-disk fault (a store replaced by a new one)', set: (p) => (p.opts.replaceStores = false) },
+  { flag: '--lease-reads', help: "stores use readOnly: 'lease-based'", set: (p) => (p.opts.readOnly = 'lease-based') },
+  { flag: '--tick-skew', arg: 'X', help: "stores' tick timers run at 50*(1-X), 50, 50*(1+X) ms", set: (p, v) => (p.opts.tickSkew = v) },
+  { flag: '--inject-stale-reads', help: 'deliberate bug: half the gets read a random replica (the checker must fail)', set: (p) => (p.opts.injectStaleReads = true) },
+  { flag: '--debug-stores', help: 'print store warnings and errors', set: (p) => (p.opts.debugStores = true) },
+  { flag: '--verbose', help: 'progress lines, and the fault log of a failing seed', set: (p) => (p.verbose = true) },
+  { flag: '--json', help: 'one JSON line per seed', set: (p) => (p.json = true) },
+  { flag: '--help', help: 'this text', set: (p) => (p.help = true) },
+];
+
+function helpText(): string {
+  const rows = FLAGS.map((f) => `  ${(f.flag + (f.arg ? ` ${f.arg}` : '')).padEnd(24)} ${f.help}`);
+  return ['usage: pnpm sim [flags]', 'Runs seeds of the whole-cluster simulation; exit 0 only when every seed passes. SIM_TRACE=1 prints progress each virtual second.', '', ...rows].join('\n');
+}
+
+function parseArgs(argv: string[]): Parsed {
+  const p: Parsed = { seeds: 1, first: Number.NaN, opts: {}, verbose: false, json: false, help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const num = () => {
-      const v = Number(argv[++i]);
+    if (a === '--') continue;
+    const f = FLAGS.find((x) => x.flag === a || (a === '-h' && x.flag === '--help'));
+    if (!f) throw new Error(`unknown argument ${a} (pnpm sim --help lists the flags)`);
+    let v = 0;
+    if (f.arg) {
+      v = Number(argv[++i]);
       if (!Number.isFinite(v)) throw new Error(`${a} needs a number`);
-      return v;
-    };
-    if (a === '--seeds') seeds = num();
-    else if (a === '--seed') first = num();
-    else if (a === '--stores') opts.stores = num();
-    else if (a === '--clients') opts.clients = num();
-    else if (a === '--keys') opts.keys = num();
-    else if (a === '--safety-ms') opts.safetyMs = num();
-    else if (a === '--liveness-ms') opts.livenessBoundMs = num();
-    else if (a === '--no-faults') opts.faults = false;
-    else if (a === '--no-remove-peers') opts.removePeers = false;
-    else if (a === '--inject-stale-reads') opts.injectStaleReads = true;
-    else if (a === '--no-balance') opts.balance = false;
-    else if (a === '--no-merges') opts.merges = false;
-    else if (a === '--lease-reads') opts.readOnly = 'lease-based';
-    else if (a === '--tick-skew') opts.tickSkew = num();
-    else if (a === '--no-replace-stores') opts.replaceStores = false;
-    else if (a === '--no-placement-crashes') opts.placementCrashes = false;
-    else if (a === '--debug-stores') opts.debugStores = true;
-    else if (a === '--verbose') verbose = true;
-    else if (a === '--json') json = true;
-    else if (a === '--') continue;
-    else throw new Error(`unknown argument ${a}`);
+    }
+    f.set(p, v);
   }
-  if (Number.isNaN(first)) first = Math.floor(Math.random() * 1_000_000);
-  return { seeds, first, opts, verbose, json };
+  if (Number.isNaN(p.first)) p.first = Math.floor(Math.random() * 1_000_000);
+  return p;
 }
 
 async function main(): Promise<void> {
-  const { seeds, first, opts, verbose, json } = parseArgs(process.argv.slice(2));
+  const { seeds, first, opts, verbose, json, help } = parseArgs(process.argv.slice(2));
+  if (help) {
+    console.log(helpText());
+    return;
+  }
   let failed = 0;
   const extra = [
     opts.stores !== undefined ? `--stores ${opts.stores}` : '',
