@@ -4,7 +4,7 @@ import { utf8, type Peer as PeerMeta, type RaftMessage, type Region } from '@flo
 import { checkConfChange } from '../../src/operation/command/admin/conf-change';
 import { matchProposal, type Response } from '../../src/operation/command/propose';
 import { maybeHibernate } from '../../src/operation/hibernate';
-import { expireLease, leaseReadIndex, renewLease } from '../../src/operation/query';
+import { expireLease, leaseReadIndex, renewLease, startRead } from '../../src/operation/query';
 import { routeRaftMessage } from '../../src/router/router';
 import type { CommandResult } from '../../src/raft/proposal';
 import { Tombstones } from '../../src/tombstones';
@@ -191,6 +191,20 @@ describe('the leader lease (lease-based reads)', () => {
     const peer = bootstrapLeader(u);
     renewLease(u.ctx, peer, u.clock.ms);
     expect(leaseReadIndex(u.ctx, peer)).toBe(0);
+  });
+});
+
+describe('pending reads are bounded', () => {
+  it('a read past maxPendingReadsPerPeer is answered ServerIsBusy; the waiting one is served', () => {
+    u = unitStore({ maxPendingReadsPerPeer: 1 });
+    const peer = bootstrapLeader(u);
+    const got: string[] = [];
+    const read = { type: 'get' as const, key: utf8('k') };
+    startRead(u.ctx, peer, read, (r) => got.push(r.ok ? 'served' : r.error.type));
+    startRead(u.ctx, peer, read, (r) => got.push(r.ok ? 'served' : r.error.type));
+    expect(got).toEqual(['ServerIsBusy']);
+    u.round();
+    expect(got).toEqual(['ServerIsBusy', 'served']);
   });
 });
 
