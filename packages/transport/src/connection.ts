@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '@flotilla/proto';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import {
   CloseCode,

@@ -4,9 +4,8 @@
 // frames no bigger than maxFrameBytes. Dialing, backoff and unreachable
 // reports stay with WsTransport, which owns the table of links.
 
-import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
-import type { RaftMessage } from '@flotilla/proto';
+import type { Logger, RaftMessage } from '@flotilla/proto';
 import { FRAME_HEADER_BYTES, type FrameWriter } from './codec';
 import type { Conn, Connections } from './connection';
 import { CloseCode } from './handshake';

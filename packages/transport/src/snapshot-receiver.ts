@@ -5,7 +5,7 @@
 // sender. Done (or Fail) goes back once both the handler and the stream have
 // finished. A stream with no frame for `idleTimeoutMs` is a protocol error.
 
-import type { Logger } from 'pino';
+import type { Logger } from '@flotilla/proto';
 import { decodeRaftFrame } from './codec';
 import type { Conn, Connections } from './connection';
 import { ackFrame, ChunkStream, SnapFrame, streamInterrupted } from './snapshot';

@@ -5,7 +5,7 @@
 // progress for `idleTimeoutMs`, transport close) rejects `failed`, which
 // every wait races against.
 
-import type { Logger } from 'pino';
+import type { Logger } from '@flotilla/proto';
 import { encodeRaftFrame } from './codec';
 import { CloseCode } from './handshake';
 import type { Conn, Connections } from './connection';

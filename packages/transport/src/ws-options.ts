@@ -3,7 +3,7 @@
 // applies those defaults and reads the TLS files.
 
 import { readFileSync } from 'node:fs';
-import { pino, type Logger } from 'pino';
+import { childLogger, silentLogger, type Logger } from '@flotilla/proto';
 
 /** AddressResolver maps a store ID to "host:port" (placement provides it); undefined = unknown store. */
 export type AddressResolver = (storeId: number) => Promise<string | undefined>;
@@ -18,7 +18,7 @@ export interface WsTransportOptions {
   /** listen address (default 127.0.0.1, port 0 = any free port). */
   host?: string;
   port?: number;
-  /** logger (pino); default silent. */
+  /** logger: @flotilla/proto's Logger (a pino logger fits); each line gets component and store; default silent. */
   logger?: Logger;
   /** maxQueuedMessages per destination store (default 65,536). */
   maxQueuedMessages?: number;
@@ -100,7 +100,7 @@ export function resolveOptions(options: WsTransportOptions): ResolvedOptions {
   if (!Number.isSafeInteger(options.storeId) || options.storeId <= 0) throw new RangeError(`storeId must be a positive integer, got ${options.storeId}`);
   const secret = typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : Buffer.from(options.secret);
   if (secret.length === 0) throw new RangeError('secret must not be empty');
-  const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'transport', store: options.storeId });
+  const log = childLogger(options.logger ?? silentLogger, { component: 'transport', store: options.storeId });
   const settings: WsSettings = {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,

@@ -9,9 +9,8 @@
 // backlog, handshake time, concurrent inbound snapshots.
 
 import type { AddressInfo } from 'node:net';
-import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
-import type { RaftMessage } from '@flotilla/proto';
+import type { Logger, RaftMessage } from '@flotilla/proto';
 import { decodeRaftFrame, FrameWriter } from './codec';
 import { Connections, type Conn } from './connection';
 import { CloseCode, HandshakeError, type Channel } from './handshake';
@@ -170,7 +169,7 @@ export class WsTransport implements Transport {
     }
     await Promise.all(closing);
     if (wasRunning) await this.conns.closeListener();
-    this.log.info('transport closed');
+    this.log.info({}, 'transport closed');
   }
 
   // ---------------------------------------------------------------- sending
