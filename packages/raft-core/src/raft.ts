@@ -15,7 +15,7 @@ import { confChangeAsV2, confChangeEnterJoint, confChangeLeaveJoint, decodeConfC
 import { assert, ConfChangeDecodeError, ProposalDroppedError, RequestSnapshotDroppedError } from './errors';
 import { RaftLog } from './log';
 import { VoteResult } from './quorum/types';
-import { ReadOnly, keyToCtx } from './read-only';
+import { ReadOnly, encodeRound } from './read-only';
 import type { ReadState } from './read-only';
 import { CompactedError, SnapshotTemporarilyUnavailableError } from './storage';
 import type { Storage } from './storage';
@@ -340,9 +340,10 @@ export class Raft {
     }
   }
 
+  /** bcastHeartbeat sends the periodic heartbeat; it carries the newest pending read round, so its acks also confirm that round. */
   bcastHeartbeat(): void {
-    const last = this.readOnly.lastPendingRequestCtx();
-    this.bcastHeartbeatWithCtx(last === undefined ? undefined : keyToCtx(last));
+    const last = this.readOnly.lastPendingRound();
+    this.bcastHeartbeatWithCtx(last === undefined ? undefined : encodeRound(last));
   }
 
   private bcastHeartbeatWithCtx(ctx: Uint8Array | undefined): void {
@@ -472,7 +473,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.pendingRequestSnapshot = 0;
     this.uncommittedSize = 0;
-    this.readOnly = new ReadOnly(this.readOnly.option);
+    this.readOnly.reset();
     this.pendingReadIndexMessages = [];
     this.bcastPending = false;
   }
@@ -923,6 +924,7 @@ export class Raft {
       this.sendAppend(m.from);
     }
 
+    // The context is a read round (read-only.ts), never a caller's context.
     if (this.readOnly.option !== 'safe' || m.context === undefined || m.context.length === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
     if (acks === undefined) return;
@@ -1280,10 +1282,14 @@ export class Raft {
 
   private sendMsgReadIndexResponse(m: Message): void {
     if (this.readOnly.option === 'safe') {
-      // Safe: confirm leadership with a heartbeat round carrying the context.
-      if (!this.readOnly.addRequest(this.raftLog.committed, m)) return;
-      this.readOnly.recvAck(this.id, m.entries[0]!.data);
-      this.bcastHeartbeatWithCtx(m.entries[0]!.data);
+      // Safe: confirm leadership with a heartbeat round of its own. The
+      // heartbeats carry the round's unique number, not the caller's
+      // context, so only acks of heartbeats sent after this request count.
+      const round = this.readOnly.addRequest(this.raftLog.committed, m);
+      if (round === undefined) return;
+      const ctx = encodeRound(round);
+      this.readOnly.recvAck(this.id, ctx);
+      this.bcastHeartbeatWithCtx(ctx);
     } else {
       // Lease-based: rely on check-quorum's lease; no round trip.
       const resp = this.responseToReadIndexReq(m, this.raftLog.committed);

@@ -407,6 +407,78 @@ describe('reads', () => {
     net.send([msg({ msgType: MessageType.MsgReadIndex, from: 2, to: 2, entries: [{ entryType: 0, term: 0, index: 0, data: ctx }] })]);
     expect(net.raft(2).readStates).toEqual([{ index: net.raft(1).raftLog.committed, requestCtx: ctx }]);
   });
+
+  // etcd's TestReadOnlyDuplicateRequest scenario, made into a stale read. A
+  // heartbeat response proves leadership only at the time its heartbeat was
+  // sent; if rounds are keyed by the caller's context, a late response to an
+  // earlier round with the same context confirms a later request.
+  it('a late heartbeat response to an earlier round never confirms a later request with the same context', () => {
+    const net = cluster(3);
+    net.propose(1, 'x');
+    const lead = net.raft(1);
+    const ctx = enc.encode('same');
+    const readIndex = () => net.send([msg({ msgType: MessageType.MsgReadIndex, from: 1, to: 1, entries: [{ entryType: 0, term: 0, index: 0, data: ctx }] })]);
+
+    // Round 1: node 2 answers and releases the read; node 3's answer is held in flight.
+    let held: Message | undefined;
+    net.msgHook = (m) => {
+      if (m.msgType !== MessageType.MsgHeartbeatResponse || m.from !== 3) return true;
+      held = m;
+      return false;
+    };
+    readIndex();
+    net.msgHook = undefined;
+    expect(held).toBeDefined();
+    expect(lead.readStates).toEqual([{ index: lead.raftLog.committed, requestCtx: ctx }]);
+    lead.readStates = [];
+    const firstReadIndex = lead.raftLog.committed;
+
+    // 1 is cut off; 2 and 3 elect 2 and commit a write that 1 never sees.
+    net.isolate(1);
+    net.campaign(2);
+    expect(net.raft(2).state).toBe(StateRole.Leader);
+    net.propose(2, 'w');
+    const wIndex = net.raft(2).raftLog.committed;
+    expect(net.raft(3).raftLog.committed).toBe(wIndex);
+    expect(wIndex).toBeGreaterThan(firstReadIndex);
+
+    // 1 still believes it leads term 1 and is asked the same context again;
+    // its new heartbeats are lost. Then 3's old answer (term 1) arrives.
+    expect(lead.state).toBe(StateRole.Leader);
+    readIndex();
+    expect(lead.readStates).toEqual([]);
+    lead.step(held!);
+    readMessages(lead);
+    // Releasing here would serve a read at firstReadIndex < wIndex: stale.
+    expect(lead.readStates).toEqual([]);
+  });
+
+  it('requests with the same context each get their own round and their own ReadState', () => {
+    const net = cluster(3);
+    const lead = net.raft(1);
+    const ctx = enc.encode('twice');
+    const req = () => msg({ msgType: MessageType.MsgReadIndex, from: 1, to: 1, entries: [{ entryType: 0, term: 0, index: 0, data: ctx }] });
+    lead.step(req());
+    const round1 = readMessages(lead).filter((m) => m.msgType === MessageType.MsgHeartbeat);
+    net.propose(1, 'x');
+    lead.step(req());
+    const round2 = readMessages(lead).filter((m) => m.msgType === MessageType.MsgHeartbeat);
+    expect(round1.length).toBe(2);
+    expect(round2.length).toBe(2);
+    // The rounds are told apart on the wire, and the caller's context never goes there.
+    expect(round1[0]!.context).not.toEqual(round2[0]!.context);
+    expect(round1[0]!.context).not.toEqual(ctx);
+    // Answering round 1 releases only the first request, at its own index.
+    const c1 = lead.raftLog.committed - 1;
+    net.send([round1[0]!]);
+    expect(lead.readStates).toEqual([{ index: c1, requestCtx: ctx }]);
+    // Answering round 2 releases the second at the later index.
+    net.send([round2[0]!]);
+    expect(lead.readStates).toEqual([
+      { index: c1, requestCtx: ctx },
+      { index: c1 + 1, requestCtx: ctx },
+    ]);
+  });
 });
 
 describe('learners and membership', () => {
