@@ -26,6 +26,10 @@
 //    of this linter's tests) and the root's own files are checked against
 //    the root package.json.
 //
+// 5. Room sizes (scripts/lint-sizes.mjs): no function over 70 lines in
+//    packages/{store,transport,sim}/src, no file over 350 lines in
+//    packages/store/src and store.ts (the facade) at most 200.
+//
 // Each violation names its rule at the end of the line, e.g. "(rule 4:
 // declared dependencies)".
 //
@@ -34,6 +38,7 @@
 // as path:line: message), 2 on bad usage.
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { checkSizes } from './lint-sizes.mjs';
 
 const args = process.argv.slice(2);
 let root = process.cwd();
@@ -258,6 +263,8 @@ if (existsSync(join(root, 'package.json'))) {
   const scriptFiles = walk(join(root, 'scripts')).filter((p) => !p.startsWith(fixtures + sep));
   checkDeclared([...rootFiles, ...scriptFiles], join(root, 'package.json'));
 }
+
+violations.push(...checkSizes(root, walk));
 
 if (violations.length > 0) {
   for (const v of violations) console.error(v);

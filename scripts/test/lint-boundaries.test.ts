@@ -64,4 +64,15 @@ describe('lint-boundaries', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
+
+  it('fails on a function over 70 lines in store, transport or sim, and on an oversized store file (rule 5)', () => {
+    const r = run(join(here, 'fixtures', 'room-sizes'));
+    expect(r.status).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toContain('packages/store/src/store.ts: 201 lines, over 200: split it by concept (rule 5: room sizes)');
+    expect(lines).toContain('packages/transport/src/long.ts:1: function tooLong is 71 lines, over 70: split it into named steps (rule 5: room sizes)');
+    expect(lines).toContain('packages/sim/src/runner.ts:2: function run is 71 lines, over 70: split it into named steps (rule 5: room sizes)');
+    // A function of exactly 70 lines fits.
+    expect(r.stderr).not.toMatch(/ok\.ts/);
+  });
 });
