@@ -42,7 +42,7 @@ export interface ConnectionOptions {
   maxPendingHandshakes: number;
   /** maxPayload is ws's frame limit for every socket: the larger of a raft frame and a snapshot chunk. */
   maxPayload: number;
-  /** tls, when set, serves wss:// with cert/key and dials wss:// trusting `ca` (default: the system roots). */
+  /** tls, when set, serves wss:// with cert/key and dials wss:// trusting `ca` (default: the system roots), presenting cert/key; requireClientCert makes the listener demand a certificate `ca` signed. */
   tls: TlsMaterial | undefined;
 }
 
@@ -127,7 +127,14 @@ export class Connections implements Iterable<Conn> {
       res.end('flotilla transport: WebSocket upgrade required\n');
     };
     const tls = this.opts.tls;
-    const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, upgradeRequired) : createServer(upgradeRequired);
+    const server: Server = tls
+      ? createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.requireClientCert ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, upgradeRequired)
+      : createServer(upgradeRequired);
+    // A dialer without a certificate the cluster CA signed (mutual TLS) never gets to the challenge.
+    server.on('tlsClientError', (err, socket) => {
+      this.counters.handshakesRejected++;
+      this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: err.message }, 'inbound TLS handshake rejected');
+    });
     server.headersTimeout = this.opts.handshakeTimeoutMs;
     server.requestTimeout = this.opts.handshakeTimeoutMs;
     const wss = new WebSocketServer({
@@ -178,7 +185,8 @@ export class Connections implements Iterable<Conn> {
         handshakeTimeout: this.opts.handshakeTimeoutMs,
         generateMask: zeroMask,
         followRedirects: false,
-        ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : {}),
+        // The certificate goes along on every dial: a peer with requireClientCert asks for it, others ignore it.
+        ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) } : {}),
       });
       const conn = new Conn(ws, this.opts.storeId, address);
       conn.remoteStoreId = storeId;

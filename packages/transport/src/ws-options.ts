@@ -69,6 +69,13 @@ export interface TlsOptions {
   caPath?: string;
   /** rejectUnauthorized: verify the peer's certificate chain and name (default true). */
   rejectUnauthorized?: boolean;
+  /**
+   * requireClientCert makes TLS mutual: the listener asks every dialing
+   * store for a certificate and refuses, in the TLS handshake, one not
+   * signed by `caPath` (required then), before any WebSocket frame. Dials
+   * always present cert/key, so stores can switch it on one at a time.
+   */
+  requireClientCert?: boolean;
 }
 
 /** WsSettings are the options a WsTransport reads after construction, every default applied. */
@@ -80,6 +87,7 @@ export interface TlsMaterial {
   key: Buffer;
   ca: Buffer | undefined;
   rejectUnauthorized: boolean;
+  requireClientCert: boolean;
 }
 
 /** ResolvedOptions are WsTransportOptions checked, with every default applied. */
@@ -123,12 +131,15 @@ export function resolveOptions(options: WsTransportOptions): ResolvedOptions {
   if (settings.snapshotWindow < 1) throw new RangeError('snapshotWindow must be at least 1');
   let tls: TlsMaterial | undefined;
   if (options.tls) {
+    // Without a CA of its own, a listener would accept any certificate a public CA ever signed.
+    if (options.tls.requireClientCert && !options.tls.caPath) throw new RangeError("tls.requireClientCert needs tls.caPath: the CA that signs the stores' certificates");
     // Read at construction: a missing file is a configuration error, reported at once.
     tls = {
       cert: readFileSync(options.tls.certPath),
       key: readFileSync(options.tls.keyPath),
       ca: options.tls.caPath ? readFileSync(options.tls.caPath) : undefined,
       rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
+      requireClientCert: options.tls.requireClientCert ?? false,
     };
   }
   return {
