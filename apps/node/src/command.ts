@@ -26,7 +26,12 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 /**
  * waitForShutdown resolves on the first SIGINT or SIGTERM after running
- * close; a second signal while closing exits at once with status 1. When
+ * close. Further signals while closing are logged and otherwise ignored:
+ * one Ctrl-C often arrives more than once (the terminal signals the whole
+ * process group, and a wrapper such as pnpm forwards its own SIGTERM), and
+ * exiting on the second would abandon children mid-stop. close is bounded
+ * by its own timeouts (`flotilla up` escalates to SIGKILL), and SIGKILL
+ * remains for an operator who will not wait. When
  * FLOTILLA_STOP_ON_STDIN_EOF=1 (set by `flotilla up` for its children) the
  * end of stdin counts as a shutdown signal, so children never outlive their
  * supervisor.
@@ -36,8 +41,8 @@ export function waitForShutdown(ctx: CommandContext, close: () => Promise<void>)
     let closing = false;
     const onSignal = (reason: string): void => {
       if (closing) {
-        ctx.logger.warn({ reason }, 'second shutdown request; exiting now');
-        process.exit(EXIT.failure);
+        ctx.logger.info({ reason }, 'already shutting down; waiting for it to finish');
+        return;
       }
       closing = true;
       ctx.logger.info({ reason }, 'shutting down');

@@ -51,7 +51,7 @@ const upSpec: CommandSpec = {
   path: ['up'],
   summary: 'Start a local cluster: placement plus N stores as child processes on 127.0.0.1.',
   description:
-    'Waits until every process is healthy, prints the endpoints and writes <data-dir>/cluster.json so other commands find the cluster. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0.',
+    'Waits until every process is healthy, prints the endpoints and writes <data-dir>/cluster.json so other commands find the cluster. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0; more signals while it stops are ignored.',
   positionals: [],
   flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...serverSecurityFlags],
   examples: ['flotilla up', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160'],
