@@ -6,7 +6,7 @@ import { decodeRegionState } from './region-codec';
 import { RegionStatsTracker } from './region-stats';
 import { KV_ENGINE_NAME, KV_FORMAT_VERSION, KV_SCHEMA } from './schema';
 import { KvSnapshot } from './snapshot';
-import { openDatabase } from './sqlite-open';
+import { DEFAULT_INTEGRITY_FULL_MAX_BYTES, openDatabase, type IntegrityReport } from './sqlite-open';
 import type { Durability } from './sqlite-open';
 import type { ApplyState, KvPair, RegionLocalState, RegionStats, StoredRegion } from './types';
 import type { KvWriteBatch } from './write-batch';
@@ -20,6 +20,8 @@ export interface KvEngineOptions {
   statsPersistIntervalMs?: number;
   /** now: clock for the stats persistence interval (tests inject one). */
   now?: () => number;
+  /** integrityFullMaxBytes: up to this size an existing database gets a whole quick_check on open, past it a bounded one (log-engine's integrity.ts). */
+  integrityFullMaxBytes?: number;
 }
 
 /** MAX_SCAN_LIMIT bounds one scan() call. */
@@ -56,6 +58,8 @@ export class KvEngine {
     delStats: Database.Statement;
   };
   private readonly writeTxn: (batch: KvWriteBatch) => void;
+  /** integrity: what the check on opening did (undefined only while constructing). */
+  integrity: IntegrityReport | undefined;
 
   private constructor(
     private readonly db: Database.Database,
@@ -94,12 +98,21 @@ export class KvEngine {
     this.tracker.dirty.clear();
   }
 
-  /** open opens or creates the database; bad files give StorageFormatError / StorageOpenError. */
+  /**
+   * open opens or creates the database; bad files give StorageFormatError
+   * (StorageCorruptError when the integrity check finds damage) /
+   * StorageOpenError.
+   */
   static open(options: KvEngineOptions): KvEngine {
     const file = path.resolve(options.path);
-    const db = openDatabase({ file, engine: KV_ENGINE_NAME, formatVersion: KV_FORMAT_VERSION, schema: KV_SCHEMA, durability: options.durability ?? 'full' });
+    let integrity: IntegrityReport | undefined;
+    const check = { fullMaxBytes: options.integrityFullMaxBytes ?? DEFAULT_INTEGRITY_FULL_MAX_BYTES, bulkTables: ['kv'] };
+    const durability = options.durability ?? 'full';
+    const db = openDatabase({ file, engine: KV_ENGINE_NAME, formatVersion: KV_FORMAT_VERSION, schema: KV_SCHEMA, durability, check, onChecked: (r) => (integrity = r) });
     try {
-      return new KvEngine(db, file, options);
+      const engine = new KvEngine(db, file, options);
+      engine.integrity = integrity;
+      return engine;
     } catch (err) {
       db.close();
       throw err;
@@ -305,13 +318,21 @@ export class KvEngine {
     this.db.pragma('wal_checkpoint(PASSIVE)');
   }
 
-  /** close persists the approximate stats and closes the database (open snapshots are closed too). */
+  /**
+   * close persists the approximate stats and closes the database (open
+   * snapshots are closed too). The database is closed even when saving the
+   * stats fails (a full disk); that error is thrown after, and the next
+   * open recounts what it lacks (the stats are approximate by design).
+   */
   close(): void {
     if (this.closed) return;
     for (const s of [...this.openSnapshots]) s.close();
-    this.db.transaction(() => this.persistStats())();
     this.closed = true;
-    this.db.close();
+    try {
+      this.db.transaction(() => this.persistStats())();
+    } finally {
+      this.db.close();
+    }
   }
 
   // -------------------------------------------------------------- internals

@@ -1,6 +1,6 @@
 // Open and format errors are the log engine's classes: a host can treat
 // both engines' failures alike (instanceof works across them).
-export { StorageFormatError, StorageOpenError, EngineClosedError } from '@flotilla/log-engine';
+export { StorageFormatError, StorageCorruptError, StorageOpenError, StorageFaultError, EngineClosedError } from '@flotilla/log-engine';
 
 /** assert: a broken invariant is a bug; it throws and is never caught. */
 export function assert(condition: unknown, message: string): asserts condition {

@@ -5,14 +5,14 @@
 //   region-stats.ts  RegionStatsTracker: approximate size / keys per Region, kept on write
 //   types.ts         ApplyState, RegionLocalState, PeerState, StoredRegion, KvPair, RegionStats
 //   schema.ts        tables and format version
-//   sqlite-open.ts   open/create with format checks
-//   errors.ts        StorageFormatError, StorageOpenError, EngineClosedError
+//   sqlite-open.ts   open/create with format checks and the integrity check (the log engine's helper)
+//   errors.ts        StorageFormatError, StorageCorruptError, StorageOpenError, StorageFaultError, EngineClosedError
 export { KvEngine, MAX_SCAN_LIMIT } from './engine';
 export type { KvEngineOptions } from './engine';
 export { KvWriteBatch, MAX_KV_BATCH_OPS } from './write-batch';
 export type { KvOp } from './write-batch';
 export { KvSnapshot } from './snapshot';
 export type { ApplyState, KvPair, PeerState, RegionLocalState, RegionStats, StoredRegion } from './types';
-export { StorageFormatError, StorageOpenError, EngineClosedError } from './errors';
-export type { Durability } from './sqlite-open';
+export { StorageFormatError, StorageCorruptError, StorageOpenError, StorageFaultError, EngineClosedError } from './errors';
+export type { Durability, IntegrityReport } from './sqlite-open';
 export { KV_FORMAT_VERSION } from './schema';

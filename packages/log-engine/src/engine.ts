@@ -4,7 +4,8 @@ import type Database from 'better-sqlite3';
 import type { Entry, EntryType, Snapshot } from '@flotilla/raft-core';
 import { CompactedError, UnavailableError } from '@flotilla/raft-core';
 import { encodeBatch } from './batch-codec';
-import { assert, EngineClosedError, InvalidBatchError, WriteBackpressureError } from './errors';
+import { assert, asStorageFault, EngineClosedError, InvalidBatchError, StorageFaultError, WriteBackpressureError } from './errors';
+import { DEFAULT_INTEGRITY_FULL_MAX_BYTES, type IntegrityReport } from './integrity';
 import type { LogBatch, LogOp } from './log-batch';
 import { copyConfState, entrySize } from './log-batch';
 import { DEFAULT_WRITER_OPTIONS, LogWriter, loadRaftStates } from './log-writer';
@@ -31,6 +32,8 @@ export interface LogEngineOptions {
   /** foldRows / foldBytes: when staged writes are folded into the entries table. */
   foldRows?: number;
   foldBytes?: number;
+  /** integrityFullMaxBytes: up to this size an existing database gets a whole quick_check on open, past it a bounded one (see integrity.ts). */
+  integrityFullMaxBytes?: number;
 }
 
 /** EngineStats counts where reads were served from (for tests and metrics). */
@@ -87,10 +90,12 @@ export class LogEngine implements RegionLogReader {
   private counters = { entriesFromCache: 0, entriesFromSqlite: 0, writes: 0, commits: 0 };
   private readonly selectRange: Database.Statement;
   private readonly selectTerm: Database.Statement;
+  /** integrity: what the check on opening did (undefined only while constructing). */
+  integrity: IntegrityReport | undefined;
 
   private constructor(
     private readonly db: Database.Database,
-    readonly options: Required<Omit<LogEngineOptions, 'foldRows' | 'foldBytes'>> & { writerOptions: WriterOptions },
+    readonly options: Required<Omit<LogEngineOptions, 'foldRows' | 'foldBytes' | 'integrityFullMaxBytes'>> & { writerOptions: WriterOptions },
   ) {
     this.cacheBudget = options.cacheBytes;
     // Recovery: fold whatever a crash left staged, then build the views.
@@ -118,16 +123,23 @@ export class LogEngine implements RegionLogReader {
     }
   }
 
-  /** open opens or creates the engine's database; bad files give StorageFormatError / StorageOpenError. */
+  /**
+   * open opens or creates the engine's database; bad files give
+   * StorageFormatError (StorageCorruptError when the integrity check finds
+   * damage) / StorageOpenError, and a fault while recovering staged writes
+   * a StorageFaultError.
+   */
   static open(options: LogEngineOptions): LogEngine {
     const durability = options.durability ?? 'full';
     const file = path.resolve(options.path);
     const writer = options.writer ?? 'sync';
     // One connection in sync mode: hold the lock (saves lock traffic on every commit).
     const exclusive = writer === 'sync';
-    const db = openDatabase({ file, engine: LOG_ENGINE_NAME, formatVersion: LOG_FORMAT_VERSION, schema: LOG_SCHEMA, durability, exclusive });
+    let integrity: IntegrityReport | undefined;
+    const check = { fullMaxBytes: options.integrityFullMaxBytes ?? DEFAULT_INTEGRITY_FULL_MAX_BYTES, bulkTables: ['entries'] };
+    const db = openDatabase({ file, engine: LOG_ENGINE_NAME, formatVersion: LOG_FORMAT_VERSION, schema: LOG_SCHEMA, durability, exclusive, check, onChecked: (r) => (integrity = r) });
     try {
-      return new LogEngine(db, {
+      const engine = new LogEngine(db, {
         path: file,
         durability,
         writer,
@@ -137,9 +149,11 @@ export class LogEngine implements RegionLogReader {
           foldBytes: options.foldBytes ?? DEFAULT_WRITER_OPTIONS.foldBytes,
         },
       });
+      engine.integrity = integrity;
+      return engine;
     } catch (err) {
       db.close();
-      throw err;
+      throw asStorageFault(err, file, 'log engine recovery');
     }
   }
 
@@ -148,7 +162,8 @@ export class LogEngine implements RegionLogReader {
   /**
    * write durably commits a batch (one transaction, one fsync) on the calling
    * thread and then updates the in-memory views. Only in writer:'sync' mode.
-   * A failed write poisons the engine (reopen it).
+   * A failed write poisons the engine (reopen it): nothing of the batch is
+   * on disk, and a full disk or a damaged file throws StorageFaultError.
    */
   write(batch: LogBatch): void {
     this.checkOpen('write');
@@ -158,8 +173,9 @@ export class LogEngine implements RegionLogReader {
     try {
       r = this.writer.commit(encodeBatch(batch.ops), batch.ops);
     } catch (err) {
-      if (!(err instanceof InvalidBatchError)) this.failed = err as Error;
-      throw err;
+      if (err instanceof InvalidBatchError) throw err;
+      this.failed = err as Error;
+      throw asStorageFault(err, this.options.path, 'log write');
     }
     this.counters.commits = r.commits;
     this.applyToViews(batch.ops, r.seq, r.foldedThrough);
@@ -204,7 +220,7 @@ export class LogEngine implements RegionLogReader {
       r = this.writer.purge(maxRows);
     } catch (err) {
       this.failed = err as Error;
-      throw err;
+      throw asStorageFault(err, this.options.path, 'log purge');
     }
     this.unpinAll(r.foldedThrough);
     return r.deleted;
@@ -246,7 +262,13 @@ export class LogEngine implements RegionLogReader {
       this.worker = undefined;
     } else {
       this.closed = true;
-      if (this.failed === undefined) this.writer?.foldAll();
+      try {
+        if (this.failed === undefined) this.writer?.foldAll();
+      } catch (err) {
+        // Nothing is lost: the staged rows stay, and the next open folds them.
+        this.db.close();
+        throw asStorageFault(err, this.options.path, 'log fold on close');
+      }
     }
     this.db.close();
   }
@@ -307,7 +329,7 @@ export class LogEngine implements RegionLogReader {
       let next = lo;
       while (next < sqlHi) {
         const chunkHi = Math.min(sqlHi, next + SQL_READ_CHUNK);
-        const rows = this.selectRange.all(regionId, next, chunkHi) as [number, number, number, Buffer, Buffer | null][];
+        const rows = this.readRange(regionId, next, chunkHi);
         assert(rows.length === chunkHi - next, `region ${regionId}: log has a hole in [${next}, ${chunkHi}) (${rows.length} rows)`);
         for (const [idx, term, type, data, context] of rows) {
           assert(idx === next, `region ${regionId}: log has a hole at ${next} (found ${idx})`);
@@ -357,7 +379,12 @@ export class LogEngine implements RegionLogReader {
     if (index === truncated) return v.truncatedTerm;
     const cached = v.cachedTerm(index);
     if (cached !== undefined) return cached;
-    const t = this.selectTerm.get(regionId, index) as number | undefined;
+    let t: number | undefined;
+    try {
+      t = this.selectTerm.get(regionId, index) as number | undefined;
+    } catch (err) {
+      throw asStorageFault(err, this.options.path, 'log read');
+    }
     assert(t !== undefined, `region ${regionId}: entry ${index} missing from the log`);
     this.counters.entriesFromSqlite++;
     return t;
@@ -384,7 +411,20 @@ export class LogEngine implements RegionLogReader {
 
   private checkOpen(what: string): void {
     if (this.closed) throw new EngineClosedError(`log engine ${what}`);
-    if (this.failed !== undefined) throw new Error(`log engine failed earlier and must be reopened: ${this.failed.message}`);
+    if (this.failed === undefined) return;
+    const fault = asStorageFault(this.failed, this.options.path, 'an earlier log write');
+    if (fault instanceof StorageFaultError) {
+      throw new StorageFaultError(fault.path, fault.kind, fault.code, `log engine ${what} (the engine must be reopened after an earlier failed write)`, fault);
+    }
+    throw new Error(`log engine failed earlier and must be reopened: ${this.failed.message}`);
+  }
+
+  private readRange(regionId: number, lo: number, hi: number): [number, number, number, Buffer, Buffer | null][] {
+    try {
+      return this.selectRange.all(regionId, lo, hi) as [number, number, number, Buffer, Buffer | null][];
+    } catch (err) {
+      throw asStorageFault(err, this.options.path, 'log read');
+    }
   }
 
   private applyToViews(ops: readonly LogOp[], seq: number, foldedThrough: number): void {
@@ -498,9 +538,10 @@ export class LogEngine implements RegionLogReader {
     assert(p !== undefined && p.id === reply.id, `writer thread replied to request ${reply.id} out of order`);
     if (this.pending.length === 0) this.worker?.unref();
     if (reply.type === 'failed') {
-      const err = new Error(`log engine write failed: ${reply.message}`);
+      const err = Object.assign(new Error(`log engine write failed: ${reply.message}`), reply.code === undefined ? {} : { code: reply.code });
       err.name = reply.name;
-      this.failAll(err, p);
+      const fault = asStorageFault(err, this.options.path, 'log write (writer thread)');
+      this.failAll(fault instanceof Error ? fault : err, p);
       return;
     }
     if (reply.commits >= 0) this.counters.commits = reply.commits;

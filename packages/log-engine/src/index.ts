@@ -8,13 +8,17 @@
 //   batch-codec.ts        binary form of a LogBatch
 //   schema.ts             tables and format version
 //   sqlite-open.ts        open/create with format checks (StorageFormatError)
-//   errors.ts             StorageFormatError, StorageOpenError, EngineClosedError, assert
+//   integrity.ts          the integrity check on open: quick_check, whole or bounded by size (StorageCorruptError)
+//   errors.ts             StorageFormatError, StorageCorruptError, StorageOpenError, StorageFaultError (disk full,
+//                         corrupt, I/O at run time; storageFaultKind classifies), EngineClosedError, assert
 export { LogEngine, MAX_PENDING_WRITES } from './engine';
 export type { LogEngineOptions, EngineStats } from './engine';
 export { LogBatch, entrySize, MAX_BATCH_BYTES } from './log-batch';
 export type { LogOp } from './log-batch';
 export { RegionLogStorage, type RegionRaftState, type RegionLogReader } from './region-log-storage';
 export { StorageFormatError, StorageOpenError, EngineClosedError, InvalidBatchError, WriteBackpressureError } from './errors';
+export { StorageCorruptError, StorageFaultError, storageFaultKind, asStorageFault, type StorageFaultKind } from './errors';
+export { DEFAULT_INTEGRITY_FULL_MAX_BYTES, type IntegrityCheck, type IntegrityReport } from './integrity';
 export type { Durability, OpenSpec } from './sqlite-open';
 export { openDatabase } from './sqlite-open';
 export { LOG_FORMAT_VERSION } from './schema';

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { StorageFormatError, StorageOpenError } from './errors';
+import { StorageCorruptError, StorageFormatError, StorageOpenError } from './errors';
+import { checkIntegrity, type IntegrityCheck, type IntegrityReport } from './integrity';
 
 /** SQLITE_HEADER is the 16-byte magic every SQLite 3 database file starts with. */
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
@@ -26,14 +27,22 @@ export interface OpenSpec {
    * and no second process can open the file. Only for single-connection use.
    */
   exclusive?: boolean;
+  /**
+   * check: the integrity check of an existing file (see integrity.ts);
+   * false skips it, for a second connection to a file already checked.
+   */
+  check: IntegrityCheck | false;
+  /** onChecked receives what the check did (the engines keep it for their host to log). */
+  onChecked?: (report: IntegrityReport) => void;
 }
 
 /**
  * openDatabase opens (or creates) a WAL-mode SQLite database and checks that
  * it is a `spec.engine` database of a format this code understands. Every
  * expected failure is a typed error naming the path: StorageOpenError for the
- * environment, StorageFormatError for the file's content. A file that fails
- * the checks is left untouched.
+ * environment, StorageFormatError for the file's content (StorageCorruptError
+ * when the integrity check finds damage). A file that fails the checks is
+ * left untouched.
  */
 export function openDatabase(spec: OpenSpec): Database.Database {
   const file = path.resolve(spec.file);
@@ -77,18 +86,21 @@ export function openDatabase(spec: OpenSpec): Database.Database {
     // The WAL file is reused after each checkpoint; keep it from growing past 64 MiB.
     db.pragma('journal_size_limit = 67108864');
     db.pragma('cache_size = -32768');
-    checkOrCreateMeta(db, file, spec);
+    const created = checkOrCreateMeta(db, file, spec);
+    if (created) spec.onChecked?.({ file, mode: 'new', bytes: 0, ms: 0 });
+    else if (spec.check !== false) spec.onChecked?.(checkIntegrity(db, file, spec.schema, spec.check));
     db.pragma('busy_timeout = 5000');
   } catch (err) {
     db.close();
     if (err instanceof StorageFormatError || err instanceof StorageOpenError) throw err;
     const code = (err as { code?: string }).code ?? '';
     if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
-      throw new StorageFormatError(file, `database file is corrupted: ${(err as Error).message}`, err);
+      throw new StorageCorruptError(file, [`${code}: ${(err as Error).message}`], err);
     }
     if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
       throw new StorageOpenError(file, `database is locked, probably by another process using it: ${(err as Error).message}`, err);
     }
+    if (code === 'SQLITE_FULL') throw new StorageOpenError(file, `cannot use the database: the disk is full (${(err as Error).message})`, err);
     if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR')) {
       throw new StorageOpenError(file, `cannot use the database: ${(err as Error).message}`, err);
     }
@@ -110,7 +122,8 @@ function checkHeader(file: string): void {
   }
 }
 
-function checkOrCreateMeta(db: Database.Database, file: string, spec: OpenSpec): void {
+/** checkOrCreateMeta creates a new database's tables (true) or checks an existing one's engine and version rows (false). */
+function checkOrCreateMeta(db: Database.Database, file: string, spec: OpenSpec): boolean {
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
   if (tables.length === 0) {
     if (spec.readonly) throw new StorageFormatError(file, 'database is empty');
@@ -121,7 +134,7 @@ function checkOrCreateMeta(db: Database.Database, file: string, spec: OpenSpec):
       put.run('engine', spec.engine);
       put.run('format_version', spec.formatVersion);
     })();
-    return;
+    return true;
   }
   if (!tables.includes('meta')) {
     throw new StorageFormatError(file, `not a ${spec.engine} database (no meta table)`);
@@ -144,4 +157,5 @@ function checkOrCreateMeta(db: Database.Database, file: string, spec: OpenSpec):
   if (version < spec.formatVersion) {
     throw new StorageFormatError(file, `format version ${version} is older than ${spec.formatVersion} and no migration exists`);
   }
+  return false;
 }

@@ -19,7 +19,7 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: 'ready' }
   | { type: 'done'; id: number; seq: number; foldedThrough: number; deleted: number; commits: number }
-  | { type: 'failed'; id: number; name: string; message: string; stack?: string };
+  | { type: 'failed'; id: number; name: string; message: string; code?: string; stack?: string };
 
 export interface WorkerConfig {
   file: string;
@@ -30,7 +30,8 @@ export interface WorkerConfig {
 const port = parentPort;
 if (port === null) throw new Error('write-worker must run in a worker thread');
 const config = (workerData as { config: WorkerConfig }).config;
-const db = openDatabase({ file: config.file, engine: LOG_ENGINE_NAME, formatVersion: LOG_FORMAT_VERSION, schema: LOG_SCHEMA, durability: config.durability });
+// The main thread's open already ran the integrity check on this file.
+const db = openDatabase({ file: config.file, engine: LOG_ENGINE_NAME, formatVersion: LOG_FORMAT_VERSION, schema: LOG_SCHEMA, durability: config.durability, check: false });
 const writer = new LogWriter(db, config.writerOptions);
 
 /** MAX_GROUP bounds how many queued writes one transaction takes. */
@@ -43,7 +44,8 @@ function reply(r: WorkerReply): void {
 
 function fail(id: number, err: Error): void {
   failed ??= err;
-  reply({ type: 'failed', id, name: err.name, message: err.message, stack: err.stack });
+  const code = (err as { code?: unknown }).code;
+  reply({ type: 'failed', id, name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}), stack: err.stack });
 }
 
 /**
