@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { WsTransport } from '../src/ws-transport';
+import { WsTransport, type TlsOptions } from '../src/ws-transport';
 import { raftMsg, waitFor } from './helpers';
 
 // A self-signed certificate for 127.0.0.1 (see fixtures/README.md).
@@ -42,7 +42,7 @@ describe('WsTransport over TLS', () => {
   it('with requireClientCert, admits stores whose certificate the cluster CA signed and refuses others in the TLS handshake', async () => {
     const book = new Map<number, string>();
     const member = { certPath: fixture('store-cert.pem'), keyPath: fixture('store-key.pem'), caPath: fixture('ca-cert.pem') };
-    const mk = (id: number, tls: object) => new WsTransport({ storeId: id, clusterId: 'c', secret: 's3cret', resolveAddress: async (x) => book.get(x), tls });
+    const mk = (id: number, tls: TlsOptions) => new WsTransport({ storeId: id, clusterId: 'c', secret: 's3cret', resolveAddress: async (x) => book.get(x), tls });
     const a = mk(11, { ...member, requireClientCert: true });
     const b = mk(12, { ...member, requireClientCert: true });
     // The stranger knows the secret and trusts the CA, but its certificate is self-signed.
