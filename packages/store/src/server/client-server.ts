@@ -16,6 +16,7 @@ import {
 } from '@flotilla/proto';
 import type { Store, StoreLogger } from '../store';
 import type { CommandResult } from '../raft/proposal';
+import type { PeerView } from '../inspect';
 import { RaftError } from '@flotilla/raft-core';
 
 export const CLIENT_PATH = '/client';
@@ -44,6 +45,15 @@ export interface ClientServerOptions {
   enableAdminApi?: boolean;
   /** tls serves https/wss with this certificate instead of plain http/ws. */
   tls?: ServerTlsOptions;
+}
+
+/** REGION_PATH: GET /regions/ID shows this store's peer of one Region (TiKV's status server /region/ID). */
+const REGION_PATH = /^\/regions\/([1-9][0-9]{0,15})$/;
+
+/** regionDebugInfo is what /regions/ID shows of a peer: its raft role and term, its indexes and its Region meta. */
+function regionDebugInfo(v: PeerView): object {
+  const { regionId, peerId, raftState, term, leaderId, isLeader, commitIndex, lastIndex, appliedIndex, truncatedIndex, hibernating, region } = v;
+  return { regionId, peerId, raftState, term, leaderId, isLeader, commitIndex, lastIndex, appliedIndex, truncatedIndex, hibernating, region: { ...region, startKey: Buffer.from(region.startKey).toString('hex'), endKey: Buffer.from(region.endKey).toString('hex') } };
 }
 
 /**
@@ -156,8 +166,11 @@ export class ClientServer {
       res.writeHead(store ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: store !== undefined }));
     } else if (path === '/status' || path === '/health') {
       res.writeHead(store ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(store ? store.status() : { starting: true }));
+    } else if (store && path !== undefined && REGION_PATH.test(path)) {
+      const view = store.inspectRegion(Number(REGION_PATH.exec(path)![1]));
+      res.writeHead(view ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(view ? regionDebugInfo(view) : { error: 'this store has no peer of that region' }));
     } else {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', paths: ['/metrics', '/status', CLIENT_PATH] }));
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', paths: ['/metrics', '/status', '/regions/ID', CLIENT_PATH] }));
     }
   }
 
