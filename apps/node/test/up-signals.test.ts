@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ClusterFile } from '../src/cluster-file';
-import { alive, cleanEnv, readJson, waitFor } from './helpers';
+import type { RegionRow } from '../src/commands/info';
+import { alive, cleanEnv, readJson, runCli, waitFor } from './helpers';
 
 // `pnpm flotilla up` exactly as the README runs it: pnpm -> (sh, exec'd
 // away) -> node, in a process group of its own as a terminal would start
@@ -98,8 +99,21 @@ const TRIALS: { name: string; send: (pgid: number) => void }[] = [
   { name: 'Ctrl-C twice', send: (pgid) => (process.kill(-pgid, 'SIGINT'), process.kill(-pgid, 'SIGINT')) },
 ];
 
-describe('pnpm flotilla up stops cleanly on signals', () => {
+describe('pnpm flotilla up: up means replicated, and every signal stops it cleanly', () => {
   afterEach(killRunning);
+
+  it('reports "up" only once every Region has its full replica count', async () => {
+    const up = await startPnpmUp();
+    // Checked the moment `up` says it is up, not polled: the claim must already hold.
+    const r = await runCli(['regions', '--json', '--data-dir', dataDir, '--log-level', 'warn'], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const regions = JSON.parse(r.stdout) as RegionRow[];
+    expect(regions.length).toBeGreaterThan(0);
+    for (const region of regions) expect(region.peers.map((p) => p.role), JSON.stringify(region)).toEqual(['voter', 'voter', 'voter']);
+    expect(up.out.stdout).toMatch(/^Flotilla is up: .*; every Region has 3 replicas \(\d+ Regions?\)$/m);
+    process.kill(up.pid, 'SIGTERM');
+    expect(await within(up.exit, 60_000, 'pnpm flotilla up to exit')).toBe(0);
+  }, 180_000);
 
   for (const trial of TRIALS) {
     it(`${trial.name}: exits 0 after stopping every child`, async () => {

@@ -16,6 +16,9 @@ export interface RegionRow {
   leader: { id: number; storeId: number } | null;
   approximateSizeBytes?: number;
   approximateKeys?: number;
+  /** pendingPeers: peers the leader reports as lagging (not caught up). */
+  pendingPeers?: { id: number; storeId: number; role: string }[];
+  downPeers?: { peer: { id: number; storeId: number; role: string }; downSeconds: number }[];
 }
 
 const PAGE = 1000;

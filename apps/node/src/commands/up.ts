@@ -4,7 +4,8 @@ import { clusterFilePath } from '../cluster-file';
 import { EXIT, waitForShutdown, type Command, type CommandContext } from '../command';
 import { table } from '../format';
 import { LocalCluster, logTail, type Profile } from '../local-cluster';
-import { serverSecurity, serverSecurityFlags } from '../security';
+import { describeReplication, isReplicated, replicationStatus, waitReplicated, watchReplication } from '../replication';
+import { serverSecurity, serverSecurityFlags, type ClientSecurity } from '../security';
 
 /** clusterFlags: how `up` and `demo` shape a local cluster. */
 export function clusterFlags(defaults: { dataDir: string; profile: Profile; basePort: number }): FlagSpec[] {
@@ -51,26 +52,58 @@ const upSpec: CommandSpec = {
   path: ['up'],
   summary: 'Start a local cluster: placement plus N stores as child processes on 127.0.0.1.',
   description:
-    'Waits until every process is healthy, prints the endpoints and writes <data-dir>/cluster.json so other commands find the cluster. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0; more signals while it stops are ignored.',
+    'Waits until every process is healthy and writes <data-dir>/cluster.json so other commands find the cluster, then until every Region has its full replica count (up to 30 s; past that it says it is still replicating, and prints a line when it is done) before it reports "up" and prints the endpoints. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0; more signals while it stops are ignored.',
   positionals: [],
   flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...serverSecurityFlags],
   examples: ['flotilla up', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160'],
 };
 
+/** REPLICATION_WAIT_MS: how long `up` waits for full replication before it says it is serving but still replicating. */
+export const REPLICATION_WAIT_MS = 30_000;
+
+/** clusterClientSecurity: how `up` itself reads placement's HTTP API (the token and CA its children got). */
+function clusterClientSecurity(ctx: CommandContext): ClientSecurity {
+  const s = serverSecurity(ctx.parsed.values);
+  return { ...(s.token ? { token: s.token } : {}), ...(s.tls ? { tls: s.tls.caPath ? { caPath: s.tls.caPath } : {} } : {}) };
+}
+
+/**
+ * upCommand: start, wait for every Region to reach its replica count (or
+ * say it is still replicating and report when it is done), then serve until
+ * a signal. Signals are handled from the moment the children run.
+ */
 export const upCommand: Command = {
   spec: upSpec,
   async run(ctx) {
     const cluster = await startLocal(ctx);
-    const dataDir = resolve(ctx.parsed.values['dataDir'] as string);
+    const dataDirFlag = ctx.parsed.values['dataDir'] as string;
+    const dataDir = resolve(dataDirFlag);
+    const sec = clusterClientSecurity(ctx);
+    const check = () => replicationStatus(cluster.placement.address, sec, 2_000);
+    const stopping = new AbortController();
+    let watch: { stop: () => void } | undefined;
+    const shutdown = waitForShutdown(ctx, () => {
+      stopping.abort();
+      watch?.stop();
+      return cluster.stop();
+    });
+    const status = await Promise.race([waitReplicated(check, REPLICATION_WAIT_MS, stopping.signal), shutdown.then(() => 'stopped' as const)]);
+    if (status === 'stopped') return finish(ctx, await shutdown);
+    const stores = `placement + ${cluster.stores.length} store${cluster.stores.length === 1 ? '' : 's'}, profile ${ctx.parsed.values['profile'] as string}, data in ${dataDir}`;
+    const replicated = status !== null && isReplicated(status);
     ctx.io.stdout.write(
-      `Flotilla is up: placement + ${cluster.stores.length} store${cluster.stores.length === 1 ? '' : 's'}, profile ${ctx.parsed.values['profile'] as string}, data in ${dataDir}\n\n` +
+      (replicated ? `Flotilla is up: ${stores}; ${describeReplication(status)}\n\n` : `Flotilla is serving, still replicating: ${stores}; ${status ? describeReplication(status) : 'placement did not answer'}. A line follows when every Region has its replicas.\n\n`) +
         endpointsTable(cluster) +
         `\nCluster file: ${clusterFilePath(dataDir)}\n` +
-        `Try:  flotilla put hello world --data-dir ${ctx.parsed.values['dataDir'] as string} && flotilla get hello --data-dir ${ctx.parsed.values['dataDir'] as string}\n` +
+        `Try:  flotilla put hello world --data-dir ${dataDirFlag} && flotilla get hello --data-dir ${dataDirFlag}\n` +
         'Press Ctrl-C to stop.\n',
     );
-    const code = await waitForShutdown(ctx, () => cluster.stop());
-    if (code === EXIT.ok) ctx.io.stdout.write('Stopped.\n');
-    return code;
+    if (!replicated) watch = watchReplication(check, (s) => ctx.io.stdout.write(`Replication done: ${describeReplication(s)}.\n`));
+    return finish(ctx, await shutdown);
   },
 };
+
+function finish(ctx: CommandContext, code: number): number {
+  if (code === EXIT.ok) ctx.io.stdout.write('Stopped.\n');
+  return code;
+}
