@@ -71,6 +71,12 @@ export interface StoreConfig {
    * check then removes.
    */
   maxTombstones: number;
+  /**
+   * integrityCheckFullMaxBytes: on start, raft.db and kv.db up to this size
+   * (with their WAL) get a whole PRAGMA quick_check; a larger one a bounded
+   * check (small tables whole, the bulk table's edges). 0 = always bounded.
+   */
+  integrityCheckFullMaxBytes: number;
 }
 
 export const PRODUCTION: StoreConfig = {
@@ -111,6 +117,7 @@ export const PRODUCTION: StoreConfig = {
   logDeferMaxBytes: 1024 * 1024,
   maxPendingReadsPerPeer: 16_384,
   maxTombstones: 100_000,
+  integrityCheckFullMaxBytes: 256 * 1024 * 1024,
 };
 
 export const DEMO: StoreConfig = {
@@ -171,6 +178,7 @@ export const storeConfigOverridesSchema = z
     logDeferMaxBytes: positive,
     maxPendingReadsPerPeer: positive,
     maxTombstones: positive,
+    integrityCheckFullMaxBytes: z.number().int().nonnegative(),
   })
   .partial()
   .strict();

@@ -3,10 +3,12 @@ import { LogBatch, type LogEngine } from '@flotilla/log-engine';
 import { silentLogger, type Logger } from '@flotilla/proto';
 import type { Transport } from '@flotilla/transport';
 import type { StoreConfig } from './config';
+import type { DiskUsage } from './disk-usage';
 import type { PlacementApi, StateMachine } from './engines';
 import { StoreMetrics } from './metrics';
 import type { Peer } from './raft/peer';
 import { isDroppable, type PeerMsg } from './router/message';
+import type { StoreStorageError } from './storage-fault';
 import { Tombstones } from './tombstones';
 
 /** StoreLogger is the one structured logger of every package (@flotilla/proto's Logger), kept under the store's old name. */
@@ -23,6 +25,10 @@ export interface StoreDeps {
   /** now is the wall clock in ms (injectable for tests). */
   now?: () => number;
   seed?: number;
+  /** diskUsage measures the data directory's file system for store heartbeats (default: unknown, reported as 0). */
+  diskUsage?: () => DiskUsage;
+  /** onHalt is told once when a storage failure stops the store (storage-fault.ts); the host exits. */
+  onHalt?: (failure: StoreStorageError) => void;
 }
 
 /**
@@ -63,6 +69,10 @@ export class StoreContext {
   kvSyncNeeded = false;
   /** maxReplicas is placement's replica target (refreshed with store heartbeats). */
   maxReplicas = 3;
+  /** halted: the storage failure that stopped this store (then closed is true too); storage-fault.ts is its only writer. */
+  halted: StoreStorageError | undefined;
+  readonly onHalt: (failure: StoreStorageError) => void;
+  readonly diskUsage: () => DiskUsage | undefined;
   private poll: () => void = () => {};
 
   constructor(deps: StoreDeps) {
@@ -72,6 +82,8 @@ export class StoreContext {
     this.sm = deps.sm;
     this.transport = deps.transport;
     this.pd = deps.placement;
+    this.onHalt = deps.onHalt ?? (() => {});
+    this.diskUsage = deps.diskUsage ?? (() => undefined);
     this.logger = deps.logger ?? silentLogger;
     const l = this.logger;
     this.raftLogger = {

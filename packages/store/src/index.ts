@@ -6,6 +6,9 @@
 //   bootstrap.ts                 the bootstrap Region in both engines
 //   inspect.ts                   PeerView: a read-only copy of a peer for checkers and tools
 //   tombstones.ts                the bounded set of Regions this store left
+//   open-engines.ts              raft.db and kv.db opened and checked (a damaged file refuses the start)
+//   storage-fault.ts             StoreStorageError; a full disk or damaged file stops the store cleanly (guardStorage)
+//   disk-usage.ts                capacity / available / used bytes of the data dir (statfs) for store heartbeats
 //   batch/poller.ts              the poll round: collect readies, persist, apply, finish
 //   batch/ticks.ts               the table of every periodic task and its interval (StoreConfig)
 //   router/message.ts            PeerMsg: every way into a peer, droppable or not
@@ -32,4 +35,6 @@ export { resolveConfig, storeConfigOverridesSchema, PROFILES, DEMO, PRODUCTION, 
 export { KvEngineStateMachine } from './kv/kv-engine-state-machine';
 export type { StateMachine, ApplyState, RegionLocalState, PlacementApi } from './engines';
 export type { PeerView } from './inspect';
+export { StoreStorageError } from './storage-fault';
+export type { DiskUsage } from './disk-usage';
 export { ClientServer, CLIENT_PATH } from './server/client-server';

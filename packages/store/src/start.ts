@@ -1,11 +1,12 @@
 import { mkdirSync, readFileSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { LogEngine } from '@flotilla/log-engine';
 import { PlacementClient, PlacementError, type StoreMeta } from '@flotilla/placement';
 import { WsTransport, type Transport } from '@flotilla/transport';
 import { resolveConfig, type ProfileName, type StoreConfig } from './config';
-import { KvEngineStateMachine } from './kv/kv-engine-state-machine';
+import { diskUsageOf } from './disk-usage';
+import { closeEngines, openEngines } from './open-engines';
 import { ClientServer, type ServerTlsOptions } from './server/client-server';
+import type { StoreStorageError } from './storage-fault';
 import { Store, type StoreLogger } from './store';
 import type { PlacementApi, StateMachine } from './engines';
 
@@ -58,6 +59,12 @@ export interface StoreHandle {
   readonly address: string;
   readonly raftAddress: string;
   readonly store: Store;
+  /**
+   * halted settles when a storage failure (a full disk, a damaged file)
+   * stopped the store; it never settles otherwise. The host should close
+   * the handle and exit (the CLI: exit code 4 for a full disk, 3 otherwise).
+   */
+  readonly halted: Promise<StoreStorageError>;
   close(): Promise<void>;
 }
 
@@ -94,6 +101,10 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   mkdirSync(opts.dataDir, { recursive: true });
   const listen = parseHostPort(opts.listen, '--listen');
   const raftListen = parseHostPort(opts.raftListen ?? `${listen.host}:0`, '--raft-listen');
+  // The databases first: a damaged file refuses the start before anything
+  // is asked of placement or bound (a StoreStorageError naming the file).
+  const engines = await openEngines(opts.dataDir, config, logger);
+  const { log, sm } = engines;
 
   const pd: PlacementApi = opts.placementClient ?? newPlacementClient(opts);
   const storeId = (await loadOrAllocateIdentity(opts.dataDir, pd, logger)).storeId;
@@ -109,15 +120,16 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const bound = await server.listen(listen.host, listen.port);
   const address = opts.advertise ?? `${bound.host}:${bound.port}`;
 
-  const log = LogEngine.open({ path: join(opts.dataDir, 'raft.db') });
-  const sm: StateMachine = new KvEngineStateMachine(join(opts.dataDir, 'kv.db'), (regionId, index) => log.term(regionId, index));
   // Stores of different clusters must never talk: the transport handshake checks this ID.
   const clusterId = pd.getClusterInfo ? String((await pd.getClusterInfo()).clusterId) : 'flotilla';
   const transport: Transport = opts.transportFactory ? opts.transportFactory(storeId) : newTransport(opts, storeId, clusterId, raftListen, pd);
   await transport.start();
   const raftAddress = transport instanceof WsTransport ? transport.address : `local:${storeId}`;
   const meta: StoreMeta = { id: storeId, address, labels: { raftAddress } };
-  store = new Store({ storeId, config, logEngine: log, sm, transport, placement: pd, logger, ...(opts.now ? { now: opts.now } : {}) });
+  let onHalt: (failure: StoreStorageError) => void = () => {};
+  const halted = new Promise<StoreStorageError>((resolve) => (onHalt = resolve));
+  const diskUsage = () => diskUsageOf(opts.dataDir);
+  store = new Store({ storeId, config, logEngine: log, sm, transport, placement: pd, logger, diskUsage, onHalt, ...(opts.now ? { now: opts.now } : {}) });
   const bootstrapped = await bootstrapIfNeeded(store, sm, pd, meta, logger);
   await pd.putStore(meta);
   store.recover();
@@ -132,6 +144,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
     address,
     raftAddress,
     store,
+    halted,
     close: () =>
       (closing ??= (async () => {
         if (profiler) await profiler.stop(join(process.env.FLOTILLA_CPU_PROFILE_DIR!, `store-${storeId}-${process.pid}.cpuprofile`));
@@ -139,8 +152,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
         await server.close();
         await transport.close();
         pd.close();
-        await log.close();
-        sm.close();
+        await closeEngines(engines, logger);
       })()),
   };
 }

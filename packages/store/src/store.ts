@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import type { ClientRequest, Region } from '@flotilla/proto';
 import { LogBatch } from '@flotilla/log-engine';
 import { bootstrapRegion, removeInitialRegion, writeInitialRegion } from './bootstrap';
@@ -16,6 +17,7 @@ import { failPending } from './operation/command/propose';
 import { failMailbox, recover } from './operation/life';
 import { storeHeartbeat } from './operation/pd';
 import { onRaftMessages, onSnapshot, onStoreUnreachable } from './router/router';
+import { asStoreStorageError, guardStorage, onStorageError, type StoreStorageError } from './storage-fault';
 
 export type { StoreDeps, StoreLogger } from './context';
 
@@ -61,21 +63,32 @@ export class Store {
     return bootstrapRegion(storeId, regionId, peerId);
   }
   writeInitialRegion(region: Region): void {
-    writeInitialRegion(this.ctx, region);
+    this.typeStorageErrors(() => writeInitialRegion(this.ctx, region));
   }
   removeInitialRegion(regionId: number): void {
     removeInitialRegion(this.ctx, regionId);
   }
-  /** recover recreates every Region peer from the KV engine's region states. */
+  /** recover recreates every Region peer from the KV engine's region states (a storage failure is a StoreStorageError). */
   recover(): void {
-    recover(this.ctx);
+    this.typeStorageErrors(() => recover(this.ctx));
+  }
+
+  /** typeStorageErrors runs a start-up step; a storage failure in it becomes a StoreStorageError (the CLI's clean exit), anything else passes. */
+  private typeStorageErrors(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      throw asStoreStorageError(e, this.ctx.storeId, dirname(this.ctx.log.options.path)) ?? e;
+    }
   }
 
   start(): void {
     const ctx = this.ctx;
-    ctx.transport.onMessages((msgs) => onRaftMessages(ctx, msgs));
-    ctx.transport.onUnreachable((storeId) => onStoreUnreachable(ctx, storeId));
-    ctx.transport.onSnapshot((header, chunks) => onSnapshot(ctx, header, chunks));
+    // Routing may write (a stale peer destroyed, leftover raft state
+    // dropped): a storage failure there stops the store like one in a round.
+    ctx.transport.onMessages((msgs) => guardStorage(ctx, () => onRaftMessages(ctx, msgs)));
+    ctx.transport.onUnreachable((storeId) => guardStorage(ctx, () => onStoreUnreachable(ctx, storeId)));
+    ctx.transport.onSnapshot((header, chunks) => onSnapshot(ctx, header, chunks).catch((e: unknown) => onStorageError(ctx, e)));
     this.stopTicks = startTicks(ctx);
     void storeHeartbeat(ctx);
     // Single-voter Regions (a fresh bootstrap) elect themselves at once.
@@ -96,10 +109,18 @@ export class Store {
     }
     const last = new LogBatch();
     for (const d of [...ctx.deferredLog, ctx.pendingLog]) last.ops.push(...d.ops);
-    if (last.ops.length > 0) {
+    if (last.ops.length === 0) return;
+    // Commit indexes and queued compactions only: a storage failure here
+    // loses nothing acknowledged, so it is reported (onHalt), not thrown.
+    guardStorage(ctx, () => {
       if (ctx.kvSyncNeeded) ctx.sm.sync();
       ctx.log.write(last);
-    }
+    });
+  }
+
+  /** halted: the storage failure that stopped this store, if one did (storage-fault.ts). */
+  get halted(): StoreStorageError | undefined {
+    return this.ctx.halted;
   }
 
   /** poll runs one poll round now (tests and the simulation drive it directly). */
@@ -114,7 +135,7 @@ export class Store {
    */
   handleClientRequest(req: ClientRequest, cb: Callback): void {
     const ctx = this.ctx;
-    if (ctx.closed) return cb(err.unavailable('store is shutting down'));
+    if (ctx.closed) return cb(err.unavailable(ctx.halted?.detail ?? 'store is shutting down'));
     const to = req.header.peer;
     if (to && to.storeId !== ctx.storeId) return cb({ ok: false, error: { type: 'StoreNotMatch', requestStoreId: to.storeId, actualStoreId: ctx.storeId } });
     const peer = ctx.peers.get(req.header.regionId);

@@ -12,6 +12,7 @@ import { sendHibernateNotice } from '../operation/hibernate';
 import { serveReads } from '../operation/query';
 import { applyCommitted, handleReadyBeforePersist } from '../operation/ready/ready';
 import { sendRaft } from '../operation/send';
+import { guardStorage } from '../storage-fault';
 
 /** PeerReady is one peer's Ready of this round. */
 interface PeerReady {
@@ -46,9 +47,17 @@ interface AppliedRound {
  * with ONE log write, apply committed entries in ONE KV transaction, then
  * answer clients, act on admin effects and advance. Messages leave with
  * one transport flush after collecting and one at the end.
+ *
+ * A storage failure anywhere in the round (a full disk, a damaged file)
+ * stops the store (storage-fault.ts) where it happened: a round whose log
+ * write failed applies nothing, answers nobody and advances no peer.
  */
 export function poll(ctx: StoreContext): void {
   if (ctx.closed || ctx.polling) return;
+  guardStorage(ctx, () => pollRound(ctx));
+}
+
+function pollRound(ctx: StoreContext): void {
   ctx.polling = true;
   const started = ctx.now();
   try {
@@ -120,7 +129,11 @@ function collectReadies(ctx: StoreContext, round: Peer[], logBatch: LogBatch): P
  * persistRound writes the round's log batch with one fsync, or defers it.
  * A round whose only change is commit indexes need not fsync (etcd's
  * mustSync): the commit index is recomputed after a crash. Such a batch
- * rides along with the next write that must be durable.
+ * rides along with the next write that must be durable. When the write
+ * throws (a StorageFaultError: the disk is full, the file is damaged),
+ * nothing of the batch is on disk and the log engine is poisoned; the
+ * throw leaves the round before applyRound, so no peer is advanced past
+ * what is durable and no persisted-only message is sent.
  */
 function persistRound(ctx: StoreContext, readies: PeerReady[], log: RoundLog): void {
   const batch = log.batch;

@@ -6,6 +6,7 @@ import { mergeCheck } from '../operation/command/admin/merge';
 import { splitCheck } from '../operation/command/admin/split';
 import { regionHeartbeats, storeHeartbeat } from '../operation/pd';
 import { expireReads } from '../operation/query';
+import { guardStorage } from '../storage-fault';
 
 /**
  * PeriodicTask is one entry of the store's tick table (TiKV's PeerTick /
@@ -41,9 +42,13 @@ function tickPeers(ctx: StoreContext): void {
   ctx.schedulePoll();
 }
 
-/** startTicks starts a timer per task; the returned function stops them all. */
+/**
+ * startTicks starts a timer per task; the returned function stops them
+ * all. A task that meets a storage failure (log purge on a full disk)
+ * stops the store cleanly instead of throwing from a timer.
+ */
 export function startTicks(ctx: StoreContext, tasks: readonly PeriodicTask[] = TICKS): () => void {
-  const timers = tasks.map((t) => setInterval(() => t.run(ctx), t.intervalMs(ctx.config)));
+  const timers = tasks.map((t) => setInterval(() => guardStorage(ctx, () => t.run(ctx)), t.intervalMs(ctx.config)));
   return () => {
     for (const t of timers) clearInterval(t);
   };

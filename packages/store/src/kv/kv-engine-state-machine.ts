@@ -1,5 +1,6 @@
 import { decode, encode, type KvPair, type Region } from '@flotilla/proto';
 import { KvEngine, KvWriteBatch, type KvPair as EnginePair } from '@flotilla/kv-engine';
+import { asStorageFault, storageFaultKind } from '@flotilla/log-engine';
 import type { ConfState } from '@flotilla/raft-core';
 import type { ApplyState, KvBatch, MergeState, RegionLocalState, StateMachine } from '../engines';
 
@@ -65,50 +66,58 @@ const pairOut = ([key, value]: EnginePair): KvPair => ({ key, value });
  * The engine's apply state has no applied term; it is the term of the
  * applied entry, which the raft log keeps (the log is never purged past the
  * applied index), or the truncated term when the two indexes meet.
+ *
+ * A read or write the disk or the file fails (SQLITE_FULL, SQLITE_CORRUPT,
+ * an I/O error) throws a StorageFaultError naming kv.db, so the store can
+ * stop cleanly on it (storage-fault.ts); other errors pass as they are.
  */
 export class KvEngineStateMachine implements StateMachine {
   readonly engine: KvEngine;
   constructor(
     path: string,
     private readonly termOf: (regionId: number, index: number) => number,
+    options: { integrityFullMaxBytes?: number } = {},
   ) {
-    this.engine = KvEngine.open({ path, durability: 'relaxed' });
+    this.engine = KvEngine.open({ path, durability: 'relaxed', ...options });
   }
 
   newBatch(): KvBatch {
     return new Batch();
   }
   write(batch: KvBatch): void {
-    this.engine.write((batch as Batch).b);
+    this.guard('kv write', () => this.engine.write((batch as Batch).b));
   }
   get(key: Uint8Array): Uint8Array | undefined {
-    return this.engine.get(key);
+    return this.guard('kv read', () => this.engine.get(key));
   }
   scan(startKey: Uint8Array, endKey: Uint8Array, limit: number): KvPair[] {
-    return this.engine.scan(startKey, endKey, limit).map(pairOut);
+    return this.guard('kv scan', () => this.engine.scan(startKey, endKey, limit).map(pairOut));
   }
   snapshotRange(startKey: Uint8Array, endKey: Uint8Array): KvPair[] {
-    return this.engine.snapshotRange(startKey, endKey).map(pairOut);
+    return this.guard('kv snapshot read', () => this.engine.snapshotRange(startKey, endKey).map(pairOut));
   }
   ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState): void {
-    this.engine.ingestSnapshot(
-      regionId,
-      startKey,
-      endKey,
-      pairs.map((p): EnginePair => [p.key, p.value]),
-      { appliedIndex: apply.appliedIndex, truncatedIndex: apply.truncatedIndex, truncatedTerm: apply.truncatedTerm },
-      toEngine(region),
-    );
+    const enginePairs = pairs.map((p): EnginePair => [p.key, p.value]);
+    const engineApply = { appliedIndex: apply.appliedIndex, truncatedIndex: apply.truncatedIndex, truncatedTerm: apply.truncatedTerm };
+    this.guard('kv snapshot ingest', () => this.engine.ingestSnapshot(regionId, startKey, endKey, enginePairs, engineApply, toEngine(region)));
   }
   loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[] {
-    return this.engine.loadRegionStates().map((r) => {
+    return this.guard('kv region states read', () => this.engine.loadRegionStates()).map((r) => {
       const local = fromEngine(this.engine.file, r.regionId, r.regionState);
       return { regionId: r.regionId, apply: r.applyState && local.state !== 'tombstone' ? this.withTerm(r.regionId, r.applyState) : undefined, local };
     });
   }
   applyState(regionId: number): ApplyState | undefined {
-    const a = this.engine.applyState(regionId);
+    const a = this.guard('kv apply state read', () => this.engine.applyState(regionId));
     return a ? this.withTerm(regionId, a) : undefined;
+  }
+  /** guard runs one engine call and types the storage faults it throws (StorageFaultError naming kv.db). */
+  private guard<T>(operation: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw asStorageFault(e, this.engine.file, operation);
+    }
   }
   private withTerm(regionId: number, a: { appliedIndex: number; truncatedIndex: number; truncatedTerm: number }): ApplyState {
     let appliedTerm = a.truncatedTerm;
@@ -116,6 +125,7 @@ export class KvEngineStateMachine implements StateMachine {
       try {
         appliedTerm = this.termOf(regionId, a.appliedIndex);
       } catch (e) {
+        if (storageFaultKind(e) !== undefined) throw e;
         throw new Error(`${this.engine.file}: region ${regionId} applied index ${a.appliedIndex} has no entry in the raft log: ${(e as Error).message}`);
       }
     }
@@ -131,9 +141,9 @@ export class KvEngineStateMachine implements StateMachine {
     return this.engine.approximateSplitKey(startKey, endKey);
   }
   sync(): void {
-    this.engine.flush();
+    this.guard('kv sync', () => this.engine.flush());
   }
   close(): void {
-    this.engine.close();
+    this.guard('kv close', () => this.engine.close());
   }
 }

@@ -2,17 +2,23 @@ import type { StoreContext } from '../context';
 import type { Peer } from '../raft/peer';
 import { HIBERNATED_HEARTBEAT_FACTOR, wakeRegionsLedFrom } from './hibernate';
 
-/** storeHeartbeat reports this store to placement, refreshes the replica target and wakes Regions led from stores placement says are down. */
+/**
+ * storeHeartbeat reports this store to placement (Regions, leaders, and
+ * the data directory's capacity and available bytes, which placement's
+ * low-space rule reads), refreshes the replica target and wakes Regions led
+ * from stores placement says are down.
+ */
 export async function storeHeartbeat(ctx: StoreContext): Promise<void> {
   if (ctx.closed) return;
   let leaders = 0;
   for (const p of ctx.peers.values()) if (p.isLeader) leaders++;
+  const disk = ctx.diskUsage() ?? { capacityBytes: 0, usedBytes: 0, availableBytes: 0 };
   try {
     await ctx.pd.storeHeartbeat({
       storeId: ctx.storeId,
-      capacityBytes: 0,
-      usedBytes: 0,
-      availableBytes: 0,
+      capacityBytes: disk.capacityBytes,
+      usedBytes: disk.usedBytes,
+      availableBytes: disk.availableBytes,
       regionCount: ctx.peers.size,
       leaderCount: leaders,
     });
