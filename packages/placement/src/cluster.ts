@@ -45,6 +45,13 @@ export interface ClusterOptions {
   maxStoreDownTimeMs?: number;
   /** storeDisconnectMs: a store silent this long is shown as disconnected (default 20 s). */
   storeDisconnectMs?: number;
+  /**
+   * lowSpaceRatio (TiKV PD's low-space-ratio, default 0.8): a store whose
+   * last heartbeat reports less than (1 - lowSpaceRatio) of its capacity
+   * available is low on space, and no scheduler places a new replica on it.
+   * A store that reports no capacity (0) is never low.
+   */
+  lowSpaceRatio?: number;
   /** clusterId for a NEW database (default random); an existing database keeps its own. Deterministic simulations set it. */
   clusterId?: number;
   /** clock returns wall-clock ms (default Date.now); simulations inject a virtual one. */
@@ -94,6 +101,7 @@ export class PlacementCluster implements ClusterView {
   maxReplicas: number;
   readonly maxStoreDownTimeMs: number;
   readonly storeDisconnectMs: number;
+  readonly lowSpaceRatio: number;
   readonly tree = new RegionTree();
   readonly operators: OperatorController;
   readonly schedulers: Scheduler[];
@@ -129,6 +137,8 @@ export class PlacementCluster implements ClusterView {
     this.storeDisconnectMs = Math.min(opts.storeDisconnectMs ?? 20_000, this.maxStoreDownTimeMs);
     this.maxDirtyRegions = opts.maxDirtyRegions ?? 4096;
     this.statsPersistIntervalMs = opts.statsPersistIntervalMs ?? 10_000;
+    this.lowSpaceRatio = opts.lowSpaceRatio ?? 0.8;
+    if (!(this.lowSpaceRatio > 0 && this.lowSpaceRatio <= 1)) throw new Error(`lowSpaceRatio: ${this.lowSpaceRatio} is not in (0, 1]`);
     // Configuration errors are reported before the database is opened (and locked).
     if (opts.maxReplicas !== undefined && !(Number.isInteger(opts.maxReplicas) && opts.maxReplicas >= 1 && opts.maxReplicas <= 15)) {
       throw new Error(`maxReplicas: ${opts.maxReplicas} is not an integer from 1 to 15`);
@@ -191,6 +201,11 @@ export class PlacementCluster implements ClusterView {
     if (age < this.storeDisconnectMs) return 'up';
     if (age < this.maxStoreDownTimeMs) return 'disconnected';
     return 'down';
+  }
+  isLowSpace(storeId: number): boolean {
+    const st = this.stores.get(storeId)?.stats;
+    if (st === undefined || st.capacityBytes <= 0) return false;
+    return st.availableBytes < st.capacityBytes * (1 - this.lowSpaceRatio);
   }
   regionCountOf(storeId: number): number {
     return this.regionsByStore.get(storeId)?.size ?? 0;
@@ -585,6 +600,7 @@ export class PlacementCluster implements ClusterView {
       state: this.storeState(storeId)!,
       lastHeartbeatMs: r.lastHeartbeatMs,
       ...(r.stats ? { stats: r.stats } : {}),
+      lowSpace: this.isLowSpace(storeId),
       regionCount: this.regionCountOf(storeId),
       leaderCount: this.leaderCountOf(storeId),
     };

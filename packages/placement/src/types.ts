@@ -32,6 +32,8 @@ export interface StoreInfo extends StoreMeta {
   /** lastHeartbeatMs is wall-clock ms of the last store heartbeat (or of the server start for a store not heard from since). */
   lastHeartbeatMs: number;
   stats?: StoreStats;
+  /** lowSpace: the last stats report less available space than the low-space ratio allows; no new replica goes there. */
+  lowSpace?: boolean;
   regionCount: number;
   leaderCount: number;
 }

@@ -1,5 +1,5 @@
 import type { OperatorStep } from '../types';
-import { balanceGreedy, isRegionHealthy, type ClusterView, type OperatorDraft, type Scheduler, type SchedulerLimits } from './scheduler';
+import { balanceGreedy, canPlaceReplica, isRegionHealthy, type ClusterView, type OperatorDraft, type Scheduler, type SchedulerLimits } from './scheduler';
 
 export interface BalanceRegionOptions extends SchedulerLimits {
   /** tolerance: stop when the fullest and emptiest up stores differ by at most this many Regions. */
@@ -15,6 +15,7 @@ export interface BalanceRegionOptions extends SchedulerLimits {
  * source if it leads), removePeer, so the Region never has fewer live
  * voters than before. Only healthy Regions (full voter set, all up, nothing
  * pending or down) are moved; the replica checker repairs the others first.
+ * A store low on space (ClusterView.isLowSpace) is never a target.
  */
 export class BalanceRegion implements Scheduler {
   readonly name = 'balance-region';
@@ -41,8 +42,11 @@ export class BalanceRegion implements Scheduler {
 
   private pick(view: ClusterView, src: number, up: number[], score: Map<number, number>, taken: Set<number>): { op: OperatorDraft; to: number } | undefined {
     const srcScore = score.get(src)!;
-    // Targets from emptiest to fullest; each must gain enough to be worth a move.
-    const targets = up.filter((id) => id !== src && srcScore - score.get(id)! > this.tolerance).sort((a, b) => score.get(a)! - score.get(b)! || a - b);
+    // Targets from emptiest to fullest; each must gain enough to be worth a
+    // move, and have the space for it (a low-space store only gives).
+    const targets = up
+      .filter((id) => id !== src && canPlaceReplica(view, id) && srcScore - score.get(id)! > this.tolerance)
+      .sort((a, b) => score.get(a)! - score.get(b)! || a - b);
     if (targets.length === 0) return undefined;
     let inspected = 0;
     for (const regionId of view.regionIdsOf(src)) {

@@ -125,6 +125,8 @@ export class MergeChecker implements Scheduler {
     const regionId = source.region.id;
     // Both are healthy, so both have maxReplicas voters: every missing store pairs with one extra peer.
     if (missing.length !== extra.length) return undefined;
+    // Moving the source's peers there would add its data to a store low on space.
+    if (missing.some((s) => view.isLowSpace(s))) return undefined;
     const steps: OperatorStep[] = [];
     const ids = missing.length > 0 ? view.allocId(missing.length) : [];
     let leaderId = source.leader!.id;

@@ -14,6 +14,8 @@ export interface ClusterView {
   /** storeIds lists every known store (tombstones included). */
   storeIds(): number[];
   storeState(storeId: number): StoreState | undefined;
+  /** isLowSpace: the store's last heartbeat reports available space below the low-space ratio (TiKV's low-space-ratio). */
+  isLowSpace(storeId: number): boolean;
   regionCountOf(storeId: number): number;
   leaderCountOf(storeId: number): number;
   /** regionIdsOf iterates the Regions with a peer on the store (do not mutate the cluster while iterating). */
@@ -87,16 +89,22 @@ export function isRegionHealthy(view: ClusterView, info: RegionInfo): boolean {
   return voters === view.maxReplicas;
 }
 
+/** canPlaceReplica: a store a scheduler may put a new replica on: up, and not low on space. */
+export function canPlaceReplica(view: ClusterView, storeId: number): boolean {
+  return view.storeState(storeId) === 'up' && !view.isLowSpace(storeId);
+}
+
 /**
- * pickTargetStore returns the up store with the fewest Regions (counting
- * in-flight influence and `extra`), excluding `exclude`; ties go to the
- * lowest store ID so decisions are deterministic.
+ * pickTargetStore returns the store a new replica may go to
+ * (canPlaceReplica) with the fewest Regions (counting in-flight influence
+ * and `extra`), excluding `exclude`; ties go to the lowest store ID so
+ * decisions are deterministic.
  */
 export function pickTargetStore(view: ClusterView, exclude: Set<number>, influence: Map<number, StoreInfluence>, extra?: Map<number, number>): number | undefined {
   let best: number | undefined;
   let bestScore = Infinity;
   for (const id of view.storeIds()) {
-    if (exclude.has(id) || view.storeState(id) !== 'up') continue;
+    if (exclude.has(id) || !canPlaceReplica(view, id)) continue;
     const score = view.regionCountOf(id) + (influence.get(id)?.regions ?? 0) + (extra?.get(id) ?? 0);
     if (score < bestScore || (score === bestScore && best !== undefined && id < best)) {
       best = id;

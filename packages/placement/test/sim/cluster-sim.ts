@@ -47,6 +47,8 @@ export class ClusterSim {
   mergeCommitDelayRounds = 1;
   roundNo = 0;
   roundMs = 1000;
+  /** availableBytes: what a store's heartbeat reports available of its 1e12-byte capacity (default 1e12 - 1e9). */
+  readonly availableBytes = new Map<number, number>();
 
   constructor(opts: Omit<ClusterOptions, 'dataDir' | 'clock'>) {
     this.dir = mkdtempSync(join(tmpdir(), 'placement-sim-'));
@@ -128,7 +130,8 @@ export class ClusterSim {
     this.roundNo++;
     for (const id of this.storeIds()) {
       if (!this.alive(id)) continue;
-      this.call('storeHeartbeat', { stats: { storeId: id, capacityBytes: 1e12, usedBytes: 1e9, availableBytes: 1e12 - 1e9, regionCount: 0, leaderCount: 0 } });
+      const availableBytes = this.availableBytes.get(id) ?? 1e12 - 1e9;
+      this.call('storeHeartbeat', { stats: { storeId: id, capacityBytes: 1e12, usedBytes: 1e9, availableBytes, regionCount: 0, leaderCount: 0 } });
     }
     this.settleMerges();
     for (const sim of this.regions.values()) this.heartbeatRegion(sim);
