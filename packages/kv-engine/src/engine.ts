@@ -42,6 +42,7 @@ export class KvEngine {
   private readonly openSnapshots = new Set<KvSnapshot>();
   private readonly s: {
     put: Database.Statement;
+    valueSize: Database.Statement;
     del: Database.Statement;
     delRangeBounded: Database.Statement;
     delRangeOpen: Database.Statement;
@@ -58,6 +59,13 @@ export class KvEngine {
     delStats: Database.Statement;
   };
   private readonly writeTxn: (batch: KvWriteBatch) => void;
+  /**
+   * oldValueBytes[i] is, for the put or delete at ops[i] of the batch being
+   * written, the size of the value it replaced or removed, or -1 when the
+   * key was absent: the Region stats then count an overwrite by its bytes
+   * delta and a delete of a missing key as nothing. Reused across writes.
+   */
+  private readonly oldValueBytes: number[] = [];
   /** integrity: what the check on opening did (undefined only while constructing). */
   integrity: IntegrityReport | undefined;
 
@@ -71,7 +79,8 @@ export class KvEngine {
     this.lastStatsPersist = this.now();
     this.s = {
       put: db.prepare('INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)'),
-      del: db.prepare('DELETE FROM kv WHERE key = ?'),
+      valueSize: db.prepare('SELECT length(value) FROM kv WHERE key = ?').pluck(),
+      del: db.prepare('DELETE FROM kv WHERE key = ? RETURNING length(value)').pluck(),
       delRangeBounded: db.prepare('DELETE FROM kv WHERE key >= ? AND key < ?'),
       delRangeOpen: db.prepare('DELETE FROM kv WHERE key >= ?'),
       get: db.prepare('SELECT value FROM kv WHERE key = ?').pluck(),
@@ -127,13 +136,16 @@ export class KvEngine {
     if (batch.isEmpty) return;
     this.writeTxn(batch);
     // Stats follow the committed data only.
-    for (const op of batch.ops) {
+    const ops = batch.ops;
+    const olds = this.oldValueBytes;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
       switch (op.kind) {
         case 'put':
-          this.tracker.onPut(op.key, op.value);
+          this.tracker.onPut(op.key, op.value.length, olds[i]!);
           break;
         case 'delete':
-          this.tracker.onDelete(op.key);
+          this.tracker.onDelete(op.key, olds[i]!);
           break;
         case 'deleteRange':
           this.tracker.onDeleteRange(op.start, op.end);
@@ -275,12 +287,14 @@ export class KvEngine {
 
   /**
    * approximateSplitKey returns a key near the middle (by bytes) of
-   * [start, end) — never the first key, so both halves are non-empty — or
-   * undefined when the range holds fewer than two keys. It scans the range
-   * (as TiKV's split checker does), so call it only when the approximate
-   * size says a split is due; it refreshes the stats of a matching Region.
+   * [start, end) — never the first key, so both halves are non-empty, and
+   * undefined when the range holds fewer than two keys — together with the
+   * exact size and key count of the range. It scans the range (as TiKV's
+   * split checker does), so call it only when the approximate size says a
+   * split is due, and trust its stats over the approximation: it refreshes
+   * the stats of a matching Region.
    */
-  approximateSplitKey(start: Uint8Array, end: Uint8Array): Buffer | undefined {
+  approximateSplitKey(start: Uint8Array, end: Uint8Array): { key: Buffer | undefined; stats: RegionStats } {
     this.checkOpen('approximateSplitKey');
     const { stats } = this.countRange(start, end);
     const exact = this.tracker.regionWithRange(start, end);
@@ -288,7 +302,11 @@ export class KvEngine {
       this.tracker.load(exact, stats);
       this.tracker.dirty.add(exact);
     }
-    if (stats.keys < 2) return undefined;
+    return { key: stats.keys < 2 ? undefined : this.middleKey(start, end, stats), stats };
+  }
+
+  /** middleKey returns the first key (after the first) at which the running size passes half of stats.bytes. */
+  private middleKey(start: Uint8Array, end: Uint8Array, stats: RegionStats): Buffer | undefined {
     const half = stats.bytes / 2;
     let acc = 0;
     let first = true;
@@ -339,14 +357,25 @@ export class KvEngine {
 
   private applyOps(batch: KvWriteBatch): void {
     const s = this.s;
-    for (const op of batch.ops) {
+    const ops = batch.ops;
+    const olds = this.oldValueBytes;
+    olds.length = ops.length;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
       switch (op.kind) {
-        case 'put':
+        case 'put': {
+          // One more point lookup on a page the INSERT reads anyway (hot in
+          // SQLite's cache); SQLite cannot return the replaced row itself.
+          const old = s.valueSize.get(op.key) as number | undefined;
+          olds[i] = old ?? -1;
           s.put.run(op.key, op.value);
           break;
-        case 'delete':
-          s.del.run(op.key);
+        }
+        case 'delete': {
+          const old = s.del.get(op.key) as number | undefined;
+          olds[i] = old ?? -1;
           break;
+        }
         case 'deleteRange':
           if (op.end.length === 0) s.delRangeOpen.run(op.start);
           else s.delRangeBounded.run(op.start, op.end);

@@ -8,13 +8,16 @@ interface Tracked {
 }
 
 /**
- * RegionStatsTracker keeps each Region's approximate size and key count in
- * memory, maintained on every write by finding the Region that holds each
- * key (binary search over the live Regions' ranges). It is approximate on
- * purpose: an overwrite counts as a new key and a delete subtracts the
- * average value size, because reading old values would double the cost of a
- * write. Stats become unknown when a Region's range changes (split, merge)
- * or a range delete hits it; the engine then recounts that Region once.
+ * RegionStatsTracker keeps each Region's size and key count in memory,
+ * maintained on every write by finding the Region that holds each key
+ * (binary search over the live Regions' ranges). The engine tells it the
+ * size of the value each put replaced or each delete removed, so an
+ * overwrite changes the size by its bytes delta and adds no key (counting
+ * it as growth once made a Region of 100k overwritten keys look 200 MB big
+ * while it held 40 MB). The counts stay approximate only where the engine
+ * gives up on them: they become unknown when a Region's range changes
+ * (split, merge) or a range delete hits it, and the engine then recounts
+ * that Region once; persisted stats may lag a crash.
  */
 export class RegionStatsTracker {
   private ranges: Tracked[] = [];
@@ -58,19 +61,25 @@ export class RegionStatsTracker {
     return this.byId.has(regionId);
   }
 
-  onPut(key: Uint8Array, value: Uint8Array): void {
+  /** onPut accounts a put of key with a valueBytes value; oldValueBytes is the size of the value it replaced, or -1 when the key was new. */
+  onPut(key: Uint8Array, valueBytes: number, oldValueBytes: number): void {
     const s = this.statsFor(key);
     if (s === undefined) return;
-    s.bytes += key.length + value.length;
-    s.keys += 1;
+    if (oldValueBytes < 0) {
+      s.bytes += key.length + valueBytes;
+      s.keys += 1;
+    } else {
+      s.bytes = Math.max(0, s.bytes + valueBytes - oldValueBytes);
+    }
   }
 
-  onDelete(key: Uint8Array): void {
+  /** onDelete accounts a delete that removed a value of oldValueBytes, or nothing when it is -1 (the key was absent). */
+  onDelete(key: Uint8Array, oldValueBytes: number): void {
+    if (oldValueBytes < 0) return;
     const s = this.statsFor(key);
-    if (s === undefined || s.keys === 0) return;
-    const avg = s.bytes / s.keys;
-    s.keys -= 1;
-    s.bytes = Math.max(0, Math.round(s.bytes - avg));
+    if (s === undefined) return;
+    s.keys = Math.max(0, s.keys - 1);
+    s.bytes = Math.max(0, s.bytes - key.length - oldValueBytes);
   }
 
   /** onDeleteRange forgets the stats of every Region the range touches (zero for ones it covers whole). */

@@ -153,6 +153,33 @@ describe('KvEngine', () => {
     expect(e.regionState(3)?.state).toBe('normal');
   });
 
+  it('counts an overwrite by its bytes delta and a delete by what it removed, so rewriting keys never grows a Region', () => {
+    const e = openKv(tempDir());
+    e.write(new KvWriteBatch().setRegionState(1, normal(1, '', '')));
+    const keys = Array.from({ length: 50 }, (_, i) => b(`k${String(i).padStart(2, '0')}`)); // 3-byte keys
+    const w = new KvWriteBatch();
+    for (const k of keys) w.put(k, Buffer.alloc(10));
+    e.write(w);
+    expect(e.approximateRegionStats(1)).toEqual({ bytes: 50 * 13, keys: 50 });
+    // Rewriting every key many times, same size: nothing changes.
+    for (let round = 0; round < 20; round++) {
+      const o = new KvWriteBatch();
+      for (const k of keys) o.put(k, Buffer.alloc(10, round));
+      e.write(o);
+    }
+    expect(e.approximateRegionStats(1)).toEqual({ bytes: 50 * 13, keys: 50 });
+    // Larger and smaller values move the size by the delta; a key put twice in one batch counts once.
+    e.write(new KvWriteBatch().put(keys[0]!, Buffer.alloc(30)).put(keys[1]!, Buffer.alloc(2)).put(b('new'), b('v')).put(b('new'), b('vv')));
+    expect(e.approximateRegionStats(1)).toEqual({ bytes: 50 * 13 + 20 - 8 + 5, keys: 51 });
+    // A delete subtracts the value it removed; deleting a missing key (or twice) removes nothing.
+    e.write(new KvWriteBatch().delete(keys[0]!).delete(keys[0]!).delete(b('missing')));
+    const expected = { bytes: 50 * 13 + 20 - 8 + 5 - 33, keys: 50 };
+    expect(e.approximateRegionStats(1)).toEqual(expected);
+    // And it agrees with an exact recount.
+    expect(e.approximateSplitKey(b(''), b('')).stats).toEqual(expected);
+    e.close();
+  });
+
   it('keeps approximate stats per Region on write, persists them, recounts after a split', () => {
     const dir = tempDir();
     let now = 0;
@@ -167,22 +194,20 @@ describe('KvEngine', () => {
     e.write(new KvWriteBatch().delete(b('a000')));
     expect(e.approximateRegionStats(1)).toEqual({ bytes: 99 * 100, keys: 99 });
     // The split key sits at about half the bytes: a050 (a001..a049 before it).
-    expect(e.approximateSplitKey(b(''), b('m'))?.toString()).toBe('a050');
-    expect(e.approximateSplitKey(b('z'), b(''))?.toString()).toBe('z5');
-    expect(e.approximateSplitKey(b('zz'), b(''))).toBeUndefined();
+    expect(e.approximateSplitKey(b(''), b('m')).key?.toString()).toBe('a050');
+    expect(e.approximateSplitKey(b('z'), b('')).key?.toString()).toBe('z5');
+    expect(e.approximateSplitKey(b('zz'), b(''))).toEqual({ key: undefined, stats: { bytes: 0, keys: 0 } });
     now = 2000;
     e.write(new KvWriteBatch().put(b('z9'), b('12345678')));
     // Persisted with that write: a reopen finds the stats without scanning.
     const db = new Database(path.join(dir, 'kv.db'), { readonly: true });
     expect(db.prepare('SELECT region_id, bytes, keys FROM region_stats ORDER BY region_id').raw().all()).toEqual([
       [1, 9900, 99],
-      [2, 110, 11],
+      [2, 100, 10],
     ]);
     db.close();
-    // Overwrites over-count; the split check's scan corrects the stats.
-    e.write(new KvWriteBatch().put(b('a001'), Buffer.alloc(96)));
-    expect(e.approximateRegionStats(1)).toEqual({ bytes: 100 * 100, keys: 100 });
-    expect(e.approximateSplitKey(b(''), b('m'))?.toString()).toBe('a050');
+    // The split check's scan returns the exact stats and refreshes the Region's.
+    expect(e.approximateSplitKey(b(''), b('m'))).toEqual({ key: Buffer.from('a050'), stats: { bytes: 99 * 100, keys: 99 } });
     expect(e.approximateRegionStats(1)).toEqual({ bytes: 99 * 100, keys: 99 });
     // Split region 1 at a050: both halves' stats become unknown and are recounted once.
     e.write(new KvWriteBatch().setRegionState(1, normal(1, '', 'a050')).setRegionState(3, normal(3, 'a050', 'm')));
@@ -193,7 +218,7 @@ describe('KvEngine', () => {
     e.close();
     e = openKv(dir);
     expect(e.approximateRegionStats(1)).toEqual({ bytes: 49 * 100, keys: 49 });
-    expect(e.approximateRegionStats(2)).toEqual({ bytes: 110, keys: 11 });
+    expect(e.approximateRegionStats(2)).toEqual({ bytes: 100, keys: 10 });
   });
 });
 

@@ -62,7 +62,12 @@ export interface StateMachine {
   loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[];
   applyState(regionId: number): ApplyState | undefined;
   approximateStats(regionId: number, startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number };
-  approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): Uint8Array | undefined;
+  /**
+   * approximateSplitKey scans the range: a key near its middle by bytes
+   * (undefined under two keys) and the range's exact size and key count,
+   * which the split check trusts over approximateStats.
+   */
+  approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): { splitKey: Uint8Array | undefined; sizeBytes: number; keys: number };
   /**
    * sync makes every write so far durable. Apply writes need not fsync
    * (the raft log replays them after a crash); sync runs before the log

@@ -137,8 +137,9 @@ export class KvEngineStateMachine implements StateMachine {
     const n = this.engine.scan(startKey, endKey, 0);
     return { sizeBytes: 0, keys: n.length };
   }
-  approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): Uint8Array | undefined {
-    return this.engine.approximateSplitKey(startKey, endKey);
+  approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): { splitKey: Uint8Array | undefined; sizeBytes: number; keys: number } {
+    const { key, stats } = this.engine.approximateSplitKey(startKey, endKey);
+    return { splitKey: key, sizeBytes: stats.bytes, keys: stats.keys };
   }
   sync(): void {
     this.guard('kv sync', () => this.engine.flush());

@@ -73,7 +73,13 @@ export async function preSplit(ctx: StoreContext, keys: Uint8Array[], timeoutMs:
   ctx.logger.warn({ remaining: sorted.length }, 'pre-split did not finish in time');
 }
 
-/** splitCheck looks at every led Region that applied something since its last check and splits those over the thresholds. */
+/**
+ * splitCheck looks at every led Region that applied something since its
+ * last check and splits those over the thresholds. The approximate stats
+ * only decide whether to scan; the scan's exact size and key count decide
+ * whether to split, so an estimate that drifted high never splits a Region
+ * that the recount just measured under the thresholds.
+ */
 export function splitCheck(ctx: StoreContext): void {
   if (ctx.closed) return;
   const cfg = ctx.config;
@@ -86,11 +92,15 @@ export function splitCheck(ctx: StoreContext): void {
     p.approximateKeys = keys;
     if (sizeBytes < cfg.regionMaxSizeBytes && keys < cfg.regionMaxKeys) continue;
     if (p.splitInFlightVersion === p.region.epoch.version && ctx.now() - p.splitAskedAtMs < cfg.splitRetryAfterMs) continue;
-    const key = ctx.sm.approximateSplitKey(p.region.startKey, p.region.endKey);
+    const scan = ctx.sm.approximateSplitKey(p.region.startKey, p.region.endKey);
+    p.approximateSizeBytes = scan.sizeBytes;
+    p.approximateKeys = scan.keys;
+    if (scan.sizeBytes < cfg.regionMaxSizeBytes && scan.keys < cfg.regionMaxKeys) continue;
+    const key = scan.splitKey;
     if (!key || !keyInRegion(key, p.region) || compareKeys(key, p.region.startKey) === 0) continue;
     p.splitInFlightVersion = p.region.epoch.version;
     p.splitAskedAtMs = ctx.now();
-    ctx.logger.info({ regionId: p.regionId, sizeBytes, keys }, 'region over split threshold; splitting');
+    ctx.logger.info({ regionId: p.regionId, sizeBytes: scan.sizeBytes, keys: scan.keys, approximateSizeBytes: sizeBytes, approximateKeys: keys }, 'region over split threshold; splitting');
     void startSplit(ctx, p, [key], (r) => {
       if (!r.ok) {
         p.splitInFlightVersion = 0;
