@@ -35,11 +35,16 @@ export function parseInput(text: string, asHex: boolean, what: string): Uint8Arr
   return Buffer.from(hex, 'hex');
 }
 
-/** renderBytes: UTF-8 text when it is printable (and decodes losslessly), else 0x-hex; always hex when asHex. */
+/**
+ * renderBytes: UTF-8 text when it is printable (and decodes losslessly), else
+ * 0x-hex; always hex when asHex. Text that itself starts with "0x" is shown
+ * as hex too (as placement's renderKey does), so the text "0xcafe" and the
+ * bytes CA FE never print alike: output starting with 0x is always hex.
+ */
 export function renderBytes(b: Uint8Array, asHex = false): string {
   if (asHex) return '0x' + Buffer.from(b).toString('hex');
   const text = Buffer.from(b).toString('utf8');
-  const printable = !/[\u0000-\u001f\u007f\ufffd]/.test(text) && compareKeys(encoder.encode(text), b) === 0;
+  const printable = !/[\u0000-\u001f\u007f\ufffd]/.test(text) && compareKeys(encoder.encode(text), b) === 0 && !text.startsWith('0x');
   return printable ? text : '0x' + Buffer.from(b).toString('hex');
 }
 
