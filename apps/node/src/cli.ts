@@ -1,5 +1,6 @@
 import { ClientError } from '@flotilla/client';
 import { UsageError, helpText, parse } from './args';
+import { backupCommand, restoreCommand } from './commands/backup';
 import { EXIT, type Command, type Io } from './command';
 import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { regionsCommand, storesCommand } from './commands/info';
@@ -23,6 +24,8 @@ export const COMMANDS: Command[] = [
   mergeCommand,
   regionsCommand,
   storesCommand,
+  backupCommand,
+  restoreCommand,
   demoSplitCommand,
   demoMergeCommand,
 ];

@@ -6,6 +6,8 @@ export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
+  /** stdin opens standard input on demand (`put KEY -`, `restore -`); a getter, since touching process.stdin opens a handle. */
+  stdin?: () => NodeJS.ReadableStream;
 }
 
 export interface CommandContext {

@@ -3,6 +3,6 @@
 // `node --import tsx`.
 import { run } from './cli';
 
-const code = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+const code = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: () => process.stdin });
 // Let buffered output drain, then exit with the command's status even if a socket or timer is still open.
 process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

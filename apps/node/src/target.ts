@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { FlotillaClient } from '@flotilla/client';
+import { FlotillaClient, type FlotillaClientOptions } from '@flotilla/client';
 import type { PlacementClient } from '@flotilla/placement/client';
 import { boolFlag, hostPortListFlag, intFlag, pathFlag, type FlagSpec } from './args';
 import { clusterFilePath, processAlive, readClusterFile } from './cluster-file';
@@ -39,8 +39,9 @@ export function resolvePlacement(ctx: CommandContext): string {
   return file.placement.address;
 }
 
-export async function connectClient(ctx: CommandContext): Promise<FlotillaClient> {
-  return FlotillaClient.connect({ placement: resolvePlacement(ctx), timeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger, ...security(ctx) });
+/** connectClient connects to the cluster ctx targets; extra sets client options a command needs (restore retries its idempotent puts). */
+export async function connectClient(ctx: CommandContext, extra: Pick<FlotillaClientOptions, 'retryWritesInFlight'> = {}): Promise<FlotillaClient> {
+  return FlotillaClient.connect({ placement: resolvePlacement(ctx), timeoutMs: ctx.parsed.values['timeoutMs'] as number, logger: ctx.logger, ...security(ctx), ...extra });
 }
 
 /** placementClient connects to placement directly (stores table); placement's client face (no SQLite) is loaded on demand. */

@@ -48,15 +48,34 @@ function kvSpec(name: string, summary: string, positionals: CommandSpec['positio
 
 const putSpec = kvSpec('put', 'Write a value.', [
   { name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true },
-  { name: 'value', description: 'the value (UTF-8, or hex with --hex)', required: true },
-], [], ['flotilla put hello world', 'flotilla put --hex 0x00ff 0xcafe']);
+  { name: 'value', description: 'the value (UTF-8, or hex with --hex); - reads the raw bytes from stdin', required: true },
+], [], ['flotilla put hello world', 'flotilla put --hex 0x00ff 0xcafe', 'flotilla put photo/1 - < photo.jpg']);
+
+/**
+ * readStdinValue reads a value's raw bytes from stdin (never hex), up to the
+ * value limit: argv cannot carry large values (Linux caps one argument at
+ * 128 KiB), and a pipe can carry any bytes.
+ */
+export async function readStdinValue(ctx: CommandContext): Promise<Uint8Array> {
+  const stdin = ctx.io.stdin?.();
+  if (!stdin) throw new UsageError('value -: no stdin to read from');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stdin) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    total += b.length;
+    if (total > LIMITS.maxValueBytes) throw new UsageError(`value from stdin: more than ${LIMITS.maxValueBytes} bytes (the value limit)`);
+    chunks.push(b);
+  }
+  return new Uint8Array(Buffer.concat(chunks, total));
+}
 
 export const putCommand: Command = {
   spec: putSpec,
-  run: (ctx) => {
+  run: async (ctx) => {
     const [k, v] = ctx.parsed.positionals as [string, string];
     const key = keyInput(ctx, k, 'key');
-    const value = input(ctx, v, 'value');
+    const value = v === '-' ? await readStdinValue(ctx) : input(ctx, v, 'value');
     return withClient(ctx, async (c) => {
       await c.put(key, value);
       ctx.io.stdout.write('OK\n');
