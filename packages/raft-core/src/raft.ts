@@ -101,6 +101,31 @@ export class Raft {
   /** leadTransferee is the target of an ongoing leader transfer, or 0. */
   leadTransferee = 0;
   /**
+   * leaseForfeited: this leader sent a MsgTimeoutNow in its current term, so
+   * it must not trust a leader lease again until the term ends (reset()).
+   *
+   * A lease holds because voters that heard from the leader within an
+   * election timeout refuse to vote; a MsgTimeoutNow makes its receiver
+   * campaign with CAMPAIGN_TRANSFER, which voters grant despite that. The
+   * message can arrive arbitrarily late — after the transfer was abandoned
+   * and the lease trusted again (6.5 s late was seen, issue #15) — and
+   * elect a new leader while this one serves lease reads. Of the fixes:
+   *  - the transferee dropping a MsgTimeoutNow of an older term does not
+   *    help: the late message carries the current term;
+   *  - dropping it after a newer heartbeat fails when the transferee heard
+   *    nothing since (the case of a partition) and is still forced;
+   *  - an expiry in the message needs clocks the peers share;
+   * while a leader that sent one message whose effect it cannot bound
+   * gives up the shortcut locally, at no protocol change, and only for the
+   * rest of a term that attempted a transfer (normally that term ends with
+   * the transfer). A MsgTimeoutNow of term T forces at most an election of
+   * term T+1, so no later leader's lease is at risk. Reads meanwhile go
+   * through ReadIndex rounds (lease-based mode falls back to 'safe'), and
+   * hosts keeping their own lease (the store's operation/query.ts) must
+   * check this flag too.
+   */
+  leaseForfeited = false;
+  /**
    * pendingConfIndex is the log index of the latest pending conf change;
    * a new one may only be proposed once the log is applied past it.
    */
@@ -462,6 +487,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.abortLeaderTransfer();
+    this.leaseForfeited = false;
     this.prs.resetVotes();
     const lastIndex = this.raftLog.lastIndex();
     const prs = this.prs.prs;
@@ -925,7 +951,9 @@ export class Raft {
     }
 
     // The context is a read round (read-only.ts), never a caller's context.
-    if (this.readOnly.option !== 'safe' || m.context === undefined || m.context.length === 0) return;
+    // Rounds are pending in 'safe' mode, and in 'lease-based' mode once the
+    // lease was forfeited; otherwise heartbeats carry no context.
+    if (m.context === undefined || m.context.length === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
     if (acks === undefined) return;
     const lookup = { vote: (id: number) => acks.get(id) };
@@ -1281,10 +1309,11 @@ export class Raft {
   }
 
   private sendMsgReadIndexResponse(m: Message): void {
-    if (this.readOnly.option === 'safe') {
-      // Safe: confirm leadership with a heartbeat round of its own. The
-      // heartbeats carry the round's unique number, not the caller's
-      // context, so only acks of heartbeats sent after this request count.
+    if (this.readOnly.option === 'safe' || this.leaseForfeited) {
+      // Safe (or a forfeited lease): confirm leadership with a heartbeat
+      // round of its own. The heartbeats carry the round's unique number,
+      // not the caller's context, so only acks of heartbeats sent after
+      // this request count.
       const round = this.readOnly.addRequest(this.raftLog.committed, m);
       if (round === undefined) return;
       const ctx = encodeRound(round);
@@ -1305,7 +1334,9 @@ export class Raft {
     for (const m of msgs) this.sendMsgReadIndexResponse(m);
   }
 
+  /** sendTimeoutNow tells the transferee to campaign at once; it forfeits this term's lease (see leaseForfeited). */
   private sendTimeoutNow(to: number): void {
+    this.leaseForfeited = true;
     this.send(makeMessage(MessageType.MsgTimeoutNow, to));
   }
 

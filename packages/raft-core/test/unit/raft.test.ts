@@ -150,6 +150,102 @@ describe('leader transfer', () => {
     expect(lead.state).toBe(StateRole.Leader);
   });
 
+  // issue #15 item 9: a MsgTimeoutNow delivered after the transfer was given
+  // up (6.5 s late was seen) still makes its receiver campaign with votes that
+  // ignore the leader lease, while the old leader trusts its lease again.
+  it('a MsgTimeoutNow that arrives after the transfer was abandoned cannot make the old leader serve a stale lease read', () => {
+    const net = cluster(3, (c) => {
+      c.checkQuorum = true;
+      c.readOnlyOption = 'lease-based';
+    });
+    const lead = net.raft(1);
+    const readIndex = (ctx: string) => lead.step(msg({ msgType: MessageType.MsgReadIndex, from: 1, to: 1, entries: [{ entryType: 0, term: 0, index: 0, data: enc.encode(ctx) }] }));
+    let late: Message | undefined;
+    net.msgHook = (m) => {
+      if (m.msgType !== MessageType.MsgTimeoutNow) return true;
+      late = m;
+      return false;
+    };
+    net.send([msg({ msgType: MessageType.MsgTransferLeader, from: 3, to: 1 })]);
+    net.msgHook = undefined;
+    expect(late).toBeDefined();
+    expect(lead.leadTransferee).toBe(3);
+    // The transfer times out; the leader keeps its quorum and its term.
+    for (let i = 0; i < lead.electionTimeout; i++) {
+      lead.tick();
+      net.send(readMessages(lead));
+    }
+    expect(lead.leadTransferee).toBe(0);
+    expect(lead.state).toBe(StateRole.Leader);
+    const before = lead.raftLog.committed;
+
+    // 1 is cut off; the late MsgTimeoutNow reaches 3, whose forced campaign
+    // 2 grants although it heard from 1 within its lease. 3 commits a write.
+    net.isolate(1);
+    net.send([late!]);
+    expect(net.raft(3).state).toBe(StateRole.Leader);
+    expect(net.raft(3).term).toBe(2);
+    net.propose(3, 'w');
+    const wIndex = net.raft(3).raftLog.committed;
+    expect(net.raft(2).raftLog.committed).toBe(wIndex);
+    expect(wIndex).toBeGreaterThan(before);
+
+    // 1 still leads term 1 in its own view. A lease read now would be
+    // answered at `before`, missing w: 1 must confirm with a heartbeat
+    // round instead, which cannot succeed while it is cut off.
+    expect(lead.state).toBe(StateRole.Leader);
+    expect(lead.term).toBe(1);
+    readIndex('after-late-transfer');
+    expect(lead.readStates).toEqual([]);
+    expect(readMessages(lead).filter((m) => m.msgType === MessageType.MsgHeartbeat).length).toBe(2);
+  });
+
+  it('after sending MsgTimeoutNow a leader confirms every read with a heartbeat round until its term ends', () => {
+    const net = cluster(3, (c) => {
+      c.checkQuorum = true;
+      c.readOnlyOption = 'lease-based';
+    });
+    const lead = net.raft(1);
+    const readIndex = (ctx: string) => net.send([msg({ msgType: MessageType.MsgReadIndex, from: 1, to: 1, entries: [{ entryType: 0, term: 0, index: 0, data: enc.encode(ctx) }] })]);
+    net.ignore(MessageType.MsgTimeoutNow);
+    net.send([msg({ msgType: MessageType.MsgTransferLeader, from: 3, to: 1 })]);
+    net.recover();
+    for (let i = 0; i < lead.electionTimeout; i++) {
+      lead.tick();
+      net.send(readMessages(lead));
+    }
+    expect(lead.leadTransferee).toBe(0);
+    expect(lead.leaseForfeited).toBe(true);
+    // Still answered (the network is whole), but through a confirmed round.
+    let heartbeats = 0;
+    net.msgHook = (m) => {
+      if (m.msgType === MessageType.MsgHeartbeat) heartbeats++;
+      return true;
+    };
+    readIndex('r1');
+    expect(heartbeats).toBe(2);
+    expect(lead.readStates.map((r) => r.index)).toEqual([lead.raftLog.committed]);
+    // A new term restores the lease: here 1 hands over to 2 (which gives up
+    // its own lease for term 2) and gets it back in term 3.
+    net.msgHook = undefined;
+    net.send([msg({ msgType: MessageType.MsgTransferLeader, from: 2, to: 1 })]);
+    expect(net.raft(2).state).toBe(StateRole.Leader);
+    expect(lead.leaseForfeited).toBe(false);
+    net.send([msg({ msgType: MessageType.MsgTransferLeader, from: 1, to: 2 })]);
+    expect(lead.state).toBe(StateRole.Leader);
+    expect(lead.term).toBe(3);
+    expect(lead.leaseForfeited).toBe(false);
+    lead.readStates = [];
+    heartbeats = 0;
+    net.msgHook = (m) => {
+      if (m.msgType === MessageType.MsgHeartbeat) heartbeats++;
+      return true;
+    };
+    readIndex('r2');
+    expect(heartbeats).toBe(0);
+    expect(lead.readStates.map((r) => r.index)).toEqual([lead.raftLog.committed]);
+  });
+
   it('ignores transfers to learners and to itself', () => {
     const s = newTestMemoryStorage([1, 2], [3]);
     const r = newTestRaft(1, 10, 1, s);

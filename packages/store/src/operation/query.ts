@@ -27,7 +27,10 @@ export const LEASE_DRIFT_MARGIN = 0.2;
  * instead (raft-core's own lease mode) is unsafe: a stalled process does
  * not tick, and wakes up trusting a lease that expired long ago
  * (packages/sim/STORE_BUGS.md #6). The lease ends early on a new term, a
- * leader transfer, a membership change, a split or a merge.
+ * leader transfer, a membership change, a split or a merge; and once this
+ * leader has sent a MsgTimeoutNow it stays off for the rest of the term
+ * (raft-core's Raft.leaseForfeited says why: a late MsgTimeoutNow elects a
+ * new leader past the followers' lease even after the transfer was given up).
  */
 export function startRead(ctx: StoreContext, peer: Peer, read: KvRead, cb: Callback): void {
   const keys = read.type === 'get' ? [read.key] : read.type === 'batchGet' ? read.keys : [];
@@ -64,7 +67,7 @@ export function startRead(ctx: StoreContext, peer: Peer, read: KvRead, cb: Callb
 export function leaseReadIndex(ctx: StoreContext, peer: Peer): number {
   if (ctx.config.readOnly !== 'lease-based' || !peer.isLeader) return 0;
   const r = peer.raw.raft;
-  if (peer.leaseTerm !== r.term || r.leadTransferee !== 0 || ctx.monoNow() >= peer.leaseUntilMs) return 0;
+  if (peer.leaseTerm !== r.term || r.leadTransferee !== 0 || r.leaseForfeited || ctx.monoNow() >= peer.leaseUntilMs) return 0;
   return r.raftLog.committed;
 }
 
@@ -72,7 +75,7 @@ export function leaseReadIndex(ctx: StoreContext, peer: Peer): number {
 export function renewLease(ctx: StoreContext, peer: Peer, issuedAtMs: number): void {
   if (ctx.config.readOnly !== 'lease-based' || !peer.isLeader) return;
   const r = peer.raw.raft;
-  if (r.leadTransferee !== 0) return;
+  if (r.leadTransferee !== 0 || r.leaseForfeited) return;
   const until = issuedAtMs + ctx.config.electionTicks * ctx.config.tickIntervalMs * (1 - LEASE_DRIFT_MARGIN);
   if (peer.leaseTerm !== r.term) {
     peer.leaseTerm = r.term;
