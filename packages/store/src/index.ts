@@ -1,6 +1,13 @@
 // @flotilla/store — the Multi-Raft host, in TiKV raftstore-v2's shape. Each
 // operation is a free function over a StoreContext; `Store` is the facade.
-//   start.ts                     startStore(): engines, placement, transport, bootstrap, recovery
+//   start.ts                     startStore(): identity, engines, transport, registration, recovery
+//   start-error.ts               StoreStartError: a refused configuration or data dir (nothing written)
+//   cluster-secret.ts            the raft secret; the development secret is loopback only
+//   identity.ts                  store.json (store ID, cluster ID) checked against placement before anything opens
+//   placement-wait.ts            waiting for a placement that does not answer (backoff, a log line per try)
+//   registration.ts              registering in the background after a start without placement
+//   address-book.ts              peers' raft addresses kept in the data dir for when placement is away
+//   durable-file.ts              small files written atomically (temp, fsync, rename)
 //   store.ts                     Store: the public facade (start, close, client requests, status, inspect)
 //   context.ts                   StoreContext: engines, transport, placement, clock, store-wide state; assert
 //   bootstrap.ts                 the bootstrap Region in both engines
@@ -36,5 +43,7 @@ export { KvEngineStateMachine } from './kv/kv-engine-state-machine';
 export type { StateMachine, ApplyState, RegionLocalState, PlacementApi } from './engines';
 export type { PeerView } from './inspect';
 export { StoreStorageError } from './storage-fault';
+export { StoreStartError, type StoreStartErrorCode } from './start-error';
+export { DEVELOPMENT_CLUSTER_SECRET, isLoopbackHost } from './cluster-secret';
 export type { DiskUsage } from './disk-usage';
 export { ClientServer, CLIENT_PATH } from './server/client-server';

@@ -1,10 +1,14 @@
-import { mkdirSync, readFileSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync, existsSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlacementClient, PlacementError, type StoreMeta } from '@flotilla/placement';
 import { WsTransport, type Transport } from '@flotilla/transport';
+import { AddressBook, resolveFromPlacement } from './address-book';
+import { clusterSecret, DEVELOPMENT_CLUSTER_SECRET, loopbackOnly, type NamedAddress } from './cluster-secret';
 import { resolveConfig, type ProfileName, type StoreConfig } from './config';
 import { diskUsageOf } from './disk-usage';
+import { joinCluster, markRegistered, type Joined } from './identity';
 import { closeEngines, openEngines } from './open-engines';
+import { keepRegistering } from './registration';
 import { ClientServer, type ServerTlsOptions } from './server/client-server';
 import type { StoreStorageError } from './storage-fault';
 import { Store, type StoreLogger } from './store';
@@ -18,6 +22,12 @@ export interface StoreOptions {
   raftListen?: string;
   advertise?: string;
   placement: string;
+  /**
+   * clusterSecret authenticates this store to its peers (the raft
+   * handshake); the same on every store. Without it the store uses the
+   * public development secret, and startStore refuses (StoreStartError
+   * 'InsecureSecret') unless every address it binds and dials is loopback.
+   */
   clusterSecret?: string;
   profile?: ProfileName;
   config?: Partial<StoreConfig>;
@@ -52,6 +62,8 @@ export interface StoreOptions {
    * trusting caPath (default: the system roots).
    */
   tls?: ServerTlsOptions;
+  /** tlsClientAuth: the raft port demands a certificate signed by tls.caPath (mutual TLS; needs tls.caPath). */
+  tlsClientAuth?: boolean;
 }
 
 export interface StoreHandle {
@@ -68,10 +80,6 @@ export interface StoreHandle {
   close(): Promise<void>;
 }
 
-interface Ident {
-  storeId: number;
-}
-
 function parseHostPort(s: string, what: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
   const host = i > 0 ? s.slice(0, i) : '127.0.0.1';
@@ -80,35 +88,113 @@ function parseHostPort(s: string, what: string): { host: string; port: number } 
   return { host, port };
 }
 
-/** writeFileDurably writes via a temp file, fsync and rename, so a crash leaves the old or the new file. */
-function writeFileDurably(path: string, data: string): void {
-  const tmp = path + '.tmp';
-  writeFileSync(tmp, data);
-  const fd = openSync(tmp, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
-}
-
 /**
  * startStore opens (or creates) a store in dataDir, joins the cluster
  * through placement (bootstrapping it if this is the first store), recovers
- * every Region peer and starts serving. See API.md.
+ * every Region peer and starts serving. A store that has served before
+ * starts from its own data when placement does not answer, and registers
+ * in the background. See API.md and docs/operations.md ("Start-up").
+ *
+ * Refusals of the configuration or the data dir are StoreStartError,
+ * thrown before anything is written: the development secret off loopback
+ * (cluster-secret.ts), a data dir of another cluster (identity.ts).
  */
 export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const logger: StoreLogger = opts.logger ?? { debug() {}, info() {}, warn() {}, error() {} };
   const config = resolveConfig(opts.profile ?? 'production', { ...(opts.config ?? {}), ...(opts.tickIntervalMs ? { tickIntervalMs: opts.tickIntervalMs } : {}) });
-  mkdirSync(opts.dataDir, { recursive: true });
   const listen = parseHostPort(opts.listen, '--listen');
   const raftListen = parseHostPort(opts.raftListen ?? `${listen.host}:0`, '--raft-listen');
-  // The databases first: a damaged file refuses the start before anything
-  // is asked of placement or bound (a StoreStorageError naming the file).
-  const engines = await openEngines(opts.dataDir, config, logger);
-  const { log, sm } = engines;
-
+  const secret = opts.transportFactory ? undefined : clusterSecret(opts.clusterSecret, boundAndDialed(opts, raftListen));
+  mkdirSync(opts.dataDir, { recursive: true });
   const pd: PlacementApi = opts.placementClient ?? newPlacementClient(opts);
-  const storeId = (await loadOrAllocateIdentity(opts.dataDir, pd, logger)).storeId;
+  // Which cluster this dir belongs to comes first: it reads store.json and asks placement, and writes nothing if it refuses.
+  const joined = await joinCluster(opts.dataDir, pd, logger, opts.placement).catch(failedStart(pd));
+  // The databases next: a damaged file refuses the start before any port is bound (a StoreStorageError naming the file).
+  const engines = await openEngines(opts.dataDir, config, logger).catch(failedStart(pd));
+  const net = await startNetwork(opts, config, logger, joined, pd, secret, listen, raftListen).catch(failedStart(pd, async () => closeEngines(engines, logger)));
+  let onHalt: (failure: StoreStorageError) => void = () => {};
+  const halted = new Promise<StoreStorageError>((resolve) => (onHalt = resolve));
+  const diskUsage = () => diskUsageOf(opts.dataDir);
+  const store = new Store({ storeId: joined.storeId, config, logEngine: engines.log, sm: engines.sm, transport: net.transport, placement: pd, logger, diskUsage, onHalt, ...(opts.now ? { now: opts.now } : {}) });
+  net.attach(store);
+  const { bootstrapped, stopBackground } = await register(opts, config, logger, joined, pd, store, engines.sm, net);
+  store.recover();
+  store.start();
+  if (bootstrapped && opts.preSplitKeys && opts.preSplitKeys.length > 0) await store.preSplit(opts.preSplitKeys);
+  logger.info({ storeId: joined.storeId, address: net.meta.address, raftAddress: net.raftAddress, regions: store.peers.size, placementReachable: joined.online }, 'store started');
 
+  const profiler = process.env.FLOTILLA_CPU_PROFILE_DIR ? await startCpuProfile() : undefined;
+  let closing: Promise<void> | undefined;
+  return {
+    storeId: joined.storeId,
+    address: net.meta.address,
+    raftAddress: net.raftAddress,
+    store,
+    halted,
+    close: () =>
+      (closing ??= (async () => {
+        stopBackground();
+        if (profiler) await profiler.stop(join(process.env.FLOTILLA_CPU_PROFILE_DIR!, `store-${joined.storeId}-${process.pid}.cpuprofile`));
+        await store.close();
+        await net.close();
+        pd.close();
+        await closeEngines(engines, logger);
+      })()),
+  };
+}
+
+/** failedStart is a catch handler for a failed start: it closes what was opened, then rethrows. */
+function failedStart(pd: PlacementApi, more: () => Promise<void> = async () => {}): (e: unknown) => Promise<never> {
+  return async (e) => {
+    await more();
+    pd.close();
+    throw e;
+  };
+}
+
+/** boundAndDialed lists every address the store binds, announces or dials, named by its flag, for the development-secret rule. */
+function boundAndDialed(opts: StoreOptions, raftListen: { host: string; port: number }): NamedAddress[] {
+  return [
+    { what: '--listen', address: opts.listen },
+    { what: opts.raftListen ? '--raft-listen' : '--raft-listen (default: the --listen host)', address: `${raftListen.host}:${raftListen.port}` },
+    ...(opts.advertise ? [{ what: '--advertise', address: opts.advertise }] : []),
+    ...(opts.placementClient ? [] : placementAddresses(opts).map((address) => ({ what: '--placement', address }))),
+  ];
+}
+
+const placementAddresses = (opts: StoreOptions): string[] => opts.placement.split(',').map((s) => s.trim()).filter(Boolean);
+
+function newPlacementClient(opts: StoreOptions): PlacementClient {
+  const placementToken = opts.placementToken ?? opts.clientToken;
+  return new PlacementClient({
+    addresses: placementAddresses(opts),
+    ...(placementToken ? { token: placementToken } : {}),
+    ...(opts.tls ? { tls: { ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
+  });
+}
+
+/** Network is the store's listeners: the client API server and the transport, and what placement is told about them. */
+interface Network {
+  transport: Transport;
+  raftAddress: string;
+  meta: StoreMeta;
+  /** book: the peers' raft addresses kept in the data dir (WebSocket transport only). */
+  book: AddressBook | undefined;
+  attach(store: Store): void;
+  close(): Promise<void>;
+}
+
+/** startNetwork binds the client API and starts the transport; the client API answers "starting" until attach(). */
+async function startNetwork(
+  opts: StoreOptions,
+  config: StoreConfig,
+  logger: StoreLogger,
+  joined: Joined,
+  pd: PlacementApi,
+  secret: string | undefined,
+  listen: { host: string; port: number },
+  raftListen: { host: string; port: number },
+): Promise<Network> {
   let store: Store | undefined;
   const server = new ClientServer(() => store, logger, {
     maxPendingPerConnection: config.maxPendingRequestsPerConnection,
@@ -119,95 +205,81 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   });
   const bound = await server.listen(listen.host, listen.port);
   const address = opts.advertise ?? `${bound.host}:${bound.port}`;
-
+  const book = opts.transportFactory ? undefined : AddressBook.open(opts.dataDir, joined.storeId, logger);
   // Stores of different clusters must never talk: the transport handshake checks this ID.
-  const clusterId = pd.getClusterInfo ? String((await pd.getClusterInfo()).clusterId) : 'flotilla';
-  const transport: Transport = opts.transportFactory ? opts.transportFactory(storeId) : newTransport(opts, storeId, clusterId, raftListen, pd);
-  await transport.start();
-  const raftAddress = transport instanceof WsTransport ? transport.address : `local:${storeId}`;
-  const meta: StoreMeta = { id: storeId, address, labels: { raftAddress } };
-  let onHalt: (failure: StoreStorageError) => void = () => {};
-  const halted = new Promise<StoreStorageError>((resolve) => (onHalt = resolve));
-  const diskUsage = () => diskUsageOf(opts.dataDir);
-  store = new Store({ storeId, config, logEngine: log, sm, transport, placement: pd, logger, diskUsage, onHalt, ...(opts.now ? { now: opts.now } : {}) });
-  const bootstrapped = await bootstrapIfNeeded(store, sm, pd, meta, logger);
-  await pd.putStore(meta);
-  store.recover();
-  store.start();
-  if (bootstrapped && opts.preSplitKeys && opts.preSplitKeys.length > 0) await store.preSplit(opts.preSplitKeys);
-  logger.info({ storeId, address, raftAddress, regions: store.peers.size }, 'store started');
-
-  const profiler = process.env.FLOTILLA_CPU_PROFILE_DIR ? await startCpuProfile() : undefined;
-  let closing: Promise<void> | undefined;
+  const transport: Transport = opts.transportFactory ? opts.transportFactory(joined.storeId) : newTransport(opts, joined, secret!, raftListen, pd, book!, logger);
+  try {
+    await transport.start();
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+  const raftAddress = transport instanceof WsTransport ? transport.address : `local:${joined.storeId}`;
   return {
-    storeId,
-    address,
+    transport,
     raftAddress,
-    store,
-    halted,
-    close: () =>
-      (closing ??= (async () => {
-        if (profiler) await profiler.stop(join(process.env.FLOTILLA_CPU_PROFILE_DIR!, `store-${storeId}-${process.pid}.cpuprofile`));
-        await store!.close();
-        await server.close();
-        await transport.close();
-        pd.close();
-        await closeEngines(engines, logger);
-      })()),
+    meta: { id: joined.storeId, address, labels: { raftAddress } },
+    book,
+    attach: (s) => (store = s),
+    close: async () => {
+      await server.close();
+      await transport.close();
+    },
   };
 }
 
-function newPlacementClient(opts: StoreOptions): PlacementClient {
-  const placementToken = opts.placementToken ?? opts.clientToken;
-  return new PlacementClient({
-    addresses: opts.placement.split(',').map((s) => s.trim()).filter(Boolean),
-    ...(placementToken ? { token: placementToken } : {}),
-    ...(opts.tls ? { tls: { ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
-  });
-}
-
-/** loadOrAllocateIdentity reads store.json, or asks placement for a store ID and writes it durably. */
-async function loadOrAllocateIdentity(dataDir: string, pd: PlacementApi, logger: StoreLogger): Promise<Ident> {
-  const identPath = join(dataDir, 'store.json');
-  if (existsSync(identPath)) {
-    let ident: Ident;
-    try {
-      ident = JSON.parse(readFileSync(identPath, 'utf8')) as Ident;
-    } catch (e) {
-      throw new Error(`store identity file ${identPath} is unreadable: ${(e as Error).message}`);
-    }
-    if (!Number.isSafeInteger(ident.storeId) || ident.storeId <= 0) throw new Error(`store identity file ${identPath} has no valid storeId`);
-    return ident;
-  }
-  const [id] = await pd.allocId(1);
-  const ident = { storeId: id! };
-  writeFileDurably(identPath, JSON.stringify(ident));
-  logger.info({ storeId: ident.storeId }, 'allocated store id');
-  return ident;
-}
-
-/** newTransport is the WebSocket transport between stores; peer addresses come from placement (cached for when it is away). */
-function newTransport(opts: StoreOptions, storeId: number, clusterId: string, raftListen: { host: string; port: number }, pd: PlacementApi): WsTransport {
-  const addressCache = new Map<number, string>();
+/** newTransport is the WebSocket transport between stores; peer addresses come from placement, or from the address book while it is away. */
+function newTransport(opts: StoreOptions, joined: Joined, secret: string, raftListen: { host: string; port: number }, pd: PlacementApi, book: AddressBook, logger: StoreLogger): WsTransport {
+  const resolve = resolveFromPlacement(pd, book);
   return new WsTransport({
-    storeId,
-    clusterId,
-    secret: opts.clusterSecret ?? 'flotilla-dev-secret',
+    storeId: joined.storeId,
+    clusterId: joined.clusterId,
+    secret,
     ...(opts.transportLogger ? { logger: opts.transportLogger } : {}),
-    ...(opts.tls ? { tls: { certPath: opts.tls.certPath, keyPath: opts.tls.keyPath, ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}) } } : {}),
+    ...(opts.tls
+      ? { tls: { certPath: opts.tls.certPath, keyPath: opts.tls.keyPath, ...(opts.tls.caPath ? { caPath: opts.tls.caPath } : {}), requireClientCert: opts.tlsClientAuth ?? false } }
+      : {}),
     host: raftListen.host,
     port: raftListen.port,
-    resolveAddress: async (id) => {
-      try {
-        const s = await pd.getStore(id);
-        const a = s?.labels?.raftAddress;
-        if (a) addressCache.set(id, a);
-        return a ?? addressCache.get(id);
-      } catch {
-        return addressCache.get(id);
-      }
-    },
+    resolveAddress: secret === DEVELOPMENT_CLUSTER_SECRET ? loopbackOnly(resolve, logger) : resolve,
   });
+}
+
+/**
+ * register tells placement where the store serves. With placement
+ * answering: bootstrap the cluster if this is its first store, register,
+ * clear store.json's `pending`, fill the address book. Without: keep
+ * trying in the background (registration.ts). Either way the address book
+ * is kept fresh from then on. stopBackground ends both timers.
+ */
+async function register(
+  opts: StoreOptions,
+  config: StoreConfig,
+  logger: StoreLogger,
+  joined: Joined,
+  pd: PlacementApi,
+  store: Store,
+  sm: StateMachine,
+  net: Network,
+): Promise<{ bootstrapped: boolean; stopBackground: () => void }> {
+  let bootstrapped = false;
+  let stopRegistering = (): void => {};
+  if (joined.online) {
+    bootstrapped = await bootstrapIfNeeded(store, sm, pd, net.meta, logger);
+    await pd.putStore(net.meta);
+    markRegistered(opts.dataDir, joined);
+    await net.book?.refresh(pd);
+  } else {
+    stopRegistering = keepRegistering({ pd, logger, meta: net.meta, clusterId: joined.clusterId, book: net.book, placement: opts.placement }).stop;
+  }
+  const stopRefreshing = net.book?.keepFresh(pd, config.storeHeartbeatIntervalMs) ?? ((): void => {});
+  return {
+    bootstrapped,
+    stopBackground: () => {
+      stopRegistering();
+      stopRefreshing();
+    },
+  };
 }
 
 /**
