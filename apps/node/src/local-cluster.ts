@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from '@flotilla/proto';
 import type { ProfileName } from '@flotilla/store';
+import { loadOrCreateClusterSecret } from './cluster-secret';
 import { markClusterStopped, processAlive, readClusterFile, writeClusterFile, type ClusterFile } from './cluster-file';
 import { httpGet, type ClientSecurity, type ServerSecurity } from './security';
 
@@ -29,6 +30,14 @@ export interface LocalClusterOptions {
    * their command line) and the certificate every child serves with.
    */
   security?: ServerSecurity;
+  /**
+   * clusterSecret authenticates the stores to each other (handed to store
+   * children as FLOTILLA_CLUSTER_SECRET). Default: the secret kept in
+   * <dataDir>/cluster-secret, made on the first start (cluster-secret.ts).
+   */
+  clusterSecret?: string;
+  /** tlsClientAuth: stores require a certificate signed by security.tls.caPath on the raft port (mutual TLS). */
+  tlsClientAuth?: boolean;
 }
 
 /** LocalProcess is one child of the local cluster. */
@@ -113,6 +122,7 @@ export class LocalCluster {
       throw new Error(`a cluster is already running in ${dataDir} (supervised by pid ${existing.pid}, placement ${existing.placement.address}); stop it first (Ctrl-C in its terminal, or kill ${existing.pid})`);
     }
     mkdirSync(join(dataDir, 'logs'), { recursive: true });
+    const clusterSecret = opts.clusterSecret ?? loadOrCreateClusterSecret(dataDir, opts.logger);
     // With --base-port 0 a child binds port 0 itself and announces the port it got (no window for another
     // process to take a port picked here); a restart reuses the ports recorded in cluster.json.
     const ports: number[] = [];
@@ -124,7 +134,7 @@ export class LocalCluster {
         ports.push(Number.isInteger(port) && port > 0 ? port : 0);
       }
     }
-    const cluster = new LocalCluster({ ...opts, dataDir, host }, new Date().toISOString());
+    const cluster = new LocalCluster({ ...opts, dataDir, host, clusterSecret }, new Date().toISOString());
     try {
       const placementDir = join(dataDir, 'placement');
       const tlsArgs = opts.security?.tls
@@ -136,7 +146,8 @@ export class LocalCluster {
       opts.logger.info({ address: placementAddress }, 'placement is up');
       for (let i = 1; i <= opts.stores; i++) {
         const dir = join(dataDir, `store-${i}`);
-        cluster.spawnChild(`store-${i}`, i, `${host}:${ports[i]}`, dir, (listen) => ['store', '--placement', placementAddress, '--data-dir', dir, '--listen', listen, '--profile', opts.profile, ...tlsArgs]);
+        const storeArgs = [...tlsArgs, ...(opts.tlsClientAuth ? ['--tls-client-auth'] : [])];
+        cluster.spawnChild(`store-${i}`, i, `${host}:${ports[i]}`, dir, (listen) => ['store', '--placement', placementAddress, '--data-dir', dir, '--listen', listen, '--profile', opts.profile, ...storeArgs]);
       }
       await cluster.waitHealthy(cluster.stores, (p) => cluster.healthUrl(p));
       opts.logger.info({ stores: opts.stores }, 'stores are up');
@@ -173,9 +184,10 @@ export class LocalCluster {
       const env: NodeJS.ProcessEnv = { ...process.env, FLOTILLA_STOP_ON_STDIN_EOF: '1' };
       delete env['FLOTILLA_CONFIG'];
       // Children get exactly the security settings of this cluster, none inherited by accident.
-      for (const k of ['FLOTILLA_TOKEN', 'FLOTILLA_TLS_CERT', 'FLOTILLA_TLS_KEY', 'FLOTILLA_TLS_CA']) delete env[k];
-      // The token travels in the environment: a command line is readable by every user through ps.
+      for (const k of ['FLOTILLA_TOKEN', 'FLOTILLA_TLS_CERT', 'FLOTILLA_TLS_KEY', 'FLOTILLA_TLS_CA', 'FLOTILLA_CLUSTER_SECRET']) delete env[k];
+      // The token and the cluster secret travel in the environment: a command line is readable by every user through ps.
       if (this.opts.security?.token) env['FLOTILLA_TOKEN'] = this.opts.security.token;
+      if (index > 0 && this.opts.clusterSecret) env['FLOTILLA_CLUSTER_SECRET'] = this.opts.clusterSecret;
       proc = spawn(command, argv, { stdio: ['pipe', 'pipe', fd], detached: true, env });
     } finally {
       closeSync(fd);

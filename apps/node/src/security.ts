@@ -4,6 +4,7 @@ import https from 'node:https';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { UsageError, boolFlag, pathFlag, type FlagSpec } from './args';
+import { MIN_SECRET_CHARS } from './cluster-secret';
 
 // security.ts: the CLI side of docs/security.md. Servers (placement, store,
 // up) take an API token and a certificate; ctl commands take the token and
@@ -26,6 +27,42 @@ export const serverSecurityFlags: FlagSpec[] = [
   { name: 'tls-key', type: 'string', placeholder: 'FILE', description: 'PEM private key of --tls-cert', schema: pathFlag() },
   caFlag,
 ];
+
+/**
+ * storeSecurityFlags: what `store` and `up` add for the raft port: the
+ * cluster secret (whose default differs: the development secret for a
+ * lone store, a generated one for `up`) and mutual TLS.
+ */
+export function storeSecurityFlags(secretDefault: string): FlagSpec[] {
+  return [
+    {
+      name: 'cluster-secret',
+      type: 'string',
+      placeholder: 'SECRET',
+      description: `shared secret authenticating store-to-store (raft) connections; the same on every store, at least ${MIN_SECRET_CHARS} characters (e.g. openssl rand -hex 32). Prefer FLOTILLA_CLUSTER_SECRET over the flag (argv is visible in ps). Default: ${secretDefault}`,
+      schema: z.string({ message: 'expected text' }).min(MIN_SECRET_CHARS, { message: `expected at least ${MIN_SECRET_CHARS} characters (e.g. openssl rand -hex 32)` }),
+    },
+    {
+      name: 'tls-client-auth',
+      type: 'boolean',
+      description: 'mutual TLS on the raft port: refuse, in the TLS handshake, any store that does not present a certificate signed by --tls-ca (needs --tls-cert, --tls-key and --tls-ca)',
+      schema: boolFlag(),
+    },
+  ];
+}
+
+export interface StoreSecurity {
+  clusterSecret?: string;
+  tlsClientAuth: boolean;
+}
+
+/** storeSecurity reads the storeSecurityFlags; --tls-client-auth needs the CA that signs every store's certificate. */
+export function storeSecurity(values: Record<string, unknown>, sec: ServerSecurity): StoreSecurity {
+  const tlsClientAuth = values['tlsClientAuth'] === true;
+  if (tlsClientAuth && !sec.tls?.caPath) throw new UsageError("--tls-client-auth: needs --tls-cert, --tls-key and --tls-ca (the CA that signs every store's certificate)");
+  const clusterSecret = values['clusterSecret'] as string | undefined;
+  return { ...(clusterSecret ? { clusterSecret } : {}), tlsClientAuth };
+}
 
 /** clientSecurityFlags: what ctl commands accept. */
 export const clientSecurityFlags: FlagSpec[] = [

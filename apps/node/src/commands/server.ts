@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ProfileName, StoreHandle, StoreOptions, storeConfigOverridesSchema } from '@flotilla/store';
-import { boolFlag, enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, textFlag, type CommandSpec } from '../args';
+import { boolFlag, enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, type CommandSpec } from '../args';
 import { EXIT, waitForShutdown, type Command } from '../command';
-import { serverSecurity, serverSecurityFlags } from '../security';
+import { serverSecurity, serverSecurityFlags, storeSecurity, storeSecurityFlags } from '../security';
 
 // `flotilla placement` and `flotilla store`: the two long-running server
 // processes. Each prints one JSON line with its endpoints on stdout once it
@@ -57,8 +57,8 @@ const storeSpec: CommandSpec = {
     { name: 'raft-listen', type: 'string', placeholder: 'HOST:PORT', description: 'store-to-store raft address (default: the --listen host, any free port)', schema: hostPortFlag(true) },
     { name: 'advertise', type: 'string', placeholder: 'HOST:PORT', description: 'address clients and placement use to reach this store (default: the bound --listen address)', schema: hostPortFlag() },
     { name: 'profile', type: 'string', placeholder: 'NAME', description: 'tuning profile: production (TiKV-sized Regions) or demo (tiny split thresholds)', default: 'production', schema: enumFlag(['production', 'demo'] as const satisfies readonly ProfileName[]) },
-    { name: 'cluster-secret', type: 'string', placeholder: 'SECRET', description: 'shared secret authenticating store-to-store connections (default: the development secret)', schema: textFlag() },
     ...serverSecurityFlags,
+    ...storeSecurityFlags('the development secret, accepted only while every address this store binds and dials is loopback'),
     {
       name: 'tuning',
       type: 'string',
@@ -100,10 +100,11 @@ export const storeCommand: Command = {
     const placement = required<string>(ctx.parsed, storeSpec, 'placement');
     const dataDir = resolve(required<string>(ctx.parsed, storeSpec, 'data-dir'));
     const sec = serverSecurity(v);
+    const storeSec = storeSecurity(v, sec);
     const profile = v['profile'] as ProfileName;
     // Loaded on demand: only this command needs the store (and SQLite); ctl commands start faster without it.
     // The types above are imported type-only, so a change to StoreOptions still fails tsc here.
-    const { startStore, storeConfigOverridesSchema, resolveConfig } = await import('@flotilla/store');
+    const { startStore, storeConfigOverridesSchema, resolveConfig, StoreStartError } = await import('@flotilla/store');
     let tuning: StoreTuning | undefined;
     if (v['tuning'] !== undefined) {
       const t = readTuning(resolve(v['tuning'] as string), storeConfigOverridesSchema);
@@ -126,15 +127,26 @@ export const storeCommand: Command = {
       placement,
       profile,
       logger: ctx.logger,
+      // The transport's own lines (refused handshakes, dial failures) go to the same log.
+      transportLogger: ctx.logger,
       ...(v['raftListen'] ? { raftListen: v['raftListen'] as string } : {}),
       ...(v['advertise'] ? { advertise: v['advertise'] as string } : {}),
-      ...(v['clusterSecret'] ? { clusterSecret: v['clusterSecret'] as string } : {}),
+      ...(storeSec.clusterSecret ? { clusterSecret: storeSec.clusterSecret } : {}),
+      ...(storeSec.tlsClientAuth ? { tlsClientAuth: true } : {}),
       ...(sec.token ? { clientToken: sec.token } : {}),
       ...(sec.tls ? { tls: sec.tls } : {}),
       enableAdminApi: v['enableAdminApi'] === true,
       ...(tuning ? { config: tuning } : {}),
     };
-    const handle: StoreHandle = await startStore(opts);
+    let handle: StoreHandle;
+    try {
+      handle = await startStore(opts);
+    } catch (err) {
+      // A refusal of this configuration or data dir (docs/operations.md): retrying cannot help, so the usage status.
+      if (!(err instanceof StoreStartError)) throw err;
+      ctx.io.stderr.write(`flotilla store: ${err.message}\n`);
+      return EXIT.usage;
+    }
     ctx.io.stdout.write(JSON.stringify({ service: 'store', storeId: handle.storeId, address: handle.address, raftAddress: handle.raftAddress, statusUrl: `${sec.tls ? 'https' : 'http'}://${handle.address}/status`, pid: process.pid, dataDir }) + '\n');
     return waitForShutdown(ctx, () => handle.close());
   },

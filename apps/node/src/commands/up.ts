@@ -5,7 +5,7 @@ import { EXIT, waitForShutdown, type Command, type CommandContext } from '../com
 import { table } from '../format';
 import { LocalCluster, logTail, type Profile } from '../local-cluster';
 import { describeReplication, isReplicated, replicationStatus, waitReplicated, watchReplication } from '../replication';
-import { serverSecurity, serverSecurityFlags, type ClientSecurity } from '../security';
+import { serverSecurity, serverSecurityFlags, storeSecurity, storeSecurityFlags, type ClientSecurity } from '../security';
 
 /** clusterFlags: how `up` and `demo` shape a local cluster. */
 export function clusterFlags(defaults: { dataDir: string; profile: Profile; basePort: number }): FlagSpec[] {
@@ -20,6 +20,7 @@ export function clusterFlags(defaults: { dataDir: string; profile: Profile; base
 /** startLocal starts a LocalCluster from the clusterFlags of ctx, reporting children that die unexpectedly. */
 export async function startLocal(ctx: CommandContext): Promise<LocalCluster> {
   const v = ctx.parsed.values;
+  const security = serverSecurity(v);
   const cluster = await LocalCluster.start({
     dataDir: v['dataDir'] as string,
     stores: v['stores'] as number,
@@ -27,7 +28,8 @@ export async function startLocal(ctx: CommandContext): Promise<LocalCluster> {
     basePort: v['basePort'] as number,
     logLevel: (v['logLevel'] as string) === 'silent' ? 'info' : (v['logLevel'] as string),
     logger: ctx.logger,
-    security: serverSecurity(v),
+    security,
+    ...storeSecurity(v, security),
   });
   cluster.onUnexpectedExit = (p, code, signal) => {
     ctx.logger.error({ name: p.name, pid: p.proc.pid, code, signal, log: p.log }, `${p.name} exited unexpectedly`);
@@ -54,7 +56,7 @@ const upSpec: CommandSpec = {
   description:
     'Waits until every process is healthy and writes <data-dir>/cluster.json so other commands find the cluster, then until every Region has its full replica count (up to 30 s; past that it says it is still replicating, and prints a line when it is done) before it reports "up" and prints the endpoints. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0; more signals while it stops are ignored.',
   positionals: [],
-  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...serverSecurityFlags],
+  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...serverSecurityFlags, ...storeSecurityFlags('a random secret made on the first start and kept in <data-dir>/cluster-secret (mode 0600)')],
   examples: ['flotilla up', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160'],
 };
 
