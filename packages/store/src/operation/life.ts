@@ -170,7 +170,7 @@ async function staleVerdict(ctx: StoreContext, p: Peer): Promise<{ cleanData: bo
     // source's data from the merged Region on this store. The local target
     // may carry another ID than placement's current covering Region (it
     // may have split since), so any initialized local neighbour counts.
-    if (!merged || (await mayBeAbsorbedLocally(ctx, p))) return undefined;
+    if (!merged || (await mayBeAbsorbedLocally(ctx, p, cover.region))) return undefined;
     // Keep the keys: the range now belongs to the merged Region, whose
     // peer here (when it comes) starts from a snapshot of it.
     return { cleanData: false, reason: 'region merged away' };
@@ -181,12 +181,23 @@ async function staleVerdict(ctx: StoreContext, p: Peer): Promise<{ cleanData: bo
 }
 
 /**
- * mayBeAbsorbedLocally: some initialized local peer touching or overlapping
- * p's range is behind placement's view of its own Region (its epoch
- * version is older), so it may still apply the CommitMerge that absorbs p.
- * A neighbour that is up to date with placement will not.
+ * mayBeAbsorbedLocally: a local peer may still apply the CommitMerge that
+ * absorbs p, so p's data must stay. Two ways: the Region now covering p's
+ * range (`cover`, placement's view) has an initialized local peer that is
+ * behind placement — catching up from its own log it may apply the merges
+ * that absorb p, directly or through CatchUpLogs of an intermediate source;
+ * or an initialized local neighbour touching or overlapping p is behind
+ * placement's view of its own Region, so it may be p's merge target.
+ * A neighbour placement no longer knows, whose range placement covers with
+ * a newer Region, was merged away itself: it can move on only through the
+ * covering Region's peer (the first case), never on its own. Counting it
+ * made two such neighbours protect each other for ever (sim seed 90025:
+ * Regions 1002 and 1007, both merged into 1021, kept each other alive on
+ * a store and blocked its new peer of 1021).
  */
-async function mayBeAbsorbedLocally(ctx: StoreContext, p: Peer): Promise<boolean> {
+async function mayBeAbsorbedLocally(ctx: StoreContext, p: Peer, cover: Region): Promise<boolean> {
+  const c = ctx.peers.get(cover.id);
+  if (c && c !== p && c.initialized && c.region.epoch.version < cover.epoch.version) return true;
   const r = p.region;
   for (const q of [...ctx.peers.values()]) {
     if (q === p || !q.initialized) continue;
@@ -195,9 +206,17 @@ async function mayBeAbsorbedLocally(ctx: StoreContext, p: Peer): Promise<boolean
       (q.region.endKey.length > 0 && compareKeys(q.region.endKey, r.startKey) === 0);
     if (!touches && !rangesOverlap(q.region.startKey, q.region.endKey, r.startKey, r.endKey)) continue;
     const info = await ctx.pd.getRegionById(q.regionId);
-    if (!info || info.region.epoch.version > q.region.epoch.version) return true;
+    if (info) {
+      if (info.region.epoch.version > q.region.epoch.version) return true;
+    } else if (!(await mergedAway(ctx, q))) return true;
   }
   return false;
+}
+
+/** mergedAway: placement covers q's range with a newer Region of another ID (q's own merge happened). */
+async function mergedAway(ctx: StoreContext, q: Peer): Promise<boolean> {
+  const cover = await ctx.pd.getRegion(q.region.startKey).catch(() => null);
+  return cover !== null && cover.region.id !== q.regionId && cover.region.epoch.version > q.region.epoch.version;
 }
 
 export function rangesOverlap(aStart: Uint8Array, aEnd: Uint8Array, bStart: Uint8Array, bEnd: Uint8Array): boolean {

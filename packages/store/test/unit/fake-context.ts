@@ -27,7 +27,7 @@ export interface UnitStore {
   close(): void;
 }
 
-export function unitStore(overrides: Partial<StoreConfig> = {}, storeId = 1): UnitStore {
+export function unitStore(overrides: Partial<StoreConfig> = {}, storeId = 1, placement: Partial<PlacementApi> = {}): UnitStore {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-unit-'));
   const log = LogEngine.open({ path: join(dir, 'raft.db') });
   const sm = new KvEngineStateMachine(join(dir, 'kv.db'), (regionId, index) => log.term(regionId, index));
@@ -39,7 +39,7 @@ export function unitStore(overrides: Partial<StoreConfig> = {}, storeId = 1): Un
     logEngine: log,
     sm,
     transport: recordingTransport(storeId, sent),
-    placement: silentPlacement(),
+    placement: silentPlacement(placement),
     now: () => clock.ms,
     seed: 7,
   });
@@ -91,7 +91,10 @@ function recordingTransport(storeId: number, sent: { to: number; msg: RaftMessag
   } as unknown as Transport;
 }
 
-function silentPlacement(): PlacementApi {
+/** silentPlacement answers only what the test gives it; every other call fails as an unreachable placement would. */
+function silentPlacement(given: Partial<PlacementApi>): PlacementApi {
   const never = () => Promise.reject(new Error('no placement in unit tests'));
-  return new Proxy({} as PlacementApi, { get: (_t, key) => (key === 'getClusterInfo' ? undefined : never) });
+  return new Proxy(given as PlacementApi, {
+    get: (t, key) => (key in t ? (t as Record<string | symbol, unknown>)[key] : key === 'getClusterInfo' ? undefined : never),
+  });
 }
