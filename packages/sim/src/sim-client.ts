@@ -121,7 +121,7 @@ export class SimClient {
       if (r.kind === 'timeout') return this.giveUp(input, invokeTime, isWrite);
       if (r.kind === 'ok') return this.acknowledge(input, region, r, invokeTime, keyCount);
       this.learn(region.id, r);
-      if (isWrite && !r.sync) return this.giveUp(input, invokeTime, true);
+      if (isWrite && !r.sync && !provesNotApplied(r.type)) return this.giveUp(input, invokeTime, true);
       await this.sleep(Math.min(200, 10 * (attempt + 1)) + Math.floor(this.rng() * 20));
     }
   }
@@ -192,4 +192,20 @@ function requestFor(input: KvInput | ScanInput, header: ClientRequest['header'],
 
 function epochNewer(a: RegionEpoch, b: RegionEpoch): boolean {
   return a.version > b.version || (a.version === b.version && a.confVer > b.confVer);
+}
+
+/**
+ * NOT_APPLIED names the errors a store gives only for a write that was never
+ * proposed, or whose entry can no longer apply (StaleCommand: another
+ * leader's entry replaced it; EpochNotMatch / KeyNotInRegion also at apply
+ * time, when the entry applied as a refusal). Since the store carve these
+ * arrive from the peer's mailbox, after handleClientRequest returned, so
+ * "answered later" alone no longer means "maybe proposed". A store that
+ * gave one of them for a write it did apply would break linearizability,
+ * and the checker would see it. Undetermined and Unavailable stay unknown.
+ */
+const NOT_APPLIED = new Set(['NotLeader', 'EpochNotMatch', 'KeyNotInRegion', 'RegionNotFound', 'ServerIsBusy', 'StaleCommand', 'InvalidRequest', 'StoreNotMatch']);
+
+function provesNotApplied(type: string): boolean {
+  return NOT_APPLIED.has(type);
 }
