@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,7 +121,11 @@ describe('flotilla up + ctl commands', () => {
       expect(lost).toEqual([]);
 
       // Restart the store on its data directory and address; it rejoins and catches up (splits included).
-      const restarted = startCli(['store', '--placement', cluster.placement.address, '--data-dir', victim.dataDir, '--listen', victim.address, '--profile', 'demo', '--log-level', 'warn']);
+      // By hand, it needs the cluster's secret, which `up` keeps in the data dir and hands its children in the environment.
+      const secret = readFileSync(join(dataDir, 'cluster-secret'), 'utf8').trim();
+      const restarted = startCli(['store', '--placement', cluster.placement.address, '--data-dir', victim.dataDir, '--listen', victim.address, '--profile', 'demo', '--log-level', 'warn'], {
+        env: { FLOTILLA_CLUSTER_SECRET: secret },
+      });
       extra.push(restarted);
       // The load splits the Region (demo thresholds); placement learns it from the next heartbeat.
       const regionCount = await waitFor('the load to have split the Region', async () => {
