@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,7 +64,11 @@ describe('merge and SIGKILL', () => {
       process.kill(victim.pid, 'SIGKILL');
       const outcome = await merging;
 
-      const restarted = startCli(['store', '--placement', cluster.placement.address, '--data-dir', victim.dataDir, '--listen', victim.address, '--profile', 'demo', '--log-level', 'warn']);
+      // By hand, the store needs the cluster's secret (`up` keeps it in the data dir).
+      const secret = readFileSync(join(dataDir, 'cluster-secret'), 'utf8').trim();
+      const restarted = startCli(['store', '--placement', cluster.placement.address, '--data-dir', victim.dataDir, '--listen', victim.address, '--profile', 'demo', '--log-level', 'warn'], {
+        env: { FLOTILLA_CLUSTER_SECRET: secret },
+      });
       extra.push(restarted);
 
       // The key space settles: either one Region (merged) or two (rolled back), and writes to
