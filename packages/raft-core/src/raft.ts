@@ -900,6 +900,7 @@ export class Raft {
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         this.sendAppend(m.from);
       }
+      if (m.requestSnapshot !== 0) this.maybeCommitRequestedSnapshotIndex(m, pr);
       return;
     }
     // Update tracking if the response raises match, or confirms a probe.
@@ -935,6 +936,40 @@ export class Raft {
         if (this.infoOn) this.logger.info(`${this.id} sent MsgTimeoutNow to ${m.from} after received MsgAppResp`);
         this.sendTimeoutNow(m.from);
       }
+    }
+  }
+
+  /**
+   * maybeCommitRequestedSnapshotIndex counts a follower's snapshot request
+   * as the acknowledgement it also is: the follower's log holds ours up to
+   * the request index, durably.
+   *
+   * A follower requests a snapshot at its last index, which may be above our
+   * commit, and then refuses appends until it has one; the snapshot can
+   * only be made at or above the request index (the Storage contract), that
+   * is once we have applied it, so committed it. If the followers waiting
+   * for snapshots leave the others short of a quorum, nothing else can
+   * commit that index, and commit, apply and snapshot wait on each other
+   * for ever (raft-rs, whose requestSnapshot this is, does not count the
+   * request either; its MemStorage raises a snapshot's index to the
+   * request index, which hides the hole from its tests).
+   *
+   * Counting the request is safe: the follower sends it only after its log
+   * through the request index is durable (MsgAppResp goes out with
+   * persistedMessages); the entry there is of the term the request carries,
+   * which is ours, so by Log Matching that log equals ours up to there; and
+   * within our term the follower never truncates below it (it appends
+   * nothing while waiting, and the snapshot it restores is at or above the
+   * request index).
+   */
+  private maybeCommitRequestedSnapshotIndex(m: Message, pr: Progress): void {
+    const index = m.requestSnapshot;
+    // Only an entry of our own term makes the Log Matching argument above.
+    if (index > this.raftLog.lastIndex() || !this.raftLog.matchTerm(index, this.term)) return;
+    if (!pr.maybeUpdate(index)) return;
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      if (!this.skipBcastCommit) this.bcastAppend();
     }
   }
 

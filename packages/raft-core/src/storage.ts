@@ -69,7 +69,12 @@ export class SnapshotTemporarilyUnavailableError extends StorageError {
  * - `term(i)` throws CompactedError if i < firstIndex()-1 and
  *   UnavailableError if i > lastIndex().
  * - `snapshot(requestIndex, to)` throws SnapshotTemporarilyUnavailableError
- *   while a snapshot is being prepared.
+ *   while a snapshot is being prepared. A non-zero requestIndex is a
+ *   follower's requestSnapshot: the snapshot must be at or above it
+ *   (raft-rs), so a host that snapshots its applied state answers
+ *   "temporarily unavailable" until it has applied that far (the leader
+ *   counts the request toward commit, so it gets there). MemoryStorage
+ *   ignores requestIndex and returns its stored snapshot.
  * - Everything raft reads here must be durable (or, with asynchronous
  *   persistence, at least accepted for writing in order).
  */

@@ -37,6 +37,7 @@ import {
   MemoryStorage,
   RaftError,
   RawNode,
+  SnapshotTemporarilyUnavailableError,
   StorageError,
   emptyConfState,
   entryConfChange,
@@ -105,9 +106,16 @@ class EnvStorage extends MemoryStorage {
     return st === undefined || st.index === 0 ? base : { hardState: base.hardState, confState: st.confState };
   }
 
+  /**
+   * snapshot follows raft-rs's contract for a requested snapshot: its index
+   * is at least requestIndex. A host generates one from its applied state
+   * (TiKV), so until the state machine reaches requestIndex it answers
+   * "temporarily unavailable" and raft retries later.
+   */
   override snapshot(requestIndex = 0, to = 0): Snapshot {
     const st = this.current?.();
     if (st === undefined || st.index === 0) return super.snapshot(requestIndex, to);
+    if (st.index < requestIndex) throw new SnapshotTemporarilyUnavailableError();
     return { data: bytes(st.data), metadata: { index: st.index, term: st.term, confState: st.confState } };
   }
 }
