@@ -13,6 +13,7 @@ import { serveReads } from '../operation/query';
 import { applyCommitted, handleReadyBeforePersist } from '../operation/ready/ready';
 import { sendRaft } from '../operation/send';
 import { guardStorage } from '../storage-fault';
+import { err } from '../operation/command/command';
 
 /** PeerReady is one peer's Ready of this round. */
 interface PeerReady {
@@ -174,13 +175,28 @@ function applyRound(ctx: StoreContext, readies: PeerReady[]): AppliedRound {
       out.needApplyAdvance.push(peer);
     }
   }
-  if (!apply.batch.batch.isEmpty) {
-    const t0 = ctx.now();
-    ctx.sm.write(apply.batch.batch);
-    ctx.metrics.kvWrites++;
-    ctx.metrics.observeApply(ctx.now() - t0);
-  }
+  if (!apply.batch.batch.isEmpty) writeApplied(ctx, apply, out);
   return out;
+}
+
+/**
+ * writeApplied commits the round's applies in one KV transaction. When the
+ * write fails (a full disk), nothing of it is on disk: the answers it would
+ * have released become Undetermined, with the reason, since their entries
+ * are durable in the log and apply again when the store restarts; then the
+ * error goes on up (the store stops, storage-fault.ts).
+ */
+function writeApplied(ctx: StoreContext, apply: ApplyContext, out: AppliedRound): void {
+  const t0 = ctx.now();
+  try {
+    ctx.sm.write(apply.batch.batch);
+  } catch (e) {
+    const why = `applying it failed: ${(e as Error).message}`;
+    for (const r of out.responses.splice(0)) r.cb(err.undetermined(r.regionId, why));
+    throw e;
+  }
+  ctx.metrics.kvWrites++;
+  ctx.metrics.observeApply(ctx.now() - t0);
 }
 
 function newApplyContext(ctx: StoreContext, out: AppliedRound): ApplyContext {

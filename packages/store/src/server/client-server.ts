@@ -69,6 +69,24 @@ export function bearerTokenMatches(req: http.IncomingMessage, token: string): bo
   return timingSafeEqual(given, want) && m !== null;
 }
 
+/** CLOSE_GRACE_MS bounds how long close() waits for a client to answer its close frame. */
+const CLOSE_GRACE_MS = 1000;
+
+function closeGracefully(c: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    if (c.readyState === c.CLOSED) return resolve();
+    const timer = setTimeout(() => {
+      c.terminate();
+      resolve();
+    }, CLOSE_GRACE_MS);
+    c.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    c.close(1001, 'store stopping');
+  });
+}
+
 /** refuseUpgrade answers a WebSocket upgrade with an HTTP error status and closes the socket: no frame is ever read. */
 export function refuseUpgrade(socket: Duplex, status: 401 | 404 | 503, message: string): void {
   const body = JSON.stringify({ error: message });
@@ -142,8 +160,15 @@ export class ClientServer {
     });
   }
 
+  /**
+   * close ends each client connection with a close frame (1001, going away)
+   * sent after the answers already queued on it, so a caller of a stopping
+   * store reads its answer (Unavailable "store is shutting down", or why a
+   * storage failure stopped the store) rather than a dropped socket. A
+   * connection whose peer has not closed within CLOSE_GRACE_MS is cut.
+   */
   async close(): Promise<void> {
-    for (const c of this.wss.clients) c.terminate();
+    await Promise.all([...this.wss.clients].map(closeGracefully));
     await new Promise<void>((r) => this.wss.close(() => r()));
     await new Promise<void>((r) => this.http.close(() => r()));
   }

@@ -8,6 +8,7 @@ import { err } from './command';
 
 /** Response is a proposal's answer, collected during apply and delivered after the round's KV write. */
 export interface Response {
+  regionId: number;
   cb: Callback;
   result: CommandResult;
   at: number;
@@ -63,11 +64,11 @@ export function matchProposal(peer: Peer, index: number, term: number, result: C
     const next = q[0];
     assert(next === undefined || next.index > head.index, `region ${peer.regionId}: proposal queue not ascending (${head.index}, ${next?.index})`);
     if (head.index === index && head.term === term) {
-      out.push({ cb: head.cb, result, at: head.proposedAtMs });
+      out.push({ regionId: peer.regionId, cb: head.cb, result, at: head.proposedAtMs });
       return;
     }
     // The entry at head.index was replaced by another leader's entry.
-    out.push({ cb: head.cb, result: err.stale(), at: head.proposedAtMs });
+    out.push({ regionId: peer.regionId, cb: head.cb, result: err.stale(), at: head.proposedAtMs });
   }
 }
 
