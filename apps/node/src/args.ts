@@ -68,6 +68,12 @@ export function intFlag(min: number, max: number): z.ZodType<number> {
   return z.preprocess(fromText, z.number({ message: msg }).int({ message: msg }).min(min, { message: msg }).max(max, { message: msg })) as z.ZodType<number>;
 }
 
+/** fractionFlag: a number in (0, 1], from text or a JSON number (a ratio such as --low-space-ratio). */
+export function fractionFlag(): z.ZodType<number> {
+  const msg = 'expected a number greater than 0 and at most 1';
+  return z.preprocess(fromText, z.number({ message: msg }).gt(0, { message: msg }).max(1, { message: msg })) as z.ZodType<number>;
+}
+
 /** hostPortFlag: host:port with a port in 0..65535 (0 only when allowZero). */
 export function hostPortFlag(allowZero = false): z.ZodType<string> {
   return z.string().refine(

@@ -46,7 +46,7 @@ export function topHelp(): string {
     '',
     'Run `flotilla <command> --help` for the flags of a command. Flags may also come from',
     'FLOTILLA_<FLAG> environment variables and a --config JSON file (flags win, then env, then the file).',
-    'Exit status: 0 ok, 1 runtime failure, 2 usage error.',
+    'Exit status: 0 ok, 1 runtime failure, 2 usage error; flotilla store: 3 damaged database or failing disk, 4 disk full.',
     '',
   ].join('\n');
 }

@@ -23,8 +23,14 @@ export interface Command {
   run(ctx: CommandContext): Promise<number>;
 }
 
-/** EXIT codes: 0 ok, 1 runtime failure, 2 usage error. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+/**
+ * EXIT codes: 0 ok, 1 runtime failure, 2 usage error; `flotilla store`
+ * also exits 3 when a database is damaged or its device fails (restarting
+ * cannot help until it is restored or replaced) and 4 when the disk is full
+ * (free space, then restart). A supervisor can tell them apart, e.g.
+ * systemd's RestartPreventExitStatus=3 4.
+ */
+export const EXIT = { ok: 0, failure: 1, usage: 2, storage: 3, diskFull: 4 } as const;
 
 /**
  * waitForShutdown resolves on the first SIGINT or SIGTERM after running

@@ -79,9 +79,19 @@ export const regionsCommand: Command = {
   },
 };
 
+/**
+ * available renders a store's available disk with its share of capacity,
+ * marked "low space" when placement places no new replica there.
+ */
+function available(s: { stats?: { capacityBytes: number; availableBytes: number }; lowSpace?: boolean }): string {
+  if (!s.stats || s.stats.capacityBytes <= 0) return '-';
+  const pct = Math.floor((s.stats.availableBytes / s.stats.capacityBytes) * 100);
+  return `${formatBytes(s.stats.availableBytes)} (${pct}%)${s.lowSpace ? ' low space' : ''}`;
+}
+
 const storesSpec: CommandSpec = {
   path: ['stores'],
-  summary: 'List every store: address, state, Region and leader counts, last heartbeat, capacity.',
+  summary: 'List every store: address, state, Region and leader counts, last heartbeat, disk capacity, used and available.',
   positionals: [],
   flags: [...targetFlags, { name: 'json', type: 'boolean', description: 'print JSON instead of a table', schema: boolFlag() }],
   examples: ['flotilla stores'],
@@ -100,7 +110,7 @@ export const storesCommand: Command = {
       const now = Date.now();
       ctx.io.stdout.write(
         table(
-          ['STORE', 'ADDRESS', 'RAFT ADDRESS', 'STATE', 'REGIONS', 'LEADERS', 'LAST HEARTBEAT', 'USED', 'AVAILABLE'],
+          ['STORE', 'ADDRESS', 'RAFT ADDRESS', 'STATE', 'REGIONS', 'LEADERS', 'LAST HEARTBEAT', 'CAPACITY', 'USED', 'AVAILABLE'],
           stores.map((s) => [
             s.id,
             s.address,
@@ -109,8 +119,9 @@ export const storesCommand: Command = {
             s.regionCount,
             s.leaderCount,
             `${Math.max(0, Math.round((now - s.lastHeartbeatMs) / 1000))}s ago`,
+            s.stats && s.stats.capacityBytes > 0 ? formatBytes(s.stats.capacityBytes) : '-',
             s.stats ? formatBytes(s.stats.usedBytes) : '-',
-            s.stats ? formatBytes(s.stats.availableBytes) : '-',
+            available(s),
           ]),
         ) + `${stores.length} store${stores.length === 1 ? '' : 's'}\n`,
       );

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ProfileName, StoreHandle, StoreOptions, storeConfigOverridesSchema } from '@flotilla/store';
-import { boolFlag, enumFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, type CommandSpec } from '../args';
+import { boolFlag, enumFlag, fractionFlag, hostPortFlag, hostPortListFlag, intFlag, pathFlag, required, type CommandSpec } from '../args';
 import { EXIT, waitForShutdown, type Command } from '../command';
+import { reportStorageFailure, serveUntilStopped } from '../storage-exit';
 import { serverSecurity, serverSecurityFlags, storeSecurity, storeSecurityFlags } from '../security';
 
 // `flotilla placement` and `flotilla store`: the two long-running server
@@ -20,6 +21,7 @@ const placementSpec: CommandSpec = {
     { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'address to serve on (port 0 picks a free port)', default: '127.0.0.1:20160', schema: hostPortFlag(true) },
     { name: 'max-replicas', type: 'string', placeholder: 'N', description: 'replicas per Region the replica checker maintains', default: '3', schema: intFlag(1, 7) },
     { name: 'max-store-down-time-ms', type: 'string', placeholder: 'MS', description: 'a store silent this long is down and its replicas are replaced (default: the placement default, 30 min)', schema: intFlag(1000, 7 * 24 * 3600 * 1000) },
+    { name: 'low-space-ratio', type: 'string', placeholder: 'RATIO', description: "a store with less than (1 - RATIO) of its disk available is low on space and gets no new replica (TiKV PD's low-space-ratio)", default: '0.8', schema: fractionFlag() },
     ...serverSecurityFlags,
   ],
   examples: ['flotilla placement --data-dir ./data/placement --listen 127.0.0.1:20160'],
@@ -37,6 +39,7 @@ export const placementCommand: Command = {
       listen: ctx.parsed.values['listen'] as string,
       maxReplicas: ctx.parsed.values['maxReplicas'] as number,
       ...(ctx.parsed.values['maxStoreDownTimeMs'] !== undefined ? { maxStoreDownTimeMs: ctx.parsed.values['maxStoreDownTimeMs'] as number } : {}),
+      lowSpaceRatio: ctx.parsed.values['lowSpaceRatio'] as number,
       logger: ctx.logger,
     });
     ctx.io.stdout.write(JSON.stringify({ service: 'placement', address: server.address, httpUrl: server.httpUrl, wsUrl: server.wsUrl, clusterId: server.clusterId, pid: process.pid, dataDir }) + '\n');
@@ -142,12 +145,16 @@ export const storeCommand: Command = {
     try {
       handle = await startStore(opts);
     } catch (err) {
+      // A damaged database refused on open, a disk too full to recover: a message and EXIT.storage / EXIT.diskFull.
+      const storageExit = reportStorageFailure(err, ctx);
+      if (storageExit !== undefined) return storageExit;
       // A refusal of this configuration or data dir (docs/operations.md): retrying cannot help, so the usage status.
       if (!(err instanceof StoreStartError)) throw err;
       ctx.io.stderr.write(`flotilla store: ${err.message}\n`);
       return EXIT.usage;
     }
     ctx.io.stdout.write(JSON.stringify({ service: 'store', storeId: handle.storeId, address: handle.address, raftAddress: handle.raftAddress, statusUrl: `${sec.tls ? 'https' : 'http'}://${handle.address}/status`, pid: process.pid, dataDir }) + '\n');
-    return waitForShutdown(ctx, () => handle.close());
+    // Until a signal, or a storage failure that stops the store (exit 3 or 4 with its message).
+    return serveUntilStopped(ctx, handle);
   },
 };
