@@ -89,6 +89,13 @@ describe('a store restarted while placement is down', () => {
       expect(restarted.out.stderr).toContain('placement unreachable');
       const status = await httpJson<{ regions: number }>(`http://${follower.address}/status`);
       expect(status.regions).toBeGreaterThanOrEqual(1);
+      // It rejoins its Region: the leader cannot dial its new raft port (placement is down), so the
+      // restarted store dials the leader from its address book, within an election timeout or two.
+      const leaderPeerId = region.leader!.id;
+      await waitFor('the restarted store to follow the leader again', async () => {
+        const [mine, theirs] = await Promise.all([httpJson<RegionView & { leaderId: number }>(`http://${follower.address}/regions/${regionId}`), httpJson<RegionView>(`http://${leader.address}/regions/${regionId}`)]);
+        return mine.leaderId === leaderPeerId && mine.appliedIndex >= theirs.commitIndex;
+      }, 20_000);
 
       // With the other follower down too, every commit needs the restarted store: writes and reads still work.
       other.child.kill('SIGKILL');
