@@ -28,14 +28,14 @@ export async function openEngines(dataDir: string, config: StoreConfig, logger: 
   try {
     log = LogEngine.open({ path: logPath, integrityFullMaxBytes });
   } catch (e) {
-    throw asStoreStorageError(e, undefined, dataDir) ?? e;
+    throw asStoreStorageError(e, undefined, dataDir, 'start') ?? e;
   }
   let sm: KvEngineStateMachine;
   try {
     sm = new KvEngineStateMachine(kvPath, (regionId, index) => log.term(regionId, index), { integrityFullMaxBytes });
   } catch (e) {
     await log.close();
-    throw asStoreStorageError(e, undefined, dataDir) ?? e;
+    throw asStoreStorageError(e, undefined, dataDir, 'start') ?? e;
   }
   for (const r of [log.integrity, sm.engine.integrity]) {
     if (r !== undefined && r.mode !== 'new') logger.info({ file: r.file, mode: r.mode, bytes: r.bytes, ms: r.ms }, 'database checked on open');

@@ -58,16 +58,18 @@ export function remedyFor(kind: StorageFaultKind, dir: string): string {
  * a StorageCorruptError from the integrity check, or a raw SQLite or file
  * system error with a fault code) into a StoreStorageError; anything else
  * gives undefined, so the caller rethrows it as it was. `dataDir` is the
- * store's directory: the path of an error that names no file.
+ * store's directory: the path of an error that names no file. `phase`
+ * words the message: a store that 'start'ed refuses to start, a running
+ * one stopped.
  */
-export function asStoreStorageError(e: unknown, storeId: number | undefined, dataDir: string): StoreStorageError | undefined {
+export function asStoreStorageError(e: unknown, storeId: number | undefined, dataDir: string, phase: 'start' | 'run' = 'run'): StoreStorageError | undefined {
   if (e instanceof StoreStorageError) return e;
   const kind = storageFaultKind(e);
   if (kind === undefined) return undefined;
   const typed = e instanceof StorageFaultError || e instanceof StorageCorruptError || e instanceof StorageOpenError;
   const path = typed ? e.path : dataDir;
   const who = storeId === undefined ? 'store' : `store ${storeId}`;
-  const what = e instanceof StorageCorruptError || e instanceof StorageOpenError ? 'refuses to start' : 'stopped';
+  const what = phase === 'start' || e instanceof StorageCorruptError || e instanceof StorageOpenError ? 'refuses to start' : 'stopped';
   return new StoreStorageError(kind, path, `${who} ${what}: ${(e as Error).message}`, remedyFor(kind, typed ? dirname(path) : dataDir), e);
 }
 

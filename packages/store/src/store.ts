@@ -78,7 +78,7 @@ export class Store {
     try {
       fn();
     } catch (e) {
-      throw asStoreStorageError(e, this.ctx.storeId, dirname(this.ctx.log.options.path)) ?? e;
+      throw asStoreStorageError(e, this.ctx.storeId, dirname(this.ctx.log.options.path), 'start') ?? e;
     }
   }
 
