@@ -25,13 +25,14 @@ export interface IntegrityCheck {
 }
 
 /**
- * DEFAULT_INTEGRITY_FULL_MAX_BYTES: 256 MiB. quick_check measured on the
- * shared 2-core test machine (docs/storage.md): about 0.3-0.4 s per 100 MB
- * when the file is in the page cache, about 2 s per 100 MB cold. So the
- * default costs a store at most about 1 s warm / 5 s cold per database on
- * start; past it the check is bounded.
+ * DEFAULT_INTEGRITY_FULL_MAX_BYTES: 128 MiB. quick_check on opening a
+ * 100 MB database, measured on the shared 2-core test machine under load
+ * (`pnpm bench:open-check`, docs/storage.md): 0.3-1.0 s with the file in the
+ * page cache, 3.3-3.8 s cold. So the whole check costs a store at most about
+ * 1.3 s warm / 5 s cold per database on start there (less on a fast SSD);
+ * past the bound the check is bounded (milliseconds).
  */
-export const DEFAULT_INTEGRITY_FULL_MAX_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_INTEGRITY_FULL_MAX_BYTES = 128 * 1024 * 1024;
 
 /** IntegrityReport says what the check on opening did (hosts log it). */
 export interface IntegrityReport {

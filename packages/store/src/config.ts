@@ -1,3 +1,4 @@
+import { DEFAULT_INTEGRITY_FULL_MAX_BYTES } from '@flotilla/log-engine';
 import { z } from 'zod';
 
 /**
@@ -117,7 +118,7 @@ export const PRODUCTION: StoreConfig = {
   logDeferMaxBytes: 1024 * 1024,
   maxPendingReadsPerPeer: 16_384,
   maxTombstones: 100_000,
-  integrityCheckFullMaxBytes: 256 * 1024 * 1024,
+  integrityCheckFullMaxBytes: DEFAULT_INTEGRITY_FULL_MAX_BYTES,
 };
 
 export const DEMO: StoreConfig = {
