@@ -48,3 +48,19 @@ describe('the raft-port flags', () => {
     expect(help.stdout).toContain('--tls-client-auth');
   }, 60_000);
 });
+
+describe('addresses for real deployments', () => {
+  it('refuses to bind every interface without an address to announce, naming the flag to add (exit 2, nothing created)', async () => {
+    const d = join(dir, 'wild');
+    const listen = await runCli(['store', '--placement', '127.0.0.1:9', '--data-dir', d, '--listen', '0.0.0.0:0', '--cluster-secret', 'a-real-cluster-secret-123']);
+    expect(listen.code).toBe(2);
+    expect(listen.stderr).toContain('--listen 0.0.0.0:0 binds every interface');
+    expect(listen.stderr).toContain('add --advertise HOST:PORT');
+    const raft = await runCli(['store', '--placement', '127.0.0.1:9', '--data-dir', d, '--listen', '127.0.0.1:0', '--raft-listen', '0.0.0.0:0', '--cluster-secret', 'a-real-cluster-secret-123']);
+    expect(raft.code).toBe(2);
+    expect(raft.stderr).toContain('add --advertise-raft HOST:PORT');
+    expect(() => statSync(d)).toThrow();
+    const help = await runCli(['store', '--help']);
+    expect(help.stdout).toContain('--advertise-raft HOST:PORT');
+  }, 60_000);
+});

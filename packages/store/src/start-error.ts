@@ -15,7 +15,9 @@ export type StoreStartErrorCode =
   /** MissingIdentity: the data dir holds databases but no store.json. */
   | 'MissingIdentity'
   /** UnreadableIdentity: store.json is not valid. */
-  | 'UnreadableIdentity';
+  | 'UnreadableIdentity'
+  /** WildcardAddress: a listener bound to every interface with no address to announce for it. */
+  | 'WildcardAddress';
 
 /**
  * StoreStartError is startStore's typed refusal. It is thrown before the

@@ -4,6 +4,7 @@ import { PlacementClient, PlacementError, type StoreMeta } from '@flotilla/place
 import { WsTransport, type Transport } from '@flotilla/transport';
 import { AddressBook, resolveFromPlacement } from './address-book';
 import { clusterSecret, DEVELOPMENT_CLUSTER_SECRET, loopbackOnly, type NamedAddress } from './cluster-secret';
+import { checkAdvertised } from './advertise';
 import { resolveConfig, type ProfileName, type StoreConfig } from './config';
 import { diskUsageOf } from './disk-usage';
 import { joinCluster, markRegistered, type Joined } from './identity';
@@ -21,6 +22,8 @@ export interface StoreOptions {
   /** raftListen is host:port for store-to-store raft traffic (default: same host, any port). */
   raftListen?: string;
   advertise?: string;
+  /** advertiseRaft is the raft address other stores dial (default: the bound raft address); required when --raft-listen binds every interface. */
+  advertiseRaft?: string;
   placement: string;
   /**
    * clusterSecret authenticates this store to its peers (the raft
@@ -104,6 +107,7 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const config = resolveConfig(opts.profile ?? 'production', { ...(opts.config ?? {}), ...(opts.tickIntervalMs ? { tickIntervalMs: opts.tickIntervalMs } : {}) });
   const listen = parseHostPort(opts.listen, '--listen');
   const raftListen = parseHostPort(opts.raftListen ?? `${listen.host}:0`, '--raft-listen');
+  checkAdvertised(opts, listen.host, raftListen.host);
   const secret = opts.transportFactory ? undefined : clusterSecret(opts.clusterSecret, boundAndDialed(opts, raftListen));
   mkdirSync(opts.dataDir, { recursive: true });
   const pd: PlacementApi = opts.placementClient ?? newPlacementClient(opts);
@@ -158,6 +162,7 @@ function boundAndDialed(opts: StoreOptions, raftListen: { host: string; port: nu
     { what: '--listen', address: opts.listen },
     { what: opts.raftListen ? '--raft-listen' : '--raft-listen (default: the --listen host)', address: `${raftListen.host}:${raftListen.port}` },
     ...(opts.advertise ? [{ what: '--advertise', address: opts.advertise }] : []),
+    ...(opts.advertiseRaft ? [{ what: '--advertise-raft', address: opts.advertiseRaft }] : []),
     ...(opts.placementClient ? [] : placementAddresses(opts).map((address) => ({ what: '--placement', address }))),
   ];
 }
@@ -214,7 +219,7 @@ async function startNetwork(
     await server.close();
     throw e;
   }
-  const raftAddress = transport instanceof WsTransport ? transport.address : `local:${joined.storeId}`;
+  const raftAddress = transport instanceof WsTransport ? (opts.advertiseRaft ?? transport.address) : `local:${joined.storeId}`;
   return {
     transport,
     raftAddress,
