@@ -107,8 +107,8 @@ export async function startStore(opts: StoreOptions): Promise<StoreHandle> {
   const config = resolveConfig(opts.profile ?? 'production', { ...(opts.config ?? {}), ...(opts.tickIntervalMs ? { tickIntervalMs: opts.tickIntervalMs } : {}) });
   const listen = parseHostPort(opts.listen, '--listen');
   const raftListen = parseHostPort(opts.raftListen ?? `${listen.host}:0`, '--raft-listen');
-  checkAdvertised(opts, listen.host, raftListen.host);
   const secret = opts.transportFactory ? undefined : clusterSecret(opts.clusterSecret, boundAndDialed(opts, raftListen));
+  checkAdvertised(opts, listen.host, raftListen.host);
   mkdirSync(opts.dataDir, { recursive: true });
   const pd: PlacementApi = opts.placementClient ?? newPlacementClient(opts);
   // Which cluster this dir belongs to comes first: it reads store.json and asks placement, and writes nothing if it refuses.
