@@ -46,7 +46,8 @@ export class StoreContext {
   readonly transport: Transport;
   readonly pd: PlacementApi;
   readonly logger: StoreLogger;
-  readonly raftLogger: RaftLogger;
+  /** raftLoggerFor gives one peer's RawNode its logger (see the constructor). */
+  readonly raftLoggerFor: (regionId: number) => RaftLogger;
   readonly metrics = new StoreMetrics();
   readonly now: () => number;
   /** monoNow: a monotonic clock for the leader lease (wall-clock steps must not stretch a lease). */
@@ -86,13 +87,15 @@ export class StoreContext {
     this.diskUsage = deps.diskUsage ?? (() => undefined);
     this.logger = deps.logger ?? silentLogger;
     const l = this.logger;
-    this.raftLogger = {
+    // raft-core names peers by peer ID only ("newRaft 7 [...]"); every line
+    // it logs gets the Region ID bound here, so an operator can grep one Region.
+    this.raftLoggerFor = (regionId) => ({
       debug: () => {},
-      info: (msg, fields) => l.info({ ...fields }, msg),
-      warn: (msg, fields) => l.warn({ ...fields }, msg),
-      error: (msg, fields) => l.error({ ...fields }, msg),
+      info: (msg, fields) => l.info({ regionId, ...fields }, msg),
+      warn: (msg, fields) => l.warn({ regionId, ...fields }, msg),
+      error: (msg, fields) => l.error({ regionId, ...fields }, msg),
       isDebugEnabled: () => false,
-    };
+    });
     this.now = deps.now ?? Date.now;
     this.monoNow = deps.now ?? (() => performance.now());
     this.random = newSeededRandom(deps.seed ?? (deps.storeId * 7919 + (Date.now() & 0xffff)));

@@ -50,7 +50,7 @@ function ensureLogMatchesApply(ctx: StoreContext, regionId: number, apply: Apply
 }
 
 export function startPeer(ctx: StoreContext, peer: Peer): void {
-  peer.start(ctx.config, ctx.log.storage(peer.regionId), ctx.sm, ctx.random, ctx.raftLogger);
+  peer.start(ctx.config, ctx.log.storage(peer.regionId), ctx.sm, ctx.random, ctx.raftLoggerFor(peer.regionId));
   ctx.peers.set(peer.regionId, peer);
   ctx.metrics.regions = ctx.peers.size;
 }
