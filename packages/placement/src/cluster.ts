@@ -23,7 +23,7 @@ import type {
   StoreStats,
 } from './types';
 import { OperatorController, type StoreInfluence } from './schedule/operator-controller';
-import type { ClusterView, Scheduler } from './schedule/scheduler';
+import { isLiveState, type ClusterView, type Scheduler } from './schedule/scheduler';
 import { ReplicaChecker, type ReplicaCheckerOptions } from './schedule/replica-checker';
 import { BalanceLeader, type BalanceLeaderOptions } from './schedule/balance-leader';
 import { BalanceRegion, type BalanceRegionOptions } from './schedule/balance-region';
@@ -84,6 +84,8 @@ export interface ClusterOptions {
 interface StoreRecord {
   meta: StoreMeta;
   tombstone: boolean;
+  /** offline: being removed (offlineStore); its peers move away, then it becomes a tombstone. Persisted. */
+  offline: boolean;
   lastHeartbeatMs: number;
   stats?: StoreStats;
 }
@@ -112,6 +114,8 @@ export class PlacementCluster implements ClusterView {
   private readonly leadersByStore = new Map<number, Set<number>>();
   /** splitAtMs: when each Region was last seen coming out of a split (the merge checker leaves it alone for a while). Not persisted. */
   private readonly splitAtMs = new Map<number, number>();
+  /** regionHeartbeatAtMs: when each Region's leader last reported (`flotilla region ID`). Not persisted. */
+  private readonly regionHeartbeatAtMs = new Map<number, number>();
   /** reportedSinceStart: Regions whose leader (or a split/bootstrap) reported since this process started. */
   private readonly reportedSinceStart = new Set<number>();
   /** dirtyRegions: Regions whose meta changed (or that are gone: null) since the last flush. */
@@ -160,9 +164,9 @@ export class PlacementCluster implements ClusterView {
     this.ids = new IdAllocator(state.meta.idHighWater, (hw) => storage.saveIdHighWater(hw), opts.idStep ?? 1000);
     const now = this.clock();
     for (const s of state.stores) {
-      const { tombstone, ...rest } = s;
+      const { tombstone, offline, ...rest } = s;
       // Liveness is not persisted: a store is given a fresh grace period after a placement restart.
-      this.stores.set(s.id, { meta: { id: rest.id, address: rest.address, ...(rest.labels ? { labels: rest.labels } : {}) }, tombstone, lastHeartbeatMs: now, ...(rest.stats ? { stats: rest.stats } : {}) });
+      this.stores.set(s.id, { meta: { id: rest.id, address: rest.address, ...(rest.labels ? { labels: rest.labels } : {}) }, tombstone, offline: offline === true, lastHeartbeatMs: now, ...(rest.stats ? { stats: rest.stats } : {}) });
     }
     for (const lost of this.tree.load(state.regions)) {
       this.logger.warn({ regionId: lost.region.id }, 'persisted region overlaps a newer one; dropped');
@@ -198,9 +202,9 @@ export class PlacementCluster implements ClusterView {
     if (!s) return undefined;
     if (s.tombstone) return 'tombstone';
     const age = this.clock() - s.lastHeartbeatMs;
-    if (age < this.storeDisconnectMs) return 'up';
-    if (age < this.maxStoreDownTimeMs) return 'disconnected';
-    return 'down';
+    if (age >= this.maxStoreDownTimeMs) return 'down';
+    if (s.offline) return 'offline';
+    return age < this.storeDisconnectMs ? 'up' : 'disconnected';
   }
   isLowSpace(storeId: number): boolean {
     const st = this.stores.get(storeId)?.stats;
@@ -240,6 +244,10 @@ export class PlacementCluster implements ClusterView {
   lastSplitMs(regionId: number): number | undefined {
     return this.splitAtMs.get(regionId);
   }
+  /** lastHeartbeatMs: when the Region's leader last reported since placement started (undefined: not since). */
+  lastHeartbeatMs(regionId: number): number | undefined {
+    return this.regionHeartbeatAtMs.get(regionId);
+  }
   influence(): Map<number, StoreInfluence> {
     return this.operators.influence();
   }
@@ -248,10 +256,7 @@ export class PlacementCluster implements ClusterView {
   }
 
   /** isStoreLive: the store still serves its peers (up or disconnected). */
-  private readonly isStoreLive = (storeId: number): boolean => {
-    const s = this.storeState(storeId);
-    return s === 'up' || s === 'disconnected';
-  };
+  private readonly isStoreLive = (storeId: number): boolean => isLiveState(this.storeState(storeId));
   /**
    * isStoreLiveForQuorum: liveness is not persisted, so after a restart every
    * store gets a grace period; one not heard from since then must not count
@@ -403,7 +408,7 @@ export class PlacementCluster implements ClusterView {
     if (region.peers.some((x) => x.role !== 'voter')) throw new PlacementError(PlacementErrorCode.InvalidArgument, 'bootstrap params: region.peers: the first region has voters only');
     // The caller's IDs should come from allocId; make sure they can never be handed out again anyway.
     this.ids.reserveBelow(Math.max(store.id, region.id, ...region.peers.map((x) => x.id)));
-    const record: StoreRecord = { meta: { ...store }, tombstone: false, lastHeartbeatMs: this.clock() };
+    const record: StoreRecord = { meta: { ...store }, tombstone: false, offline: false, lastHeartbeatMs: this.clock() };
     this.heardSinceStart.add(store.id);
     const info: RegionInfo = { region, approximateSizeBytes: 0, approximateKeys: 0, downPeers: [], pendingPeers: [] };
     this.storage.saveBootstrap(this.persistedStore(record), info);
@@ -418,7 +423,7 @@ export class PlacementCluster implements ClusterView {
   }
 
   private persistedStore(r: StoreRecord): PersistedStore {
-    return { ...r.meta, tombstone: r.tombstone, ...(r.stats ? { stats: r.stats } : {}) };
+    return { ...r.meta, tombstone: r.tombstone, ...(r.offline ? { offline: true } : {}), ...(r.stats ? { stats: r.stats } : {}) };
   }
 
   /** putStore registers a store or updates its address/labels (synchronously persisted). */
@@ -433,7 +438,7 @@ export class PlacementCluster implements ClusterView {
     }
     const record: StoreRecord = existing
       ? { ...existing, meta: { ...meta } }
-      : { meta: { ...meta }, tombstone: false, lastHeartbeatMs: this.clock() };
+      : { meta: { ...meta }, tombstone: false, offline: false, lastHeartbeatMs: this.clock() };
     this.heardSinceStart.add(meta.id);
     this.storage.saveStore(this.persistedStore(record));
     this.stores.set(meta.id, record);
@@ -453,6 +458,54 @@ export class PlacementCluster implements ClusterView {
       this.logger.warn({ storeId }, 'store removed (tombstone)');
     }
     return this.storeInfo(storeId)!;
+  }
+
+  /**
+   * offlineStore starts removing a store (PD's `store delete`): the store
+   * goes offline, the replica checker moves each of its peers to another
+   * store (leaders are transferred first), and the scheduling round that
+   * finds it holding no peer makes it a tombstone (finishRemovals). A store
+   * holding nothing becomes a tombstone at once. Refused while too few other
+   * stores are live to hold maxReplicas voters: the drain could never finish.
+   */
+  offlineStore(storeId: number): StoreInfo {
+    this.requireBootstrapped();
+    const r = this.stores.get(storeId);
+    if (!r) throw new PlacementError(PlacementErrorCode.StoreNotFound, `store ${storeId} not found`);
+    if (r.tombstone || r.offline) return this.storeInfo(storeId)!;
+    if (this.regionCountOf(storeId) > 0) {
+      const others = [...this.stores.keys()].filter((id) => id !== storeId && (this.storeState(id) === 'up' || this.storeState(id) === 'disconnected'));
+      if (others.length < this.maxReplicas) {
+        throw new PlacementError(
+          PlacementErrorCode.InvalidArgument,
+          `store ${storeId} holds ${this.regionCountOf(storeId)} Region peers and only ${others.length} other live store${others.length === 1 ? '' : 's'} could take them, fewer than max-replicas ${this.maxReplicas}: add a store first (or lower --max-replicas)`,
+        );
+      }
+    }
+    const next: StoreRecord = { ...r, offline: true };
+    this.storage.saveStore(this.persistedStore(next));
+    this.stores.set(storeId, next);
+    this.logger.warn({ storeId, regions: this.regionCountOf(storeId) }, 'store going offline: moving its peers away, then it becomes a tombstone');
+    this.finishRemovals();
+    return this.storeInfo(storeId)!;
+  }
+
+  /**
+   * finishRemovals makes a tombstone of every offline store that holds no
+   * peer by placement's Region tree and that no operator in flight is
+   * adding a peer to. Runs before each scheduling round.
+   */
+  private finishRemovals(): void {
+    let influence: Map<number, StoreInfluence> | undefined;
+    for (const [id, r] of this.stores) {
+      if (!r.offline || r.tombstone || this.regionCountOf(id) > 0) continue;
+      influence ??= this.operators.influence();
+      if ((influence.get(id)?.regions ?? 0) > 0) continue;
+      const next: StoreRecord = { ...r, tombstone: true };
+      this.storage.saveStore(this.persistedStore(next));
+      this.stores.set(id, next);
+      this.logger.warn({ storeId: id }, 'store drained: it holds no peer; now a tombstone (stop its process; its data dir may be wiped)');
+    }
   }
 
   /** storeHeartbeat refreshes a store's liveness and stats (kept in memory; liveness is re-derived after a restart). */
@@ -487,6 +540,7 @@ export class PlacementCluster implements ClusterView {
     this.heardSinceStart.add(hb.leader.storeId);
     const current = this.applyRegion(info, true);
     if (current === null) return { stale: true };
+    this.regionHeartbeatAtMs.set(hb.region.id, this.clock());
     const operator = this.operators.onHeartbeat(current, this.clock(), this.isStoreLive, this.isStoreLiveForQuorum);
     return operator ? { stale: false, operator } : { stale: false };
   }
@@ -538,6 +592,7 @@ export class PlacementCluster implements ClusterView {
           this.markDirty(old.region.id, null);
           this.statsPersistedAtMs.delete(old.region.id);
           this.splitAtMs.delete(old.region.id);
+          this.regionHeartbeatAtMs.delete(old.region.id);
           this.operators.onRegionReplaced(old.region.id, info.region.id);
         }
       }
@@ -672,6 +727,7 @@ export class PlacementCluster implements ClusterView {
     if (!this.bootstrapped || this.closed) return 0;
     const now = this.clock();
     this.operators.expire(now);
+    this.finishRemovals();
     let added = 0;
     const isLive = this.isStoreLiveForQuorum;
     for (const s of this.schedulers) {

@@ -16,6 +16,12 @@ export const PlacementErrorCode = {
   StoreNotFound: 'StoreNotFound',
   /** StoreTombstone: the store was removed and may not come back under the same ID. */
   StoreTombstone: 'StoreTombstone',
+  /** RegionNotFound: no Region has that ID (admin requests). */
+  RegionNotFound: 'RegionNotFound',
+  /** OperatorNotFound: the Region has no operator in flight to cancel. */
+  OperatorNotFound: 'OperatorNotFound',
+  /** OperatorRefused: an operator asked for by hand failed the controller's checks (another operator holds the Region, it is unsafe); the message says which. */
+  OperatorRefused: 'OperatorRefused',
   /** StaleRegion: a reported Region is older than what placement knows. */
   StaleRegion: 'StaleRegion',
   /** Unauthorized: placement requires an API token and the client sent none or a wrong one (HTTP 401 on connect). */

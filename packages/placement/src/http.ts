@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Peer } from '@flotilla/proto';
 import { PLACEMENT_LIMITS } from './schema';
+import { handleAdminHttp } from './admin-http';
 import type { PlacementCluster } from './cluster';
 import { PlacementError, PlacementErrorCode } from './errors';
 import type { Operator, RegionWithLeader, RegionInfo } from './types';
@@ -15,6 +16,7 @@ import type { Operator, RegionWithLeader, RegionInfo } from './types';
 //   GET /regions/id/:id
 //   GET /regions/key/:key    the Region holding key (UTF-8 or 0x-hex)
 //   GET /operators           operators in flight
+// POST and DELETE go to the admin routes (admin-http.ts).
 
 /** renderKey shows printable ASCII as is and anything else as 0x-hex; the empty key is "". */
 export function renderKey(k: Uint8Array): string {
@@ -52,7 +54,7 @@ export function renderRegion(r: RegionWithLeader | RegionInfo) {
   };
 }
 
-function renderOperator(op: Operator) {
+export function renderOperator(op: Operator) {
   return {
     id: op.id,
     regionId: op.regionId,
@@ -66,17 +68,17 @@ function renderOperator(op: Operator) {
   };
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+export function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n';
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+export function sendError(res: ServerResponse, status: number, code: string, message: string): void {
   send(res, status, { ok: false, error: { code, message } });
 }
 
-function parseId(text: string, what: string): number {
+export function parseId(text: string, what: string): number {
   const n = Number(text);
   if (!/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(n) || n <= 0) throw new PlacementError(PlacementErrorCode.InvalidArgument, `${what}: ${JSON.stringify(text)} is not a positive integer`);
   return n;
@@ -85,7 +87,8 @@ function parseId(text: string, what: string): number {
 /** handleHttp answers one HTTP request from the cluster's in-memory state. */
 export function handleHttp(cluster: PlacementCluster, req: IncomingMessage, res: ServerResponse): void {
   try {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowed', 'the HTTP API is read-only (GET)');
+    if (req.method === 'POST' || req.method === 'DELETE') return handleAdminHttp(cluster, req, res);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowed', 'GET reads; POST and DELETE are the admin routes');
     const url = new URL(req.url ?? '/', 'http://placement');
     const parts = url.pathname.split('/').filter((x) => x !== '');
     let segs: string[];
@@ -100,7 +103,7 @@ export function handleHttp(cluster: PlacementCluster, req: IncomingMessage, res:
       return send(res, 200, { ok: true, clusterId: cluster.clusterId, bootstrapped: cluster.isBootstrapped() });
     }
     if (a === 'status' && b === undefined) {
-      const states: Record<string, number> = { up: 0, disconnected: 0, down: 0, tombstone: 0 };
+      const states: Record<string, number> = { up: 0, disconnected: 0, offline: 0, down: 0, tombstone: 0 };
       for (const s of cluster.allStores()) states[s.state] = (states[s.state] ?? 0) + 1;
       return send(res, 200, {
         ...cluster.clusterInfo(),
@@ -133,7 +136,8 @@ export function handleHttp(cluster: PlacementCluster, req: IncomingMessage, res:
       }
       if (b === 'id' && c !== undefined) {
         const info = cluster.tree.getById(parseId(c, 'region id'));
-        return info ? send(res, 200, { region: renderRegion(info) }) : sendError(res, 404, 'RegionNotFound', `region ${c} not found`);
+        const heartbeatMs = info ? cluster.lastHeartbeatMs(info.region.id) : undefined;
+        return info ? send(res, 200, { region: { ...renderRegion(info), ...(heartbeatMs !== undefined ? { lastHeartbeatMs: heartbeatMs } : {}) } }) : sendError(res, 404, 'RegionNotFound', `region ${c} not found`);
       }
     }
     return sendError(res, 404, 'NotFound', `no route ${url.pathname}; try /health, /status, /stores, /regions, /regions/key/:key, /regions/id/:id, /operators`);

@@ -19,7 +19,7 @@ export interface ClusterMeta {
 }
 
 /** PersistedStore is what survives a restart of a store's record (liveness is re-derived). */
-export type PersistedStore = Omit<StoreInfo, 'state' | 'lastHeartbeatMs' | 'regionCount' | 'leaderCount'> & { tombstone: boolean };
+export type PersistedStore = Omit<StoreInfo, 'state' | 'lastHeartbeatMs' | 'regionCount' | 'leaderCount'> & { tombstone: boolean; offline?: boolean };
 
 /** LoadedState is everything read back at startup. */
 export interface LoadedState {

@@ -33,7 +33,14 @@ export interface Region {
   peers: Peer[];
 }
 
-export type StoreState = 'up' | 'disconnected' | 'down' | 'tombstone';
+/**
+ * StoreState is placement's view of a store. up and disconnected (silent
+ * for a while, not yet down) serve their peers; offline is a store being
+ * removed (`flotilla store remove`): it still serves its peers while
+ * placement moves them away, and becomes a tombstone once it holds none;
+ * down is silent past max-store-down-time; tombstone is removed for good.
+ */
+export type StoreState = 'up' | 'disconnected' | 'offline' | 'down' | 'tombstone';
 
 /** Store is one node hosting Region peers. */
 export interface Store {

@@ -36,7 +36,7 @@ export const regionSchema = z.object({
 export const storeSchema = z.object({
   id,
   address: z.string().min(1).max(256),
-  state: z.enum(['up', 'disconnected', 'down', 'tombstone']),
+  state: z.enum(['up', 'disconnected', 'offline', 'down', 'tombstone']),
   labels: z.record(z.string(), z.string()).optional(),
 });
 

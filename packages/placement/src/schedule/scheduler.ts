@@ -65,9 +65,9 @@ export interface SchedulerLimits {
   operatorTimeoutMs?: number;
 }
 
-/** isLiveState: a store in this state still serves its peers. */
+/** isLiveState: a store in this state still serves its peers (an offline store does until they have moved away). */
 export function isLiveState(state: StoreState | undefined): boolean {
-  return state === 'up' || state === 'disconnected';
+  return state === 'up' || state === 'disconnected' || state === 'offline';
 }
 
 /** isPeerDead: on a down/tombstone/unknown store, or reported down by the leader for longer than maxStoreDownTimeMs. */
