@@ -1,7 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { utf8, fromUtf8, type ClientResponse, type Region } from '@flotilla/proto';
-import { RawStoreClient, startCluster, waitFor, type TestCluster } from './helpers';
+import { startTestCluster, type TestCluster } from '@flotilla/store/testing';
+import { RawStoreClient, waitFor } from './helpers';
 
+// The embedded test cluster (@flotilla/store/testing) as a user's test gets
+// it: it resolves once Region 1 has its leader and three voters.
 let cluster: TestCluster | undefined;
 afterEach(async () => {
   await cluster?.close();
@@ -24,11 +27,11 @@ function header(region: Region) {
 
 describe('store cluster (3 stores, WebSocket transport, real SQLite)', () => {
   it('bootstraps, replicates Region 1 to three stores and serves writes and linearizable reads', async () => {
-    cluster = await startCluster(3);
+    cluster = await startTestCluster({ stores: 3 });
     const c = cluster;
     const { handle, peer } = await leaderOf(c, firstRegionId(c));
-    // The replica checker grows Region 1 to three voters.
-    await waitFor('three voters', () => peer.region.peers.filter((p) => p.role === 'voter').length === 3, 30_000);
+    // The replica checker grew Region 1 to three voters before startTestCluster returned.
+    expect(peer.region.peers.filter((p) => p.role === 'voter')).toHaveLength(3);
     const client = new RawStoreClient(handle.address);
     const put = await client.call({ header: header(peer.region), op: 'write', writes: [{ type: 'put', key: utf8('k1'), value: utf8('v1') }] });
     expect(put.ok).toBe(true);
