@@ -7,6 +7,7 @@ import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
 import { placementCommand, storeCommand } from './commands/server';
 import { upCommand } from './commands/up';
+import { versionCommand } from './commands/version';
 import { makeLogger } from './logger';
 import { TargetError } from './target';
 
@@ -28,6 +29,7 @@ export const COMMANDS: Command[] = [
   restoreCommand,
   demoSplitCommand,
   demoMergeCommand,
+  versionCommand,
 ];
 
 /** DEMOS: `flotilla demo NAME`; `flotilla demo` alone runs the first. */
