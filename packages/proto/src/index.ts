@@ -7,6 +7,8 @@
 //   codec.ts    msgpackr encode/decode with typed DecodeError
 //   schema.ts   zod schemas for everything arriving from outside the process
 //   logger.ts   Logger (pino's (obj, msg?) shape), silentLogger, childLogger
+//   rate-limited-log.ts  RateLimitedLog: one line per source and window for repeated refusals
+//   server-limits.ts     header timeouts, ConnectionGuard (limit + 503), AnswerWindow (stop reading)
 export * from './region';
 export * from './keys';
 export * from './message';
@@ -15,3 +17,5 @@ export * from './errors';
 export * from './codec';
 export * from './schema';
 export * from './logger';
+export * from './rate-limited-log';
+export * from './server-limits';

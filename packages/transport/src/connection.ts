@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '@flotilla/proto';
+import { ConnectionGuard, RateLimitedLog, httpTimeoutOptions, type Logger } from '@flotilla/proto';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import {
   CloseCode,
@@ -40,6 +40,8 @@ export interface ConnectionOptions {
   handshakeTimeoutMs: number;
   keepaliveIntervalMs: number;
   maxPendingHandshakes: number;
+  /** maxInboundConnections bounds open inbound sockets; one more is answered 503 before its upgrade. */
+  maxInboundConnections: number;
   /** maxPayload is ws's frame limit for every socket: the larger of a raft frame and a snapshot chunk. */
   maxPayload: number;
   /** tls, when set, serves wss:// with cert/key and dials wss:// trusting `ca` (default: the system roots), presenting cert/key; requireClientCert makes the listener demand a certificate `ca` signed. */
@@ -106,13 +108,23 @@ export class Connections implements Iterable<Conn> {
   private pendingHandshakes = 0;
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
+  /** refusals logs refused and rejected inbound connections once per address, reason and window (RateLimitedLog). */
+  private readonly refusals: RateLimitedLog;
 
   constructor(
     private readonly opts: ConnectionOptions,
     private readonly counters: TransportStats,
     private readonly log: Logger,
     private readonly hooks: AcceptHooks,
-  ) {}
+  ) {
+    this.refusals = new RateLimitedLog(log);
+  }
+
+  /** refused logs one refused inbound connection, rate-limited by source address and reason. */
+  private refused(remote: string, reason: string, msg: string, fields: object = {}): void {
+    const host = remote.slice(0, remote.lastIndexOf(':'));
+    this.refusals.warn(`${host}|${reason}`, { remote, reason, ...fields }, msg);
+  }
 
   [Symbol.iterator](): Iterator<Conn> {
     return this.conns.values();
@@ -127,21 +139,29 @@ export class Connections implements Iterable<Conn> {
       res.end('flotilla transport: WebSocket upgrade required\n');
     };
     const tls = this.opts.tls;
+    // The upgrade request's head and the TLS handshake get the handshake timeout too, checked often enough to hold.
+    const timeouts = httpTimeoutOptions(this.opts.handshakeTimeoutMs, this.opts.handshakeTimeoutMs);
     const server: Server = tls
-      ? createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.requireClientCert ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, upgradeRequired)
-      : createServer(upgradeRequired);
+      ? createTlsServer({ ...timeouts, cert: tls.cert, key: tls.key, ...(tls.requireClientCert ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, upgradeRequired)
+      : createServer(timeouts, upgradeRequired);
     // A dialer without a certificate the cluster CA signed (mutual TLS) never gets to the challenge.
     server.on('tlsClientError', (err, socket) => {
       this.counters.handshakesRejected++;
-      this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: err.message }, 'inbound TLS handshake rejected');
+      this.refused(`${socket.remoteAddress}:${socket.remotePort}`, err.message, 'inbound TLS handshake rejected');
     });
-    server.headersTimeout = this.opts.handshakeTimeoutMs;
-    server.requestTimeout = this.opts.handshakeTimeoutMs;
+    const guard = new ConnectionGuard(server, { maxConnections: this.opts.maxInboundConnections, secure: tls !== undefined, what: 'raft', hint: 'maxInboundConnections (store: maxRaftConnections)', log: this.refusals });
     const wss = new WebSocketServer({
       server,
       maxPayload: this.opts.maxPayload,
       perMessageDeflate: false,
       clientTracking: false,
+      // Past the connection limit: HTTP 503 with the reason, before the upgrade.
+      verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string) => void) => {
+        const overLimit = guard.refusal(info.req.socket);
+        if (overLimit === undefined) return done(true);
+        this.counters.handshakesRejected++;
+        done(false, 503, `flotilla transport: ${overLimit}\n`);
+      },
     });
     wss.on('connection', (ws, req) => this.acceptConnection(ws, req));
     wss.on('error', (err) => this.log.error({ err: err.message }, 'websocket server error'));
@@ -162,6 +182,7 @@ export class Connections implements Iterable<Conn> {
   async closeListener(): Promise<void> {
     const server = this.server;
     if (!server) return;
+    this.refusals.close();
     this.wss?.close();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
@@ -250,7 +271,7 @@ export class Connections implements Iterable<Conn> {
     this.conns.add(conn);
     if (this.pendingHandshakes >= this.opts.maxPendingHandshakes) {
       this.counters.handshakesRejected++;
-      this.log.warn({ remote, reason: 'too many pending handshakes', limit: this.opts.maxPendingHandshakes }, 'inbound handshake rejected');
+      this.refused(remote, 'too many pending handshakes', 'inbound handshake rejected', { limit: this.opts.maxPendingHandshakes });
       this.wireSocket(conn);
       this.closeConn(conn, CloseCode.Busy, 'too many pending handshakes');
       return;
@@ -267,7 +288,7 @@ export class Connections implements Iterable<Conn> {
       if (conn.open || conn.closed) return;
       clearTimeout(conn.timer);
       this.counters.handshakesRejected++;
-      this.log.warn({ remote, reason }, 'inbound handshake rejected');
+      this.refused(remote, reason, 'inbound handshake rejected');
       this.closeConn(conn, code, reason);
     };
     conn.timer = setTimeout(() => reject('handshake timeout', CloseCode.HandshakeTimeout), this.opts.handshakeTimeoutMs);

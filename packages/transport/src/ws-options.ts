@@ -28,7 +28,12 @@ export interface WsTransportOptions {
   maxFrameBytes?: number;
   /** maxSocketBufferedBytes: while a socket holds more unsent bytes, flush leaves messages queued (default 16 MiB). */
   maxSocketBufferedBytes?: number;
-  /** handshakeTimeoutMs for both sides (default 5,000). */
+  /**
+   * handshakeTimeoutMs for both sides (default 5,000). On the listener it
+   * also bounds the HTTP upgrade request's head: a connection that has not
+   * sent it whole within this is answered 408 and closed, checked every
+   * min(a quarter of it, 1 s).
+   */
   handshakeTimeoutMs?: number;
   /** reconnect backoff: base and cap (defaults 100 ms and 5,000 ms), with jitter in [50%, 100%]. */
   reconnectBaseMs?: number;
@@ -49,6 +54,14 @@ export interface WsTransportOptions {
   keepaliveIntervalMs?: number;
   /** maxPendingHandshakes: inbound connections still in their handshake (default 256); more are closed at once. */
   maxPendingHandshakes?: number;
+  /**
+   * maxInboundConnections bounds open inbound connections (raft and
+   * snapshot, authenticated or not; default 512: a raft connection and a
+   * few snapshots per peer store, for clusters of a hundred stores and
+   * more). One more is answered HTTP 503 with the reason before the
+   * upgrade, and closed.
+   */
+  maxInboundConnections?: number;
   /** maxInboundSnapshots at once (default 4); more are refused with Busy. */
   maxInboundSnapshots?: number;
   /** faults: fault-injection hooks, off unless enabled. */
@@ -126,6 +139,7 @@ export function resolveOptions(options: WsTransportOptions): ResolvedOptions {
     maxInboundSnapshots: options.maxInboundSnapshots ?? 4,
     keepaliveIntervalMs: options.keepaliveIntervalMs ?? 10_000,
     maxPendingHandshakes: options.maxPendingHandshakes ?? 256,
+    maxInboundConnections: options.maxInboundConnections ?? 512,
   };
   if (settings.maxFrameBytes < 1024) throw new RangeError('maxFrameBytes must be at least 1 KiB');
   if (settings.snapshotWindow < 1) throw new RangeError('snapshotWindow must be at least 1');

@@ -91,6 +91,7 @@ export class WsTransport implements Transport {
       handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
       keepaliveIntervalMs: this.opts.keepaliveIntervalMs,
       maxPendingHandshakes: this.opts.maxPendingHandshakes,
+      maxInboundConnections: this.opts.maxInboundConnections,
       maxPayload: this.maxPayload(),
       tls: this.tls,
     };
