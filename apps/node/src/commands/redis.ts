@@ -1,0 +1,100 @@
+import type { FlotillaClient } from '@flotilla/client';
+import type { Logger } from '@flotilla/proto';
+import { hostPortFlag, intFlag, type CommandSpec, type FlagSpec } from '../args';
+import { waitForShutdown, type Command } from '../command';
+import type { KeyEstimate } from '../redis/context';
+import { startRedisFront, type RedisFront } from '../redis/server';
+import { type ClientSecurity } from '../security';
+import { connectClient, resolvePlacement, security, targetFlags } from '../target';
+import { fetchRegions } from './info';
+
+// `flotilla redis`: the Redis protocol front (docs/redis.md). It routes
+// every command through one FlotillaClient; `flotilla up --redis-port`
+// runs the same front inside the supervisor.
+
+/** maxConnectionsFlag: shared by `redis` and `up --redis-port`. */
+export const redisMaxConnectionsFlag: FlagSpec = {
+  name: 'redis-max-connections',
+  type: 'string',
+  placeholder: 'N',
+  description: 'Redis connections served at once; more are answered "-ERR max number of clients reached" and closed',
+  default: '1000',
+  schema: intFlag(1, 100_000),
+};
+
+const redisSpec: CommandSpec = {
+  path: ['redis'],
+  summary: 'Serve the Redis protocol (RESP2/RESP3) on a TCP port, routing every command through the Flotilla client.',
+  description:
+    'redis-cli, redis-benchmark, ioredis and other Redis clients can then read and write the cluster: strings (GET, SET with NX/XX/GET, MGET, MSET, INCR, APPEND, SETRANGE, ...), DEL, EXISTS, SCAN, DBSIZE (an estimate), and the connection commands. Read-modify-write commands are atomic (compare-and-swap). Key expiry, MULTI/EXEC and SUBSCRIBE are refused until leases and transactions exist. With --token (or FLOTILLA_TOKEN), clients must AUTH with that same API token. Prints one JSON line with its address on stdout once it serves; Ctrl-C or SIGTERM stops it (exit 0). Commands, semantics and limits: docs/redis.md.',
+  positionals: [],
+  flags: [
+    { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'address to serve Redis clients on (port 0 picks a free port)', default: '127.0.0.1:6379', schema: hostPortFlag(true) },
+    { ...redisMaxConnectionsFlag, name: 'max-connections' },
+    ...targetFlags,
+  ],
+  examples: [
+    'flotilla redis --listen 127.0.0.1:6379 --placement 127.0.0.1:20160 &  redis-cli -p 6379 set greeting hello',
+    'flotilla redis --data-dir ./data      # the cluster `flotilla up` started in ./data',
+  ],
+};
+
+/** regionKeyEstimate sums placement's approximate key counts (GET /regions), for DBSIZE and INFO keyspace. */
+export function regionKeyEstimate(placement: string, sec: ClientSecurity, timeoutMs = 3_000): () => Promise<KeyEstimate> {
+  return async () => {
+    const rows = await fetchRegions(placement, timeoutMs, sec);
+    return { keys: rows.reduce((n, r) => n + (r.approximateKeys ?? 0), 0), regions: rows.length };
+  };
+}
+
+/** isLoopback: whether a listen host is reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]';
+}
+
+/** startFront starts the front on host:port for a connected client, warning when it is open to the network without a token. */
+export async function startFront(opts: { host: string; port: number; client: FlotillaClient; placement: string; sec: ClientSecurity; maxConnections: number; logger: Logger }): Promise<RedisFront> {
+  if (!opts.sec.token && !isLoopback(opts.host)) {
+    opts.logger.warn({ host: opts.host }, 'redis: serving a non-loopback address without --token: anyone who can reach it can read and write every key');
+  }
+  const front = await startRedisFront({
+    host: opts.host,
+    port: opts.port,
+    client: opts.client,
+    placement: opts.placement,
+    ...(opts.sec.token ? { token: opts.sec.token } : {}),
+    keyEstimate: regionKeyEstimate(opts.placement, opts.sec),
+    logger: opts.logger,
+    limits: { maxConnections: opts.maxConnections },
+  }).catch((err: NodeJS.ErrnoException) => {
+    const hint = err.code === 'EADDRINUSE' ? ' (something else serves that port, perhaps a Redis server: pick another port)' : '';
+    throw new Error(`redis: cannot listen on ${opts.host}:${opts.port}: ${err.message}${hint}`);
+  });
+  opts.logger.info({ address: front.address, placement: opts.placement, auth: opts.sec.token ? 'token' : 'none' }, 'redis: serving');
+  return front;
+}
+
+export const redisCommand: Command = {
+  spec: redisSpec,
+  async run(ctx) {
+    const listen = ctx.parsed.values['listen'] as string;
+    const i = listen.lastIndexOf(':');
+    const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+    const port = Number(listen.slice(i + 1));
+    const placement = resolvePlacement(ctx);
+    const sec = security(ctx);
+    const client = await connectClient(ctx);
+    let front: RedisFront;
+    try {
+      front = await startFront({ host, port, client, placement, sec, maxConnections: ctx.parsed.values['maxConnections'] as number, logger: ctx.logger });
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    ctx.io.stdout.write(JSON.stringify({ service: 'redis', address: front.address, placement, pid: process.pid }) + '\n');
+    return waitForShutdown(ctx, async () => {
+      await front.close();
+      client.close();
+    });
+  },
+};
