@@ -6,6 +6,7 @@ import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
 import { placementCommand, storeCommand } from './commands/server';
+import { redisCommand } from './commands/redis';
 import { upCommand } from './commands/up';
 import { versionCommand } from './commands/version';
 import { makeLogger } from './logger';
@@ -25,6 +26,7 @@ export const COMMANDS: Command[] = [
   mergeCommand,
   regionsCommand,
   storesCommand,
+  redisCommand,
   backupCommand,
   restoreCommand,
   demoSplitCommand,
