@@ -61,8 +61,14 @@ const require = createRequire(import.meta.url);
 /** MAIN_TS: this CLI's entry, which children run through tsx. */
 export const MAIN_TS = fileURLToPath(new URL('./main.ts', import.meta.url));
 
-/** cliCommand is how to run this same CLI as a child process: node with tsx's loader, then main.ts. */
+/**
+ * cliCommand is how to run this same CLI as a child process: from source,
+ * node with tsx's loader, then main.ts; from the bundle (dist/, the packed
+ * @flotilla/node, scripts/build.mjs), plain node and dist/flotilla.js, which
+ * sits beside whichever dist/ chunk holds this code.
+ */
 export function cliCommand(args: string[]): { command: string; args: string[] } {
+  if (!import.meta.url.endsWith('.ts')) return { command: process.execPath, args: [fileURLToPath(new URL('./flotilla.js', import.meta.url)), ...args] };
   const tsx = pathToFileURL(require.resolve('tsx')).href;
   return { command: process.execPath, args: ['--import', tsx, MAIN_TS, ...args] };
 }
