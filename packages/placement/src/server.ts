@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { DecodeError, decode, encode, silentLogger, type Logger } from '@flotilla/proto';
+import { AnswerWindow, ConnectionGuard, DecodeError, RateLimitedLog, decode, encode, httpTimeoutOptions, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementCluster, type ClusterOptions } from './cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from './errors';
 import { handleHttp } from './http';
@@ -24,10 +24,33 @@ export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger'> {
   scheduleIntervalMs?: number;
   /** maxFrameBytes bounds one request frame (default 4 MiB). */
   maxFrameBytes?: number;
-  /** maxConnections bounds concurrent WebSocket clients (default 4096). */
+  /**
+   * maxConnections bounds open connections, WebSocket and HTTP alike
+   * (default 4096); one more is answered HTTP 503 with the reason, before
+   * any upgrade, and closed.
+   */
   maxConnections?: number;
-  /** maxBufferedBytes: a client that lets this much response data pile up is disconnected (default 32 MiB). */
+  /**
+   * maxInFlightPerConnection / maxBufferedBytes bound one WebSocket
+   * client's unanswered requests and the bytes of answers it has not read
+   * yet (defaults 256 and 4 MiB). At either, placement stops reading that
+   * client (frames already read wait, in order) until half of them are
+   * gone: a client that pipelines faster than it reads is slowed down by
+   * TCP, never buffered without bound and never cut off; one stalled over
+   * a second is logged. (Answers are computed as each frame is read today, so
+   * the byte bound is the one that acts; the count bounds answers that
+   * will wait, e.g. on a commit.)
+   */
+  maxInFlightPerConnection?: number;
   maxBufferedBytes?: number;
+  /**
+   * headersTimeoutMs: a connection that has not sent a whole request head
+   * (an upgrade's too) within this is answered 408 and closed (default
+   * 10,000; checked every min(a quarter of it, 1 s)).
+   */
+  headersTimeoutMs?: number;
+  /** refusalLogWindowMs: repeated refusals (401, 503) from one address are logged once, then once per window (default 10,000). */
+  refusalLogWindowMs?: number;
   /**
    * token: when set, every WebSocket upgrade and every HTTP request except
    * GET /health must carry `Authorization: Bearer <token>`; others get 401
@@ -83,12 +106,19 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   const { host, port } = parseListen(opts.listen);
   const cluster = new PlacementCluster({ ...opts, logger });
   const maxFrameBytes = opts.maxFrameBytes ?? 4 * 1024 * 1024;
-  const maxConnections = opts.maxConnections ?? 4096;
-  const maxBufferedBytes = opts.maxBufferedBytes ?? 32 * 1024 * 1024;
+  const answerLimits = { maxInFlight: opts.maxInFlightPerConnection ?? 256, maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024 };
+  const refusals = new RateLimitedLog(logger, opts.refusalLogWindowMs !== undefined ? { windowMs: opts.refusalLogWindowMs } : {});
 
   const token = opts.token !== undefined && opts.token !== '' ? opts.token : undefined;
   const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+    const overLimit = guard.refusal(req.socket);
+    if (overLimit !== undefined) {
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify({ ok: false, error: { code: PlacementErrorCode.Unavailable, message: overLimit } }));
+      return;
+    }
     if (token !== undefined && !tokenMatches(req, token) && new URL(req.url ?? '/', 'http://placement').pathname !== '/health') {
+      refusals.warn(`401-http|${req.socket.remoteAddress}`, { remote: req.socket.remoteAddress, path: req.url?.slice(0, 64) }, 'placement HTTP request refused: missing or wrong API token');
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
       res.end(JSON.stringify({ ok: false, error: { code: 'Unauthorized', message: 'missing or wrong API token (send Authorization: Bearer <token>)' } }));
       return;
@@ -102,30 +132,31 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       res.end(JSON.stringify({ ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } }));
     }
   };
-  const http: Server = opts.tls ? (createTlsServer({ cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) as unknown as Server) : createServer(onRequest);
+  const timeouts = httpTimeoutOptions(opts.headersTimeoutMs);
+  const http: Server = opts.tls ? (createTlsServer({ ...timeouts, cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) as unknown as Server) : createServer(timeouts, onRequest);
+  const guard = new ConnectionGuard(http, { maxConnections: opts.maxConnections ?? 4096, secure: opts.tls !== undefined, what: 'placement', hint: 'maxConnections', log: refusals });
   const wss = new WebSocketServer({
     server: http,
     path: WS_PATH,
     maxPayload: maxFrameBytes,
-    // A refused upgrade gets an HTTP 401 before any frame is read. The token itself is never logged.
+    // A refused upgrade gets an HTTP 503 (connection limit) or 401 before any frame is read. The token itself is never logged.
     verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => {
+      const overLimit = guard.refusal(info.req.socket);
+      if (overLimit !== undefined) return done(false, 503, JSON.stringify({ ok: false, error: { code: PlacementErrorCode.Unavailable, message: overLimit } }), { 'Content-Type': 'application/json' });
       if (token === undefined || tokenMatches(info.req, token)) return done(true);
-      logger.warn({ remote: info.req.socket.remoteAddress }, 'placement connection refused: missing or wrong API token');
+      const remote = info.req.socket.remoteAddress;
+      refusals.warn(`401-ws|${remote}`, { remote }, 'placement connection refused: missing or wrong API token');
       done(false, 401, 'Unauthorized', { 'WWW-Authenticate': 'Bearer' });
     },
   });
 
-  const respond = (ws: WebSocket, resp: WireResponse): void => {
+  const respond = (ws: WebSocket, window: AnswerWindow, resp: WireResponse): void => {
     if (ws.readyState !== ws.OPEN) return;
-    if (ws.bufferedAmount > maxBufferedBytes) {
-      logger.warn({ bufferedBytes: ws.bufferedAmount }, 'placement client not reading its responses; disconnecting');
-      ws.terminate();
-      return;
-    }
-    ws.send(encode(resp));
+    const bytes = encode(resp);
+    ws.send(bytes, window.answer(bytes.length));
   };
 
-  const handleFrame = (ws: WebSocket, data: RawData, isBinary: boolean): void => {
+  const handleFrame = (ws: WebSocket, window: AnswerWindow, data: RawData, isBinary: boolean): void => {
     let id = 0;
     try {
       if (!isBinary) throw new PlacementError(PlacementErrorCode.MalformedFrame, 'text frames are not supported; send msgpack in a binary frame');
@@ -146,25 +177,25 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       }
       id = env.data.id;
       const result = cluster.dispatch(env.data.method, env.data.params ?? {});
-      respond(ws, { id, ok: true, result });
+      respond(ws, window, { id, ok: true, result });
     } catch (err) {
       if (err instanceof PlacementError) {
-        respond(ws, { id, ok: false, error: { code: err.code, message: err.message } });
+        respond(ws, window, { id, ok: false, error: { code: err.code, message: err.message } });
         return;
       }
       if (err instanceof PlacementInvariantError) throw err;
       logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'placement request failed');
-      respond(ws, { id, ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } });
+      respond(ws, window, { id, ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } });
     }
   };
 
   wss.on('connection', (ws, req) => {
-    if (wss.clients.size > maxConnections) {
-      ws.close(1013, 'too many connections');
-      return;
-    }
-    logger.debug({ remote: req.socket.remoteAddress }, 'placement client connected');
-    ws.on('message', (data, isBinary) => handleFrame(ws, data, isBinary));
+    const remote = req.socket.remoteAddress;
+    logger.debug({ remote }, 'placement client connected');
+    const window = new AnswerWindow(ws, answerLimits, (state) =>
+      refusals.warn(`slow|${remote}`, { remote, ...state }, 'placement client is not reading its answers; stopped reading its requests until it catches up'),
+    );
+    ws.on('message', (data, isBinary) => window.request(() => handleFrame(ws, window, data, isBinary)));
     ws.on('error', (err) => logger.warn({ err: err.message }, 'placement client socket error'));
   });
 
@@ -209,6 +240,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       (closing ??= (async () => {
         clearInterval(flushTimer);
         clearInterval(scheduleTimer);
+        refusals.close();
         for (const c of wss.clients) c.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         http.closeAllConnections();

@@ -3,7 +3,7 @@
 // send its request head, and how many connections are served at once.
 // Types only from node:net: proto itself opens no socket.
 import type { Server, Socket } from 'node:net';
-import type { RateLimitedLog } from './rate-limited-log';
+import { realLogClock, type LogClock, type RateLimitedLog } from './rate-limited-log';
 
 /** DEFAULT_HEADERS_TIMEOUT_MS: a connection gets this long to send a whole request head (an upgrade's too). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
@@ -124,38 +124,57 @@ export interface AnswerWindowLimits {
   maxInFlight: number;
   /** maxBufferedBytes: bytes of answers not yet written to the socket (the client is not reading them); at it, reading stops. */
   maxBufferedBytes: number;
+  /** stallAfterMs: reading stopped this long calls onStall (default 1,000). */
+  stallAfterMs?: number;
 }
 
 /**
  * AnswerWindow keeps one connection's unanswered work bounded by reading
- * less, never by buffering more. A request is in flight from when its
- * frame is read until it is answered; an answer's bytes are buffered until
- * ws hands them to the kernel (the send callback). When either limit is
+ * less, never by buffering more. A request is in flight from when it is
+ * handled until it is answered; an answer's bytes are buffered until ws
+ * hands them to the kernel (the send callback). When either limit is
  * reached the window stops reading the socket (the client's writes then
- * back up in TCP), and reading resumes once both are down to half, so a
- * client that pipelines faster than the server answers, or faster than it
- * reads its answers, costs the server about the limits at most. `onPause`
- * runs each time reading stops.
+ * back up in TCP) and holds, in order, the frames ws had already read;
+ * once both are down to half it reads again and handles those first (in a
+ * microtask, never inside the answer that freed the room). So a client
+ * that pipelines faster than the server answers, or faster than it reads
+ * its answers, costs the server about the limits plus one socket read of
+ * requests. A pause is normal (one large answer waits for the kernel to
+ * take it); `onStall` runs when reading has stayed stopped for
+ * stallAfterMs, to log a client that really is not keeping up.
  */
 export class AnswerWindow {
   private inFlight = 0;
   private bufferedBytes = 0;
   private paused = false;
+  /** reading: the socket is being read (paused stays false while held frames drain before reading resumes). */
+  private reading = true;
+  private draining = false;
+  private readonly held: (() => void)[] = [];
+  private cancelStall: (() => void) | undefined;
 
   constructor(
     private readonly socket: Pausable,
     private readonly limits: AnswerWindowLimits,
-    private readonly onPause: (state: { inFlight: number; bufferedBytes: number }) => void = () => {},
+    private readonly onStall: (state: { inFlight: number; bufferedBytes: number; held: number }) => void = () => {},
+    private readonly clock: LogClock = realLogClock,
   ) {}
 
-  /** request counts one request read from the socket. */
-  request(): void {
-    this.inFlight++;
-    this.check();
+  /**
+   * request handles one request read from the socket: `handle` runs now,
+   * or, while reading is stopped (or earlier frames still wait), later in
+   * arrival order. `handle` must end with answer(), now or later.
+   */
+  request(handle: () => void): void {
+    if (this.paused || this.held.length > 0) {
+      this.held.push(handle);
+      return;
+    }
+    this.run(handle);
   }
 
   /**
-   * answer ends a request() with an answer of `bytes` about to be sent and
+   * answer ends a request with an answer of `bytes` about to be sent and
    * returns the callback to pass to ws.send, which releases those bytes.
    */
   answer(bytes: number): (err?: Error) => void {
@@ -176,15 +195,49 @@ export class AnswerWindow {
     return this.paused;
   }
 
+  /** waiting is how many frames already read wait for room. */
+  get waiting(): number {
+    return this.held.length;
+  }
+
+  private run(handle: () => void): void {
+    this.inFlight++;
+    this.check();
+    handle();
+  }
+
   private check(): void {
     const { maxInFlight, maxBufferedBytes } = this.limits;
     if (!this.paused && (this.inFlight >= maxInFlight || this.bufferedBytes >= maxBufferedBytes)) {
       this.paused = true;
-      this.socket.pause();
-      this.onPause({ inFlight: this.inFlight, bufferedBytes: this.bufferedBytes });
+      if (this.reading) this.socket.pause();
+      this.reading = false;
+      this.cancelStall = this.clock.schedule(() => {
+        this.cancelStall = undefined;
+        if (this.paused) this.onStall({ inFlight: this.inFlight, bufferedBytes: this.bufferedBytes, held: this.held.length });
+      }, this.limits.stallAfterMs ?? 1_000);
     } else if (this.paused && this.inFlight <= maxInFlight / 2 && this.bufferedBytes <= maxBufferedBytes / 2) {
       this.paused = false;
-      this.socket.resume();
+      this.cancelStall?.();
+      this.cancelStall = undefined;
+      if (this.held.length === 0) this.resumeReading();
+      else if (!this.draining) {
+        this.draining = true;
+        queueMicrotask(() => this.drain());
+      }
     }
+  }
+
+  /** drain handles held frames until the window stops again; the socket is read again only once none is left. */
+  private drain(): void {
+    this.draining = false;
+    while (!this.paused && this.held.length > 0) this.run(this.held.shift()!);
+    if (!this.paused) this.resumeReading();
+  }
+
+  private resumeReading(): void {
+    if (this.reading) return;
+    this.reading = true;
+    this.socket.resume();
   }
 }

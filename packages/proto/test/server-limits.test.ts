@@ -98,30 +98,45 @@ describe('AnswerWindow', () => {
     return { pause: () => calls.push('pause'), resume: () => calls.push('resume'), calls };
   }
 
-  it('stops reading at the in-flight limit and resumes at half', () => {
+  it('stops reading at the in-flight limit, holds frames already read, and handles them in order once half are answered', async () => {
     const s = socket();
-    const pauses: number[] = [];
-    const w = new AnswerWindow(s, { maxInFlight: 4, maxBufferedBytes: 1_000 }, (st) => pauses.push(st.inFlight));
-    for (let i = 0; i < 4; i++) w.request();
+    const clock = new ManualClock();
+    const stalls: object[] = [];
+    const w = new AnswerWindow(s, { maxInFlight: 4, maxBufferedBytes: 1_000, stallAfterMs: 1_000 }, (st) => stalls.push(st), clock);
+    const handled: number[] = [];
+    for (let i = 1; i <= 6; i++) w.request(() => handled.push(i));
+    // The fourth reached the limit; the fifth and sixth were read before the pause took effect.
+    expect(handled).toEqual([1, 2, 3, 4]);
     expect(s.calls).toEqual(['pause']);
-    expect(pauses).toEqual([4]);
-    w.request(); // a frame already read when the socket paused
-    const done = [w.answer(1), w.answer(1)];
-    expect(w.isPaused).toBe(true);
-    w.answer(1);
+    expect(w.waiting).toBe(2);
+    clock.advance(999);
+    expect(stalls).toEqual([]);
+    clock.advance(1);
+    expect(stalls).toEqual([{ inFlight: 4, bufferedBytes: 0, held: 2 }]);
+    const sent = [w.answer(10), w.answer(10)];
+    // At half: the held frames run in a microtask, not inside answer(), and the socket is read again after them.
+    expect(handled).toEqual([1, 2, 3, 4]);
+    await Promise.resolve();
+    expect(handled).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(s.calls).toEqual(['pause']);
+    expect(w.isPaused).toBe(true); // 5 and 6 brought it back to 4 in flight
+    for (const d of sent) d();
+    for (let i = 0; i < 2; i++) w.answer(0)();
+    await Promise.resolve();
     expect(s.calls).toEqual(['pause', 'resume']);
-    for (const d of done) d();
+    // A short pause is not reported.
+    clock.advance(5_000);
+    expect(stalls).toHaveLength(1);
+    expect(clock.pending).toBe(0);
   });
 
   it('stops reading while answers the client has not read reach the byte limit', () => {
     const s = socket();
     const w = new AnswerWindow(s, { maxInFlight: Infinity, maxBufferedBytes: 1_000 });
     const sent: ((err?: Error) => void)[] = [];
-    for (let i = 0; i < 3; i++) {
-      w.request();
-      sent.push(w.answer(400));
-    }
+    for (let i = 0; i < 3; i++) w.request(() => sent.push(w.answer(400)));
     expect(s.calls).toEqual(['pause']);
+    expect(w.waiting).toBe(0);
     sent[0]!();
     sent[0]!(); // a callback called twice releases its bytes once
     expect(w.isPaused).toBe(true);
