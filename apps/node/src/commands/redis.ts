@@ -1,7 +1,7 @@
 import type { FlotillaClient } from '@flotilla/client';
 import type { Logger } from '@flotilla/proto';
 import { hostPortFlag, intFlag, type CommandSpec, type FlagSpec } from '../args';
-import { waitForShutdown, type Command } from '../command';
+import { waitForShutdown, type Command, type CommandContext } from '../command';
 import type { KeyEstimate } from '../redis/context';
 import { startRedisFront, type RedisFront } from '../redis/server';
 import { type ClientSecurity } from '../security';
@@ -72,6 +72,45 @@ export async function startFront(opts: { host: string; port: number; client: Flo
   });
   opts.logger.info({ address: front.address, placement: opts.placement, auth: opts.sec.token ? 'token' : 'none' }, 'redis: serving');
   return front;
+}
+
+/** redisPortFlag: `flotilla up --redis-port P` serves the Redis protocol on the cluster host, port P (0: a free port). */
+export const redisPortFlag: FlagSpec = {
+  name: 'redis-port',
+  type: 'string',
+  placeholder: 'PORT',
+  description: 'also serve the Redis protocol (flotilla redis) on 127.0.0.1:PORT, inside this process (0 picks a free port); off by default',
+  schema: intFlag(0, 65_535),
+};
+
+/** RedisUp is the front `flotilla up --redis-port` runs: its address, and close() for the shutdown (front, then its client). */
+export interface RedisUp {
+  address: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** startUpRedis starts the front for `up` when --redis-port was given: a client of the cluster's placement with the cluster's token and CA. */
+export async function startUpRedis(ctx: CommandContext, placement: string, sec: ClientSecurity): Promise<RedisUp | undefined> {
+  const port = ctx.parsed.values['redisPort'] as number | undefined;
+  if (port === undefined) return undefined;
+  const { FlotillaClient } = await import('@flotilla/client');
+  const client = await FlotillaClient.connect({ placement, logger: ctx.logger, ...sec });
+  let front: RedisFront;
+  try {
+    front = await startFront({ host: '127.0.0.1', port, client, placement, sec, maxConnections: ctx.parsed.values['redisMaxConnections'] as number, logger: ctx.logger });
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  return {
+    address: front.address,
+    port: front.port,
+    close: async () => {
+      await front.close();
+      client.close();
+    },
+  };
 }
 
 export const redisCommand: Command = {

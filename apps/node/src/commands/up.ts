@@ -5,6 +5,7 @@ import { EXIT, waitForShutdown, type Command, type CommandContext } from '../com
 import { table } from '../format';
 import { LocalCluster, logTail, type Profile } from '../local-cluster';
 import { describeReplication, isReplicated, replicationStatus, waitReplicated, watchReplication } from '../replication';
+import { redisMaxConnectionsFlag, redisPortFlag, startUpRedis, type RedisUp } from './redis';
 import { serverSecurity, serverSecurityFlags, storeSecurity, storeSecurityFlags, type ClientSecurity } from '../security';
 
 /** clusterFlags: how `up` and `demo` shape a local cluster. */
@@ -56,8 +57,8 @@ const upSpec: CommandSpec = {
   description:
     'Waits until every process is healthy and writes <data-dir>/cluster.json so other commands find the cluster, then until every Region has its full replica count (up to 30 s; past that it says it is still replicating, and prints a line when it is done) before it reports "up" and prints the endpoints. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0; more signals while it stops are ignored.',
   positionals: [],
-  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...serverSecurityFlags, ...storeSecurityFlags('a random secret made on the first start and kept in <data-dir>/cluster-secret (mode 0600)')],
-  examples: ['flotilla up', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160'],
+  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), redisPortFlag, redisMaxConnectionsFlag, ...serverSecurityFlags, ...storeSecurityFlags('a random secret made on the first start and kept in <data-dir>/cluster-secret (mode 0600)')],
+  examples: ['flotilla up', 'flotilla up --redis-port 6379        # then: redis-cli -p 6379 set greeting hello', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160'],
 };
 
 /** REPLICATION_WAIT_MS: how long `up` waits for full replication before it says it is serving but still replicating. */
@@ -81,13 +82,22 @@ export const upCommand: Command = {
     const dataDirFlag = ctx.parsed.values['dataDir'] as string;
     const dataDir = resolve(dataDirFlag);
     const sec = clusterClientSecurity(ctx);
+    let redis: RedisUp | undefined;
+    try {
+      redis = await startUpRedis(ctx, cluster.placement.address, sec);
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
     const check = () => replicationStatus(cluster.placement.address, sec, 2_000);
     const stopping = new AbortController();
     let watch: { stop: () => void } | undefined;
     const shutdown = waitForShutdown(ctx, () => {
       stopping.abort();
       watch?.stop();
-      return cluster.stop();
+      // The Redis front first: its connections finish before the stores they write to stop.
+      const front = redis ? redis.close().catch((err: unknown) => ctx.logger.warn({ err: (err as Error).message }, 'redis: close failed')) : Promise.resolve();
+      return front.then(() => cluster.stop());
     });
     const status = await Promise.race([waitReplicated(check, REPLICATION_WAIT_MS, stopping.signal), shutdown.then(() => 'stopped' as const)]);
     if (status === 'stopped') return finish(ctx, await shutdown);
@@ -97,6 +107,7 @@ export const upCommand: Command = {
       (replicated ? `Flotilla is up: ${stores}; ${describeReplication(status)}\n\n` : `Flotilla is serving, still replicating: ${stores}; ${status ? describeReplication(status) : 'placement did not answer'}. A line follows when every Region has its replicas.\n\n`) +
         endpointsTable(cluster) +
         `\nCluster file: ${clusterFilePath(dataDir)}\n` +
+        (redis ? `Redis: ${redis.address}  (redis-cli -p ${redis.port})\n` : '') +
         `Try:  flotilla put hello world --data-dir ${dataDirFlag} && flotilla get hello --data-dir ${dataDirFlag}\n` +
         'Press Ctrl-C to stop.\n',
     );
