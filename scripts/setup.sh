@@ -37,4 +37,14 @@ if [ -d /usr/include/node ]; then
   export npm_config_nodedir=/usr
 fi
 
+# redis-tools (redis-cli, redis-benchmark) for the Redis front's tests
+# (apps/node/test/redis-cli.test.ts skips without them) and pnpm bench:redis.
+# Only as root with apt-get; a failed install never fails the setup.
+if ! command -v redis-cli >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing redis-tools (redis-cli, redis-benchmark) for the Redis front's tests" >&2
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools; } >/dev/null 2>&1; then
+    echo "setup: could not install redis-tools; the redis-cli tests will skip" >&2
+  fi
+fi
+
 pnpm install --frozen-lockfile
