@@ -41,9 +41,15 @@ export interface StoreConfig {
   hibernate: boolean;
   /** peerDownAfterMs: a follower silent this long is reported as a down peer. */
   peerDownAfterMs: number;
-  /** maxClientConnections bounds open client API connections; one more is refused with HTTP 503. */
+  /** maxClientConnections bounds open connections to the client port (WebSocket and HTTP); one more is refused with HTTP 503. */
   maxClientConnections: number;
   maxPendingRequestsPerConnection: number;
+  /** maxBufferedBytesPerConnection: a client connection whose unread answers reach this is not read from until it catches up. */
+  maxBufferedBytesPerConnection: number;
+  /** clientHeadersTimeoutMs: a connection to the client port that has not sent a whole request head within this is closed (408). */
+  clientHeadersTimeoutMs: number;
+  /** maxRaftConnections bounds inbound connections to the raft port (raft and snapshot, all peers); one more is refused with HTTP 503. */
+  maxRaftConnections: number;
   /** expireReadsIntervalMs: how often reads that waited over two election timeouts are failed (NotLeader). */
   expireReadsIntervalMs: number;
   /** mergeCheckIntervalMs: how often a merging source leader drives its merge (commit or roll back). */
@@ -106,6 +112,9 @@ export const PRODUCTION: StoreConfig = {
   peerDownAfterMs: 30_000,
   maxClientConnections: 1024,
   maxPendingRequestsPerConnection: 4096,
+  maxBufferedBytesPerConnection: 16 * 1024 * 1024,
+  clientHeadersTimeoutMs: 10_000,
+  maxRaftConnections: 512,
   expireReadsIntervalMs: 1_000,
   mergeCheckIntervalMs: 200,
   purgeLogIntervalMs: 2_000,
@@ -167,6 +176,9 @@ export const storeConfigOverridesSchema = z
     peerDownAfterMs: positive,
     maxClientConnections: positive,
     maxPendingRequestsPerConnection: positive,
+    maxBufferedBytesPerConnection: positive,
+    clientHeadersTimeoutMs: positive.max(600_000),
+    maxRaftConnections: positive,
     expireReadsIntervalMs: positive,
     mergeCheckIntervalMs: positive,
     purgeLogIntervalMs: positive,

@@ -204,6 +204,8 @@ async function startNetwork(
   const server = new ClientServer(() => store, logger, {
     maxPendingPerConnection: config.maxPendingRequestsPerConnection,
     maxConnections: config.maxClientConnections,
+    maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
+    headersTimeoutMs: config.clientHeadersTimeoutMs,
     ...(opts.clientToken ? { token: opts.clientToken } : {}),
     enableAdminApi: opts.enableAdminApi ?? false,
     ...(opts.tls ? { tls: opts.tls } : {}),
@@ -212,7 +214,7 @@ async function startNetwork(
   const address = opts.advertise ?? `${bound.host}:${bound.port}`;
   const book = opts.transportFactory ? undefined : AddressBook.open(opts.dataDir, joined.storeId, logger);
   // Stores of different clusters must never talk: the transport handshake checks this ID.
-  const transport: Transport = opts.transportFactory ? opts.transportFactory(joined.storeId) : newTransport(opts, joined, secret!, raftListen, pd, book!, logger);
+  const transport: Transport = opts.transportFactory ? opts.transportFactory(joined.storeId) : newTransport(opts, config, joined, secret!, raftListen, pd, book!, logger);
   try {
     await transport.start();
   } catch (e) {
@@ -234,7 +236,7 @@ async function startNetwork(
 }
 
 /** newTransport is the WebSocket transport between stores; peer addresses come from placement, or from the address book while it is away. */
-function newTransport(opts: StoreOptions, joined: Joined, secret: string, raftListen: { host: string; port: number }, pd: PlacementApi, book: AddressBook, logger: StoreLogger): WsTransport {
+function newTransport(opts: StoreOptions, config: StoreConfig, joined: Joined, secret: string, raftListen: { host: string; port: number }, pd: PlacementApi, book: AddressBook, logger: StoreLogger): WsTransport {
   const resolve = resolveFromPlacement(pd, book);
   return new WsTransport({
     storeId: joined.storeId,
@@ -246,6 +248,7 @@ function newTransport(opts: StoreOptions, joined: Joined, secret: string, raftLi
       : {}),
     host: raftListen.host,
     port: raftListen.port,
+    maxInboundConnections: config.maxRaftConnections,
     resolveAddress: secret === DEVELOPMENT_CLUSTER_SECRET ? loopbackOnly(resolve, logger) : resolve,
   });
 }

@@ -5,11 +5,15 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
+  AnswerWindow,
+  ConnectionGuard,
   DecodeError,
+  RateLimitedLog,
   ValidationError,
   clientRequestSchema,
   decode,
   encode,
+  httpTimeoutOptions,
   parseWith,
   type ClientRequest,
   type ClientResponse,
@@ -32,10 +36,25 @@ export interface ServerTlsOptions {
 }
 
 export interface ClientServerOptions {
-  /** maxConnections bounds open client connections (default 1024, StoreConfig.maxClientConnections); one more is refused with 503. */
+  /**
+   * maxConnections bounds open connections to the port, WebSocket clients
+   * and HTTP alike (default 1024, StoreConfig.maxClientConnections); one
+   * more is answered HTTP 503 with the reason, before any upgrade, and closed.
+   */
   maxConnections?: number;
-  /** maxPendingPerConnection bounds requests in flight on one client connection (default 4096). */
+  /** maxPendingPerConnection bounds requests in flight on one client connection (default 4096); one more is answered ServerIsBusy. */
   maxPendingPerConnection?: number;
+  /**
+   * maxBufferedBytesPerConnection: while a connection's answers not yet
+   * written to its socket (the client is not reading them) reach this, the
+   * server stops reading its requests, until half are written (default
+   * 16 MiB, StoreConfig.maxBufferedBytesPerConnection).
+   */
+  maxBufferedBytesPerConnection?: number;
+  /** headersTimeoutMs: a connection that has not sent a whole request head within this is answered 408 and closed (default 10,000). */
+  headersTimeoutMs?: number;
+  /** refusalLogWindowMs: repeated refusals (401, 503) from one address are logged once, then once per window (default 10,000). */
+  refusalLogWindowMs?: number;
   /**
    * token: when set, every WebSocket upgrade and every HTTP request except
    * /health must carry `Authorization: Bearer <token>`; others get 401.
@@ -115,32 +134,34 @@ export class ClientServer {
   private readonly maxPendingPerConnection: number;
   private readonly token: string | undefined;
   private readonly enableAdminApi: boolean;
-  private readonly maxConnections: number;
+  private readonly guard: ConnectionGuard;
+  private readonly refusals: RateLimitedLog;
+  private readonly maxBufferedBytesPerConnection: number;
 
   constructor(getStore: () => Store | undefined, private readonly logger: StoreLogger, opts: ClientServerOptions = {}) {
     this.getStore = getStore;
     this.maxPendingPerConnection = opts.maxPendingPerConnection ?? 4096;
     this.token = opts.token !== undefined && opts.token !== '' ? opts.token : undefined;
     this.enableAdminApi = opts.enableAdminApi ?? false;
-    this.maxConnections = opts.maxConnections ?? 1024;
+    this.maxBufferedBytesPerConnection = opts.maxBufferedBytesPerConnection ?? 16 * 1024 * 1024;
+    this.refusals = new RateLimitedLog(logger, opts.refusalLogWindowMs !== undefined ? { windowMs: opts.refusalLogWindowMs } : {});
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => this.onHttp(req, res);
-    this.http = opts.tls ? https.createServer({ cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) : http.createServer(onRequest);
+    const timeouts = httpTimeoutOptions(opts.headersTimeoutMs);
+    this.http = opts.tls ? https.createServer({ ...timeouts, cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) : http.createServer(timeouts, onRequest);
+    this.guard = new ConnectionGuard(this.http, { maxConnections: opts.maxConnections ?? 1024, secure: opts.tls !== undefined, what: 'client', hint: 'maxClientConnections', log: this.refusals });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME_BYTES });
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
+      const overLimit = this.guard.refusal(req.socket);
+      if (overLimit !== undefined) return refuseUpgrade(socket, 503, overLimit);
       if (this.token !== undefined && !bearerTokenMatches(req, this.token)) {
-        // The token itself is never logged; only that a connection was refused.
-        this.logger.warn({ remote: req.socket.remoteAddress, path }, 'client connection refused: missing or wrong API token');
+        // The token itself is never logged; only that a connection was refused (once per address and window).
+        this.refusals.warn(`401-ws|${req.socket.remoteAddress}`, { remote: req.socket.remoteAddress, path }, 'client connection refused: missing or wrong API token');
         refuseUpgrade(socket, 401, 'missing or wrong API token (send Authorization: Bearer <token>)');
         return;
       }
       if (path === CLIENT_PATH) {
-        if (this.wss.clients.size >= this.maxConnections) {
-          this.logger.warn({ remote: req.socket.remoteAddress, limit: this.maxConnections }, 'client connection refused: connection limit reached');
-          refuseUpgrade(socket, 503, `too many client connections (limit ${this.maxConnections}); retry later or raise maxClientConnections`);
-          return;
-        }
-        this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req.socket.remoteAddress));
       } else if (!this.otherUpgrades.get(path ?? '')?.(req, socket, head)) {
         socket.destroy();
       }
@@ -168,6 +189,7 @@ export class ClientServer {
    * connection whose peer has not closed within CLOSE_GRACE_MS is cut.
    */
   async close(): Promise<void> {
+    this.refusals.close();
     await Promise.all([...this.wss.clients].map(closeGracefully));
     await new Promise<void>((r) => this.wss.close(() => r()));
     await new Promise<void>((r) => this.http.close(() => r()));
@@ -176,7 +198,13 @@ export class ClientServer {
   private onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
     const store = this.getStore();
     const path = (req.url ?? '').split('?')[0];
+    const overLimit = this.guard.refusal(req.socket);
+    if (overLimit !== undefined) {
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ error: overLimit }));
+      return;
+    }
     if (this.token !== undefined && path !== '/health' && !bearerTokenMatches(req, this.token)) {
+      this.refusals.warn(`401-http|${req.socket.remoteAddress}`, { remote: req.socket.remoteAddress, path: path?.slice(0, 64) }, 'client HTTP request refused: missing or wrong API token');
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ error: 'missing or wrong API token (send Authorization: Bearer <token>)' }));
       return;
     }
@@ -199,70 +227,86 @@ export class ClientServer {
     }
   }
 
-  private onConnection(ws: WebSocket): void {
-    let pending = 0;
-    // Responses answered in one poll round leave in one write: the socket is
-    // corked on the first reply of a tick and uncorked on the next tick.
+  /**
+   * replier returns the function that sends answers on ws. Answers of one
+   * poll round leave in one write: the socket is corked on the first reply
+   * of a tick and uncorked on the next tick. Each answer stays counted in
+   * the connection's window until it is written.
+   */
+  private replier(ws: WebSocket, window: AnswerWindow): (r: ClientResponse) => void {
     const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
     let corked = false;
     const uncork = () => {
       corked = false;
       socket?.uncork();
     };
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      const store = this.getStore();
-      const reply = (r: ClientResponse) => {
-        if (ws.readyState !== ws.OPEN) return;
-        if (socket && !corked) {
-          corked = true;
-          socket.cork();
-          process.nextTick(uncork);
-        }
-        ws.send(encode(r));
-      };
-      if (!isBinary) return reply({ id: 0, ok: false, error: { type: 'InvalidRequest', message: 'frames must be binary msgpack' } });
-      let req: ClientRequest;
-      let raw: unknown;
-      try {
-        raw = decode(data);
-        req = parseWith(clientRequestSchema, raw, 'client request') as ClientRequest;
-      } catch (e) {
-        const id = raw && typeof raw === 'object' && typeof (raw as { id?: unknown }).id === 'number' ? ((raw as { id: number }).id) : 0;
-        const message = e instanceof DecodeError || e instanceof ValidationError ? e.message : 'malformed request';
-        if (store) store.metrics.clientErrors++;
-        return reply({ id, ok: false, error: { type: 'InvalidRequest', message } });
+    return (r) => {
+      if (ws.readyState !== ws.OPEN) return;
+      if (socket && !corked) {
+        corked = true;
+        socket.cork();
+        process.nextTick(uncork);
       }
-      if (req.op === 'admin' && !this.enableAdminApi) {
-        if (store) store.metrics.clientErrors++;
-        return reply({ id: req.id, ok: false, error: { type: 'InvalidRequest', message: 'admin commands are disabled (start the store with enableAdminApi / --enable-admin-api)' } });
-      }
-      if (!store) return reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: 'store is starting' } });
-      store.metrics.clientRequests++;
-      if (pending >= this.maxPendingPerConnection) {
-        return reply({ id: req.id, ok: false, error: { type: 'ServerIsBusy', reason: 'too many requests in flight on this connection', backoffMs: 20 } });
-      }
-      pending++;
-      let answered = false;
-      try {
-        store.handleClientRequest(req, (result: CommandResult) => {
-          if (answered) return;
-          answered = true;
-          pending--;
-          if (!result.ok) store.metrics.clientErrors++;
-          reply(result.ok ? { id: req.id, ...result } : { id: req.id, ok: false, error: result.error });
-        });
-      } catch (e) {
-        // Only raft's typed errors are expected here; anything else is a
-        // broken invariant and must crash the store, not be answered.
-        if (!(e instanceof RaftError)) throw e;
-        this.logger.error({ err: e.message }, 'client request failed');
-        if (!answered) {
-          answered = true;
-          pending--;
-          reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: e.message } });
-        }
-      }
-    });
+      const bytes = encode(r);
+      ws.send(bytes, window.answer(bytes.length));
+    };
+  }
+
+  private onConnection(ws: WebSocket, remote: string | undefined): void {
+    const conn = { pending: 0 };
+    // Busy answers bound what waits on raft; the window bounds answers the client has not read.
+    const window = new AnswerWindow(ws, { maxInFlight: Infinity, maxBufferedBytes: this.maxBufferedBytesPerConnection }, (state) =>
+      this.refusals.warn(`slow|${remote}`, { remote, bufferedBytes: state.bufferedBytes }, 'client is not reading its answers; stopped reading its requests until it catches up'),
+    );
+    const reply = this.replier(ws, window);
+    ws.on('message', (data: Buffer, isBinary: boolean) => window.request(() => this.onFrame(conn, data, isBinary, reply)));
     ws.on('error', () => {});
+  }
+
+  /** onFrame answers one client frame: decoded and validated, then handed to the store; every frame gets exactly one reply. */
+  private onFrame(conn: { pending: number }, data: Buffer, isBinary: boolean, reply: (r: ClientResponse) => void): void {
+    const store = this.getStore();
+    if (!isBinary) return reply({ id: 0, ok: false, error: { type: 'InvalidRequest', message: 'frames must be binary msgpack' } });
+    let req: ClientRequest;
+    let raw: unknown;
+    try {
+      raw = decode(data);
+      req = parseWith(clientRequestSchema, raw, 'client request') as ClientRequest;
+    } catch (e) {
+      const id = raw && typeof raw === 'object' && typeof (raw as { id?: unknown }).id === 'number' ? ((raw as { id: number }).id) : 0;
+      const message = e instanceof DecodeError || e instanceof ValidationError ? e.message : 'malformed request';
+      if (store) store.metrics.clientErrors++;
+      return reply({ id, ok: false, error: { type: 'InvalidRequest', message } });
+    }
+    if (req.op === 'admin' && !this.enableAdminApi) {
+      if (store) store.metrics.clientErrors++;
+      return reply({ id: req.id, ok: false, error: { type: 'InvalidRequest', message: 'admin commands are disabled (start the store with enableAdminApi / --enable-admin-api)' } });
+    }
+    if (!store) return reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: 'store is starting' } });
+    store.metrics.clientRequests++;
+    if (conn.pending >= this.maxPendingPerConnection) {
+      return reply({ id: req.id, ok: false, error: { type: 'ServerIsBusy', reason: 'too many requests in flight on this connection', backoffMs: 20 } });
+    }
+    conn.pending++;
+    let answered = false;
+    try {
+      store.handleClientRequest(req, (result: CommandResult) => {
+        if (answered) return;
+        answered = true;
+        conn.pending--;
+        if (!result.ok) store.metrics.clientErrors++;
+        reply(result.ok ? { id: req.id, ...result } : { id: req.id, ok: false, error: result.error });
+      });
+    } catch (e) {
+      // Only raft's typed errors are expected here; anything else is a
+      // broken invariant and must crash the store, not be answered.
+      if (!(e instanceof RaftError)) throw e;
+      this.logger.error({ err: e.message }, 'client request failed');
+      if (!answered) {
+        answered = true;
+        conn.pending--;
+        reply({ id: req.id, ok: false, error: { type: 'Unavailable', message: e.message } });
+      }
+    }
   }
 }
