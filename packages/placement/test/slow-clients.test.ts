@@ -109,7 +109,7 @@ describe('placement against slow and greedy clients', () => {
     const region = { id: 1000, startKey: new Uint8Array(), endKey: new Uint8Array(), epoch: { version: 1, confVer: 1 }, peers: [{ id: 1001, storeId: 1, role: 'voter' }] };
     ws.send(encode({ id: 1, method: 'bootstrap', params: { store: { id: 1, address: 'store-1:20160', labels }, region } }));
     for (let id = 2; id <= 40; id++) ws.send(encode({ id, method: 'putStore', params: { store: { id, address: `store-${id}:20160`, labels } } }));
-    await vi.waitFor(() => expect(answers).toHaveLength(40), { timeout: 5_000, interval: 10 });
+    await vi.waitFor(() => expect(answers.length).toBe(40), { timeout: 5_000, interval: 10 });
     expect(answers.filter((a) => !a.ok)).toEqual([]);
     answers.length = 0;
 
@@ -130,7 +130,7 @@ describe('placement against slow and greedy clients', () => {
     expect(stall['held']).toBeLessThan(requests);
     expect(ws.readyState).toBe(WebSocket.OPEN);
     ws.resume();
-    await vi.waitFor(() => expect(answers).toHaveLength(requests), { timeout: 10_000, interval: 10 });
+    await vi.waitFor(() => expect(answers.length).toBe(requests), { timeout: 10_000, interval: 10 });
     expect(answers.map((a) => a.id)).toEqual(Array.from({ length: requests }, (_, i) => 1001 + i));
     expect(answers.every((a) => a.ok && (a.result as { stores: unknown[] }).stores.length === 40)).toBe(true);
     ws.terminate();
