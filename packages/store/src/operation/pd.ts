@@ -23,7 +23,9 @@ export async function storeHeartbeat(ctx: StoreContext): Promise<void> {
       leaderCount: leaders,
     });
   } catch (e) {
-    ctx.logger.warn({ err: (e as Error).message }, 'store heartbeat failed');
+    // After `flotilla store remove` has drained this store, placement refuses its heartbeats for good.
+    if ((e as { code?: unknown }).code === 'StoreTombstone') ctx.logger.error({ storeId: ctx.storeId }, 'placement removed this store (tombstone): its Regions now live on other stores; stop this process and wipe its data dir');
+    else ctx.logger.warn({ err: (e as Error).message }, 'store heartbeat failed');
   }
   if (ctx.pd.getClusterInfo) {
     try {
