@@ -110,12 +110,14 @@ export function textFlag(): z.ZodType<string> {
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 /** commonFlags every command accepts. */
 export const commonFlags: FlagSpec[] = [
   { name: 'help', short: 'h', type: 'boolean', description: 'show this help and exit', schema: boolFlag(), env: false, config: false },
   { name: 'config', type: 'string', placeholder: 'FILE', description: 'read flag values from a JSON file (keys are flag names; command-line flags and FLOTILLA_* win)', schema: pathFlag(), config: false },
   { name: 'log-level', type: 'string', placeholder: 'LEVEL', description: `log level: ${LOG_LEVELS.join(', ')}`, default: 'info', schema: enumFlag(LOG_LEVELS) },
+  { name: 'log-format', type: 'string', placeholder: 'FORMAT', description: 'log lines on stderr: auto (readable on a terminal, JSON otherwise), json, or pretty (readable, through pino-pretty)', default: 'auto', schema: enumFlag(LOG_FORMATS) },
 ];
 
 // ---- parsing ----------------------------------------------------------------

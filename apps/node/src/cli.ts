@@ -1,15 +1,17 @@
 import { ClientError } from '@flotilla/client';
 import { UsageError, helpText, parse } from './args';
+import { operatorCancelCommand, operatorListCommand, storeRemoveCommand, transferLeaderCommand } from './commands/admin';
 import { backupCommand, restoreCommand } from './commands/backup';
 import { EXIT, type Command, type Io } from './command';
 import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
+import { regionCommand } from './commands/region';
 import { placementCommand, storeCommand } from './commands/server';
 import { redisCommand } from './commands/redis';
 import { upCommand } from './commands/up';
 import { versionCommand } from './commands/version';
-import { makeLogger } from './logger';
+import { makeLogger, type LogFormat } from './logger';
 import { TargetError } from './target';
 
 /** COMMANDS: every command by its path as typed. */
@@ -25,7 +27,12 @@ export const COMMANDS: Command[] = [
   splitCommand,
   mergeCommand,
   regionsCommand,
+  regionCommand,
   storesCommand,
+  storeRemoveCommand,
+  transferLeaderCommand,
+  operatorListCommand,
+  operatorCancelCommand,
   redisCommand,
   backupCommand,
   restoreCommand,
@@ -38,7 +45,7 @@ export const COMMANDS: Command[] = [
 const DEMOS: Record<string, Command> = { split: demoSplitCommand, merge: demoMergeCommand };
 
 export function topHelp(): string {
-  const rows = COMMANDS.map((c) => `  ${c.spec.path.join(' ').padEnd(14)} ${c.spec.summary}`);
+  const rows = COMMANDS.map((c) => `  ${c.spec.path.join(' ').padEnd(16)} ${c.spec.summary}`);
   return [
     'Usage: flotilla <command> [flags]',
     '',
@@ -46,7 +53,7 @@ export function topHelp(): string {
     '',
     'Commands:',
     ...rows,
-    '  demo           same as demo split',
+    '  demo             same as demo split',
     '',
     'Run `flotilla <command> --help` for the flags of a command. Flags may also come from',
     'FLOTILLA_<FLAG> environment variables and a --config JSON file (flags win, then env, then the file).',
@@ -66,8 +73,24 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | nul
     }
     return { command: demoSplitCommand, rest: argv.slice(1) };
   }
+  // Two-word commands first (`store remove`, `operator list`): `flotilla store --flags` stays the server command.
+  const pair = COMMANDS.find((c) => c.spec.path.length === 2 && c.spec.path[0] === first && c.spec.path[1] === second);
+  if (pair) return { command: pair, rest: argv.slice(2) };
   const command = COMMANDS.find((c) => c.spec.path.length === 1 && c.spec.path[0] === first);
-  return command ? { command, rest: argv.slice(1) } : null;
+  if (command) return { command, rest: argv.slice(1) };
+  const subs = COMMANDS.filter((c) => c.spec.path.length === 2 && c.spec.path[0] === first);
+  if (subs.length === 0) return null;
+  if (second !== undefined && !second.startsWith('-')) throw new UsageError(`unknown command ${JSON.stringify(`${first} ${second}`)}; expected one of: ${subs.map((c) => c.spec.path.join(' ')).join(', ')}`);
+  return { command: groupCommand(first!, subs), rest: argv.slice(1) };
+}
+
+/** groupCommand stands for a bare command group (`flotilla operator`): --help lists its subcommands; without it, a usage error does. */
+function groupCommand(name: string, subs: Command[]): Command {
+  const list = subs.map((c) => `  ${c.spec.path.join(' ').padEnd(18)} ${c.spec.summary}`).join('\n');
+  return {
+    spec: { path: [name], summary: `Subcommands of ${name}:\n${list}`, description: `Run \`flotilla ${name} <subcommand> --help\` for the flags of one.`, positionals: [], flags: [] },
+    run: () => Promise.reject(new UsageError(`expected a subcommand:\n${list}`)),
+  };
 }
 
 /**
@@ -105,7 +128,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.stdout.write(helpText(command.spec));
       return EXIT.ok;
     }
-    const logger = makeLogger((parsed.values['logLevel'] as string | undefined) ?? 'info', command.spec.path.join('-'));
+    const logger = makeLogger((parsed.values['logLevel'] as string | undefined) ?? 'info', command.spec.path.join('-'), (parsed.values['logFormat'] as LogFormat | undefined) ?? 'auto');
     return await command.run({ spec: command.spec, parsed, io, logger });
   } catch (err) {
     if (err instanceof UsageError) {

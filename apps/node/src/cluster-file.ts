@@ -17,7 +17,8 @@ export const clusterFileSchema = z.object({
   startedAt: z.string(),
   stoppedAt: z.string().optional(),
   placement: z.object({ address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() }),
-  stores: z.array(z.object({ index: z.number().int().positive(), address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() })),
+  /** stores[].storeId: the ID placement gave the store (absent in files written before it was recorded). */
+  stores: z.array(z.object({ index: z.number().int().positive(), storeId: z.number().int().positive().optional(), address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() })),
   /** tls: the cluster serves https/wss; caPath is what ctl commands trust by default. No token is ever recorded here. */
   tls: z.object({ caPath: z.string().optional() }).optional(),
 });

@@ -38,6 +38,12 @@ export interface LocalClusterOptions {
   clusterSecret?: string;
   /** tlsClientAuth: stores require a certificate signed by security.tls.caPath on the raft port (mutual TLS). */
   tlsClientAuth?: boolean;
+  /** maxReplicas: placement's --max-replicas (default min(3, stores)). */
+  maxReplicas?: number;
+  /** tuningPath: a store tuning file (`flotilla store --tuning`) handed to every store (absolute). */
+  tuningPath?: string;
+  /** logFormat: every child's --log-format (its log file gets JSON unless this is pretty). */
+  logFormat?: string;
 }
 
 /** LocalProcess is one child of the local cluster. */
@@ -45,6 +51,8 @@ export interface LocalProcess {
   name: string;
   /** index: 0 for placement, i for store-i. */
   index: number;
+  /** storeId: the ID placement gave a store, from its announcement (undefined for placement, and until the store announces). */
+  storeId?: number;
   address: string;
   dataDir: string;
   log: string;
@@ -146,13 +154,13 @@ export class LocalCluster {
       const tlsArgs = opts.security?.tls
         ? ['--tls-cert', opts.security.tls.certPath, '--tls-key', opts.security.tls.keyPath, ...(opts.security.tls.caPath ? ['--tls-ca', opts.security.tls.caPath] : [])]
         : [];
-      cluster.spawnChild('placement', 0, `${host}:${ports[0]}`, placementDir, (listen) => ['placement', '--data-dir', placementDir, '--listen', listen, '--max-replicas', String(Math.min(3, opts.stores)), ...tlsArgs]);
+      cluster.spawnChild('placement', 0, `${host}:${ports[0]}`, placementDir, (listen) => ['placement', '--data-dir', placementDir, '--listen', listen, '--max-replicas', String(opts.maxReplicas ?? Math.min(3, opts.stores)), ...tlsArgs]);
       await cluster.waitHealthy([cluster.placement], (p) => cluster.healthUrl(p));
       const placementAddress = cluster.placement.address;
       opts.logger.info({ address: placementAddress }, 'placement is up');
       for (let i = 1; i <= opts.stores; i++) {
         const dir = join(dataDir, `store-${i}`);
-        const storeArgs = [...tlsArgs, ...(opts.tlsClientAuth ? ['--tls-client-auth'] : [])];
+        const storeArgs = [...tlsArgs, ...(opts.tlsClientAuth ? ['--tls-client-auth'] : []), ...(opts.tuningPath ? ['--tuning', opts.tuningPath] : [])];
         cluster.spawnChild(`store-${i}`, i, `${host}:${ports[i]}`, dir, (listen) => ['store', '--placement', placementAddress, '--data-dir', dir, '--listen', listen, '--profile', opts.profile, ...storeArgs]);
       }
       await cluster.waitHealthy(cluster.stores, (p) => cluster.healthUrl(p));
@@ -174,7 +182,7 @@ export class LocalCluster {
       profile: this.opts.profile,
       startedAt: this.startedAt,
       placement: rec(this.placement),
-      stores: this.stores.map((p) => ({ index: p.index, ...rec(p) })),
+      stores: this.stores.map((p) => ({ index: p.index, ...(p.storeId !== undefined ? { storeId: p.storeId } : {}), ...rec(p) })),
       ...(this.opts.security?.tls ? { tls: this.opts.security.tls.caPath ? { caPath: this.opts.security.tls.caPath } : {} } : {}),
     };
   }
@@ -182,7 +190,7 @@ export class LocalCluster {
   private spawnChild(name: string, index: number, address: string, dataDir: string, argsFor: (listen: string) => string[]): LocalProcess {
     const log = join(this.opts.dataDir, 'logs', `${name}.log`);
     const fd = openSync(log, 'a');
-    const { command, args: argv } = cliCommand([...argsFor(address), '--log-level', this.opts.logLevel]);
+    const { command, args: argv } = cliCommand([...argsFor(address), '--log-level', this.opts.logLevel, ...(this.opts.logFormat ? ['--log-format', this.opts.logFormat] : [])]);
     let proc: ChildProcess;
     try {
       // Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops stores before placement.
@@ -208,9 +216,10 @@ export class LocalCluster {
       pendingText = (pendingText + chunk.toString('utf8')).slice(-65_536);
       for (const line of pendingText.split('\n').slice(0, -1)) {
         try {
-          const info = JSON.parse(line) as { address?: unknown };
+          const info = JSON.parse(line) as { address?: unknown; storeId?: unknown };
           if (typeof info.address === 'string') {
             p.address = info.address;
+            if (typeof info.storeId === 'number') p.storeId = info.storeId;
             p.announced = true;
             break;
           }

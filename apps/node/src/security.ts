@@ -124,10 +124,17 @@ function readable(flag: string, path: string): void {
  * http modules). Resolves with the status and body; rejects on network errors.
  */
 export function httpGet(url: string, sec: ClientSecurity, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return httpRequest('GET', url, sec, timeoutMs);
+}
+
+/** httpRequest is httpGet for any method; a json body is sent as application/json (placement's admin routes). */
+export function httpRequest(method: string, url: string, sec: ClientSecurity, timeoutMs: number, json?: unknown): Promise<{ status: number; body: string }> {
   const mod = url.startsWith('https:') ? https : http;
   const ca = sec.tls?.caPath ? readFileSync(sec.tls.caPath) : undefined;
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  const headers: Record<string, string> = { ...(sec.token ? { authorization: `Bearer ${sec.token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
   return new Promise((resolveGet, reject) => {
-    const req = mod.get(url, { headers: sec.token ? { authorization: `Bearer ${sec.token}` } : {}, timeout: timeoutMs, ...(ca ? { ca } : {}) }, (res) => {
+    const req = mod.request(url, { method, headers, timeout: timeoutMs, ...(ca ? { ca } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
@@ -135,6 +142,7 @@ export function httpGet(url: string, sec: ClientSecurity, timeoutMs: number): Pr
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
+    req.end(body);
   });
 }
 

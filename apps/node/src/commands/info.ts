@@ -1,6 +1,7 @@
 import { boolFlag, type CommandSpec } from '../args';
 import { EXIT, type Command, type CommandContext } from '../command';
 import { formatBytes, renderRange, table } from '../format';
+import { processNames, storeLabel } from '../process-names';
 import { placementClient, resolvePlacement, security, targetFlags } from '../target';
 import { httpGet, httpScheme, type ClientSecurity } from '../security';
 
@@ -46,14 +47,15 @@ export async function fetchRegions(placement: string, timeoutMs: number, sec: Cl
   return out;
 }
 
-export function regionTable(rows: RegionRow[]): string {
+/** regionTable renders Regions; names (store ID -> `up` process name) labels the leader's store when known. */
+export function regionTable(rows: RegionRow[], names: Map<number, string> = new Map()): string {
   return table(
     ['REGION', 'KEY RANGE', 'EPOCH', 'LEADER', 'PEERS (peer@store)', 'APPROX SIZE', 'APPROX KEYS'],
     rows.map((r) => [
       r.id,
       renderRange(r.startKey, r.endKey),
       `${r.epoch.confVer}/${r.epoch.version}`,
-      r.leader ? `store ${r.leader.storeId}` : '-',
+      r.leader ? `store ${storeLabel(names, r.leader.storeId)}` : '-',
       r.peers.map((p) => `${p.id}@${p.storeId}${p.role === 'learner' ? 'L' : ''}`).join(','),
       r.approximateSizeBytes === undefined ? '-' : formatBytes(r.approximateSizeBytes),
       r.approximateKeys ?? '-',
@@ -74,7 +76,7 @@ export const regionsCommand: Command = {
   async run(ctx: CommandContext) {
     const rows = await fetchRegions(resolvePlacement(ctx), ctx.parsed.values['timeoutMs'] as number, security(ctx));
     if (ctx.parsed.values['json'] === true) ctx.io.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-    else ctx.io.stdout.write(regionTable(rows) + `${rows.length} region${rows.length === 1 ? '' : 's'}\n`);
+    else ctx.io.stdout.write(regionTable(rows, processNames(ctx)) + `${rows.length} region${rows.length === 1 ? '' : 's'}\n`);
     return EXIT.ok;
   },
 };
@@ -91,7 +93,7 @@ function available(s: { stats?: { capacityBytes: number; availableBytes: number 
 
 const storesSpec: CommandSpec = {
   path: ['stores'],
-  summary: 'List every store: address, state, Region and leader counts, last heartbeat, disk capacity, used and available.',
+  summary: 'List every store: ID, `flotilla up` process name, address, state, Region and leader counts, last heartbeat, disk capacity, used and available.',
   positionals: [],
   flags: [...targetFlags, { name: 'json', type: 'boolean', description: 'print JSON instead of a table', schema: boolFlag() }],
   examples: ['flotilla stores'],
@@ -108,11 +110,13 @@ export const storesCommand: Command = {
         return EXIT.ok;
       }
       const now = Date.now();
+      const names = processNames(ctx, stores);
       ctx.io.stdout.write(
         table(
-          ['STORE', 'ADDRESS', 'RAFT ADDRESS', 'STATE', 'REGIONS', 'LEADERS', 'LAST HEARTBEAT', 'CAPACITY', 'USED', 'AVAILABLE'],
+          ['STORE', 'PROCESS', 'ADDRESS', 'RAFT ADDRESS', 'STATE', 'REGIONS', 'LEADERS', 'LAST HEARTBEAT', 'CAPACITY', 'USED', 'AVAILABLE'],
           stores.map((s) => [
             s.id,
+            names.get(s.id) ?? '-',
             s.address,
             s.labels?.['raftAddress'] ?? '-',
             s.state,

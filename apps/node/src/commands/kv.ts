@@ -102,7 +102,7 @@ export const getCommand: Command = {
   },
 };
 
-const delSpec = kvSpec('del', 'Delete a key, or every key in [key, --range-end).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [
+const delSpec = kvSpec('del', 'Delete a key and say whether it existed, or delete every key in [key, --range-end).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [
   { name: 'range-end', type: 'string', placeholder: 'KEY', description: 'delete the range [key, KEY) instead of one key ("" = to the end)', schema: textFlag(), env: false },
 ], ['flotilla del hello', 'flotilla del user/ --range-end user0']);
 
@@ -114,13 +114,39 @@ export const delCommand: Command = {
     const end = endText === undefined ? undefined : input(ctx, endText, '--range-end');
     if (end !== undefined) checkRange(key, end, '--range-end');
     return withClient(ctx, async (c) => {
-      if (end !== undefined) await c.deleteRange(key, end);
-      else await c.delete(key);
-      ctx.io.stdout.write('OK\n');
+      if (end !== undefined) {
+        await c.deleteRange(key, end); // the store does not count what a range delete removed
+        ctx.io.stdout.write('OK\n');
+        return EXIT.ok;
+      }
+      const existed = await deleteReporting(c, key);
+      ctx.io.stdout.write(existed ? `deleted ${show(ctx, key)}\n` : `${show(ctx, key)} did not exist: nothing deleted\n`);
       return EXIT.ok;
     });
   },
 };
+
+/** DELETE_ATTEMPTS bounds deleteReporting's retries while other writers keep changing the key. */
+const DELETE_ATTEMPTS = 8;
+
+/**
+ * deleteReporting deletes key and says whether it existed. The store's
+ * delete does not report that (it would cost every delete a read at apply
+ * time), so the CLI uses compare-and-swap, which decides atomically in the
+ * Region's log: cas(absent -> absent) succeeds exactly when the key is
+ * absent; otherwise it fails with the current value, and cas(that value ->
+ * deleted) removes it unless another writer changed it in between (then it
+ * tries again). A connection lost mid-cas ends in Undetermined, as for cas.
+ */
+async function deleteReporting(c: FlotillaClient, key: Uint8Array): Promise<boolean> {
+  let expected: Uint8Array | null = null;
+  for (let i = 0; i < DELETE_ATTEMPTS; i++) {
+    const r = await c.cas(key, expected, null);
+    if (r.succeeded) return expected !== null;
+    expected = r.previous;
+  }
+  throw new Error(`the key kept changing under ${DELETE_ATTEMPTS} attempts to delete it; try again`);
+}
 
 const scanSpec = kvSpec('scan', 'List keys in [start, end) in key order, across Regions.', [
   { name: 'start', description: 'first key (default: the beginning of the key space)', required: false },

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
-import { enumFlag, intFlag, pathFlag, type CommandSpec, type FlagSpec } from '../args';
+import { UsageError, enumFlag, intFlag, pathFlag, type CommandSpec, type FlagSpec } from '../args';
 import { clusterFilePath } from '../cluster-file';
 import { EXIT, waitForShutdown, type Command, type CommandContext } from '../command';
 import { table } from '../format';
@@ -18,9 +19,32 @@ export function clusterFlags(defaults: { dataDir: string; profile: Profile; base
   ];
 }
 
-/** startLocal starts a LocalCluster from the clusterFlags of ctx, reporting children that die unexpectedly. */
+/** upOnlyFlags: what `up` passes to its children beyond clusterFlags (demo runs with the defaults). */
+const upOnlyFlags: FlagSpec[] = [
+  { name: 'max-replicas', type: 'string', placeholder: 'N', description: "placement's --max-replicas: voters per Region (default min(3, --stores); at most --stores)", schema: intFlag(1, 7) },
+  { name: 'tuning', type: 'string', placeholder: 'FILE', description: 'store tuning JSON file handed to every store as --tuning (keys in docs/operations.md); a bad key stops the first store with its message', schema: pathFlag() },
+];
+
+/** checkedTuning resolves --tuning and checks it holds a JSON object (the stores check its keys). */
+function checkedTuning(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  const abs = resolve(path);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(abs, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--tuning: cannot read ${path} as JSON: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UsageError(`--tuning: ${path} must hold a JSON object of tuning keys`);
+  return abs;
+}
+
+/** startLocal starts a LocalCluster from the clusterFlags (and up's own flags) of ctx, reporting children that die unexpectedly. */
 export async function startLocal(ctx: CommandContext): Promise<LocalCluster> {
   const v = ctx.parsed.values;
+  const maxReplicas = v['maxReplicas'] as number | undefined;
+  if (maxReplicas !== undefined && maxReplicas > (v['stores'] as number)) throw new UsageError(`--max-replicas ${maxReplicas} needs at least ${maxReplicas} stores (--stores is ${v['stores'] as number}): a Region can hold one replica per store`);
+  const tuningPath = checkedTuning(v['tuning'] as string | undefined);
   const security = serverSecurity(v);
   const cluster = await LocalCluster.start({
     dataDir: v['dataDir'] as string,
@@ -31,6 +55,9 @@ export async function startLocal(ctx: CommandContext): Promise<LocalCluster> {
     logger: ctx.logger,
     security,
     ...storeSecurity(v, security),
+    ...(maxReplicas !== undefined ? { maxReplicas } : {}),
+    ...(tuningPath ? { tuningPath } : {}),
+    logFormat: v['logFormat'] as string,
   });
   cluster.onUnexpectedExit = (p, code, signal) => {
     ctx.logger.error({ name: p.name, pid: p.proc.pid, code, signal, log: p.log }, `${p.name} exited unexpectedly`);
@@ -46,8 +73,8 @@ export function endpointsTable(cluster: LocalCluster): string {
     return r === '' || r.startsWith('..') ? p : r;
   };
   return table(
-    ['PROCESS', 'ADDRESS', 'HEALTH', 'PID', 'LOG'],
-    cluster.processes.map((p) => [p.name, p.address, cluster.healthUrl(p), p.proc.pid ?? 0, rel(p.log)]),
+    ['PROCESS', 'STORE ID', 'ADDRESS', 'HEALTH', 'PID', 'LOG'],
+    cluster.processes.map((p) => [p.name, p.storeId ?? '-', p.address, cluster.healthUrl(p), p.proc.pid ?? 0, rel(p.log)]),
   );
 }
 
@@ -57,8 +84,8 @@ const upSpec: CommandSpec = {
   description:
     'Waits until every process is healthy and writes <data-dir>/cluster.json so other commands find the cluster, then until every Region has its full replica count (up to 30 s; past that it says it is still replicating, and prints a line when it is done) before it reports "up" and prints the endpoints. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0; more signals while it stops are ignored.',
   positionals: [],
-  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), redisPortFlag, redisMaxConnectionsFlag, ...serverSecurityFlags, ...storeSecurityFlags('a random secret made on the first start and kept in <data-dir>/cluster-secret (mode 0600)')],
-  examples: ['flotilla up', 'flotilla up --redis-port 6379        # then: redis-cli -p 6379 set greeting hello', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160'],
+  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...upOnlyFlags, redisPortFlag, redisMaxConnectionsFlag, ...serverSecurityFlags, ...storeSecurityFlags('a random secret made on the first start and kept in <data-dir>/cluster-secret (mode 0600)')],
+  examples: ['flotilla up', 'flotilla up --redis-port 6379        # then: redis-cli -p 6379 set greeting hello', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160', 'flotilla up --stores 5 --max-replicas 5 --tuning ./store-tuning.json --log-format pretty'],
 };
 
 /** REPLICATION_WAIT_MS: how long `up` waits for full replication before it says it is serving but still replicating. */
