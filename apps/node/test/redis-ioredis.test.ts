@@ -204,7 +204,7 @@ describe('the Redis front through ioredis', () => {
     expect(await r3.client('LIST')).toContain('lib-name=ioredis');
     expect(await r2.select(0)).toBe('OK');
     await expect(r2.select(1)).rejects.toThrow(/DB index is out of range/);
-    const count = (await r2.command('COUNT')) as number;
+    const count = (await r2.call('COMMAND', 'COUNT')) as number;
     expect(count).toBeGreaterThanOrEqual(30);
     const docs = (await r3.call('COMMAND', 'DOCS', 'get')) as unknown[];
     expect(docs[0]).toBe('get');
@@ -216,6 +216,8 @@ describe('the Redis front through ioredis', () => {
     expect(all).toMatch(/# Server\r\nredis_version:7\.0\.0\r\n/);
     expect(all).toContain('loading:0');
     expect(all).toMatch(/connected_clients:\d+/);
+    expect(await r3.client('INFO')).toMatch(/^id=\d+ addr=127\.0\.0\.1:\d+ .*name=tester .*resp=3/);
+    expect(await r2.quit()).toBe('OK');
   });
 
   it('refusals and errors: leases, transactions, SUBSCRIBE, unknown commands, arity, empty keys, AUTH', async () => {
@@ -231,7 +233,7 @@ describe('the Redis front through ioredis', () => {
     await expect(r.call('SUBSCRIBE', 'ch')).rejects.toThrow(/SUBSCRIBE needs keyspace notifications/);
     await expect(r.call('HSET', 'h', 'f', 'v')).rejects.toThrow("ERR unknown command 'HSET', with args beginning with: 'h' 'f' 'v'");
     await expect(r.call('GET')).rejects.toThrow("ERR wrong number of arguments for 'get' command");
-    await expect(r.set('e:k', 'v', 'NX', 'XX')).rejects.toThrow('ERR syntax error');
+    await expect(r.call('SET', 'e:k', 'v', 'NX', 'XX')).rejects.toThrow('ERR syntax error');
     await expect(r.set('', 'v')).rejects.toThrow(/empty keys are not supported/);
     await expect(r.get('k'.repeat(9000))).rejects.toThrow(/exceeds Flotilla's key limit of 8192 bytes/);
     const noAuth = connect({ password: '', protocol: 2, readyCheck: false }); // the ready check's INFO would fail with NOAUTH
