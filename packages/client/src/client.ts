@@ -15,7 +15,7 @@ import { ConnectionPool, type ClientRequestBody } from './connection';
 import { ClientError, ConnectionError } from './errors';
 import { RegionCache, type CachedRegion } from './region-cache';
 import type { RouteProvider } from './route-provider';
-import { RETRY_ACTIONS, RetryPolicy, askedBackoffMs, raceDeadline, regionErrorCase, shouldBackOff, type Failure, type RetryAction, type RetryState } from './retry';
+import { RETRY_ACTIONS, RetryPolicy, askedBackoffMs, peersExhausted, raceDeadline, regionErrorCase, shouldBackOff, type Failure, type RetryAction, type RetryState } from './retry';
 import { checkKey, checkRange, checkValue, type Bytes } from './bytes';
 
 export interface FlotillaClientOptions {
@@ -449,7 +449,7 @@ export class FlotillaClient {
       throw new ClientError(action.fail.code, action.fail.message(st.op, f), st.lastRegionError, f.cause);
     }
     if (action.store) this.forgetStore(action.store, f, st);
-    if (action.invalidateRegion) this.cache.invalidate(f.region.id);
+    if (action.invalidateRegion === true || (action.invalidateRegion === 'whenPeersExhausted' && peersExhausted(f, st))) this.cache.invalidate(f.region.id);
     if (action.clearLeader) this.cache.clearLeader(f.region.id);
     const learned = action.learn ? this.learn(action.learn, f) : false;
     if (shouldBackOff(action.backoff, st, learned)) await this.retry.sleepBackoff(st, askedBackoffMs(f));

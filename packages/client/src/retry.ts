@@ -9,6 +9,8 @@ export interface RetryState {
   backoffs: number;
   /** rotate picks the next peer when the leader is unknown or unreachable. */
   rotate: number;
+  /** leaderless: the peers that answered NotLeader without naming a leader during this call (see invalidateRegion 'whenPeersExhausted'). */
+  leaderless?: Set<number>;
   lastRegionError?: RegionError;
   lastCause?: unknown;
   /** attemptTimeoutMs overrides the client's per-attempt bound (admin commands that wait for a commit use the whole deadline). */
@@ -132,8 +134,17 @@ export interface RetryAction {
    *   unreachable  reconnect + down, and forget every cached leader on it
    */
   readonly store?: 'reconnect' | 'down' | 'unreachable';
-  /** invalidateRegion drops the Region from the cache, so the next locate asks placement (or finds what `learn` inserted). */
-  readonly invalidateRegion: boolean;
+  /**
+   * invalidateRegion drops the Region from the cache, so the next locate
+   * asks placement (or finds what `learn` inserted). 'whenPeersExhausted':
+   * only once every voter the cached Region lists has answered this way
+   * during the call; the cached peer list may be stale (cached before
+   * replicas were added), and its peers may all sit in a partitioned
+   * minority that never learns the new leader, so asking placement is the
+   * only way out (TiKV's client reloads the Region on a leaderless NotLeader
+   * for the same reason).
+   */
+  readonly invalidateRegion: boolean | 'whenPeersExhausted';
   /** clearLeader forgets the Region's leader, so the next attempt tries its peers in turn. */
   readonly clearLeader: boolean;
   /** learn: what the error teaches the cache, a leader hint or the Regions the store now holds. */
@@ -155,8 +166,9 @@ const regionErrorMessage = (f: Failure): string => (f.regionError && 'message' i
 export const RETRY_ACTIONS: { readonly [C in RetryCase]: RetryAction } = {
   // Follow the hint at once: the new leader is one hop away.
   NotLeaderWithHint: { invalidateRegion: false, clearLeader: false, learn: 'leaderHint', backoff: 'afterHops' },
-  // No leader known (an election is running): try another peer after a pause.
-  NotLeader: { invalidateRegion: false, clearLeader: true, backoff: 'always' },
+  // No leader known (an election is running, or the peer is cut off): try
+  // another peer after a pause; once every cached peer said so, ask placement.
+  NotLeader: { invalidateRegion: 'whenPeersExhausted', clearLeader: true, backoff: 'always' },
   // The Region split or merged: the answer carries the Regions the store holds now.
   EpochNotMatch: { invalidateRegion: true, clearLeader: false, learn: 'currentRegions', backoff: 'unlessLearned' },
   KeyNotInRegion: { invalidateRegion: true, clearLeader: true, backoff: 'always' },
@@ -226,4 +238,19 @@ export function shouldBackOff(backoff: Backoff, st: RetryState, learned: boolean
 /** askedBackoffMs is the least wait a failure asks for: a busy store's backoffMs, else 0. */
 export function askedBackoffMs(f: Failure): number {
   return f.regionError?.type === 'ServerIsBusy' ? f.regionError.backoffMs : 0;
+}
+
+/**
+ * peersExhausted records that f's peer answered without a leader and says
+ * whether every voter of the cached Region now has (then it starts over,
+ * so the reloaded Region's peers get their own round).
+ */
+export function peersExhausted(f: Failure, st: RetryState): boolean {
+  if (!f.peer) return false;
+  const seen = (st.leaderless ??= new Set());
+  seen.add(f.peer.id);
+  const voters = f.region.peers.filter((p) => p.role === 'voter');
+  const all = (voters.length > 0 ? voters : f.region.peers).every((p) => seen.has(p.id));
+  if (all) seen.clear();
+  return all;
 }

@@ -240,3 +240,35 @@ describe('retry table: rows', () => {
     for (const [e, want] of cases) expect(regionErrorCase(e, self)).toBe(want);
   });
 });
+
+describe('retry table: NotLeader without a leader from every cached peer', () => {
+  // Found by the namespace partition test (packages/sim/test/netns.test.ts):
+  // a client that cached Region 1 while it had one replica kept asking that
+  // replica's store after it was cut off from the other two, which had
+  // elected a leader; the cut-off peer knows no leader, so its NotLeader
+  // names none, and the client rotated through its one cached peer until
+  // every call timed out (a fresh client, asking placement, succeeded).
+  it('reloads the Region from placement once every peer it lists has answered without a leader', async () => {
+    cluster = await FakeCluster.start(3);
+    const c = cluster;
+    const full = c.regions[0]!.region;
+    c.regions[0]!.region = { ...full, peers: [full.peers[0]!] }; // cached while only store 1 had a replica
+    c.setLeader(1, 1);
+    c.syncPlacement();
+    client = await FlotillaClient.connect({ routes: c, backoff: { baseMs: 1, maxMs: 5 }, timeoutMs: 3000 });
+    const cl = client;
+    await cl.put('k', 'v0');
+    expect(cl.cachedRegions()[0]?.region.peers.map((p) => p.storeId)).toEqual([1]);
+    // Two replicas joined (confVer 3) and elected store 2; store 1 is cut off and knows no leader.
+    c.regions[0]!.region = { ...full, epoch: { confVer: 3, version: 1 } };
+    c.setLeader(1, 2);
+    c.syncPlacement();
+    c.store(1).script = (req) => ({ type: 'NotLeader', regionId: req.header.regionId });
+    const regionCalls = c.getRegionCalls;
+    expect(s(await cl.get('k'))).toBe('v0');
+    await cl.put('k', 'v1'); // a NotLeader write never reached raft, so resending it is safe
+    expect(s(await cl.get('k'))).toBe('v1');
+    expect(c.getRegionCalls).toBeGreaterThan(regionCalls);
+    expect(cl.cachedRegions()[0]?.leader?.storeId).toBe(2);
+  });
+});
