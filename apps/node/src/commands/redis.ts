@@ -34,7 +34,7 @@ const redisSpec: CommandSpec = {
     ...targetFlags,
   ],
   examples: [
-    'flotilla redis --listen 127.0.0.1:6379 --placement 127.0.0.1:20160 &  redis-cli -p 6379 set greeting hello',
+    'flotilla redis --listen 127.0.0.1:6379 --placement 127.0.0.1:20160   # then: redis-cli -p 6379 set greeting hello',
     'flotilla redis --data-dir ./data      # the cluster `flotilla up` started in ./data',
   ],
 };

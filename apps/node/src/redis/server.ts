@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { LIMITS, type Logger } from '@flotilla/proto';
+import { LIMITS, RateLimitedLog, type Logger } from '@flotilla/proto';
 import { dispatch, sameKeyRmw } from './commands/index';
 import type { ConnState, FrontContext, FrontStats, KeyEstimate, KvClient } from './context';
 import { CursorTable } from './cursor';
@@ -68,6 +68,8 @@ export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFro
   const conns = new Set<Connection>();
   const stats: FrontStats = { connectionsReceived: 0, connectionsRejected: 0, commandsProcessed: 0, errorReplies: 0, protocolErrors: 0 };
   const server = net.createServer({ noDelay: true });
+  // Refusals (connection limit, wrong token, protocol errors) are logged once per source and window: a hostile client cannot fill the log.
+  const refusals = new RateLimitedLog(opts.logger);
   const ctx: FrontContext = {
     client: opts.client,
     rmw: new RmwCombiner(opts.client),
@@ -86,11 +88,11 @@ export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFro
     stats.connectionsReceived++;
     if (conns.size >= limits.maxConnections) {
       stats.connectionsRejected++;
-      opts.logger.warn({ remote: socket.remoteAddress, maxConnections: limits.maxConnections }, 'redis: connection refused: max number of clients reached');
+      refusals.warn(`maxclients ${socket.remoteAddress}`, { remote: socket.remoteAddress, maxConnections: limits.maxConnections }, 'redis: connection refused: max number of clients reached');
       socket.end('-ERR max number of clients reached\r\n');
       return;
     }
-    const c = new Connection(socket, nextId++, ctx, limits, opts.logger, () => conns.delete(c));
+    const c = new Connection(socket, nextId++, ctx, limits, opts.logger, refusals, () => conns.delete(c));
     conns.add(c);
   });
   await new Promise<void>((resolve, reject) => {
@@ -116,6 +118,7 @@ export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFro
         const closed = new Promise<void>((r) => server.close(() => r()));
         await Promise.all([...conns].map((c) => c.shutdown(limits.shutdownGraceMs)));
         await closed;
+        refusals.close();
       })()),
   };
 }
@@ -160,6 +163,7 @@ class Connection {
     private readonly ctx: FrontContext,
     private readonly limits: FrontLimits,
     private readonly logger: Logger,
+    private readonly refusals: RateLimitedLog,
     onClose: () => void,
   ) {
     this.parser = new RespParser(limits.resp);
@@ -205,7 +209,7 @@ class Connection {
         if (!(err instanceof RespProtocolError)) throw err;
         this.protocolError = err.message;
         this.ctx.stats.protocolErrors++;
-        this.logger.info({ id: this.state.id, remote: this.state.remote, error: err.message }, 'redis: protocol error; closing the connection');
+        this.refusals.warn(`protocol ${this.socket.remoteAddress}`, { id: this.state.id, remote: this.state.remote, error: err.message }, 'redis: protocol error; closing the connection');
         break;
       }
       if (cmd === null) break;
@@ -280,7 +284,10 @@ class Connection {
 
   private answer(r: Reply): void {
     if (this.closed) return;
-    if (r.type === 'error') this.ctx.stats.errorReplies++;
+    if (r.type === 'error') {
+      this.ctx.stats.errorReplies++;
+      if (r.value.startsWith('WRONGPASS')) this.refusals.warn(`auth ${this.socket.remoteAddress}`, { id: this.state.id, remote: this.state.remote }, 'redis: AUTH with a wrong token');
+    }
     encodeReply(r, this.state.protocol, this.out);
   }
 
