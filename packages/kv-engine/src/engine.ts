@@ -330,10 +330,17 @@ export class KvEngine {
    * WAL (a checkpoint syncs the WAL before copying pages back). The store
    * calls it before compacting the raft log past the applied index written
    * since the last flush.
+   *
+   * SQLite syncs the WAL only when the checkpoint can copy frames back: a
+   * reader pinning an older snapshot (an open snapshotRegion) can stop it
+   * before that, and the pragma still succeeds. A flush that did not reach
+   * the WAL's end is therefore a broken invariant (the caller must not hold
+   * a snapshot across a flush), not a durable write.
    */
   flush(): void {
     this.checkOpen('flush');
-    this.db.pragma('wal_checkpoint(PASSIVE)');
+    const [r] = this.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+    assert(r !== undefined && r.busy === 0 && r.checkpointed === r.log, `${this.file}: flush's checkpoint stopped at WAL frame ${r?.checkpointed} of ${r?.log} (a snapshot reader is open), so earlier writes may not be durable`);
   }
 
   /**

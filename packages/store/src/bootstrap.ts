@@ -24,7 +24,7 @@ export function writeInitialRegion(ctx: StoreContext, region: Region): void {
   const lb = new LogBatch();
   lb.applySnapshotMeta(region.id, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, conf);
   lb.setHardState(region.id, { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX });
-  ctx.log.write(lb);
+  ctx.writeLog(lb);
 }
 
 /** removeInitialRegion undoes writeInitialRegion when another store won the bootstrap race. */
@@ -33,5 +33,5 @@ export function removeInitialRegion(ctx: StoreContext, regionId: number): void {
   const r = ctx.sm.loadRegions().find((x) => x.regionId === regionId);
   if (r) b.setRegionState(regionId, { ...r.local, state: 'tombstone' });
   ctx.sm.write(b);
-  ctx.log.write(new LogBatch().removeRegion(regionId));
+  ctx.writeLog(new LogBatch().removeRegion(regionId));
 }

@@ -1,5 +1,5 @@
 import { newSeededRandom, type Logger as RaftLogger } from '@flotilla/raft-core';
-import { LogBatch, type LogEngine } from '@flotilla/log-engine';
+import { LogBatch, type LogEngine, type LogOp } from '@flotilla/log-engine';
 import { silentLogger, type Logger } from '@flotilla/proto';
 import type { Transport } from '@flotilla/transport';
 import type { StoreConfig } from './config';
@@ -66,8 +66,6 @@ export class StoreContext {
   pendingLog = new LogBatch();
   /** deferredLog holds commit-only hard-state changes waiting for the next durable write. */
   deferredLog: LogBatch[] = [];
-  /** kvSyncNeeded: a log compaction is queued, so the KV engine must be durable before the next log write. */
-  kvSyncNeeded = false;
   /** maxReplicas is placement's replica target (refreshed with store heartbeats). */
   maxReplicas = 3;
   /** halted: the storage failure that stopped this store (then closed is true too); storage-fault.ts is its only writer. */
@@ -133,17 +131,48 @@ export class StoreContext {
     return true;
   }
 
-  /** flushPendingLog writes the queued log changes now (KV engine synced first when a compaction is among them). */
+  /** flushPendingLog writes the queued log changes now (through writeLog). */
   flushPendingLog(): void {
-    if (this.kvSyncNeeded) {
-      this.sm.sync();
-      this.kvSyncNeeded = false;
-    }
     const b = this.pendingLog;
     this.pendingLog = new LogBatch();
-    this.log.write(b);
+    this.writeLog(b);
     this.metrics.logWrites++;
   }
+
+  /**
+   * writeLog is the one way a log batch reaches the log engine (one
+   * transaction, one fsync). Invariant: the raft log is never purged past
+   * what the KV engine has durably applied. Applies reach the KV engine
+   * without fsync, because the log replays them after a crash; three log
+   * changes take that replay away or stand for KV state, so a batch with
+   * any of them makes the KV engine durable first: a compaction (drops
+   * entries), a snapshot's meta (drops the whole log at the snapshot's
+   * index; also a split's new Region, a bootstrap, a repaired log) and a
+   * Region's removal (its tombstone lives in the KV engine). Without it a
+   * power loss after the log write left the KV engine behind a log that
+   * no longer had the entries to catch up (the power-loss run found a
+   * replica whose snapshot was gone from kv.db while raft.db said it was
+   * installed: docs/testing.md, "Power loss").
+   */
+  writeLog(batch: LogBatch): void {
+    if (this.sm.unsynced && batch.ops.some(needsDurableKv)) {
+      this.sm.sync();
+      this.metrics.kvSyncs++;
+    }
+    for (const op of batch.ops) {
+      if (!needsDurableKv(op)) continue;
+      assert(!this.sm.unsynced, `region ${op.regionId}: a log ${op.kind} written while the KV engine has unsynced writes`);
+      const bound = op.kind === 'compact' ? op.truncatedIndex : op.kind === 'snapshot' ? op.index : 0;
+      const durable = this.sm.durableAppliedIndex(op.regionId);
+      assert(bound <= durable, `region ${op.regionId}: the log ${op.kind} at index ${bound} passes the KV engine's durably applied index ${durable}`);
+    }
+    this.log.write(batch);
+  }
+}
+
+/** needsDurableKv: the log op drops entries or stands for KV state, so the KV engine must be durable before it is (writeLog). */
+function needsDurableKv(op: LogOp): boolean {
+  return op.kind === 'compact' || op.kind === 'snapshot' || op.kind === 'remove';
 }
 
 /** assert: a broken invariant is a bug; throw and never catch (TIGER_STYLE). */

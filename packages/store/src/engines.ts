@@ -70,10 +70,18 @@ export interface StateMachine {
   approximateSplitKey(startKey: Uint8Array, endKey: Uint8Array): { splitKey: Uint8Array | undefined; sizeBytes: number; keys: number };
   /**
    * sync makes every write so far durable. Apply writes need not fsync
-   * (the raft log replays them after a crash); sync runs before the log
-   * is compacted past them.
+   * (the raft log replays them after a crash); sync runs before a log
+   * write that would take that replay away (StoreContext.writeLog).
    */
   sync(): void;
+  /** unsynced: some write since the last sync() (or since open) is not yet durable. */
+  readonly unsynced: boolean;
+  /**
+   * durableAppliedIndex is the Region's applied index as of the last
+   * sync(): what a power loss would leave (0 for a Region not durably
+   * there). The raft log is never compacted past it.
+   */
+  durableAppliedIndex(regionId: number): number;
   close(): void;
 }
 

@@ -75,7 +75,7 @@ export class StoreMetrics {
     counter('flotilla_peer_ticks_total', 'Raft ticks delivered to peers', this.peerTicks);
     counter('flotilla_fsyncs_total', 'Log engine writes (one fsync each)', this.logWrites);
     counter('flotilla_kv_writes_total', 'KV apply transactions', this.kvWrites);
-    counter('flotilla_kv_syncs_total', 'KV engine syncs (before log compaction)', this.kvSyncs);
+    counter('flotilla_kv_syncs_total', 'KV engine syncs (before a log write that compacts, installs a snapshot or removes a Region)', this.kvSyncs);
     counter('flotilla_raft_messages_sent_total', 'Raft messages sent', this.messagesSent);
     counter('flotilla_raft_messages_received_total', 'Raft messages received', this.messagesReceived);
     counter('flotilla_raft_messages_dropped_total', 'Raft messages dropped by the store', this.messagesDropped);

@@ -112,10 +112,7 @@ export class Store {
     if (last.ops.length === 0) return;
     // Commit indexes and queued compactions only: a storage failure here
     // loses nothing acknowledged, so it is reported (onHalt), not thrown.
-    guardStorage(ctx, () => {
-      if (ctx.kvSyncNeeded) ctx.sm.sync();
-      ctx.log.write(last);
-    });
+    guardStorage(ctx, () => ctx.writeLog(last));
   }
 
   /** halted: the storage failure that stopped this store, if one did (storage-fault.ts). */

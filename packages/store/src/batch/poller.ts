@@ -101,14 +101,6 @@ function takeLogBatch(ctx: StoreContext): LogBatch {
   ctx.pendingLog = new LogBatch();
   for (const d of ctx.deferredLog) logBatch.ops.push(...d.ops);
   ctx.deferredLog = [];
-  // Invariant: the raft log is never purged past what the KV engine has
-  // durably applied. Applies are written without fsync, so a round that
-  // carries log compactions makes the KV engine durable first.
-  if (ctx.kvSyncNeeded) {
-    ctx.sm.sync();
-    ctx.kvSyncNeeded = false;
-    ctx.metrics.kvSyncs++;
-  }
   return logBatch;
 }
 
@@ -128,6 +120,9 @@ function collectReadies(ctx: StoreContext, round: Peer[], logBatch: LogBatch): P
 
 /**
  * persistRound writes the round's log batch with one fsync, or defers it.
+ * The write goes through ctx.writeLog, which makes the KV engine durable
+ * first when the batch compacts a log or installs a snapshot (this
+ * round's ingest included).
  * A round whose only change is commit indexes need not fsync (etcd's
  * mustSync): the commit index is recomputed after a crash. Such a batch
  * rides along with the next write that must be durable. When the write
@@ -143,22 +138,11 @@ function persistRound(ctx: StoreContext, readies: PeerReady[], log: RoundLog): v
     ctx.deferredLog.push(batch);
     return log.settle('deferred');
   }
-  assertCompactionsDurable(ctx, batch);
   const t0 = ctx.now();
-  ctx.log.write(batch);
+  ctx.writeLog(batch);
   ctx.metrics.logWrites++;
   ctx.metrics.observeWrite(ctx.now() - t0);
   log.settle('written');
-}
-
-/** assertCompactionsDurable: a compaction in a log write never passes what the KV engine has durably applied. */
-function assertCompactionsDurable(ctx: StoreContext, batch: LogBatch): void {
-  for (const op of batch.ops) {
-    if (op.kind !== 'compact') continue;
-    assert(!ctx.kvSyncNeeded, `region ${op.regionId}: log compaction written before the KV engine was synced`);
-    const applied = ctx.sm.applyState(op.regionId)?.appliedIndex ?? 0;
-    assert(op.truncatedIndex <= applied, `region ${op.regionId}: log compacted to ${op.truncatedIndex} past applied index ${applied}`);
-  }
 }
 
 /** applyRound sends what waited for persistence, advances, and applies committed entries into one KV transaction. */

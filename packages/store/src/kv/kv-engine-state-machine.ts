@@ -18,6 +18,8 @@ interface StoreBookkeeping {
 
 class Batch implements KvBatch {
   readonly b = new KvWriteBatch();
+  /** appliedRegions: the Regions whose apply state this batch sets (for the durable-apply bookkeeping). */
+  readonly appliedRegions: number[] = [];
   put(key: Uint8Array, value: Uint8Array): void {
     this.b.put(key, value);
   }
@@ -28,6 +30,7 @@ class Batch implements KvBatch {
     this.b.deleteRange(startKey, endKey);
   }
   setApplyState(regionId: number, s: ApplyState): void {
+    this.appliedRegions.push(regionId);
     this.b.setApplyState(regionId, { appliedIndex: s.appliedIndex, truncatedIndex: s.truncatedIndex, truncatedTerm: s.truncatedTerm });
   }
   setRegionState(regionId: number, s: RegionLocalState): void {
@@ -61,7 +64,10 @@ const pairOut = ([key, value]: EnginePair): KvPair => ({ key, value });
  * errors, incremental Region statistics, point-in-time snapshot reads) to
  * the store's StateMachine. Applies run with relaxed durability: the raft
  * log replays them after a crash, and sync() makes them durable before the
- * log is compacted past them.
+ * log is compacted past them. It keeps, for each Region written since the
+ * last sync, its applied index as of that sync (durableAppliedIndex), and
+ * syncs once on open: what the file holds then (perhaps only in the page
+ * cache, after a process crash) is durable before anything relies on it.
  *
  * The engine's apply state has no applied term; it is the term of the
  * applied entry, which the raft log keeps (the log is never purged past the
@@ -79,13 +85,32 @@ export class KvEngineStateMachine implements StateMachine {
     options: { integrityFullMaxBytes?: number } = {},
   ) {
     this.engine = KvEngine.open({ path, durability: 'relaxed', ...options });
+    this.sync();
+  }
+
+  /** syncedApplied: Region -> applied index at the last sync, for each Region whose apply state changed since. */
+  private readonly syncedApplied = new Map<number, number>();
+  private unsyncedWrites = false;
+
+  get unsynced(): boolean {
+    return this.unsyncedWrites;
+  }
+  durableAppliedIndex(regionId: number): number {
+    return this.syncedApplied.get(regionId) ?? this.applyState(regionId)?.appliedIndex ?? 0;
+  }
+  /** willChange records a Region's applied index as of the last sync before its first write since. */
+  private willChange(regionId: number): void {
+    if (!this.syncedApplied.has(regionId)) this.syncedApplied.set(regionId, this.guard('kv apply state read', () => this.engine.applyState(regionId))?.appliedIndex ?? 0);
   }
 
   newBatch(): KvBatch {
     return new Batch();
   }
   write(batch: KvBatch): void {
-    this.guard('kv write', () => this.engine.write((batch as Batch).b));
+    const b = batch as Batch;
+    for (const id of b.appliedRegions) this.willChange(id);
+    if (!b.isEmpty) this.unsyncedWrites = true;
+    this.guard('kv write', () => this.engine.write(b.b));
   }
   get(key: Uint8Array): Uint8Array | undefined {
     return this.guard('kv read', () => this.engine.get(key));
@@ -99,6 +124,8 @@ export class KvEngineStateMachine implements StateMachine {
   ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState): void {
     const enginePairs = pairs.map((p): EnginePair => [p.key, p.value]);
     const engineApply = { appliedIndex: apply.appliedIndex, truncatedIndex: apply.truncatedIndex, truncatedTerm: apply.truncatedTerm };
+    this.willChange(regionId);
+    this.unsyncedWrites = true;
     this.guard('kv snapshot ingest', () => this.engine.ingestSnapshot(regionId, startKey, endKey, enginePairs, engineApply, toEngine(region)));
   }
   loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[] {
@@ -143,6 +170,8 @@ export class KvEngineStateMachine implements StateMachine {
   }
   sync(): void {
     this.guard('kv sync', () => this.engine.flush());
+    this.syncedApplied.clear();
+    this.unsyncedWrites = false;
   }
   close(): void {
     this.guard('kv close', () => this.engine.close());

@@ -8,10 +8,10 @@ import type { SnapshotPayload } from '../../raft/storage';
 
 /**
  * applySnapshot installs a received snapshot: the KV engine ingests the
- * Region's range and states first (durable), then the log engine's raft
- * state moves to the snapshot's index in this round's log write. A crash
- * between the two is repaired at recovery (operation/life.ts,
- * ensureLogMatchesApply).
+ * Region's range and states first, then the log engine's raft state moves
+ * to the snapshot's index in this round's log write, which makes the
+ * ingest durable before it (StoreContext.writeLog). A crash between the two
+ * is repaired at recovery (operation/life.ts, ensureLogMatchesApply).
  */
 export function applySnapshot(ctx: StoreContext, peer: Peer, rd: Ready, logBatch: LogBatch): void {
   const snap = rd.snapshot!;

@@ -8,9 +8,9 @@ import { propose } from '../propose';
 
 // Raft log GC in three steps: a leader proposes CompactLog (raftLogGc); every
 // replica applies it by moving its truncated index (applyCompactLog); the
-// store then queues the log-engine compaction for the next log write, after
-// making the KV engine durable (onCompactApplied); the rows themselves are
-// deleted later, in bounded batches (purgeLog).
+// store then queues the log-engine compaction for the next log write, which
+// makes the KV engine durable first (onCompactApplied, StoreContext.writeLog);
+// the rows themselves are deleted later, in bounded batches (purgeLog).
 
 /** raftLogGc proposes CompactLog on leaders whose log grew past the limits. */
 export function raftLogGc(ctx: StoreContext): void {
@@ -53,12 +53,11 @@ export function applyCompactLog(peer: Peer, admin: Extract<AdminRequest, { type:
 /**
  * onCompactApplied queues the log compaction. Invariant: the raft log is
  * never purged past what the KV engine has durably applied — applies are
- * written without fsync, so kvSyncNeeded makes the KV engine durable before
- * the log write that carries the compaction (batch/poller.ts asserts it).
+ * written without fsync, so the log write that carries the compaction
+ * syncs the KV engine first and asserts the bound (StoreContext.writeLog).
  */
 export function onCompactApplied(ctx: StoreContext, e: Extract<ApplyEffect, { type: 'compact' }>): void {
   ctx.pendingLog.compact(e.peer.regionId, e.index, e.term);
-  ctx.kvSyncNeeded = true;
 }
 
 /** purgeLog deletes a bounded batch of compacted log rows (periodic task). */
