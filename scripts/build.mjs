@@ -49,8 +49,9 @@ const TARGETS = {
 const LOG_ENGINE = join(root, 'packages/log-engine/src');
 const BANNER = "import { createRequire as __flotillaCreateRequire } from 'node:module'; const require = __flotillaCreateRequire(import.meta.url);";
 
+const USAGE = `usage: node scripts/build.mjs [--no-types] [--pack DIR] [${Object.keys(TARGETS).join('|')} ...]  (docs/packaging.md)`;
 function usage(message) {
-  console.error(`build: ${message}\nusage: node scripts/build.mjs [--no-types] [--pack DIR] [${Object.keys(TARGETS).join('|')} ...]`);
+  console.error(`build: ${message}\n${USAGE}`);
   process.exit(2);
 }
 
@@ -62,7 +63,10 @@ for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--no-types') types = false;
   else if (a === '--pack') packDir = args[++i] ?? usage('--pack needs a directory');
-  else if (a === '--help' || a === '-h') usage('help');
+  else if (a === '--help' || a === '-h') {
+    console.log(USAGE);
+    process.exit(0);
+  }
   else if (a in TARGETS) names.push(a);
   else usage(`unknown argument ${a}`);
 }
