@@ -196,6 +196,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       refusals.warn(`slow|${remote}`, { remote, ...state }, 'placement client is not reading its answers; stopped reading its requests until it catches up'),
     );
     ws.on('message', (data, isBinary) => window.request(() => handleFrame(ws, window, data, isBinary)));
+    ws.on('close', () => window.close());
     ws.on('error', (err) => logger.warn({ err: err.message }, 'placement client socket error'));
   });
 

@@ -190,6 +190,13 @@ export class AnswerWindow {
     };
   }
 
+  /** close forgets the held frames and cancels the stall report: the connection is gone. */
+  close(): void {
+    this.cancelStall?.();
+    this.cancelStall = undefined;
+    this.held.length = 0;
+  }
+
   /** isPaused says whether reading is stopped now. */
   get isPaused(): boolean {
     return this.paused;

@@ -144,6 +144,20 @@ describe('AnswerWindow', () => {
     expect(s.calls).toEqual(['pause', 'resume']);
     expect(w.isPaused).toBe(false);
   });
+
+  it('reports no stall for a connection closed while paused, and drops its held frames', () => {
+    const clock = new ManualClock();
+    const stalls: object[] = [];
+    const w = new AnswerWindow(socket(), { maxInFlight: 1, maxBufferedBytes: 1_000 }, (st) => stalls.push(st), clock);
+    const handled: number[] = [];
+    for (let i = 1; i <= 3; i++) w.request(() => handled.push(i));
+    expect(w.waiting).toBe(2);
+    w.close();
+    clock.advance(10_000);
+    expect(stalls).toEqual([]);
+    expect(w.waiting).toBe(0);
+    expect(handled).toEqual([1]);
+  });
 });
 
 describe('httpTimeoutOptions', () => {

@@ -260,6 +260,7 @@ export class ClientServer {
     );
     const reply = this.replier(ws, window);
     ws.on('message', (data: Buffer, isBinary: boolean) => window.request(() => this.onFrame(conn, data, isBinary, reply)));
+    ws.on('close', () => window.close());
     ws.on('error', () => {});
   }
 
