@@ -49,7 +49,7 @@ const TARGETS = {
 const LOG_ENGINE = join(root, 'packages/log-engine/src');
 const BANNER = "import { createRequire as __flotillaCreateRequire } from 'node:module'; const require = __flotillaCreateRequire(import.meta.url);";
 
-const USAGE = `usage: node scripts/build.mjs [--no-types] [--pack DIR] [${Object.keys(TARGETS).join('|')} ...]  (docs/packaging.md)`;
+const USAGE = `usage: node scripts/build.mjs [--no-types] [--dist NAME] [--pack DIR] [${Object.keys(TARGETS).join('|')} ...]  (docs/packaging.md)`;
 function usage(message) {
   console.error(`build: ${message}\n${USAGE}`);
   process.exit(2);
@@ -58,11 +58,14 @@ function usage(message) {
 const args = process.argv.slice(2);
 let types = true;
 let packDir;
+/** distName: the output folder inside each target's folder; the test suite builds into its own (.test-dist) so the tarball test's dist/ never swaps under a running child. */
+let distName = 'dist';
 const names = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--no-types') types = false;
   else if (a === '--pack') packDir = args[++i] ?? usage('--pack needs a directory');
+  else if (a === '--dist') distName = args[++i] ?? usage('--dist needs a folder name');
   else if (a === '--help' || a === '-h') {
     console.log(USAGE);
     process.exit(0);
@@ -216,7 +219,7 @@ try {
   if (types && names.some((n) => TARGETS[n].types.length > 0)) emitDeclarations(names.filter((n) => TARGETS[n].types.length > 0), work);
   for (const name of names) {
     // Built beside dist/ and swapped in whole: a reader never sees half a dist, and nothing stale survives.
-    const dist = join(root, TARGETS[name].dir, 'dist');
+    const dist = join(root, TARGETS[name].dir, distName);
     const next = `${dist}.next-${process.pid}`;
     rmSync(next, { recursive: true, force: true });
     mkdirSync(next, { recursive: true });
@@ -235,5 +238,5 @@ try {
   process.exitCode = 1;
 } finally {
   rmSync(work, { recursive: true, force: true });
-  for (const name of names) rmSync(`${join(root, TARGETS[name].dir, 'dist')}.next-${process.pid}`, { recursive: true, force: true });
+  for (const name of names) rmSync(`${join(root, TARGETS[name].dir, distName)}.next-${process.pid}`, { recursive: true, force: true });
 }

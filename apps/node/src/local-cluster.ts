@@ -76,6 +76,11 @@ export const MAIN_TS = fileURLToPath(new URL('./main.ts', import.meta.url));
  * sits beside whichever dist/ chunk holds this code.
  */
 export function cliCommand(args: string[]): { command: string; args: string[] } {
+  // FLOTILLA_CLI_JS: a bundle built from this same source (the test suite's
+  // global setup builds one, scripts/vitest-setup.mjs), which starts in a
+  // third of tsx's CPU time; every test spawns dozens of children.
+  const bundle = process.env['FLOTILLA_CLI_JS'];
+  if (bundle) return { command: process.execPath, args: [bundle, ...args] };
   if (!import.meta.url.endsWith('.ts')) return { command: process.execPath, args: [fileURLToPath(new URL('./flotilla.js', import.meta.url)), ...args] };
   const tsx = pathToFileURL(require.resolve('tsx')).href;
   return { command: process.execPath, args: ['--import', tsx, MAIN_TS, ...args] };
