@@ -51,6 +51,19 @@ export interface FlotillaClientOptions {
   retryWritesInFlight?: boolean;
 }
 
+/**
+ * BatchOptions: oneRequest makes a batch one request to one Region, or
+ * nothing: it fails with ClientError('SpansRegions'), having sent nothing
+ * that applied, when its keys belong to more than one Region (also after a
+ * split found while retrying) or do not fit one request. One Region's
+ * request is one read at one point, or one write applied at once: what a
+ * caller needs that must not let the keys be read or written at different
+ * instants (the Redis front batching a pipeline's GETs or SETs).
+ */
+export interface BatchOptions {
+  oneRequest?: boolean;
+}
+
 type OkResponse = Extract<ClientResponse, { ok: true }>;
 type RequestBody = ClientRequestBody extends infer B ? (B extends unknown ? Omit<B, 'header'> : never) : never;
 
@@ -144,7 +157,7 @@ export class FlotillaClient {
   }
 
   /** batchGet returns the values of keys in the same order (null = absent); keys are split by Region and fetched in parallel. */
-  async batchGet(keys: readonly Bytes[]): Promise<(Uint8Array | null)[]> {
+  async batchGet(keys: readonly Bytes[], opts: BatchOptions = {}): Promise<(Uint8Array | null)[]> {
     const ks = keys.map((k, i) => checkKey(k, `keys[${i}]`));
     const out: (Uint8Array | null)[] = new Array(ks.length).fill(null);
     if (ks.length === 0) return out;
@@ -159,6 +172,8 @@ export class FlotillaClient {
       },
       this.retry.newState('batchGet'),
       true,
+      undefined,
+      opts.oneRequest === true,
     );
     return out;
   }
@@ -170,7 +185,7 @@ export class FlotillaClient {
   }
 
   /** batchPut writes every pair; pairs are split by Region and sent in parallel (each Region's share applies atomically, the whole batch does not). */
-  async batchPut(pairs: readonly { key: Bytes; value: Bytes }[] | readonly [Bytes, Bytes][]): Promise<void> {
+  async batchPut(pairs: readonly { key: Bytes; value: Bytes }[] | readonly [Bytes, Bytes][], opts: BatchOptions = {}): Promise<void> {
     const kvs = (pairs as readonly ({ key: Bytes; value: Bytes } | [Bytes, Bytes])[]).map((p, i) => {
       const [key, value] = Array.isArray(p) ? p : [p.key, p.value];
       return { key: checkKey(key, `pairs[${i}].key`), value: checkValue(value, `pairs[${i}].value`) };
@@ -184,6 +199,7 @@ export class FlotillaClient {
       this.retry.newState('batchPut'),
       this.writeRetry,
       (i) => kvs[i]!.key.length + kvs[i]!.value.length,
+      opts.oneRequest === true,
     );
   }
 
@@ -499,7 +515,8 @@ export class FlotillaClient {
    * of at most LIMITS.maxBatchKeys items and maxRequestBytes), sends them in
    * parallel, and re-groups a failed share against the refreshed cache, since
    * after a split its keys may now belong to several Regions. Each share
-   * retries within its own copy of the budget.
+   * retries within its own copy of the budget. With oneRequest, a grouping
+   * into more than one request throws SpansRegions before sending any.
    */
   private async runGrouped(
     items: number[],
@@ -509,6 +526,7 @@ export class FlotillaClient {
     st: RetryState,
     idempotent: boolean,
     sizeOf: (i: number) => number = (i) => keyOf(i).length,
+    oneRequest = false,
   ): Promise<void> {
     const groups = new Map<number, { entry: CachedRegion; idxs: number[] }>();
     for (const i of items) {
@@ -517,15 +535,19 @@ export class FlotillaClient {
       if (!g) groups.set(entry.region.id, (g = { entry, idxs: [] }));
       g.idxs.push(i);
     }
+    const chunked = [...groups.values()].map((g) => ({ g, chunks: chunkBy(g.idxs, LIMITS.maxBatchKeys, this.maxRequestBytes, sizeOf) }));
+    if (oneRequest && (chunked.length > 1 || (chunked[0]?.chunks.length ?? 0) > 1)) {
+      throw new ClientError('SpansRegions', `${st.op}: the keys belong to ${chunked.length} Regions or exceed one request; nothing was sent (oneRequest)`);
+    }
     const tasks: Promise<void>[] = [];
-    for (const g of groups.values()) {
-      for (const chunk of chunkBy(g.idxs, LIMITS.maxBatchKeys, this.maxRequestBytes, sizeOf)) {
+    for (const { g, chunks } of chunked) {
+      for (const chunk of chunks) {
         const branch: RetryState = { ...st };
         tasks.push(
           (async () => {
             const r = await this.attempt(g.entry, build(g.entry.region, chunk), branch, idempotent);
             if (r.ok) onOk(r.resp, chunk);
-            else await this.runGrouped(chunk, keyOf, build, onOk, branch, idempotent, sizeOf);
+            else await this.runGrouped(chunk, keyOf, build, onOk, branch, idempotent, sizeOf, oneRequest);
           })(),
         );
       }

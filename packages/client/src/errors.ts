@@ -11,8 +11,9 @@ import { describeRegionError, type RegionError } from '@flotilla/proto';
  *   Unavailable       placement could not be reached or answered with a non-retryable error
  *   Unauthorized      a store or placement requires an API token and the client sent none or a wrong one (not retried)
  *   Closed            the client was closed
+ *   SpansRegions      a batch sent with oneRequest holds keys of more than one Region (or more than one request's worth); nothing of it applied
  */
-export type ClientErrorCode = 'InvalidArgument' | 'Timeout' | 'RetriesExhausted' | 'Undetermined' | 'TooManyPending' | 'Unavailable' | 'Unauthorized' | 'Closed';
+export type ClientErrorCode = 'InvalidArgument' | 'Timeout' | 'RetriesExhausted' | 'Undetermined' | 'TooManyPending' | 'Unavailable' | 'Unauthorized' | 'Closed' | 'SpansRegions';
 
 /**
  * ClientError is the one error type FlotillaClient methods throw for expected

@@ -11,7 +11,7 @@
 //
 //   const client = await FlotillaClient.connect({ placement: '127.0.0.1:20160' });
 //   await client.put('k', 'v'); await client.get('k'); client.close();
-export { FlotillaClient, type FlotillaClientOptions } from './client';
+export { FlotillaClient, type BatchOptions, type FlotillaClientOptions } from './client';
 export { ClientError, type ClientErrorCode } from './errors';
 export { RegionCache, type CachedRegion } from './region-cache';
 export type { RouteProvider, StoreAddress } from './route-provider';

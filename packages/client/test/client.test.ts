@@ -301,6 +301,20 @@ describe('FlotillaClient multi-Region operations', () => {
     expect(cl.cachedRegions()).toHaveLength(2);
   });
 
+  it('oneRequest: a batch of one Region is one request; keys of several Regions, or a split found while retrying, fail SpansRegions with nothing written', async () => {
+    const { c, cl } = await setup();
+    c.splitAt('m');
+    c.syncPlacement();
+    await cl.batchPut([['a', '1'], ['b', '2']], { oneRequest: true });
+    expect((await cl.batchGet(['b', 'a', 'x'], { oneRequest: false })).map(s)).toEqual(['2', '1', null]);
+    await expect(cl.batchPut([['c', '1'], ['n', '2']], { oneRequest: true })).rejects.toMatchObject({ code: 'SpansRegions' });
+    await expect(cl.batchGet(['a', 'z'], { oneRequest: true })).rejects.toMatchObject({ code: 'SpansRegions' });
+    expect(await cl.batchGet(['c', 'n'])).toEqual([null, null]);
+    c.splitAt('b'); // the client's cache still has [.., m) as one Region: the first request meets EpochNotMatch
+    await expect(cl.batchPut([['a', '3'], ['c', '3']], { oneRequest: true })).rejects.toMatchObject({ code: 'SpansRegions' });
+    expect((await cl.batchGet(['a', 'c'])).map(s)).toEqual(['1', null]);
+  });
+
   it('deleteRange covers every Region the range touches and nothing outside it', async () => {
     const { cl } = await threeRegions();
     for (const k of ['a', 'c', 'g', 'h', 'i', 'p', 'q', 'r', 'z']) await cl.put(k, '1');
