@@ -176,6 +176,28 @@ describe('the Redis front through ioredis', () => {
     expect(withError?.[2]?.[1]).toBe('a');
   });
 
+  it('a pipelined run of plain SETs or GETs is one request when its keys share a Region, and still in order when a split puts them in two', async () => {
+    const r = connect();
+    const batched = async (): Promise<number> => Number(/flotilla_batched_commands:(\d+)/.exec(await r.info('stats'))?.[1]);
+    const pipelined = async (value: string): Promise<unknown[]> => {
+      const p = r.pipeline();
+      for (let i = 0; i < 50; i++) p.set(`b:${String(i).padStart(2, '0')}`, `${value}${i}`);
+      for (let i = 0; i < 50; i++) p.get(`b:${String(i).padStart(2, '0')}`);
+      return (await p.exec())!.map(([err, v]) => err?.message ?? v);
+    };
+    const expected = (value: string): unknown[] => [...Array.from({ length: 50 }, () => 'OK'), ...Array.from({ length: 50 }, (_, i) => `${value}${i}`)];
+    const before = await batched();
+    expect(await pipelined('v')).toEqual(expected('v'));
+    expect(await batched()).toBeGreaterThan(before);
+    const admin = await FlotillaClient.connect({ placement: placement.address, token: TOKEN });
+    try {
+      await admin.split('b:25'); // the front's client still routes b:* to one Region: its first request meets the split
+    } finally {
+      admin.close();
+    }
+    expect(await pipelined('w')).toEqual(expected('w'));
+  });
+
   it('INCR is atomic under contention: 4 connections x 100 pipelined INCRs of one key give every value once', async () => {
     const conns = [connect(), connect(), connect({ protocol: 2 }), connect({ protocol: 2 })];
     const batches = await Promise.all(conns.map(async (c) => {

@@ -34,6 +34,8 @@ export interface FrontStats {
   commandsProcessed: number;
   errorReplies: number;
   protocolErrors: number;
+  /** batchedCommands: pipelined GETs and SETs answered by one request of a run (batch.ts). */
+  batchedCommands: number;
 }
 
 /** KeyEstimate: the key count placement knows from Region heartbeats (approximate, and late by a heartbeat or a split check). */

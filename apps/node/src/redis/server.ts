@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { LIMITS, RateLimitedLog, type Logger } from '@flotilla/proto';
+import { runBatch, takeRun } from './batch';
 import { dispatch, sameKeyRmw } from './commands/index';
 import type { ConnState, FrontContext, FrontStats, KeyEstimate, KvClient } from './context';
 import { CursorTable } from './cursor';
@@ -66,7 +67,7 @@ export interface RedisFront {
 export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFront> {
   const limits: FrontLimits = { ...DEFAULT_LIMITS, ...opts.limits, resp: { ...DEFAULT_LIMITS.resp, ...opts.limits?.resp } };
   const conns = new Set<Connection>();
-  const stats: FrontStats = { connectionsReceived: 0, connectionsRejected: 0, commandsProcessed: 0, errorReplies: 0, protocolErrors: 0 };
+  const stats: FrontStats = { connectionsReceived: 0, connectionsRejected: 0, commandsProcessed: 0, errorReplies: 0, protocolErrors: 0, batchedCommands: 0 };
   const server = net.createServer({ noDelay: true });
   // Refusals (connection limit, wrong token, protocol errors) are logged once per source and window: a hostile client cannot fill the log.
   const refusals = new RateLimitedLog(opts.logger);
@@ -253,6 +254,14 @@ class Connection {
           continue;
         }
         const cmd = this.queue.shift()!;
+        // A run of plain GETs or SETs goes out as one request when its keys share a Region (batch.ts says why that keeps the order).
+        const run = this.state.authenticated ? takeRun(cmd, this.queue) : null;
+        if (run) {
+          this.flush();
+          for (const reply of await runBatch(this.ctx, this.state, run)) this.answer(reply);
+          this.maybeResume();
+          continue;
+        }
         const r = dispatch(this.ctx, this.state, cmd);
         if (r instanceof Promise) {
           // A run of read-modify-writes of this same key queues behind it in the combiner, in order: start them all now.
@@ -265,10 +274,7 @@ class Connection {
           this.end();
           return;
         }
-        if (this.queue.length <= this.limits.maxPipeline / 2 && this.socket.isPaused()) {
-          this.parse();
-          if (this.queue.length < this.limits.maxPipeline) this.socket.resume();
-        }
+        this.maybeResume();
       }
       if (this.protocolError !== undefined && !this.closed) {
         this.answer({ type: 'error', value: `ERR Protocol error: ${this.protocolError}` });
@@ -279,6 +285,14 @@ class Connection {
     } finally {
       this.running = false;
       this.markIdle();
+    }
+  }
+
+  /** maybeResume reads on once the queue is down to half of maxPipeline (and parses what the parser already holds). */
+  private maybeResume(): void {
+    if (this.queue.length <= this.limits.maxPipeline / 2 && this.socket.isPaused() && !this.closed) {
+      this.parse();
+      if (this.queue.length < this.limits.maxPipeline) this.socket.resume();
     }
   }
 

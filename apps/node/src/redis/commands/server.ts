@@ -70,6 +70,7 @@ async function sections(ctx: FrontContext): Promise<Section[]> {
         ['total_error_replies', s.errorReplies],
         ['rejected_connections', s.connectionsRejected],
         ['flotilla_protocol_errors', s.protocolErrors],
+        ['flotilla_batched_commands', s.batchedCommands],
         ['flotilla_cas_rounds', ctx.rmw.stats.casRounds],
         ['flotilla_cas_conflicts', ctx.rmw.stats.casConflicts],
         ['flotilla_rmw_commands', ctx.rmw.stats.combinedCommands],
