@@ -11,7 +11,12 @@
 //   scenarios.ts          small fixed scenarios: regression tests for STORE_BUGS.md
 //   placement-adapter.ts  InProcessPlacement: PlacementApi over PlacementCluster.dispatch
 //   cli.ts                `pnpm sim --seeds N` (root script: tsx packages/sim/src/cli.ts)
-//   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes
+//   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes (its files: see its header)
+//   netns/topology.ts     NetnsTopology: nodes in their own Linux network namespaces behind a hub router; cut/heal
+//   netns/cuts.ts         partitions as one-way cuts: isolate, between (halves), bridge, oneWay
+//   netns/names.ts        flt<pid>-<node> names, and telling a dead run's leftovers from a live one's
+//   netns/subnet.ts       which 10.77.K.0/24 a run takes without shadowing the machine's networks
+//   netns/ip.ts           running iproute2's `ip` (no iptables/nft needed)
 //
 // The driving loop (simulation.ts): start the cluster; then, per 100 ms slice
 // of the safety phase, draw a fault from FAULTS and advance the clock (the
@@ -22,3 +27,5 @@ export { runSimulation, type SimOptions } from './simulation';
 export type { SimResult, SimStats } from './report';
 export { FAULTS, type Fault } from './faults';
 export { InProcessPlacement } from './placement-adapter';
+export { NetnsTopology, netnsUnavailable, sweepStaleRuns, type NetnsTopologyOptions } from './netns/topology';
+export { between, bridge, canReach, isolate, oneWay, type Cut } from './netns/cuts';
