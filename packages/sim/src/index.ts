@@ -11,7 +11,9 @@
 //   scenarios.ts          small fixed scenarios: regression tests for STORE_BUGS.md
 //   placement-adapter.ts  InProcessPlacement: PlacementApi over PlacementCluster.dispatch
 //   cli.ts                `pnpm sim --seeds N` (root script: tsx packages/sim/src/cli.ts)
-//   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes (its files: see its header)
+//   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes
+//   powerloss/            `pnpm powerloss`: real stores under an LD_PRELOAD shim (shim.c) that loses
+//                         every write not fsynced; crash, restore, check durable state and history (its files: see its header)
 //   netns/topology.ts     NetnsTopology: nodes in their own Linux network namespaces behind a hub router; cut/heal
 //   netns/cuts.ts         partitions as one-way cuts: isolate, between (halves), bridge, oneWay
 //   netns/names.ts        flt<pid>-<node> names, and telling a dead run's leftovers from a live one's
