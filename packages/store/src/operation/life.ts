@@ -10,8 +10,16 @@ import { err } from './command/command';
 import { failPending } from './command/propose';
 import { setHibernating } from './hibernate';
 
-/** recover recreates every Region peer from the KV engine's region states. */
+/**
+ * recover recreates every Region peer from the KV engine's region states.
+ * The logs the KV engine is ahead of are repaired first, in one write,
+ * and only then do the peers start: raft reads its initial state from the
+ * log, and a peer started on the unrepaired one has an applied index past
+ * its last index (the power-loss run found a split's new Region durable in
+ * kv.db and absent from raft.db, and the store refused to start).
+ */
 export function recover(ctx: StoreContext): void {
+  const toStart: Peer[] = [];
   for (const { regionId, apply, local } of ctx.sm.loadRegions()) {
     if (local.state === 'tombstone') {
       ctx.tombstones.set(regionId, local.tombstonePeerId ?? Number.MAX_SAFE_INTEGER);
@@ -23,9 +31,10 @@ export function recover(ctx: StoreContext): void {
     ensureLogMatchesApply(ctx, regionId, applyState, local.confState);
     const peer = new Peer(local.region, me.id, applyState, local.confState, true);
     peer.mergeState = local.merge;
-    startPeer(ctx, peer);
+    toStart.push(peer);
   }
   if (!ctx.pendingLog.isEmpty) ctx.flushPendingLog();
+  for (const peer of toStart) startPeer(ctx, peer);
   ctx.logger.info({ regions: ctx.peers.size }, 'store recovered region peers');
 }
 

@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MessageType, newMessage } from '@flotilla/raft-core';
 import { encode, utf8, type AdminRequest, type RaftMessage, type Region } from '@flotilla/proto';
-import type { LogBatch } from '@flotilla/log-engine';
+import { LogBatch } from '@flotilla/log-engine';
 import { encodeCommand } from '../../src/operation/command/command';
 import { propose } from '../../src/operation/command/propose';
-import { confStateFromRegion, type SnapshotPayload } from '../../src/raft/storage';
+import { confStateFromRegion, initialApplyState, type SnapshotPayload } from '../../src/raft/storage';
+import { recover } from '../../src/operation/life';
 import { routeRaftMessage } from '../../src/router/router';
 import type { Peer } from '../../src/raft/peer';
 import { bootstrapLeader, unitStore, type UnitStore } from './fake-context';
@@ -137,5 +138,24 @@ describe('the KV engine is durable before a log write that depends on it', () =>
     expect(u.ctx.sm.unsynced).toBe(true);
     u.ctx.sm.sync();
     expect(u.ctx.sm.durableAppliedIndex(1)).toBe(peer.apply.appliedIndex);
+  });
+
+  it('recovery: a Region durable in kv.db but lost from raft.db (power loss between the two writes) gets its log back before its peer starts', () => {
+    u = unitStore();
+    const peer = bootstrapLeader(u);
+    proposeAdmin(u, peer, { type: 'batchSplit', splits: [{ splitKey: utf8('m'), newRegionId: 3, newPeerIds: [4] }], rightDerive: false });
+    expect(u.ctx.log.hasRegion(3)).toBe(true);
+    // The state a power loss leaves after writeLog synced kv.db (the split, Region 3 applied at 5)
+    // and before raft.db's write of Region 3's log was durable.
+    u.ctx.log.write(new LogBatch().removeRegion(3));
+    const b = u.ctx.sm.newBatch();
+    b.setApplyState(3, initialApplyState());
+    u.ctx.sm.write(b);
+    expect(u.ctx.log.hasRegion(3)).toBe(false);
+    u.ctx.peers.clear(); // a restart: the peers come back from kv.db
+    recover(u.ctx);
+    expect(u.ctx.log.raftState(3)).toMatchObject({ truncatedIndex: 5, lastIndex: 5, hardState: { commit: 5 } });
+    expect(u.ctx.peers.get(3)?.apply.appliedIndex).toBe(5);
+    expect(u.ctx.peers.get(3)?.raw.raft.raftLog.committed).toBe(5);
   });
 });
