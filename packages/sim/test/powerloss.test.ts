@@ -49,7 +49,7 @@ describe.skipIf(!shim.ok)('power-loss shim: what survives', () => {
   });
 
   it('a rename and an unlink are durable after the directory fsync; POWERLOSS_KILL_AT kills at the chosen fsync, before it counts', () => {
-    const { dir, shadow } = crashChild([join(FIXTURES, 'powerloss-child.mjs'), 'renames'], { prefix: 'killme', n: 2, when: 'before' });
+    const { dir, shadow } = crashChild([join(FIXTURES, 'powerloss-child.mjs'), 'renames'], { prefix: 'killme$', n: 2, when: 'before' });
     expect(contents(dir)).toEqual({ a: 'A2', killme: 'first' });
     const events = readEvents(shadow).map((e) => `${e.kind} ${e.name}`);
     expect(events.filter((e) => e.endsWith('killme'))).toEqual(['fsync killme', 'kill-before killme']);

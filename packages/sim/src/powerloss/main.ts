@@ -130,14 +130,17 @@ async function startStore(run: Run, s: StoreUnderShim): Promise<void> {
  * afterCrash is the power coming back: classify the crash point from the
  * shim's events of the life that just ended, rebuild the data directory
  * from the shadow and check the durable state before the store restarts
- * on it. "Between a log fsync and a KV sync": the life's last fsync of
- * raft.db* came after its last fsync of kv.db* (or it had no KV sync), so
- * the log's durable state is newer than the KV engine's.
+ * on it. "Between a log fsync and a KV sync": in the life that ended, the
+ * last fsync of raft.db or raft.db-wal came after the last completed KV
+ * sync (a checkpoint: it fsyncs kv.db-wal, copies the pages back and
+ * fsyncs kv.db last; a kv.db-wal fsync alone is SQLite syncing a reused
+ * WAL's header), or the life had a log fsync and no KV sync: the log's
+ * durable state was newer than the KV engine's.
  */
 async function afterCrash(run: Run, s: StoreUnderShim, kind: CrashKind): Promise<void> {
   const events = readEvents(s.shadowDir);
-  const lastOf = (prefix: string) => Math.max(0, ...events.filter((e) => e.kind === 'fsync' && e.name.startsWith(prefix)).map((e) => e.seq));
-  const [lastLog, lastKv] = [lastOf('raft.db'), lastOf('kv.db')];
+  const lastOf = (match: (name: string) => boolean) => Math.max(0, ...events.filter((e) => e.kind === 'fsync' && match(e.name)).map((e) => e.seq));
+  const [lastLog, lastKv] = [lastOf((n) => n.startsWith('raft.db')), lastOf((n) => n === 'kv.db')];
   const c = run.crashes;
   c.total++;
   c[kind]++;
@@ -157,10 +160,18 @@ async function afterCrash(run: Run, s: StoreUnderShim, kind: CrashKind): Promise
   if (report.violations.length > 0) throw new PowerLossFailure(`${s.name}'s durable state after crash ${c.total} (${kind}) breaks an invariant: ${report.violations.join('; ')}`);
 }
 
-/** drawKillAt picks where an armed store kills itself: the n-th fsync of raft.db* or kv.db* from now, just before it counts or just after. */
+/**
+ * drawKillAt picks where an armed store kills itself, counting from now,
+ * just before that fsync counts or just after: the n-th fsync of raft.db*
+ * (n <= 100), of kv.db-wal (a KV sync's first step, or a reused WAL's
+ * header) or of kv.db (a KV sync's last step: after it, the log write that
+ * waited for the sync is next).
+ */
 function drawKillAt(rng: () => number): KillAt {
   const when = rng() < 0.5 ? 'before' : 'after';
-  return rng() < 0.5 ? { prefix: 'raft.db', n: 1 + Math.floor(rng() * 100), when } : { prefix: 'kv.db', n: 1 + Math.floor(rng() * 2), when };
+  const x = rng();
+  if (x < 0.5) return { prefix: 'raft.db', n: 1 + Math.floor(rng() * 100), when };
+  return { prefix: x < 0.7 ? 'kv.db-wal$' : 'kv.db$', n: 1 + Math.floor(rng() * 2), when };
 }
 
 /** ARMED_WAIT_MS bounds how long an armed store may take to reach its fsync before it gets a plain SIGKILL. */
@@ -312,6 +323,14 @@ async function main(): Promise<number> {
     return 3;
   }
   const run = newRun(o, shim.path);
+  // Interrupted: take the children down with us (their data stays for a look).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const p of [...run.stores, run.placement]) p.child?.kill('SIGKILL');
+      console.error(`powerloss: ${sig}; stopped every child; kept ${run.dir}`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
   let code = 2;
   try {
     await startCluster(run);

@@ -40,8 +40,8 @@
 //
 // POWERLOSS_KILL_AT=<name prefix>:<n>:<before|after> makes the process
 // SIGKILL itself at the n-th fsync of a file whose name starts with the
-// prefix: before the shim records it as durable (the fsync is lost) or
-// right after. The test uses it to crash exactly between two syncs.
+// prefix (a prefix ending in '$' must match the whole name): before the
+// shim records it as durable (the fsync is lost) or right after. The test uses it to crash exactly between two syncs.
 // POWERLOSS_KILL_FILE=<path> arms the same kill while the process runs:
 // at each fsync the shim looks at the file (one stat), and when it was
 // replaced it reads a new "<prefix>:<n>:<when>" from it, counting n from
@@ -731,6 +731,13 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off) {
   return r;
 }
 
+/* kill_matches says whether a file's fsyncs count towards the kill ("name$": that name exactly; else a name prefix). */
+static int kill_matches(const char *name) {
+  size_t n = strlen(kill_prefix);
+  if (n > 0 && kill_prefix[n - 1] == '$') return strlen(name) == n - 1 && strncmp(name, kill_prefix, n - 1) == 0;
+  return strncmp(name, kill_prefix, n) == 0;
+}
+
 /* maybe_kill SIGKILLs the process when this is the POWERLOSS_KILL_AT point (at_before: the fsync is not yet recorded). */
 static void maybe_kill(const char *name, int at_before) {
   if (kill_n == 0 || kill_count != kill_n || kill_before != at_before) return;
@@ -750,7 +757,7 @@ static void synced(int fd) {
   } else if (fd_inode[fd]) {
     inode_t *i = fd_inode[fd];
     check_kill_file();
-    if (kill_n > 0 && strncmp(i->name, kill_prefix, strlen(kill_prefix)) == 0) kill_count++;
+    if (kill_n > 0 && kill_matches(i->name)) kill_count++;
     maybe_kill(i->name, 1);
     sync_inode(i, fd);
     event("fsync", i->name);
