@@ -36,7 +36,7 @@ function verdict(run: Chaos, unreadable: number): number {
   const check = checkKvHistory(history);
   const total = Object.values(faults).reduce((a, b) => a + b, 0);
   const network = run.net ? `netns 10.77.${run.net.subnet}.0/24` : 'loopback';
-  const summary = { seed: o.seed, durationS: o.durationS, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...counts, faults: total, faultKinds: faults, unreadableKeys: unreadable, linearizability: check.verdict };
+  const summary = { seed: o.seed, durationS: o.durationS, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...counts, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, unreadableKeys: unreadable, linearizability: check.verdict };
   console.log(JSON.stringify(summary));
   if (check.verdict === 'illegal') {
     console.error(`VIOLATION: ${explainFailure(history, check)}`);
@@ -60,7 +60,7 @@ async function newRun(o: ChaosOptions): Promise<Chaos> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-chaos-'));
   const t0 = performance.now();
-  return { o, rng: mulberry32(o.seed), dir, placement: placementProc(dir, net), stores: [], net, faults: {}, history: [], counts: { ops: 0, acked: 0, unknown: 0, failedReads: 0 }, now: () => performance.now() - t0 };
+  return { o, rng: mulberry32(o.seed), dir, placement: placementProc(dir, net), stores: [], net, faults: {}, history: [], counts: { ops: 0, acked: 0, unknown: 0, failedReads: 0 }, stall: { lastAckMs: 0, longestMs: 0 }, now: () => performance.now() - t0 };
 }
 
 /** exitOnSignal: Ctrl-C (or SIGTERM) kills the children and removes the namespaces and data before exiting. */

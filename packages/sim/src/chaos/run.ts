@@ -17,6 +17,8 @@ export interface Chaos {
   faults: Record<string, number>;
   history: KvOperation[];
   counts: { ops: number; acked: number; unknown: number; failedReads: number };
+  /** stall tracks availability: the longest time no client operation succeeded (ms), and when the last one did. */
+  stall: { lastAckMs: number; longestMs: number };
   /** now is ms since the run started (one performance.now() clock for every client). */
   now: () => number;
 }

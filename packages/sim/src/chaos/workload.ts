@@ -27,6 +27,9 @@ export async function runOp(run: Chaos, c: FlotillaClient, clientId: number, inp
       output = { succeeded: r.succeeded, previous: r.previous ? td.decode(r.previous) : null };
     }
     counts.acked++;
+    const at = run.now();
+    run.stall.longestMs = Math.max(run.stall.longestMs, at - run.stall.lastAckMs);
+    run.stall.lastAckMs = at;
     run.history.push({ clientId, op: input.type, input, output, invokeTime, returnTime: run.now() });
   } catch {
     if (input.type === 'get') counts.failedReads++;
@@ -42,6 +45,7 @@ export function startWorkers(run: Chaos, isRunning: () => boolean): Promise<void
   const { o } = run;
   const pdAddr = String(run.placement.info!.address);
   let seq = 0;
+  run.stall.lastAckMs = run.now(); // stalls count from here, not from the cluster's start
   return Promise.all(
     Array.from({ length: o.clients }, async (_, id) => {
       const c = await FlotillaClient.connect({ placement: pdAddr, timeoutMs: 5000 });
