@@ -535,6 +535,7 @@ export class PlacementCluster implements ClusterView {
       approximateKeys: hb.approximateKeys,
       downPeers: hb.downPeers && hb.downPeers.length > 0 ? hb.downPeers : NO_DOWN_PEERS,
       pendingPeers: hb.pendingPeers && hb.pendingPeers.length > 0 ? hb.pendingPeers : NO_PEERS,
+      ...(hb.flow ? { flow: hb.flow } : {}),
     };
     // The report comes from the leader's store: it is alive now.
     this.heardSinceStart.add(hb.leader.storeId);
@@ -574,6 +575,8 @@ export class PlacementCluster implements ClusterView {
       cur.approximateKeys = info.approximateKeys;
       cur.downPeers = info.downPeers;
       cur.pendingPeers = info.pendingPeers;
+      if (info.flow) cur.flow = info.flow;
+      else delete cur.flow;
       const now = this.clock();
       const last = this.statsPersistedAtMs.get(cur.region.id);
       if (leaderMoved || last === undefined || now - last >= this.statsPersistIntervalMs) {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Peer } from '@flotilla/proto';
 import { PLACEMENT_LIMITS } from './schema';
 import { handleAdminHttp } from './admin-http';
+import { handleDashboard } from './dashboard/route';
 import type { PlacementCluster } from './cluster';
 import { PlacementError, PlacementErrorCode } from './errors';
 import type { Operator, RegionWithLeader, RegionInfo } from './types';
@@ -16,6 +17,7 @@ import type { Operator, RegionWithLeader, RegionInfo } from './types';
 //   GET /regions/id/:id
 //   GET /regions/key/:key    the Region holding key (UTF-8 or 0x-hex)
 //   GET /operators           operators in flight
+//   GET /dashboard, /dashboard/snapshot, /dashboard/events, /regions/hot   the cluster dashboard (dashboard/route.ts)
 // POST and DELETE go to the admin routes (admin-http.ts).
 
 /** renderKey shows printable ASCII as is and anything else as 0x-hex; the empty key is "". */
@@ -51,6 +53,7 @@ export function renderRegion(r: RegionWithLeader | RegionInfo) {
     ...(info.approximateSizeBytes !== undefined ? { approximateSizeBytes: info.approximateSizeBytes, approximateKeys: info.approximateKeys } : {}),
     ...(info.downPeers && info.downPeers.length > 0 ? { downPeers: info.downPeers.map((d) => ({ peer: renderPeer(d.peer), downSeconds: d.downSeconds })) } : {}),
     ...(info.pendingPeers && info.pendingPeers.length > 0 ? { pendingPeers: info.pendingPeers.map(renderPeer) } : {}),
+    ...(info.flow ? { flow: info.flow } : {}),
   };
 }
 
@@ -97,6 +100,7 @@ export function handleHttp(cluster: PlacementCluster, req: IncomingMessage, res:
     } catch {
       throw new PlacementError(PlacementErrorCode.InvalidArgument, `path ${JSON.stringify(url.pathname)} has invalid percent-encoding`);
     }
+    if (segs[0] === 'dashboard' || (segs[0] === 'regions' && segs[1] === 'hot' && segs.length === 2)) return handleDashboard(cluster, req, res, segs, url);
     const [a, b, c, ...rest] = segs;
     if (rest.length > 0) return sendError(res, 404, 'NotFound', `no route ${url.pathname}`);
     if (a === 'health' && b === undefined) {
@@ -140,7 +144,7 @@ export function handleHttp(cluster: PlacementCluster, req: IncomingMessage, res:
         return info ? send(res, 200, { region: { ...renderRegion(info), ...(heartbeatMs !== undefined ? { lastHeartbeatMs: heartbeatMs } : {}) } }) : sendError(res, 404, 'RegionNotFound', `region ${c} not found`);
       }
     }
-    return sendError(res, 404, 'NotFound', `no route ${url.pathname}; try /health, /status, /stores, /regions, /regions/key/:key, /regions/id/:id, /operators`);
+    return sendError(res, 404, 'NotFound', `no route ${url.pathname}; try /health, /status, /stores, /regions, /regions/key/:key, /regions/id/:id, /regions/hot, /operators, /dashboard`);
   } catch (err) {
     if (err instanceof PlacementError) return sendError(res, 400, err.code, err.message);
     throw err;

@@ -58,6 +58,7 @@ export const regionHeartbeatSchema = z
     approximateKeys: u64,
     downPeers: z.array(z.object({ peer: peerSchema, downSeconds: u64 })).max(16).optional(),
     pendingPeers: z.array(peerSchema).max(16).optional(),
+    flow: z.object({ readKeysPerSec: z.number().nonnegative().finite(), readBytesPerSec: z.number().nonnegative().finite(), writeKeysPerSec: z.number().nonnegative().finite(), writeBytesPerSec: z.number().nonnegative().finite() }).optional(),
   })
   .superRefine((hb, ctx) => {
     if (!hb.region.peers.some((p) => p.id === hb.leader.id && p.storeId === hb.leader.storeId)) {

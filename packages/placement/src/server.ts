@@ -8,6 +8,7 @@ import { AnswerWindow, ConnectionGuard, DecodeError, RateLimitedLog, decode, enc
 import { PlacementCluster, type ClusterOptions } from './cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from './errors';
 import { handleHttp } from './http';
+import { dashboardTokenMatches, redactUrl } from './dashboard/route';
 import { requestEnvelopeSchema } from './schema';
 import type { WireResponse } from './types';
 
@@ -117,8 +118,8 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       res.end(JSON.stringify({ ok: false, error: { code: PlacementErrorCode.Unavailable, message: overLimit } }));
       return;
     }
-    if (token !== undefined && !tokenMatches(req, token) && new URL(req.url ?? '/', 'http://placement').pathname !== '/health') {
-      refusals.warn(`401-http|${req.socket.remoteAddress}`, { remote: req.socket.remoteAddress, path: req.url?.slice(0, 64) }, 'placement HTTP request refused: missing or wrong API token');
+    if (token !== undefined && !tokenMatches(req, token) && !dashboardTokenMatches(req, token) && new URL(req.url ?? '/', 'http://placement').pathname !== '/health') {
+      refusals.warn(`401-http|${req.socket.remoteAddress}`, { remote: req.socket.remoteAddress, path: redactUrl(req.url)?.slice(0, 64) }, 'placement HTTP request refused: missing or wrong API token');
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
       res.end(JSON.stringify({ ok: false, error: { code: 'Unauthorized', message: 'missing or wrong API token (send Authorization: Bearer <token>)' } }));
       return;
@@ -127,7 +128,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       handleHttp(cluster, req, res);
     } catch (err) {
       if (err instanceof PlacementInvariantError) throw err;
-      logger.error({ err: (err as Error).message, url: req.url }, 'http request failed');
+      logger.error({ err: (err as Error).message, url: redactUrl(req.url) }, 'http request failed');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } }));
     }

@@ -44,6 +44,19 @@ export interface DownPeer {
   downSeconds: number;
 }
 
+/**
+ * RegionFlow is a Region's client traffic over the leader's last heartbeat
+ * interval, as rates per second (the dashboard's hot Regions, `flotilla
+ * regions --hot`). Reads count keys and value bytes returned; writes count
+ * keys and key+value bytes proposed.
+ */
+export interface RegionFlow {
+  readKeysPerSec: number;
+  readBytesPerSec: number;
+  writeKeysPerSec: number;
+  writeBytesPerSec: number;
+}
+
 /** RegionHeartbeat is what a Region's leader reports periodically. */
 export interface RegionHeartbeat {
   region: Region;
@@ -52,6 +65,8 @@ export interface RegionHeartbeat {
   approximateKeys: number;
   downPeers?: DownPeer[];
   pendingPeers?: Peer[];
+  /** flow: traffic since the previous heartbeat (older stores omit it). */
+  flow?: RegionFlow;
 }
 
 /** RegionInfo is placement's latest knowledge of one Region. */
@@ -62,6 +77,8 @@ export interface RegionInfo {
   approximateKeys: number;
   downPeers: DownPeer[];
   pendingPeers: Peer[];
+  /** flow: the latest reported traffic (not persisted; absent until a leader reports it). */
+  flow?: RegionFlow;
 }
 
 /** RegionWithLeader is what routing lookups return. */

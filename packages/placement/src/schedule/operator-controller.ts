@@ -16,6 +16,22 @@ export interface OperatorControllerStats {
   rejected: number;
 }
 
+/** FinishedOperator is one entry of OperatorController.recent: an operator that left the controller, and how. */
+export interface FinishedOperator {
+  id: number;
+  regionId: number;
+  kind: Operator['kind'];
+  scheduler: string;
+  description: string;
+  outcome: 'finished' | 'canceled' | 'timedOut';
+  reason?: string;
+  /** atMs is wall-clock ms when it finished. */
+  atMs: number;
+}
+
+/** RECENT_OPERATORS bounds OperatorController.recent (the dashboard's "recent operators"). */
+export const RECENT_OPERATORS = 64;
+
 /** OperatorControllerOptions wires the controller to the rest of the cluster. */
 export interface OperatorControllerOptions {
   /** persist records an operator change (null = gone); batched by the caller. */
@@ -41,6 +57,8 @@ export class OperatorController {
   private readonly mergeTargets = new Map<number, number>();
   private readonly maxOperators: number;
   readonly stats: OperatorControllerStats = { added: 0, finished: 0, canceled: 0, timedOut: 0, rejected: 0 };
+  /** finishedRing holds the last RECENT_OPERATORS operators to finish, oldest first (not persisted). */
+  private readonly finishedRing: FinishedOperator[] = [];
 
   constructor(private readonly opts: OperatorControllerOptions) {
     this.maxOperators = opts.maxOperators ?? 10_000;
@@ -60,6 +78,11 @@ export class OperatorController {
 
   all(): Operator[] {
     return [...this.byRegion.values()];
+  }
+
+  /** recent returns the last operators to finish, be canceled or time out, newest first. */
+  recent(): FinishedOperator[] {
+    return [...this.finishedRing].reverse();
   }
 
   /** isBusy: the Region has an operator, or another Region's merge operator targets it. */
@@ -132,6 +155,8 @@ export class OperatorController {
     const target = mergeTargetOf(op);
     if (target !== undefined && this.mergeTargets.get(target) === op.regionId) this.mergeTargets.delete(target);
     this.stats[outcome]++;
+    this.finishedRing.push({ id: op.id, regionId: op.regionId, kind: op.kind, scheduler: op.scheduler, description: op.description, outcome, ...(reason !== undefined ? { reason } : {}), atMs: Date.now() });
+    if (this.finishedRing.length > RECENT_OPERATORS) this.finishedRing.shift();
     this.opts.persist(op.regionId, null);
     this.opts.onEvent?.(outcome, op, reason);
   }
