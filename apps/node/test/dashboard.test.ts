@@ -70,13 +70,13 @@ describe.skipIf(skipReason !== undefined)('cluster dashboard in headless chromiu
     expect(await shown('#map-scale [data-map-region-id]', 'data-map-region-id')).toEqual(before);
     await expect.poll(() => page.$eval('#conn', (e) => e.textContent), { timeout: 10_000 }).toBe('live');
 
-    const paintedAt = Number(await page.evaluate(() => document.body.dataset.snapshotAt));
+    const paintedAt = Number(await page.$eval('body', (e) => e.getAttribute('data-snapshot-at')));
     await cluster.client.split('t');
     const after = await regionIds();
     expect(after).toHaveLength(3);
     // The page is not reloaded: the new Region arrives by the event stream's next snapshot.
     await expect.poll(() => shown('#regions [data-region-id]', 'data-region-id'), { timeout: 10_000 }).toEqual(after);
-    expect(Number(await page.evaluate(() => document.body.dataset.snapshotAt))).toBeGreaterThan(paintedAt);
+    expect(Number(await page.$eval('body', (e) => e.getAttribute('data-snapshot-at')))).toBeGreaterThan(paintedAt);
     await expect.poll(() => page.$$eval('#recent [data-recent-kind="split"]', (els) => els.length), { timeout: 10_000 }).toBeGreaterThan(0);
     expect(errors).toEqual([]);
 
