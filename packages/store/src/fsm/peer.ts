@@ -116,7 +116,9 @@ function onCommand(ctx: StoreContext, peer: Peer, req: ClientRequest, cb: Callba
       for (const w of req.writes) {
         if (w.type !== 'deleteRange' && !keyInRegion(w.key, peer.region)) return cb(err.keyNotInRegion(w.key, peer.region));
       }
-      return propose(ctx, peer, encodeCommand({ header: req.header, writes: req.writes }), cb);
+      const data = encodeCommand({ header: req.header, writes: req.writes });
+      peer.flow.write(req.writes.length, data.length);
+      return propose(ctx, peer, data, cb);
     }
     case 'admin':
       return startAdmin(ctx, peer, req.header, req.admin, cb);

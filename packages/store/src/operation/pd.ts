@@ -102,6 +102,7 @@ export async function regionHeartbeat(ctx: StoreContext, p: Peer): Promise<void>
       approximateKeys: p.approximateKeys,
       downPeers,
       pendingPeers,
+      flow: p.flow.take(now),
     });
     // While placement has an operator for the Region, keep reporting at the
     // normal pace even when hibernated: each step waits for a heartbeat.

@@ -101,16 +101,28 @@ export function onReadStates(ctx: StoreContext, peer: Peer, readStates: { index:
 
 export function execRead(ctx: StoreContext, peer: Peer, read: KvRead): CommandResult {
   switch (read.type) {
-    case 'get':
-      return { ok: true, value: ctx.sm.get(read.key) ?? null };
-    case 'batchGet':
-      return { ok: true, values: read.keys.map((k) => ctx.sm.get(k) ?? null) };
+    case 'get': {
+      const value = ctx.sm.get(read.key) ?? null;
+      peer.flow.read(1, value?.length ?? 0);
+      return { ok: true, value };
+    }
+    case 'batchGet': {
+      const values = read.keys.map((k) => ctx.sm.get(k) ?? null);
+      let bytes = 0;
+      for (const v of values) bytes += v?.length ?? 0;
+      peer.flow.read(values.length, bytes);
+      return { ok: true, values };
+    }
     case 'scan': {
       const r = peer.region;
       const start = compareKeys(read.startKey, r.startKey) < 0 ? r.startKey : read.startKey;
       const end = compareEndKeys(read.endKey, r.endKey) <= 0 ? read.endKey : r.endKey;
       if (end.length > 0 && compareKeys(start, end) >= 0) return { ok: true, pairs: [] };
-      return { ok: true, pairs: ctx.sm.scan(start, end, read.limit) };
+      const pairs = ctx.sm.scan(start, end, read.limit);
+      let bytes = 0;
+      for (const p of pairs) bytes += p.key.length + p.value.length;
+      peer.flow.read(pairs.length, bytes);
+      return { ok: true, pairs };
     }
   }
 }

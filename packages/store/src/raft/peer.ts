@@ -5,6 +5,7 @@ import type { ApplyState, MergeState, RegionLocalState, StateMachine } from '../
 import type { PeerMsg } from '../router/message';
 import type { Callback, Proposal, ReadWaiter } from './proposal';
 import { PeerStorage, generateSnapshot } from './storage';
+import { FlowCounter } from './flow';
 
 /**
  * Peer is one replica of one Region on this store: its RawNode, its
@@ -64,6 +65,8 @@ export class Peer {
   operatorActive = false;
   approximateSizeBytes = 0;
   approximateKeys = 0;
+  /** flow counts client reads and writes since the last Region heartbeat (placement's hot Regions). */
+  readonly flow = new FlowCounter();
   /** lastHeard remembers when each other peer was last heard from, in ms (for down peers). */
   lastHeard = new Map<number, number>();
   /**
