@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'puppeteer-core';
 import { startTestCluster, type TestCluster } from '@flotilla/store/testing';
+import { run } from '../src/cli';
 
 // The cluster dashboard in a real headless browser (issue #20 item 2): the
 // system chromium (Debian's, installed by scripts/setup.sh as root) driven
@@ -79,6 +80,43 @@ describe.skipIf(skipReason !== undefined)('cluster dashboard in headless chromiu
     expect(Number(await page.$eval('body', (e) => e.getAttribute('data-snapshot-at')))).toBeGreaterThan(paintedAt);
     await expect.poll(() => page.$$eval('#recent [data-recent-kind="split"]', (els) => els.length), { timeout: 10_000 }).toBeGreaterThan(0);
     expect(errors).toEqual([]);
+
+    // Traffic into the Region holding "z…" (writes) and "a…" (reads): the stores report it in Region heartbeats,
+    // placement keeps the rates, the page's hot tables and `flotilla regions --hot` show them.
+    const zRegion = (await getJson('/regions/key/zz')).region.id as number;
+    const aRegion = (await getJson('/regions/key/aa')).region.id as number;
+    await cluster.client.put('aa', 'x'.repeat(100));
+    const traffic = async (): Promise<void> => {
+      await cluster.client.batchPut(Array.from({ length: 20 }, (_, i) => [`zz${i}`, 'v'.repeat(200)] as [string, string]));
+      await cluster.client.batchGet(Array.from({ length: 20 }, () => 'aa'));
+    };
+    await expect
+      .poll(async () => {
+        await traffic();
+        return page.$$eval('#hot-write tr[data-hot-region-id], #hot-read tr[data-hot-region-id]', (els) => els.map((e) => e.closest('table')!.id + ':' + e.getAttribute('data-hot-region-id')));
+      }, { timeout: 15_000, interval: 300 })
+      .toEqual(expect.arrayContaining([`hot-write:${zRegion}`, `hot-read:${aRegion}`]));
+    await expect
+      .poll(async () => {
+        await traffic();
+        const hot = (await getJson('/regions/hot?by=writeBytes')).regions as { id: number; flow: { writeBytesPerSec: number } }[];
+        return hot[0] !== undefined && hot[0].flow.writeBytesPerSec > 0 ? hot[0].id : null;
+      }, { timeout: 10_000, interval: 300 })
+      .toBe(zRegion);
+    // Rates cover each leader's last heartbeat interval only, so the CLI is polled under traffic too.
+    const cliHot = async (): Promise<number[]> => {
+      let out = '';
+      const sink = { write: (chunk: string | Uint8Array) => ((out += String(chunk)), true) } as unknown as NodeJS.WritableStream;
+      const code = await run(['regions', '--hot', '--json', '--placement', cluster.placementAddress], { stdout: sink, stderr: sink, env: { FLOTILLA_TOKEN: TOKEN } });
+      expect(code, out).toBe(0);
+      return (JSON.parse(out) as { id: number }[]).map((r) => r.id);
+    };
+    await expect
+      .poll(async () => {
+        await traffic();
+        return cliHot();
+      }, { timeout: 10_000, interval: 300 })
+      .toEqual(expect.arrayContaining([zRegion, aRegion]));
 
     mkdirSync(ARTIFACT_DIR, { recursive: true });
     const shot = resolve(ARTIFACT_DIR, 'dashboard.png');

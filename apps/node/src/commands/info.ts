@@ -20,6 +20,8 @@ export interface RegionRow {
   /** pendingPeers: peers the leader reports as lagging (not caught up). */
   pendingPeers?: { id: number; storeId: number; role: string }[];
   downPeers?: { peer: { id: number; storeId: number; role: string }; downSeconds: number }[];
+  /** flow: client traffic over the leader's last heartbeat interval, per second (absent before the first report). */
+  flow?: { readKeysPerSec: number; readBytesPerSec: number; writeKeysPerSec: number; writeBytesPerSec: number };
 }
 
 const PAGE = 1000;
@@ -63,18 +65,49 @@ export function regionTable(rows: RegionRow[], names: Map<number, string> = new 
   );
 }
 
+/** flowOf is a Region's traffic, bytes per second read plus written (what --hot sorts by). */
+const flowOf = (r: RegionRow): number => (r.flow ? r.flow.readBytesPerSec + r.flow.writeBytesPerSec : 0);
+
+/** hotTable renders the Regions with traffic, hottest first (read + write bytes per second). */
+export function hotTable(rows: RegionRow[], names: Map<number, string> = new Map()): string {
+  const rate = (n: number): string => (n < 10 ? String(Math.round(n * 10) / 10) : String(Math.round(n)));
+  return table(
+    ['REGION', 'KEY RANGE', 'LEADER', 'READ KEYS/S', 'READ/S', 'WRITE KEYS/S', 'WRITE/S'],
+    rows.map((r) => [
+      r.id,
+      renderRange(r.startKey, r.endKey),
+      r.leader ? `store ${storeLabel(names, r.leader.storeId)}` : '-',
+      rate(r.flow!.readKeysPerSec),
+      formatBytes(r.flow!.readBytesPerSec),
+      rate(r.flow!.writeKeysPerSec),
+      formatBytes(r.flow!.writeBytesPerSec),
+    ]),
+  );
+}
+
 const regionsSpec: CommandSpec = {
   path: ['regions'],
   summary: 'List every Region: key range, epoch (confVer/version), leader, peers, approximate size and keys.',
   positionals: [],
-  flags: [...targetFlags, { name: 'json', type: 'boolean', description: 'print JSON instead of a table', schema: boolFlag() }],
-  examples: ['flotilla regions', 'flotilla regions --placement 127.0.0.1:20160 --json'],
+  flags: [
+    ...targetFlags,
+    { name: 'json', type: 'boolean', description: 'print JSON instead of a table', schema: boolFlag() },
+    { name: 'hot', type: 'boolean', description: "only Regions with client traffic, hottest first (read + write bytes/s over each leader's last heartbeat interval)", schema: boolFlag() },
+  ],
+  examples: ['flotilla regions', 'flotilla regions --hot', 'flotilla regions --placement 127.0.0.1:20160 --json'],
 };
 
 export const regionsCommand: Command = {
   spec: regionsSpec,
   async run(ctx: CommandContext) {
-    const rows = await fetchRegions(resolvePlacement(ctx), ctx.parsed.values['timeoutMs'] as number, security(ctx));
+    const all = await fetchRegions(resolvePlacement(ctx), ctx.parsed.values['timeoutMs'] as number, security(ctx));
+    if (ctx.parsed.values['hot'] === true) {
+      const hot = all.filter((r) => flowOf(r) > 0).sort((a, b) => flowOf(b) - flowOf(a) || a.id - b.id);
+      if (ctx.parsed.values['json'] === true) ctx.io.stdout.write(JSON.stringify(hot, null, 2) + '\n');
+      else ctx.io.stdout.write(hotTable(hot, processNames(ctx)) + `${hot.length} of ${all.length} region${all.length === 1 ? '' : 's'} with traffic\n`);
+      return EXIT.ok;
+    }
+    const rows = all;
     if (ctx.parsed.values['json'] === true) ctx.io.stdout.write(JSON.stringify(rows, null, 2) + '\n');
     else ctx.io.stdout.write(regionTable(rows, processNames(ctx)) + `${rows.length} region${rows.length === 1 ? '' : 's'}\n`);
     return EXIT.ok;

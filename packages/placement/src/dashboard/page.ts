@@ -86,7 +86,7 @@ function drawRegions(s) {
       el('td', {}, ...r.peerStoreIds.map(chip)), num(bytes(r.approximateSizeBytes)), num(r.approximateKeys), ...flowCells(r.flow))));
 }
 function drawHot(id, list) {
-  table(id, ['region', 'leader', '#read keys/s', '#read', '#write keys/s', '#write'], list.map((r) => el('tr', {}, el('td', { title: regionTitle(r) }, r.id), el('td', {}, chip(r.leaderStoreId)), ...flowCells(r.flow))));
+  table(id, ['region', 'leader', '#read keys/s', '#read', '#write keys/s', '#write'], list.map((r) => el('tr', { 'data-hot-region-id': r.id }, el('td', { title: regionTitle(r) }, r.id), el('td', {}, chip(r.leaderStoreId)), ...flowCells(r.flow))));
 }
 function drawOperators(s) {
   table('operators', ['id', 'region', 'kind', 'scheduler', 'step', 'description'], s.operators.map((o) =>
