@@ -37,13 +37,20 @@ if [ -d /usr/include/node ]; then
   export npm_config_nodedir=/usr
 fi
 
-# redis-tools (redis-cli, redis-benchmark) for the Redis front's tests
-# (apps/node/test/redis-cli.test.ts skips without them) and pnpm bench:redis.
-# Only as root with apt-get; a failed install never fails the setup.
-if ! command -v redis-cli >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "setup: installing redis-tools (redis-cli, redis-benchmark) for the Redis front's tests" >&2
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools; } >/dev/null 2>&1; then
-    echo "setup: could not install redis-tools; the redis-cli tests will skip" >&2
+# Debian packages some tests use, installed only as root with apt-get, with
+# one apt-get update for all; a failed install never fails the setup (those
+# tests skip with the reason printed):
+#   redis-tools (redis-cli, redis-benchmark) for the Redis front's tests
+#     (apps/node/test/redis-cli.test.ts) and pnpm bench:redis;
+#   chromium for the dashboard's headless-browser test
+#     (apps/node/test/dashboard.test.ts; about 90 s with the update, once).
+apt_pkgs=()
+command -v redis-cli >/dev/null 2>&1 || apt_pkgs+=(redis-tools)
+[ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+if [ "${#apt_pkgs[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing ${apt_pkgs[*]} for the Redis front's and the dashboard's tests" >&2
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}"; } >/dev/null 2>&1; then
+    echo "setup: could not install ${apt_pkgs[*]}; the tests needing them will skip" >&2
   fi
 fi
 
