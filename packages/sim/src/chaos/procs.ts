@@ -8,6 +8,17 @@ import { createInterface } from 'node:readline';
 export const ROOT = resolve(import.meta.dirname, '../../../..');
 const MAIN = join(ROOT, 'apps/node/src/main.ts');
 
+/**
+ * cliArgv: the node command line that runs `flotilla ...args`: the bundle
+ * FLOTILLA_CLI_JS names when set (the test suite builds one from this same
+ * source, scripts/vitest-setup.mjs: a third of tsx's start-up CPU), else
+ * main.ts through tsx.
+ */
+export function cliArgv(args: readonly string[]): string[] {
+  const bundle = process.env['FLOTILLA_CLI_JS'];
+  return bundle ? [process.execPath, bundle, ...args] : [process.execPath, '--import', 'tsx', MAIN, ...args];
+}
+
 /** Wrap turns the node command line into what to spawn: itself, or `ip netns exec <ns> ...` (a NetnsTopology's command). */
 export type Wrap = (argv: readonly string[]) => [string, string[]];
 
@@ -36,7 +47,7 @@ export function newProc(name: string, node: string, args: string[], wrap: Wrap =
 
 /** launch starts one process and resolves with the JSON line it prints once it serves. */
 export function launch(p: Proc): Promise<void> {
-  const [file, args] = p.wrap([process.execPath, '--import', 'tsx', MAIN, ...p.args]);
+  const [file, args] = p.wrap(cliArgv(p.args));
   const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...p.env } });
   p.child = child;
   p.stopped = false;
