@@ -70,13 +70,15 @@ describe.skipIf(!shim.ok)('power-loss shim: what survives', () => {
   });
 });
 
-// The CI run: placement + 3 real stores under the shim, at least 12 crash
-// points (one store at a time, or all three at once), then the history,
-// the replicas and every crash's durable state are checked. About 40 s on
-// an idle 2-core machine; the bound covers a loaded one.
+// The CI run: placement + 3 real stores under the shim, at least 10 crash
+// points (one store at a time, or, in 70 % of the draws, all three at once:
+// three crash points for one restart), then the history, the replicas and
+// every crash's durable state are checked. About 65 s on the shared 2-core
+// box at load 7 (startup and the final checks are ~25 s of it); the bound
+// covers a loaded one. The acceptance runs are longer: docs/testing.md.
 describe.skipIf(!shim.ok)('power-loss run (real processes)', () => {
-  it('loses no acknowledged write over 12+ crash points, keeps the log within the durable apply, and the replicas converge', async () => {
-    const args = ['--import', 'tsx', join(ROOT, 'packages/sim/src/powerloss/main.ts'), '--crashes', '12', '--seed', '5', '--blackout-share', '0.5', '--max-duration-s', '150'];
+  it('loses no acknowledged write over 10+ crash points, keeps the log within the durable apply, and the replicas converge', async () => {
+    const args = ['--import', 'tsx', join(ROOT, 'packages/sim/src/powerloss/main.ts'), '--crashes', '10', '--seed', '5', '--blackout-share', '0.7', '--max-duration-s', '150'];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -85,7 +87,7 @@ describe.skipIf(!shim.ok)('power-loss run (real processes)', () => {
     const code = await new Promise<number | null>((res) => child.once('exit', res));
     expect(code, `powerloss exited ${code}\n${err.slice(-5000)}`).toBe(0);
     const summary = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number | string>;
-    expect(summary['crashes']).toBeGreaterThanOrEqual(12);
+    expect(summary['crashes']).toBeGreaterThanOrEqual(10);
     expect(summary['invariantViolations']).toBe(0);
     expect(summary['linearizability']).toBe('ok');
     expect(summary['unreadableKeys']).toBe(0);

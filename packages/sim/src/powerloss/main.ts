@@ -79,6 +79,8 @@ interface StoreUnderShim extends Proc {
   dataDir: string;
   shadowDir: string;
   killFile: string;
+  /** dying: the run is taking this life down (or armed its kill); any other exit is the store's own failure. */
+  dying: boolean;
 }
 
 type CrashKind = 'random' | 'kill-before-fsync' | 'kill-after-fsync' | 'blackout';
@@ -115,15 +117,25 @@ function say(run: Run, line: string): void {
 /** PowerLossFailure is a finding that ends the run early: a store that does not come back, or breaks an invariant on disk. */
 class PowerLossFailure extends Error {}
 
-/** startStore launches one store under the shim (its kill disarmed) and waits until it serves. */
+/** startStore launches one store under the shim (its kill disarmed) and waits until it serves; an exit the run did not cause is recorded as a violation. */
 async function startStore(run: Run, s: StoreUnderShim): Promise<void> {
   armKill(s.killFile, undefined);
+  s.dying = false;
   s.args = ['store', '--placement', String(run.placement.info!.address), '--data-dir', s.dataDir, '--listen', '127.0.0.1:0', '--profile', 'demo', '--tuning', join(run.dir, 'tuning.json')];
   try {
     await launch(s, shimEnv(run.shim, s.dataDir, s.shadowDir, { killFile: s.killFile }));
   } catch (e) {
     throw new PowerLossFailure(`${s.name} did not come back after a power loss: ${(e as Error).message}`);
   }
+  void s.exit!.then(({ code, signal }) => {
+    if (!s.dying) run.violations.push(`${s.name} exited by itself (${signal ?? `code ${code}`}); its stderr ended with:\n${s.stderrTail.join('\n')}`);
+  });
+}
+
+/** takeDown marks the store's life as ended by the run, then SIGKILLs it. */
+function takeDown(s: StoreUnderShim): Promise<void> {
+  s.dying = true;
+  return stop(s);
 }
 
 /**
@@ -186,8 +198,10 @@ async function crashOne(run: Run, s: StoreUnderShim): Promise<void> {
   let kind: CrashKind = 'random';
   if (run.rng() < 0.5) {
     await sleep(300 + run.rng() * 2000);
-    await stop(s);
+    if (run.violations.length > 0) return; // it died by itself meanwhile: crashPoints reports it
+    await takeDown(s);
   } else {
+    s.dying = true; // its own kill is expected now; exitedByItself below tells the two apart
     armKill(s.killFile, drawKillAt(run.rng));
     let timer: NodeJS.Timeout | undefined;
     const exited = await Promise.race([s.exit!.then(() => true), new Promise<boolean>((res) => (timer = setTimeout(() => res(false), ARMED_WAIT_MS)))]);
@@ -207,7 +221,8 @@ async function crashOne(run: Run, s: StoreUnderShim): Promise<void> {
 async function blackout(run: Run): Promise<void> {
   await sleep(300 + run.rng() * 2000);
   say(run, 'blackout: every store loses power at once');
-  await Promise.all(run.stores.map((s) => stop(s)));
+  if (run.violations.length > 0) return;
+  await Promise.all(run.stores.map((s) => takeDown(s)));
   for (const s of run.stores) await afterCrash(run, s, 'blackout');
   await sleep(100 + run.rng() * 700);
   await Promise.all(run.stores.map((s) => startStore(run, s)));
@@ -264,6 +279,7 @@ async function finalChecks(run: Run): Promise<{ unreadable: number; verdict: str
 
 /** stopWithin stops a store cleanly (SIGTERM), or with SIGKILL past timeoutMs (its files still hold all it wrote: only power loss loses writes). */
 async function stopWithin(s: StoreUnderShim, timeoutMs: number): Promise<void> {
+  s.dying = true;
   const t = setTimeout(() => s.child?.kill('SIGKILL'), timeoutMs);
   await stop(s, 'SIGTERM');
   clearTimeout(t);
@@ -271,7 +287,7 @@ async function stopWithin(s: StoreUnderShim, timeoutMs: number): Promise<void> {
 
 function newRun(o: ReturnType<typeof args>, shim: string): Run {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'flotilla-powerloss-')));
-  const stores = [0, 1, 2].map((i): StoreUnderShim => ({ ...newProc(`store-${i}`, []), dataDir: join(dir, `store-${i}`), shadowDir: join(dir, `store-${i}.shadow`), killFile: join(dir, `store-${i}.kill-at`) }));
+  const stores = [0, 1, 2].map((i): StoreUnderShim => ({ ...newProc(`store-${i}`, []), dataDir: join(dir, `store-${i}`), shadowDir: join(dir, `store-${i}.shadow`), killFile: join(dir, `store-${i}.kill-at`), dying: false }));
   const crashes: CrashCounts = { total: 0, random: 0, 'kill-before-fsync': 0, 'kill-after-fsync': 0, blackout: 0, betweenLogFsyncAndKvSync: 0, afterKvSyncBeforeLogFsync: 0, noFsyncInLife: 0, kvBehindLog: 0 };
   const placement = newProc('placement', ['placement', '--data-dir', join(dir, 'pd'), '--listen', '127.0.0.1:0']);
   return { o, rng: mulberry32(o.seed), dir, shim, placement, stores, history: newHistory(), crashes, minSlack: undefined, violations: [], unavailable: false };
@@ -302,7 +318,7 @@ async function crashPoints(run: Run): Promise<void> {
     }
   })();
   try {
-    while (run.crashes.total < run.o.crashes && Date.now() < end && !run.unavailable) {
+    while (run.crashes.total < run.o.crashes && Date.now() < end && !run.unavailable && run.violations.length === 0) {
       if (run.rng() < run.o.blackoutShare) await blackout(run);
       else await crashOne(run, run.stores[Math.floor(run.rng() * run.stores.length)]!);
     }
@@ -312,6 +328,7 @@ async function crashPoints(run: Run): Promise<void> {
     await splits;
     client.close();
   }
+  if (run.violations.length > 0) throw new PowerLossFailure(run.violations.join('; '));
   if (run.unavailable) throw new PowerLossFailure(`no operation was acknowledged for ${UNAVAILABLE_MS / 1000} s: the cluster lost availability (or the data it needs)`);
 }
 
@@ -338,7 +355,7 @@ async function main(): Promise<number> {
     code = await crashAndCheck(run);
     return code;
   } finally {
-    for (const s of run.stores) await stop(s);
+    for (const s of run.stores) await takeDown(s);
     await stop(run.placement);
     const keep = process.env['POWERLOSS_KEEP'] === '1' || (code !== 0 && process.env['POWERLOSS_KEEP'] !== '0');
     if (!keep) rmSync(run.dir, { recursive: true, force: true });

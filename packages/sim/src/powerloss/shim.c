@@ -477,6 +477,11 @@ static void clear_fd(int fd) {
 static int track(int fd, int dirfd, const char *path, int flags, int existed) {
   char base[NAME_MAX_LEN + 1];
   int kind;
+  if (fd >= 0 && kind_of(fd)) { /* a close the shim missed: the number now names another file */
+    lock();
+    clear_fd(fd);
+    unlock();
+  }
   if (fd < 0 || !enabled || (kind = classify(dirfd, path, base)) == 0) return fd;
   struct stat st;
   if (fstat(fd, &st) != 0) return fd;
