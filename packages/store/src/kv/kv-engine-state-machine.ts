@@ -95,8 +95,13 @@ export class KvEngineStateMachine implements StateMachine {
   get unsynced(): boolean {
     return this.unsyncedWrites;
   }
+  /**
+   * durableAppliedIndex reads the engine's apply state as it stands, with no
+   * term lookup in the raft log: a merge's source Region being destroyed, or
+   * a log being caught up, may have applied past what its log has written yet.
+   */
   durableAppliedIndex(regionId: number): number {
-    return this.syncedApplied.get(regionId) ?? this.applyState(regionId)?.appliedIndex ?? 0;
+    return this.syncedApplied.get(regionId) ?? this.guard('kv apply state read', () => this.engine.applyState(regionId))?.appliedIndex ?? 0;
   }
   /** willChange records a Region's applied index as of the last sync before its first write since. */
   private willChange(regionId: number): void {
