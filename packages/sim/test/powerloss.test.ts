@@ -73,9 +73,10 @@ describe.skipIf(!shim.ok)('power-loss shim: what survives', () => {
 // The CI run: placement + 3 real stores under the shim, at least 10 crash
 // points (one store at a time, or, in 70 % of the draws, all three at once:
 // three crash points for one restart), then the history, the replicas and
-// every crash's durable state are checked. About 65 s on the shared 2-core
-// box at load 7 (startup and the final checks are ~25 s of it); the bound
-// covers a loaded one. The acceptance runs are longer: docs/testing.md.
+// every crash's durable state are checked. About 46 s on the shared 2-core
+// box at load 9 with the suite's CLI bundle (65 s through tsx at load 7);
+// the bound covers a loaded one. The acceptance runs are longer:
+// docs/testing.md.
 describe.skipIf(!shim.ok)('power-loss run (real processes)', () => {
   it('loses no acknowledged write over 10+ crash points, keeps the log within the durable apply, and the replicas converge', async () => {
     const args = ['--import', 'tsx', join(ROOT, 'packages/sim/src/powerloss/main.ts'), '--crashes', '10', '--seed', '5', '--blackout-share', '0.7', '--max-duration-s', '150'];

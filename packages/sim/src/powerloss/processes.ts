@@ -1,13 +1,12 @@
 // Real processes for the power-loss run: `flotilla placement` and
-// `flotilla store` from apps/node, started through tsx like the chaos runner
-// (chaos/main.ts keeps its own copy of these few lines; the two runners
-// differ in how a store dies and comes back).
+// `flotilla store` from apps/node, started as the chaos runner starts them
+// (chaos/procs.ts's cliArgv: the suite's CLI bundle when FLOTILLA_CLI_JS
+// names one, else tsx). The two runners differ in how a store dies and
+// comes back: here the environment carries the shim, and the exit is kept
+// to tell a crash the run caused from one the store had by itself.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-
-const ROOT = resolve(import.meta.dirname, '../../../..');
-const MAIN = join(ROOT, 'apps/node/src/main.ts');
+import { cliArgv, ROOT } from '../chaos/procs';
 
 /** Proc is one CLI process: its arguments, and while it runs, its child and what it printed once serving. */
 export interface Proc {
@@ -35,7 +34,8 @@ const STARTUP_TIMEOUT_MS = 60_000;
  * exit was expected, e.g. a store the shim killed during its recovery).
  */
 export function launch(p: Proc, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...p.args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [file, ...argv] = cliArgv(p.args);
+  const child = spawn(file!, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   p.child = child;
   p.info = undefined;
   p.exit = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
