@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export default function setup() {
-  if (process.env.FLOTILLA_TEST_TSX === '1') return;
+  // Each vitest project runs the global setup; the first build serves all.
+  if (process.env.FLOTILLA_TEST_TSX === '1' || process.env.FLOTILLA_CLI_JS) return;
   const r = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), '--no-types', '--dist', '.test-dist', 'node'], { cwd: root, encoding: 'utf8' });
   const bundle = join(root, 'apps/node/.test-dist/flotilla.js');
   if (r.status !== 0 || !existsSync(bundle)) throw new Error(`vitest-setup: building the CLI bundle failed (FLOTILLA_TEST_TSX=1 runs children through tsx instead):\n${r.stdout}${r.stderr}`);
