@@ -6,6 +6,7 @@ import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
 import { placementCommand, storeCommand } from './commands/server';
+import { tsoCommand } from './commands/tso';
 import { upCommand } from './commands/up';
 import { makeLogger } from './logger';
 import { TargetError } from './target';
@@ -24,6 +25,7 @@ export const COMMANDS: Command[] = [
   mergeCommand,
   regionsCommand,
   storesCommand,
+  tsoCommand,
   backupCommand,
   restoreCommand,
   demoSplitCommand,

@@ -3,6 +3,8 @@ import WebSocket from 'ws';
 import type { Region } from '@flotilla/proto';
 import { DecodeError, decode, encode, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode } from './errors';
+import { TsoBatcher } from './tso/batcher';
+import { firstOf, isValidRange, lastOf, type TimestampRange } from './tso/timestamp';
 import type {
   ClusterInfo,
   Operator,
@@ -79,6 +81,8 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'getAllStores',
   'getClusterInfo',
   'getOperator',
+  // A lost answer only skips timestamps: the next range is above it anyway.
+  'getTimestamps',
 ]);
 
 function toUrl(address: string, tls: boolean): string {
@@ -113,6 +117,8 @@ export class PlacementClient {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** tso batches concurrent timestamp() calls into one getTimestamps round trip. */
+  private readonly tso: TsoBatcher;
 
   constructor(opts: PlacementClientOptions) {
     if (opts.addresses.length === 0) throw new Error('PlacementClient: addresses must name at least one placement server');
@@ -126,12 +132,18 @@ export class PlacementClient {
     this.backoff = opts.reconnectBackoffMs ?? { initialMs: 50, maxMs: 2000 };
     this.maxFrameBytes = opts.maxFrameBytes ?? 64 * 1024 * 1024;
     this.logger = opts.logger ?? silentLogger;
+    this.tso = new TsoBatcher((count) => this.getTimestampRange(count), this.maxPending * 16, 65_536);
     this.connect();
   }
 
   /** connected: a WebSocket to some placement server is open right now. */
   get connected(): boolean {
     return this.open;
+  }
+
+  /** tsoRoundTrips: getTimestamps round trips the timestamp() batcher has made (benchmarks, tests). */
+  get tsoRoundTrips(): number {
+    return this.tso.batches;
   }
 
   /** pendingCount: calls in flight or waiting for a connection. */
@@ -304,11 +316,38 @@ export class PlacementClient {
     return (await this.call('getOperator', { regionId })).operator;
   }
 
+  /**
+   * getTimestampRange asks the leader's oracle for `count` timestamps
+   * (1..65536) in one round trip; they share one physical millisecond.
+   */
+  async getTimestampRange(count: number): Promise<TimestampRange> {
+    const r = await this.call('getTimestamps', { count });
+    if (!isValidRange(r) || r.count !== count) throw new PlacementError(PlacementErrorCode.Internal, `placement answered getTimestamps(${count}) with ${JSON.stringify(r)}`);
+    return r;
+  }
+
+  /** getTimestamps returns the first and last of `count` fresh consecutive timestamps (bigint, physicalMs << 18 | logical). */
+  async getTimestamps(count: number): Promise<{ first: bigint; last: bigint; count: number }> {
+    const r = await this.getTimestampRange(count);
+    return { first: firstOf(r), last: lastOf(r), count: r.count };
+  }
+
+  /**
+   * timestamp returns one fresh timestamp, greater than every timestamp any
+   * placement member returned before this call was made. Concurrent calls
+   * share round trips (at most one getTimestamps request in flight).
+   */
+  timestamp(): Promise<bigint> {
+    if (this.closed) return Promise.reject(new PlacementError(PlacementErrorCode.Closed, 'placement client is closed'));
+    return this.tso.next();
+  }
+
   /** close fails every pending call with Closed and stops reconnecting. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.tso.failAll(new PlacementError(PlacementErrorCode.Closed, 'placement client closed'));
     for (const p of [...this.pending.values()]) this.settle(p, new PlacementError(PlacementErrorCode.Closed, 'placement client closed'));
     const ws = this.ws;
     this.ws = null;

@@ -8,10 +8,10 @@ import { PlacementStorage, type PersistedStore } from './storage';
 import { isPlacementMethod, methodSchemas } from './schema';
 import type {
   ClusterInfo,
+  ClusterMethod,
   DownPeer,
   Operator,
   ParamsOf,
-  PlacementMethod,
   RegionHeartbeat,
   RegionHeartbeatResponse,
   RegionInfo,
@@ -34,7 +34,7 @@ const NO_DOWN_PEERS = Object.freeze([]) as unknown as DownPeer[];
 const NO_PEERS = Object.freeze([]) as unknown as Peer[];
 
 /** PlacementHandlers is the shape of PlacementCluster's dispatch table: one handler per method, typed by PlacementMethods. */
-type PlacementHandlers = { [M in PlacementMethod]: (p: ParamsOf<M>) => ResultOf<M> };
+type PlacementHandlers = { [M in ClusterMethod]: (p: ParamsOf<M>) => ResultOf<M> };
 
 /** ClusterOptions configures the placement state machine (shared by the server and in-process tests/benchmarks). */
 export interface ClusterOptions {
@@ -105,6 +105,8 @@ export class PlacementCluster implements ClusterView {
   readonly tree = new RegionTree();
   readonly operators: OperatorController;
   readonly schedulers: Scheduler[];
+  /** tsoUpperMs: the timestamp oracle's persisted bound (the oracle keeps the invariant; the cluster stores it). */
+  tsoUpperMs: number;
   private bootstrapped: boolean;
   private readonly ids: IdAllocator;
   private readonly stores = new Map<number, StoreRecord>();
@@ -157,6 +159,7 @@ export class PlacementCluster implements ClusterView {
       this.maxReplicas = opts.maxReplicas;
     }
     this.bootstrapped = state.meta.bootstrapped;
+    this.tsoUpperMs = state.meta.tsoUpperMs;
     this.ids = new IdAllocator(state.meta.idHighWater, (hw) => storage.saveIdHighWater(hw), opts.idStep ?? 1000);
     const now = this.clock();
     for (const s of state.stores) {
@@ -308,6 +311,13 @@ export class PlacementCluster implements ClusterView {
     this.dirtyOperators.clear();
   }
 
+  /** saveTsoUpper persists the timestamp oracle's next bound (before any timestamp below it is handed out). */
+  saveTsoUpper(upperMs: number): void {
+    assert(upperMs >= this.tsoUpperMs, `tso bound going back: ${upperMs} < ${this.tsoUpperMs}`);
+    this.storage.saveTsoUpper(upperMs);
+    this.tsoUpperMs = upperMs;
+  }
+
   get pendingWrites(): number {
     return this.dirtyRegions.size + this.dirtyStats.size + this.dirtyOperators.size;
   }
@@ -340,11 +350,11 @@ export class PlacementCluster implements ClusterView {
       if (err instanceof ValidationError) throw new PlacementError(PlacementErrorCode.InvalidArgument, err.message);
       throw err;
     }
-    return this.call(method, parsed as never);
+    return this.call(method as ClusterMethod, parsed as never);
   }
 
   /** call runs an already-validated request (in-process callers that trust their types). */
-  call<M extends PlacementMethod>(method: M, params: ParamsOf<M>): ResultOf<M> {
+  call<M extends ClusterMethod>(method: M, params: ParamsOf<M>): ResultOf<M> {
     // Own properties only: a name like 'toString' must not reach Object.prototype.
     if (!Object.prototype.hasOwnProperty.call(this.handlers, method)) throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${String(method)}`);
     const handler: PlacementHandlers[M] = this.handlers[method];

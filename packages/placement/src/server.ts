@@ -9,12 +9,15 @@ import { PlacementCluster, type ClusterOptions } from './cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from './errors';
 import { handleHttp } from './http';
 import { requestEnvelopeSchema } from './schema';
+import { SingleService } from './service';
 import type { WireResponse } from './types';
 
 /** WS_PATH is where the WebSocket API listens; HTTP JSON is served on every other path of the same port. */
 export const WS_PATH = '/ws';
 
 export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger'> {
+  /** tsoSaveIntervalMs: how far ahead of the clock each persisted timestamp bound reaches (default 3000). */
+  tsoSaveIntervalMs?: number;
   /** listen is host:port; port 0 picks a free one (see the returned address). */
   listen: string;
   logger?: Logger;
@@ -82,6 +85,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   const logger = opts.logger ?? silentLogger;
   const { host, port } = parseListen(opts.listen);
   const cluster = new PlacementCluster({ ...opts, logger });
+  const service = new SingleService(cluster, { logger, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.tsoSaveIntervalMs !== undefined ? { tsoSaveIntervalMs: opts.tsoSaveIntervalMs } : {}) });
   const maxFrameBytes = opts.maxFrameBytes ?? 4 * 1024 * 1024;
   const maxConnections = opts.maxConnections ?? 4096;
   const maxBufferedBytes = opts.maxBufferedBytes ?? 32 * 1024 * 1024;
@@ -145,17 +149,24 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
         throw new PlacementError(PlacementErrorCode.MalformedFrame, `request ${field}: ${issue?.message ?? 'not a request object {id, method, params}'}`);
       }
       id = env.data.id;
-      const result = cluster.dispatch(env.data.method, env.data.params ?? {});
-      respond(ws, { id, ok: true, result });
+      const result = service.dispatch(env.data.method, env.data.params ?? {});
+      const requestId = id;
+      // A request that waits for something durable (a timestamp window) answers when it is.
+      if (result instanceof Promise) result.then((r: unknown) => respond(ws, { id: requestId, ok: true, result: r }), (err: unknown) => respondError(ws, requestId, err));
+      else respond(ws, { id, ok: true, result });
     } catch (err) {
-      if (err instanceof PlacementError) {
-        respond(ws, { id, ok: false, error: { code: err.code, message: err.message } });
-        return;
-      }
-      if (err instanceof PlacementInvariantError) throw err;
-      logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'placement request failed');
-      respond(ws, { id, ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } });
+      respondError(ws, id, err);
     }
+  };
+
+  const respondError = (ws: WebSocket, id: number, err: unknown): void => {
+    if (err instanceof PlacementError) {
+      respond(ws, { id, ok: false, error: { code: err.code, message: err.message } });
+      return;
+    }
+    if (err instanceof PlacementInvariantError) throw err;
+    logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'placement request failed');
+    respond(ws, { id, ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } });
   };
 
   wss.on('connection', (ws, req) => {
@@ -175,7 +186,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       resolve();
     });
   }).catch((err: unknown) => {
-    cluster.close();
+    service.close();
     throw err;
   });
   const bound = http.address() as AddressInfo;
@@ -191,6 +202,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   }, opts.flushIntervalMs ?? 50);
   const scheduleTimer = setInterval(() => {
     try {
+      service.tick();
       cluster.runSchedulers();
     } catch (err) {
       if (err instanceof PlacementInvariantError) throw err;
@@ -213,7 +225,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         http.closeAllConnections();
         await new Promise<void>((resolve) => http.close(() => resolve()));
-        cluster.close();
+        service.close();
         logger.info({ address }, 'placement server closed');
       })()),
   };

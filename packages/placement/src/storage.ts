@@ -16,6 +16,8 @@ export interface ClusterMeta {
   bootstrapped: boolean;
   /** idHighWater: every ID handed out so far is below it (persisted BEFORE handing out). */
   idHighWater: number;
+  /** tsoUpperMs: every timestamp handed out has a physical part below it (0: none yet; persisted BEFORE handing out). */
+  tsoUpperMs: number;
 }
 
 /** PersistedStore is what survives a restart of a store's record (liveness is re-derived). */
@@ -118,7 +120,7 @@ export class PlacementStorage {
     const kv = new Map(rows.map((r) => [r.key, r.value]));
     if (!kv.has('schema_version')) {
       // A fresh database: write the meta in one durable transaction.
-      const meta: ClusterMeta = { clusterId: defaults.clusterId, maxReplicas: defaults.maxReplicas, bootstrapped: false, idHighWater: 1 };
+      const meta: ClusterMeta = { clusterId: defaults.clusterId, maxReplicas: defaults.maxReplicas, bootstrapped: false, idHighWater: 1, tsoUpperMs: 0 };
       this.db.transaction(() => {
         this.putMetaStmt.run('schema_version', SCHEMA_VERSION);
         this.writeMeta(meta);
@@ -140,6 +142,8 @@ export class PlacementStorage {
       maxReplicas: num('max_replicas'),
       bootstrapped: num('bootstrapped') === 1,
       idHighWater: num('id_high_water'),
+      // Written since the timestamp oracle exists; a database from before it has handed out none.
+      tsoUpperMs: kv.has('tso_upper_ms') ? num('tso_upper_ms') : 0,
     };
     const decodeRows = <T>(sql: string, what: string, check: (v: T) => boolean): T[] =>
       (this.db.prepare(sql).all() as { data: Uint8Array }[]).map((r) => {
@@ -173,11 +177,17 @@ export class PlacementStorage {
     this.putMetaStmt.run('max_replicas', meta.maxReplicas);
     this.putMetaStmt.run('bootstrapped', meta.bootstrapped ? 1 : 0);
     this.putMetaStmt.run('id_high_water', meta.idHighWater);
+    this.putMetaStmt.run('tso_upper_ms', meta.tsoUpperMs);
   }
 
   /** saveIdHighWater durably records the ID high-water mark; called before any ID below it is handed out. */
   saveIdHighWater(highWater: number): void {
     this.putMetaStmt.run('id_high_water', highWater);
+  }
+
+  /** saveTsoUpper durably records the timestamp oracle's bound; called before any timestamp below it is handed out. */
+  saveTsoUpper(upperMs: number): void {
+    this.putMetaStmt.run('tso_upper_ms', upperMs);
   }
 
   saveMaxReplicas(maxReplicas: number): void {

@@ -1,4 +1,7 @@
 import type { Peer, Region, StoreState } from '@flotilla/proto';
+import type { TimestampRange } from './tso/timestamp';
+
+export type { TimestampRange } from './tso/timestamp';
 
 // Wire types of the placement API: what PlacementClient sends and what the
 // server answers. Plain data only, so everything crosses msgpack as is.
@@ -158,7 +161,17 @@ export interface PlacementMethods {
   getAllStores: { params: Record<string, never>; result: { stores: StoreInfo[] } };
   getClusterInfo: { params: Record<string, never>; result: ClusterInfo };
   getOperator: { params: { regionId: number }; result: { operator: Operator | null } };
+  /** getTimestamps: `count` fresh hybrid timestamps from the leader's oracle (tso/timestamp.ts has the layout). */
+  getTimestamps: { params: { count: number }; result: TimestampRange };
 }
+
+/**
+ * ServiceMethod names the methods the placement server answers around the
+ * cluster state machine (the timestamp oracle), not PlacementCluster;
+ * ClusterMethod is every other method.
+ */
+export type ServiceMethod = 'getTimestamps';
+export type ClusterMethod = Exclude<PlacementMethod, ServiceMethod>;
 
 export type PlacementMethod = keyof PlacementMethods;
 export type ParamsOf<M extends PlacementMethod> = PlacementMethods[M]['params'];
