@@ -5,6 +5,7 @@ import { EXIT, type Command, type Io } from './command';
 import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
+import { membersCommand } from './commands/members';
 import { placementCommand, storeCommand } from './commands/server';
 import { tsoCommand } from './commands/tso';
 import { upCommand } from './commands/up';
@@ -14,6 +15,7 @@ import { TargetError } from './target';
 /** COMMANDS: every command by its path as typed. */
 export const COMMANDS: Command[] = [
   placementCommand,
+  membersCommand,
   storeCommand,
   upCommand,
   putCommand,
@@ -64,6 +66,9 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | nul
     }
     return { command: demoSplitCommand, rest: argv.slice(1) };
   }
+  // Two-word commands (`placement members`) before one-word ones.
+  const sub = COMMANDS.find((c) => c.spec.path.length === 2 && c.spec.path[0] === first && c.spec.path[1] === second);
+  if (sub) return { command: sub, rest: argv.slice(2) };
   const command = COMMANDS.find((c) => c.spec.path.length === 1 && c.spec.path[0] === first);
   return command ? { command, rest: argv.slice(1) } : null;
 }

@@ -4,7 +4,8 @@ import { ValidationError, compareKeys, parseWith, silentLogger, type Logger } fr
 import { PlacementError, PlacementErrorCode, assert } from './errors';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
-import { PlacementStorage, type PersistedStore } from './storage';
+import type { ClusterPersistence } from './persistence';
+import { PlacementStorage, type LoadedState, type PersistedStore } from './storage';
 import { isPlacementMethod, methodSchemas } from './schema';
 import type {
   ClusterInfo,
@@ -52,6 +53,12 @@ export interface ClusterOptions {
    * A store that reports no capacity (0) is never low.
    */
   lowSpaceRatio?: number;
+  /**
+   * opened: state already loaded and where to write changes (a placement
+   * leader: its member's database, written through the Raft group). Without
+   * it the cluster opens `<dataDir>/placement.db` itself and writes it.
+   */
+  opened?: { persistence: ClusterPersistence; state: LoadedState };
   /** clusterId for a NEW database (default random); an existing database keeps its own. Deterministic simulations set it. */
   clusterId?: number;
   /** clock returns wall-clock ms (default Date.now); simulations inject a virtual one. */
@@ -96,7 +103,7 @@ interface StoreRecord {
  * and tests and benchmarks drive the very same object in process.
  */
 export class PlacementCluster implements ClusterView {
-  readonly storage: PlacementStorage;
+  readonly storage: ClusterPersistence;
   readonly clusterId: number;
   maxReplicas: number;
   readonly maxStoreDownTimeMs: number;
@@ -105,8 +112,6 @@ export class PlacementCluster implements ClusterView {
   readonly tree = new RegionTree();
   readonly operators: OperatorController;
   readonly schedulers: Scheduler[];
-  /** tsoUpperMs: the timestamp oracle's persisted bound (the oracle keeps the invariant; the cluster stores it). */
-  tsoUpperMs: number;
   private bootstrapped: boolean;
   private readonly ids: IdAllocator;
   private readonly stores = new Map<number, StoreRecord>();
@@ -150,7 +155,9 @@ export class PlacementCluster implements ClusterView {
     }
     if (opts.clusterId !== undefined && !(Number.isSafeInteger(opts.clusterId) && opts.clusterId > 0)) throw new Error(`clusterId: ${opts.clusterId} is not a positive integer`);
     if (!(Number.isSafeInteger(this.statsPersistIntervalMs) && this.statsPersistIntervalMs >= 0)) throw new Error(`statsPersistIntervalMs: ${this.statsPersistIntervalMs} is not a non-negative integer`);
-    const { storage, state } = PlacementStorage.open(opts.dataDir, { clusterId: opts.clusterId ?? randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
+    const { storage, state } = opts.opened
+      ? { storage: opts.opened.persistence, state: opts.opened.state }
+      : PlacementStorage.open(opts.dataDir, { clusterId: opts.clusterId ?? randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
     this.storage = storage;
     this.clusterId = state.meta.clusterId;
     this.maxReplicas = state.meta.maxReplicas;
@@ -159,7 +166,6 @@ export class PlacementCluster implements ClusterView {
       this.maxReplicas = opts.maxReplicas;
     }
     this.bootstrapped = state.meta.bootstrapped;
-    this.tsoUpperMs = state.meta.tsoUpperMs;
     this.ids = new IdAllocator(state.meta.idHighWater, (hw) => storage.saveIdHighWater(hw), opts.idStep ?? 1000);
     const now = this.clock();
     for (const s of state.stores) {
@@ -311,15 +317,16 @@ export class PlacementCluster implements ClusterView {
     this.dirtyOperators.clear();
   }
 
-  /** saveTsoUpper persists the timestamp oracle's next bound (before any timestamp below it is handed out). */
-  saveTsoUpper(upperMs: number): void {
-    assert(upperMs >= this.tsoUpperMs, `tso bound going back: ${upperMs} < ${this.tsoUpperMs}`);
-    this.storage.saveTsoUpper(upperMs);
-    this.tsoUpperMs = upperMs;
-  }
-
   get pendingWrites(): number {
     return this.dirtyRegions.size + this.dirtyStats.size + this.dirtyOperators.size;
+  }
+
+  /**
+   * abandon stops the cluster without writing anything (a placement leader
+   * that lost its leadership: what it held in memory is not its to write).
+   */
+  abandon(): void {
+    this.closed = true;
   }
 
   close(): void {

@@ -8,7 +8,7 @@
 //   schema.ts        zod schemas of every method's params
 //   http.ts          HTTP routes and readable key rendering
 //   schedule/        Scheduler interface, OperatorController, replica checker, balance-leader, balance-region, merge checker
-//   service.ts       PlacementService: what the server dispatches to (cluster + timestamp oracle)
+//   raft/            the placement Raft group: member.ts (PlacementMember), node.ts (RawNode driver), fsm.ts, transport.ts, ...
 //   tso/             timestamp.ts (layout), oracle.ts (TimestampOracle: persisted window), batcher.ts (client batching)
 //   types.ts         wire types; errors.ts typed errors
 //   main.ts          `node --import tsx packages/placement/src/main.ts --data-dir D --listen 127.0.0.1:0`

@@ -89,6 +89,9 @@ export const methodSchemas: { [M in PlacementMethod]: z.ZodType } = {
   getClusterInfo: empty,
   getOperator: z.object({ regionId: id }),
   getTimestamps: z.object({ count: z.number().int().positive().max(PLACEMENT_LIMITS.maxTsoCount) }),
+  getMembers: empty,
+  addMember: z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" or "-", at most 64'), address: z.string().regex(/^\[?[^\]\s/]+\]?:\d{1,5}$/, 'HOST:PORT') }),
+  removeMember: z.object({ name: z.string().min(1).max(64) }),
 };
 
 /** parseParams validates one method's params; a bad field is an InvalidArgument naming it. */

@@ -5,19 +5,20 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { DecodeError, decode, encode, silentLogger, type Logger } from '@flotilla/proto';
-import { PlacementCluster, type ClusterOptions } from './cluster';
+import type { ClusterOptions } from './cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from './errors';
-import { handleHttp } from './http';
+import { PlacementMember, type MemberOptions } from './raft/member';
+import { PEER_PATH } from './raft/transport';
 import { requestEnvelopeSchema } from './schema';
-import { SingleService } from './service';
+import { routeUpgrades } from './upgrade';
 import type { WireResponse } from './types';
 
 /** WS_PATH is where the WebSocket API listens; HTTP JSON is served on every other path of the same port. */
 export const WS_PATH = '/ws';
 
-export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger'> {
-  /** tsoSaveIntervalMs: how far ahead of the clock each persisted timestamp bound reaches (default 3000). */
-  tsoSaveIntervalMs?: number;
+export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger' | 'opened'>, Omit<MemberOptions, 'logger' | 'token' | 'tls'> {
+  /** advertise: the address other members and redirected clients reach this member at (default: the bound listen address). */
+  advertise?: string;
   /** listen is host:port; port 0 picks a free one (see the returned address). */
   listen: string;
   logger?: Logger;
@@ -60,6 +61,8 @@ export interface PlacementServer {
   httpUrl: string;
   wsUrl: string;
   clusterId: number;
+  /** member is this server's placement member (role, members; tests and tools). */
+  member: PlacementMember;
   close(): Promise<void>;
 }
 
@@ -84,8 +87,7 @@ function formatHostPort(host: string, port: number): string {
 export async function startPlacementServer(opts: PlacementServerOptions): Promise<PlacementServer> {
   const logger = opts.logger ?? silentLogger;
   const { host, port } = parseListen(opts.listen);
-  const cluster = new PlacementCluster({ ...opts, logger });
-  const service = new SingleService(cluster, { logger, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.tsoSaveIntervalMs !== undefined ? { tsoSaveIntervalMs: opts.tsoSaveIntervalMs } : {}) });
+  const member = new PlacementMember({ ...opts, logger, ...(opts.token ? { token: opts.token } : {}), ...(opts.tls ? { tls: opts.tls.caPath ? { caPath: opts.tls.caPath } : {} } : {}) });
   const maxFrameBytes = opts.maxFrameBytes ?? 4 * 1024 * 1024;
   const maxConnections = opts.maxConnections ?? 4096;
   const maxBufferedBytes = opts.maxBufferedBytes ?? 32 * 1024 * 1024;
@@ -98,7 +100,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       return;
     }
     try {
-      handleHttp(cluster, req, res);
+      member.handleHttp(req, res);
     } catch (err) {
       if (err instanceof PlacementInvariantError) throw err;
       logger.error({ err: (err as Error).message, url: req.url }, 'http request failed');
@@ -108,8 +110,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   };
   const http: Server = opts.tls ? (createTlsServer({ cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) as unknown as Server) : createServer(onRequest);
   const wss = new WebSocketServer({
-    server: http,
-    path: WS_PATH,
+    noServer: true,
     maxPayload: maxFrameBytes,
     // A refused upgrade gets an HTTP 401 before any frame is read. The token itself is never logged.
     verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => {
@@ -149,7 +150,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
         throw new PlacementError(PlacementErrorCode.MalformedFrame, `request ${field}: ${issue?.message ?? 'not a request object {id, method, params}'}`);
       }
       id = env.data.id;
-      const result = service.dispatch(env.data.method, env.data.params ?? {});
+      const result = member.dispatch(env.data.method, env.data.params ?? {});
       const requestId = id;
       // A request that waits for something durable (a timestamp window) answers when it is.
       if (result instanceof Promise) result.then((r: unknown) => respond(ws, { id: requestId, ok: true, result: r }), (err: unknown) => respondError(ws, requestId, err));
@@ -161,7 +162,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
 
   const respondError = (ws: WebSocket, id: number, err: unknown): void => {
     if (err instanceof PlacementError) {
-      respond(ws, { id, ok: false, error: { code: err.code, message: err.message } });
+      respond(ws, { id, ok: false, error: { code: err.code, message: err.message, ...(err.leader !== undefined ? { leader: err.leader } : {}) } });
       return;
     }
     if (err instanceof PlacementInvariantError) throw err;
@@ -179,22 +180,35 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
     ws.on('error', (err) => logger.warn({ err: err.message }, 'placement client socket error'));
   });
 
+  // The client API on /ws, the placement group's raft traffic on /raft: one port, two WebSocket paths.
+  // /ws checks the token in its verifyClient (and logs refusals); /raft is checked here.
+  routeUpgrades(http, { [WS_PATH]: wss, [PEER_PATH]: member.peerServer }, (req, path) => path === WS_PATH || token === undefined || tokenMatches(req, token));
+
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, host, () => {
       http.off('error', reject);
       resolve();
     });
-  }).catch((err: unknown) => {
-    service.close();
+  }).catch(async (err: unknown) => {
+    await member.close();
     throw err;
   });
   const bound = http.address() as AddressInfo;
   const address = formatHostPort(host, bound.port);
+  try {
+    await member.start(opts.advertise ?? address);
+  } catch (err) {
+    await member.stop();
+    http.closeAllConnections();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await member.close();
+    throw err;
+  }
 
   const flushTimer = setInterval(() => {
     try {
-      cluster.flush();
+      member.flush();
     } catch (err) {
       // The batch stays dirty and is retried on the next tick.
       logger.error({ err: (err as Error).message }, 'placement flush failed');
@@ -202,30 +216,34 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   }, opts.flushIntervalMs ?? 50);
   const scheduleTimer = setInterval(() => {
     try {
-      service.tick();
-      cluster.runSchedulers();
+      member.runSchedulers();
     } catch (err) {
       if (err instanceof PlacementInvariantError) throw err;
       logger.error({ err: (err as Error).message }, 'scheduling round failed');
     }
   }, opts.scheduleIntervalMs ?? 500);
 
-  logger.info({ address, clusterId: cluster.clusterId }, 'placement server listening');
+  logger.info({ address, clusterId: member.clusterId, member: member.name }, 'placement server listening');
   let closing: Promise<void> | undefined;
   return {
     address,
     httpUrl: `${opts.tls ? 'https' : 'http'}://${address}`,
     wsUrl: `${opts.tls ? 'wss' : 'ws'}://${address}${WS_PATH}`,
-    clusterId: cluster.clusterId,
+    get clusterId() {
+      return member.clusterId;
+    },
+    member,
     close: () =>
       (closing ??= (async () => {
         clearInterval(flushTimer);
         clearInterval(scheduleTimer);
+        // Raft first (a leader hands over; peer connections close, or the HTTP server would wait for them).
+        await member.stop();
         for (const c of wss.clients) c.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         http.closeAllConnections();
         await new Promise<void>((resolve) => http.close(() => resolve()));
-        service.close();
+        await member.close();
         logger.info({ address }, 'placement server closed');
       })()),
   };

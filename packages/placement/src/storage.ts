@@ -40,7 +40,8 @@ export interface LoadedState {
  */
 export class PlacementStorage {
   readonly path: string;
-  private readonly db: Database.Database;
+  /** db is the open database; the Raft state machine (raft/fsm-store.ts) keeps its own tables and meta keys in it. */
+  readonly db: Database.Database;
   private readonly putMetaStmt: Database.Statement;
   private readonly putStoreStmt: Database.Statement;
   private readonly updateRegionStmt: Database.Statement;
@@ -96,6 +97,7 @@ export class PlacementStorage {
           keys INTEGER NOT NULL
         ) STRICT;
         CREATE TABLE IF NOT EXISTS operators (region_id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
+        CREATE TABLE IF NOT EXISTS members (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
       `);
     } catch (err) {
       db.close();
@@ -178,6 +180,22 @@ export class PlacementStorage {
     this.putMetaStmt.run('bootstrapped', meta.bootstrapped ? 1 : 0);
     this.putMetaStmt.run('id_high_water', meta.idHighWater);
     this.putMetaStmt.run('tso_upper_ms', meta.tsoUpperMs);
+  }
+
+  /** readMetaNumber reads one numeric meta value (0 when absent): what the Raft state machine compares bounds against. */
+  readMetaNumber(key: string): number {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: unknown } | undefined;
+    return typeof row?.value === 'number' ? row.value : 0;
+  }
+
+  /** putMeta writes one meta value (the Raft state machine's own keys: applied index, conf state, cluster ID). */
+  putMeta(key: string, value: number | Uint8Array): void {
+    this.putMetaStmt.run(key, value);
+  }
+
+  /** loadState reads everything back (a new leader builds its in-memory state from it). */
+  loadState(): LoadedState {
+    return this.load({ clusterId: 0, maxReplicas: 3 });
   }
 
   /** saveIdHighWater durably records the ID high-water mark; called before any ID below it is handed out. */
