@@ -150,4 +150,61 @@ describe('placement as a 3-member Raft group', () => {
     }
     expect(ids.size).toBeGreaterThan(70);
   });
+
+  it('adds members online (learner first, from a snapshot), replaces one that lost its disk, and removes the leader', async () => {
+    const small = { compactLogEntries: 20, keepLogEntries: 5 };
+    const g = await startGroup(['p1', 'p2', 'p3'], small);
+    const c = new PlacementClient({ addresses: [...g.addresses.values()], requestTimeoutMs: 10_000, reconnectBackoffMs: { initialMs: 10, maxMs: 100 } });
+    clients.push(c);
+    const [s1, r1, p1] = (await c.allocId(3)) as [number, number, number];
+    await c.bootstrap({ id: s1, address: 's1:1' }, firstRegion(r1, p1, s1));
+    // Enough changes that every member's log is compacted: a new member can only catch up from a snapshot.
+    for (let i = 0; i < 30; i++) await c.putStore({ id: (await c.allocId(1))[0]!, address: `s${i + 2}:1` });
+    // A member is added as a learner, and one that never catches up (nothing serves at its address) is never promoted.
+    const ghostAddress = `127.0.0.1:${await freePort()}`;
+    const ghost = await c.call('addMember', { name: 'p5', address: ghostAddress });
+    expect(ghost.member.role).toBe('learner');
+    expect((await c.call('addMember', { name: 'p5', address: ghostAddress })).member.id).toBe(ghost.member.id);
+    await expect(c.call('addMember', { name: 'p5', address: 'elsewhere:1' })).rejects.toThrow(/already serves/);
+    await expect(c.call('addMember', { name: 'p6', address: g.addresses.get('p1')! })).rejects.toThrow(/p1's address/);
+
+    const join4 = async (name: string): Promise<PlacementServer> => {
+      const address = `127.0.0.1:${await freePort()}`;
+      const s = await startPlacementServer({ dataDir: join(g.root, `${name}-${Date.now()}`), listen: address, name, join: [...g.addresses.values()], raftTiming: FAST, ...small });
+      servers.push(s);
+      g.servers.set(name, s);
+      g.addresses.set(name, address);
+      return s;
+    };
+    const p4 = await join4('p4');
+    const roles = async (): Promise<string> => (await c.call('getMembers', {})).members.map((m) => `${m.name}:${m.role === 'leader' ? 'voter' : m.role}`).sort().join(',');
+    await expect.poll(roles, { timeout: 10_000, interval: 50 }).toBe('p1:voter,p2:voter,p3:voter,p4:voter,p5:learner');
+    await c.call('removeMember', { name: 'p5' });
+    expect(await roles()).toBe('p1:voter,p2:voter,p3:voter,p4:voter');
+    expect(p4.member.engine.firstIndex(1)).toBeGreaterThan(1); // its log starts at a snapshot
+    expect(p4.member.storage.loadState().stores).toHaveLength(31);
+    expect(p4.clusterId).toBe(g.servers.get('p1')!.clusterId);
+
+    // p3 loses its disk: remove it, then it joins again on a fresh directory under a new ID.
+    const p3 = g.servers.get('p3')!;
+    const oldId = (await c.call('getMembers', {})).members.find((m) => m.name === 'p3')!.id;
+    await p3.close();
+    servers.splice(servers.indexOf(p3), 1);
+    g.addresses.delete('p3');
+    expect((await c.call('removeMember', { name: 'p3' })).member.role).toBe('removed');
+    await expect(c.call('removeMember', { name: 'p3' })).rejects.toThrow(/no placement member is named/);
+    const p3again = await join4('p3');
+    await expect.poll(roles, { timeout: 10_000, interval: 50 }).toBe('p1:voter,p2:voter,p3:voter,p4:voter');
+    const newId = (await c.call('getMembers', {})).members.find((m) => m.name === 'p3')!.id;
+    expect(newId).toBeGreaterThan(oldId);
+    expect(p3again.member.storage.loadState().stores).toHaveLength(31);
+
+    // Removing the leader: it hands leadership over, and the new leader removes it.
+    const [leaderName] = await leaderOf(g);
+    expect((await c.call('removeMember', { name: leaderName })).member.name).toBe(leaderName);
+    await expect.poll(async () => (await c.call('getMembers', {})).members.map((m) => m.name).includes(leaderName), { timeout: 10_000 }).toBe(false);
+    await expect.poll(() => (g.servers.get(leaderName)!.member.health() as { role: string }).role, { timeout: 10_000 }).toBe('removed');
+    expect(await c.getAllStores()).toHaveLength(31);
+  });
 });
+

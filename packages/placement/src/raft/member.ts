@@ -157,6 +157,8 @@ export class PlacementMember {
       },
       onUnreachable: (id) => this.node?.reportUnreachable(id),
       onSnapshotSent: (id, ok) => this.node?.reportSnapshot(id, ok),
+      isRemoved: (id) => this.fsm.store.members().some((m) => m.id === id && m.removed),
+      onRemoved: () => this.onRemoved(),
     });
   }
 
@@ -271,12 +273,16 @@ export class PlacementMember {
     }
     const selfId = this.ident?.id;
     const self = this.fsm.store.members().find((m) => m.id === selfId);
-    if (self?.removed && !conf.voters.includes(self.id) && !conf.learners.includes(self.id) && !this.removed) {
-      this.removed = true;
-      this.logger.error({ member: this.name, id: self.id }, 'this placement member was removed from the group; stop it (to bring it back, add it again with a fresh --data-dir and --join)');
-      this.stepDown();
-      setImmediate(() => this.node?.stop());
-    }
+    if (self?.removed && !conf.voters.includes(self.id) && !conf.learners.includes(self.id)) this.onRemoved();
+  }
+
+  /** onRemoved: this member left the group (it applied its removal, or a peer told it): it stops taking part. */
+  private onRemoved(): void {
+    if (this.removed) return;
+    this.removed = true;
+    this.logger.error({ member: this.name, id: this.ident?.id }, 'this placement member was removed from the group; stop it (to bring it back, add it again with a fresh --data-dir and --join)');
+    this.stepDown();
+    setImmediate(() => this.node?.stop());
   }
 
   /** maybePublishAddress: a member serving at an address its record does not have announces it (once per term). */

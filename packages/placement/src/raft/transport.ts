@@ -6,6 +6,13 @@ import { MessageType, type Message } from '@flotilla/raft-core';
 /** PEER_PATH: where members accept each other's Raft traffic, on the same port as the client API. */
 export const PEER_PATH = '/raft';
 
+/**
+ * REMOVED_CLOSE_CODE: a member closes a peer's connection with it when that
+ * peer was removed from the group (etcd answers 410 Gone). A removed member
+ * may never receive the entry that removes it; this is how it learns.
+ */
+export const REMOVED_CLOSE_CODE = 4410;
+
 /** PeerFrame is one WebSocket frame between members: the sender, its group token and address, and raft messages. */
 interface PeerFrame {
   from: number;
@@ -26,6 +33,10 @@ export interface PeerTransportOptions {
   onMessages: (msgs: Message[]) => void;
   onUnreachable: (id: number) => void;
   onSnapshotSent: (id: number, ok: boolean) => void;
+  /** isRemoved: member id was removed from the group (its frames are refused with REMOVED_CLOSE_CODE). */
+  isRemoved: (id: number) => boolean;
+  /** onRemoved: a peer refused this member's frames because this member was removed from the group. */
+  onRemoved: () => void;
   /** maxQueuedMessages bounds what waits for one peer's connection (default 4096); past it messages are dropped (raft resends). */
   maxQueuedMessages?: number;
   /** maxFrameBytes bounds one frame (default 512 MiB: a snapshot of a large routing table travels in one). */
@@ -81,7 +92,8 @@ class PeerLink {
     });
     ws.on('message', () => {}); // peers answer on their own links
     ws.on('error', (err) => this.t.logger.debug({ peer: this.id, url, err: err.message }, 'placement peer link error'));
-    ws.on('close', () => {
+    ws.on('close', (code: number) => {
+      if (code === REMOVED_CLOSE_CODE) this.t.opts.onRemoved();
       if (this.ws !== ws) return;
       this.ws = null;
       this.open = false;
@@ -203,6 +215,7 @@ export class PeerTransport {
         this.logger.error({ from: frame.from, theirs: frame.group, ours: this.opts.group }, 'placement peer of another cluster (different --initial-cluster-token); refused');
         return void ws.close(1008, 'different placement cluster');
       }
+      if (this.opts.isRemoved(frame.from)) return void ws.close(REMOVED_CLOSE_CODE, 'removed from the placement group');
       if (typeof frame.address === 'string' && !this.addresses.has(frame.from)) this.setAddress(frame.from, frame.address);
       // Peers are authenticated members, but a message meant for another member or without a type is still dropped.
       const msgs = frame.msgs.filter((m) => typeof m === 'object' && m !== null && m.to === this.opts.selfId && typeof m.msgType === 'number' && Array.isArray(m.entries));
