@@ -50,6 +50,7 @@ export class PlacementStorage {
   private readonly deleteRegionStmt: Database.Statement;
   private readonly putOperatorStmt: Database.Statement;
   private readonly deleteOperatorStmt: Database.Statement;
+  private getMetaStmt: Database.Statement | undefined;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -184,7 +185,8 @@ export class PlacementStorage {
 
   /** readMetaNumber reads one numeric meta value (0 when absent): what the Raft state machine compares bounds against. */
   readMetaNumber(key: string): number {
-    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: unknown } | undefined;
+    this.getMetaStmt ??= this.db.prepare('SELECT value FROM meta WHERE key = ?');
+    const row = this.getMetaStmt.get(key) as { value: unknown } | undefined;
     return typeof row?.value === 'number' ? row.value : 0;
   }
 

@@ -30,49 +30,73 @@ interface SnapshotImage {
  */
 export class FsmStore {
   private readonly db: Database.Database;
+  // Caches of what only this class writes: read on every request (roles, addresses), written rarely.
+  private applied: { index: number; term: number };
+  private conf: ConfState | undefined;
+  private memberList: MemberRecord[] | undefined;
 
   constructor(private readonly storage: PlacementStorage) {
     this.db = storage.db;
+    this.applied = { index: storage.readMetaNumber('raft_applied_index'), term: storage.readMetaNumber('raft_applied_term') };
   }
 
   get appliedIndex(): number {
-    return this.storage.readMetaNumber('raft_applied_index');
+    return this.applied.index;
   }
   get appliedTerm(): number {
-    return this.storage.readMetaNumber('raft_applied_term');
+    return this.applied.term;
   }
   get nextMemberId(): number {
     return Math.max(1, this.storage.readMetaNumber('next_member_id'));
   }
 
+  /** setApplied records the applied point (inside the transaction of what was applied; the cache follows once it commits). */
   setApplied(index: number, term: number): void {
     this.storage.putMeta('raft_applied_index', index);
     this.storage.putMeta('raft_applied_term', term);
+    this.applied = { index, term };
   }
 
   /** confState is the membership as of the applied index (empty for a member that has not learned it yet). */
   confState(): ConfState {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'raft_conf_state'").get() as { value: Uint8Array } | undefined;
-    if (!row) return { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-    return decode(row.value) as ConfState;
+    if (this.conf === undefined) {
+      const row = this.db.prepare("SELECT value FROM meta WHERE key = 'raft_conf_state'").get() as { value: Uint8Array } | undefined;
+      this.conf = row ? (decode(row.value) as ConfState) : { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    }
+    return this.conf;
   }
 
   setConfState(cs: ConfState): void {
     this.storage.putMeta('raft_conf_state', encode(cs));
+    this.conf = cs;
   }
 
-  members(): MemberRecord[] {
-    return (this.db.prepare('SELECT data FROM members ORDER BY id').all() as { data: Uint8Array }[]).map((r) => decode(r.data) as MemberRecord);
+  members(): readonly MemberRecord[] {
+    this.memberList ??= (this.db.prepare('SELECT data FROM members ORDER BY id').all() as { data: Uint8Array }[]).map((r) => decode(r.data) as MemberRecord);
+    return this.memberList;
   }
 
   putMember(m: MemberRecord): void {
     this.db.prepare('INSERT OR REPLACE INTO members (id, data) VALUES (?, ?)').run(m.id, encode(m));
     if (m.id >= this.nextMemberId) this.storage.putMeta('next_member_id', m.id + 1);
+    this.memberList = undefined;
   }
 
   /** transaction runs fn in one SQLite transaction (one fsync): a round of applied entries with their applied index. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      // Rolled back: forget what the caches took from it.
+      this.forgetCaches();
+      throw err;
+    }
+  }
+
+  private forgetCaches(): void {
+    this.conf = undefined;
+    this.memberList = undefined;
+    this.applied = { index: this.storage.readMetaNumber('raft_applied_index'), term: this.storage.readMetaNumber('raft_applied_term') };
   }
 
   /** dump encodes every replicated row: the data of a Raft snapshot at the applied index. */
@@ -108,6 +132,7 @@ export class FsmStore {
       for (const r of image.members) putMember.run(...r);
       this.setConfState(confState);
       this.setApplied(index, term);
+      this.memberList = undefined;
     });
   }
 }
