@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { PlacementClient, PlacementError, startPlacementServer } from '../src';
 import { TimestampOracle } from '../src/tso/oracle';
 import { TsoBatcher } from '../src/tso/batcher';
+import { TsoGate } from '../src/raft/tso-gate';
 import { LOGICAL_LIMIT, composeTs, firstOf, lastOf, type TimestampRange } from '../src/tso/timestamp';
 
 const dirs: string[] = [];
@@ -186,6 +187,82 @@ describe('TimestampOracle', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('TsoGate (the leader confirms it still leads before handing out timestamps)', () => {
+  function gate(opts: { leaseAllowed?: () => boolean } = {}) {
+    const clock = new FakeClock(1_700_000_000_000);
+    const disk = new DiskBound();
+    const oracle = new TimestampOracle({ clock: clock.now, persist: disk.persist });
+    oracle.start(0);
+    const rounds: Uint8Array[] = [];
+    let mono = 1000;
+    const g = new TsoGate({ term: 3, oracle, readIndex: (ctx) => rounds.push(ctx), singleVoter: () => false, leaseAllowed: opts.leaseAllowed ?? (() => true), leaseMs: 800, now: () => mono });
+    return { g, rounds, advance: (ms: number) => (mono += ms) };
+  }
+
+  it('waits for a confirmed round, then serves within the lease without one, until the lease runs out', async () => {
+    const { g, rounds, advance } = gate();
+    const first = g.request(2);
+    const second = g.request(1);
+    expect(first).toBeInstanceOf(Promise);
+    expect(rounds).toHaveLength(1); // one round; the second request waits for it too, and the lease it brings covers both
+    advance(5);
+    g.onReadState(rounds[0]!);
+    const [a, b] = await Promise.all([first, second]);
+    expect(firstOf(b!)).toBeGreaterThan(lastOf(a!));
+    // Inside the lease (800 ms from when the round was asked for): at once.
+    advance(700);
+    expect(g.request(1)).not.toBeInstanceOf(Promise);
+    expect(rounds).toHaveLength(1);
+    // Past it: a new round.
+    advance(200);
+    const late = g.request(1);
+    expect(late).toBeInstanceOf(Promise);
+    expect(rounds).toHaveLength(2);
+    g.onReadState(new Uint8Array(8)); // some other round's answer: not ours
+    g.onReadState(rounds[1]!);
+    await late;
+  });
+
+  it('renews the lease ahead of time while timestamps are asked for, and never trusts it during a leader transfer', async () => {
+    const lease = { allowed: true };
+    const { g, rounds, advance } = gate({ leaseAllowed: () => lease.allowed });
+    const p = g.request(1);
+    g.onReadState(rounds[0]!);
+    await p;
+    advance(500);
+    g.tick(3000); // under half the lease left, and busy: renew
+    expect(rounds).toHaveLength(2);
+    g.onReadState(rounds[1]!);
+    advance(700);
+    expect(g.request(1)).not.toBeInstanceOf(Promise);
+    lease.allowed = false;
+    const strict = g.request(1);
+    expect(strict).toBeInstanceOf(Promise);
+    const after = g.request(1); // arrives during the round: without a lease it needs a round of its own
+    g.onReadState(rounds[2]!);
+    await strict;
+    expect(rounds).toHaveLength(4);
+    g.onReadState(rounds[3]!);
+    await after;
+    lease.allowed = true;
+    g.endLease();
+    expect(g.request(1)).toBeInstanceOf(Promise);
+  });
+
+  it('fails a round nobody confirms (no quorum) and everything waiting when the term ends', async () => {
+    const { g, rounds, advance } = gate();
+    const p = g.request(1);
+    advance(3001);
+    g.tick(3000);
+    await expect(p).rejects.toThrow(/could not confirm/);
+    const q = g.request(1);
+    expect(rounds).toHaveLength(2);
+    g.fail(new PlacementError('Unavailable', 'stepped down'));
+    await expect(q).rejects.toThrow(/stepped down/);
+    expect(() => g.request(1)).toThrow(/stepped down/);
   });
 });
 

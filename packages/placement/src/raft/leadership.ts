@@ -19,6 +19,8 @@ export interface LeadershipOptions {
   singleVoter: () => boolean;
   /** tsoConfirmTimeoutMs: a leadership confirmation that takes longer fails its batch (default 3000). */
   tsoConfirmTimeoutMs?: number;
+  /** electionTimeoutMs: the group's election timeout (the TSO lease is 80% of it). */
+  electionTimeoutMs: number;
   logger?: Logger;
 }
 
@@ -57,7 +59,17 @@ export class Leadership {
       logger: this.logger,
     });
     this.oracle.start(storage.readMetaNumber('tso_upper_ms'));
-    this.gate = new TsoGate(opts.term, this.oracle, (ctx) => opts.node.readIndex(ctx), opts.singleVoter);
+    const raft = opts.node.raw.raft;
+    this.gate = new TsoGate({
+      term: opts.term,
+      oracle: this.oracle,
+      readIndex: (ctx) => opts.node.readIndex(ctx),
+      singleVoter: opts.singleVoter,
+      leaseAllowed: () => raft.leadTransferee === 0 && !raft.leaseForfeited,
+      // The store's margin (LEASE_DRIFT_MARGIN): 20% for clock-rate differences between members.
+      leaseMs: opts.electionTimeoutMs * 0.8,
+      now: () => performance.now(),
+    });
   }
 
   /**
@@ -83,7 +95,7 @@ export class Leadership {
 
   tick(): void {
     this.oracle.maybeExtend();
-    this.gate.expire(this.tsoConfirmTimeoutMs);
+    this.gate.tick(this.tsoConfirmTimeoutMs);
   }
 
   /** flush proposes the batched Region and operator changes (the server's flush interval). */

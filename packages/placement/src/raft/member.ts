@@ -208,7 +208,10 @@ export class PlacementMember {
   }
 
   private onApplied(outcome: ApplyOutcome): void {
-    if (outcome.confChanged) this.syncMembers();
+    if (outcome.confChanged) {
+      this.syncMembers();
+      this.leadership?.gate.endLease();
+    }
     this.leadership?.onApplied(this.fsm.store.appliedIndex);
     this.maybeServe();
     this.checkStarted();
@@ -248,6 +251,7 @@ export class PlacementMember {
       ...(o.tsoSaveIntervalMs !== undefined ? { tsoSaveIntervalMs: o.tsoSaveIntervalMs } : {}),
       singleVoter: () => this.fsm.store.confState().voters.length === 1,
       tsoConfirmTimeoutMs: this.timing.tickMs * this.timing.electionTicks * 3,
+      electionTimeoutMs: this.timing.tickMs * this.timing.electionTicks,
       logger: this.logger,
     });
     this.logger.info({ member: this.name, term: lead.term, clusterId: this.clusterId, applied: this.fsm.store.appliedIndex }, 'placement leader serving');
