@@ -103,8 +103,16 @@ export class Leadership {
     this.guard('flush', () => this.cluster.flush());
   }
 
+  /**
+   * runSchedulers runs a scheduling round and proposes new operators at
+   * once: an answer that hands one to a Region leader then waits for it to
+   * be committed (the barrier), so a new leader knows every operator a
+   * store was told to run.
+   */
   runSchedulers(): void {
-    this.guard('scheduling round', () => this.cluster.runSchedulers());
+    this.guard('scheduling round', () => {
+      if (this.cluster.runSchedulers() > 0) this.cluster.flush();
+    });
   }
 
   private guard(what: string, fn: () => void): void {
