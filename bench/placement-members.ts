@@ -13,6 +13,8 @@ export interface Member {
   address: string;
   dataDir: string;
   proc: ChildProcess;
+  /** args: the command line after --data-dir (to restart it the same way). */
+  args: string[];
 }
 
 /** freePort asks the kernel for a free loopback port (a member needs its port before the others start). */
@@ -37,7 +39,7 @@ export function spawnMember(name: string, dataDir: string, args: string[]): Prom
     lines.once('line', (line) => {
       clearTimeout(timer);
       const info = JSON.parse(line) as { address: string };
-      resolve({ name, address: info.address, dataDir, proc });
+      resolve({ name, address: info.address, dataDir, proc, args });
     });
     proc.once('exit', (code) => reject(new Error(`${name} exited with ${code} before it served`)));
   });
@@ -63,6 +65,35 @@ export class PlacementGroup {
       ports.map((p, i) => spawnMember(`p${i + 1}`, join(root, `p${i + 1}`), ['--name', `p${i + 1}`, '--listen', `127.0.0.1:${p}`, '--initial-cluster', initial, ...extra])),
     );
     return new PlacementGroup(root, members);
+  }
+
+  /** leader finds the member whose /health says it leads (undefined while none does). */
+  async leader(): Promise<Member | undefined> {
+    for (const m of this.members) {
+      if (m.proc.exitCode !== null || m.proc.signalCode !== null) continue;
+      try {
+        const h = (await (await fetch(`http://${m.address}/health`, { signal: AbortSignal.timeout(1000) })).json()) as { role?: string };
+        if (h.role === 'leader') return m;
+      } catch {
+        // not answering: not the leader
+      }
+    }
+    return undefined;
+  }
+
+  /** kill SIGKILLs a member and waits for it to be gone. */
+  async kill(m: Member): Promise<void> {
+    if (m.proc.exitCode !== null || m.proc.signalCode !== null) return;
+    const gone = new Promise<void>((r) => m.proc.once('exit', () => r()));
+    m.proc.kill('SIGKILL');
+    await gone;
+  }
+
+  /** restart starts a killed member again on its data with its arguments. */
+  async restart(m: Member): Promise<Member> {
+    const again = await spawnMember(m.name, m.dataDir, m.args);
+    this.members[this.members.indexOf(m)] = again;
+    return again;
   }
 
   async stop(): Promise<void> {

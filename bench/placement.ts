@@ -15,13 +15,16 @@
 //   get-region-tree          RegionTree.search latency alone
 //   tso                      PlacementClient.timestamp() at concurrency 1..1024 against 1 and 3 placement
 //                            processes (fsync on): ts_per_s, p50_ms, p99_ms (bench/placement-tso.ts)
-// --only heartbeat|tso runs one group. One JSON line per case on stdout; a markdown table on stderr.
+//   failover                 SIGKILL the leader of 3 placement processes (production ticks), N times: time to the
+//                            first timestamp and the first split after each kill (bench/placement-failover.ts)
+// --only heartbeat|tso|failover runs one group. One JSON line per case on stdout; a markdown table on stderr.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Region } from '@flotilla/proto';
 import { PlacementClient, startPlacementServer, type RegionHeartbeat } from '@flotilla/placement';
 import { PlacementCluster } from '@flotilla/placement/internal';
+import { runFailover } from './placement-failover';
 import { runTso } from './placement-tso';
 
 const args = process.argv.slice(2);
@@ -192,6 +195,13 @@ async function main(): Promise<void> {
   };
   if (ONLY === undefined || ONLY === 'heartbeat') await heartbeatCases(rows, emit, rate);
   if (ONLY === undefined || ONLY === 'tso') await tsoCases(rows, emit);
+  if (ONLY === undefined || ONLY === 'failover') {
+    const kills = quick ? 3 : 10;
+    const r = await runFailover(kills, (line) => process.stderr.write(line + '\n'));
+    emit({ op: 'failover', members: r.members, kills: r.kills, p50_ms: r.tso_p50_ms, max_ms: r.tso_max_ms, tso_p50_ms: r.tso_p50_ms, tso_max_ms: r.tso_max_ms, split_p50_ms: r.split_p50_ms, split_max_ms: r.split_max_ms });
+    rows.push({ op: `failover members=3 kills=${kills}`, metric: 'first timestamp p50 ms (max)', value: r.tso_p50_ms, runs: [r.tso_max_ms] });
+    rows.push({ op: `failover members=3 kills=${kills}`, metric: 'first split p50 ms (max)', value: r.split_p50_ms, runs: [r.split_max_ms] });
+  }
   process.stderr.write(`\n| case | metric | value (median of 3 for heartbeat cases) | runs |\n|---|---|---|---|\n`);
   for (const r of rows) process.stderr.write(`| ${r.op} | ${r.metric} | ${r.value} | ${r.runs.join(', ')} |\n`);
 }
