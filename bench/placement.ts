@@ -17,7 +17,9 @@
 //                            processes (fsync on): ts_per_s, p50_ms, p99_ms (bench/placement-tso.ts)
 //   failover                 SIGKILL the leader of 3 placement processes (production ticks), N times: time to the
 //                            first timestamp and the first split after each kill (bench/placement-failover.ts)
-// --only heartbeat|tso|failover runs one group. One JSON line per case on stdout; a markdown table on stderr.
+//   region-heartbeat (members 1, 3)  stats-only heartbeats over a socket to 1 and 3 placement processes holding
+//                            --regions Regions, 256 in flight (bench/placement-heartbeat-raft.ts)
+// --only heartbeat|tso|failover|heartbeat-raft runs one group. One JSON line per case on stdout; a markdown table on stderr.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +27,7 @@ import type { Region } from '@flotilla/proto';
 import { PlacementClient, startPlacementServer, type RegionHeartbeat } from '@flotilla/placement';
 import { PlacementCluster } from '@flotilla/placement/internal';
 import { runFailover } from './placement-failover';
+import { runHeartbeats } from './placement-heartbeat-raft';
 import { runTso } from './placement-tso';
 
 const args = process.argv.slice(2);
@@ -195,6 +198,15 @@ async function main(): Promise<void> {
   };
   if (ONLY === undefined || ONLY === 'heartbeat') await heartbeatCases(rows, emit, rate);
   if (ONLY === undefined || ONLY === 'tso') await tsoCases(rows, emit);
+  if (ONLY === undefined || ONLY === 'heartbeat-raft') {
+    for (const members of [1, 3]) {
+      // --quick: 20,000 Regions, so the setup (every Region reported through the Raft log) fits in a minute.
+      const r = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, quick ? 20_000 : 200_000);
+      emit({ op: 'region-heartbeat', transport: 'socket', ...r });
+      rows.push({ op: `region-heartbeat members=${members} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: [] });
+      process.stderr.write(`  region-heartbeat with ${members} member(s): ${r.ops_per_s}/s (setup ${r.setup_ms} ms)\n`);
+    }
+  }
   if (ONLY === undefined || ONLY === 'failover') {
     const kills = quick ? 3 : 10;
     const r = await runFailover(kills, (line) => process.stderr.write(line + '\n'));

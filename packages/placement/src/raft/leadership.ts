@@ -8,6 +8,9 @@ import type { RaftNode } from './node';
 import { Proposer, RaftPersistence } from './proposer';
 import { TsoGate } from './tso-gate';
 
+/** NO_BARRIER: methods whose answers depend on nothing that must be committed first. */
+const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions']);
+
 export interface LeadershipOptions {
   term: number;
   node: RaftNode;
@@ -81,6 +84,9 @@ export class Leadership {
   dispatch<M extends ClusterMethod | 'getTimestamps'>(method: M, params: ParamsOf<M>): unknown {
     if (method === 'getTimestamps') return this.gate.request((params as ParamsOf<'getTimestamps'>).count);
     const result = this.cluster.call(method as ClusterMethod, params as never);
+    // Heartbeats and routing lookups acknowledge nothing durable (the routing table may be rebuilt from
+    // heartbeats): they skip the barrier, unless a heartbeat answer hands out an operator.
+    if (NO_BARRIER.has(method) && (result as { operator?: unknown }).operator === undefined) return result;
     const barrier = this.proposer.waitAllProposed();
     return barrier === undefined ? result : barrier.then(() => result);
   }
