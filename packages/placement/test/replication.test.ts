@@ -110,6 +110,16 @@ describe('placement as a 3-member Raft group', () => {
     const health = (await (await fetch(`http://${followers[1]!.address}/health`)).json()) as { role: string; leader: string };
     expect(health).toMatchObject({ role: 'follower', leader: leader.address });
 
+    // Prometheus metrics on every member, about itself.
+    const leaderMetrics = await (await fetch(`http://${leader.address}/metrics`)).text();
+    expect(leaderMetrics).toContain('placement_raft_role{role="leader"} 1');
+    expect(leaderMetrics).toMatch(/placement_requests_total\{method="bootstrap"\} 1/);
+    expect(leaderMetrics).toContain('placement_stores{state="up"} 1');
+    const followerMetrics = await (await fetch(`http://${followers[0]!.address}/metrics`)).text();
+    expect(followerMetrics).toContain('placement_raft_role{role="follower"} 1');
+    expect(followerMetrics).toMatch(/placement_not_leader_total [1-9]/);
+    expect(followerMetrics).toMatch(/placement_raft_term [1-9]/);
+
     const view = await c.call('getMembers', {});
     expect(view.members.map((m) => [m.name, m.role]).sort()).toEqual([...g.servers.keys()].map((n) => [n, n === leaderName ? 'leader' : 'voter']).sort());
   });

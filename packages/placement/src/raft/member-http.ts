@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { Logger } from '@flotilla/proto';
+import type { Registry } from 'prom-client';
 import { handleHttp } from '../http';
 import type { PlacementCluster } from '../cluster';
 import type { MembersView } from '../types';
@@ -12,6 +13,8 @@ const PROXIED_HEADER = 'x-flotilla-proxied-by';
 export interface MemberHttpContext {
   health: () => Record<string, unknown>;
   members: () => MembersView;
+  /** metrics: this member's Prometheus registry (GET /metrics, answered by every member). */
+  metrics: Registry;
   /** cluster: the leader's cluster while this member serves as leader. */
   cluster: () => PlacementCluster | undefined;
   leaderAddress: () => string | undefined;
@@ -37,6 +40,7 @@ export function handleMemberHttp(ctx: MemberHttpContext, req: IncomingMessage, r
   const path = new URL(req.url ?? '/', 'http://placement').pathname.replace(/\/+$/, '');
   if ((req.method === 'GET' || req.method === 'HEAD') && path === '/health') return sendJson(res, 200, ctx.health());
   if ((req.method === 'GET' || req.method === 'HEAD') && path === '/members') return sendJson(res, 200, ctx.members());
+  if ((req.method === 'GET' || req.method === 'HEAD') && path === '/metrics') return void sendMetrics(ctx, res);
   const cluster = ctx.cluster();
   if (cluster) return handleHttp(cluster, req, res);
   const leader = ctx.leaderAddress();
@@ -62,6 +66,17 @@ function proxy(ctx: MemberHttpContext, leader: string, req: IncomingMessage, res
     else res.destroy();
   });
   req.pipe(send);
+}
+
+async function sendMetrics(ctx: MemberHttpContext, res: ServerResponse): Promise<void> {
+  try {
+    const text = await ctx.metrics.metrics();
+    res.writeHead(200, { 'content-type': ctx.metrics.contentType, 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  } catch (err) {
+    ctx.logger.error({ err: (err as Error).message }, 'placement metrics failed');
+    if (!res.headersSent) sendJson(res, 500, { ok: false, error: { code: 'Internal', message: (err as Error).message } });
+  }
 }
 
 function splitHostPort(address: string): [string, number] {

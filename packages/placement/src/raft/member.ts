@@ -17,6 +17,7 @@ import type { MemberIdentity } from './identity';
 import { Leadership } from './leadership';
 import { handleMemberHttp } from './member-http';
 import { establishIdentity } from './member-start';
+import { MemberMetrics } from './member-metrics';
 import { Membership } from './membership';
 import { RaftNode, type RaftTiming } from './node';
 import { PeerTransport } from './transport';
@@ -73,6 +74,7 @@ export class PlacementMember {
   private knownClusterId = 0;
   private readonly logger: Logger;
   private readonly timing: RaftTiming;
+  readonly metrics: MemberMetrics;
 
   constructor(readonly opts: MemberOptions & { dataDir: string }) {
     this.logger = opts.logger ?? silentLogger;
@@ -86,6 +88,13 @@ export class PlacementMember {
       throw err;
     }
     this.fsm = new PlacementFsm(this.storage, this.logger);
+    this.metrics = new MemberMetrics({
+      role: () => String(this.health()['role']).replace(' (catching up)', ''),
+      term: () => this.node?.raw.raft.term ?? 0,
+      appliedIndex: () => this.fsm.store.appliedIndex,
+      commitIndex: () => this.node?.raw.raft.raftLog.committed ?? 0,
+      cluster: () => this.leadership?.cluster,
+    });
     this.peerServer = new WebSocketServer({ noServer: true, maxPayload: 512 * 1024 * 1024 });
     this.peerServer.on('connection', (ws) => (this.transport ? this.transport.accept(ws) : ws.terminate()));
   }
@@ -337,10 +346,14 @@ export class PlacementMember {
   dispatch(method: string, params: unknown): unknown {
     if (!isPlacementMethod(method)) throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${JSON.stringify(method.slice(0, 64))}`);
     const parsed = parseParams(method, params);
+    this.metrics.onRequest(method, method === 'getTimestamps' ? (parsed as ParamsOf<'getTimestamps'>).count : undefined);
     if (method === 'getMembers') return this.members();
     const l = this.leadership;
     if (l === undefined) {
-      if (this.leading === undefined || this.removed) throw this.notLeader();
+      if (this.leading === undefined || this.removed) {
+        this.metrics.onNotLeader();
+        throw this.notLeader();
+      }
       if (this.readyWaiters.length >= 4096) throw new PlacementError(PlacementErrorCode.TooManyPending, 'the placement leader is still catching up; retry');
       return new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject })).then(() => this.dispatch(method, params));
     }
@@ -362,6 +375,7 @@ export class PlacementMember {
       {
         health: () => this.health(),
         members: () => this.members(),
+        metrics: this.metrics.registry,
         cluster: () => this.leadership?.cluster,
         leaderAddress: () => this.leaderAddress(),
         selfName: this.name,
