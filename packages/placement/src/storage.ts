@@ -5,8 +5,13 @@ import { decode, encode } from '@flotilla/proto';
 import type { Operator, RegionInfo, StoreInfo } from './types';
 import { PlacementStorageError, assert } from './errors';
 
-/** SCHEMA_VERSION is the on-disk format this build reads and writes. */
-export const SCHEMA_VERSION = 1;
+/**
+ * SCHEMA_VERSION is the on-disk format this build reads and writes. 2: the
+ * replicated placement (members table, raft_* and tso_upper_ms meta keys);
+ * a version-1 database is upgraded in place when opened, and a build that
+ * reads only version 1 refuses it afterwards (it would ignore the raft log).
+ */
+export const SCHEMA_VERSION = 2;
 export const DB_FILE_NAME = 'placement.db';
 
 /** ClusterMeta is the small, rarely changing part of the state. */
@@ -135,6 +140,8 @@ export class PlacementStorage {
     if (version > SCHEMA_VERSION) {
       throw new PlacementStorageError(this.path, `written by a newer format (schema ${version}; this build reads up to ${SCHEMA_VERSION}); upgrade Flotilla`);
     }
+    // Version 1 lacks only what CREATE TABLE IF NOT EXISTS added and absent meta keys read as 0.
+    if (version < SCHEMA_VERSION) this.putMetaStmt.run('schema_version', SCHEMA_VERSION);
     const num = (k: string): number => {
       const v = kv.get(k);
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new PlacementStorageError(this.path, `meta ${k} is ${String(v)}, not a non-negative integer (corrupt?)`);
