@@ -152,7 +152,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       id = env.data.id;
       const result = member.dispatch(env.data.method, env.data.params ?? {});
       const requestId = id;
-      // A request that waits for something durable (a timestamp window) answers when it is.
+      // A request that waits for something durable (its changes committed, a timestamp window) answers when it is.
       if (result instanceof Promise) result.then((r: unknown) => respond(ws, { id: requestId, ok: true, result: r }), (err: unknown) => respondError(ws, requestId, err));
       else respond(ws, { id, ok: true, result });
     } catch (err) {
