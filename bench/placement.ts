@@ -13,13 +13,22 @@
 //   region-heartbeat-socket  PlacementClient -> WebSocket -> server, 256 calls in flight (same process)
 //   get-region               dispatch('getRegion') latency per call (validation + binary search)
 //   get-region-tree          RegionTree.search latency alone
-// One JSON line per case on stdout; a markdown table on stderr.
+//   tso                      PlacementClient.timestamp() at concurrency 1..1024 against 1 and 3 placement
+//                            processes (fsync on): ts_per_s, p50_ms, p99_ms (bench/placement-tso.ts)
+//   failover                 SIGKILL the leader of 3 placement processes (production ticks), N times: time to the
+//                            first timestamp and the first split after each kill (bench/placement-failover.ts)
+//   region-heartbeat (members 1, 3)  stats-only heartbeats over a socket to 1 and 3 placement processes holding
+//                            --regions Regions, 256 in flight (bench/placement-heartbeat-raft.ts)
+// --only heartbeat|tso|failover|heartbeat-raft runs one group. One JSON line per case on stdout; a markdown table on stderr.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Region } from '@flotilla/proto';
 import { PlacementClient, startPlacementServer, type RegionHeartbeat } from '@flotilla/placement';
 import { PlacementCluster } from '@flotilla/placement/internal';
+import { runFailover } from './placement-failover';
+import { runHeartbeats } from './placement-heartbeat-raft';
+import { runTso } from './placement-tso';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -29,6 +38,8 @@ const HEARTBEATS = quick ? 40_000 : 400_000;
 const SOCKET_HEARTBEATS = quick ? 6_000 : 100_000;
 const LOOKUPS = quick ? 40_000 : 400_000;
 const STORES = 5;
+const onlyArg = args.indexOf('--only');
+const ONLY = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
 
 /** xorshift: a seeded generator so every run sees the same workload. */
 function rng(seed: number): () => number {
@@ -156,6 +167,25 @@ interface Row {
   runs: number[];
 }
 
+/** tsoCases: the timestamp oracle at several concurrencies, 1 member and 3. */
+async function tsoCases(rows: Row[], emit: (fields: Record<string, unknown>) => void): Promise<void> {
+  const concurrencies = quick ? [1, 256] : [1, 16, 256, 1024];
+  for (const members of [1, 3]) {
+    let results;
+    try {
+      results = await runTso(members, concurrencies, quick ? 2000 : 5000);
+    } catch (err) {
+      process.stderr.write(`  tso with ${members} member(s) failed: ${(err as Error).message}\n`);
+      continue;
+    }
+    for (const r of results) {
+      emit({ op: 'tso', ...r });
+      rows.push({ op: `tso members=${members} c=${r.concurrency}`, metric: 'ts/s (p50 / p99 ms)', value: r.ts_per_s, runs: [r.p50_ms, r.p99_ms] });
+    }
+    process.stderr.write(`  tso with ${members} member(s) done\n`);
+  }
+}
+
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const emit = (fields: Record<string, unknown>): void => void process.stdout.write(JSON.stringify({ bench: 'placement', ...fields }) + '\n');
@@ -166,6 +196,29 @@ async function main(): Promise<void> {
     rows.push({ op, metric: 'ops/s (wall)', value: Math.round(wall), runs: runs.map((r) => Math.round(r.wall)) });
     rows.push({ op, metric: 'ops per CPU-second', value: Math.round(cpu), runs: runs.map((r) => Math.round(r.cpu)) });
   };
+  if (ONLY === undefined || ONLY === 'heartbeat') await heartbeatCases(rows, emit, rate);
+  if (ONLY === undefined || ONLY === 'tso') await tsoCases(rows, emit);
+  if (ONLY === undefined || ONLY === 'heartbeat-raft') {
+    for (const members of [1, 3]) {
+      // --quick: 20,000 Regions, so the setup (every Region reported through the Raft log) fits in a minute.
+      const r = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, quick ? 20_000 : 200_000);
+      emit({ op: 'region-heartbeat', transport: 'socket', ...r });
+      rows.push({ op: `region-heartbeat members=${members} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: [] });
+      process.stderr.write(`  region-heartbeat with ${members} member(s): ${r.ops_per_s}/s (setup ${r.setup_ms} ms)\n`);
+    }
+  }
+  if (ONLY === undefined || ONLY === 'failover') {
+    const kills = quick ? 3 : 10;
+    const r = await runFailover(kills, (line) => process.stderr.write(line + '\n'));
+    emit({ op: 'failover', members: r.members, kills: r.kills, p50_ms: r.tso_p50_ms, max_ms: r.tso_max_ms, tso_p50_ms: r.tso_p50_ms, tso_max_ms: r.tso_max_ms, split_p50_ms: r.split_p50_ms, split_max_ms: r.split_max_ms });
+    rows.push({ op: `failover members=3 kills=${kills}`, metric: 'first timestamp p50 ms (max)', value: r.tso_p50_ms, runs: [r.tso_max_ms] });
+    rows.push({ op: `failover members=3 kills=${kills}`, metric: 'first split p50 ms (max)', value: r.split_p50_ms, runs: [r.split_max_ms] });
+  }
+  process.stderr.write(`\n| case | metric | value (median of 3 for heartbeat cases) | runs |\n|---|---|---|---|\n`);
+  for (const r of rows) process.stderr.write(`| ${r.op} | ${r.metric} | ${r.value} | ${r.runs.join(', ')} |\n`);
+}
+
+async function heartbeatCases(rows: Row[], emit: (fields: Record<string, unknown>) => void, rate: (op: string, runs: Rate[], n: number, extra?: Record<string, unknown>) => void): Promise<void> {
   process.stderr.write(`placement bench: ${REGIONS} regions, ${quick ? 'quick' : 'full'} mode\n`);
   const tSetup = Date.now();
   const f = buildCluster(REGIONS);
@@ -217,8 +270,6 @@ async function main(): Promise<void> {
     f.cluster.close(); // no-op when already closed
     rmSync(f.dir, { recursive: true, force: true });
   }
-  process.stderr.write(`\n| case (${REGIONS} regions) | metric | median of 3 | runs |\n|---|---|---|---|\n`);
-  for (const r of rows) process.stderr.write(`| ${r.op} | ${r.metric} | ${r.value} | ${r.runs.join(', ')} |\n`);
 }
 
 main().catch((err: unknown) => {

@@ -6,9 +6,11 @@ import { EXIT, type Command, type Io } from './command';
 import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
+import { membersCommand } from './commands/members';
 import { regionCommand } from './commands/region';
 import { placementCommand, storeCommand } from './commands/server';
 import { redisCommand } from './commands/redis';
+import { tsoCommand } from './commands/tso';
 import { upCommand } from './commands/up';
 import { versionCommand } from './commands/version';
 import { makeLogger, type LogFormat } from './logger';
@@ -17,6 +19,7 @@ import { TargetError } from './target';
 /** COMMANDS: every command by its path as typed. */
 export const COMMANDS: Command[] = [
   placementCommand,
+  membersCommand,
   storeCommand,
   upCommand,
   putCommand,
@@ -34,6 +37,7 @@ export const COMMANDS: Command[] = [
   operatorListCommand,
   operatorCancelCommand,
   redisCommand,
+  tsoCommand,
   backupCommand,
   restoreCommand,
   demoSplitCommand,

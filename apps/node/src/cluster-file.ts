@@ -17,6 +17,8 @@ export const clusterFileSchema = z.object({
   startedAt: z.string(),
   stoppedAt: z.string().optional(),
   placement: z.object({ address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() }),
+  /** placements: every placement member (`up --placements N`); placement is the first of them. Absent: a single placement. */
+  placements: z.array(z.object({ name: z.string(), address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() })).optional(),
   /** stores[].storeId: the ID placement gave the store (absent in files written before it was recorded). */
   stores: z.array(z.object({ index: z.number().int().positive(), storeId: z.number().int().positive().optional(), address: z.string(), pid: z.number().int().nonnegative(), dataDir: z.string(), log: z.string() })),
   /** tls: the cluster serves https/wss; caPath is what ctl commands trust by default. No token is ever recorded here. */

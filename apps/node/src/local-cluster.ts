@@ -7,6 +7,7 @@ import type { Logger } from '@flotilla/proto';
 import type { ProfileName } from '@flotilla/store';
 import { loadOrCreateClusterSecret } from './cluster-secret';
 import { markClusterStopped, processAlive, readClusterFile, writeClusterFile, type ClusterFile } from './cluster-file';
+import { placementArgs, placementSlots } from './local-placements';
 import { httpGet, type ClientSecurity, type ServerSecurity } from './security';
 
 /** Profile is the store's tuning profile, passed to each store child as --profile (a type-only import: the supervisor never loads the store). */
@@ -15,6 +16,8 @@ export type Profile = ProfileName;
 export interface LocalClusterOptions {
   dataDir: string;
   stores: number;
+  /** placements: placement members (default 1; 3 or 5 for a replicated placement). */
+  placements?: number;
   profile: Profile;
   /** basePort: placement listens on basePort, store i on basePort + i. 0 picks free ports (or reuses cluster.json's). */
   basePort: number;
@@ -49,7 +52,7 @@ export interface LocalClusterOptions {
 /** LocalProcess is one child of the local cluster. */
 export interface LocalProcess {
   name: string;
-  /** index: 0 for placement, i for store-i. */
+  /** index: 0 for placement (p1), 1-K for placement member pK, i for store-i. */
   index: number;
   /** storeId: the ID placement gave a store, from its announcement (undefined for placement, and until the store announces). */
   storeId?: number;
@@ -126,11 +129,21 @@ export class LocalCluster {
   ) {}
 
   get placement(): LocalProcess {
-    return this.processes[0]!;
+    return this.processes.find((p) => p.index === 0)!;
+  }
+
+  /** placements: every placement member, p1 first. */
+  get placements(): LocalProcess[] {
+    return this.processes.filter((p) => p.index <= 0).sort((a, b) => b.index - a.index);
+  }
+
+  /** placementAddresses: what stores and clients are given (--placement a,b,c). */
+  get placementAddresses(): string {
+    return this.placements.map((p) => p.address).join(',');
   }
 
   get stores(): LocalProcess[] {
-    return this.processes.slice(1);
+    return this.processes.filter((p) => p.index > 0);
   }
 
   static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
@@ -145,6 +158,7 @@ export class LocalCluster {
     // With --base-port 0 a child binds port 0 itself and announces the port it got (no window for another
     // process to take a port picked here); a restart reuses the ports recorded in cluster.json.
     const ports: number[] = [];
+    const slots = await placementSlots(dataDir, host, opts.placements ?? 1, opts.basePort, existing);
     for (let i = 0; i <= opts.stores; i++) {
       if (opts.basePort !== 0) ports.push(opts.basePort + i);
       else {
@@ -155,13 +169,13 @@ export class LocalCluster {
     }
     const cluster = new LocalCluster({ ...opts, dataDir, host, clusterSecret }, new Date().toISOString());
     try {
-      const placementDir = join(dataDir, 'placement');
       const tlsArgs = opts.security?.tls
         ? ['--tls-cert', opts.security.tls.certPath, '--tls-key', opts.security.tls.keyPath, ...(opts.security.tls.caPath ? ['--tls-ca', opts.security.tls.caPath] : [])]
         : [];
-      cluster.spawnChild('placement', 0, `${host}:${ports[0]}`, placementDir, (listen) => ['placement', '--data-dir', placementDir, '--listen', listen, '--max-replicas', String(opts.maxReplicas ?? Math.min(3, opts.stores)), ...tlsArgs]);
-      await cluster.waitHealthy([cluster.placement], (p) => cluster.healthUrl(p));
-      const placementAddress = cluster.placement.address;
+      const extra = ['--max-replicas', String(opts.maxReplicas ?? Math.min(3, opts.stores)), ...tlsArgs];
+      for (const slot of slots) cluster.spawnChild(slot.processName, slot.index, `${host}:${slot.port}`, slot.dataDir, (listen) => placementArgs(slot, slots, host, listen, extra));
+      await cluster.waitHealthy(cluster.placements, (p) => cluster.healthUrl(p));
+      const placementAddress = cluster.placementAddresses;
       opts.logger.info({ address: placementAddress }, 'placement is up');
       for (let i = 1; i <= opts.stores; i++) {
         const dir = join(dataDir, `store-${i}`);
@@ -187,6 +201,7 @@ export class LocalCluster {
       profile: this.opts.profile,
       startedAt: this.startedAt,
       placement: rec(this.placement),
+      ...(this.placements.length > 1 ? { placements: this.placements.map((p) => ({ name: p.index === 0 ? 'p1' : `p${1 - p.index}`, ...rec(p) })) } : {}),
       stores: this.stores.map((p) => ({ index: p.index, ...(p.storeId !== undefined ? { storeId: p.storeId } : {}), ...rec(p) })),
       ...(this.opts.security?.tls ? { tls: this.opts.security.tls.caPath ? { caPath: this.opts.security.tls.caPath } : {} } : {}),
     };
@@ -293,7 +308,7 @@ export class LocalCluster {
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
       await Promise.all(this.stores.map((p) => this.stopChild(p)));
-      if (this.processes[0]) await this.stopChild(this.placement);
+      await Promise.all(this.placements.map((p) => this.stopChild(p)));
       markClusterStopped(this.opts.dataDir, process.pid);
     })());
   }

@@ -36,7 +36,8 @@ export function resolvePlacement(ctx: CommandContext): string {
   if (!file) throw new TargetError(`no --placement given and no ${clusterFilePath(dataDir)}; ${start}`);
   if (file.stoppedAt) throw new TargetError(`the cluster in ${dataDir} was stopped at ${file.stoppedAt}; ${start}`);
   if (!processAlive(file.pid)) throw new TargetError(`the cluster in ${dataDir} is not running (its supervisor, pid ${file.pid}, is gone); ${start}`);
-  return file.placement.address;
+  // Every member of a replicated placement: the client finds the leader among them.
+  return file.placements ? file.placements.map((p) => p.address).join(',') : file.placement.address;
 }
 
 /** connectClient connects to the cluster ctx targets; extra sets client options a command needs (restore retries its idempotent puts). */

@@ -280,6 +280,19 @@ export class FlotillaClient {
     return { succeeded: r.succeeded, previous: r.previous ?? null };
   }
 
+  /**
+   * timestamp returns a fresh hybrid timestamp from placement's timestamp
+   * oracle (TiKV's layout as a bigint: physicalMs << 18 | logical). It is
+   * greater than every timestamp placement handed out before this call, on
+   * any member and across leader changes; placement failures are retried
+   * like routing lookups. Concurrent calls share round trips.
+   */
+  async timestamp(): Promise<bigint> {
+    const routes = this.routes;
+    if (routes.timestamp === undefined) throw new ClientError('Unavailable', 'timestamp: the route provider this client was given has no timestamp oracle');
+    return this.withPlacement('timestamp', () => routes.timestamp!(), this.retry.newState('timestamp'));
+  }
+
   /** split asks the leader of the Region holding key to split it at key; returns the Regions after the split, left to right. */
   async split(key: Bytes): Promise<Region[]> {
     const k = checkKey(key, 'key');

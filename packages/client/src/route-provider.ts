@@ -24,5 +24,7 @@ export interface RouteProvider {
   scanRegions(startKey: Uint8Array, endKey: Uint8Array, limit: number): Promise<RegionWithLeader[]>;
   /** getStore returns a store's address, or null when placement does not know it. */
   getStore(storeId: number): Promise<StoreAddress | null>;
+  /** timestamp returns one fresh hybrid timestamp from placement's oracle (optional: FlotillaClient.timestamp needs it). */
+  timestamp?(): Promise<bigint>;
   close(): void;
 }

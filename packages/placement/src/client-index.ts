@@ -6,3 +6,4 @@ export { PlacementClient, type PlacementClientOptions } from './client';
 export { PlacementError, PlacementErrorCode } from './errors';
 export { renderKey, parseKey } from './http';
 export type * from './types';
+export { LOGICAL_BITS, LOGICAL_LIMIT, composeTs, splitTs } from './tso/timestamp';

@@ -3,6 +3,8 @@ import WebSocket from 'ws';
 import type { Region } from '@flotilla/proto';
 import { DecodeError, decode, encode, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode } from './errors';
+import { TsoBatcher } from './tso/batcher';
+import { firstOf, isValidRange, lastOf, type TimestampRange } from './tso/timestamp';
 import type {
   ClusterInfo,
   Operator,
@@ -79,6 +81,8 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'getAllStores',
   'getClusterInfo',
   'getOperator',
+  // A lost answer only skips timestamps: the next range is above it anyway.
+  'getTimestamps',
 ]);
 
 function toUrl(address: string, tls: boolean): string {
@@ -113,10 +117,23 @@ export class PlacementClient {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly tls: boolean;
+  /**
+   * redirect: where to connect once the current connection has drained
+   * (a member answered NotLeader: with the leader's address, or to try
+   * another member). No new call is sent on a draining connection.
+   */
+  private redirect: { index: number; immediate: boolean } | undefined;
+  private drainTimer: NodeJS.Timeout | null = null;
+  /** redirects: NotLeader answers since the last successful answer (past a few rounds over the members, reconnects back off). */
+  private redirects = 0;
+  /** tso batches concurrent timestamp() calls into one getTimestamps round trip. */
+  private readonly tso: TsoBatcher;
 
   constructor(opts: PlacementClientOptions) {
     if (opts.addresses.length === 0) throw new Error('PlacementClient: addresses must name at least one placement server');
-    this.urls = opts.addresses.map((a) => toUrl(a, opts.tls !== undefined));
+    this.tls = opts.tls !== undefined;
+    this.urls = opts.addresses.map((a) => toUrl(a, this.tls));
     this.dialOptions = {
       ...(opts.token ? { headers: { authorization: `Bearer ${opts.token}` } } : {}),
       ...(opts.tls ? { rejectUnauthorized: opts.tls.rejectUnauthorized ?? true, ...(opts.tls.caPath ? { ca: readFileSync(opts.tls.caPath) } : {}) } : {}),
@@ -126,12 +143,18 @@ export class PlacementClient {
     this.backoff = opts.reconnectBackoffMs ?? { initialMs: 50, maxMs: 2000 };
     this.maxFrameBytes = opts.maxFrameBytes ?? 64 * 1024 * 1024;
     this.logger = opts.logger ?? silentLogger;
+    this.tso = new TsoBatcher((count) => this.getTimestampRange(count), this.maxPending * 16, 65_536);
     this.connect();
   }
 
   /** connected: a WebSocket to some placement server is open right now. */
   get connected(): boolean {
     return this.open;
+  }
+
+  /** tsoRoundTrips: getTimestamps round trips the timestamp() batcher has made (benchmarks, tests). */
+  get tsoRoundTrips(): number {
+    return this.tso.batches;
   }
 
   /** pendingCount: calls in flight or waiting for a connection. */
@@ -170,6 +193,8 @@ export class PlacementClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this.open = false;
+      if (this.drainTimer) clearTimeout(this.drainTimer);
+      this.drainTimer = null;
       // Calls on the wire have an unknown outcome. Those safe to apply twice are sent again on the next
       // connection (within their timeout); the others fail with Unavailable. Unsent calls keep waiting.
       for (const p of [...this.pending.values()]) {
@@ -178,10 +203,13 @@ export class PlacementClient {
         else this.settle(p, new PlacementError(PlacementErrorCode.Unavailable, `placement connection to ${url} lost during ${p.method}; it may or may not have been applied`));
       }
       if (this.closed) return;
-      this.urlIndex++;
-      const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(this.attempt, 20));
+      const redirect = this.redirect;
+      this.redirect = undefined;
+      this.urlIndex = redirect ? redirect.index : this.urlIndex + 1;
+      const rounds = Math.floor(this.redirects / this.urls.length);
+      const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(Math.max(this.attempt, rounds), 20));
       this.attempt++;
-      const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+      const delay = redirect?.immediate ? 0 : Math.round(base / 2 + (Math.random() * base) / 2);
       this.reconnectTimer = setTimeout(() => {
         this.reconnectTimer = null;
         this.connect();
@@ -197,7 +225,7 @@ export class PlacementClient {
   }
 
   private onFrame(data: Buffer): void {
-    let msg: { id?: unknown; ok?: unknown; result?: unknown; error?: { code?: unknown; message?: unknown } };
+    let msg: { id?: unknown; ok?: unknown; result?: unknown; error?: { code?: unknown; message?: unknown; leader?: unknown } };
     try {
       msg = decode(data, this.maxFrameBytes) as typeof msg;
     } catch (err) {
@@ -211,12 +239,47 @@ export class PlacementClient {
     if (typeof msg !== 'object' || msg === null || typeof msg.id !== 'number') return;
     const p = this.pending.get(msg.id);
     if (!p) return; // timed out already
-    if (msg.ok === true) this.settle(p, undefined, msg.result);
-    else {
+    if (msg.ok === true) {
+      this.redirects = 0;
+      this.settle(p, undefined, msg.result);
+    } else {
       const code = typeof msg.error?.code === 'string' ? msg.error.code : PlacementErrorCode.Internal;
       const message = typeof msg.error?.message === 'string' ? msg.error.message : 'placement returned an error without a message';
-      this.settle(p, new PlacementError(code, message));
+      const leader = typeof msg.error?.leader === 'string' ? msg.error.leader : undefined;
+      // NotLeader: the member did nothing, so any call may go to the leader. Unavailable from a leader that
+      // stepped down: the call may or may not have been applied, so only calls safe to repeat go again.
+      if (code === PlacementErrorCode.NotLeader || (code === PlacementErrorCode.Unavailable && RESENDABLE.has(p.method))) {
+        p.sent = false;
+        this.followLeader(leader);
+      } else this.settle(p, new PlacementError(code, message, leader));
     }
+    this.maybeFinishDrain();
+  }
+
+  /** followLeader drains the current connection and then connects to the leader named, or to the next member. */
+  private followLeader(leader: string | undefined): void {
+    this.redirects++;
+    if (this.redirect !== undefined || !this.ws) return;
+    const current = this.urlIndex % this.urls.length;
+    let index = current + 1;
+    if (leader !== undefined) {
+      const url = toUrl(leader, this.tls);
+      let i = this.urls.indexOf(url);
+      if (i < 0 && this.urls.length < 64) i = this.urls.push(url) - 1;
+      // A member naming itself is stale: try the next one.
+      if (i >= 0 && i !== current) index = i;
+    }
+    this.logger.debug({ from: this.urls[current], to: this.urls[index % this.urls.length], leader }, 'placement member is not the leader; switching');
+    this.redirect = { index, immediate: leader !== undefined && this.redirects <= 2 * this.urls.length };
+    // Calls already on the wire to this member get their answers first (bounded).
+    const ws = this.ws;
+    this.drainTimer = setTimeout(() => ws.terminate(), 1000);
+  }
+
+  private maybeFinishDrain(): void {
+    if (this.redirect === undefined || !this.ws) return;
+    for (const p of this.pending.values()) if (p.sent) return;
+    this.ws.terminate();
   }
 
   private settle(p: Pending, err: Error | undefined, value?: unknown): void {
@@ -248,7 +311,7 @@ export class PlacementClient {
         }, this.requestTimeoutMs),
       };
       this.pending.set(id, p);
-      if (this.open && this.ws) this.sendPending(this.ws, p);
+      if (this.open && this.ws && this.redirect === undefined) this.sendPending(this.ws, p);
       else this.connect();
     });
   }
@@ -304,11 +367,39 @@ export class PlacementClient {
     return (await this.call('getOperator', { regionId })).operator;
   }
 
+  /**
+   * getTimestampRange asks the leader's oracle for `count` timestamps
+   * (1..65536) in one round trip; they share one physical millisecond.
+   */
+  async getTimestampRange(count: number): Promise<TimestampRange> {
+    const r = await this.call('getTimestamps', { count });
+    if (!isValidRange(r) || r.count !== count) throw new PlacementError(PlacementErrorCode.Internal, `placement answered getTimestamps(${count}) with ${JSON.stringify(r)}`);
+    return r;
+  }
+
+  /** getTimestamps returns the first and last of `count` fresh consecutive timestamps (bigint, physicalMs << 18 | logical). */
+  async getTimestamps(count: number): Promise<{ first: bigint; last: bigint; count: number }> {
+    const r = await this.getTimestampRange(count);
+    return { first: firstOf(r), last: lastOf(r), count: r.count };
+  }
+
+  /**
+   * timestamp returns one fresh timestamp, greater than every timestamp any
+   * placement member returned before this call was made. Concurrent calls
+   * share round trips (at most one getTimestamps request in flight).
+   */
+  timestamp(): Promise<bigint> {
+    if (this.closed) return Promise.reject(new PlacementError(PlacementErrorCode.Closed, 'placement client is closed'));
+    return this.tso.next();
+  }
+
   /** close fails every pending call with Closed and stops reconnecting. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.tso.failAll(new PlacementError(PlacementErrorCode.Closed, 'placement client closed'));
     for (const p of [...this.pending.values()]) this.settle(p, new PlacementError(PlacementErrorCode.Closed, 'placement client closed'));
     const ws = this.ws;
     this.ws = null;

@@ -4,14 +4,15 @@ import { ValidationError, compareKeys, parseWith, silentLogger, type Logger } fr
 import { PlacementError, PlacementErrorCode, assert } from './errors';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
-import { PlacementStorage, type PersistedStore } from './storage';
+import type { ClusterPersistence } from './persistence';
+import { PlacementStorage, type LoadedState, type PersistedStore } from './storage';
 import { isPlacementMethod, methodSchemas } from './schema';
 import type {
   ClusterInfo,
+  ClusterMethod,
   DownPeer,
   Operator,
   ParamsOf,
-  PlacementMethod,
   RegionHeartbeat,
   RegionHeartbeatResponse,
   RegionInfo,
@@ -34,7 +35,7 @@ const NO_DOWN_PEERS = Object.freeze([]) as unknown as DownPeer[];
 const NO_PEERS = Object.freeze([]) as unknown as Peer[];
 
 /** PlacementHandlers is the shape of PlacementCluster's dispatch table: one handler per method, typed by PlacementMethods. */
-type PlacementHandlers = { [M in PlacementMethod]: (p: ParamsOf<M>) => ResultOf<M> };
+type PlacementHandlers = { [M in ClusterMethod]: (p: ParamsOf<M>) => ResultOf<M> };
 
 /** ClusterOptions configures the placement state machine (shared by the server and in-process tests/benchmarks). */
 export interface ClusterOptions {
@@ -52,6 +53,12 @@ export interface ClusterOptions {
    * A store that reports no capacity (0) is never low.
    */
   lowSpaceRatio?: number;
+  /**
+   * opened: state already loaded and where to write changes (a placement
+   * leader: its member's database, written through the Raft group). Without
+   * it the cluster opens `<dataDir>/placement.db` itself and writes it.
+   */
+  opened?: { persistence: ClusterPersistence; state: LoadedState };
   /** clusterId for a NEW database (default random); an existing database keeps its own. Deterministic simulations set it. */
   clusterId?: number;
   /** clock returns wall-clock ms (default Date.now); simulations inject a virtual one. */
@@ -98,7 +105,7 @@ interface StoreRecord {
  * and tests and benchmarks drive the very same object in process.
  */
 export class PlacementCluster implements ClusterView {
-  readonly storage: PlacementStorage;
+  readonly storage: ClusterPersistence;
   readonly clusterId: number;
   maxReplicas: number;
   readonly maxStoreDownTimeMs: number;
@@ -152,7 +159,9 @@ export class PlacementCluster implements ClusterView {
     }
     if (opts.clusterId !== undefined && !(Number.isSafeInteger(opts.clusterId) && opts.clusterId > 0)) throw new Error(`clusterId: ${opts.clusterId} is not a positive integer`);
     if (!(Number.isSafeInteger(this.statsPersistIntervalMs) && this.statsPersistIntervalMs >= 0)) throw new Error(`statsPersistIntervalMs: ${this.statsPersistIntervalMs} is not a non-negative integer`);
-    const { storage, state } = PlacementStorage.open(opts.dataDir, { clusterId: opts.clusterId ?? randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
+    const { storage, state } = opts.opened
+      ? { storage: opts.opened.persistence, state: opts.opened.state }
+      : PlacementStorage.open(opts.dataDir, { clusterId: opts.clusterId ?? randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
     this.storage = storage;
     this.clusterId = state.meta.clusterId;
     this.maxReplicas = state.meta.maxReplicas;
@@ -317,6 +326,14 @@ export class PlacementCluster implements ClusterView {
     return this.dirtyRegions.size + this.dirtyStats.size + this.dirtyOperators.size;
   }
 
+  /**
+   * abandon stops the cluster without writing anything (a placement leader
+   * that lost its leadership: what it held in memory is not its to write).
+   */
+  abandon(): void {
+    this.closed = true;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -345,11 +362,11 @@ export class PlacementCluster implements ClusterView {
       if (err instanceof ValidationError) throw new PlacementError(PlacementErrorCode.InvalidArgument, err.message);
       throw err;
     }
-    return this.call(method, parsed as never);
+    return this.call(method as ClusterMethod, parsed as never);
   }
 
   /** call runs an already-validated request (in-process callers that trust their types). */
-  call<M extends PlacementMethod>(method: M, params: ParamsOf<M>): ResultOf<M> {
+  call<M extends ClusterMethod>(method: M, params: ParamsOf<M>): ResultOf<M> {
     // Own properties only: a name like 'toString' must not reach Object.prototype.
     if (!Object.prototype.hasOwnProperty.call(this.handlers, method)) throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${String(method)}`);
     const handler: PlacementHandlers[M] = this.handlers[method];

@@ -24,6 +24,12 @@ export const PlacementErrorCode = {
   OperatorRefused: 'OperatorRefused',
   /** StaleRegion: a reported Region is older than what placement knows. */
   StaleRegion: 'StaleRegion',
+  /**
+   * NotLeader: this placement member is not the leader of the placement
+   * group; `leader` (on the error, and in the wire error) is the leader's
+   * address when known. Nothing was done: the request may be sent there.
+   */
+  NotLeader: 'NotLeader',
   /** Unauthorized: placement requires an API token and the client sent none or a wrong one (HTTP 401 on connect). */
   Unauthorized: 'Unauthorized',
   /** Internal: a bug or storage failure on the server. */
@@ -40,6 +46,7 @@ const RETRYABLE: ReadonlySet<string> = new Set([
   PlacementErrorCode.Unavailable,
   PlacementErrorCode.TooManyPending,
   PlacementErrorCode.NotBootstrapped,
+  PlacementErrorCode.NotLeader,
 ]);
 
 /**
@@ -52,6 +59,8 @@ export class PlacementError extends Error {
   constructor(
     readonly code: PlacementErrorCode | string,
     message: string,
+    /** leader: for NotLeader, the leader's address when this member knows it (where to retry). */
+    readonly leader?: string,
   ) {
     super(message);
     this.name = `PlacementError(${code})`;

@@ -8,6 +8,8 @@
 //   schema.ts        zod schemas of every method's params
 //   http.ts          HTTP routes and readable key rendering
 //   schedule/        Scheduler interface, OperatorController, replica checker, balance-leader, balance-region, merge checker
+//   raft/            the placement Raft group: member.ts (PlacementMember), node.ts (RawNode driver), fsm.ts, transport.ts, ...
+//   tso/             timestamp.ts (layout), oracle.ts (TimestampOracle: persisted window), batcher.ts (client batching)
 //   types.ts         wire types; errors.ts typed errors
 //   main.ts          `node --import tsx packages/placement/src/main.ts --data-dir D --listen 127.0.0.1:0`
 export { PlacementClient, type PlacementClientOptions } from './client';
@@ -16,5 +18,6 @@ export { PlacementError, PlacementErrorCode, PlacementStorageError } from './err
 export { renderKey, parseKey } from './http';
 export { PLACEMENT_LIMITS } from './schema';
 export type * from './types';
+export { LOGICAL_BITS, LOGICAL_LIMIT, composeTs, splitTs } from './tso/timestamp';
 export type { Scheduler, ClusterView, OperatorDraft, SchedulerLimits } from './schedule/scheduler';
 export type { MergeCheckerOptions } from './schedule/merge-checker';

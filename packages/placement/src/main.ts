@@ -2,6 +2,7 @@
 // CLI takes over). Prints one JSON line with the bound address on stdout;
 // logs go to stderr.
 //   node --import tsx packages/placement/src/main.ts --data-dir D --listen 127.0.0.1:0 [--max-replicas 3] [--max-store-down-time-ms N]
+//     [--name p1 --initial-cluster p1=H:P,p2=H:P,p3=H:P | --join H:P,..]   (a member of a replicated placement)
 import pino from 'pino';
 import { startPlacementServer } from './server';
 
@@ -31,10 +32,16 @@ async function main(): Promise<void> {
   const logger = pino({ level: args.get('log-level') ?? 'info' }, pino.destination(2));
   const maxReplicas = intArg(args, 'max-replicas');
   const maxStoreDownTimeMs = intArg(args, 'max-store-down-time-ms');
+  const name = args.get('name');
+  const initialCluster = args.get('initial-cluster');
+  const join = args.get('join');
   const server = await startPlacementServer({
     dataDir,
     listen,
     logger,
+    ...(name ? { name } : {}),
+    ...(initialCluster ? { initialCluster, advertise: initialCluster.split(',').find((e) => e.startsWith(`${name ?? 'p1'}=`))?.split('=')[1] ?? listen } : {}),
+    ...(join ? { join: join.split(',') } : {}),
     ...(maxReplicas !== undefined ? { maxReplicas } : {}),
     ...(maxStoreDownTimeMs !== undefined ? { maxStoreDownTimeMs } : {}),
   });

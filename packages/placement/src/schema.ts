@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { compareKeys, keySchema, peerSchema, regionSchema } from '@flotilla/proto';
-import type { PlacementMethod } from './types';
+import { ValidationError, compareKeys, keySchema, parseWith, peerSchema, regionSchema } from '@flotilla/proto';
+import { PlacementError, PlacementErrorCode } from './errors';
+import type { ParamsOf, PlacementMethod } from './types';
 
 // zod schemas for every placement API method's params. Everything arriving
 // on the socket passes through these before the cluster looks at it.
@@ -12,6 +13,8 @@ export const PLACEMENT_LIMITS = {
   maxScanLimit: 10_000,
   maxReportRegions: 1_024,
   maxLabels: 32,
+  /** maxTsoCount: timestamps per getTimestamps call (a range never crosses a millisecond: at most 2^18). */
+  maxTsoCount: 65_536,
 } as const;
 
 const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
@@ -86,7 +89,21 @@ export const methodSchemas: { [M in PlacementMethod]: z.ZodType } = {
   getAllStores: empty,
   getClusterInfo: empty,
   getOperator: z.object({ regionId: id }),
+  getTimestamps: z.object({ count: z.number().int().positive().max(PLACEMENT_LIMITS.maxTsoCount) }),
+  getMembers: empty,
+  addMember: z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" or "-", at most 64'), address: z.string().regex(/^\[?[^\]\s/]+\]?:\d{1,5}$/, 'HOST:PORT') }),
+  removeMember: z.object({ name: z.string().min(1).max(64) }),
 };
+
+/** parseParams validates one method's params; a bad field is an InvalidArgument naming it. */
+export function parseParams<M extends PlacementMethod>(method: M, params: unknown): ParamsOf<M> {
+  try {
+    return parseWith(methodSchemas[method], params, `${method} params`) as ParamsOf<M>;
+  } catch (err) {
+    if (err instanceof ValidationError) throw new PlacementError(PlacementErrorCode.InvalidArgument, err.message);
+    throw err;
+  }
+}
 
 export function isPlacementMethod(m: string): m is PlacementMethod {
   return Object.prototype.hasOwnProperty.call(methodSchemas, m);

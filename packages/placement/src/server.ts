@@ -5,17 +5,21 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { AnswerWindow, ConnectionGuard, DecodeError, RateLimitedLog, decode, encode, httpTimeoutOptions, silentLogger, type Logger } from '@flotilla/proto';
-import { PlacementCluster, type ClusterOptions } from './cluster';
+import type { ClusterOptions } from './cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from './errors';
-import { handleHttp } from './http';
 import { dashboardTokenMatches, redactUrl } from './dashboard/route';
+import { PlacementMember, type MemberOptions } from './raft/member';
+import { PEER_PATH } from './raft/transport';
 import { requestEnvelopeSchema } from './schema';
+import { routeUpgrades } from './upgrade';
 import type { WireResponse } from './types';
 
 /** WS_PATH is where the WebSocket API listens; HTTP JSON is served on every other path of the same port. */
 export const WS_PATH = '/ws';
 
-export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger'> {
+export interface PlacementServerOptions extends Omit<ClusterOptions, 'logger' | 'opened'>, Omit<MemberOptions, 'logger' | 'token' | 'tls'> {
+  /** advertise: the address other members and redirected clients reach this member at (default: the bound listen address). */
+  advertise?: string;
   /** listen is host:port; port 0 picks a free one (see the returned address). */
   listen: string;
   logger?: Logger;
@@ -81,6 +85,8 @@ export interface PlacementServer {
   httpUrl: string;
   wsUrl: string;
   clusterId: number;
+  /** member is this server's placement member (role, members; tests and tools). */
+  member: PlacementMember;
   close(): Promise<void>;
 }
 
@@ -105,7 +111,7 @@ function formatHostPort(host: string, port: number): string {
 export async function startPlacementServer(opts: PlacementServerOptions): Promise<PlacementServer> {
   const logger = opts.logger ?? silentLogger;
   const { host, port } = parseListen(opts.listen);
-  const cluster = new PlacementCluster({ ...opts, logger });
+  const member = new PlacementMember({ ...opts, logger, ...(opts.token ? { token: opts.token } : {}), ...(opts.tls ? { tls: opts.tls.caPath ? { caPath: opts.tls.caPath } : {} } : {}) });
   const maxFrameBytes = opts.maxFrameBytes ?? 4 * 1024 * 1024;
   const answerLimits = { maxInFlight: opts.maxInFlightPerConnection ?? 256, maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024 };
   const refusals = new RateLimitedLog(logger, opts.refusalLogWindowMs !== undefined ? { windowMs: opts.refusalLogWindowMs } : {});
@@ -125,7 +131,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       return;
     }
     try {
-      handleHttp(cluster, req, res);
+      member.handleHttp(req, res);
     } catch (err) {
       if (err instanceof PlacementInvariantError) throw err;
       logger.error({ err: (err as Error).message, url: redactUrl(req.url) }, 'http request failed');
@@ -137,8 +143,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   const http: Server = opts.tls ? (createTlsServer({ ...timeouts, cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) as unknown as Server) : createServer(timeouts, onRequest);
   const guard = new ConnectionGuard(http, { maxConnections: opts.maxConnections ?? 4096, secure: opts.tls !== undefined, what: 'placement', hint: 'maxConnections', log: refusals });
   const wss = new WebSocketServer({
-    server: http,
-    path: WS_PATH,
+    noServer: true,
     maxPayload: maxFrameBytes,
     // A refused upgrade gets an HTTP 503 (connection limit) or 401 before any frame is read. The token itself is never logged.
     verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => {
@@ -177,17 +182,24 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
         throw new PlacementError(PlacementErrorCode.MalformedFrame, `request ${field}: ${issue?.message ?? 'not a request object {id, method, params}'}`);
       }
       id = env.data.id;
-      const result = cluster.dispatch(env.data.method, env.data.params ?? {});
-      respond(ws, window, { id, ok: true, result });
+      const result = member.dispatch(env.data.method, env.data.params ?? {});
+      const requestId = id;
+      // A request that waits for something durable (its changes committed, a timestamp window) answers when it is: still exactly one answer per frame (the AnswerWindow counts them).
+      if (result instanceof Promise) result.then((r: unknown) => respond(ws, window, { id: requestId, ok: true, result: r }), (err: unknown) => respondError(ws, window, requestId, err));
+      else respond(ws, window, { id, ok: true, result });
     } catch (err) {
-      if (err instanceof PlacementError) {
-        respond(ws, window, { id, ok: false, error: { code: err.code, message: err.message } });
-        return;
-      }
-      if (err instanceof PlacementInvariantError) throw err;
-      logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'placement request failed');
-      respond(ws, window, { id, ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } });
+      respondError(ws, window, id, err);
     }
+  };
+
+  const respondError = (ws: WebSocket, window: AnswerWindow, id: number, err: unknown): void => {
+    if (err instanceof PlacementError) {
+      respond(ws, window, { id, ok: false, error: { code: err.code, message: err.message, ...(err.leader !== undefined ? { leader: err.leader } : {}) } });
+      return;
+    }
+    if (err instanceof PlacementInvariantError) throw err;
+    logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'placement request failed');
+    respond(ws, window, { id, ok: false, error: { code: PlacementErrorCode.Internal, message: (err as Error).message } });
   };
 
   wss.on('connection', (ws, req) => {
@@ -201,22 +213,35 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
     ws.on('error', (err) => logger.warn({ err: err.message }, 'placement client socket error'));
   });
 
+  // The client API on /ws, the placement group's raft traffic on /raft: one port, two WebSocket paths.
+  // /ws checks the token in its verifyClient (and logs refusals); /raft is checked here.
+  routeUpgrades(http, { [WS_PATH]: wss, [PEER_PATH]: member.peerServer }, (req, path) => path === WS_PATH || token === undefined || tokenMatches(req, token));
+
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, host, () => {
       http.off('error', reject);
       resolve();
     });
-  }).catch((err: unknown) => {
-    cluster.close();
+  }).catch(async (err: unknown) => {
+    await member.close();
     throw err;
   });
   const bound = http.address() as AddressInfo;
   const address = formatHostPort(host, bound.port);
+  try {
+    await member.start(opts.advertise ?? address);
+  } catch (err) {
+    await member.stop();
+    http.closeAllConnections();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await member.close();
+    throw err;
+  }
 
   const flushTimer = setInterval(() => {
     try {
-      cluster.flush();
+      member.flush();
     } catch (err) {
       // The batch stays dirty and is retried on the next tick.
       logger.error({ err: (err as Error).message }, 'placement flush failed');
@@ -224,30 +249,35 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
   }, opts.flushIntervalMs ?? 50);
   const scheduleTimer = setInterval(() => {
     try {
-      cluster.runSchedulers();
+      member.runSchedulers();
     } catch (err) {
       if (err instanceof PlacementInvariantError) throw err;
       logger.error({ err: (err as Error).message }, 'scheduling round failed');
     }
   }, opts.scheduleIntervalMs ?? 500);
 
-  logger.info({ address, clusterId: cluster.clusterId }, 'placement server listening');
+  logger.info({ address, clusterId: member.clusterId, member: member.name }, 'placement server listening');
   let closing: Promise<void> | undefined;
   return {
     address,
     httpUrl: `${opts.tls ? 'https' : 'http'}://${address}`,
     wsUrl: `${opts.tls ? 'wss' : 'ws'}://${address}${WS_PATH}`,
-    clusterId: cluster.clusterId,
+    get clusterId() {
+      return member.clusterId;
+    },
+    member,
     close: () =>
       (closing ??= (async () => {
         clearInterval(flushTimer);
         clearInterval(scheduleTimer);
         refusals.close();
+        // Raft first (a leader hands over; peer connections close, or the HTTP server would wait for them).
+        await member.stop();
         for (const c of wss.clients) c.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         http.closeAllConnections();
         await new Promise<void>((resolve) => http.close(() => resolve()));
-        cluster.close();
+        await member.close();
         logger.info({ address }, 'placement server closed');
       })()),
   };

@@ -5,8 +5,13 @@ import { decode, encode } from '@flotilla/proto';
 import type { Operator, RegionInfo, StoreInfo } from './types';
 import { PlacementStorageError, assert } from './errors';
 
-/** SCHEMA_VERSION is the on-disk format this build reads and writes. */
-export const SCHEMA_VERSION = 1;
+/**
+ * SCHEMA_VERSION is the on-disk format this build reads and writes. 2: the
+ * replicated placement (members table, raft_* and tso_upper_ms meta keys);
+ * a version-1 database is upgraded in place when opened, and a build that
+ * reads only version 1 refuses it afterwards (it would ignore the raft log).
+ */
+export const SCHEMA_VERSION = 2;
 export const DB_FILE_NAME = 'placement.db';
 
 /** ClusterMeta is the small, rarely changing part of the state. */
@@ -16,6 +21,8 @@ export interface ClusterMeta {
   bootstrapped: boolean;
   /** idHighWater: every ID handed out so far is below it (persisted BEFORE handing out). */
   idHighWater: number;
+  /** tsoUpperMs: every timestamp handed out has a physical part below it (0: none yet; persisted BEFORE handing out). */
+  tsoUpperMs: number;
 }
 
 /** PersistedStore is what survives a restart of a store's record (liveness is re-derived). */
@@ -38,7 +45,8 @@ export interface LoadedState {
  */
 export class PlacementStorage {
   readonly path: string;
-  private readonly db: Database.Database;
+  /** db is the open database; the Raft state machine (raft/fsm-store.ts) keeps its own tables and meta keys in it. */
+  readonly db: Database.Database;
   private readonly putMetaStmt: Database.Statement;
   private readonly putStoreStmt: Database.Statement;
   private readonly updateRegionStmt: Database.Statement;
@@ -47,6 +55,7 @@ export class PlacementStorage {
   private readonly deleteRegionStmt: Database.Statement;
   private readonly putOperatorStmt: Database.Statement;
   private readonly deleteOperatorStmt: Database.Statement;
+  private getMetaStmt: Database.Statement | undefined;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -94,6 +103,7 @@ export class PlacementStorage {
           keys INTEGER NOT NULL
         ) STRICT;
         CREATE TABLE IF NOT EXISTS operators (region_id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
+        CREATE TABLE IF NOT EXISTS members (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT;
       `);
     } catch (err) {
       db.close();
@@ -118,7 +128,7 @@ export class PlacementStorage {
     const kv = new Map(rows.map((r) => [r.key, r.value]));
     if (!kv.has('schema_version')) {
       // A fresh database: write the meta in one durable transaction.
-      const meta: ClusterMeta = { clusterId: defaults.clusterId, maxReplicas: defaults.maxReplicas, bootstrapped: false, idHighWater: 1 };
+      const meta: ClusterMeta = { clusterId: defaults.clusterId, maxReplicas: defaults.maxReplicas, bootstrapped: false, idHighWater: 1, tsoUpperMs: 0 };
       this.db.transaction(() => {
         this.putMetaStmt.run('schema_version', SCHEMA_VERSION);
         this.writeMeta(meta);
@@ -130,6 +140,8 @@ export class PlacementStorage {
     if (version > SCHEMA_VERSION) {
       throw new PlacementStorageError(this.path, `written by a newer format (schema ${version}; this build reads up to ${SCHEMA_VERSION}); upgrade Flotilla`);
     }
+    // Version 1 lacks only what CREATE TABLE IF NOT EXISTS added and absent meta keys read as 0.
+    if (version < SCHEMA_VERSION) this.putMetaStmt.run('schema_version', SCHEMA_VERSION);
     const num = (k: string): number => {
       const v = kv.get(k);
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new PlacementStorageError(this.path, `meta ${k} is ${String(v)}, not a non-negative integer (corrupt?)`);
@@ -140,6 +152,8 @@ export class PlacementStorage {
       maxReplicas: num('max_replicas'),
       bootstrapped: num('bootstrapped') === 1,
       idHighWater: num('id_high_water'),
+      // Written since the timestamp oracle exists; a database from before it has handed out none.
+      tsoUpperMs: kv.has('tso_upper_ms') ? num('tso_upper_ms') : 0,
     };
     const decodeRows = <T>(sql: string, what: string, check: (v: T) => boolean): T[] =>
       (this.db.prepare(sql).all() as { data: Uint8Array }[]).map((r) => {
@@ -173,11 +187,34 @@ export class PlacementStorage {
     this.putMetaStmt.run('max_replicas', meta.maxReplicas);
     this.putMetaStmt.run('bootstrapped', meta.bootstrapped ? 1 : 0);
     this.putMetaStmt.run('id_high_water', meta.idHighWater);
+    this.putMetaStmt.run('tso_upper_ms', meta.tsoUpperMs);
+  }
+
+  /** readMetaNumber reads one numeric meta value (0 when absent): what the Raft state machine compares bounds against. */
+  readMetaNumber(key: string): number {
+    this.getMetaStmt ??= this.db.prepare('SELECT value FROM meta WHERE key = ?');
+    const row = this.getMetaStmt.get(key) as { value: unknown } | undefined;
+    return typeof row?.value === 'number' ? row.value : 0;
+  }
+
+  /** putMeta writes one meta value (the Raft state machine's own keys: applied index, conf state, cluster ID). */
+  putMeta(key: string, value: number | Uint8Array): void {
+    this.putMetaStmt.run(key, value);
+  }
+
+  /** loadState reads everything back (a new leader builds its in-memory state from it). */
+  loadState(): LoadedState {
+    return this.load({ clusterId: 0, maxReplicas: 3 });
   }
 
   /** saveIdHighWater durably records the ID high-water mark; called before any ID below it is handed out. */
   saveIdHighWater(highWater: number): void {
     this.putMetaStmt.run('id_high_water', highWater);
+  }
+
+  /** saveTsoUpper durably records the timestamp oracle's bound; called before any timestamp below it is handed out. */
+  saveTsoUpper(upperMs: number): void {
+    this.putMetaStmt.run('tso_upper_ms', upperMs);
   }
 
   saveMaxReplicas(maxReplicas: number): void {

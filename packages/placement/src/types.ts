@@ -1,4 +1,7 @@
 import type { Peer, Region, StoreState } from '@flotilla/proto';
+import type { TimestampRange } from './tso/timestamp';
+
+export type { TimestampRange } from './tso/timestamp';
 
 // Wire types of the placement API: what PlacementClient sends and what the
 // server answers. Plain data only, so everything crosses msgpack as is.
@@ -175,7 +178,39 @@ export interface PlacementMethods {
   getAllStores: { params: Record<string, never>; result: { stores: StoreInfo[] } };
   getClusterInfo: { params: Record<string, never>; result: ClusterInfo };
   getOperator: { params: { regionId: number }; result: { operator: Operator | null } };
+  /** getTimestamps: `count` fresh hybrid timestamps from the leader's oracle (tso/timestamp.ts has the layout). */
+  getTimestamps: { params: { count: number }; result: TimestampRange };
+  /** getMembers: the placement members and their roles, as the answering member knows them (any member answers). */
+  getMembers: { params: Record<string, never>; result: MembersView };
+  /** addMember: add a placement member as a learner (promoted to voter once caught up). Idempotent for the same name and address. */
+  addMember: { params: { name: string; address: string }; result: { member: MemberInfo; members: MemberInfo[] } };
+  /** removeMember: remove a placement member from the group (its ID is never reused). */
+  removeMember: { params: { name: string }; result: { member: MemberInfo } };
 }
+
+/** MemberInfo is one placement member as getMembers shows it. */
+export interface MemberInfo {
+  id: number;
+  name: string;
+  /** address serves the client API and peer traffic (/ws, /raft, HTTP). */
+  address: string;
+  role: 'leader' | 'voter' | 'learner' | 'removed';
+}
+
+/** MembersView: every member, the leader's ID (0 when none is known) and which member answered. */
+export interface MembersView {
+  members: MemberInfo[];
+  leaderId: number;
+  answeredBy: string;
+}
+
+/**
+ * ServiceMethod names the methods the placement server answers around the
+ * cluster state machine (the timestamp oracle), not PlacementCluster;
+ * ClusterMethod is every other method.
+ */
+export type ServiceMethod = 'getTimestamps' | 'getMembers' | 'addMember' | 'removeMember';
+export type ClusterMethod = Exclude<PlacementMethod, ServiceMethod>;
 
 export type PlacementMethod = keyof PlacementMethods;
 export type ParamsOf<M extends PlacementMethod> = PlacementMethods[M]['params'];
@@ -191,4 +226,4 @@ export interface WireRequest {
 /** WireResponse answers a WireRequest with the same id (id 0 when the request was too malformed to carry one). */
 export type WireResponse =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { code: string; message: string } };
+  | { id: number; ok: false; error: { code: string; message: string; leader?: string } };

@@ -5,6 +5,7 @@ import { boolFlag, enumFlag, fractionFlag, hostPortFlag, hostPortListFlag, intFl
 import { EXIT, waitForShutdown, type Command } from '../command';
 import { reportStorageFailure, serveUntilStopped } from '../storage-exit';
 import { serverSecurity, serverSecurityFlags, storeSecurity, storeSecurityFlags } from '../security';
+import { placementGroup, placementGroupFlags } from './placement-group';
 
 // `flotilla placement` and `flotilla store`: the two long-running server
 // processes. Each prints one JSON line with its endpoints on stdout once it
@@ -18,13 +19,18 @@ const placementSpec: CommandSpec = {
   positionals: [],
   flags: [
     { name: 'data-dir', type: 'string', placeholder: 'DIR', description: 'directory for the placement database (created if missing)', schema: pathFlag() },
-    { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'address to serve on (port 0 picks a free port)', default: '127.0.0.1:20160', schema: hostPortFlag(true) },
+    { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: "address to serve clients (/ws, HTTP) and peers (/raft) on (port 0 picks a free port; default: this member's --initial-cluster address, else 127.0.0.1:20160)", schema: hostPortFlag(true) },
+    ...placementGroupFlags,
     { name: 'max-replicas', type: 'string', placeholder: 'N', description: 'replicas per Region the replica checker maintains', default: '3', schema: intFlag(1, 7) },
     { name: 'max-store-down-time-ms', type: 'string', placeholder: 'MS', description: 'a store silent this long is down and its replicas are replaced (default: the placement default, 30 min)', schema: intFlag(1000, 7 * 24 * 3600 * 1000) },
     { name: 'low-space-ratio', type: 'string', placeholder: 'RATIO', description: "a store with less than (1 - RATIO) of its disk available is low on space and gets no new replica (TiKV PD's low-space-ratio)", default: '0.8', schema: fractionFlag() },
     ...serverSecurityFlags,
   ],
-  examples: ['flotilla placement --data-dir ./data/placement --listen 127.0.0.1:20160'],
+  examples: [
+    'flotilla placement --data-dir ./data/placement --listen 127.0.0.1:20160',
+    'flotilla placement --name p1 --initial-cluster p1=127.0.0.1:20160,p2=127.0.0.1:20170,p3=127.0.0.1:20180 --data-dir ./data/p1',
+    'flotilla placement --name p4 --join 127.0.0.1:20160,127.0.0.1:20170 --listen 127.0.0.1:20190 --data-dir ./data/p4',
+  ],
 };
 
 export const placementCommand: Command = {
@@ -32,17 +38,18 @@ export const placementCommand: Command = {
   async run(ctx) {
     const dataDir = resolve(required<string>(ctx.parsed, placementSpec, 'data-dir'));
     const sec = serverSecurity(ctx.parsed.values);
+    const group = placementGroup(ctx.parsed.values);
     const { startPlacementServer } = await import('@flotilla/placement');
     const server = await startPlacementServer({
       dataDir,
       ...sec,
-      listen: ctx.parsed.values['listen'] as string,
+      ...group,
       maxReplicas: ctx.parsed.values['maxReplicas'] as number,
       ...(ctx.parsed.values['maxStoreDownTimeMs'] !== undefined ? { maxStoreDownTimeMs: ctx.parsed.values['maxStoreDownTimeMs'] as number } : {}),
       lowSpaceRatio: ctx.parsed.values['lowSpaceRatio'] as number,
       logger: ctx.logger,
     });
-    ctx.io.stdout.write(JSON.stringify({ service: 'placement', address: server.address, httpUrl: server.httpUrl, wsUrl: server.wsUrl, clusterId: server.clusterId, pid: process.pid, dataDir }) + '\n');
+    ctx.io.stdout.write(JSON.stringify({ service: 'placement', name: server.member.name, address: server.address, httpUrl: server.httpUrl, wsUrl: server.wsUrl, clusterId: server.clusterId, pid: process.pid, dataDir }) + '\n');
     return waitForShutdown(ctx, () => server.close());
   },
 };

@@ -13,6 +13,7 @@ import { serverSecurity, serverSecurityFlags, storeSecurity, storeSecurityFlags,
 export function clusterFlags(defaults: { dataDir: string; profile: Profile; basePort: number }): FlagSpec[] {
   return [
     { name: 'stores', type: 'string', placeholder: 'N', description: 'number of stores', default: '3', schema: intFlag(1, 9) },
+    { name: 'placements', type: 'string', placeholder: 'N', description: 'placement members: 1, or 3 or 5 for a replicated placement (pK on PORT+10·(K−1))', default: '1', schema: intFlag(1, 7) },
     { name: 'data-dir', type: 'string', placeholder: 'DIR', description: 'cluster directory: placement/, store-N/, logs/, cluster.json', default: defaults.dataDir, schema: pathFlag() },
     { name: 'profile', type: 'string', placeholder: 'NAME', description: 'store tuning profile: production or demo (tiny split thresholds)', default: defaults.profile, schema: enumFlag(['production', 'demo'] as const satisfies readonly Profile[]) },
     { name: 'base-port', type: 'string', placeholder: 'PORT', description: 'placement listens on PORT, store i on PORT+i (0: free ports, reused on restart)', default: String(defaults.basePort), schema: intFlag(0, 65_000) },
@@ -49,6 +50,7 @@ export async function startLocal(ctx: CommandContext): Promise<LocalCluster> {
   const cluster = await LocalCluster.start({
     dataDir: v['dataDir'] as string,
     stores: v['stores'] as number,
+    placements: v['placements'] as number,
     profile: v['profile'] as Profile,
     basePort: v['basePort'] as number,
     logLevel: (v['logLevel'] as string) === 'silent' ? 'info' : (v['logLevel'] as string),
@@ -85,7 +87,7 @@ const upSpec: CommandSpec = {
     'Waits until every process is healthy and writes <data-dir>/cluster.json so other commands find the cluster, then until every Region has its full replica count (up to 30 s; past that it says it is still replicating, and prints a line when it is done) before it reports "up" and prints the endpoints. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0; more signals while it stops are ignored.',
   positionals: [],
   flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...upOnlyFlags, redisPortFlag, redisMaxConnectionsFlag, ...serverSecurityFlags, ...storeSecurityFlags('a random secret made on the first start and kept in <data-dir>/cluster-secret (mode 0600)')],
-  examples: ['flotilla up', 'flotilla up --redis-port 6379        # then: redis-cli -p 6379 set greeting hello', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160', 'flotilla up --stores 5 --max-replicas 5 --tuning ./store-tuning.json --log-format pretty'],
+  examples: ['flotilla up', 'flotilla up --redis-port 6379        # then: redis-cli -p 6379 set greeting hello', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160', 'flotilla up --placements 3 --data-dir /tmp/flotilla-ha', 'flotilla up --stores 5 --max-replicas 5 --tuning ./store-tuning.json --log-format pretty'],
 };
 
 /** REPLICATION_WAIT_MS: how long `up` waits for full replication before it says it is serving but still replicating. */
@@ -128,7 +130,8 @@ export const upCommand: Command = {
     });
     const status = await Promise.race([waitReplicated(check, REPLICATION_WAIT_MS, stopping.signal), shutdown.then(() => 'stopped' as const)]);
     if (status === 'stopped') return finish(ctx, await shutdown);
-    const stores = `placement + ${cluster.stores.length} store${cluster.stores.length === 1 ? '' : 's'}, profile ${ctx.parsed.values['profile'] as string}, data in ${dataDir}`;
+    const members = cluster.placements.length;
+    const stores = `${members === 1 ? 'placement' : `${members} placement members`} + ${cluster.stores.length} store${cluster.stores.length === 1 ? '' : 's'}, profile ${ctx.parsed.values['profile'] as string}, data in ${dataDir}`;
     const replicated = status !== null && isReplicated(status);
     ctx.io.stdout.write(
       (replicated ? `Flotilla is up: ${stores}; ${describeReplication(status)}\n\n` : `Flotilla is serving, still replicating: ${stores}; ${status ? describeReplication(status) : 'placement did not answer'}. A line follows when every Region has its replicas.\n\n`) +

@@ -1,0 +1,151 @@
+import { silentLogger, type Logger } from '@flotilla/proto';
+import { PlacementCluster, type ClusterOptions } from '../cluster';
+import { PlacementError, PlacementErrorCode, PlacementInvariantError } from '../errors';
+import { TimestampOracle } from '../tso/oracle';
+import type { ClusterMethod, ParamsOf } from '../types';
+import type { PlacementFsm } from './fsm';
+import type { RaftNode } from './node';
+import { Proposer, RaftPersistence } from './proposer';
+import { TsoGate } from './tso-gate';
+
+/** NO_BARRIER: methods whose answers depend on nothing that must be committed first. */
+const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions']);
+
+export interface LeadershipOptions {
+  term: number;
+  node: RaftNode;
+  fsm: PlacementFsm;
+  cluster: Omit<ClusterOptions, 'opened' | 'logger'>;
+  clock: () => number;
+  tsoSaveIntervalMs?: number;
+  /** singleVoter: the group has one voter (no ReadIndex round needed before timestamps). */
+  singleVoter: () => boolean;
+  /** tsoConfirmTimeoutMs: a leadership confirmation that takes longer fails its batch (default 3000). */
+  tsoConfirmTimeoutMs?: number;
+  /** electionTimeoutMs: the group's election timeout (the TSO lease is 80% of it). */
+  electionTimeoutMs: number;
+  logger?: Logger;
+}
+
+/**
+ * Leadership is what a placement member holds while it leads one term:
+ * the in-memory cluster (built from its own database, which holds every
+ * committed change), the timestamp oracle (started above the committed
+ * bound) and the proposer every change goes through. It lives exactly as
+ * long as the term; on stepping down it is dropped without writing
+ * anything, and the next leader builds its own from what was committed.
+ */
+export class Leadership {
+  readonly proposer: Proposer;
+  readonly cluster: PlacementCluster;
+  readonly oracle: TimestampOracle;
+  readonly gate: TsoGate;
+  private readonly logger: Logger;
+  private readonly tsoConfirmTimeoutMs: number;
+
+  constructor(readonly opts: LeadershipOptions) {
+    this.logger = opts.logger ?? silentLogger;
+    this.tsoConfirmTimeoutMs = opts.tsoConfirmTimeoutMs ?? 3000;
+    const storage = opts.fsm.storage;
+    this.proposer = new Proposer(opts.node, opts.fsm.store.appliedIndex);
+    this.cluster = new PlacementCluster({ ...opts.cluster, clock: opts.clock, logger: this.logger, opened: { persistence: new RaftPersistence(this.proposer, storage.path), state: storage.loadState() } });
+    this.oracle = new TimestampOracle({
+      clock: opts.clock,
+      persist: (upperMs) => {
+        try {
+          return this.proposer.waitApplied(this.proposer.propose({ t: 'tsoUpper', upperMs }));
+        } catch (err) {
+          return Promise.reject(err as Error);
+        }
+      },
+      ...(opts.tsoSaveIntervalMs !== undefined ? { saveIntervalMs: opts.tsoSaveIntervalMs } : {}),
+      logger: this.logger,
+    });
+    this.oracle.start(storage.readMetaNumber('tso_upper_ms'));
+    const raft = opts.node.raw.raft;
+    this.gate = new TsoGate({
+      term: opts.term,
+      oracle: this.oracle,
+      readIndex: (ctx) => opts.node.readIndex(ctx),
+      singleVoter: opts.singleVoter,
+      leaseAllowed: () => raft.leadTransferee === 0 && !raft.leaseForfeited,
+      // The store's margin (LEASE_DRIFT_MARGIN): 20% for clock-rate differences between members.
+      leaseMs: opts.electionTimeoutMs * 0.8,
+      now: () => performance.now(),
+    });
+  }
+
+  /**
+   * dispatch runs one validated request. The answer leaves only once every
+   * change proposed so far is committed (the commit barrier): an ID, a
+   * store registration or a finished split is acknowledged only when no
+   * new leader can lose it.
+   */
+  dispatch<M extends ClusterMethod | 'getTimestamps'>(method: M, params: ParamsOf<M>): unknown {
+    if (method === 'getTimestamps') return this.gate.request((params as ParamsOf<'getTimestamps'>).count);
+    const result = this.cluster.call(method as ClusterMethod, params as never);
+    // Heartbeats and routing lookups acknowledge nothing durable (the routing table may be rebuilt from
+    // heartbeats): they skip the barrier, unless a heartbeat answer hands out an operator.
+    if (NO_BARRIER.has(method) && (result as { operator?: unknown }).operator === undefined) return result;
+    const barrier = this.proposer.waitAllProposed();
+    return barrier === undefined ? result : barrier.then(() => result);
+  }
+
+  onApplied(appliedIndex: number): void {
+    this.proposer.onApplied(appliedIndex);
+  }
+
+  onReadState(ctx: Uint8Array): void {
+    this.gate.onReadState(ctx);
+  }
+
+  tick(): void {
+    this.oracle.maybeExtend();
+    this.gate.tick(this.tsoConfirmTimeoutMs);
+  }
+
+  /** flush proposes the batched Region and operator changes (the server's flush interval). */
+  flush(): void {
+    this.guard('flush', () => this.cluster.flush());
+  }
+
+  /**
+   * runSchedulers runs a scheduling round and proposes new operators at
+   * once: an answer that hands one to a Region leader then waits for it to
+   * be committed (the barrier), so a new leader knows every operator a
+   * store was told to run.
+   */
+  runSchedulers(): void {
+    this.guard('scheduling round', () => {
+      if (this.cluster.runSchedulers() > 0) this.cluster.flush();
+    });
+  }
+
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof PlacementInvariantError) throw err;
+      // Refused proposals (a leadership change under way) leave the batch dirty; the next round tries again.
+      if (!(err instanceof PlacementError && err.code === PlacementErrorCode.NotLeader)) this.logger.error({ err: (err as Error).message }, `placement ${what} failed`);
+    }
+  }
+
+  /** stepDown ends the term: waiting answers get err, nothing more is written. */
+  stepDown(err: PlacementError): void {
+    this.proposer.fail(err);
+    this.oracle.stop(err);
+    this.gate.fail(err);
+    this.cluster.abandon();
+  }
+
+  /** drain proposes what is still batched and waits (bounded) for it: a clean shutdown of the leader. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.guard('final flush', () => this.cluster.close());
+    const barrier = this.proposer.waitAllProposed();
+    if (barrier === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([barrier.catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+}
