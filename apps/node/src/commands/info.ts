@@ -28,12 +28,24 @@ const PAGE = 1000;
 
 /** fetchRegions pages through placement's GET /regions (it carries the approximate sizes the WebSocket scan does not). */
 export async function fetchRegions(placement: string, timeoutMs: number, sec: ClientSecurity = {}): Promise<RegionRow[]> {
-  const address = placement.split(',')[0]!.trim();
+  const addresses = placement.split(',').map((a) => a.trim());
+  let address = addresses[0]!;
   const out: RegionRow[] = [];
   let start = '';
   for (let page = 0; page < 10_000; page++) {
-    const url = `${httpScheme(sec)}://${address}/regions?limit=${PAGE}&start=${encodeURIComponent(start)}`;
-    const res = await httpGet(url, sec, timeoutMs);
+    let url = `${httpScheme(sec)}://${address}/regions?limit=${PAGE}&start=${encodeURIComponent(start)}`;
+    let res: Awaited<ReturnType<typeof httpGet>> | undefined;
+    let lastError: unknown;
+    // Any member answers (a follower relays to the leader); one that is down or knows no leader: the next.
+    for (const a of [address, ...addresses.filter((x) => x !== address)]) {
+      url = `${httpScheme(sec)}://${a}/regions?limit=${PAGE}&start=${encodeURIComponent(start)}`;
+      res = await httpGet(url, sec, timeoutMs).catch((err: unknown) => void (lastError = err));
+      if (res !== undefined && res.status < 500) {
+        address = a;
+        break;
+      }
+    }
+    if (res === undefined) throw new Error(`placement ${url}: ${(lastError as Error | undefined)?.message ?? 'no answer'}${addresses.length > 1 ? ` (nor did any other of ${addresses.join(',')})` : ''}`);
     let body: { regions?: RegionRow[]; error?: { message?: string } };
     try {
       body = JSON.parse(res.body) as typeof body;
