@@ -8,7 +8,10 @@ import { DecodeError } from './errors';
  * plain maps keep the format self-describing for tools and fuzzing.
  */
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' });
-const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number', mapsAsObjects: true });
+// int64AsType 'auto': an integer beyond 2^53 (only hybrid timestamps, txn.ts)
+// decodes as bigint, exactly; every smaller one as number, as before.
+// msgpackr implements 'auto' but its typings list only the other three.
+const unpackr = new Unpackr({ useRecords: false, int64AsType: 'auto' as 'bigint', mapsAsObjects: true });
 
 /** maxDecodeBytes bounds what decode will even look at (64 MiB). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;

@@ -1,6 +1,7 @@
 import type { ConfChangeType } from '@flotilla/raft-core';
 import type { Peer, Region, RegionEpoch } from './region';
 import type { RegionError } from './errors';
+import type { TxnCommand, TxnRead, TxnResult } from './txn';
 
 /** RequestHeader names the Region (and its epoch) a command is meant for. */
 export interface RequestHeader {
@@ -42,6 +43,8 @@ export interface RaftCmdRequest {
   header: RequestHeader;
   writes: KvWrite[];
   admin?: AdminRequest;
+  /** txn: a transactional command (txn.ts); set alone (writes empty, no admin). */
+  txn?: TxnCommand;
 }
 
 /** KvPair is a key and its value, as returned by reads. */
@@ -64,7 +67,11 @@ export type ClientRequest =
   /** split asks the Region's leader to split at the given keys (it allocates IDs from placement). */
   | { id: number; header: RequestHeader; op: 'split'; splitKeys: Uint8Array[] }
   /** merge asks the (source) Region's leader to merge it into the adjacent target Region (docs/merge.md). */
-  | { id: number; header: RequestHeader; op: 'merge'; targetRegionId: number };
+  | { id: number; header: RequestHeader; op: 'merge'; targetRegionId: number }
+  /** txn: a Percolator command on the transactional keyspace, through the Region's Raft log (txn.ts). */
+  | { id: number; header: RequestHeader; op: 'txn'; txn: TxnCommand }
+  /** txnRead: a snapshot read of the transactional keyspace at a timestamp, after ReadIndex / lease. */
+  | { id: number; header: RequestHeader; op: 'txnRead'; read: TxnRead };
 
 /** ClientResponse answers a ClientRequest with the same id. */
 export type ClientResponse =
@@ -77,5 +84,7 @@ export type ClientResponse =
       cas?: CasResult[];
       /** regions is set by split: the Regions after the split, left to right. */
       regions?: Region[];
+      /** txn answers op 'txn' and 'txnRead'. */
+      txn?: TxnResult;
     }
   | { id: number; ok: false; error: RegionError };

@@ -3,6 +3,7 @@
 //   keys.ts     byte-order key comparison and range membership
 //   message.ts  RaftMessage, the store-to-store envelope
 //   command.ts  client and admin commands, RaftCmdRequest
+//   txn.ts      the transactional keyspace: Percolator commands, snapshot reads, key errors
 //   errors.ts   RegionError (typed, retryable), FlotillaError, DecodeError
 //   codec.ts    msgpackr encode/decode with typed DecodeError
 //   schema.ts   zod schemas for everything arriving from outside the process
@@ -13,6 +14,7 @@ export * from './region';
 export * from './keys';
 export * from './message';
 export * from './command';
+export * from './txn';
 export * from './errors';
 export * from './codec';
 export * from './schema';

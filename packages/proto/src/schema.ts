@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TXN_LIMITS } from './txn';
 
 // zod schemas for everything that arrives from outside the process: client
 // requests, store-to-store envelopes, config files. Internal calls trust the
@@ -126,6 +127,60 @@ export const adminRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('commitMerge'), source: regionSchema, commit: u64, entries: z.array(bytesSchema) }),
   z.object({ type: z.literal('rollbackMerge'), commit: u64 }),
 ]);
+// Transactional commands and snapshot reads (txn.ts has the types and their meaning).
+/** tsSchema accepts a msgpack integer decoded as number or bigint and gives bigint (>= 0, < 2^63). */
+export const tsSchema = z
+  .union([z.bigint(), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)])
+  .transform((v) => BigInt(v))
+  .refine((v) => v >= 0n && v < 1n << 63n, { message: 'timestamp out of range' });
+const positiveTs = tsSchema.refine((v) => v > 0n, { message: 'timestamp must be positive' });
+const ttl = z.number().int().positive().max(TXN_LIMITS.maxLockTtlMs);
+const txnKeys = z.array(nonEmptyKeySchema).min(1).max(TXN_LIMITS.maxKeys);
+
+export const mutationSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('put'), key: nonEmptyKeySchema, value: valueSchema }),
+  z.object({ op: z.literal('delete'), key: nonEmptyKeySchema }),
+  z.object({ op: z.literal('lock'), key: nonEmptyKeySchema }),
+]);
+
+export const txnCommandSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('prewrite'),
+    mutations: z.array(mutationSchema).min(1).max(TXN_LIMITS.maxKeys),
+    primary: nonEmptyKeySchema,
+    startTs: positiveTs,
+    lockTtlMs: ttl,
+    txnSize: z.number().int().positive().max(TXN_LIMITS.maxKeys),
+    minCommitTs: tsSchema.optional(),
+    onePc: z.boolean().optional(),
+  }),
+  z.object({ type: z.literal('commit'), keys: txnKeys, startTs: positiveTs, commitTs: positiveTs }),
+  z.object({ type: z.literal('rollback'), keys: txnKeys, startTs: positiveTs }),
+  z.object({
+    type: z.literal('checkTxnStatus'),
+    primary: nonEmptyKeySchema,
+    startTs: positiveTs,
+    currentTs: positiveTs,
+    callerStartTs: tsSchema,
+    rollbackIfNotExist: z.boolean(),
+  }),
+  z.object({ type: z.literal('resolveLock'), startTs: positiveTs, commitTs: tsSchema, keys: txnKeys.optional() }),
+  z.object({ type: z.literal('txnHeartBeat'), primary: nonEmptyKeySchema, startTs: positiveTs, adviseTtlMs: ttl }),
+]);
+
+export const txnReadSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('get'), key: nonEmptyKeySchema, ts: positiveTs }),
+  z.object({ type: z.literal('batchGet'), keys: z.array(nonEmptyKeySchema).min(1).max(LIMITS.maxBatchKeys), ts: positiveTs }),
+  z.object({
+    type: z.literal('scan'),
+    startKey: keySchema,
+    endKey: keySchema,
+    limit: z.number().int().positive().max(LIMITS.maxScanLimit),
+    ts: positiveTs,
+    keyOnly: z.boolean().optional(),
+  }),
+]);
+
 const requestId = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 export const clientRequestSchema = z.discriminatedUnion('op', [
   z.object({ id: requestId, header: requestHeaderSchema, op: z.literal('read'), read: kvReadSchema }),
@@ -143,6 +198,8 @@ export const clientRequestSchema = z.discriminatedUnion('op', [
     splitKeys: z.array(nonEmptyKeySchema).min(1).max(64),
   }),
   z.object({ id: requestId, header: requestHeaderSchema, op: z.literal('merge'), targetRegionId: id }),
+  z.object({ id: requestId, header: requestHeaderSchema, op: z.literal('txn'), txn: txnCommandSchema }),
+  z.object({ id: requestId, header: requestHeaderSchema, op: z.literal('txnRead'), read: txnReadSchema }),
 ]);
 
 /** ValidationError: external input that does not have the expected shape; names the field. */
