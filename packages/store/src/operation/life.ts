@@ -91,10 +91,13 @@ export function maybeCreatePeer(ctx: StoreContext, m: RaftMessage): Peer | undef
       return undefined;
     }
   }
-  // Leftover raft state of an earlier peer of this Region (destroyed, or
-  // skipped at recovery) must not seed the new one.
+  // Leftover raft state of an earlier peer of this Region (an uninitialized
+  // peer, which recovery does not restart, or one skipped at recovery) must
+  // not seed the new one's log; but its term and vote carry over.
   if (ctx.log.hasRegion(m.regionId)) {
+    const vote = durableVote(ctx, m.regionId);
     ctx.pendingLog.removeRegion(m.regionId);
+    if (vote.term > 0) ctx.pendingLog.setHardState(m.regionId, { term: vote.term, vote: vote.vote, commit: 0 });
     ctx.flushPendingLog();
   }
   const region: Region = { id: m.regionId, startKey: m.startKey, endKey: m.endKey, epoch: { confVer: 0, version: 0 }, peers: [] };
@@ -107,8 +110,58 @@ export function maybeCreatePeer(ctx: StoreContext, m: RaftMessage): Peer | undef
   return peer;
 }
 
-/** destroyPeer removes a peer; with cleanData its range's keys go too (it left the Region). */
-export function destroyPeer(ctx: StoreContext, peer: Peer, cleanData: boolean): void {
+/**
+ * TermVote is the part of a hard state that must survive a peer being
+ * replaced by another of the same Region: a peer that granted a vote in a
+ * term and then forgot it could grant a second one in that term, and two
+ * leaders could be elected in it. Recovery restarts only Regions the KV
+ * engine knows, so an uninitialized peer (created by a vote request, never
+ * given a snapshot) is not restarted: its vote lives only in the log engine.
+ */
+export interface TermVote {
+  term: number;
+  vote: number;
+}
+
+/** durableVote reads the term and vote the log engine holds for a Region (zero when it has none). */
+export function durableVote(ctx: StoreContext, regionId: number): TermVote {
+  if (!ctx.log.hasRegion(regionId)) return { term: 0, vote: 0 };
+  const hs = ctx.log.raftState(regionId).hardState;
+  return { term: hs.term, vote: hs.vote };
+}
+
+/**
+ * peerVote is the term and vote of a live peer: raft's in-memory values,
+ * which are at least what is durable and include a vote whose Ready is
+ * still queued in this round (destroyPeer drops queued log writes).
+ */
+export function peerVote(ctx: StoreContext, peer: Peer): TermVote {
+  const d = durableVote(ctx, peer.regionId);
+  const r = peer.raw.raft;
+  return r.term >= d.term ? { term: r.term, vote: r.vote } : d;
+}
+
+/**
+ * seedHardState is the hard state a Region's new peer starts from when its
+ * log starts at initIndex/initTerm (a split's new Region): the initial one,
+ * unless an earlier peer of this Region on this store already voted in a
+ * later term, whose term and vote it keeps (etcd raft's rule that a vote
+ * is never cast twice in a term holds across the replacement).
+ */
+export function seedHardState(prior: TermVote, initTerm: number, initIndex: number): { term: number; vote: number; commit: number } {
+  if (prior.term > initTerm) return { term: prior.term, vote: prior.vote, commit: initIndex };
+  return { term: initTerm, vote: 0, commit: initIndex };
+}
+
+/**
+ * destroyPeer removes a peer; with cleanData its range's keys go too (it
+ * left the Region). The KV engine records a tombstone with the peer's ID,
+ * for an uninitialized peer too, so that after a restart a late message to
+ * that ID does not create it again with its vote forgotten; a split that
+ * replaces an uninitialized peer with the Region's first initialized one
+ * (same ID) passes tombstone=false and carries the vote itself.
+ */
+export function destroyPeer(ctx: StoreContext, peer: Peer, cleanData: boolean, tombstone = true): void {
   failPending(peer, err.regionNotFound(peer.regionId));
   failMailbox(peer.mailbox.splice(0), err.regionNotFound(peer.regionId));
   ctx.peers.delete(peer.regionId);
@@ -123,6 +176,10 @@ export function destroyPeer(ctx: StoreContext, peer: Peer, cleanData: boolean): 
       if (!overlapped) b.deleteRange(peer.region.startKey, peer.region.endKey);
     }
     b.setRegionState(peer.regionId, { region: peer.region, state: 'tombstone', confState: peer.confState, tombstonePeerId: peer.peerId });
+    ctx.sm.write(b);
+  } else if (tombstone) {
+    const b = ctx.sm.newBatch();
+    b.setRegionState(peer.regionId, { region: peer.region, state: 'tombstone', confState: emptyConf(), tombstonePeerId: peer.peerId });
     ctx.sm.write(b);
   }
   ctx.tombstones.set(peer.regionId, peer.peerId);

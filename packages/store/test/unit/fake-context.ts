@@ -24,11 +24,14 @@ export interface UnitStore {
   clock: { ms: number };
   /** round runs poll rounds until nothing is dirty (bounded). */
   round(): void;
-  close(): void;
+  /** dir holds raft.db and kv.db; pass it to unitStore again to reopen them (a restart). */
+  dir: string;
+  /** close closes the engines and removes dir, unless keepFiles (then reopen with unitStore(…, dir)). */
+  close(keepFiles?: boolean): void;
 }
 
-export function unitStore(overrides: Partial<StoreConfig> = {}, storeId = 1, placement: Partial<PlacementApi> = {}): UnitStore {
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-unit-'));
+export function unitStore(overrides: Partial<StoreConfig> = {}, storeId = 1, placement: Partial<PlacementApi> = {}, reopenDir?: string): UnitStore {
+  const dir = reopenDir ?? mkdtempSync(join(tmpdir(), 'flotilla-unit-'));
   const log = LogEngine.open({ path: join(dir, 'raft.db') });
   const sm = new KvEngineStateMachine(join(dir, 'kv.db'), (regionId, index) => log.term(regionId, index));
   const sent: { to: number; msg: RaftMessage }[] = [];
@@ -49,14 +52,15 @@ export function unitStore(overrides: Partial<StoreConfig> = {}, storeId = 1, pla
     ctx,
     sent,
     clock,
+    dir,
     round() {
       for (let i = 0; i < 20 && ctx.dirty.size > 0; i++) poll(ctx);
     },
-    close() {
+    close(keepFiles = false) {
       ctx.closed = true;
       void log.close();
       sm.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepFiles) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -3,7 +3,7 @@ import type { StoreContext } from '../../../context';
 import { Peer } from '../../../raft/peer';
 import type { Callback, CommandResult } from '../../../raft/proposal';
 import { RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, confStateFromRegion, initialApplyState } from '../../../raft/storage';
-import { destroyPeer, startPeer } from '../../life';
+import { destroyPeer, durableVote, peerVote, seedHardState, startPeer } from '../../life';
 import { regionHeartbeat } from '../../pd';
 import type { ApplyContext, ApplyEffect } from '../apply-context';
 import { encodeCommand, err } from '../command';
@@ -165,13 +165,18 @@ export function onSplitApplied(ctx: StoreContext, e: Extract<ApplyEffect, { type
     const me = r.peers.find((p) => p.storeId === ctx.storeId);
     if (!me) continue;
     const existing = ctx.peers.get(r.id);
+    // An uninitialized peer of the new Region (created by a vote request from
+    // a store that applied the split first) may have voted in this term:
+    // the new peer keeps that vote (TiKV keeps such a peer's raft state).
+    let prior = durableVote(ctx, r.id);
     if (existing) {
       if (existing.initialized) continue;
-      destroyPeer(ctx, existing, false);
+      prior = peerVote(ctx, existing);
+      destroyPeer(ctx, existing, false, false);
     }
     const conf = confStateFromRegion(r);
     ctx.pendingLog.applySnapshotMeta(r.id, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, conf);
-    ctx.pendingLog.setHardState(r.id, { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX });
+    ctx.pendingLog.setHardState(r.id, seedHardState(prior, RAFT_INIT_LOG_TERM, RAFT_INIT_LOG_INDEX));
     ctx.flushPendingLog();
     const peer = new Peer(r, me.id, initialApplyState(), conf, true);
     startPeer(ctx, peer);
