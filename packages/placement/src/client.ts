@@ -7,6 +7,7 @@ import { TsoBatcher } from './tso/batcher';
 import { firstOf, isValidRange, lastOf, type TimestampRange } from './tso/timestamp';
 import type {
   ClusterInfo,
+  GcStatus,
   Operator,
   ParamsOf,
   PlacementMethod,
@@ -15,6 +16,7 @@ import type {
   RegionWithLeader,
   ResultOf,
   SplitId,
+  StoreGcProgress,
   StoreInfo,
   StoreMeta,
   StoreStats,
@@ -83,6 +85,10 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'getOperator',
   // A lost answer only skips timestamps: the next range is above it anyway.
   'getTimestamps',
+  // Setting a service safe point again only moves its expiry; the GC reads are reads.
+  'updateServiceSafePoint',
+  'getGcSafePoint',
+  'getGcStatus',
 ]);
 
 function toUrl(address: string, tls: boolean): string {
@@ -391,6 +397,34 @@ export class PlacementClient {
   timestamp(): Promise<bigint> {
     if (this.closed) return Promise.reject(new PlacementError(PlacementErrorCode.Closed, 'placement client is closed'));
     return this.tso.next();
+  }
+
+  /**
+   * updateServiceSafePoint keeps every version a read at ts needs for ttlMs
+   * (PD's UpdateServiceGCSafePoint; ttlMs 0 removes it). accepted is false
+   * when ts is below the cluster safe point: nothing was registered, and
+   * versions below gcSafePoint may already be gone.
+   */
+  async updateServiceSafePoint(serviceId: string, ts: bigint, ttlMs: number): Promise<{ accepted: boolean; gcSafePoint: bigint; minServiceSafePoint: bigint | null }> {
+    const r = await this.call('updateServiceSafePoint', { serviceId, ts, ttlMs });
+    return { accepted: r.accepted, gcSafePoint: BigInt(r.gcSafePoint), minServiceSafePoint: r.minServiceSafePoint === null ? null : BigInt(r.minServiceSafePoint) };
+  }
+
+  /** getGcSafePoint returns the effective GC safe point (committed); a store passes its GC progress along. */
+  async getGcSafePoint(progress?: StoreGcProgress): Promise<bigint> {
+    return BigInt((await this.call('getGcSafePoint', progress ? { progress } : {})).safePoint);
+  }
+
+  /** getGcStatus: safe points, service safe points with their TTL left, and each store's reported progress. */
+  async getGcStatus(): Promise<GcStatus> {
+    const r = await this.call('getGcStatus', {});
+    return {
+      ...r,
+      safePoint: BigInt(r.safePoint),
+      clusterSafePoint: BigInt(r.clusterSafePoint),
+      services: r.services.map((x) => ({ ...x, ts: BigInt(x.ts) })),
+      stores: r.stores.map((x) => ({ ...x, safePoint: BigInt(x.safePoint) })),
+    };
   }
 
   /** close fails every pending call with Closed and stops reconnecting. */

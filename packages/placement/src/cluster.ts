@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { Peer, Region, StoreState } from '@flotilla/proto';
 import { ValidationError, compareKeys, parseWith, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode, assert } from './errors';
+import type { GcOptions } from './gc/leader';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
 import type { ClusterPersistence } from './persistence';
@@ -65,6 +66,8 @@ export interface ClusterOptions {
   clock?: () => number;
   /** logger receives placement's events (a pino logger fits; default silent). */
   logger?: Logger;
+  /** gc: the GC safe point worker's life time and interval (gc/leader.ts; the placement leader reads it). */
+  gc?: GcOptions;
   /** schedulers replaces the built-in set (replica checker, balance-leader, balance-region, merge checker). */
   schedulers?: Scheduler[];
   replicaChecker?: ReplicaCheckerOptions;

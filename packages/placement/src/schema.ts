@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ValidationError, compareKeys, keySchema, parseWith, peerSchema, regionSchema } from '@flotilla/proto';
+import { ValidationError, compareKeys, keySchema, parseWith, peerSchema, regionSchema, tsSchema } from '@flotilla/proto';
+import { MAX_SERVICE_TTL_MS } from './gc/leader';
 import { PlacementError, PlacementErrorCode } from './errors';
 import type { ParamsOf, PlacementMethod } from './types';
 
@@ -93,6 +94,13 @@ export const methodSchemas: { [M in PlacementMethod]: z.ZodType } = {
   getMembers: empty,
   addMember: z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" or "-", at most 64'), address: z.string().regex(/^\[?[^\]\s/]+\]?:\d{1,5}$/, 'HOST:PORT') }),
   removeMember: z.object({ name: z.string().min(1).max(64) }),
+  updateServiceSafePoint: z.object({
+    serviceId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'letters, digits, ".", "_", ":" or "-", at most 128'),
+    ts: tsSchema,
+    ttlMs: z.number().int().nonnegative().max(MAX_SERVICE_TTL_MS),
+  }),
+  getGcSafePoint: z.object({ progress: z.object({ storeId: id, safePoint: tsSchema, regionsDone: u64, versionsRemoved: u64 }).optional() }).optional(),
+  getGcStatus: empty,
 };
 
 /** parseParams validates one method's params; a bad field is an InvalidArgument naming it. */

@@ -8,6 +8,7 @@ import { AnswerWindow, ConnectionGuard, DecodeError, RateLimitedLog, decode, enc
 import type { ClusterOptions } from './cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from './errors';
 import { dashboardTokenMatches, redactUrl } from './dashboard/route';
+import { maybeServeGcHttp } from './gc/http';
 import { PlacementMember, type MemberOptions } from './raft/member';
 import { PEER_PATH } from './raft/transport';
 import { requestEnvelopeSchema } from './schema';
@@ -131,6 +132,7 @@ export async function startPlacementServer(opts: PlacementServerOptions): Promis
       return;
     }
     try {
+      if (maybeServeGcHttp(member, req, res)) return;
       member.handleHttp(req, res);
     } catch (err) {
       if (err instanceof PlacementInvariantError) throw err;

@@ -1,5 +1,8 @@
 import type { Peer, Region, StoreState } from '@flotilla/proto';
+import type { GcMethods } from './gc/types';
 import type { TimestampRange } from './tso/timestamp';
+
+export type { GcMethods, GcStatus, StoreGcProgress, ServiceSafePointView } from './gc/types';
 
 export type { TimestampRange } from './tso/timestamp';
 
@@ -161,7 +164,7 @@ export interface ClusterInfo {
 }
 
 /** PlacementMethods maps each API method to its params and result types. */
-export interface PlacementMethods {
+export interface PlacementMethods extends GcMethods {
   bootstrap: { params: { store: StoreMeta; region: Region }; result: { bootstrapped: true } };
   isBootstrapped: { params: Record<string, never>; result: { bootstrapped: boolean } };
   allocId: { params: { count: number }; result: { ids: number[] } };
@@ -206,10 +209,10 @@ export interface MembersView {
 
 /**
  * ServiceMethod names the methods the placement server answers around the
- * cluster state machine (the timestamp oracle), not PlacementCluster;
+ * cluster state machine (the timestamp oracle, membership, GC safe points), not PlacementCluster;
  * ClusterMethod is every other method.
  */
-export type ServiceMethod = 'getTimestamps' | 'getMembers' | 'addMember' | 'removeMember';
+export type ServiceMethod = 'getTimestamps' | 'getMembers' | 'addMember' | 'removeMember' | keyof GcMethods;
 export type ClusterMethod = Exclude<PlacementMethod, ServiceMethod>;
 
 export type PlacementMethod = keyof PlacementMethods;

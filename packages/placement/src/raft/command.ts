@@ -1,5 +1,6 @@
 import { decode, encode } from '@flotilla/proto';
 import { assert } from '../errors';
+import type { GcCommand } from '../gc/leader';
 import type { PersistedStore } from '../storage';
 import type { Operator, RegionInfo } from '../types';
 
@@ -19,6 +20,7 @@ import type { Operator, RegionInfo } from '../types';
  *   store        one store record (registration, address, tombstone)
  *   batch        Region rows (meta and statistics) and operators, as one flush
  *   memberAddress  a member announces the address it serves on now
+ *   gcSafePoint, serviceSafePoint  the GC safe points (gc/leader.ts)
  */
 export type PlacementCommand =
   | { t: 'init'; clusterId: number; maxReplicas: number }
@@ -28,9 +30,10 @@ export type PlacementCommand =
   | { t: 'bootstrap'; store: PersistedStore; region: RegionInfo }
   | { t: 'store'; store: PersistedStore }
   | { t: 'batch'; regions: [number, RegionInfo | null][]; stats: RegionInfo[]; operators: [number, Operator | null][] }
-  | { t: 'memberAddress'; memberId: number; address: string };
+  | { t: 'memberAddress'; memberId: number; address: string }
+  | GcCommand;
 
-const KINDS: ReadonlySet<string> = new Set(['init', 'idHighWater', 'tsoUpper', 'maxReplicas', 'bootstrap', 'store', 'batch', 'memberAddress']);
+const KINDS: ReadonlySet<string> = new Set(['init', 'idHighWater', 'tsoUpper', 'maxReplicas', 'bootstrap', 'store', 'batch', 'memberAddress', 'gcSafePoint', 'serviceSafePoint']);
 
 export function encodeCommand(cmd: PlacementCommand): Uint8Array {
   return encode(cmd);

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { decode, encode } from '@flotilla/proto';
 import type { ConfState } from '@flotilla/raft-core';
 import { assert } from '../errors';
+import { GcStore } from '../gc/store';
 import type { PlacementStorage } from '../storage';
 import type { MemberRecord } from './members';
 
@@ -19,6 +20,8 @@ interface SnapshotImage {
   regions: [number, Uint8Array, number | null, number, number][];
   operators: [number, Uint8Array][];
   members: [number, Uint8Array][];
+  /** gc: the GC safe points (absent in a snapshot from a build before GC: none). */
+  gc?: [string, string, number][];
 }
 
 /**
@@ -30,6 +33,8 @@ interface SnapshotImage {
  */
 export class FsmStore {
   private readonly db: Database.Database;
+  /** gc: the GC safe point rows (replicated: applied from the log, carried in snapshots). */
+  readonly gc: GcStore;
   // Caches of what only this class writes: read on every request (roles, addresses), written rarely.
   private applied: { index: number; term: number };
   private conf: ConfState | undefined;
@@ -37,6 +42,7 @@ export class FsmStore {
 
   constructor(private readonly storage: PlacementStorage) {
     this.db = storage.db;
+    this.gc = new GcStore(storage.db);
     this.applied = { index: storage.readMetaNumber('raft_applied_index'), term: storage.readMetaNumber('raft_applied_term') };
   }
 
@@ -111,6 +117,7 @@ export class FsmStore {
       regions: rows('SELECT id, meta, leader_peer_id, size_bytes, keys FROM regions') as SnapshotImage['regions'],
       operators: rows('SELECT region_id, data FROM operators') as SnapshotImage['operators'],
       members: rows('SELECT id, data FROM members') as SnapshotImage['members'],
+      gc: this.gc.dumpRows(),
     };
     return encode(image);
   }
@@ -130,6 +137,7 @@ export class FsmStore {
       for (const r of image.operators) putOp.run(...r);
       const putMember = this.db.prepare('INSERT INTO members (id, data) VALUES (?, ?)');
       for (const r of image.members) putMember.run(...r);
+      this.gc.restoreRows(image.gc);
       this.setConfState(confState);
       this.setApplied(index, term);
       this.memberList = undefined;

@@ -108,6 +108,12 @@ export class PlacementFsm {
       case 'batch':
         s.writeBatch(new Map(cmd.regions), new Map(cmd.stats.map((i) => [i.region.id, i])), new Map(cmd.operators));
         return;
+      case 'gcSafePoint':
+        this.store.gc.raiseClusterSafePoint(BigInt(cmd.ts));
+        return;
+      case 'serviceSafePoint':
+        this.store.gc.putService(cmd.serviceId, BigInt(cmd.ts), cmd.expireAtMs);
+        return;
       case 'memberAddress': {
         const m = this.store.members().find((x) => x.id === cmd.memberId);
         if (m && !m.removed) this.store.putMember({ ...m, address: cmd.address });

@@ -1,6 +1,8 @@
 import { silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementCluster, type ClusterOptions } from '../cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from '../errors';
+import { GcLeader } from '../gc/leader';
+import type { GcMethod } from '../gc/types';
 import { TimestampOracle } from '../tso/oracle';
 import type { ClusterMethod, ParamsOf } from '../types';
 import type { PlacementFsm } from './fsm';
@@ -10,6 +12,7 @@ import { TsoGate } from './tso-gate';
 
 /** NO_BARRIER: methods whose answers depend on nothing that must be committed first. */
 const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions']);
+const GC_METHODS: ReadonlySet<string> = new Set<GcMethod>(['updateServiceSafePoint', 'getGcSafePoint', 'getGcStatus']);
 
 export interface LeadershipOptions {
   term: number;
@@ -40,6 +43,8 @@ export class Leadership {
   readonly cluster: PlacementCluster;
   readonly oracle: TimestampOracle;
   readonly gate: TsoGate;
+  /** gc: the GC safe points (gc/leader.ts); its answers pass the commit barrier like the cluster's. */
+  readonly gc: GcLeader;
   private readonly logger: Logger;
   private readonly tsoConfirmTimeoutMs: number;
 
@@ -62,6 +67,7 @@ export class Leadership {
       logger: this.logger,
     });
     this.oracle.start(storage.readMetaNumber('tso_upper_ms'));
+    this.gc = new GcLeader({ propose: (cmd) => void this.proposer.propose(cmd), clock: opts.clock, rows: opts.fsm.store.gc.load(), ...(opts.cluster.gc ? { options: opts.cluster.gc } : {}), logger: this.logger });
     const raft = opts.node.raw.raft;
     this.gate = new TsoGate({
       term: opts.term,
@@ -81,14 +87,20 @@ export class Leadership {
    * store registration or a finished split is acknowledged only when no
    * new leader can lose it.
    */
-  dispatch<M extends ClusterMethod | 'getTimestamps'>(method: M, params: ParamsOf<M>): unknown {
+  dispatch<M extends ClusterMethod | 'getTimestamps' | GcMethod>(method: M, params: ParamsOf<M>): unknown {
     if (method === 'getTimestamps') return this.gate.request((params as ParamsOf<'getTimestamps'>).count);
-    const result = this.cluster.call(method as ClusterMethod, params as never);
+    const result = GC_METHODS.has(method) ? this.callGc(method as GcMethod, params) : this.cluster.call(method as ClusterMethod, params as never);
     // Heartbeats and routing lookups acknowledge nothing durable (the routing table may be rebuilt from
     // heartbeats): they skip the barrier, unless a heartbeat answer hands out an operator.
     if (NO_BARRIER.has(method) && (result as { operator?: unknown }).operator === undefined) return result;
     const barrier = this.proposer.waitAllProposed();
     return barrier === undefined ? result : barrier.then(() => result);
+  }
+
+  private callGc(method: GcMethod, params: unknown): unknown {
+    if (method === 'updateServiceSafePoint') return this.gc.updateServiceSafePoint(params as ParamsOf<'updateServiceSafePoint'>);
+    if (method === 'getGcSafePoint') return this.gc.getGcSafePoint((params ?? {}) as ParamsOf<'getGcSafePoint'>);
+    return this.gc.status();
   }
 
   onApplied(appliedIndex: number): void {
@@ -102,6 +114,7 @@ export class Leadership {
   tick(): void {
     this.oracle.maybeExtend();
     this.gate.tick(this.tsoConfirmTimeoutMs);
+    this.gc.tick();
   }
 
   /** flush proposes the batched Region and operator changes (the server's flush interval). */
