@@ -4,6 +4,7 @@ import { operatorCancelCommand, operatorListCommand, storeRemoveCommand, transfe
 import { backupCommand, restoreCommand } from './commands/backup';
 import { EXIT, type Command, type Io } from './command';
 import { demoMergeCommand, demoSplitCommand } from './commands/demo';
+import { gcStatusCommand } from './commands/gc';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
 import { membersCommand } from './commands/members';
@@ -38,6 +39,7 @@ export const COMMANDS: Command[] = [
   operatorCancelCommand,
   redisCommand,
   tsoCommand,
+  gcStatusCommand,
   backupCommand,
   restoreCommand,
   demoSplitCommand,
