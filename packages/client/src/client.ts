@@ -17,6 +17,13 @@ import { RegionCache, type CachedRegion } from './region-cache';
 import type { RouteProvider } from './route-provider';
 import { RETRY_ACTIONS, RetryPolicy, askedBackoffMs, peersExhausted, raceDeadline, regionErrorCase, shouldBackOff, type Failure, type RetryAction, type RetryState } from './retry';
 import { checkKey, checkRange, checkValue, type Bytes } from './bytes';
+import { ClientTxnTransport } from './txn/client-transport';
+import { LockResolver } from './txn/resolver';
+import { Pacer } from './txn/pacer';
+import { Snapshot } from './txn/snapshot';
+import { TxnIf, type Compare } from './txn/txn-if';
+import { runTxn, type Transaction, type TxnOptions } from './txn/txn';
+import type { TxnTransport } from './txn/transport';
 
 export interface FlotillaClientOptions {
   /** placement lists placement servers as 'host:port[,host:port]'. Required unless `routes` is given. */
@@ -95,6 +102,7 @@ export class FlotillaClient {
   /** writeRetry: whether writes are retried after an in-flight connection failure (see retryWritesInFlight). */
   private readonly writeRetry: boolean;
   private closed = false;
+  private txnT: TxnTransport | undefined;
 
   private constructor(
     private readonly routes: RouteProvider,
@@ -291,6 +299,37 @@ export class FlotillaClient {
     const routes = this.routes;
     if (routes.timestamp === undefined) throw new ClientError('Unavailable', 'timestamp: the route provider this client was given has no timestamp oracle');
     return this.withPlacement('timestamp', () => routes.timestamp!(), this.retry.newState('timestamp'));
+  }
+
+  // ---- transactions (txn/: the Percolator driver over txnTransport()) ----
+
+  /** txn runs fn as a cross-Region snapshot-isolation transaction and resolves with its value once committed (txn/txn.ts runTxn; docs/transactions.md). */
+  async txn<T>(fn: (tx: Transaction) => Promise<T> | T, opts?: TxnOptions): Promise<T> {
+    return (await runTxn(this.txnTransport(), fn, opts)).value;
+  }
+
+  /** snapshot reads the transactional keyspace at ts (default: a fresh timestamp), resolving locks like a transaction's reads; each read has the client's timeoutMs. */
+  async snapshot(ts?: bigint): Promise<Snapshot> {
+    const t = this.txnTransport();
+    const at = ts ?? (await t.timestamp());
+    if (typeof at !== 'bigint' || at <= 0n) throw new ClientError('InvalidArgument', `ts: expected a positive bigint timestamp, got ${String(at)}`);
+    return new Snapshot(t, at, new LockResolver(t), () => new Pacer(this.retry.newState('snapshot').deadline));
+  }
+
+  /** txnIf starts an etcd-style conditional transaction: txnIf(compares).then(ops).else(ops).commit(). */
+  txnIf(compares: readonly Compare[]): TxnIf {
+    const t = this.txnTransport();
+    return new TxnIf((fn, opts) => runTxn(t, fn, opts), compares);
+  }
+
+  /** txnTransport is the routing face the transaction driver runs on (runTxn(client.txnTransport(), fn) also gives the commit ts). */
+  txnTransport(): TxnTransport {
+    return (this.txnT ??= new ClientTxnTransport({
+      newState: (op) => this.retry.newState(op),
+      call: (key, build, st, idempotent) => this.callKey(key, (r) => build(r) as RequestBody, st, idempotent),
+      locate: async (key, st) => (await this.locate(key, st)).region,
+      timestamp: () => this.timestamp(),
+    }));
   }
 
   /** split asks the leader of the Region holding key to split it at key; returns the Regions after the split, left to right. */

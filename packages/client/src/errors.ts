@@ -12,8 +12,19 @@ import { describeRegionError, type RegionError } from '@flotilla/proto';
  *   Unauthorized      a store or placement requires an API token and the client sent none or a wrong one (not retried)
  *   Closed            the client was closed
  *   SpansRegions      a batch sent with oneRequest holds keys of more than one Region (or more than one request's worth); nothing of it applied
+ *   TxnAborted        a transaction did not commit and never will (TxnAbortedError says why: txn/errors.ts)
  */
-export type ClientErrorCode = 'InvalidArgument' | 'Timeout' | 'RetriesExhausted' | 'Undetermined' | 'TooManyPending' | 'Unavailable' | 'Unauthorized' | 'Closed' | 'SpansRegions';
+export type ClientErrorCode =
+  | 'InvalidArgument'
+  | 'Timeout'
+  | 'RetriesExhausted'
+  | 'Undetermined'
+  | 'TooManyPending'
+  | 'Unavailable'
+  | 'Unauthorized'
+  | 'Closed'
+  | 'SpansRegions'
+  | 'TxnAborted';
 
 /**
  * ClientError is the one error type FlotillaClient methods throw for expected

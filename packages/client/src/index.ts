@@ -8,6 +8,9 @@
 //   response.ts        zod validation of store responses
 //   bytes.ts           key/value conversion (string = UTF-8) and argument validation against proto LIMITS
 //   errors.ts          ClientError (typed codes) and the internal ConnectionError
+//   txn/               transactions (issue #17): transport.ts the seam to routing (client-transport.ts implements it),
+//                      txn.ts runTxn/Transaction, commit.ts 2PC/1PC, resolver.ts lock resolution, snapshot.ts reads at a ts,
+//                      txn-if.ts etcd-style If/Then/Else, buffer.ts buffered writes and TXN_LIMITS, errors.ts TxnAbortedError
 //
 //   const client = await FlotillaClient.connect({ placement: '127.0.0.1:20160' });
 //   await client.put('k', 'v'); await client.get('k'); client.close();
@@ -16,3 +19,9 @@ export { ClientError, type ClientErrorCode } from './errors';
 export { RegionCache, type CachedRegion } from './region-cache';
 export type { RouteProvider, StoreAddress } from './route-provider';
 export { toBytes, type Bytes } from './bytes';
+export { runTxn, Transaction, type TxnOptions, type TxnOutcome } from './txn/txn';
+export { Snapshot, type VersionedValue } from './txn/snapshot';
+export { TxnIf, holds, type Compare, type CompareOp, type TxnOp, type OpResult, type TxnIfResult } from './txn/txn-if';
+export { TxnAbortedError, type TxnAbortReason } from './txn/errors';
+export type { TxnHooks } from './txn/commit';
+export type { TxnTransport, KeyGroup, GroupResult, ReadResult, ScanPage } from './txn/transport';

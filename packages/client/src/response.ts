@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { bytesSchema, parseWith, peerSchema, regionSchema, type ClientResponse } from '@flotilla/proto';
+import { txnResultSchema } from './txn/result-schema';
 
 // responseSchema: what a store may answer on /client. Frames from a socket
 // are validated before the client acts on them (a bad hint must not send it
@@ -27,6 +28,7 @@ const responseSchema = z.union([
     pairs: z.array(pairSchema).optional(),
     cas: z.array(z.object({ succeeded: z.boolean(), previous: bytesSchema.nullable() })).optional(),
     regions: z.array(regionSchema).optional(),
+    txn: txnResultSchema.optional(),
   }),
   z.object({ id, ok: z.literal(false), error: regionErrorSchema }),
 ]);
