@@ -9,3 +9,5 @@ export { ReplicaChecker } from './schedule/replica-checker';
 export { BalanceLeader } from './schedule/balance-leader';
 export { BalanceRegion } from './schedule/balance-region';
 export { MergeChecker } from './schedule/merge-checker';
+export { PlacementMember, type MemberOptions } from './raft/member';
+export type { MemberPeerTransport, PeerTransportOptions } from './raft/transport';

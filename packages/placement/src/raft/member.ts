@@ -20,7 +20,7 @@ import { establishIdentity } from './member-start';
 import { MemberMetrics } from './member-metrics';
 import { Membership } from './membership';
 import { RaftNode, type RaftTiming } from './node';
-import { PeerTransport } from './transport';
+import { PeerTransport, type MemberPeerTransport, type PeerTransportOptions } from './transport';
 
 /** MemberOptions: a placement member's cluster options plus its place in the placement group. */
 export interface MemberOptions extends Omit<ClusterOptions, 'logger' | 'opened'> {
@@ -39,6 +39,13 @@ export interface MemberOptions extends Omit<ClusterOptions, 'logger' | 'opened'>
   token?: string;
   tls?: { caPath?: string };
   logger?: Logger;
+  /** random: raft's election randomness (default Math.random); a deterministic simulation passes a seeded one. */
+  random?: () => number;
+  /**
+   * peerTransport builds the transport to the other members (default: PeerTransport, WebSocket on /raft).
+   * A deterministic simulation passes one over its simulated network; members it builds never see a socket.
+   */
+  peerTransport?: (opts: PeerTransportOptions) => MemberPeerTransport;
 }
 
 /** DEFAULT_TIMING: etcd's defaults (100 ms heartbeat, election after 1-2 s). */
@@ -58,7 +65,7 @@ export class PlacementMember {
   readonly engine: LogEngine;
   readonly peerServer: WebSocketServer;
   private node: RaftNode | undefined;
-  private transport: PeerTransport | undefined;
+  private transport: MemberPeerTransport | undefined;
   private membership: Membership | undefined;
   private ident: MemberIdentity | undefined;
   private address = '';
@@ -153,8 +160,8 @@ export class PlacementMember {
     return { ...(o.initialCluster ? { initialCluster: o.initialCluster } : {}), ...(o.join ? { join: o.join } : {}), ...(o.token ? { token: o.token } : {}), ...(o.tls ? { tls: o.tls } : {}) };
   }
 
-  private newTransport(ident: MemberIdentity): PeerTransport {
-    return new PeerTransport({
+  private newTransport(ident: MemberIdentity): MemberPeerTransport {
+    const opts: PeerTransportOptions = {
       selfId: ident.id,
       selfAddress: () => this.address,
       group: ident.clusterToken,
@@ -168,7 +175,8 @@ export class PlacementMember {
       onSnapshotSent: (id, ok) => this.node?.reportSnapshot(id, ok),
       isRemoved: (id) => this.fsm.store.members().some((m) => m.id === id && m.removed),
       onRemoved: () => this.onRemoved(),
-    });
+    };
+    return this.opts.peerTransport ? this.opts.peerTransport(opts) : new PeerTransport(opts);
   }
 
   private newNode(ident: MemberIdentity): RaftNode {
@@ -182,7 +190,7 @@ export class PlacementMember {
       onApplied: (o) => this.onApplied(o),
       onReadStates: (rs) => this.onReadStates(rs),
       onTick: () => this.onTick(),
-      random: Math.random,
+      random: this.opts.random ?? Math.random,
       logger: this.logger,
       ...(this.opts.compactLogEntries !== undefined ? { compactLogEntries: this.opts.compactLogEntries } : {}),
       ...(this.opts.keepLogEntries !== undefined ? { keepLogEntries: this.opts.keepLogEntries } : {}),
@@ -432,6 +440,28 @@ export class PlacementMember {
     for (const c of this.peerServer.clients) c.terminate();
     this.peerServer.close();
     for (const w of this.startWaiters.splice(0)) w();
+  }
+
+  /**
+   * crash stops the member as a kill -9 between two raft rounds would: no
+   * hand-over, nothing more proposed or sent, waiting answers fail as a
+   * dropped connection would, and the databases close with what they hold
+   * (every raft round is written synchronously). A simulation restarts it
+   * from the same data directory.
+   */
+  async crash(): Promise<void> {
+    if (this.closed) return;
+    this.stopped = true;
+    this.leadership?.stepDown(new PlacementError(PlacementErrorCode.Unavailable, 'the placement member crashed; the change may or may not have been applied'));
+    this.leadership = undefined;
+    this.leading = undefined;
+    for (const w of this.readyWaiters.splice(0)) w.reject(this.notLeader());
+    this.node?.stop();
+    this.transport?.close();
+    for (const w of this.startWaiters.splice(0)) w();
+    this.closed = true;
+    await this.engine.close();
+    this.storage.close();
   }
 
   /** close stops the member (if stop() was not called) and closes its databases. */

@@ -44,6 +44,21 @@ export interface PeerTransportOptions {
 }
 
 /**
+ * MemberPeerTransport is what a member needs from its transport: member
+ * addresses, sending raft messages (one-way, may be dropped: raft resends),
+ * and closing. PeerTransport is the WebSocket one; a simulation brings its own.
+ */
+export interface MemberPeerTransport {
+  setAddress(id: number, address: string): void;
+  addressOf(id: number): string | undefined;
+  forget(id: number): void;
+  send(msgs: readonly Message[]): void;
+  /** accept serves an incoming peer WebSocket (only a socket transport has them). */
+  accept(ws: WebSocket): void;
+  close(): void;
+}
+
+/**
  * PeerLink is the outgoing WebSocket to one member. Messages queue (bounded)
  * while it connects and go out as one frame per event-loop turn. A broken
  * link drops what it held and reports the peer unreachable, and waits a
@@ -139,7 +154,7 @@ class PeerLink {
  * replicated member list, from the join answer, and from the frames peers
  * send (each frame names its sender's address).
  */
-export class PeerTransport {
+export class PeerTransport implements MemberPeerTransport {
   readonly logger: Logger;
   readonly maxQueued: number;
   readonly maxFrameBytes: number;
