@@ -39,6 +39,8 @@ export interface PositionalSpec {
   name: string;
   description: string;
   required: boolean;
+  /** variadic: the last positional takes every remaining argument (`flotilla txn STEP...`). */
+  variadic?: boolean;
 }
 
 export interface CommandSpec {
@@ -148,7 +150,7 @@ export function parse(spec: CommandSpec, argv: string[], env: NodeJS.ProcessEnv)
   const help = raw.values['help'] === true;
   if (help) return { values: {}, positionals: raw.positionals, help };
 
-  const maxPositionals = spec.positionals.length;
+  const maxPositionals = spec.positionals.some((p) => p.variadic === true) ? Infinity : spec.positionals.length;
   if (raw.positionals.length > maxPositionals) {
     throw new UsageError(`unexpected argument ${JSON.stringify(raw.positionals[maxPositionals])} (see ${cmd} --help)`);
   }

@@ -12,6 +12,7 @@ import { regionCommand } from './commands/region';
 import { placementCommand, storeCommand } from './commands/server';
 import { redisCommand } from './commands/redis';
 import { tsoCommand } from './commands/tso';
+import { txnCommand } from './commands/txn';
 import { upCommand } from './commands/up';
 import { versionCommand } from './commands/version';
 import { makeLogger, type LogFormat } from './logger';
@@ -28,6 +29,7 @@ export const COMMANDS: Command[] = [
   delCommand,
   scanCommand,
   casCommand,
+  txnCommand,
   splitCommand,
   mergeCommand,
   regionsCommand,

@@ -4,6 +4,7 @@ import { UsageError, boolFlag, intFlag, textFlag, type CommandSpec } from '../ar
 import { EXIT, type Command, type CommandContext } from '../command';
 import { parseInput, renderBytes } from '../format';
 import { connectClient, hexFlag, targetFlags } from '../target';
+import { parseTs, snapshotGet, snapshotScan, tsFlag } from './txn';
 
 // Data commands: put, get, del, scan, cas, split. Each connects a
 // FlotillaClient to the cluster (--placement or <data-dir>/cluster.json),
@@ -84,13 +85,16 @@ export const putCommand: Command = {
   },
 };
 
-const getSpec = kvSpec('get', 'Read a value (exit status 1 when the key is absent).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [], ['flotilla get hello']);
+const getSpec = kvSpec('get', 'Read a value (exit status 1 when the key is absent).', [{ name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true }], [tsFlag], ['flotilla get hello', 'flotilla get --ts now balance/alice     # the transactional keyspace']);
 
 export const getCommand: Command = {
   spec: getSpec,
   run: (ctx) => {
     const key = keyInput(ctx, ctx.parsed.positionals[0]!, 'key');
+    const tsText = ctx.parsed.values['ts'] as string | undefined;
+    const ts = tsText === undefined ? undefined : parseTs(tsText);
     return withClient(ctx, async (c) => {
+      if (tsText !== undefined) return snapshotGet(ctx, c, key, ts);
       const value = await c.get(key);
       if (value === null) {
         ctx.io.stderr.write(`key ${keyToString(key)} not found\n`);
@@ -154,8 +158,9 @@ const scanSpec = kvSpec('scan', 'List keys in [start, end) in key order, across 
 ], [
   { name: 'limit', type: 'string', placeholder: 'N', description: 'at most N pairs', default: '100', schema: intFlag(1, 10_000_000), env: false },
   { name: 'keys-only', type: 'boolean', description: 'print keys only', schema: boolFlag() },
-  { name: 'json', type: 'boolean', description: 'print one JSON object per line: {"key": ..., "value": ...}', schema: boolFlag() },
-], ['flotilla scan', 'flotilla scan user/ user0 --limit 10']);
+  { name: 'json', type: 'boolean', description: 'print one JSON object per line: {"key": ..., "value": ...} (with --ts also "version")', schema: boolFlag() },
+  tsFlag,
+], ['flotilla scan', 'flotilla scan user/ user0 --limit 10', 'flotilla scan --ts now balance/ balance0']);
 
 export const scanCommand: Command = {
   spec: scanSpec,
@@ -164,7 +169,10 @@ export const scanCommand: Command = {
     const start = input(ctx, s ?? '', 'start');
     const end = input(ctx, e ?? '', 'end');
     checkRange(start, end, 'end');
+    const tsText = ctx.parsed.values['ts'] as string | undefined;
+    const ts = tsText === undefined ? undefined : parseTs(tsText);
     return withClient(ctx, async (c) => {
+      if (tsText !== undefined) return snapshotScan(ctx, c, start, end, ctx.parsed.values['limit'] as number, ts);
       const pairs = await c.scan(start, end, ctx.parsed.values['limit'] as number);
       const keysOnly = ctx.parsed.values['keysOnly'] === true;
       const json = ctx.parsed.values['json'] === true;
