@@ -4,7 +4,10 @@ import { compareKeys, encode } from '@flotilla/proto';
 import { assert, EngineClosedError } from './errors';
 import { decodeRegionState } from './region-codec';
 import { RegionStatsTracker } from './region-stats';
-import { KV_ENGINE_NAME, KV_FORMAT_VERSION, KV_SCHEMA } from './schema';
+import { KV_ENGINE_NAME, KV_FORMAT_VERSION, KV_SCHEMA, migrateKv } from './schema';
+import type { TxnRows } from './mvcc/schema';
+import { ingestTxnRows, MvccTables } from './mvcc/tables';
+import { RangeSizer } from './range-size';
 import { KvSnapshot } from './snapshot';
 import { DEFAULT_INTEGRITY_FULL_MAX_BYTES, openDatabase, type IntegrityReport } from './sqlite-open';
 import type { Durability } from './sqlite-open';
@@ -49,8 +52,6 @@ export class KvEngine {
     get: Database.Statement;
     scanBounded: Database.Statement;
     scanOpen: Database.Statement;
-    sizeBounded: Database.Statement;
-    sizeOpen: Database.Statement;
     putApply: Database.Statement;
     getApply: Database.Statement;
     putRegion: Database.Statement;
@@ -66,6 +67,9 @@ export class KvEngine {
    * delta and a delete of a missing key as nothing. Reused across writes.
    */
   private readonly oldValueBytes: number[] = [];
+  /** mvcc: the transactional tables' statements (mvcc/tables.ts); reads see committed rows. */
+  readonly mvcc: MvccTables;
+  private readonly sizer: RangeSizer;
   /** integrity: what the check on opening did (undefined only while constructing). */
   integrity: IntegrityReport | undefined;
 
@@ -86,8 +90,6 @@ export class KvEngine {
       get: db.prepare('SELECT value FROM kv WHERE key = ?').pluck(),
       scanBounded: db.prepare('SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?').raw(),
       scanOpen: db.prepare('SELECT key, value FROM kv WHERE key >= ? ORDER BY key LIMIT ?').raw(),
-      sizeBounded: db.prepare('SELECT key, length(key) + length(value) FROM kv WHERE key >= ? AND key < ? ORDER BY key').raw(),
-      sizeOpen: db.prepare('SELECT key, length(key) + length(value) FROM kv WHERE key >= ? ORDER BY key').raw(),
       putApply: db.prepare('INSERT OR REPLACE INTO apply_state (region_id, applied_index, truncated_index, truncated_term) VALUES (?, ?, ?, ?)'),
       getApply: db.prepare('SELECT applied_index, truncated_index, truncated_term FROM apply_state WHERE region_id = ?').raw(),
       putRegion: db.prepare('INSERT OR REPLACE INTO region_state (region_id, region, state, merge_state) VALUES (?, ?, ?, ?)'),
@@ -95,6 +97,8 @@ export class KvEngine {
       putStats: db.prepare('INSERT OR REPLACE INTO region_stats (region_id, bytes, keys) VALUES (?, ?, ?)'),
       delStats: db.prepare('DELETE FROM region_stats WHERE region_id = ?'),
     };
+    this.mvcc = new MvccTables(db);
+    this.sizer = new RangeSizer(db);
     this.writeTxn = db.transaction((batch: KvWriteBatch) => this.applyOps(batch));
 
     // Restart: live Regions' ranges and their persisted stats.
@@ -115,9 +119,9 @@ export class KvEngine {
   static open(options: KvEngineOptions): KvEngine {
     const file = path.resolve(options.path);
     let integrity: IntegrityReport | undefined;
-    const check = { fullMaxBytes: options.integrityFullMaxBytes ?? DEFAULT_INTEGRITY_FULL_MAX_BYTES, bulkTables: ['kv'] };
+    const check = { fullMaxBytes: options.integrityFullMaxBytes ?? DEFAULT_INTEGRITY_FULL_MAX_BYTES, bulkTables: ['kv', 'txn_write', 'txn_data'] };
     const durability = options.durability ?? 'full';
-    const db = openDatabase({ file, engine: KV_ENGINE_NAME, formatVersion: KV_FORMAT_VERSION, schema: KV_SCHEMA, durability, check, onChecked: (r) => (integrity = r) });
+    const db = openDatabase({ file, engine: KV_ENGINE_NAME, formatVersion: KV_FORMAT_VERSION, schema: KV_SCHEMA, migrate: migrateKv, durability, check, onChecked: (r) => (integrity = r) });
     try {
       const engine = new KvEngine(db, file, options);
       engine.integrity = integrity;
@@ -148,7 +152,13 @@ export class KvEngine {
           this.tracker.onDelete(op.key, olds[i]!);
           break;
         case 'deleteRange':
+        case 'deleteRegionData':
           this.tracker.onDeleteRange(op.start, op.end);
+          break;
+        case 'mvcc':
+          // Versions only grow until GC; locks come and go within a transaction and are not counted.
+          if (op.op.t === 'putWrite') this.tracker.onGrow(op.op.write.key, op.op.write.key.length + 16 + (op.op.write.shortValue?.length ?? 0), op.op.write.kind === 'put');
+          else if (op.op.t === 'putData') this.tracker.onGrow(op.op.data.key, op.op.data.key.length + 8 + op.op.data.value.length, false);
           break;
         case 'regionState':
           this.trackRegion(op.regionId, op.state);
@@ -162,9 +172,10 @@ export class KvEngine {
   }
 
   /**
-   * ingestSnapshot replaces a Region's data by a snapshot's pairs atomically:
-   * clears [start, end), inserts the pairs (which must lie in the range) and
-   * writes both states, in one transaction.
+   * ingestSnapshot replaces a Region's data by a snapshot's pairs and
+   * transactional rows atomically: clears [start, end) in all four tables,
+   * inserts the rows (which must lie in the range) and writes both states,
+   * in one transaction.
    */
   ingestSnapshot(
     regionId: number,
@@ -173,18 +184,24 @@ export class KvEngine {
     pairs: Iterable<KvPair>,
     applyState: ApplyState,
     regionState: RegionLocalState,
+    txn?: TxnRows,
   ): void {
     this.checkOpen('ingestSnapshot');
     let bytes = 0;
     let keys = 0;
+    const inRange = (k: Uint8Array): boolean => compareKeys(k, start) >= 0 && (end.length === 0 || compareKeys(k, end) < 0);
     this.db.transaction(() => {
-      if (end.length === 0) this.s.delRangeOpen.run(start);
-      else this.s.delRangeBounded.run(start, end);
+      this.deleteRegionData(start, end);
       for (const [k, v] of pairs) {
-        assert(compareKeys(k, start) >= 0 && (end.length === 0 || compareKeys(k, end) < 0), `snapshot pair outside region ${regionId}'s range`);
+        assert(inRange(k), `snapshot pair outside region ${regionId}'s range`);
         this.s.put.run(k, v);
         bytes += k.length + v.length;
         keys++;
+      }
+      if (txn !== undefined) {
+        const t = ingestTxnRows(this.mvcc, regionId, txn, inRange);
+        bytes += t.bytes;
+        keys += t.keys;
       }
       this.putApplyState(regionId, applyState);
       this.putRegionState(regionId, regionState);
@@ -256,9 +273,15 @@ export class KvEngine {
 
   /** snapshotRange reads all pairs of [start, end) inside one read transaction. */
   snapshotRange(start: Uint8Array, end: Uint8Array): KvPair[] {
+    return this.snapshotRangeData(start, end).pairs;
+  }
+
+  /** snapshotRangeData reads all raw pairs and transactional rows of [start, end) inside one read transaction. */
+  snapshotRangeData(start: Uint8Array, end: Uint8Array): { pairs: KvPair[]; txn: TxnRows } {
     const snap = this.snapshotRegion(0, start, end);
     try {
-      return [...snap.pairs()];
+      const txn = snap.txnRows();
+      return { pairs: [...snap.pairs()], txn };
     } finally {
       snap.close();
     }
@@ -278,7 +301,7 @@ export class KvEngine {
     if (range === undefined) return undefined;
     let s = this.tracker.get(regionId);
     if (s === undefined) {
-      s = this.countRange(range.start, range.end).stats;
+      s = this.sizer.count(range.start, range.end);
       this.tracker.load(regionId, s);
       this.tracker.dirty.add(regionId);
     }
@@ -296,30 +319,13 @@ export class KvEngine {
    */
   approximateSplitKey(start: Uint8Array, end: Uint8Array): { key: Buffer | undefined; stats: RegionStats } {
     this.checkOpen('approximateSplitKey');
-    const { stats } = this.countRange(start, end);
+    const stats = this.sizer.count(start, end);
     const exact = this.tracker.regionWithRange(start, end);
     if (exact !== undefined) {
       this.tracker.load(exact, stats);
       this.tracker.dirty.add(exact);
     }
-    return { key: stats.keys < 2 ? undefined : this.middleKey(start, end, stats), stats };
-  }
-
-  /** middleKey returns the first key (after the first) at which the running size passes half of stats.bytes. */
-  private middleKey(start: Uint8Array, end: Uint8Array, stats: RegionStats): Buffer | undefined {
-    const half = stats.bytes / 2;
-    let acc = 0;
-    let first = true;
-    const it = (end.length === 0 ? this.s.sizeOpen.iterate(start) : this.s.sizeBounded.iterate(start, end)) as IterableIterator<[Buffer, number]>;
-    for (const [key, size] of it) {
-      if (!first && acc + size > half) {
-        it.return?.();
-        return key;
-      }
-      first = false;
-      acc += size;
-    }
-    return undefined;
+    return { key: stats.keys < 2 ? undefined : this.sizer.middleKey(start, end, stats), stats };
   }
 
   // -------------------------------------------------------------- lifecycle
@@ -387,6 +393,12 @@ export class KvEngine {
           if (op.end.length === 0) s.delRangeOpen.run(op.start);
           else s.delRangeBounded.run(op.start, op.end);
           break;
+        case 'deleteRegionData':
+          this.deleteRegionData(op.start, op.end);
+          break;
+        case 'mvcc':
+          this.mvcc.apply(op.op);
+          break;
         case 'applyState':
           this.putApplyState(op.regionId, op.state);
           break;
@@ -395,6 +407,13 @@ export class KvEngine {
           break;
       }
     }
+  }
+
+  /** deleteRegionData clears [start, end) in the raw and the transactional tables. */
+  private deleteRegionData(start: Uint8Array, end: Uint8Array): void {
+    if (end.length === 0) this.s.delRangeOpen.run(start);
+    else this.s.delRangeBounded.run(start, end);
+    this.mvcc.deleteRange(start, end);
   }
 
   private putApplyState(regionId: number, a: ApplyState): void {
@@ -418,17 +437,6 @@ export class KvEngine {
     }
     this.tracker.dirty.clear();
     this.lastStatsPersist = this.now();
-  }
-
-  private countRange(start: Uint8Array, end: Uint8Array): { stats: RegionStats } {
-    let bytes = 0;
-    let keys = 0;
-    const it = (end.length === 0 ? this.s.sizeOpen.iterate(start) : this.s.sizeBounded.iterate(start, end)) as IterableIterator<[Buffer, number]>;
-    for (const [, size] of it) {
-      bytes += size;
-      keys++;
-    }
-    return { stats: { bytes, keys } };
   }
 
   private checkOpen(what: string): void {

@@ -4,7 +4,10 @@
 //   snapshot.ts      KvSnapshot: point-in-time read of one Region (own connection, one read txn)
 //   region-stats.ts  RegionStatsTracker: approximate size / keys per Region, kept on write
 //   types.ts         ApplyState, RegionLocalState, PeerState, StoredRegion, KvPair, RegionStats
-//   schema.ts        tables and format version
+//   schema.ts        tables and format version (2: the transactional tables; a version-1 file is upgraded on open)
+//   range-size.ts    RangeSizer: per-key sizes over all four tables (split check, recount)
+//   mvcc/            the transactional keyspace: schema (three tables), tables (statements),
+//                    overlay (an apply round's view), percolator (commands at apply), reader (snapshot reads)
 //   sqlite-open.ts   open/create with format checks and the integrity check (the log engine's helper)
 //   errors.ts        StorageFormatError, StorageCorruptError, StorageOpenError, StorageFaultError, EngineClosedError
 export { KvEngine, MAX_SCAN_LIMIT } from './engine';
@@ -16,3 +19,11 @@ export type { ApplyState, KvPair, PeerState, RegionLocalState, RegionStats, Stor
 export { StorageFormatError, StorageCorruptError, StorageOpenError, StorageFaultError, EngineClosedError } from './errors';
 export type { Durability, IntegrityReport } from './sqlite-open';
 export { KV_FORMAT_VERSION } from './schema';
+export { MvccTables } from './mvcc/tables';
+export { MvccOverlay } from './mvcc/overlay';
+export type { MvccRead, MvccView } from './mvcc/overlay';
+export { applyTxnCommand, physicalMs, MAX_VERSIONS_SCANNED } from './mvcc/percolator';
+export { snapshotGet, snapshotScan } from './mvcc/reader';
+export type { SnapshotRead } from './mvcc/reader';
+export { SHORT_VALUE_MAX } from './mvcc/schema';
+export type { DataRow, LockRow, LockKind, MvccOp, TxnRows, WriteKind, WriteRow } from './mvcc/schema';

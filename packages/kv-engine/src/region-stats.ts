@@ -73,6 +73,14 @@ export class RegionStatsTracker {
     }
   }
 
+  /** onGrow accounts bytes added under key (a transactional version), one more key when newKey. */
+  onGrow(key: Uint8Array, bytes: number, newKey: boolean): void {
+    const s = this.statsFor(key);
+    if (s === undefined) return;
+    s.bytes += bytes;
+    if (newKey) s.keys += 1;
+  }
+
   /** onDelete accounts a delete that removed a value of oldValueBytes, or nothing when it is -1 (the key was absent). */
   onDelete(key: Uint8Array, oldValueBytes: number): void {
     if (oldValueBytes < 0) return;

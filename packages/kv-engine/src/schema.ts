@@ -1,4 +1,6 @@
-// schema: the tables of the KV engine's database (format version 1).
+import { TXN_SCHEMA } from './mvcc/schema';
+
+// schema: the tables of the KV engine's database (format version 2).
 //
 // kv            the state machine: every Region's keys in one byte-ordered
 //               table (split and merge only change metadata).
@@ -8,11 +10,19 @@
 //               merge state.
 // region_stats  per Region: approximate size and key count, persisted now
 //               and then so a restart need not scan (approximate by design).
+// txn_data, txn_write, txn_lock  the transactional keyspace (mvcc/schema.ts),
+//               since version 2; a version-1 file gets them when opened.
 
 export const KV_ENGINE_NAME = 'flotilla-kv-engine';
-export const KV_FORMAT_VERSION = 1;
+export const KV_FORMAT_VERSION = 2;
 
-export const KV_SCHEMA = `
+/** migrateKv upgrades an older file in place (openDatabase runs it in one transaction with the version bump). */
+export function migrateKv(db: { exec(sql: string): unknown }, fromVersion: number): void {
+  if (fromVersion < 2) db.exec(TXN_SCHEMA);
+}
+
+export const KV_SCHEMA =
+  `
 CREATE TABLE kv (
   key BLOB PRIMARY KEY,
   value BLOB NOT NULL
@@ -34,4 +44,4 @@ CREATE TABLE region_stats (
   bytes INTEGER NOT NULL,
   keys INTEGER NOT NULL
 );
-`;
+` + TXN_SCHEMA;

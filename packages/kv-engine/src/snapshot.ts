@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { decodeRegionState } from './region-codec';
 import type { ApplyState, KvPair, RegionLocalState } from './types';
+import type { TxnRows } from './mvcc/schema';
+import { readTxnRows } from './mvcc/tables';
 
 /**
  * KvSnapshot is a point-in-time read of one Region, for raft snapshots: it
@@ -69,6 +71,13 @@ export class KvSnapshot {
       bytes += n.value[0].length + n.value[1].length;
     }
     return out;
+  }
+
+  /** txnRows reads the range's transactional rows (locks, write records, long values) in the same read transaction. */
+  txnRows(): TxnRows {
+    const db = this.db;
+    if (db === undefined) throw new Error(`snapshot of region ${this.regionId} is closed`);
+    return readTxnRows(db, this.start, this.end);
   }
 
   /** close ends the read transaction and the connection. */

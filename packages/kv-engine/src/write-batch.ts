@@ -1,4 +1,5 @@
 import type { ApplyState, RegionLocalState } from './types';
+import type { MvccOp } from './mvcc/schema';
 import { assert } from './errors';
 
 /** KvOp is one change of a KvWriteBatch; ops apply in order. */
@@ -6,6 +7,10 @@ export type KvOp =
   | { kind: 'put'; key: Uint8Array; value: Uint8Array }
   | { kind: 'delete'; key: Uint8Array }
   | { kind: 'deleteRange'; start: Uint8Array; end: Uint8Array }
+  /** deleteRegionData clears [start, end) in the raw AND the transactional tables (a removed Region's data). */
+  | { kind: 'deleteRegionData'; start: Uint8Array; end: Uint8Array }
+  /** mvcc: one change to the transactional tables (Percolator at apply). */
+  | { kind: 'mvcc'; op: MvccOp }
   | { kind: 'applyState'; regionId: number; state: ApplyState }
   | { kind: 'regionState'; regionId: number; state: RegionLocalState };
 
@@ -29,9 +34,18 @@ export class KvWriteBatch {
     return this.push({ kind: 'delete', key });
   }
 
-  /** deleteRange removes [start, end); an empty end means unbounded. */
+  /** deleteRange removes [start, end) of the raw keyspace; an empty end means unbounded. */
   deleteRange(start: Uint8Array, end: Uint8Array): this {
     return this.push({ kind: 'deleteRange', start, end });
+  }
+
+  /** deleteRegionData removes [start, end) from both keyspaces (raw and transactional); an empty end means unbounded. */
+  deleteRegionData(start: Uint8Array, end: Uint8Array): this {
+    return this.push({ kind: 'deleteRegionData', start, end });
+  }
+
+  mvcc(op: MvccOp): this {
+    return this.push({ kind: 'mvcc', op });
   }
 
   setApplyState(regionId: number, state: ApplyState): this {

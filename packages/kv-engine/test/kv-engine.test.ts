@@ -231,7 +231,7 @@ describe('KvEngine bad files', () => {
     const file = path.join(dir, 'x', 'y', 'kv.db');
     KvEngine.open({ path: file }).close();
     const db = new Database(file);
-    db.prepare("UPDATE meta SET value = 2 WHERE key = 'format_version'").run();
+    db.prepare("UPDATE meta SET value = 3 WHERE key = 'format_version'").run();
     db.close();
     let err: unknown;
     try {
@@ -240,7 +240,7 @@ describe('KvEngine bad files', () => {
       err = e;
     }
     expect((err as Error).name).toBe('StorageFormatError');
-    expect((err as Error).message).toMatch(/kv\.db: format version 2 is newer than this code supports \(1\)/);
+    expect((err as Error).message).toMatch(/kv\.db: format version 3 is newer than this code supports \(2\)/);
     const other = path.join(dir, 'log.db');
     const odb = new Database(other);
     odb.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY); INSERT INTO meta VALUES ('engine', 'flotilla-log-engine'), ('format_version', 1);");

@@ -34,6 +34,12 @@ export interface OpenSpec {
   check: IntegrityCheck | false;
   /** onChecked receives what the check did (the engines keep it for their host to log). */
   onChecked?: (report: IntegrityReport) => void;
+  /**
+   * migrate upgrades an existing file of an older format version in place
+   * (in one transaction with the version bump, before the integrity check);
+   * without it an older file is refused.
+   */
+  migrate?: (db: Database.Database, fromVersion: number) => void;
 }
 
 /**
@@ -155,7 +161,12 @@ function checkOrCreateMeta(db: Database.Database, file: string, spec: OpenSpec):
     );
   }
   if (version < spec.formatVersion) {
-    throw new StorageFormatError(file, `format version ${version} is older than ${spec.formatVersion} and no migration exists`);
+    const migrate = spec.migrate;
+    if (migrate === undefined || spec.readonly) throw new StorageFormatError(file, `format version ${version} is older than ${spec.formatVersion} and no migration exists`);
+    db.transaction(() => {
+      migrate(db, version);
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'format_version'").run(spec.formatVersion);
+    })();
   }
   return false;
 }

@@ -45,6 +45,8 @@ export interface RaftCmdRequest {
   admin?: AdminRequest;
   /** txn: a transactional command (txn.ts); set alone (writes empty, no admin). */
   txn?: TxnCommand;
+  /** onePcCommitTs: with a prewrite of onePc, the commit ts the leader took from the oracle after locking the keys in memory. */
+  onePcCommitTs?: bigint;
 }
 
 /** KvPair is a key and its value, as returned by reads. */

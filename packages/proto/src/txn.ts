@@ -66,7 +66,11 @@ export type KeyError =
 export type TxnStatus =
   | { status: 'locked'; lock: LockInfo }
   | { status: 'committed'; commitTs: Ts }
-  /** rolledBack: the primary's lock is gone (rolled back, expired and rolled back now, or never written and a rollback record now written). */
+  /**
+   * rolledBack: the primary's lock is gone (rolled back, expired and rolled back now, or never written and a rollback record now written).
+   * Asked with rollbackIfNotExist = false, action 'none' also answers "no lock and no record at all" (nothing written; TiKV's
+   * TxnNotFound): the prewrite may still arrive, so only an answer to rollbackIfNotExist = true is final.
+   */
   | { status: 'rolledBack'; action: 'none' | 'ttlExpireRollback' | 'lockNotExistRollback' };
 
 /**

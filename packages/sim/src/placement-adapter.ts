@@ -1,7 +1,10 @@
 import { decode, encode, type Region } from '@flotilla/proto';
-import { PlacementError, PlacementErrorCode, type RegionHeartbeat, type StoreMeta, type StoreStats } from '@flotilla/placement';
+import { composeTs, PlacementError, PlacementErrorCode, type RegionHeartbeat, type StoreMeta, type StoreStats } from '@flotilla/placement';
 import type { PlacementCluster } from '@flotilla/placement/internal';
 import type { PlacementApi } from '@flotilla/store';
+
+/** lastTimestamp: the last hybrid timestamp any InProcessPlacement handed out (one oracle per process). */
+let lastTimestamp = 0n;
 
 /**
  * InProcessPlacement is a PlacementApi that calls the placement state
@@ -68,6 +71,18 @@ export class InProcessPlacement implements PlacementApi {
   }
   async getClusterInfo() {
     return this.call<Awaited<ReturnType<NonNullable<PlacementApi['getClusterInfo']>>>>('getClusterInfo', {});
+  }
+  /**
+   * timestamp is a hybrid timestamp from one oracle shared by every adapter
+   * in the process (the simulation's clock, strictly increasing), as
+   * placement's TSO would give; it fails like every call while placement is down.
+   */
+  async timestamp(): Promise<bigint> {
+    if (this.closed) throw new PlacementError(PlacementErrorCode.Closed, 'placement client closed');
+    if (this.down()) throw new PlacementError(PlacementErrorCode.Timeout, 'placement unreachable (simulated crash)');
+    const now = composeTs(Date.now(), 0);
+    lastTimestamp = now > lastTimestamp ? now : lastTimestamp + 1n;
+    return lastTimestamp;
   }
   close(): void {
     this.closed = true;

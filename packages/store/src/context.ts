@@ -8,6 +8,7 @@ import type { PlacementApi, StateMachine } from './engines';
 import { StoreMetrics } from './metrics';
 import type { Peer } from './raft/peer';
 import { isDroppable, type PeerMsg } from './router/message';
+import { MemLockTable } from './mem-locks';
 import type { StoreStorageError } from './storage-fault';
 import { Tombstones } from './tombstones';
 
@@ -49,6 +50,8 @@ export class StoreContext {
   /** raftLoggerFor gives one peer's RawNode its logger (see the constructor). */
   readonly raftLoggerFor: (regionId: number) => RaftLogger;
   readonly metrics = new StoreMetrics();
+  /** memLocks: 1PC transactions' in-memory key locks on this store's leaders (mem-locks.ts; at most 16384 in flight). */
+  readonly memLocks = new MemLockTable(16_384);
   readonly now: () => number;
   /** monoNow: a monotonic clock for the leader lease (wall-clock steps must not stretch a lease). */
   readonly monoNow: () => number;

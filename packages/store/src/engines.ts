@@ -1,5 +1,6 @@
 import type { ConfState } from '@flotilla/raft-core';
 import type { KvPair, Region } from '@flotilla/proto';
+import type { MvccOp, MvccRead, SnapshotRead, TxnRows } from '@flotilla/kv-engine';
 
 // The store's view of its state-machine engine. The concrete engine is
 // @flotilla/kv-engine; this narrow interface is what apply, reads and
@@ -42,7 +43,12 @@ export interface MergeState {
 export interface KvBatch {
   put(key: Uint8Array, value: Uint8Array): void;
   delete(key: Uint8Array): void;
+  /** deleteRange removes [startKey, endKey) of the raw keyspace only (a client's deleteRange). */
   deleteRange(startKey: Uint8Array, endKey: Uint8Array): void;
+  /** deleteRegionData removes [startKey, endKey) of both keyspaces, raw and transactional (a removed Region's data). */
+  deleteRegionData(startKey: Uint8Array, endKey: Uint8Array): void;
+  /** mvcc carries one change to the transactional tables (Percolator at apply). */
+  mvcc(op: MvccOp): void;
   setApplyState(regionId: number, state: ApplyState): void;
   setRegionState(regionId: number, state: RegionLocalState): void;
   readonly isEmpty: boolean;
@@ -57,8 +63,15 @@ export interface StateMachine {
   scan(startKey: Uint8Array, endKey: Uint8Array, limit: number): KvPair[];
   /** snapshotRange reads a consistent point-in-time copy of the range. */
   snapshotRange(startKey: Uint8Array, endKey: Uint8Array): KvPair[];
-  /** ingestSnapshot replaces the range's data and writes the states, atomically. */
-  ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState): void;
+  /** snapshotRangeData reads the range's raw pairs and transactional rows in one point-in-time view (a Region snapshot). */
+  snapshotRangeData(startKey: Uint8Array, endKey: Uint8Array): { pairs: KvPair[]; txn: TxnRows };
+  /** ingestSnapshot replaces the range's data (both keyspaces) and writes the states, atomically. */
+  ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState, txn?: TxnRows): void;
+  /** mvccRead reads the committed transactional tables (the base under an apply round's MvccOverlay). */
+  readonly mvccRead: MvccRead;
+  /** snapshotGet / snapshotScan: snapshot reads of the transactional keyspace at ts (kv-engine mvcc/reader.ts). */
+  snapshotGet(keys: Uint8Array[], ts: bigint): SnapshotRead;
+  snapshotScan(startKey: Uint8Array, endKey: Uint8Array, limit: number, ts: bigint, keyOnly: boolean): SnapshotRead;
   loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[];
   applyState(regionId: number): ApplyState | undefined;
   approximateStats(regionId: number, startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number };
@@ -105,4 +118,5 @@ export type PlacementApi = Pick<
   | 'storeHeartbeat'
   | 'close'
 > &
-  Partial<Pick<import('@flotilla/placement').PlacementClient, 'getClusterInfo'>>;
+  // timestamp: the oracle's next timestamp, for a 1PC's commit ts (operation/txn.ts); without it a 1PC answers ServerIsBusy.
+  Partial<Pick<import('@flotilla/placement').PlacementClient, 'getClusterInfo' | 'timestamp'>>;

@@ -11,7 +11,8 @@ import { encodeCommand, err } from '../operation/command/command';
 import { propose } from '../operation/command/propose';
 import { maybeHibernate, wake } from '../operation/hibernate';
 import { checkStalePeer, destroyPeer, failMailbox } from '../operation/life';
-import { startRead } from '../operation/query';
+import { startRead, startTxnRead } from '../operation/query';
+import { proposeOnePc, startTxn } from '../operation/txn';
 
 /** LEADER_MISSING_ELECTIONS: a peer without a leader for this many election timeouts asks placement whether it is stale. */
 export const LEADER_MISSING_ELECTIONS = 10;
@@ -61,6 +62,8 @@ export function onPeerMsg(ctx: StoreContext, peer: Peer, m: PeerMsg): void {
       return;
     case 'proposeSplit':
       return onProposeSplit(ctx, peer, m);
+    case 'proposeOnePc':
+      return proposeOnePc(ctx, peer, m.req, m.commitTs, m.cb);
   }
 }
 
@@ -126,5 +129,9 @@ function onCommand(ctx: StoreContext, peer: Peer, req: ClientRequest, cb: Callba
       return void startSplit(ctx, peer, req.splitKeys, cb);
     case 'merge':
       return startMerge(ctx, peer, req.targetRegionId, cb);
+    case 'txn':
+      return startTxn(ctx, peer, req, cb);
+    case 'txnRead':
+      return startTxnRead(ctx, peer, req.read, cb);
   }
 }

@@ -1,5 +1,5 @@
 import { decode, encode, type KvPair, type Region } from '@flotilla/proto';
-import { KvEngine, KvWriteBatch, type KvPair as EnginePair } from '@flotilla/kv-engine';
+import { KvEngine, KvWriteBatch, snapshotGet, snapshotScan, type KvPair as EnginePair, type MvccOp, type MvccRead, type SnapshotRead, type TxnRows } from '@flotilla/kv-engine';
 import { asStorageFault, storageFaultKind } from '@flotilla/log-engine';
 import type { ConfState } from '@flotilla/raft-core';
 import type { ApplyState, KvBatch, MergeState, RegionLocalState, StateMachine } from '../engines';
@@ -28,6 +28,12 @@ class Batch implements KvBatch {
   }
   deleteRange(startKey: Uint8Array, endKey: Uint8Array): void {
     this.b.deleteRange(startKey, endKey);
+  }
+  deleteRegionData(startKey: Uint8Array, endKey: Uint8Array): void {
+    this.b.deleteRegionData(startKey, endKey);
+  }
+  mvcc(op: MvccOp): void {
+    this.b.mvcc(op);
   }
   setApplyState(regionId: number, s: ApplyState): void {
     this.appliedRegions.push(regionId);
@@ -58,6 +64,20 @@ function fromEngine(file: string, regionId: number, s: { region: Region; state: 
 }
 
 const pairOut = ([key, value]: EnginePair): KvPair => ({ key, value });
+
+/**
+ * reviveTxnRows restores a snapshot's transactional rows after msgpack: a
+ * timestamp below 2^53 decodes as a number (proto's codec), the tables take
+ * bigint; bytes decode as Buffer already.
+ */
+function reviveTxnRows(t: TxnRows): TxnRows {
+  const ts = (v: unknown): bigint => BigInt(v as number | bigint);
+  return {
+    locks: t.locks.map((l) => ({ ...l, startTs: ts(l.startTs), minCommitTs: ts(l.minCommitTs), value: l.value ?? null })),
+    writes: t.writes.map((w) => ({ ...w, commitTs: ts(w.commitTs), startTs: ts(w.startTs), shortValue: w.shortValue ?? null })),
+    data: t.data.map((d) => ({ ...d, startTs: ts(d.startTs) })),
+  };
+}
 
 /**
  * KvEngineStateMachine adapts @flotilla/kv-engine (format checks, typed open
@@ -126,12 +146,29 @@ export class KvEngineStateMachine implements StateMachine {
   snapshotRange(startKey: Uint8Array, endKey: Uint8Array): KvPair[] {
     return this.guard('kv snapshot read', () => this.engine.snapshotRange(startKey, endKey).map(pairOut));
   }
-  ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState): void {
+  snapshotRangeData(startKey: Uint8Array, endKey: Uint8Array): { pairs: KvPair[]; txn: TxnRows } {
+    const d = this.guard('kv snapshot read', () => this.engine.snapshotRangeData(startKey, endKey));
+    return { pairs: d.pairs.map(pairOut), txn: d.txn };
+  }
+  /** mvccRead: the committed transactional tables, storage faults typed like every other read. */
+  readonly mvccRead: MvccRead = {
+    lock: (key) => this.guard('kv txn read', () => this.engine.mvcc.lock(key)),
+    writesFrom: (key, fromTs, limit) => this.guard('kv txn read', () => this.engine.mvcc.writesFrom(key, fromTs, limit)),
+    locksInRange: (start, end) => this.guard('kv txn read', () => this.engine.mvcc.locksInRange(start, end)),
+  };
+  snapshotGet(keys: Uint8Array[], ts: bigint): SnapshotRead {
+    return this.guard('kv txn read', () => snapshotGet(this.engine.mvcc, keys, ts));
+  }
+  snapshotScan(startKey: Uint8Array, endKey: Uint8Array, limit: number, ts: bigint, keyOnly: boolean): SnapshotRead {
+    return this.guard('kv txn scan', () => snapshotScan(this.engine.mvcc, startKey, endKey, limit, ts, keyOnly));
+  }
+  ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState, txn?: TxnRows): void {
     const enginePairs = pairs.map((p): EnginePair => [p.key, p.value]);
     const engineApply = { appliedIndex: apply.appliedIndex, truncatedIndex: apply.truncatedIndex, truncatedTerm: apply.truncatedTerm };
     this.willChange(regionId);
     this.unsyncedWrites = true;
-    this.guard('kv snapshot ingest', () => this.engine.ingestSnapshot(regionId, startKey, endKey, enginePairs, engineApply, toEngine(region)));
+    const rows = txn === undefined ? undefined : reviveTxnRows(txn);
+    this.guard('kv snapshot ingest', () => this.engine.ingestSnapshot(regionId, startKey, endKey, enginePairs, engineApply, toEngine(region), rows));
   }
   loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[] {
     return this.guard('kv region states read', () => this.engine.loadRegionStates()).map((r) => {

@@ -173,7 +173,7 @@ export function destroyPeer(ctx: StoreContext, peer: Peer, cleanData: boolean, t
     if (cleanData) {
       let overlapped = false;
       for (const p of ctx.peers.values()) if (p.initialized && rangesOverlap(p.region.startKey, p.region.endKey, peer.region.startKey, peer.region.endKey)) overlapped = true;
-      if (!overlapped) b.deleteRange(peer.region.startKey, peer.region.endKey);
+      if (!overlapped) b.deleteRegionData(peer.region.startKey, peer.region.endKey);
     }
     b.setRegionState(peer.regionId, { region: peer.region, state: 'tombstone', confState: peer.confState, tombstonePeerId: peer.peerId });
     ctx.sm.write(b);
@@ -198,7 +198,7 @@ export function destroyPeer(ctx: StoreContext, peer: Peer, cleanData: boolean, t
 
 /** failMailbox answers the messages that carry a callback (they must not be lost) of a peer that will not handle them. */
 export function failMailbox(msgs: PeerMsg[], result: CommandResult): void {
-  for (const m of msgs) if (m.kind === 'command' || m.kind === 'proposeSplit') m.cb(result);
+  for (const m of msgs) if (m.kind === 'command' || m.kind === 'proposeSplit' || m.kind === 'proposeOnePc') m.cb(result);
 }
 
 /**

@@ -1,8 +1,9 @@
-import { compareEndKeys, compareKeys, keyInRegion, type KvRead } from '@flotilla/proto';
+import { compareEndKeys, compareKeys, keyInRegion, type KvRead, type TxnRead } from '@flotilla/proto';
 import type { StoreContext } from '../context';
 import type { Peer } from '../raft/peer';
 import type { Callback, CommandResult } from '../raft/proposal';
 import { err } from './command/command';
+import { execTxnRead, memLockBlocking, memLockError, MEM_LOCK_WAIT_MS } from './txn-read';
 
 /**
  * LEASE_DRIFT_MARGIN: the leader lease is this fraction shorter than the
@@ -35,6 +36,40 @@ export const LEASE_DRIFT_MARGIN = 0.2;
 export function startRead(ctx: StoreContext, peer: Peer, read: KvRead, cb: Callback): void {
   const keys = read.type === 'get' ? [read.key] : read.type === 'batchGet' ? read.keys : [];
   for (const k of keys) if (!keyInRegion(k, peer.region)) return cb(err.keyNotInRegion(k, peer.region));
+  queueRead(ctx, peer, cb, () => {
+    cb(execRead(ctx, peer, read));
+    return true;
+  });
+}
+
+/**
+ * startTxnRead serves a snapshot read of the transactional keyspace on the
+ * same path as a raw read (ReadIndex or lease, the pending-read queue, the
+ * epoch check). At serve time a 1PC memory lock of start_ts <= ts on a key
+ * the read covers makes it wait (operation/txn.ts says why that keeps it
+ * sound); a read that waited MEM_LOCK_WAIT_MS answers KeyIsLocked instead,
+ * which the reader resolves through the primary like any lock.
+ */
+export function startTxnRead(ctx: StoreContext, peer: Peer, read: TxnRead, cb: Callback): void {
+  const keys = read.type === 'get' ? [read.key] : read.type === 'batchGet' ? read.keys : [];
+  for (const k of keys) if (!keyInRegion(k, peer.region)) return cb(err.keyNotInRegion(k, peer.region));
+  let blockedSince: number | undefined;
+  queueRead(ctx, peer, cb, () => {
+    const m = memLockBlocking(ctx, peer, read);
+    if (m !== undefined) {
+      const now = ctx.monoNow();
+      blockedSince ??= now;
+      if (now - blockedSince < MEM_LOCK_WAIT_MS) return false;
+      cb(memLockError(m));
+      return true;
+    }
+    cb(execTxnRead(ctx, peer, read));
+    return true;
+  });
+}
+
+/** queueRead puts a read in the peer's pending-read queue behind a ReadIndex round (or serves it under the lease). */
+function queueRead(ctx: StoreContext, peer: Peer, cb: Callback, exec: () => boolean): void {
   if (peer.reads.length >= ctx.config.maxPendingReadsPerPeer) return cb(err.busy('too many pending reads for this region'));
   const ctxBytes = new Uint8Array(8);
   new DataView(ctxBytes.buffer).setFloat64(0, ++ctx.readCtxSeq);
@@ -47,8 +82,11 @@ export function startRead(ctx: StoreContext, peer: Peer, read: KvRead, cb: Callb
     startedTick: peer.ticks,
     issuedAtMs: ctx.monoNow(),
     serve: () => {
-      if (peer.region.epoch.version !== version) return cb(err.epochNotMatch([peer.region]));
-      cb(execRead(ctx, peer, read));
+      if (peer.region.epoch.version !== version) {
+        cb(err.epochNotMatch([peer.region]));
+        return true;
+      }
+      return exec();
     },
     fail: (leader) => cb(err.notLeader(peer.regionId, leader)),
   });
@@ -133,8 +171,7 @@ export function serveReads(peer: Peer): void {
   const applied = peer.apply.appliedIndex;
   const keep = [];
   for (const w of peer.reads) {
-    if (w.index !== 0 && w.index <= applied) w.serve();
-    else keep.push(w);
+    if (w.index === 0 || w.index > applied || w.serve() === false) keep.push(w);
   }
   peer.reads = keep;
 }

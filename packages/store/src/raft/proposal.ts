@@ -1,8 +1,8 @@
-import type { CasResult, KvPair, Peer as PeerMeta, Region, RegionError } from '@flotilla/proto';
+import type { CasResult, KvPair, Peer as PeerMeta, Region, RegionError, TxnResult } from '@flotilla/proto';
 
 /** CommandResult is what an applied (or rejected) command answers. */
 export type CommandResult =
-  | { ok: true; value?: Uint8Array | null; values?: (Uint8Array | null)[]; pairs?: KvPair[]; cas?: CasResult[]; regions?: Region[] }
+  | { ok: true; value?: Uint8Array | null; values?: (Uint8Array | null)[]; pairs?: KvPair[]; cas?: CasResult[]; regions?: Region[]; txn?: TxnResult }
   | { ok: false; error: RegionError };
 
 export type Callback = (result: CommandResult) => void;
@@ -21,7 +21,8 @@ export interface ReadWaiter {
   ctx: string;
   /** index is set once raft returned the read index. */
   index: number;
-  serve: () => void;
+  /** serve answers the read; false keeps it waiting (a snapshot read meeting a 1PC's memory lock) until the next serveReads or expiry. */
+  serve: () => boolean | void;
   fail: (leader?: PeerMeta) => void;
   startedTick: number;
   /** issuedAtMs: the store's clock when the ReadIndex was asked for; a confirmed round renews the lease from it. */

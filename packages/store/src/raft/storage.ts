@@ -1,5 +1,6 @@
 import type { ConfState, Entry, HardState, RaftState, Snapshot, Storage } from '@flotilla/raft-core';
 import { encode, type Region } from '@flotilla/proto';
+import type { TxnRows } from '@flotilla/kv-engine';
 import type { ApplyState, MergeState, StateMachine } from '../engines';
 
 /** RAFT_INIT_LOG_INDEX / TERM: where a bootstrapped or split Region's log starts (TiKV uses 5). */
@@ -13,6 +14,8 @@ export interface SnapshotPayload {
   /** merge: the Region's prepared merge, if it is merging (replicas must agree on it). */
   merge?: MergeState;
   pairs: { key: Uint8Array; value: Uint8Array }[];
+  /** txn: the range's transactional rows (locks, write records, long values), absent when there are none. */
+  txn?: TxnRows;
 }
 
 export function confStateFromRegion(region: Region): ConfState {
@@ -80,8 +83,9 @@ export interface SnapshotSource {
  * data and the (index, term) it is labelled with always agree.
  */
 export function generateSnapshot(sm: StateMachine, peer: SnapshotSource): Snapshot {
-  const pairs = sm.snapshotRange(peer.region.startKey, peer.region.endKey);
+  const { pairs, txn } = sm.snapshotRangeData(peer.region.startKey, peer.region.endKey);
   const payload: SnapshotPayload = { region: peer.region, confState: peer.confState, pairs };
+  if (txn.locks.length + txn.writes.length + txn.data.length > 0) payload.txn = txn;
   if (peer.mergeState) payload.merge = peer.mergeState;
   return {
     data: encode(payload),

@@ -46,7 +46,13 @@ export type PeerMsg =
    * proposeSplit: placement allocated IDs for a split this leader asked for.
    * Must not be lost: the split's callback is answered only from here.
    */
-  | { kind: 'proposeSplit'; epochVersion: number; keys: Uint8Array[]; ids: { newRegionId: number; newPeerIds: number[] }[]; cb: Callback };
+  | { kind: 'proposeSplit'; epochVersion: number; keys: Uint8Array[]; ids: { newRegionId: number; newPeerIds: number[] }[]; cb: Callback }
+  /**
+   * proposeOnePc: the oracle answered a 1PC prewrite's commit ts; propose it
+   * (operation/txn.ts). Must not be lost: its callback releases the
+   * transaction's memory locks.
+   */
+  | { kind: 'proposeOnePc'; req: Extract<ClientRequest, { op: 'txn' }>; commitTs: bigint; cb: Callback };
 
 /** PeerMsgKind names each variant (for metrics and logs). */
 export type PeerMsgKind = PeerMsg['kind'];
@@ -69,6 +75,7 @@ export function isDroppable(m: PeerMsg): boolean {
     case 'snapshotStatus':
     case 'destroy':
     case 'proposeSplit':
+    case 'proposeOnePc':
       return false;
   }
 }

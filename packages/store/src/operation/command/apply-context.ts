@@ -1,5 +1,6 @@
 import type { Entry } from '@flotilla/raft-core';
 import type { Peer as PeerMeta, RaftCmdRequest, Region } from '@flotilla/proto';
+import { MvccOverlay } from '@flotilla/kv-engine';
 import type { KvBatch, StateMachine } from '../../engines';
 import type { Peer } from '../../raft/peer';
 import type { CommandResult } from '../../raft/proposal';
@@ -15,6 +16,7 @@ export class ApplyBatch {
   batch: KvBatch;
   private overlay = new Map<string, Uint8Array | null>();
   private hasRangeDelete = false;
+  private mvccOverlay: MvccOverlay | undefined;
   flushes = 0;
   constructor(private readonly sm: StateMachine) {
     this.batch = sm.newBatch();
@@ -31,6 +33,11 @@ export class ApplyBatch {
     this.batch.deleteRange(start, end);
     this.hasRangeDelete = true;
   }
+  /** mvcc is the round's view of the transactional tables: committed rows plus this round's writes (kv-engine mvcc/overlay.ts). */
+  get mvcc(): MvccOverlay {
+    this.mvccOverlay ??= new MvccOverlay(this.sm.mvccRead, (op) => this.batch.mvcc(op));
+    return this.mvccOverlay;
+  }
   get(key: Uint8Array): Uint8Array | null {
     const o = this.overlay.get(hexKey(key));
     if (o !== undefined) return o;
@@ -42,6 +49,7 @@ export class ApplyBatch {
     if (!this.batch.isEmpty) this.sm.write(this.batch);
     this.batch = this.sm.newBatch();
     this.overlay.clear();
+    this.mvccOverlay = undefined;
     this.hasRangeDelete = false;
     this.flushes++;
   }

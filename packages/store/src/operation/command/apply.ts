@@ -1,5 +1,6 @@
 import { EntryType, type Entry } from '@flotilla/raft-core';
-import { compareKeys, keyInRegion, type AdminRequest, type CasResult, type KvWrite, type RaftCmdRequest, type Region } from '@flotilla/proto';
+import { compareKeys, keyInRegion, type AdminRequest, type CasResult, type KvWrite, type RaftCmdRequest, type Region, type TxnCommand } from '@flotilla/proto';
+import { applyTxnCommand } from '@flotilla/kv-engine';
 import type { Peer } from '../../raft/peer';
 import type { CommandResult } from '../../raft/proposal';
 import { applyCompactLog } from './admin/compact-log';
@@ -43,6 +44,7 @@ function applyNormal(peer: Peer, e: Entry, ctx: ApplyContext): CommandResult {
   if (peer.mergeState) return err.epochNotMatch([peer.region]);
   const stale = checkEpoch(peer, cmd, true, false);
   if (stale) return stale;
+  if (cmd.txn) return applyTxn(peer, cmd, cmd.txn, ctx);
   for (const w of cmd.writes) {
     const bad = writeOutsideRegion(w, peer.region);
     if (bad) return err.keyNotInRegion(bad, peer.region);
@@ -74,6 +76,17 @@ function applyNormal(peer: Peer, e: Entry, ctx: ApplyContext): CommandResult {
     }
   }
   return casResults.length > 0 ? { ok: true, cas: casResults } : { ok: true };
+}
+
+/**
+ * applyTxn runs a Percolator command over the round's MVCC view (the
+ * committed tables plus this round's earlier writes), so its rows commit in
+ * the round's one KV transaction with the apply state. The keys were checked
+ * against the Region at proposal; the epoch check above makes that hold here.
+ */
+function applyTxn(peer: Peer, cmd: RaftCmdRequest, txn: TxnCommand, ctx: ApplyContext): CommandResult {
+  if (txn.type === 'prewrite' && txn.onePc === true && cmd.onePcCommitTs === undefined) return err.invalid('a one-phase prewrite entry without its commit ts');
+  return { ok: true, txn: applyTxnCommand(ctx.batch.mvcc, txn, peer.region, txn.type === 'prewrite' ? cmd.onePcCommitTs : undefined) };
 }
 
 function writeOutsideRegion(w: KvWrite, region: Region): Uint8Array | undefined {

@@ -1,7 +1,8 @@
 import { decode, encode, parseWith, type Peer as PeerMeta, type RaftCmdRequest, type Region } from '@flotilla/proto';
 import { z } from 'zod';
-import { adminRequestSchema, kvWriteSchema, requestHeaderSchema } from '@flotilla/proto';
+import { adminRequestSchema, kvWriteSchema, requestHeaderSchema, tsSchema, txnCommandSchema } from '@flotilla/proto';
 import type { CommandResult } from '../../raft/proposal';
+import { gcCommandSchema } from '../../gc/command';
 
 export type { CommandResult, Callback } from '../../raft/proposal';
 
@@ -9,6 +10,9 @@ const raftCmdSchema = z.object({
   header: requestHeaderSchema,
   writes: z.array(kvWriteSchema),
   admin: adminRequestSchema.optional(),
+  txn: txnCommandSchema.optional(),
+  onePcCommitTs: tsSchema.optional(),
+  gc: gcCommandSchema.optional(),
 });
 
 export function encodeCommand(cmd: RaftCmdRequest): Uint8Array {

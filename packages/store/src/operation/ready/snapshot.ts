@@ -29,7 +29,7 @@ export function applySnapshot(ctx: StoreContext, peer: Peer, rd: Ready, logBatch
   peer.mergeState = payload.merge ?? undefined;
   peer.region = region;
   peer.confState = confState;
-  ctx.sm.ingestSnapshot(peer.regionId, region.startKey, region.endKey, payload.pairs, apply, { ...peer.localState(), region, confState });
+  ctx.sm.ingestSnapshot(peer.regionId, region.startKey, region.endKey, payload.pairs, apply, { ...peer.localState(), region, confState }, payload.txn);
   peer.apply = apply;
   peer.initialized = true;
   logBatch.applySnapshotMeta(peer.regionId, index, term, confState);
