@@ -11,11 +11,28 @@ import { LIMITS, compareKeys } from '@flotilla/proto';
 // Keys and values are raw bytes in standard base64 (RFC 4648 §4, padded), so
 // any byte string round-trips exactly; the trailer makes a truncated file
 // detectable. A reader refuses any version it does not know.
+//
+// Version 2 is a backup of the transactional keyspace at one timestamp
+// (`flotilla backup --ts`): the header adds the keyspace and the read ts
+// (a decimal string: it exceeds a JSON number's exact range), the lines are
+// the same. A version-1 file is the raw keyspace, as before.
+//
+//   {"format":"flotilla-backup","version":2,"createdAt":"...","keyspace":"txn","ts":"470861546608132096"}
 
 /** BACKUP_FORMAT names the file kind in the header line. */
 export const BACKUP_FORMAT = 'flotilla-backup';
-/** BACKUP_VERSION: the one version this build writes and reads. */
+/** BACKUP_VERSION: the raw keyspace's version (what `flotilla backup` writes). */
 export const BACKUP_VERSION = 1;
+/** TXN_BACKUP_VERSION: a transactional keyspace snapshot at one timestamp (`flotilla backup --ts`). */
+export const TXN_BACKUP_VERSION = 2;
+
+/** BackupHeader: what line 1 says. keyspace 'txn' comes with the ts the snapshot was read at. */
+export interface BackupHeader {
+  version: number;
+  createdAt: string;
+  keyspace: 'raw' | 'txn';
+  ts?: bigint;
+}
 /** MAX_LINE_BYTES bounds one line: the largest pair in base64 (4/3 of key + value limits) plus the JSON around it. */
 export const MAX_LINE_BYTES = Math.ceil(((LIMITS.maxKeyBytes + LIMITS.maxValueBytes) * 4) / 3) + 1024;
 
@@ -40,8 +57,9 @@ export interface BackupTotals {
 
 const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 
-export function headerLine(createdAt: Date): string {
-  return JSON.stringify({ format: BACKUP_FORMAT, version: BACKUP_VERSION, createdAt: createdAt.toISOString() }) + '\n';
+export function headerLine(createdAt: Date, txnTs?: bigint): string {
+  if (txnTs === undefined) return JSON.stringify({ format: BACKUP_FORMAT, version: BACKUP_VERSION, createdAt: createdAt.toISOString() }) + '\n';
+  return JSON.stringify({ format: BACKUP_FORMAT, version: TXN_BACKUP_VERSION, createdAt: createdAt.toISOString(), keyspace: 'txn', ts: txnTs.toString() }) + '\n';
 }
 
 export function pairLine(p: BackupPair): string {
@@ -72,7 +90,7 @@ function parseObject(line: string, where: string): Record<string, unknown> {
 }
 
 /** checkHeader reads line 1: a flotilla backup of a version this build knows, or a clear refusal. */
-export function checkHeader(line: string, source: string): { version: number; createdAt: string } {
+export function checkHeader(line: string, source: string): BackupHeader {
   let h: Record<string, unknown>;
   try {
     h = parseObject(line, `${source}:1`);
@@ -80,10 +98,16 @@ export function checkHeader(line: string, source: string): { version: number; cr
     throw new BackupFormatError(`${source}: not a flotilla backup (line 1 is not the JSON header {"format":"${BACKUP_FORMAT}",...})`);
   }
   if (h['format'] !== BACKUP_FORMAT) throw new BackupFormatError(`${source}: not a flotilla backup (line 1 has format ${JSON.stringify(h['format'])}, expected "${BACKUP_FORMAT}")`);
-  if (h['version'] !== BACKUP_VERSION) {
-    throw new BackupFormatError(`${source}: backup format version ${JSON.stringify(h['version'])} is not supported; this flotilla reads version ${BACKUP_VERSION} only (restore with the flotilla release that wrote the file, or a newer one)`);
+  if (h['version'] !== BACKUP_VERSION && h['version'] !== TXN_BACKUP_VERSION) {
+    throw new BackupFormatError(`${source}: backup format version ${JSON.stringify(h['version'])} is not supported; this flotilla reads versions ${BACKUP_VERSION} and ${TXN_BACKUP_VERSION} only (restore with the flotilla release that wrote the file, or a newer one)`);
   }
-  return { version: BACKUP_VERSION, createdAt: typeof h['createdAt'] === 'string' ? h['createdAt'] : '' };
+  const createdAt = typeof h['createdAt'] === 'string' ? h['createdAt'] : '';
+  if (h['version'] === BACKUP_VERSION) return { version: BACKUP_VERSION, createdAt, keyspace: 'raw' };
+  const ts = h['ts'];
+  if (h['keyspace'] !== 'txn' || typeof ts !== 'string' || !/^[1-9][0-9]{0,18}$/.test(ts)) {
+    throw new BackupFormatError(`${source}: a version ${TXN_BACKUP_VERSION} header needs "keyspace":"txn" and "ts" as a decimal timestamp string`);
+  }
+  return { version: TXN_BACKUP_VERSION, createdAt, keyspace: 'txn', ts: BigInt(ts) };
 }
 
 /**
@@ -97,7 +121,7 @@ export class BackupReader {
   private previous: Uint8Array | null = null;
   private ended = false;
   readonly totals: BackupTotals = { pairs: 0, keyBytes: 0, valueBytes: 0 };
-  header: { version: number; createdAt: string } | undefined;
+  header: BackupHeader | undefined;
 
   constructor(private readonly source: string) {}
 

@@ -65,7 +65,7 @@ describe('backup format', () => {
       { key: Buffer.from('b'), value: Buffer.from('2') },
     ]).split('\n');
     const join = (ls: string[]) => ls.join('\n');
-    await expect(decode(join([JSON.stringify({ format: 'flotilla-backup', version: 2 }), ...good.slice(1)]))).rejects.toThrow('backup format version 2 is not supported; this flotilla reads version 1 only');
+    await expect(decode(join([JSON.stringify({ format: 'flotilla-backup', version: 3 }), ...good.slice(1)]))).rejects.toThrow('backup format version 3 is not supported; this flotilla reads versions 1 and 2 only');
     await expect(decode(join(['{"key":"a","value":"1"}', ...good.slice(1)]))).rejects.toThrow('not a flotilla backup');
     await expect(decode(join([...good.slice(0, 3), '']))).rejects.toThrow('truncated after 2 pairs (no trailer line)');
     await expect(decode(good.slice(0, 3).join('\n'))).rejects.toThrow('test.backup:3: the last line has no newline');

@@ -113,10 +113,10 @@ describe('flotilla backup and restore', () => {
     const pair = (k: string) => JSON.stringify({ k: Buffer.from(k).toString('base64'), v: Buffer.from('x').toString('base64') });
     const trailer = JSON.stringify({ end: true, pairs: 1, keyBytes: 9, valueBytes: 1 });
     const v2 = join(dir, 'v2.backup');
-    writeFileSync(v2, [JSON.stringify({ format: 'flotilla-backup', version: 2, createdAt: '' }), pair('refused/1'), trailer, ''].join('\n'));
+    writeFileSync(v2, [JSON.stringify({ format: 'flotilla-backup', version: 3, createdAt: '' }), pair('refused/1'), trailer, ''].join('\n'));
     const r2 = await ctl(['restore', v2]);
     expect(r2.code).toBe(1);
-    expect(r2.stderr).toContain('backup format version 2 is not supported; this flotilla reads version 1 only');
+    expect(r2.stderr).toContain('backup format version 3 is not supported; this flotilla reads versions 1 and 2 only');
     const cut = join(dir, 'cut.backup');
     writeFileSync(cut, [JSON.stringify({ format: 'flotilla-backup', version: 1, createdAt: '' }), pair('refused/2'), ''].join('\n'));
     const rc = await ctl(['restore', cut]);

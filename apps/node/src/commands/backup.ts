@@ -2,11 +2,12 @@ import { closeSync, createReadStream, existsSync, fsyncSync, openSync, renameSyn
 import { dirname, resolve } from 'node:path';
 import type { FlotillaClient } from '@flotilla/client';
 import { LIMITS } from '@flotilla/proto';
-import { UsageError, intFlag, type CommandSpec } from '../args';
+import { UsageError, intFlag, textFlag, type CommandSpec } from '../args';
 import { BackupFormatError, BackupReader, headerLine, lines, pairLine, trailerLine, type BackupPair, type BackupTotals } from '../backup-format';
 import { EXIT, type Command, type CommandContext } from '../command';
 import { formatBytes } from '../format';
 import { connectClient, targetFlags } from '../target';
+import { exportTxnPairs, holdGc, putTxnBatch, resolveTs } from './backup-txn';
 
 // `flotilla backup FILE` and `flotilla restore FILE`: a logical export of the
 // whole key space through the client (every Region, in key order) in the
@@ -114,10 +115,15 @@ const backupSpec: CommandSpec = {
   path: ['backup'],
   summary: 'Export every key and value to FILE (JSON lines, base64; see docs/operations.md), in key order.',
   description:
-    'A logical backup through the client: binary keys and values round-trip exactly. FILE is written as FILE.partial, synced and renamed when complete (an existing FILE is never overwritten); - writes to stdout. It is not a point-in-time snapshot: each page is a linearizable read, so writes made during the backup may or may not be in it. Progress goes to stderr.',
+    'A logical backup through the client: binary keys and values round-trip exactly. FILE is written as FILE.partial, synced and renamed when complete (an existing FILE is never overwritten); - writes to stdout. Without --ts it exports the raw keyspace and is not a point-in-time snapshot: each page is a linearizable read, so writes made during the backup may or may not be in it. With --ts it exports the transactional keyspace as a consistent snapshot at that one timestamp (writes after it are never in it), holding a GC service safe point while it reads. Progress goes to stderr.',
   positionals: [{ name: 'file', description: 'where to write the backup (- for stdout)', required: true }],
-  flags: [...targetFlags, { name: 'batch', type: 'string', placeholder: 'N', description: 'at most N pairs per scan request', default: '1000', schema: intFlag(1, LIMITS.maxScanLimit), env: false }, progressFlag],
-  examples: ['flotilla backup cluster.backup', 'flotilla backup - | gzip > cluster.backup.gz'],
+  flags: [
+    ...targetFlags,
+    { name: 'batch', type: 'string', placeholder: 'N', description: 'at most N pairs per scan request', default: '1000', schema: intFlag(1, LIMITS.maxScanLimit), env: false },
+    { name: 'ts', type: 'string', placeholder: 'TS', description: 'back up the transactional keyspace as of timestamp TS (decimal, from flotilla tso; or "now"): a consistent snapshot', schema: textFlag(), env: false },
+    progressFlag,
+  ],
+  examples: ['flotilla backup cluster.backup', 'flotilla backup - | gzip > cluster.backup.gz', 'flotilla backup --ts now txn.backup', 'flotilla backup --ts 470861546608132096 txn.backup'],
 };
 
 export const backupCommand: Command = {
@@ -130,9 +136,10 @@ export const backupCommand: Command = {
     const sink = path ? fileSink(path) : streamSink(ctx.io.stdout);
     const progress = new Progress(ctx, 'backup', ctx.parsed.values['progressMs'] as number);
     const totals: BackupTotals = { pairs: 0, keyBytes: 0, valueBytes: 0 };
+    const tsText = ctx.parsed.values['ts'] as string | undefined;
     try {
-      await sink.write(headerLine(new Date()));
-      await exportPairs(client, ctx.parsed.values['batch'] as number, async (page) => {
+      const ts = tsText === undefined ? undefined : await resolveTs(tsText, client);
+      const onPage = async (page: BackupPair[]): Promise<void> => {
         await sink.write(page.map(pairLine).join(''));
         for (const p of page) {
           totals.pairs++;
@@ -140,7 +147,17 @@ export const backupCommand: Command = {
           totals.valueBytes += p.value.length;
         }
         progress.tick(totals);
-      });
+      };
+      const batch = ctx.parsed.values['batch'] as number;
+      if (ts === undefined) {
+        await sink.write(headerLine(new Date()));
+        await exportPairs(client, batch, onPage);
+      } else {
+        await holdGc(ctx, ts, async () => {
+          await sink.write(headerLine(new Date(), ts));
+          await exportTxnPairs(client, ts, batch, onPage);
+        });
+      }
       await sink.write(trailerLine(totals));
       await sink.commit();
     } catch (err) {
@@ -149,7 +166,8 @@ export const backupCommand: Command = {
     } finally {
       client.close();
     }
-    ctx.io.stderr.write(`backup: wrote ${totals.pairs.toLocaleString('en-US')} pairs (${formatBytes(totals.keyBytes + totals.valueBytes)} of keys and values) to ${path ?? 'stdout'} in ${progress.seconds()}\n`);
+    const what = tsText === undefined ? '' : ' of the transactional keyspace';
+    ctx.io.stderr.write(`backup: wrote ${totals.pairs.toLocaleString('en-US')} pairs${what} (${formatBytes(totals.keyBytes + totals.valueBytes)} of keys and values) to ${path ?? 'stdout'} in ${progress.seconds()}\n`);
     return EXIT.ok;
   },
 };
@@ -168,7 +186,7 @@ const restoreSpec: CommandSpec = {
   path: ['restore'],
   summary: 'Write every pair of a backup made by flotilla backup into the cluster.',
   description:
-    'Checks the whole FILE first (format version, base64, key order, the trailer counts) and writes nothing if it is damaged, truncated or of an unknown version; then writes the pairs in batches. Keys in the cluster that the backup does not hold are left alone: restore into an empty cluster for an exact copy. With - it reads stdin in one pass, so a defect found late leaves the pairs before it written (it says how many). Restore can be run again: it only puts. Progress goes to stderr.',
+    'Checks the whole FILE first (format version, base64, key order, the trailer counts) and writes nothing if it is damaged, truncated or of an unknown version; then writes the pairs in batches (a backup made with --ts goes back into the transactional keyspace, one transaction per batch). Keys in the cluster that the backup does not hold are left alone: restore into an empty cluster for an exact copy. With - it reads stdin in one pass, so a defect found late leaves the pairs before it written (it says how many). Restore can be run again: it only puts. Progress goes to stderr.',
   positionals: [{ name: 'file', description: 'the backup to read (- for stdin)', required: true }],
   flags: [...targetFlags, { name: 'batch', type: 'string', placeholder: 'N', description: 'at most N pairs per write batch', default: '256', schema: intFlag(1, LIMITS.maxBatchKeys), env: false }, progressFlag],
   examples: ['flotilla restore cluster.backup', 'gunzip -c cluster.backup.gz | flotilla restore -'],
@@ -215,9 +233,11 @@ async function writeBackup(ctx: CommandContext, client: FlotillaClient, input: A
   const written: BackupTotals = { pairs: 0, keyBytes: 0, valueBytes: 0 };
   let batch: BackupPair[] = [];
   let batchBytes = 0;
+  let reader: BackupReader | undefined;
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
-    await client.batchPut(batch);
+    if (reader?.header?.keyspace === 'txn') await putTxnBatch(client, batch);
+    else await client.batchPut(batch);
     for (const p of batch) {
       written.pairs++;
       written.keyBytes += p.key.length;
@@ -228,7 +248,8 @@ async function writeBackup(ctx: CommandContext, client: FlotillaClient, input: A
     progress.tick(written);
   };
   try {
-    await readBackup(input, source, async (p) => {
+    await readBackup(input, source, async (p, r) => {
+      reader = r;
       if (batch.length >= maxBatch || (batch.length > 0 && batchBytes + p.key.length + p.value.length > BATCH_BYTES)) await flush();
       batch.push(p);
       batchBytes += p.key.length + p.value.length;
