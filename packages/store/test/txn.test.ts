@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PlacementClient } from '@flotilla/placement';
 import { LocalNetwork } from '@flotilla/transport';
 import { fromUtf8, TXN_LIMITS, utf8, type ClientRequest, type ClientResponse, type Region, type TxnCommand, type TxnRead, type TxnResult } from '@flotilla/proto';
 import type { Store } from '@flotilla/store';
@@ -176,4 +177,59 @@ describe('transactions through real stores', () => {
     expect(await txn(c, left.id, { type: 'rollback', keys: [key(7)], startTs: h.s4 })).toEqual({ type: 'rollback', errors: [] });
     expect(shown(await readAt(c, left.id, { type: 'get', key: key(7), ts: await c.pd.timestamp() }))).toEqual({ pairs: [{ key: 'k07', value: 'one-7', version: h.c1 }], errors: [] });
   }, 180_000);
+
+  it('a 1PC holds its keys in the memory lock table: a snapshot read above its commit ts waits for it and sees the write', async () => {
+    const { c, id } = await setup();
+    // Store 0 gets a placement client whose timestamp() answers only when the test opens the gate (the value is fetched at once).
+    let open: () => void = () => {};
+    let fetched: bigint | undefined;
+    const gate = new Promise<void>((res) => (open = res));
+    const real = new PlacementClient({ addresses: [c.placement.address] });
+    const gated = new Proxy(real, {
+      get(t, prop) {
+        if (prop === 'timestamp') return async () => {
+          const got = await t.timestamp();
+          fetched = got;
+          await gate;
+          return got;
+        };
+        const v = Reflect.get(t, prop, t) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    await c.stop(0);
+    c.storeOpts[0]!.placementClient = gated;
+    await c.restart(0);
+    const s0 = c.stores[0]!;
+    const peer0 = await waitFor('store 0 peer back', () => (s0.store.peers.get(id)?.initialized ? s0.store.peers.get(id) : undefined));
+    await waitFor('store 0 leads', async () => {
+      if (peer0.isLeader) return true;
+      const meta = peer0.region.peers.find((p) => p.id === peer0.peerId)!;
+      await call(c, id, (r) => ({ header: hdr(r), op: 'admin', admin: { type: 'transferLeader', peer: meta } })).catch(() => undefined);
+      return peer0.isLeader;
+    }, 30_000, 200);
+    const s1 = await c.pd.timestamp();
+    await txn(c, id, { type: 'prewrite', mutations: [{ op: 'put', key: utf8('m'), value: utf8('v1') }], primary: utf8('m'), startTs: s1, lockTtlMs: 5000, txnSize: 1 });
+    const c1 = await c.pd.timestamp();
+    expect(await txn(c, id, { type: 'commit', keys: [utf8('m')], startTs: s1, commitTs: c1 })).toMatchObject({ errors: [] });
+
+    const cl = new RawStoreClient(s0.address);
+    const start = await c.pd.timestamp();
+    const onePc = cl.call({ header: hdr(peer0.region), op: 'txn', txn: { type: 'prewrite', mutations: [{ op: 'put', key: utf8('m'), value: utf8('v2') }], primary: utf8('m'), startTs: start, lockTtlMs: 5000, txnSize: 1, onePc: true } });
+    // The commit ts is fetched (and held back) before this read ts: R > commit ts, so the read must see the write.
+    const held = await waitFor('the 1PC got its commit ts (held back)', () => fetched);
+    const readTs = await c.pd.timestamp();
+    const read = cl.call({ header: hdr(peer0.region), op: 'txnRead', read: { type: 'get', key: utf8('m'), ts: readTs } });
+    // Served as far as ReadIndex and apply allow: only the memory lock holds it now.
+    await waitFor('the read waits on the memory lock', () => peer0.reads.length === 1 && peer0.reads[0]!.index !== 0 && peer0.reads[0]!.index <= peer0.apply.appliedIndex);
+    open();
+    const w = await onePc;
+    const r = await read;
+    cl.close();
+    real.close();
+    const commitTs = w.ok && w.txn?.type === 'prewrite' ? w.txn.onePcCommitTs : undefined;
+    expect(commitTs).toBe(held);
+    expect(held < readTs).toBe(true);
+    expect(r.ok ? shown(r.txn!) : r.error).toEqual({ pairs: [{ key: 'm', value: 'v2', version: commitTs }], errors: [] });
+  }, 120_000);
 });
