@@ -18,7 +18,7 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function start(): Promise<{ c: FakeCluster; cl: FlotillaClient; store: Percolator; sent: TxnCommand[] }> {
+async function start(refuseOnePc = false): Promise<{ c: FakeCluster; cl: FlotillaClient; store: Percolator; sent: TxnCommand[] }> {
   const c = await FakeCluster.start(1);
   const tso = new FakeTso();
   const store = new Percolator(tso);
@@ -35,6 +35,8 @@ async function start(): Promise<{ c: FakeCluster; cl: FlotillaClient; store: Per
       const check = c.serve(st.id, probe);
       if (!('ok' in check)) return check;
       if (req.op === 'txn') sent.push(req.txn);
+      // A store that cannot take a commit ts for 1PC answers ServerIsBusy (store/src/operation/txn.ts startOnePc).
+      if (refuseOnePc && req.op === 'txn' && req.txn.type === 'prewrite' && req.txn.onePc) return { type: 'ServerIsBusy', reason: 'no commit ts for 1PC', backoffMs: 1 };
       return { id: req.id, ok: true, txn: req.op === 'txn' ? store.apply(req.txn) : store.read(req.read) };
     };
   }
@@ -84,6 +86,16 @@ describe('txn transport over FlotillaClient routing', () => {
     const snap = await cl.snapshot();
     expect((await snap.batchGet(['a', 'x'])).map(s)).toEqual(['2', '2']);
     expect((await snap.scan('', '')).map((p) => `${s(p.key)}=${s(p.value)}`)).toEqual(['a=2', 'x=2']);
+  });
+
+  it('falls back to 2PC when the store refuses 1PC with ServerIsBusy', async () => {
+    const { cl, sent } = await start(true);
+    await cl.txn((tx) => {
+      tx.put('a', '1');
+      tx.put('b', '1');
+    }, { waitForSecondaries: true });
+    expect(sent.map((x) => x.type + (x.type === 'prewrite' && x.onePc ? ':1pc' : ''))).toEqual(['prewrite:1pc', 'prewrite', 'commit', 'commit']);
+    expect((await (await cl.snapshot()).batchGet(['a', 'b'])).map(s)).toEqual(['1', '1']);
   });
 
   it('snapshot reads resolve a dead client\'s locks across Regions; txnIf works over the wire', async () => {

@@ -104,9 +104,12 @@ export class ClientTxnTransport implements TxnTransport {
       const branch: RetryState = { ...st };
       let sent: Uint8Array[] = [];
       let body: TxnRequestBody | undefined;
+      let refused = false;
       const mk = (region: Region): TxnRequestBody => {
+        // Sticky: once busy, this group is rebuilt as 2PC (branch starts with no region error of its own at the top level).
+        if (branch.lastRegionError?.type === 'ServerIsBusy') refused = true;
         sent = ks.filter((k) => keyInRegion(k, region));
-        body = build(sent, { regionId: region.id, allKeys: sent.length === total });
+        body = build(sent, { regionId: region.id, allKeys: sent.length === total, ...(refused ? { onePcRefused: true } : {}) });
         return body;
       };
       // Whether the command may be resent is decided by its first build: only a 1PC prewrite may not.

@@ -92,7 +92,7 @@ export class Committer {
     for (;;) {
       let groups;
       try {
-        groups = await this.t.forKeys(pending, (keys, g) => this.prewriteCommand(keys, g.allKeys));
+        groups = await this.t.forKeys(pending, (keys, g) => this.prewriteCommand(keys, g.allKeys && g.onePcRefused !== true));
       } catch (err) {
         if (err instanceof ClientError && err.code === 'Undetermined' && this.askedOnePc) return this.learnOnePcFate(err);
         await this.rollback(all);
@@ -125,8 +125,9 @@ export class Committer {
     }
   }
 
-  private prewriteCommand(keys: Uint8Array[], allKeys: boolean): TxnCommand {
-    const onePc = this.opts.onePc && !this.noOnePc && allKeys && keys.length === this.mutations.length;
+  /** prewriteCommand builds one group's prewrite; 1PC only for the whole transaction in one Region that has not refused it. */
+  private prewriteCommand(keys: Uint8Array[], onePcAllowed: boolean): TxnCommand {
+    const onePc = this.opts.onePc && !this.noOnePc && onePcAllowed && keys.length === this.mutations.length;
     if (onePc) this.askedOnePc = true;
     return {
       type: 'prewrite',

@@ -27,10 +27,15 @@ import type { KeyError, Ts, TxnCommand, TxnResult, VersionedPair } from '@flotil
  *              only group): the one case where a 1PC prewrite is allowed
  *              (a re-grouping after a split builds smaller groups with
  *              allKeys false, so a 1PC attempt turns into 2PC prewrites)
+ *   onePcRefused  the Region refused this group's last attempt with
+ *              ServerIsBusy (a store answers a 1PC prewrite that way when it
+ *              cannot take a commit ts or has too many 1PCs in flight): the
+ *              rebuilt command should be a 2PC prewrite
  */
 export interface KeyGroup {
   readonly regionId: number;
   readonly allKeys: boolean;
+  readonly onePcRefused?: boolean;
 }
 
 /** GroupResult is one Region's answer to the command built for its keys (keys in the order given to build). */
