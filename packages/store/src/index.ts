@@ -26,7 +26,10 @@
 //   raft/proposal.ts             CommandResult, Callback, Proposal, ReadWaiter
 //   operation/send.ts            outgoing raft messages and snapshots
 //   operation/hibernate.ts       hibernation: sleep, wake, MsgHibernate
-//   operation/query.ts           linearizable reads: ReadIndex, the leader lease
+//   operation/query.ts           linearizable reads: ReadIndex, the leader lease (raw reads and snapshot reads)
+//   operation/txn.ts             transactional commands: checks at the leader, proposal, the 1PC fast path
+//   operation/txn-read.ts        snapshot reads of the transactional keyspace; the memory-lock wait
+//   mem-locks.ts                 MemLockTable: 1PC key locks held until the entry applies (TiKV's concurrency manager)
 //   operation/life.ts            peer life: recover, create, destroy, stale-peer check
 //   operation/pd.ts              store and Region heartbeats to placement (operators → mailbox)
 //   operation/ready/             a Ready before persistence; snapshot install
