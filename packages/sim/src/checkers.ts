@@ -12,6 +12,11 @@ import { checkKvHistory, explainFailure, type CheckResult, type KvOperation } fr
 import type { SimCluster } from './cluster';
 import { virtualNow } from './clock';
 import { text } from './keys';
+import { LeaderRouting } from './placement-checkers';
+import { termOf } from './placement-group';
+
+/** COMMITTED_SAMPLE_INTERVAL_MS: how often the members' applied Region rows are read for LeaderRouting. */
+const COMMITTED_SAMPLE_INTERVAL_MS = 500;
 
 /** REPLICA_CHECK_INTERVAL_MS: replica comparison scans every Region on every store, so it runs once a virtual second. */
 const REPLICA_CHECK_INTERVAL_MS = 1000;
@@ -28,6 +33,11 @@ export class SafetyCheckers {
   /** diverged: Regions already reported as diverged (reported once). */
   private readonly diverged = new Set<number>();
   private lastReplicaCheckMs = 0;
+  private lastCommittedSampleMs = 0;
+  /** routing: the leader routing-table checker (placements: 3). */
+  readonly routing = new LeaderRouting();
+  private readonly leaderships = new Set<object>();
+  private reportedRouting = 0;
 
   constructor(
     private readonly cluster: SimCluster,
@@ -40,7 +50,48 @@ export class SafetyCheckers {
     this.checkReplicas();
   }
 
+  /** finish reports what the routing checker found (it reports as it goes; this catches the last slice). */
+  finish(): { placementLeaders: number } {
+    this.reportRouting();
+    return { placementLeaders: this.leaderships.size };
+  }
+
+  private reportRouting(): void {
+    for (const v of this.routing.violations.slice(this.reportedRouting)) this.fail(`placement routing: ${v}`);
+    this.reportedRouting = this.routing.violations.length;
+  }
+
+  /**
+   * checkGroup: every member serving as leader (a deposed one may not have
+   * noticed yet) is checked by LeaderRouting; every half virtual second,
+   * the Region rows each live member has applied (committed) feed it.
+   */
+  private checkGroup(): void {
+    const g = this.cluster.group!;
+    if (Date.now() - this.lastCommittedSampleMs >= COMMITTED_SAMPLE_INTERVAL_MS) {
+      this.lastCommittedSampleMs = Date.now();
+      for (const s of g.up()) {
+        const m = s.member!;
+        this.routing.committed(m.fsm.store.appliedTerm, m.storage.loadState().regions.map((i) => ({ id: i.region.id, epoch: i.region.epoch })));
+      }
+    }
+    for (const m of g.serving()) {
+      const c = m.leaderCluster!;
+      this.leaderships.add(c);
+      let treeError: string | undefined;
+      try {
+        c.tree.checkInvariants();
+      } catch (e) {
+        treeError = (e as Error).message;
+      }
+      const regions = c.tree.all().map((i) => ({ id: i.region.id, epoch: i.region.epoch }));
+      this.routing.check(virtualNow(), { leadership: c, member: m.name, term: termOf(m), regions, ...(treeError ? { treeError } : {}) });
+    }
+    this.reportRouting();
+  }
+
   private checkPlacement(): void {
+    if (this.cluster.group) return this.checkGroup();
     if (this.cluster.placementDown) return;
     try {
       this.cluster.placement.tree.checkInvariants();

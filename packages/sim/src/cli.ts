@@ -20,6 +20,16 @@ const FLAGS: { flag: string; arg?: string; help: string; set: (p: Parsed, v: num
   { flag: '--keys', arg: 'N', help: 'keys in the workload (default 24)', set: (p, v) => (p.opts.keys = v) },
   { flag: '--safety-ms', arg: 'MS', help: 'virtual ms of workload under faults (default 15000)', set: (p, v) => (p.opts.safetyMs = v) },
   { flag: '--liveness-ms', arg: 'MS', help: 'after healing, everything must converge within this bound (default 30000)', set: (p, v) => (p.opts.livenessBoundMs = v) },
+  {
+    flag: '--placements',
+    arg: 'N',
+    help: 'placement as 1 in-process cluster (default) or a Raft group of 3 members (crashes, partitions, TSO clients, ID/routing/TSO checkers)',
+    set: (p, v) => {
+      if (v !== 1 && v !== 3) throw new Error('--placements takes 1 or 3');
+      p.opts.placements = v;
+    },
+  },
+  { flag: '--tso-clients', arg: 'N', help: 'concurrent TSO clients with --placements 3 (default 2)', set: (p, v) => (p.opts.tsoClients = v) },
   { flag: '--no-faults', help: 'the same workload without any fault', set: (p) => (p.opts.faults = false) },
   { flag: '--no-remove-peers', help: 'no conf-change fault', set: (p) => (p.opts.removePeers = false) },
   { flag: '--no-merges', help: 'no merge fault', set: (p) => (p.opts.merges = false) },
@@ -71,6 +81,8 @@ async function main(): Promise<void> {
     opts.keys !== undefined ? `--keys ${opts.keys}` : '',
     opts.safetyMs !== undefined ? `--safety-ms ${opts.safetyMs}` : '',
     opts.livenessBoundMs !== undefined ? `--liveness-ms ${opts.livenessBoundMs}` : '',
+    opts.placements !== undefined ? `--placements ${opts.placements}` : '',
+    opts.tsoClients !== undefined ? `--tso-clients ${opts.tsoClients}` : '',
     opts.faults === false ? '--no-faults' : '',
     opts.removePeers === false ? '--no-remove-peers' : '',
     opts.balance === false ? '--no-balance' : '',
@@ -90,7 +102,7 @@ async function main(): Promise<void> {
     totals.faults += faults;
     totals.virtualMs += r.stats.virtualMs;
     totals.realMs += r.stats.realMs;
-    const line = `seed ${s}: ${r.ok ? 'PASS' : 'FAIL'} ops=${r.stats.ops} acked=${r.stats.acknowledged} unknown=${r.stats.unknown} scans=${r.stats.scans} final_reads=${r.stats.finalReads} faults=${faults} ${JSON.stringify(r.stats.faults)} regions=${r.stats.regionsAtEnd} linearizability=${r.linearizability} virtual_ms=${r.stats.virtualMs} real_ms=${r.stats.realMs} digest=${r.digest}`;
+    const line = `seed ${s}: ${r.ok ? 'PASS' : 'FAIL'} ops=${r.stats.ops} acked=${r.stats.acknowledged} unknown=${r.stats.unknown} scans=${r.stats.scans} final_reads=${r.stats.finalReads} faults=${faults} ${JSON.stringify(r.stats.faults)} regions=${r.stats.regionsAtEnd}${r.stats.tsoAnswers !== undefined ? ` tso=${r.stats.tsoAnswers} tso_failed=${r.stats.tsoFailed} ids=${r.stats.idsIssued} leaderships=${r.stats.placementLeaders}` : ''} linearizability=${r.linearizability} virtual_ms=${r.stats.virtualMs} real_ms=${r.stats.realMs} digest=${r.digest}`;
     if (json) console.log(JSON.stringify({ seed: s, ok: r.ok, ...r.stats, faults, linearizability: r.linearizability, digest: r.digest }));
     else console.log(line);
     if (!r.ok) {

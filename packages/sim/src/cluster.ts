@@ -5,11 +5,22 @@
 // handleClientRequest; never a live Peer.
 import { join } from 'node:path';
 import { PlacementCluster } from '@flotilla/placement/internal';
-import type { Region } from '@flotilla/proto';
+import type { Logger, Region } from '@flotilla/proto';
 import { startStore, type PeerView, type Store, type StoreHandle, type StoreOptions } from '@flotilla/store';
 import { LocalNetwork } from '@flotilla/transport';
+import FakeTimers from '@sinonjs/fake-timers';
 import { SLICE_MS } from './clock';
 import { InProcessPlacement } from './placement-adapter';
+import { IdLedger } from './placement-checkers';
+import { SimPlacementGroup } from './placement-group';
+import { GroupCaller, GroupPlacement, RpcNet } from './placement-rpc';
+
+type InstalledClock = ReturnType<typeof FakeTimers.install>;
+/** realSetImmediate: the event loop's own setImmediate (fake-timers keeps the originals it replaced). */
+const realSetImmediate = FakeTimers.timers.setImmediate as unknown as (cb: () => void) => unknown;
+
+/** PUMP_IDLE_TURNS: real event-loop turns a store start may spend on real I/O before virtual time moves on. */
+const PUMP_IDLE_TURNS = 20;
 
 /** StorePeer is one peer of one live store, as a read-only view. */
 export interface StorePeer {
@@ -23,7 +34,15 @@ export class SimCluster {
   readonly handles = new Map<number, StoreHandle | undefined>();
   readonly storeOpts = new Map<number, StoreOptions>();
   readonly network: LocalNetwork;
-  placement!: PlacementCluster;
+  private single!: PlacementCluster;
+  /** group: placement as 3 Raft members (placements: 3); undefined for the one in-process PlacementCluster. */
+  group: SimPlacementGroup | undefined;
+  /** rpc: the simulated links between stores (and TSO clients) and the members. */
+  rpc: RpcNet | undefined;
+  /** ledger: every ID placement handed out, with its use (placement-checkers.ts). */
+  readonly ledger = new IdLedger();
+  /** indexOf: a store's start index by store ID (its name on the placement links). */
+  readonly indexOf = new Map<number, number>();
   private readonly adapters: InProcessPlacement[] = [];
   private readonly placementTimers: ReturnType<typeof setInterval>[] = [];
 
@@ -35,19 +54,61 @@ export class SimCluster {
     private readonly readOnly: 'safe' | 'lease-based' = 'safe',
     /** tickSkew: store i ticks every 50 * (1 + tickSkew * (i % 3 - 1)) ms, a clock-rate drift between stores. */
     private readonly tickSkew = 0,
+    /** placements: 1 (one in-process PlacementCluster) or 3 (a Raft group of PlacementMembers). */
+    readonly placements: 1 | 3 = 1,
+    /** clock: the installed fake clock (group mode advances it while a store starts). */
+    private readonly clock?: InstalledClock,
   ) {
     this.network = new LocalNetwork({ seed, mode: 'auto' });
+    this.seed = seed;
   }
 
-  openPlacement(): void {
-    this.placement = new PlacementCluster({
-      dataDir: join(this.dir, 'placement'),
+  private readonly seed: number;
+
+  /** clusterOptions: what placement runs with, one member or three. */
+  private clusterOptions() {
+    return {
       maxReplicas: 3,
       maxStoreDownTimeMs: 8_000,
       storeDisconnectMs: 3_000,
       statsPersistIntervalMs: 0,
       ...(this.balance ? {} : { balanceLeader: false as const, balanceRegion: false as const }),
-    });
+    };
+  }
+
+  openPlacement(): void {
+    if (this.placements === 3) {
+      const log = this.storeLog('placement');
+      const logger: Logger = { debug() {}, info() {}, warn: log('warn'), error: log('error') };
+      this.group = new SimPlacementGroup({
+        dir: this.dir,
+        seed: this.seed,
+        // A small log compaction threshold, so members that were down catch up by snapshot too.
+        cluster: { ...this.clusterOptions(), clusterId: 4242, compactLogEntries: 200, keepLogEntries: 20 },
+        logger,
+      });
+      this.rpc = new RpcNet(this.group, this.seed);
+      return;
+    }
+    this.single = new PlacementCluster({ dataDir: join(this.dir, 'placement'), ...this.clusterOptions() });
+  }
+
+  private storeLog(who: string) {
+    return (lvl: string) => (o: object, m?: string) => {
+      if (this.debugStores) console.error(`[${who} ${lvl}] ${m ?? ''} ${JSON.stringify(o)}`);
+    };
+  }
+
+  /**
+   * placement is placement's in-memory cluster as a client would see it: the
+   * one PlacementCluster, or the current leader's (read it only while
+   * placementDown is false).
+   */
+  get placement(): PlacementCluster {
+    if (!this.group) return this.single;
+    const c = this.group.leaderCluster();
+    if (!c) throw new Error('no placement leader serving (check placementDown first)');
+    return c;
   }
 
   /**
@@ -56,25 +117,35 @@ export class SimCluster {
    * placement is down). close() stops them.
    */
   startPlacementWorkers(): void {
+    const g = this.group;
+    if (g) {
+      this.placementTimers.push(setInterval(() => g.flush(), 50));
+      this.placementTimers.push(setInterval(() => g.runSchedulers(), 500));
+      return;
+    }
     this.placementTimers.push(setInterval(() => !this.placementDown && this.placement.flush(), 50));
     this.placementTimers.push(setInterval(() => !this.placementDown && this.placement.runSchedulers(), 500));
   }
 
-  /** placementDown: while true every placement call fails (placement crashed and restarts later). */
-  placementDown = false;
+  private singleDown = false;
+
+  /** placementDown: the one placement crashed (every call fails), or no member of the group serves as leader now. */
+  get placementDown(): boolean {
+    return this.group ? this.group.leaderCluster() === undefined : this.singleDown;
+  }
 
   /**
    * crashPlacement stops placement WITHOUT its final flush: whatever the
    * last 50 ms flush had not written is lost, as in a process crash.
    */
   crashPlacement(): void {
-    this.placementDown = true;
-    this.placement.storage.close();
+    this.singleDown = true;
+    this.single.storage.close();
   }
 
   restartPlacement(): void {
     this.openPlacement();
-    this.placementDown = false;
+    this.singleDown = false;
   }
 
   storeIds(): number[] {
@@ -118,6 +189,7 @@ export class SimCluster {
 
   /** regions is placement's routing table (Region and its leader as placement knows them). */
   regions(): ReturnType<PlacementCluster['tree']['all']> {
+    if (this.group && this.placementDown) return [];
     return this.placement.tree.all();
   }
 
@@ -134,12 +206,44 @@ export class SimCluster {
     await this.crash(storeId);
   }
 
-  async startNew(index: number): Promise<number> {
-    const adapter = new InProcessPlacement(() => this.placement, () => this.placementDown);
+  /** newAdapter is store index's placement client: in process, or over the simulated links to the group. */
+  private newAdapter(index: number): InProcessPlacement {
+    const caller = `store#${index}`;
+    const observe = (method: string, params: unknown, result: unknown) => this.ledger.observe(caller, method, params, result);
+    const adapter = this.rpc
+      ? new GroupPlacement(new GroupCaller(this.rpc, caller, (this.seed * 31 + index * 977 + this.adapters.length) >>> 0), observe)
+      : new InProcessPlacement(() => this.placement, () => this.placementDown, observe);
     this.adapters.push(adapter);
-    const log = (lvl: string) => (o: object, m?: string) => {
-      if (this.debugStores) console.error(`[store#${index} ${lvl}] ${m ?? ''} ${JSON.stringify(o)}`);
-    };
+    return adapter;
+  }
+
+  /**
+   * startStoreProcess starts a store. With one in-process placement its calls
+   * answer at once, so the start needs no virtual time. A placement group
+   * answers only after raft rounds (on the virtual clock), so the start runs
+   * on a pump: one real event-loop turn (the store's real I/O), then every
+   * virtual timer due now; virtual time moves on only after PUMP_IDLE_TURNS
+   * turns without the start finishing (placement unreachable, a retry wait).
+   */
+  private async startStoreProcess(opts: StoreOptions): Promise<StoreHandle> {
+    const clock = this.clock;
+    const start = startStore(opts);
+    if (!this.group || !clock) return start;
+    let done = false;
+    start.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    for (let idle = 0; !done; idle++) {
+      await new Promise<void>((r) => realSetImmediate(() => r()));
+      await clock.tickAsync(idle >= PUMP_IDLE_TURNS ? 10 : 0);
+    }
+    return start;
+  }
+
+  async startNew(index: number): Promise<number> {
+    const adapter = this.newAdapter(index);
+    const log = this.storeLog(`store#${index}`);
     const opts: StoreOptions = {
       dataDir: join(this.dir, `store-${index}`),
       listen: '127.0.0.1:0',
@@ -151,9 +255,10 @@ export class SimCluster {
       transportFactory: (id) => this.network.transport(id),
       placementClient: adapter,
     };
-    const h = await startStore(opts);
+    const h = await this.startStoreProcess(opts);
     this.handles.set(h.storeId, h);
     this.storeOpts.set(h.storeId, opts);
+    this.indexOf.set(h.storeId, index);
     return h.storeId;
   }
 
@@ -167,9 +272,8 @@ export class SimCluster {
   async restart(storeId: number): Promise<void> {
     if (this.handles.get(storeId)) return;
     const base = this.storeOpts.get(storeId)!;
-    const adapter = new InProcessPlacement(() => this.placement, () => this.placementDown);
-    this.adapters.push(adapter);
-    const h = await startStore({ ...base, placementClient: adapter });
+    const adapter = this.newAdapter(this.indexOf.get(storeId)!);
+    const h = await this.startStoreProcess({ ...base, placementClient: adapter });
     this.handles.set(storeId, h);
   }
 
@@ -177,7 +281,8 @@ export class SimCluster {
     for (const t of this.placementTimers.splice(0)) clearInterval(t);
     for (const id of this.storeIds()) await this.crash(id);
     this.network.close();
-    this.placement.close();
+    if (this.group) await this.group.close();
+    else this.single.close();
   }
 }
 
@@ -189,6 +294,11 @@ export class SimCluster {
 export async function startCluster(cluster: SimCluster, nStores: number, advance: (ms: number) => Promise<void>): Promise<void> {
   cluster.openPlacement();
   cluster.startPlacementWorkers();
+  const g = cluster.group;
+  if (g) {
+    for (const s of g.slots) void g.startMember(s.index);
+    for (let t = 0; t < 30_000 && cluster.placementDown; t += SLICE_MS) await advance(SLICE_MS);
+  }
   for (let i = 0; i < nStores; i++) {
     await cluster.startNew(i);
     await advance(SLICE_MS);

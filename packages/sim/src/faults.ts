@@ -6,6 +6,7 @@ import { ConfChangeType } from '@flotilla/raft-core';
 import type { SimCluster } from './cluster';
 import type { Recorder } from './report';
 import { bytes, keyName, text, type Rng } from './keys';
+import { crashMember, cutStoreFromPlacement, healPlacementLinks, partitionMembers, restartMembers } from './placement-faults';
 
 /** FaultSwitches turn single faults off (the CLI's --no-* flags). */
 export interface FaultSwitches {
@@ -67,6 +68,18 @@ export const FAULTS: readonly Fault[] = [
   { name: 'none', weight: 735, run: () => {} },
 ];
 
+/**
+ * GROUP_FAULTS is the table with placement as 3 members: placement-crash
+ * kills one member, and two rows (taken from 'none') cut placement's links:
+ * between members, and between stores and members (placement-faults.ts).
+ */
+export const GROUP_FAULTS: readonly Fault[] = [
+  ...FAULTS.filter((f) => f.name !== 'none').map((f) => (f.name === 'placement-crash' ? { ...f, run: crashMember } : f)),
+  { name: 'placement-partition', weight: 10, run: partitionMembers },
+  { name: 'placement-store-cut', weight: 10, run: cutStoreFromPlacement },
+  { name: 'none', weight: 715, run: () => {} },
+];
+
 /** drawFault picks the entry of table that the uniform draw x in [0, 1) falls in, by cumulative weight. */
 export function drawFault(table: readonly Fault[], x: number): Fault {
   const total = table.reduce((a, f) => a + f.weight, 0);
@@ -92,13 +105,21 @@ export function startNetworkFaults(ctx: FaultContext): void {
     delay: [0, Math.floor(rng() * 30)] as [number, number],
   };
   ctx.cluster.network.setFaults(f);
+  // The placement members' network and the store-placement links get the same faults.
+  ctx.cluster.group?.setFaults(f);
+  ctx.cluster.rpc?.setFaults(f);
   ctx.recorder.fault('network', JSON.stringify(f));
 }
 
 /** injectFaults is one slice of the plan: one draw from FAULTS, then placement's restart if it is due. */
 export async function injectFaults(ctx: FaultContext): Promise<void> {
-  await drawFault(FAULTS, ctx.rng()).run(ctx);
   const { cluster } = ctx;
+  if (cluster.group) {
+    await drawFault(GROUP_FAULTS, ctx.rng()).run(ctx);
+    restartMembers(ctx);
+    return;
+  }
+  await drawFault(FAULTS, ctx.rng()).run(ctx);
   if (cluster.placementDown && Date.now() - ctx.placementDownSince >= 500 + ctx.rng() * 1500) {
     ctx.recorder.fault('placement-restart', '');
     cluster.restartPlacement();
@@ -106,8 +127,13 @@ export async function injectFaults(ctx: FaultContext): Promise<void> {
 }
 
 /** healEverything starts the liveness phase: placement up, the network healed and calm, every store that is down restarted. */
-export async function healEverything(cluster: SimCluster, recorder: Recorder): Promise<void> {
-  if (cluster.placementDown) {
+export async function healEverything(cluster: SimCluster, recorder: Recorder, ctx?: FaultContext): Promise<void> {
+  if (cluster.group) {
+    if (ctx) restartMembers(ctx, true);
+    healPlacementLinks({ cluster });
+    cluster.group.setFaults({});
+    cluster.rpc!.setFaults({});
+  } else if (cluster.placementDown) {
     recorder.fault('placement-restart', '(liveness)');
     cluster.restartPlacement();
   }
@@ -163,6 +189,7 @@ function isolate(ctx: FaultContext): void {
 function heal(ctx: FaultContext): void {
   ctx.recorder.fault('heal', '');
   ctx.cluster.network.heal();
+  healPlacementLinks(ctx);
 }
 
 /** crashPlacement stops placement without its final flush; injectFaults restarts it 0.5-2 s later. */

@@ -10,6 +10,11 @@
 //   report.ts             Recorder (history, fault log, failures, stats), the replay digest, describeCluster
 //   scenarios.ts          small fixed scenarios: regression tests for STORE_BUGS.md
 //   placement-adapter.ts  InProcessPlacement: PlacementApi over PlacementCluster.dispatch
+//   placement-group.ts    SimPlacementGroup (placements: 3): 3 PlacementMembers, their raft over a LocalNetwork
+//   placement-rpc.ts      RpcNet (store/TSO-client <-> member links: latency, loss, cuts), GroupCaller, GroupPlacement
+//   placement-faults.ts   member crash/restart, partitions among members, store-placement cuts
+//   placement-checkers.ts IdLedger (no duplicate ID), checkTso (TSO linearizability), LeaderRouting (leader's table)
+//   tso-workload.ts       TSO clients recording send and answer order for checkTso
 //   cli.ts                `pnpm sim --seeds N` (root script: tsx packages/sim/src/cli.ts)
 //   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes
 //   powerloss/            `pnpm powerloss`: real stores under an LD_PRELOAD shim (shim.c) that loses
@@ -29,5 +34,6 @@ export { runSimulation, type SimOptions } from './simulation';
 export type { SimResult, SimStats } from './report';
 export { FAULTS, type Fault } from './faults';
 export { InProcessPlacement } from './placement-adapter';
+export { checkTso, IdLedger, LeaderRouting, type TsoRecord, type LeaderView } from './placement-checkers';
 export { NetnsTopology, netnsUnavailable, sweepStaleRuns, type NetnsTopologyOptions } from './netns/topology';
 export { between, bridge, canReach, isolate, oneWay, type Cut } from './netns/cuts';

@@ -23,14 +23,24 @@ export class InProcessPlacement implements PlacementApi {
     private readonly cluster: () => PlacementCluster,
     /** down says placement is unreachable (a simulated crash): calls then fail like a dropped connection. */
     private readonly down: () => boolean = () => false,
+    /** observe sees every answered call (the simulation's ID ledger). */
+    private readonly observe?: (method: string, params: unknown, result: unknown) => void,
   ) {}
 
   private async call<T>(method: string, params: unknown): Promise<T> {
     if (this.closed) throw new PlacementError(PlacementErrorCode.Closed, 'placement client closed');
     this.calls++;
+    // The in-process cluster answers synchronously: no await then, so its microtask order is as before.
+    const raw = this.invoke(method, decode(encode(params)));
+    const result = decode(encode(raw instanceof Promise ? await raw : raw)) as T;
+    this.observe?.(method, params, result);
+    return result;
+  }
+
+  /** invoke runs one request at placement (here: the one in-process cluster, synchronously); a subclass may answer later. */
+  protected invoke(method: string, params: unknown): unknown {
     if (this.down()) throw new PlacementError(PlacementErrorCode.Timeout, 'placement unreachable (simulated crash)');
-    const result = this.cluster().dispatch(method, decode(encode(params)));
-    return decode(encode(result)) as T;
+    return this.cluster().dispatch(method, params);
   }
 
   async getStore(storeId: number) {

@@ -19,6 +19,13 @@ export interface SimStats {
   virtualMs: number;
   realMs: number;
   searchSteps: number;
+  /** idsIssued: distinct IDs placement handed out (the ID ledger's size). */
+  idsIssued?: number;
+  /** tsoAnswers / tsoFailed: getTimestamps answered and failed (placements: 3). */
+  tsoAnswers?: number;
+  tsoFailed?: number;
+  /** placementLeaders: distinct leaderships the routing checker saw (placements: 3). */
+  placementLeaders?: number;
 }
 
 export interface SimResult {
@@ -81,13 +88,16 @@ const keyOrInfinity = (b: Uint8Array): string => (b.length === 0 ? '∞' : text(
 /** describeCluster renders the end state for a failure report: placement's Regions and stores, then every peer's view. */
 export function describeCluster(cluster: SimCluster): string {
   const lines = ['cluster state at the end:'];
+  const g = cluster.group;
+  if (g) for (const s of g.slots) lines.push(`  placement member ${s.name}: ${s.member ? JSON.stringify(s.member.health()) : 'down'}`);
+  if (cluster.placementDown) lines.push('  placement: no leader serving');
   for (const info of cluster.regions()) {
     const r = info.region;
     const leader = info.leader ? `${info.leader.id}@${info.leader.storeId}` : '-';
     const down = info.downPeers.length ? ` down ${info.downPeers.map((d) => d.peer.id).join(',')}` : '';
     lines.push(`  placement: region ${r.id} [${keyOrInfinity(r.startKey)}, ${keyOrInfinity(r.endKey)}) epoch ${r.epoch.version}/${r.epoch.confVer} peers ${r.peers.map((p) => `${p.id}@${p.storeId}${p.role === 'voter' ? '' : 'L'}`).join(',')} leader ${leader}${down} operator ${JSON.stringify(cluster.placement.operators.get(r.id) ?? null)}`);
   }
-  for (const st of cluster.placement.allStores()) lines.push(`  placement: store ${st.id} ${st.state} regions ${st.regionCount} leaders ${st.leaderCount}`);
+  for (const st of cluster.placementDown ? [] : cluster.placement.allStores()) lines.push(`  placement: store ${st.id} ${st.state} regions ${st.regionCount} leaders ${st.leaderCount}`);
   for (const id of cluster.storeIds()) {
     const store = cluster.store(id);
     if (!store) {

@@ -24,6 +24,18 @@ import { checkHistory, convergence, SafetyCheckers } from './checkers';
 import { healEverything, injectFaults, newFaultContext, startNetworkFaults } from './faults';
 import { describeCluster, Recorder, type SimResult } from './report';
 import { readEveryKey, Workload } from './workload';
+import { checkTso } from './placement-checkers';
+import { TsoWorkload } from './tso-workload';
+
+/** checkPlacementHistory adds the replicated placement's end-of-run checks: duplicate IDs and TSO linearizability. */
+function checkPlacementHistory(cluster: SimCluster, tso: TsoWorkload | undefined, rec: Recorder): void {
+  for (const v of cluster.ledger.violations.slice(0, 20)) rec.fail(`placement: ${v}`);
+  rec.stats.idsIssued = cluster.ledger.size;
+  if (!tso) return;
+  rec.stats.tsoAnswers = tso.records.length;
+  rec.stats.tsoFailed = tso.failed;
+  for (const v of checkTso(tso.records)) rec.fail(`placement: ${v}`);
+}
 
 export interface SimOptions {
   seed: number;
@@ -77,6 +89,15 @@ export interface SimOptions {
   log?: (line: string) => void;
   /** debugStores prints store warnings and errors. */
   debugStores?: boolean;
+  /**
+   * placements: 1 runs placement as one in-process PlacementCluster (default);
+   * 3 runs it as a Raft group of three PlacementMembers over a simulated
+   * network, with member crashes, partitions and store-placement cuts, TSO
+   * clients, and the replicated-placement checkers (placement-checkers.ts).
+   */
+  placements?: 1 | 3;
+  /** tsoClients: concurrent TSO clients with placements: 3 (default 2). */
+  tsoClients?: number;
 }
 
 /** runSimulation runs one seed: setup, safety phase with faults, liveness phase, then the checkers. */
@@ -88,8 +109,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const fakeClock = installVirtualClock();
   const rec = new Recorder();
   const { stats } = rec;
-  const cluster = new SimCluster(dir, o.seed, o.debugStores, o.balance, o.readOnly, o.tickSkew);
+  const cluster = new SimCluster(dir, o.seed, o.debugStores, o.balance, o.readOnly, o.tickSkew, o.placements, fakeClock);
   const checkers = new SafetyCheckers(cluster, (f) => rec.fail(f));
+  let tso: TsoWorkload | undefined;
   const trace = () => o.log(`  t=${virtualNow()} ms ops=${stats.ops} acked=${stats.acknowledged} real=${Math.round(performance.now())}`);
   const clock = new SimClock(fakeClock, () => checkers.check(), trace);
   const workloadOptions = { seed: o.seed, clients: o.clients, keys: o.keys, opTimeoutMs: o.opTimeoutMs, injectStaleReads: o.injectStaleReads };
@@ -101,6 +123,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 
     // ---------------------------------------------------------- safety phase
     const workload = new Workload(cluster, rec, workloadOptions);
+    if (cluster.group && o.tsoClients > 0) tso = new TsoWorkload(cluster, rec, o.seed, o.tsoClients);
     const faults = newFaultContext(cluster, rng, rec, o, o.stores, o.keys);
     if (o.faults) startNetworkFaults(faults);
     const safetyEnd = Date.now() + o.safetyMs;
@@ -111,23 +134,19 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 
     // -------------------------------------------------------- liveness phase
     workload.stop();
-    await healEverything(cluster, rec);
+    await healEverything(cluster, rec, faults);
     rec.note('liveness-start');
     // Let in-flight client operations finish (they are bounded by opTimeoutMs).
     await clock.advanceFor(o.opTimeoutMs + 500);
     await workload.finished;
-    const livenessDeadline = Date.now() + o.livenessBoundMs;
-    await clock.runUntilSettled(readEveryKey(cluster, rec, workloadOptions, livenessDeadline, o.livenessBoundMs), livenessDeadline + 1000);
-    // Placement's routing table and every replica converge.
-    let converged: string | undefined = 'not checked';
-    while (Date.now() < livenessDeadline) {
-      converged = convergence(cluster);
-      if (!converged) break;
-      await clock.advance(SLICE_MS * 5);
-    }
-    if (converged) rec.fail(`liveness: cluster did not converge within ${o.livenessBoundMs} ms after healing: ${converged}`);
+    // TSO clients go on through the liveness phase's start, then stop (a call is bounded by CALL_TIMEOUT_MS).
+    tso?.stop();
+    if (tso) await clock.runUntilSettled(tso.finished, Date.now() + 10_000);
+    await awaitConvergence(cluster, clock, rec, workloadOptions, o.livenessBoundMs);
+    stats.placementLeaders = checkers.finish().placementLeaders;
+    checkPlacementHistory(cluster, tso, rec);
     if (rec.failures.length > 0) rec.fail(describeCluster(cluster));
-    stats.regionsAtEnd = cluster.placement.tree.size;
+    stats.regionsAtEnd = cluster.placementDown ? 0 : cluster.placement.tree.size;
   } catch (e) {
     rec.fail(`simulation crashed: ${(e as Error).stack ?? String(e)}`);
   } finally {
@@ -149,6 +168,22 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   return { seed: o.seed, ok: rec.failures.length === 0, failures: rec.failures, linearizability: check.verdict, stats, digest: rec.digest(), history: rec.history, faultLog: rec.faultLog };
 }
 
+/**
+ * awaitConvergence is the liveness phase's bound: every key reads back, then
+ * placement's routing table and every replica converge, within boundMs.
+ */
+async function awaitConvergence(cluster: SimCluster, clock: SimClock, rec: Recorder, workloadOptions: Parameters<typeof readEveryKey>[2], boundMs: number): Promise<void> {
+  const livenessDeadline = Date.now() + boundMs;
+  await clock.runUntilSettled(readEveryKey(cluster, rec, workloadOptions, livenessDeadline, boundMs), livenessDeadline + 1000);
+  let converged: string | undefined = 'not checked';
+  while (Date.now() < livenessDeadline) {
+    converged = convergence(cluster);
+    if (!converged) break;
+    await clock.advance(SLICE_MS * 5);
+  }
+  if (converged) rec.fail(`liveness: cluster did not converge within ${boundMs} ms after healing: ${converged}`);
+}
+
 /** withDefaults fills in every option the caller left out. */
 function withDefaults(opts: SimOptions): Required<Omit<SimOptions, 'log'>> & { log: (line: string) => void } {
   return {
@@ -168,6 +203,8 @@ function withDefaults(opts: SimOptions): Required<Omit<SimOptions, 'log'>> & { l
     merges: opts.merges ?? true,
     placementCrashes: opts.placementCrashes ?? true,
     balance: opts.balance ?? true,
+    placements: opts.placements ?? 1,
+    tsoClients: opts.tsoClients ?? 2,
     injectStaleReads: opts.injectStaleReads ?? false,
     debugStores: opts.debugStores ?? false,
     log: opts.log ?? (() => {}),
