@@ -21,7 +21,7 @@ afterEach(() => {
 const EMPTY = new Uint8Array(0);
 
 /** voteRequest is a MsgRequestVote for Region regionId to this store's peer toPeerId, from a candidate with an empty log. */
-function voteRequest(regionId: number, toPeerId: number, from: PeerMeta, term: number, startKey = EMPTY): RaftMessage {
+function voteRequest(regionId: number, toPeerId: number, from: PeerMeta, term: number, startKey: Uint8Array = EMPTY): RaftMessage {
   const message = newMessage(MessageType.MsgRequestVote, { from: from.id, to: toPeerId, term, logTerm: 0, index: 0 });
   return { regionId, fromPeer: from, toPeer: { id: toPeerId, storeId: 1, role: 'voter' }, regionEpoch: { confVer: 1, version: 1 }, message, startKey, endKey: EMPTY, isTombstone: false };
 }
