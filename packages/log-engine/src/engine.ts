@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
@@ -15,6 +16,7 @@ import { RegionLogStorage, type RegionLogReader, type RegionRaftState } from './
 import { LOG_ENGINE_NAME, LOG_FORMAT_VERSION, LOG_SCHEMA } from './schema';
 import { openDatabase } from './sqlite-open';
 import type { Durability } from './sqlite-open';
+import { pageCounts } from './vacuum';
 import type { WorkerConfig, WorkerReply, WorkerRequest } from './write-worker';
 
 export interface LogEngineOptions {
@@ -46,6 +48,17 @@ export interface EngineStats {
   /** commits: write transactions; fewer than writes when the writer thread grouped them. */
   commits: number;
   stagedWrites: number;
+}
+
+/** DiskUsage is what the database file holds: its pages as SQLite counts them, and the files' sizes. */
+export interface DiskUsage {
+  pageSize: number;
+  /** pages: the database's size in pages as of the last commit (the main file reaches it at the next checkpoint). */
+  pages: number;
+  /** freePages: pages on the free list (reused by the next writes; vacuum.ts gives the surplus back). */
+  freePages: number;
+  fileBytes: number;
+  walBytes: number;
 }
 
 /** SQL_READ_CHUNK is how many rows one SQLite read fetches at a time. */
@@ -393,6 +406,20 @@ export class LogEngine implements RegionLogReader {
   /** storage returns raft-core's Storage view of one Region (see RegionLogStorage). */
   storage(regionId: number, snapshotProvider?: (requestIndex: number, to: number) => Snapshot): RegionLogStorage {
     return new RegionLogStorage(this, regionId, snapshotProvider);
+  }
+
+  /** diskUsage reports the file's pages (see DiskUsage) and the main and WAL files' sizes on disk. */
+  diskUsage(): DiskUsage {
+    this.checkOpen('diskUsage');
+    const c = pageCounts(this.db);
+    const bytes = (f: string) => {
+      try {
+        return fs.statSync(f).size;
+      } catch {
+        return 0;
+      }
+    };
+    return { pageSize: c.pageSize, pages: c.pages, freePages: c.free, fileBytes: bytes(this.options.path), walBytes: bytes(`${this.options.path}-wal`) };
   }
 
   stats(): EngineStats {

@@ -7,12 +7,13 @@
 //   write-worker.ts       writer thread for writer:'worker'
 //   batch-codec.ts        binary form of a LogBatch
 //   schema.ts             tables and format version
-//   sqlite-open.ts        open/create with format checks (StorageFormatError)
+//   sqlite-open.ts        open/create with format checks (StorageFormatError), auto-vacuum on (vacuum.ts)
+//   vacuum.ts             incremental auto-vacuum: conversion on open, bounded vacuumStep after purges
 //   integrity.ts          the integrity check on open: quick_check, whole or bounded by size (StorageCorruptError)
 //   errors.ts             StorageFormatError, StorageCorruptError, StorageOpenError, StorageFaultError (disk full,
 //                         corrupt, I/O at run time; storageFaultKind classifies), EngineClosedError, assert
 export { LogEngine, MAX_PENDING_WRITES } from './engine';
-export type { LogEngineOptions, EngineStats } from './engine';
+export type { LogEngineOptions, EngineStats, DiskUsage } from './engine';
 export { LogBatch, entrySize, MAX_BATCH_BYTES } from './log-batch';
 export type { LogOp } from './log-batch';
 export { RegionLogStorage, type RegionRaftState, type RegionLogReader } from './region-log-storage';
@@ -21,4 +22,5 @@ export { StorageCorruptError, StorageFaultError, storageFaultKind, asStorageFaul
 export { DEFAULT_INTEGRITY_FULL_MAX_BYTES, type IntegrityCheck, type IntegrityReport } from './integrity';
 export type { Durability, OpenSpec } from './sqlite-open';
 export { openDatabase } from './sqlite-open';
+export { vacuumStep, VACUUM_STEP_PAGES, VACUUM_SLACK_MIN_BYTES, CONVERT_MAX_LIVE_BYTES, type AutoVacuumReport } from './vacuum';
 export { LOG_FORMAT_VERSION } from './schema';

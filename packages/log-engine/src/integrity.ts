@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { StorageCorruptError } from './errors';
+import type { AutoVacuumReport } from './vacuum';
 
 // integrity: the check openDatabase runs on an existing file before an
 // engine trusts it. A damaged page must stop the open with a message
@@ -42,6 +43,8 @@ export interface IntegrityReport {
   /** bytes: the size of the file and its WAL when checked. */
   bytes: number;
   ms: number;
+  /** autoVacuum: whether the file runs with incremental auto-vacuum, and whether this open converted it (vacuum.ts). */
+  autoVacuum?: AutoVacuumReport;
 }
 
 /** MAX_PROBLEMS bounds what a failed check reports (quick_check stops after as many). */

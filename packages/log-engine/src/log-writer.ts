@@ -4,6 +4,7 @@ import { emptyConfState } from '@flotilla/raft-core';
 import { decodeBatch, decodeConfState, encodeConfState } from './batch-codec';
 import { assert, InvalidBatchError } from './errors';
 import type { LogOp } from './log-batch';
+import { vacuumStep } from './vacuum';
 
 /** RaftStateRow is one Region's row of raft_state, as the writer mirrors it. */
 export interface RaftStateRow {
@@ -115,7 +116,7 @@ export class LogWriter {
   private readonly purgeTxn: (maxRows: number) => number;
 
   constructor(
-    db: Database.Database,
+    private readonly db: Database.Database,
     private readonly options: WriterOptions = DEFAULT_WRITER_OPTIONS,
   ) {
     this.stmt = {
@@ -246,27 +247,31 @@ export class LogWriter {
 
   /**
    * purge physically deletes at most about `maxRows` entries that compaction
-   * made unreachable (and the logs of removed Regions), in one transaction.
-   * It returns the number of rows deleted; 0 means nothing is left to purge
-   * (in the folded tables: staged compactions count after their fold).
+   * made unreachable (and the logs of removed Regions), in one transaction,
+   * then gives at most VACUUM_STEP_PAGES free pages back to the file system
+   * when more are free than the next writes need (vacuum.ts; a second short
+   * transaction). It returns the number of rows deleted; 0 means nothing is
+   * left to purge (in the folded tables: staged compactions count after
+   * their fold).
    */
-  purge(maxRows: number): { deleted: number; foldedThrough: number } {
+  purge(maxRows: number): { deleted: number; foldedThrough: number; reclaimedPages: number } {
     this.checkUsable();
     assert(Number.isInteger(maxRows) && maxRows > 0, `purge maxRows must be a positive integer, got ${maxRows}`);
-    if (this.purgeCandidates.size === 0 && this.staged.length === 0) return { deleted: 0, foldedThrough: this.foldedThrough };
-    let deleted: number;
+    let deleted = 0;
+    let reclaimedPages = 0;
     try {
-      deleted = this.purgeTxn(maxRows);
+      if (this.purgeCandidates.size > 0 || this.staged.length > 0) deleted = this.purgeTxn(maxRows);
+      if (this.staged.length > 0) {
+        this.foldedThrough = this.staged[this.staged.length - 1]!.seq;
+        this.staged = [];
+        this.stagedBytes = 0;
+      }
+      reclaimedPages = vacuumStep(this.db);
     } catch (err) {
       this.poisoned = err;
       throw err;
     }
-    if (this.staged.length > 0) {
-      this.foldedThrough = this.staged[this.staged.length - 1]!.seq;
-      this.staged = [];
-      this.stagedBytes = 0;
-    }
-    return { deleted, foldedThrough: this.foldedThrough };
+    return { deleted, foldedThrough: this.foldedThrough, reclaimedPages };
   }
 
   /**

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { StorageCorruptError, StorageFormatError, StorageOpenError } from './errors';
 import { checkIntegrity, type IntegrityCheck, type IntegrityReport } from './integrity';
+import { CONVERT_MAX_LIVE_BYTES, ensureIncremental, requestIncremental } from './vacuum';
 
 /** SQLITE_HEADER is the 16-byte magic every SQLite 3 database file starts with. */
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
@@ -40,6 +41,13 @@ export interface OpenSpec {
    * without it an older file is refused.
    */
   migrate?: (db: Database.Database, fromVersion: number) => void;
+  /**
+   * convertMaxLiveBytes: an existing file without auto-vacuum is rewritten
+   * (VACUUM) on open to turn it on when its live pages total at most this
+   * (default CONVERT_MAX_LIVE_BYTES; 0 never converts). Only on the checking
+   * connection (check !== false). See vacuum.ts.
+   */
+  convertMaxLiveBytes?: number;
 }
 
 /**
@@ -87,6 +95,10 @@ export function openDatabase(spec: OpenSpec): Database.Database {
     // Fail fast at open when another process holds the database.
     db.pragma('busy_timeout = 500');
     if (spec.exclusive) db.pragma('locking_mode = EXCLUSIVE');
+    // A new file only (an existing one is not written before its checks), and
+    // before journal_mode: switching a new file to WAL writes its first page,
+    // and auto-vacuum can be turned on without a VACUUM only before that.
+    if (!spec.readonly && !existing) requestIncremental(db);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${spec.durability === 'full' ? 'FULL' : 'NORMAL'}`);
     // The WAL file is reused after each checkpoint; keep it from growing past 64 MiB.
@@ -94,7 +106,12 @@ export function openDatabase(spec: OpenSpec): Database.Database {
     db.pragma('cache_size = -32768');
     const created = checkOrCreateMeta(db, file, spec);
     if (created) spec.onChecked?.({ file, mode: 'new', bytes: 0, ms: 0 });
-    else if (spec.check !== false) spec.onChecked?.(checkIntegrity(db, file, spec.schema, spec.check));
+    else if (spec.check !== false) {
+      const report = checkIntegrity(db, file, spec.schema, spec.check);
+      // Only a file the check trusts is rewritten.
+      if (!spec.readonly) report.autoVacuum = ensureIncremental(db, spec.convertMaxLiveBytes ?? CONVERT_MAX_LIVE_BYTES);
+      spec.onChecked?.(report);
+    }
     db.pragma('busy_timeout = 5000');
   } catch (err) {
     db.close();
