@@ -2,11 +2,18 @@
 //
 // Case `region-heartbeat` with `members`: `regions` Regions of 3 voters on
 // 5 stores are reported (reportBatchSplit, 1024 per call) to 1 or 3
-// `flotilla placement` processes (fsync on), then stats-only heartbeats
-// for random Regions go through one PlacementClient with 256 in flight
-// (the store side: one client per store; here one for all). Every change
-// a heartbeat makes to the routing table reaches the Raft log in the
-// leader's 50 ms flush batches.
+// `flotilla placement` processes (fsync on); one batched pass over every
+// Region then gives each its leader (the first report of a leader is a
+// write). Then stats-only heartbeats for random Regions, in two modes
+// measured alternately in one sitting (single, batched, single, ...):
+//   batch=1    one `regionHeartbeat` request per Region, one PlacementClient
+//              with 256 in flight (the path stores used before batching);
+//   batch=B    `regionHeartbeats` with B Regions per request, one
+//              PlacementClient per store (5) with 2 batches in flight each,
+//              every batch carrying Regions that store leads (what
+//              store/operation/pd.ts sends).
+// Every change a heartbeat makes to the routing table reaches the Raft log
+// in the leader's 50 ms flush batches.
 import type { Region } from '@flotilla/proto';
 import { PlacementClient, type RegionHeartbeat } from '@flotilla/placement';
 import { PlacementGroup } from './placement-members';
@@ -35,9 +42,11 @@ async function setUp(pc: PlacementClient, regions: number): Promise<RegionHeartb
   return all.map((region) => ({ region, leader: region.peers[0]!, approximateSizeBytes: 96 << 20, approximateKeys: 100_000 }));
 }
 
-async function drive(pc: PlacementClient, hbs: RegionHeartbeat[], n: number): Promise<number> {
-  let seed = 12345;
-  const rand = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+const rng = (seed: number): (() => number) => () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+
+/** driveSingle: n heartbeats, one request each, 256 in flight on one client. */
+async function driveSingle(pc: PlacementClient, hbs: RegionHeartbeat[], n: number, seed: number): Promise<number> {
+  const rand = rng(seed);
   let issued = 0;
   const t0 = performance.now();
   const worker = async (): Promise<void> => {
@@ -52,19 +61,80 @@ async function drive(pc: PlacementClient, hbs: RegionHeartbeat[], n: number): Pr
   return n / ((performance.now() - t0) / 1000);
 }
 
-/** runHeartbeats measures heartbeats/s (wall) against `members` placement processes holding `regions` Regions. */
-export async function runHeartbeats(members: number, regions: number, heartbeats: number): Promise<{ members: number; regions: number; heartbeats: number; ops_per_s: number; setup_ms: number }> {
+/** driveBatched: n heartbeats in batches of `batch`, each store's own client with 2 batches in flight, random Regions it leads. */
+async function driveBatched(clients: PlacementClient[], byStore: RegionHeartbeat[][], n: number, batch: number, seed: number): Promise<number> {
+  const rand = rng(seed);
+  let issued = 0;
+  const t0 = performance.now();
+  const worker = async (s: number): Promise<void> => {
+    const mine = byStore[s]!;
+    while (issued < n) {
+      const k = Math.min(batch, n - issued);
+      issued += k;
+      const hbs: RegionHeartbeat[] = [];
+      for (let i = 0; i < k; i++) {
+        const hb = mine[Math.floor(rand() * mine.length)]!;
+        hb.approximateKeys++;
+        hbs.push(hb);
+      }
+      const results = await clients[s]!.regionHeartbeats(hbs);
+      if (results.some((r) => 'error' in r)) throw new Error(`a heartbeat was refused: ${JSON.stringify(results.find((r) => 'error' in r))}`);
+    }
+  };
+  await Promise.all(clients.flatMap((_, s) => [worker(s), worker(s)]));
+  return n / ((performance.now() - t0) / 1000);
+}
+
+export interface HeartbeatRun {
+  members: number;
+  regions: number;
+  heartbeats: number;
+  batch: number;
+  /** ops_per_s: the median of the runs. */
+  ops_per_s: number;
+  runs_ops_per_s: number[];
+  setup_ms: number;
+}
+
+/**
+ * runHeartbeats measures heartbeats/s (wall) against `members` placement
+ * processes holding `regions` Regions: for each batch size in `batches`
+ * (1 = single requests), `reps` runs, alternating between the sizes.
+ */
+export async function runHeartbeats(members: number, regions: number, heartbeats: number, batches: number[] = [1, 256], reps = 3): Promise<HeartbeatRun[]> {
   const group = await PlacementGroup.start(members);
-  const pc = new PlacementClient({ addresses: group.addresses, requestTimeoutMs: 60_000, maxPendingRequests: 4096 });
+  const opts = { addresses: group.addresses, requestTimeoutMs: 60_000, maxPendingRequests: 4096 };
+  const pc = new PlacementClient(opts);
+  const clients = Array.from({ length: 5 }, () => new PlacementClient(opts));
   try {
     const t0 = Date.now();
     const hbs = await setUp(pc, regions);
+    // Every Region's first report sets its leader (a write through the Raft log): once, in order, before any timing.
+    for (let i = 0; i < hbs.length; i += 1024) await pc.regionHeartbeats(hbs.slice(i, i + 1024));
     const setupMs = Date.now() - t0;
-    await drive(pc, hbs, Math.min(20_000, heartbeats)); // warm-up: every first heartbeat moves a leader (a write)
-    const rate = await drive(pc, hbs, heartbeats);
-    return { members, regions, heartbeats, ops_per_s: Math.round(rate), setup_ms: setupMs };
+    // Region i is led by its first peer, on store i mod 5 (setUp).
+    const byStore = clients.map((_, s) => hbs.filter((_, i) => i % 5 === s));
+    const runs = new Map<number, number[]>(batches.map((b) => [b, []]));
+    for (let rep = 0; rep < reps; rep++) {
+      for (const b of batches) {
+        const seed = 1000 * rep + b;
+        const rate = b === 1 ? await driveSingle(pc, hbs, heartbeats, seed) : await driveBatched(clients, byStore, heartbeats, b, seed);
+        runs.get(b)!.push(Math.round(rate));
+        process.stderr.write(`    members=${members} batch=${b} run ${rep + 1}: ${Math.round(rate)}/s\n`);
+      }
+    }
+    return batches.map((b) => {
+      const r = runs.get(b)!;
+      return { members, regions, heartbeats, batch: b, ops_per_s: median(r), runs_ops_per_s: r, setup_ms: setupMs };
+    });
   } finally {
     pc.close();
+    for (const c of clients) c.close();
     await group.stop();
   }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
 }

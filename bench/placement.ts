@@ -1,6 +1,6 @@
 // bench/placement.ts — placement service throughput and latency.
 //
-//   pnpm bench:placement [--quick] [--regions N]
+//   pnpm bench:placement [--quick] [--regions N] [--only GROUP] [--batch B]
 //
 // Cases (each run 3 times, medians reported):
 //   region-heartbeat         stats-only heartbeats through PlacementCluster.dispatch (zod validation,
@@ -18,7 +18,9 @@
 //   failover                 SIGKILL the leader of 3 placement processes (production ticks), N times: time to the
 //                            first timestamp and the first split after each kill (bench/placement-failover.ts)
 //   region-heartbeat (members 1, 3)  stats-only heartbeats over a socket to 1 and 3 placement processes holding
-//                            --regions Regions, 256 in flight (bench/placement-heartbeat-raft.ts)
+//                            --regions Regions, single requests (batch=1, 256 in flight) and regionHeartbeats
+//                            batches (--batch B, default 256; 5 store clients, 2 batches in flight each), measured
+//                            alternately, medians of 3 (bench/placement-heartbeat-raft.ts)
 // --only heartbeat|tso|failover|heartbeat-raft runs one group. One JSON line per case on stdout; a markdown table on stderr.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,6 +40,9 @@ const HEARTBEATS = quick ? 40_000 : 400_000;
 const SOCKET_HEARTBEATS = quick ? 6_000 : 100_000;
 const LOOKUPS = quick ? 40_000 : 400_000;
 const STORES = 5;
+const batchArg = args.indexOf('--batch');
+/** HEARTBEAT_BATCH: Region heartbeats per regionHeartbeats request in the socket case (what a store sends: 256). */
+const HEARTBEAT_BATCH = batchArg >= 0 ? Number(args[batchArg + 1]) : 256;
 const onlyArg = args.indexOf('--only');
 const ONLY = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
 
@@ -201,10 +206,12 @@ async function main(): Promise<void> {
   if (ONLY === undefined || ONLY === 'heartbeat-raft') {
     for (const members of [1, 3]) {
       // --quick: 20,000 Regions, so the setup (every Region reported through the Raft log) fits in a minute.
-      const r = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, quick ? 20_000 : 200_000);
-      emit({ op: 'region-heartbeat', transport: 'socket', ...r });
-      rows.push({ op: `region-heartbeat members=${members} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: [] });
-      process.stderr.write(`  region-heartbeat with ${members} member(s): ${r.ops_per_s}/s (setup ${r.setup_ms} ms)\n`);
+      const cases = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, quick ? 20_000 : 200_000, [1, HEARTBEAT_BATCH], quick ? 1 : 3);
+      for (const r of cases) {
+        emit({ op: 'region-heartbeat', transport: 'socket', ...r });
+        rows.push({ op: `region-heartbeat members=${members} batch=${r.batch} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: r.runs_ops_per_s });
+        process.stderr.write(`  region-heartbeat with ${members} member(s), batch ${r.batch}: ${r.ops_per_s}/s (median of ${r.runs_ops_per_s.join(', ')}; setup ${r.setup_ms} ms)\n`);
+      }
     }
   }
   if (ONLY === undefined || ONLY === 'failover') {

@@ -13,6 +13,7 @@ import type {
   PlacementMethod,
   RegionHeartbeat,
   RegionHeartbeatResponse,
+  RegionHeartbeatResult,
   RegionWithLeader,
   ResultOf,
   SplitId,
@@ -74,6 +75,7 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'putStore',
   'storeHeartbeat',
   'regionHeartbeat',
+  'regionHeartbeats',
   'askBatchSplit',
   'reportBatchSplit',
   'getRegion',
@@ -344,6 +346,18 @@ export class PlacementClient {
   /** regionHeartbeat reports a Region (from its leader); the response may carry an operator step to execute. */
   async regionHeartbeat(hb: RegionHeartbeat): Promise<RegionHeartbeatResponse> {
     return this.call('regionHeartbeat', hb);
+  }
+  /**
+   * regionHeartbeats reports many Regions in one request (a store's batch,
+   * 1..PLACEMENT_LIMITS.maxRegionHeartbeats): one result per heartbeat, in
+   * order, each the answer regionHeartbeat gives or that heartbeat's own
+   * error. A placement too old to know the method answers UnknownMethod.
+   */
+  async regionHeartbeats(heartbeats: RegionHeartbeat[]): Promise<RegionHeartbeatResult[]> {
+    const { results } = await this.call('regionHeartbeats', { heartbeats });
+    const ok = Array.isArray(results) && results.length === heartbeats.length && results.every((r) => typeof r === 'object' && r !== null && (typeof (r as { stale?: unknown }).stale === 'boolean' || typeof (r as { error?: unknown }).error === 'object'));
+    if (!ok) throw new PlacementError(PlacementErrorCode.Internal, `placement answered a batch of ${heartbeats.length} region heartbeats with ${JSON.stringify(results)?.slice(0, 200)}`);
+    return results;
   }
   async askBatchSplit(region: Region, count: number): Promise<SplitId[]> {
     return (await this.call('askBatchSplit', { region, count })).ids;

@@ -5,6 +5,7 @@ import { PlacementError, PlacementErrorCode, assert } from './errors';
 import type { GcOptions } from './gc/leader';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
+import { applyRegionHeartbeats } from './region-heartbeats';
 import type { ClusterPersistence } from './persistence';
 import { PlacementStorage, type LoadedState, type PersistedStore } from './storage';
 import { isPlacementMethod, methodSchemas } from './schema';
@@ -391,6 +392,10 @@ export class PlacementCluster implements ClusterView {
     removeStore: (p) => ({ store: this.removeStore(p.storeId) }),
     storeHeartbeat: (p) => ({ store: this.storeHeartbeat(p.stats) }),
     regionHeartbeat: (p) => this.regionHeartbeat(p),
+    regionHeartbeats: (p) => {
+      this.requireBootstrapped();
+      return { results: applyRegionHeartbeats(p.heartbeats, (hb) => this.regionHeartbeat(hb)) };
+    },
     askBatchSplit: (p) => ({ ids: this.askBatchSplit(p.region, p.count) }),
     reportBatchSplit: (p) => ({ accepted: this.reportBatchSplit(p.regions) }),
     getRegion: (p) => ({ region: this.withLeader(this.tree.search(p.key)) }),

@@ -13,6 +13,8 @@ export const PLACEMENT_LIMITS = {
   maxSplitCount: 64,
   maxScanLimit: 10_000,
   maxReportRegions: 1_024,
+  /** maxRegionHeartbeats: Region heartbeats in one regionHeartbeats request (a store batches its led Regions). */
+  maxRegionHeartbeats: 1_024,
   maxLabels: 32,
   /** maxTsoCount: timestamps per getTimestamps call (a range never crosses a millisecond: at most 2^18). */
   maxTsoCount: 65_536,
@@ -81,6 +83,9 @@ export const methodSchemas: { [M in PlacementMethod]: z.ZodType } = {
   removeStore: z.object({ storeId: id }),
   storeHeartbeat: z.object({ stats: storeStatsSchema }),
   regionHeartbeat: regionHeartbeatSchema,
+  // Each heartbeat is checked on its own by the handler (region-heartbeats.ts), so one malformed heartbeat
+  // gets its own InvalidArgument and the rest of the store's batch is still applied.
+  regionHeartbeats: z.object({ heartbeats: z.array(z.unknown()).min(1).max(PLACEMENT_LIMITS.maxRegionHeartbeats) }),
   askBatchSplit: z.object({ region: placementRegionSchema, count: z.number().int().positive().max(PLACEMENT_LIMITS.maxSplitCount) }),
   reportBatchSplit: z.object({ regions: z.array(placementRegionSchema).min(1).max(PLACEMENT_LIMITS.maxReportRegions) }),
   getRegion: z.object({ key: keySchema }),

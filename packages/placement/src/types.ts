@@ -147,6 +147,14 @@ export interface RegionHeartbeatResponse {
   operator?: OperatorInstruction;
 }
 
+/**
+ * RegionHeartbeatResult answers one heartbeat of a `regionHeartbeats`
+ * batch, in the batch's order: the same answer `regionHeartbeat` gives,
+ * or the typed error of that one heartbeat (a malformed one); the others
+ * in the batch are applied regardless.
+ */
+export type RegionHeartbeatResult = RegionHeartbeatResponse | { error: { code: string; message: string } };
+
 /** SplitId is what askBatchSplit hands out for one split: the new Region's ID and one peer ID per existing peer (same order). */
 export interface SplitId {
   newRegionId: number;
@@ -172,6 +180,8 @@ export interface PlacementMethods extends GcMethods {
   removeStore: { params: { storeId: number }; result: { store: StoreInfo } };
   storeHeartbeat: { params: { stats: StoreStats }; result: { store: StoreInfo } };
   regionHeartbeat: { params: RegionHeartbeat; result: RegionHeartbeatResponse };
+  /** regionHeartbeats: many Regions' heartbeats in one request (a store's batch, at most PLACEMENT_LIMITS.maxRegionHeartbeats); one result per heartbeat, in order. */
+  regionHeartbeats: { params: { heartbeats: RegionHeartbeat[] }; result: { results: RegionHeartbeatResult[] } };
   askBatchSplit: { params: { region: Region; count: number }; result: { ids: SplitId[] } };
   reportBatchSplit: { params: { regions: Region[] }; result: { accepted: number } };
   getRegion: { params: { key: Uint8Array }; result: { region: RegionWithLeader | null } };

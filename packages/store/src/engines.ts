@@ -119,4 +119,4 @@ export type PlacementApi = Pick<
   | 'close'
 > &
   // timestamp: the oracle's next timestamp, for a 1PC's commit ts (operation/txn.ts); without it a 1PC answers ServerIsBusy.
-  Partial<Pick<import('@flotilla/placement').PlacementClient, 'getClusterInfo' | 'timestamp'>>;
+  Partial<Pick<import('@flotilla/placement').PlacementClient, 'getClusterInfo' | 'timestamp' | 'regionHeartbeats'>>;

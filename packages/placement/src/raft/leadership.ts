@@ -9,9 +9,17 @@ import type { PlacementFsm } from './fsm';
 import type { RaftNode } from './node';
 import { Proposer, RaftPersistence } from './proposer';
 import { TsoGate } from './tso-gate';
+import { handsOutOperator } from '../region-heartbeats';
+import type { RegionHeartbeatResult } from '../types';
+
+/** handsOut: a heartbeat answer (one, or a batch's) carries an operator step. */
+function handsOut(result: unknown): boolean {
+  const batch = (result as { results?: RegionHeartbeatResult[] }).results;
+  return batch !== undefined ? handsOutOperator(batch) : (result as { operator?: unknown }).operator !== undefined;
+}
 
 /** NO_BARRIER: methods whose answers depend on nothing that must be committed first. */
-const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions']);
+const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions']);
 const GC_METHODS: ReadonlySet<string> = new Set<GcMethod>(['updateServiceSafePoint', 'getGcSafePoint', 'getGcStatus']);
 
 export interface LeadershipOptions {
@@ -92,7 +100,7 @@ export class Leadership {
     const result = GC_METHODS.has(method) ? this.callGc(method as GcMethod, params) : this.cluster.call(method as ClusterMethod, params as never);
     // Heartbeats and routing lookups acknowledge nothing durable (the routing table may be rebuilt from
     // heartbeats): they skip the barrier, unless a heartbeat answer hands out an operator.
-    if (NO_BARRIER.has(method) && (result as { operator?: unknown }).operator === undefined) return result;
+    if (NO_BARRIER.has(method) && !handsOut(result)) return result;
     const barrier = this.proposer.waitAllProposed();
     return barrier === undefined ? result : barrier.then(() => result);
   }

@@ -21,11 +21,13 @@ export class MemberMetrics {
   private readonly requests: Counter<'method'>;
   private readonly timestamps: Counter;
   private readonly notLeader: Counter;
+  private readonly regionHeartbeats: Counter;
 
   constructor(src: MetricsSource) {
     const r = this.registry;
     this.requests = new Counter({ name: 'placement_requests_total', help: 'API requests dispatched, by method (region and store heartbeats, getTimestamps, ...)', labelNames: ['method'], registers: [r] });
     this.timestamps = new Counter({ name: 'placement_tso_timestamps_total', help: 'timestamps asked of this member (the sum of getTimestamps counts)', registers: [r] });
+    this.regionHeartbeats = new Counter({ name: 'placement_region_heartbeats_total', help: 'Region heartbeats received (one per Region; a regionHeartbeats batch counts each)', registers: [r] });
     this.notLeader = new Counter({ name: 'placement_not_leader_total', help: 'requests answered NotLeader (this member did not lead)', registers: [r] });
     const roles = ['leader', 'follower', 'candidate', 'precandidate', 'removed', 'starting'];
     new Gauge({
@@ -70,9 +72,12 @@ export class MemberMetrics {
     });
   }
 
-  onRequest(method: string, tsoCount: number | undefined): void {
+  /** onRequest counts one validated request (params as parsed: the timestamp and heartbeat counts come from them). */
+  onRequest(method: string, params: unknown): void {
     this.requests.inc({ method });
-    if (tsoCount !== undefined) this.timestamps.inc(tsoCount);
+    if (method === 'getTimestamps') this.timestamps.inc((params as { count: number }).count);
+    else if (method === 'regionHeartbeat') this.regionHeartbeats.inc();
+    else if (method === 'regionHeartbeats') this.regionHeartbeats.inc((params as { heartbeats: unknown[] }).heartbeats.length);
   }
 
   onNotLeader(): void {

@@ -354,7 +354,7 @@ export class PlacementMember {
   dispatch(method: string, params: unknown): unknown {
     if (!isPlacementMethod(method)) throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${JSON.stringify(method.slice(0, 64))}`);
     const parsed = parseParams(method, params);
-    this.metrics.onRequest(method, method === 'getTimestamps' ? (parsed as ParamsOf<'getTimestamps'>).count : undefined);
+    this.metrics.onRequest(method, parsed);
     if (method === 'getMembers') return this.members();
     const l = this.leadership;
     if (l === undefined) {
