@@ -33,18 +33,14 @@ function valueOf(t: MvccTables, w: WriteRow): Uint8Array {
  */
 export function snapshotGet(t: MvccTables, keys: Uint8Array[], ts: bigint): SnapshotRead {
   const errors: KeyError[] = [];
-  for (const key of keys) {
-    const l = t.lock(key);
-    if (l !== undefined && blocks(l, ts)) errors.push({ type: 'KeyIsLocked', lock: lockInfo(l) });
-  }
-  if (errors.length > 0) return { pairs: [], errors };
   const pairs: VersionedPair[] = [];
   for (const key of keys) {
-    const w = t.visibleWrite(key, ts);
-    if (w === undefined || w.kind !== 'put') continue;
-    pairs.push({ key, value: valueOf(t, w), version: w.commitTs });
+    const r = t.pointRead(key, ts);
+    if (r === undefined) continue;
+    if ('lock' in r) errors.push({ type: 'KeyIsLocked', lock: lockInfo(r.lock) });
+    else if (errors.length === 0 && r.write.kind === 'put') pairs.push({ key, value: valueOf(t, r.write), version: r.write.commitTs });
   }
-  return { pairs, errors };
+  return errors.length > 0 ? { pairs: [], errors } : { pairs, errors };
 }
 
 /**

@@ -52,6 +52,12 @@ export class MvccTables {
       putLock: q(`INSERT OR REPLACE INTO txn_lock (${LOCK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       delLock: q('DELETE FROM txn_lock WHERE key = ?'),
       writesFrom: q(`SELECT ${WRITE_COLS} FROM txn_write WHERE key = ? AND commit_ts >= ? ORDER BY commit_ts DESC LIMIT ?`).raw(),
+      // One statement for a snapshot get: a lock that blocks a read at ts (tag 0), else the visible put/delete (tag 1).
+      point: q(
+        `SELECT 0, start_ts, kind, ttl_ms, min_commit_ts, txn_size, primary_key FROM txn_lock WHERE key = @key AND start_ts <= @ts AND kind <> 'lock'
+         UNION ALL SELECT * FROM (SELECT 1, commit_ts, kind, start_ts, NULL, NULL, short_value FROM txn_write
+           WHERE key = @key AND commit_ts <= @ts AND kind IN ('put', 'delete') ORDER BY commit_ts DESC LIMIT 1)`,
+      ).raw(),
       visible: q(`SELECT ${WRITE_COLS} FROM txn_write WHERE key = ? AND commit_ts <= ? AND kind IN ('put', 'delete') ORDER BY commit_ts DESC LIMIT 1`).raw(),
       putWrite: q(`INSERT OR REPLACE INTO txn_write (${WRITE_COLS}) VALUES (?, ?, ?, ?, ?)`),
       getData: q('SELECT value FROM txn_data WHERE key = ? AND start_ts = ?').pluck(),
@@ -82,6 +88,21 @@ export class MvccTables {
   visibleWrite(key: Uint8Array, ts: bigint): WriteRow | undefined {
     const r = this.s.visible!.get(key, ts) as WriteTuple | undefined;
     return r === undefined ? undefined : writeOf(r);
+  }
+
+  /**
+   * pointRead is what a snapshot read at ts finds on key, in one statement:
+   * a lock of start_ts <= ts that blocks it (not 'lock' kind), else the
+   * newest put/delete record at or below ts, else nothing.
+   */
+  pointRead(key: Uint8Array, ts: bigint): { lock: LockRow } | { write: WriteRow } | undefined {
+    const rows = this.s.point!.all({ key, ts }) as [bigint, bigint, string, bigint | null, bigint | null, bigint | null, Buffer | null][];
+    const r = rows[0];
+    if (r === undefined) return undefined;
+    if (r[0] === 0n) {
+      return { lock: { key, primary: r[6]!, startTs: r[1], ttlMs: Number(r[3]), kind: r[2] as LockKind, minCommitTs: r[4]!, txnSize: Number(r[5]), value: null } };
+    }
+    return { write: { key, commitTs: r[1], startTs: r[3]!, kind: r[2] as WriteKind, shortValue: r[6] } };
   }
 
   data(key: Uint8Array, startTs: bigint): Buffer | undefined {
