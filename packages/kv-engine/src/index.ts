@@ -26,4 +26,6 @@ export { applyTxnCommand, physicalMs, MAX_VERSIONS_SCANNED } from './mvcc/percol
 export { snapshotGet, snapshotScan } from './mvcc/reader';
 export type { SnapshotRead } from './mvcc/reader';
 export { SHORT_VALUE_MAX } from './mvcc/schema';
+export { planGc } from './mvcc/gc';
+export type { GcDelete, GcPlan } from './mvcc/gc';
 export type { DataRow, LockRow, LockKind, MvccOp, TxnRows, WriteKind, WriteRow } from './mvcc/schema';

@@ -84,6 +84,10 @@ export interface StoreConfig {
    * check (small tables whole, the bulk table's edges). 0 = always bounded.
    */
   integrityCheckFullMaxBytes: number;
+  /** gcIntervalMs: how often the store asks placement for the GC safe point and runs a pass over the Regions it leads (store/src/gc/). */
+  gcIntervalMs: number;
+  /** gcBatchRows: write records one GC batch scans (one Raft proposal of deletes; batches of a Region follow each other, yielding between). */
+  gcBatchRows: number;
 }
 
 export const PRODUCTION: StoreConfig = {
@@ -128,6 +132,8 @@ export const PRODUCTION: StoreConfig = {
   maxPendingReadsPerPeer: 16_384,
   maxTombstones: 100_000,
   integrityCheckFullMaxBytes: DEFAULT_INTEGRITY_FULL_MAX_BYTES,
+  gcIntervalMs: 10_000,
+  gcBatchRows: 256,
 };
 
 export const DEMO: StoreConfig = {
@@ -192,6 +198,8 @@ export const storeConfigOverridesSchema = z
     maxPendingReadsPerPeer: positive,
     maxTombstones: positive,
     integrityCheckFullMaxBytes: z.number().int().nonnegative(),
+    gcIntervalMs: positive,
+    gcBatchRows: positive.max(65_536),
   })
   .partial()
   .strict();

@@ -7,6 +7,7 @@ import { splitCheck } from '../operation/command/admin/split';
 import { regionHeartbeats, storeHeartbeat } from '../operation/pd';
 import { expireReads } from '../operation/query';
 import { guardStorage } from '../storage-fault';
+import { mvccGc } from '../gc/worker';
 
 /**
  * PeriodicTask is one entry of the store's tick table (TiKV's PeerTick /
@@ -28,6 +29,7 @@ export const TICKS: readonly PeriodicTask[] = [
   { name: 'expireReads', intervalMs: (c) => c.expireReadsIntervalMs, run: expireReads },
   { name: 'mergeCheck', intervalMs: (c) => c.mergeCheckIntervalMs, run: mergeCheck },
   { name: 'purgeLog', intervalMs: (c) => c.purgeLogIntervalMs, run: purgeLog },
+  { name: 'mvccGc', intervalMs: (c) => c.gcIntervalMs, run: mvccGc },
 ];
 
 /** tickPeers queues one raft tick for every awake peer (hibernated peers cost nothing). */

@@ -13,6 +13,7 @@ import { maybeHibernate, wake } from '../operation/hibernate';
 import { checkStalePeer, destroyPeer, failMailbox } from '../operation/life';
 import { startRead, startTxnRead } from '../operation/query';
 import { proposeOnePc, startTxn } from '../operation/txn';
+import { onProposeGc } from '../gc/worker';
 
 /** LEADER_MISSING_ELECTIONS: a peer without a leader for this many election timeouts asks placement whether it is stale. */
 export const LEADER_MISSING_ELECTIONS = 10;
@@ -64,6 +65,8 @@ export function onPeerMsg(ctx: StoreContext, peer: Peer, m: PeerMsg): void {
       return onProposeSplit(ctx, peer, m);
     case 'proposeOnePc':
       return proposeOnePc(ctx, peer, m.req, m.commitTs, m.cb);
+    case 'proposeGc':
+      return onProposeGc(ctx, peer, m);
   }
 }
 

@@ -1,5 +1,5 @@
 import { decode, encode, type KvPair, type Region } from '@flotilla/proto';
-import { KvEngine, KvWriteBatch, snapshotGet, snapshotScan, type KvPair as EnginePair, type MvccOp, type MvccRead, type SnapshotRead, type TxnRows } from '@flotilla/kv-engine';
+import { KvEngine, KvWriteBatch, planGc, snapshotGet, snapshotScan, type GcPlan, type KvPair as EnginePair, type MvccOp, type MvccRead, type SnapshotRead, type TxnRows } from '@flotilla/kv-engine';
 import { asStorageFault, storageFaultKind } from '@flotilla/log-engine';
 import type { ConfState } from '@flotilla/raft-core';
 import type { ApplyState, KvBatch, MergeState, RegionLocalState, StateMachine } from '../engines';
@@ -161,6 +161,9 @@ export class KvEngineStateMachine implements StateMachine {
   }
   snapshotScan(startKey: Uint8Array, endKey: Uint8Array, limit: number, ts: bigint, keyOnly: boolean): SnapshotRead {
     return this.guard('kv txn scan', () => snapshotScan(this.engine.mvcc, startKey, endKey, limit, ts, keyOnly));
+  }
+  gcPlan(startKey: Uint8Array, endKey: Uint8Array, safePoint: bigint, maxRows: number): GcPlan {
+    return this.guard('kv gc scan', () => planGc(this.engine.mvcc, startKey, endKey, safePoint, maxRows));
   }
   ingestSnapshot(regionId: number, startKey: Uint8Array, endKey: Uint8Array, pairs: KvPair[], apply: ApplyState, region: RegionLocalState, txn?: TxnRows): void {
     const enginePairs = pairs.map((p): EnginePair => [p.key, p.value]);

@@ -1,6 +1,7 @@
 import type { Message } from '@flotilla/raft-core';
 import type { ClientRequest, Peer as PeerMeta } from '@flotilla/proto';
 import type { OperatorInstruction } from '@flotilla/placement/client';
+import type { GcProposal } from '../gc/worker';
 import type { Callback } from '../raft/proposal';
 
 /**
@@ -52,7 +53,9 @@ export type PeerMsg =
    * (operation/txn.ts). Must not be lost: its callback releases the
    * transaction's memory locks.
    */
-  | { kind: 'proposeOnePc'; req: Extract<ClientRequest, { op: 'txn' }>; commitTs: bigint; cb: Callback };
+  | { kind: 'proposeOnePc'; req: Extract<ClientRequest, { op: 'txn' }>; commitTs: bigint; cb: Callback }
+  /** proposeGc: one planned GC batch (gc/worker.ts). Must not be lost: the store's GC pass waits for its answer (bounded). */
+  | GcProposal;
 
 /** PeerMsgKind names each variant (for metrics and logs). */
 export type PeerMsgKind = PeerMsg['kind'];
@@ -76,6 +79,7 @@ export function isDroppable(m: PeerMsg): boolean {
     case 'destroy':
     case 'proposeSplit':
     case 'proposeOnePc':
+    case 'proposeGc':
       return false;
   }
 }

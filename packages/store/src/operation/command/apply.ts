@@ -9,6 +9,8 @@ import { applyCommitMerge, applyPrepareMerge, applyRollbackMerge } from './admin
 import { applySplit } from './admin/split';
 import { checkEpoch, type ApplyContext } from './apply-context';
 import { decodeCommand, err } from './command';
+import { applyGc } from '../../gc/apply';
+import { gcOf } from '../../gc/command';
 
 /**
  * applyEntries applies one peer's committed entries to the round's batch and
@@ -45,6 +47,8 @@ function applyNormal(peer: Peer, e: Entry, ctx: ApplyContext): CommandResult {
   const stale = checkEpoch(peer, cmd, true, false);
   if (stale) return stale;
   if (cmd.txn) return applyTxn(peer, cmd, cmd.txn, ctx);
+  const gc = gcOf(cmd);
+  if (gc) return applyGc(peer, gc, ctx);
   for (const w of cmd.writes) {
     const bad = writeOutsideRegion(w, peer.region);
     if (bad) return err.keyNotInRegion(bad, peer.region);
