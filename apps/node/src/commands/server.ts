@@ -24,6 +24,7 @@ const placementSpec: CommandSpec = {
     { name: 'max-replicas', type: 'string', placeholder: 'N', description: 'replicas per Region the replica checker maintains', default: '3', schema: intFlag(1, 7) },
     { name: 'max-store-down-time-ms', type: 'string', placeholder: 'MS', description: 'a store silent this long is down and its replicas are replaced (default: the placement default, 30 min)', schema: intFlag(1000, 7 * 24 * 3600 * 1000) },
     { name: 'low-space-ratio', type: 'string', placeholder: 'RATIO', description: "a store with less than (1 - RATIO) of its disk available is low on space and gets no new replica (TiKV PD's low-space-ratio)", default: '0.8', schema: fractionFlag() },
+    { name: 'gc-life-time-ms', type: 'string', placeholder: 'MS', description: 'versions of transactional keys younger than this are never removed by GC: the GC safe point trails now by MS (TiDB\'s gc life time; default 10 min)', schema: intFlag(1, 30 * 24 * 3600 * 1000) },
     ...serverSecurityFlags,
   ],
   examples: [
@@ -47,6 +48,7 @@ export const placementCommand: Command = {
       maxReplicas: ctx.parsed.values['maxReplicas'] as number,
       ...(ctx.parsed.values['maxStoreDownTimeMs'] !== undefined ? { maxStoreDownTimeMs: ctx.parsed.values['maxStoreDownTimeMs'] as number } : {}),
       lowSpaceRatio: ctx.parsed.values['lowSpaceRatio'] as number,
+      ...(ctx.parsed.values['gcLifeTimeMs'] !== undefined ? { gc: { lifeTimeMs: ctx.parsed.values['gcLifeTimeMs'] as number } } : {}),
       logger: ctx.logger,
     });
     ctx.io.stdout.write(JSON.stringify({ service: 'placement', name: server.member.name, address: server.address, httpUrl: server.httpUrl, wsUrl: server.wsUrl, clusterId: server.clusterId, pid: process.pid, dataDir }) + '\n');
