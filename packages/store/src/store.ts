@@ -53,8 +53,8 @@ export class Store {
     return this.ctx.peers;
   }
 
-  /** stateMachine exposes the KV engine read-only for status, tests and tools. */
-  get stateMachine(): Pick<StateMachine, 'get' | 'scan' | 'applyState'> {
+  /** stateMachine exposes the KV engine read-only for status, tests, tools and checkers (snapshotRangeData: both keyspaces of a range, e.g. to compare replicas). */
+  get stateMachine(): Pick<StateMachine, 'get' | 'scan' | 'applyState' | 'snapshotGet' | 'snapshotScan' | 'snapshotRangeData'> {
     return this.ctx.sm;
   }
 

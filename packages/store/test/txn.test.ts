@@ -98,6 +98,10 @@ describe('transactions through real stores', () => {
     const h = await history(c, id);
     const scan = await readAt(c, id, { type: 'scan', startKey: new Uint8Array(), endKey: new Uint8Array(), limit: 100, ts: h.read });
     expect(shown(scan)).toEqual({ pairs: h.expected, errors: [] });
+    // Every replica applied the same Percolator decisions: identical transactional rows.
+    const rowsOf = (i: number) => JSON.stringify(c.stores[i]!.store.stateMachine.snapshotRangeData(new Uint8Array(), new Uint8Array()).txn, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    await waitFor('replicas hold identical MVCC rows', () => rowsOf(1) === rowsOf(0) && rowsOf(2) === rowsOf(0));
+    expect(JSON.parse(rowsOf(0)).writes.length).toBeGreaterThan(30);
     expect(shown(await readAt(c, id, { type: 'get', key: key(4), ts: h.c1 }))).toEqual({ pairs: [{ key: 'k04', value: 'one-4', version: h.c1 }], errors: [] });
     expect(shown(await readAt(c, id, { type: 'batchGet', keys: [key(3), key(7)], ts: h.late }))).toMatchObject({ pairs: [], errors: ['KeyIsLocked'] });
     // Bad input: a start ts from the future, an unknown transaction, an oversized prewrite.

@@ -108,8 +108,27 @@ function startOnePc(ctx: StoreContext, peer: Peer, req: TxnRequest, cb: Callback
       if (ctx.closed || ctx.peers.get(peer.regionId) !== peer) return answer(err.regionNotFound(peer.regionId));
       ctx.send(peer, { kind: 'proposeOnePc', req, commitTs, cb: answer });
     },
-    (e: unknown) => answer(err.busy(`one-phase commit needs a commit ts and the timestamp oracle did not give one (${(e as Error).message}); commit in two phases`, 20)),
+    (e: unknown) => {
+      warnOracle(ctx, peer.regionId, (e as Error).message);
+      answer(err.busy(`one-phase commit needs a commit ts and the timestamp oracle did not give one (${(e as Error).message}); commit in two phases`, 20));
+    },
   );
+}
+
+/** oracleWarned: per store, when the last "no commit ts" warning was logged and how many failures it has not reported yet. */
+const oracleWarned = new WeakMap<StoreContext, { atMs: number; since: number }>();
+
+/** warnOracle logs a 1PC that got no commit ts, at most once per 10 s per store (with the count since the last line). */
+function warnOracle(ctx: StoreContext, regionId: number, why: string): void {
+  const w = oracleWarned.get(ctx) ?? { atMs: -Infinity, since: 0 };
+  w.since++;
+  const now = ctx.monoNow();
+  if (now - w.atMs >= 10_000) {
+    ctx.logger.warn({ regionId, failures: w.since, err: why }, 'one-phase commits get no commit ts from the timestamp oracle; answered ServerIsBusy (clients commit in two phases)');
+    w.atMs = now;
+    w.since = 0;
+  }
+  oracleWarned.set(ctx, w);
 }
 
 /** proposeOnePc proposes a 1PC prewrite with its commit ts, if this peer still leads the same Region version. */
