@@ -88,6 +88,13 @@ export interface StoreConfig {
   gcIntervalMs: number;
   /** gcBatchRows: write records one GC batch scans (one Raft proposal of deletes; batches of a Region follow each other, yielding between). */
   gcBatchRows: number;
+  /**
+   * gcMaxRowsPerSec caps the write records this store's GC removes per
+   * second (TiKV's gc.max-write-bytes-per-sec, in rows); 0 = no cap. GC
+   * paces itself between batches to stay under it, so a large backlog
+   * costs foreground writes a bounded share instead of a burst.
+   */
+  gcMaxRowsPerSec: number;
 }
 
 export const PRODUCTION: StoreConfig = {
@@ -134,6 +141,7 @@ export const PRODUCTION: StoreConfig = {
   integrityCheckFullMaxBytes: DEFAULT_INTEGRITY_FULL_MAX_BYTES,
   gcIntervalMs: 10_000,
   gcBatchRows: 256,
+  gcMaxRowsPerSec: 0,
 };
 
 export const DEMO: StoreConfig = {
@@ -200,6 +208,7 @@ export const storeConfigOverridesSchema = z
     integrityCheckFullMaxBytes: z.number().int().nonnegative(),
     gcIntervalMs: positive,
     gcBatchRows: positive.max(65_536),
+    gcMaxRowsPerSec: z.number().int().nonnegative(),
   })
   .partial()
   .strict();

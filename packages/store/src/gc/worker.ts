@@ -69,6 +69,7 @@ async function runPass(ctx: StoreContext, st: GcState, getSafePoint: (p: { store
 async function gcRegion(ctx: StoreContext, st: GcState, regionId: number, safePoint: bigint): Promise<void> {
   let cursor: Uint8Array | undefined;
   for (;;) {
+    const batchStartedAt = Date.now();
     const peer = ctx.peers.get(regionId);
     if (ctx.closed || !peer || !peer.isLeader) return;
     const r = peer.region;
@@ -86,8 +87,10 @@ async function gcRegion(ctx: StoreContext, st: GcState, regionId: number, safePo
     }
     if (plan.next === undefined) break;
     cursor = plan.next;
-    // Yield between batches: foreground rounds run before the next scan.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    // Yield between batches (foreground rounds run before the next scan), and stay under gcMaxRowsPerSec.
+    const cap = ctx.config.gcMaxRowsPerSec;
+    const waitMs = cap > 0 ? (plan.deletes.length * 1000) / cap - (Date.now() - batchStartedAt) : 0;
+    await new Promise<void>((resolve) => (waitMs >= 1 ? setTimeout(resolve, waitMs) : setImmediate(resolve)));
   }
   st.doneAt.set(regionId, safePoint);
 }
