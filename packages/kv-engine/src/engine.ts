@@ -9,7 +9,7 @@ import type { TxnRows } from './mvcc/schema';
 import { ingestTxnRows, MvccTables } from './mvcc/tables';
 import { RangeSizer } from './range-size';
 import { KvSnapshot } from './snapshot';
-import { DEFAULT_INTEGRITY_FULL_MAX_BYTES, openDatabase, type IntegrityReport } from './sqlite-open';
+import { DEFAULT_INTEGRITY_FULL_MAX_BYTES, openDatabase, vacuumStep, VACUUM_STEP_PAGES, type IntegrityReport } from './sqlite-open';
 import type { Durability } from './sqlite-open';
 import type { ApplyState, KvPair, RegionLocalState, RegionStats, StoredRegion } from './types';
 import type { KvWriteBatch } from './write-batch';
@@ -168,7 +168,17 @@ export class KvEngine {
       }
     }
     // Approximate stats ride in their own small transaction now and then.
-    if (this.now() - this.lastStatsPersist >= this.statsInterval) this.db.transaction(() => this.persistStats())();
+    if (this.now() - this.lastStatsPersist >= this.statsInterval) {
+      this.db.transaction(() => this.persistStats())();
+      // With them, free pages (large deletes, Regions moved away) go back to
+      // the file system, in a bounded step: the write above is committed
+      // whatever this meets, and a real fault shows at the next write.
+      try {
+        this.reclaimSpace();
+      } catch {
+        // nothing lost: the free pages stay free
+      }
+    }
   }
 
   /**
@@ -347,6 +357,18 @@ export class KvEngine {
     this.checkOpen('flush');
     const [r] = this.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
     assert(r !== undefined && r.busy === 0 && r.checkpointed === r.log, `${this.file}: flush's checkpoint stopped at WAL frame ${r?.checkpointed} of ${r?.log} (a snapshot reader is open), so earlier writes may not be durable`);
+  }
+
+  /**
+   * reclaimSpace gives at most maxPages free pages back to the file system,
+   * only past the slack kept for the next writes (log-engine's vacuum.ts:
+   * max(4 MiB, a quarter of the used pages)); returns the pages given back.
+   * write() runs it with the stats, every statsPersistIntervalMs (one short
+   * transaction, no fsync at the store's relaxed durability).
+   */
+  reclaimSpace(maxPages = VACUUM_STEP_PAGES): number {
+    this.checkOpen('reclaimSpace');
+    return vacuumStep(this.db, maxPages);
   }
 
   /**
