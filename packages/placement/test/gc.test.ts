@@ -4,6 +4,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PlacementClient, PlacementError, composeTs, startPlacementServer, type PlacementServer } from '../src';
+import { FsmStore } from '../src/raft/fsm-store';
+import { PlacementStorage } from '../src/storage';
 
 // GC safe points on placement: the leader's worker raises the cluster safe
 // point to now - life time, bounded by live service safe points; every
@@ -143,5 +145,28 @@ describe('placement GC safe points', () => {
     const again = await Promise.all(names.filter((n) => n !== leaderName).map(start));
     servers.push(...again);
     await expect.poll(() => c.getGcStatus().then((x) => x.clusterSafePoint >= moved && x.services.length === 0), { timeout: 10_000, interval: 20 }).toBe(true);
+  });
+
+  it('carries the safe points in a placement snapshot (a member that catches up from one knows them)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'placement-gc-'));
+    dirs.push(root);
+    const a = PlacementStorage.open(join(root, 'a'), { clusterId: 1, maxReplicas: 3 }).storage;
+    const b = PlacementStorage.open(join(root, 'b'), { clusterId: 1, maxReplicas: 3 }).storage;
+    try {
+      const from = new FsmStore(a);
+      const big = (1n << 62n) + 12345n; // beyond a double's exact range
+      from.gc.raiseClusterSafePoint(big);
+      from.gc.raiseClusterSafePoint(5n); // never goes back
+      from.gc.putService('backup-1', big + 1n, 1_000_000);
+      from.gc.putService('gone', 7n, 1_000);
+      from.gc.putService('gone', 0n, 0);
+      const to = new FsmStore(b);
+      to.gc.putService('stale', 9n, 5);
+      to.restore(from.dump(), 10, 2, { voters: [1], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false });
+      expect(to.gc.load()).toEqual({ clusterSafePoint: big, services: [{ serviceId: 'backup-1', ts: big + 1n, expireAtMs: 1_000_000 }] });
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
