@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { TXN_LIMITS, type TxnCommand } from '@flotilla/proto';
 import { runTxn, type TxnOptions } from '../src/txn/txn';
 import { TxnAbortedError } from '../src/txn/errors';
-import { LockResolver } from '../src/txn/resolver';
+import { LockResolver, physicalMs } from '../src/txn/resolver';
 import { Pacer } from '../src/txn/pacer';
 import { Snapshot } from '../src/txn/snapshot';
 import { TxnIf } from '../src/txn/txn-if';
@@ -148,15 +148,15 @@ describe('txn driver (fake Percolator)', () => {
       tx.put('a', 'old');
       tx.put('x', 'old');
     });
+    let startTs = 0n;
     const died = await runTxn(t, (tx) => {
       tx.put('a', 'new');
       tx.put('x', 'new');
-    }, { lockTtlMs: 200, hooks: { afterPrewrite: () => { throw new Error('client died'); } } }).catch((e: unknown) => e);
+    }, { lockTtlMs: 200, hooks: { afterPrewrite: (i) => { startTs = i.startTs; throw new Error('client died'); } } }).catch((e: unknown) => e);
     expect((died as Error).message).toBe('client died');
     expect(store.locks.size).toBe(2);
-    const t0 = Date.now();
     expect(await readNow(t, ['x', 'a'])).toEqual(['old', 'old']);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+    expect(Date.now()).toBeGreaterThanOrEqual(physicalMs(startTs) + 200); // the reader waited out the TTL before rolling back
     expect(store.locks.size).toBe(0);
   });
 
@@ -200,6 +200,25 @@ describe('txn driver (fake Percolator)', () => {
       tx.put('x', '2');
     }).catch((e: unknown) => e);
     expect((err as ClientError).code).toBe('Undetermined');
+  });
+
+  it('heartbeats keep a slow commit alive past its lock TTL: a reader meeting its locks waits instead of rolling it back', async () => {
+    const { t } = setup(['m']);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = runTxn(t, (tx) => {
+      tx.put('a', 'new');
+      tx.put('x', 'new');
+    }, { lockTtlMs: 100, maxRetries: 0, hooks: { afterPrewrite: () => gate } });
+    // Three heartbeats at 50 ms intervals: the 100 ms TTL has passed since start_ts.
+    await vi.waitFor(() => expect(t.sent.filter((c) => c.type === 'txnHeartBeat').length).toBeGreaterThanOrEqual(3), { timeout: 5000 });
+    const reading = readNow(t, ['x']);
+    await vi.waitFor(() => expect(t.sent.some((c) => c.type === 'checkTxnStatus')).toBe(true), { timeout: 5000 });
+    release();
+    const out = await slow;
+    expect(out.attempts).toBe(1);
+    expect(await reading).toEqual([null]); // it read at a ts before the commit
+    expect(await readNow(t, ['a', 'x'])).toEqual(['new', 'new']);
   });
 
   it('refuses an oversized transaction before sending anything, naming the limit', async () => {

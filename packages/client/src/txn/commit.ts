@@ -241,7 +241,13 @@ export class Committer {
     const keys = this.mutations.slice(1).map((m) => m.key);
     if (keys.length === 0) return;
     try {
-      await this.t.forKeys(keys, (ks) => ({ type: 'commit', keys: ks, startTs: this.startTs, commitTs }));
+      const groups = await this.t.forKeys(keys, (ks) => ({ type: 'commit', keys: ks, startTs: this.startTs, commitTs }));
+      for (const { result } of groups) {
+        // The primary is committed, so a secondary's lock can only have been committed (fine) or, if anything
+        // rolled it back, the transaction is no longer atomic: say so loudly, it is a bug somewhere.
+        const bad = result.type === 'commit' ? result.errors.find((e) => e.type !== 'Committed') : undefined;
+        if (bad) this.logger.error({ startTs: String(this.startTs), commitTs: String(commitTs), error: bad.type }, 'txn: a secondary of a committed transaction could not be committed');
+      }
     } catch (err) {
       this.logger.debug({ startTs: String(this.startTs), err: (err as Error).message }, 'txn: committing secondaries failed; readers will resolve their locks');
     }
