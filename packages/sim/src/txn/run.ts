@@ -32,7 +32,18 @@ export interface RunningTxnWorkload {
   /** finished settles when every client saw env.running() turn false and its last transaction ended. */
   finished: Promise<void>;
   counts: TxnCounts;
+  /** finalRead reads everything in one more transaction after the clients stopped, again until it commits or deadlineMs passes; says whether it did. */
+  finalRead(deadlineMs: number): Promise<boolean>;
   check(): TxnVerdict;
+}
+
+/** retryUntil runs attempt until it says true or the deadline passes, 100 ms apart. */
+async function retryUntil(attempt: () => Promise<boolean>, deadlineMs: number, sleep: (ms: number) => Promise<void>): Promise<boolean> {
+  while (Date.now() < deadlineMs) {
+    if (await attempt()) return true;
+    await sleep(100);
+  }
+  return false;
 }
 
 /** startTxnWorkload sets the workload up (the bank's balances) and starts its clients. */
@@ -45,6 +56,7 @@ export async function startTxnWorkload(api: TxnApi, env: WorkloadEnv, o: TxnWork
     return {
       finished,
       counts: w.counts,
+      finalRead: (deadlineMs) => retryUntil(() => w.readAll(), deadlineMs, env.sleep),
       check: () => {
         const r = checkBank(w.accounts, w.total, w.reads);
         const summary = { workload: 'bank', accounts: w.accounts.length, total: w.total, ...w.counts, transfers: w.transfers, reads: r.reads, violations: r.violations };
@@ -57,6 +69,7 @@ export async function startTxnWorkload(api: TxnApi, env: WorkloadEnv, o: TxnWork
   return {
     finished,
     counts: w.counts,
+    finalRead: (deadlineMs) => retryUntil(() => w.readAll(o.clients), deadlineMs, env.sleep),
     check: () => {
       const r = checkListAppend(w.history);
       const byType: Record<string, number> = {};

@@ -36,13 +36,18 @@ export interface TxnCounts {
   ok: number;
   fail: number;
   info: number;
+  /** why: failed and undetermined transactions by the start of their error message (at most 20 kinds). */
+  why: Record<string, number>;
 }
 
-const newCounts = (): TxnCounts => ({ txns: 0, ok: 0, fail: 0, info: 0 });
+const newCounts = (): TxnCounts => ({ txns: 0, ok: 0, fail: 0, info: 0, why: {} });
 
 function count<T>(c: TxnCounts, r: TxnRunOutcome<T>): void {
   c.txns++;
   c[r.status]++;
+  if (r.status === 'ok') return;
+  const k = `${r.status}: ${r.error.replace(/\d+/g, 'N').slice(0, 70)}`;
+  if (c.why[k] !== undefined || Object.keys(c.why).length < 20) c.why[k] = (c.why[k] ?? 0) + 1;
 }
 
 /** decodeList reads a list value; anything but a JSON array of integers becomes [-1] (a value no one appended: the checker reports it). */
@@ -78,10 +83,16 @@ export class ListAppendWorkload {
     }
   }
 
-  /** one plans one transaction, runs it and records it. */
-  async one(process: number, rng: () => number): Promise<void> {
-    const plan: MicroOp[] = [];
-    for (let n = 1 + Math.floor(rng() * 4); n > 0; n--) {
+  /** readAll reads every key in one transaction (the final read); says whether it committed. */
+  async readAll(process: number): Promise<boolean> {
+    const plan: MicroOp[] = this.keys.map((key) => ({ f: 'r', key, value: null }));
+    return (await this.one(process, () => 0, plan)) === 'ok';
+  }
+
+  /** one plans one transaction (or takes the plan given), runs it and records it. */
+  async one(process: number, rng: () => number, given?: MicroOp[]): Promise<TxnRunOutcome<void>['status']> {
+    const plan: MicroOp[] = given ?? [];
+    for (let n = given ? 0 : 1 + Math.floor(rng() * 4); n > 0; n--) {
       const key = this.keys[Math.floor(rng() * this.keys.length)]!;
       if (rng() < 0.5) plan.push({ f: 'r', key, value: null });
       else {
@@ -111,6 +122,7 @@ export class ListAppendWorkload {
     if (r.status === 'ok') Object.assign(rec, { startTs: r.startTs, commitTs: r.commitTs });
     else rec.error = r.error;
     this.history.push(rec);
+    return r.status;
   }
 }
 
@@ -157,17 +169,18 @@ export class BankWorkload {
     void process;
   }
 
-  /** readAll reads every account in one snapshot and records it (when the transaction committed: a read-only one always does unless it failed). */
-  async readAll(): Promise<void> {
+  /** readAll reads every account in one snapshot and records it (when the transaction committed); says whether it did. */
+  async readAll(): Promise<boolean> {
     const id = ++this.txnSeq;
     const r = await this.api.run(async (tx) => tx.batchGet(this.accounts));
     count(this.counts, r);
-    if (r.status !== 'ok') return;
+    if (r.status !== 'ok') return false;
     const balances = new Map<string, number>();
     r.value.forEach((v, i) => {
       if (v !== null) balances.set(this.accounts[i]!, Number(dec.decode(v)));
     });
     this.reads.push({ txnId: id, ts: r.startTs, balances });
+    return true;
   }
 
   async transfer(rng: () => number): Promise<void> {
