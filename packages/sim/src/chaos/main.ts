@@ -1,4 +1,4 @@
-// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions]`
+// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append]`
 //
 // Chaos test of a local cluster of REAL processes: placement + 3 stores
 // (`flotilla placement` / `flotilla store` from apps/node), concurrent
@@ -10,12 +10,15 @@
 // heals, every process is resumed, the history gets a final read of every
 // key, and it is checked for linearizability (which includes "every
 // acknowledged write is read back"). Prints ops, faults and the verdict;
-// exits 1 on a violation or when the cluster does not recover.
+// exits 1 on a violation or when the cluster does not recover. With
+// --workload bank|list-append the clients run transactions instead
+// (txn.ts; the checkers in ../txn/), under the same faults.
 //
 //   options.ts    the command line          cluster.ts   where processes live, startCluster
 //   procs.ts      launch / kill a process   workload.ts  the recording clients, the final read
 //   nemesis.ts    process faults, the table partition.ts the partition faults
 //   run.ts        the run's shared state    ../netns/    the namespace topology
+//   txn.ts        the bank / list-append workloads over client.txnTransport()
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +31,9 @@ import { chaosFaults, drawChaosFault, resumeAll } from './nemesis';
 import { parseChaosArgs, USAGE, type ChaosOptions } from './options';
 import { kill, killSync, sleep } from './procs';
 import type { Chaos } from './run';
+import { finishTxnChaos, startTxnChaos } from './txn';
 import { readEveryKey, startWorkers } from './workload';
+import type { TxnVerdict } from '../txn/run';
 
 /** verdict checks the history, prints the JSON summary and the verdict, and returns the exit code. */
 function verdict(run: Chaos, unreadable: number): number {
@@ -47,6 +52,25 @@ function verdict(run: Chaos, unreadable: number): number {
     return 1;
   }
   console.error(`verdict: ${check.verdict === 'ok' ? 'linearizable' : 'search budget exhausted (inconclusive)'}; ${counts.ops} ops, ${total} faults`);
+  return 0;
+}
+
+/** txnVerdict prints a transaction workload's JSON summary and verdict, and returns the exit code. */
+function txnVerdict(run: Chaos, v: TxnVerdict, unreadable: number): number {
+  const { o, faults } = run;
+  const total = Object.values(faults).reduce((a, b) => a + b, 0);
+  const network = run.net ? `netns 10.77.${run.net.subnet}.0/24` : 'loopback';
+  const summary = { seed: o.seed, durationS: o.durationS, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...v.summary, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, unreadableKeys: unreadable, checker: v.ok ? 'ok' : 'violation' };
+  console.log(JSON.stringify(summary));
+  if (!v.ok) {
+    console.error(`VIOLATION (${o.workload}):\n${v.explanation}`);
+    return 1;
+  }
+  if (unreadable > 0) {
+    console.error('FAIL: the final read of every key did not commit within 30 s after recovery');
+    return 1;
+  }
+  console.error(`verdict: ${o.workload} ok; ${String(v.summary['txns'])} transactions, ${total} faults`);
   return 0;
 }
 
@@ -90,7 +114,8 @@ async function main(): Promise<number> {
     console.error(`[chaos] cluster up in ${(run.now() / 1000).toFixed(1)} s on ${where}; seed ${o.seed}; reads ${o.leaseReads ? 'lease-based' : 'safe'}; running ${o.durationS} s`);
     const table = chaosFaults(run.net !== undefined);
     let running = true;
-    const workers = startWorkers(run, () => running);
+    const txn = o.workload === 'register' ? undefined : await startTxnChaos(run, client, () => running);
+    const workers = txn ? txn.finished : startWorkers(run, () => running);
     const end = Date.now() + o.durationS * 1000;
     while (Date.now() < end) {
       await sleep(1500 + Math.floor(run.rng() * 2500));
@@ -100,6 +125,10 @@ async function main(): Promise<number> {
     running = false;
     await resumeAll(run);
     await workers;
+    if (txn) {
+      const { verdict: v, unreadable } = await finishTxnChaos(txn);
+      return txnVerdict(run, v, unreadable);
+    }
     return verdict(run, await readEveryKey(run, client));
   } finally {
     client?.close();

@@ -10,10 +10,12 @@ export interface ChaosOptions {
   leaseReads: boolean;
   /** partitions puts every process in its own network namespace and adds the partition nemesis (needs root). */
   partitions: boolean;
+  /** workload: 'register' (default: get/put/delete/cas, checked for linearizability) or a transaction workload (txn/run.ts). */
+  workload: 'register' | 'bank' | 'list-append';
   help: boolean;
 }
 
-export const USAGE = `usage: pnpm chaos [--duration-s 60] [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions]
+export const USAGE = `usage: pnpm chaos [--duration-s 60] [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append]
 
 Runs placement and three stores as real processes under faults (SIGKILL and
 restart, SIGSTOP/SIGCONT, leader transfers, splits), records every client
@@ -26,16 +28,25 @@ linearizability. Prints one JSON summary line on stdout; exit 0 linearizable,
   --clients N      concurrent clients (default 4)
   --keys N         keys the clients share (default 16)
   --lease-reads    stores serve reads on the leader lease (readOnly lease-based)
+  --workload W     register (default): raw get/put/delete/cas, checked for
+                   linearizability; bank: transfers between --keys accounts
+                   (each split into a Region of its own) through client.txn,
+                   every snapshot read must sum to the initial total with no
+                   negative balance; list-append: transactions appending to
+                   and reading list values, checked for G0, G1a, G1b, G1c and
+                   G-single cycles (Elle-style; G2 is allowed under snapshot
+                   isolation)
   --partitions     each process in its own network namespace (10.77.K.0/24,
                    a real cluster secret) plus network partitions: the
                    leader's store isolated, a minority/majority split, a
                    bridge node, placement cut off. Needs root and iproute2.
 
-example: pnpm chaos --duration-s 60 --seed 7 --partitions --lease-reads`;
+example: pnpm chaos --duration-s 60 --seed 7 --partitions --lease-reads
+         pnpm chaos --duration-s 30 --workload bank --keys 8`;
 
 /** parseChaosArgs reads argv; a bad value is an Error naming the flag. */
 export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
-  const o: ChaosOptions = { durationS: 60, seed: Math.floor(Math.random() * 1e6), clients: 4, keys: 16, leaseReads: false, partitions: false, help: false };
+  const o: ChaosOptions = { durationS: 60, seed: Math.floor(Math.random() * 1e6), clients: 4, keys: 16, leaseReads: false, partitions: false, workload: 'register', help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const int = (min: number): number => {
@@ -50,6 +61,11 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
     else if (a === '--keys') o.keys = int(2);
     else if (a === '--lease-reads') o.leaseReads = true;
     else if (a === '--partitions') o.partitions = true;
+    else if (a === '--workload') {
+      const w = argv[++i];
+      if (w !== 'register' && w !== 'bank' && w !== 'list-append') throw new Error(`--workload: expected register, bank or list-append, got ${w ?? 'nothing'}`);
+      o.workload = w;
+    }
     else if (a === '--help' || a === '-h') o.help = true;
     else if (a !== '--') throw new Error(`unknown argument ${a} (pnpm chaos --help)`);
   }
