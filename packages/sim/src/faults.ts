@@ -6,7 +6,7 @@ import { ConfChangeType } from '@flotilla/raft-core';
 import type { SimCluster } from './cluster';
 import type { Recorder } from './report';
 import { bytes, keyName, text, type Rng } from './keys';
-import { crashMember, cutStoreFromPlacement, healPlacementLinks, partitionMembers, restartMembers } from './placement-faults';
+import { crashMember, cutStoreFromPlacement, healPlacementLinks, jumpMemberClock, partitionMembers, restartMembers } from './placement-faults';
 
 /** FaultSwitches turn single faults off (the CLI's --no-* flags). */
 export interface FaultSwitches {
@@ -70,14 +70,16 @@ export const FAULTS: readonly Fault[] = [
 
 /**
  * GROUP_FAULTS is the table with placement as 3 members: placement-crash
- * kills one member, and two rows (taken from 'none') cut placement's links:
- * between members, and between stores and members (placement-faults.ts).
+ * kills one member, two rows (taken from 'none') cut placement's links:
+ * between members, and between stores and members, and one sets a member's
+ * wall clock back (placement-faults.ts).
  */
 export const GROUP_FAULTS: readonly Fault[] = [
   ...FAULTS.filter((f) => f.name !== 'none').map((f) => (f.name === 'placement-crash' ? { ...f, run: crashMember } : f)),
   { name: 'placement-partition', weight: 10, run: partitionMembers },
   { name: 'placement-store-cut', weight: 10, run: cutStoreFromPlacement },
-  { name: 'none', weight: 715, run: () => {} },
+  { name: 'placement-clock-jump', weight: 5, run: jumpMemberClock },
+  { name: 'none', weight: 710, run: () => {} },
 ];
 
 /** drawFault picks the entry of table that the uniform draw x in [0, 1) falls in, by cumulative weight. */

@@ -7,6 +7,8 @@
 //   placement-partition  isolate one member (the leader half of the time) from
 //                        the other two (a 1 + 2 split: the two keep a quorum)
 //   placement-store-cut  cut one store off from one member, or from all of them
+//   placement-clock-jump one member's wall clock jumps back 0.5-3 s (at most 10 s
+//                        behind in all): the TSO must not go back with it
 // A heal (the plan's 'heal' row, and the liveness phase) clears them all.
 import type { FaultContext } from './faults';
 
@@ -75,4 +77,19 @@ export function cutStoreFromPlacement(ctx: FaultContext): void {
 export function healPlacementLinks(ctx: Pick<FaultContext, 'cluster'>): void {
   ctx.cluster.group?.network.heal();
   ctx.cluster.rpc?.heal();
+}
+
+/** MAX_CLOCK_BEHIND_MS bounds how far behind the virtual clock jumps may set a member's wall clock. */
+const MAX_CLOCK_BEHIND_MS = 10_000;
+
+/** jumpMemberClock sets one member's wall clock back 0.5-3 s (the leader half of the time). */
+export function jumpMemberClock(ctx: FaultContext): void {
+  const g = ctx.cluster.group!;
+  const i = pickMember(ctx);
+  if (i === undefined) return;
+  const slot = g.slots[i]!;
+  const back = 500 + Math.floor(ctx.rng() * 2500);
+  if (slot.clockOffsetMs - back < -MAX_CLOCK_BEHIND_MS) return;
+  slot.clockOffsetMs -= back;
+  ctx.recorder.fault('placement-clock-jump', `member ${slot.name} wall clock back ${back} ms (now ${slot.clockOffsetMs} ms off)`);
 }

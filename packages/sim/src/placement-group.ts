@@ -27,6 +27,8 @@ export interface MemberSlot {
   /** incarnation counts starts (each start draws its own raft seed). */
   incarnation: number;
   downSince: number;
+  /** clockOffsetMs: this member's wall clock minus the virtual clock (a clock-jump fault sets it back). */
+  clockOffsetMs: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -108,7 +110,7 @@ export class SimPlacementGroup {
       const name = `p${i + 1}`;
       const dir = join(opts.dir, `placement-${name}`);
       mkdirSync(dir, { recursive: true });
-      this.slots.push({ index: i, name, address: `${name}.sim:2379`, dir, member: undefined, incarnation: 0, downSince: 0 });
+      this.slots.push({ index: i, name, address: `${name}.sim:2379`, dir, member: undefined, incarnation: 0, downSince: 0, clockOffsetMs: 0 });
     }
     this.initialCluster = this.slots.map((s) => `${s.name}=${s.address}`).join(',');
   }
@@ -123,6 +125,8 @@ export class SimPlacementGroup {
       dataDir: slot.dir,
       name: slot.name,
       initialCluster: this.initialCluster,
+      // The member's wall clock (TSO physical part, store liveness): the virtual clock, plus what clock jumps did.
+      clock: () => Date.now() + slot.clockOffsetMs,
       random: mulberry32((this.opts.seed * 7919 + i * 104729 + slot.incarnation * 1299709) >>> 0),
       peerTransport: (o) => new SimPeerTransport(this.network, o),
       logger: this.opts.logger,
