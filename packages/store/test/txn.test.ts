@@ -182,18 +182,20 @@ describe('transactions through real stores', () => {
     expect(shown(await readAt(c, left.id, { type: 'get', key: key(7), ts: await c.pd.timestamp() }))).toEqual({ pairs: [{ key: 'k07', value: 'one-7', version: h.c1 }], errors: [] });
   }, 180_000);
 
-  it('a 1PC holds its keys in the memory lock table: a snapshot read above its commit ts waits for it and sees the write; without the oracle a 1PC is refused as retryable and holds nothing', async () => {
+  it('a 1PC holds its keys in the memory lock table: a snapshot read above its commit ts waits for it and sees the write; without the oracle (down or hung) a 1PC is refused as retryable and holds nothing', async () => {
     const { c, id } = await setup();
     // Store 0 gets a placement client whose timestamp() answers only when the test opens the gate (the value is fetched at once).
     let open: () => void = () => {};
     let fetched: bigint | undefined;
     let oracleDown = false;
+    let oracleHangs = false;
     const gate = new Promise<void>((res) => (open = res));
     const real = new PlacementClient({ addresses: [c.placement.address] });
     const gated = new Proxy(real, {
       get(t, prop) {
         if (prop === 'timestamp') return async () => {
           if (oracleDown) throw new Error('placement unreachable (test)');
+          if (oracleHangs) return new Promise<bigint>(() => {});
           const got = await t.timestamp();
           fetched = got;
           await gate;
@@ -246,7 +248,14 @@ describe('transactions through real stores', () => {
     const refused = await cl2.call({ header: hdr(peer0.region), op: 'txn', txn: { type: 'prewrite', mutations: [{ op: 'put', key: utf8('m'), value: utf8('v3') }], primary: utf8('m'), startTs: startB, lockTtlMs: 5000, txnSize: 1, onePc: true } });
     expect(refused.ok ? 'ok' : `${refused.error.type}: ${refused.error.type === 'ServerIsBusy' ? refused.error.reason : ''}`).toMatch(/^ServerIsBusy: .*commit in two phases/);
     const after = await cl2.call({ header: hdr(peer0.region), op: 'txnRead', read: { type: 'get', key: utf8('m'), ts: await c.pd.timestamp() } });
-    cl2.close();
     expect(after.ok ? shown(after.txn!) : after.error).toEqual({ pairs: [{ key: 'm', value: 'v2', version: commitTs }], errors: [] });
+    // An oracle that never answers: refused after ONE_PC_TS_TIMEOUT_MS (5 s), locks released.
+    oracleDown = false;
+    oracleHangs = true;
+    const hung = await cl2.call({ header: hdr(peer0.region), op: 'txn', txn: { type: 'prewrite', mutations: [{ op: 'put', key: utf8('m'), value: utf8('v4') }], primary: utf8('m'), startTs: await c.pd.timestamp(), lockTtlMs: 5000, txnSize: 1, onePc: true } });
+    expect(hung.ok ? 'ok' : `${hung.error.type}: ${hung.error.type === 'ServerIsBusy' ? hung.error.reason : ''}`).toMatch(/^ServerIsBusy: .*no answer within 5000 ms/);
+    const after2 = await cl2.call({ header: hdr(peer0.region), op: 'txnRead', read: { type: 'get', key: utf8('m'), ts: await c.pd.timestamp() } });
+    cl2.close();
+    expect(after2.ok ? shown(after2.txn!) : after2.error).toEqual({ pairs: [{ key: 'm', value: 'v2', version: commitTs }], errors: [] });
   }, 120_000);
 });

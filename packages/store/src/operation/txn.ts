@@ -103,17 +103,32 @@ function startOnePc(ctx: StoreContext, peer: Peer, req: TxnRequest, cb: Callback
     cb(r);
   };
   const oracle = ctx.pd.timestamp?.bind(ctx.pd) ?? (() => Promise.reject(new Error('this placement client has no timestamp oracle')));
+  // The memory locks must not outlive a hung oracle: past the bound the 1PC is refused (nothing was proposed yet).
+  let waiting = true;
+  const refuse = (why: string): void => {
+    if (!waiting) return;
+    waiting = false;
+    warnOracle(ctx, peer.regionId, why);
+    answer(err.busy(`one-phase commit needs a commit ts and the timestamp oracle did not give one (${why}); commit in two phases`, 20));
+  };
+  const timer = setTimeout(() => refuse(`no answer within ${ONE_PC_TS_TIMEOUT_MS} ms`), ONE_PC_TS_TIMEOUT_MS);
   oracle().then(
     (commitTs) => {
+      clearTimeout(timer);
+      if (!waiting) return;
+      waiting = false;
       if (ctx.closed || ctx.peers.get(peer.regionId) !== peer) return answer(err.regionNotFound(peer.regionId));
       ctx.send(peer, { kind: 'proposeOnePc', req, commitTs, cb: answer });
     },
     (e: unknown) => {
-      warnOracle(ctx, peer.regionId, (e as Error).message);
-      answer(err.busy(`one-phase commit needs a commit ts and the timestamp oracle did not give one (${(e as Error).message}); commit in two phases`, 20));
+      clearTimeout(timer);
+      refuse((e as Error).message);
     },
   );
 }
+
+/** ONE_PC_TS_TIMEOUT_MS bounds a 1PC's wait for its commit ts (and so how long its memory locks can hold readers). */
+export const ONE_PC_TS_TIMEOUT_MS = 5_000;
 
 /** oracleWarned: per store, when the last "no commit ts" warning was logged and how many failures it has not reported yet. */
 const oracleWarned = new WeakMap<StoreContext, { atMs: number; since: number }>();
