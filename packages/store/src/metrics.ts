@@ -1,3 +1,5 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
 /**
  * DropReason says why the store dropped a raft message: addressed to another
  * store, to an older peer of a Region than ours, to a Region whose peer may
@@ -6,12 +8,42 @@
  */
 export type DropReason = 'wrong-store' | 'stale-peer' | 'no-peer' | 'mailbox-full' | 'unknown-target-peer';
 
+/** LATENCY_BUCKETS: seconds, from half a millisecond (an fsync on a fast disk) to 2.5 s (a stalled one). */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** COUNTERS: each plain field of StoreMetrics that is a counter, with its metric name and help (the names dashboards and tests read). */
+const COUNTERS = [
+  ['proposals', 'flotilla_proposals_total', 'Commands proposed'],
+  ['reads', 'flotilla_reads_total', 'Linearizable reads started'],
+  ['leaseReads', 'flotilla_lease_reads_total', 'Reads served on the leader lease (no ReadIndex round)'],
+  ['entriesCommitted', 'flotilla_entries_committed_total', 'Entries committed by the Regions this store leads'],
+  ['entriesApplied', 'flotilla_entries_applied_total', 'Committed entries applied'],
+  ['pollRounds', 'flotilla_poll_rounds_total', 'Poll rounds'],
+  ['tickRounds', 'flotilla_tick_rounds_total', 'Base ticks'],
+  ['peerTicks', 'flotilla_peer_ticks_total', 'Raft ticks delivered to peers'],
+  ['logWrites', 'flotilla_fsyncs_total', 'Log engine writes (one fsync each)'],
+  ['kvWrites', 'flotilla_kv_writes_total', 'KV apply transactions'],
+  ['kvSyncs', 'flotilla_kv_syncs_total', 'KV engine syncs (before a log write that compacts, installs a snapshot or removes a Region)'],
+  ['messagesSent', 'flotilla_raft_messages_sent_total', 'Raft messages sent'],
+  ['messagesReceived', 'flotilla_raft_messages_received_total', 'Raft messages received'],
+  ['messagesDropped', 'flotilla_raft_messages_dropped_total', 'Raft messages dropped by the store'],
+  ['snapshotsSent', 'flotilla_snapshots_sent_total', 'Snapshots sent'],
+  ['snapshotsApplied', 'flotilla_snapshots_applied_total', 'Snapshots applied'],
+  ['clientRequests', 'flotilla_client_requests_total', 'Client requests'],
+  ['clientErrors', 'flotilla_client_errors_total', 'Client requests answered with an error'],
+] as const;
+
+type CounterField = (typeof COUNTERS)[number][0];
+
 /**
  * StoreMetrics holds the store's counters, gauges and latency histograms
- * and renders them in the Prometheus text format. Hand-rolled: the set is
- * small and fixed, and the hot path only bumps numbers.
+ * and serves them in the Prometheus text format through prom-client (one
+ * registry per store, so stores sharing a process keep theirs apart). The
+ * hot path only bumps plain numbers: counters and gauges are read from
+ * them when scraped (prom-client's collect), and only the latency
+ * histograms are prom-client objects observed directly.
  */
-export class StoreMetrics {
+export class StoreMetrics implements Record<CounterField, number> {
   proposals = 0;
   reads = 0;
   /** leaseReads: reads served on the leader lease without a ReadIndex round. */
@@ -37,10 +69,71 @@ export class StoreMetrics {
   hibernated = 0;
   clientRequests = 0;
   clientErrors = 0;
-  readonly writeLatency = new Histogram('flotilla_log_write_seconds', 'Log engine write (with fsync) latency');
-  readonly applyLatency = new Histogram('flotilla_apply_write_seconds', 'KV apply transaction latency');
-  readonly pollLatency = new Histogram('flotilla_poll_round_seconds', 'Poll round duration');
-  readonly commandLatency = new Histogram('flotilla_command_seconds', 'Proposal to apply latency');
+  readonly registry = new Registry();
+  readonly writeLatency: Histogram;
+  readonly applyLatency: Histogram;
+  readonly pollLatency: Histogram;
+  readonly commandLatency: Histogram;
+
+  constructor() {
+    const registers = [this.registry];
+    const histogram = (name: string, help: string): Histogram => new Histogram({ name, help, buckets: LATENCY_BUCKETS, registers });
+    this.writeLatency = histogram('flotilla_log_write_seconds', 'Log engine write (with fsync) latency');
+    this.applyLatency = histogram('flotilla_apply_write_seconds', 'KV apply transaction latency');
+    this.pollLatency = histogram('flotilla_poll_round_seconds', 'Poll round duration');
+    this.commandLatency = histogram('flotilla_command_seconds', 'Proposal to apply latency');
+    // A collect callback is called with the metric as `this`; `self` is the store's numbers.
+    const self = this;
+    for (const [field, name, help] of COUNTERS) {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          // A counter only goes up: reset and inc to the current total (prom-client has no set for counters).
+          this.reset();
+          this.inc(self[field]);
+        },
+      });
+    }
+    this.labelled(registers);
+  }
+
+  private labelled(registers: Registry[]): void {
+    const self = this;
+    new Counter({
+      name: 'flotilla_raft_messages_dropped_by_reason_total',
+      help: 'Raft messages dropped by the store, by reason',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of self.droppedByReason) this.inc({ reason }, n);
+      },
+    });
+    const gauge = (name: string, help: string, read: () => number): void =>
+      void new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge('flotilla_regions', 'Region peers on this store', () => self.regions);
+    gauge('flotilla_leaders', 'Region leaders on this store', () => self.leaders);
+    gauge('flotilla_hibernated_regions', 'Hibernated Region peers', () => self.hibernated);
+    new Gauge({
+      name: 'flotilla_region_peers',
+      help: "Region peers on this store by role (leader, follower: every peer that does not lead); they sum to flotilla_regions",
+      labelNames: ['role'],
+      registers,
+      collect() {
+        this.set({ role: 'leader' }, self.leaders);
+        this.set({ role: 'follower' }, Math.max(0, self.regions - self.leaders));
+      },
+    });
+  }
 
   /** dropMessage counts one raft message the store dropped, by reason. */
   dropMessage(reason: DropReason): void {
@@ -61,62 +154,13 @@ export class StoreMetrics {
     for (const r of rs) this.commandLatency.observe((now - r.at) / 1000);
   }
 
-  render(): string {
-    const lines: string[] = [];
-    const counter = (name: string, help: string, v: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
-    const gauge = (name: string, help: string, v: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`);
-    counter('flotilla_proposals_total', 'Commands proposed', this.proposals);
-    counter('flotilla_reads_total', 'Linearizable reads started', this.reads);
-    counter('flotilla_lease_reads_total', 'Reads served on the leader lease (no ReadIndex round)', this.leaseReads);
-    counter('flotilla_entries_committed_total', 'Entries committed by the Regions this store leads', this.entriesCommitted);
-    counter('flotilla_entries_applied_total', 'Committed entries applied', this.entriesApplied);
-    counter('flotilla_poll_rounds_total', 'Poll rounds', this.pollRounds);
-    counter('flotilla_tick_rounds_total', 'Base ticks', this.tickRounds);
-    counter('flotilla_peer_ticks_total', 'Raft ticks delivered to peers', this.peerTicks);
-    counter('flotilla_fsyncs_total', 'Log engine writes (one fsync each)', this.logWrites);
-    counter('flotilla_kv_writes_total', 'KV apply transactions', this.kvWrites);
-    counter('flotilla_kv_syncs_total', 'KV engine syncs (before a log write that compacts, installs a snapshot or removes a Region)', this.kvSyncs);
-    counter('flotilla_raft_messages_sent_total', 'Raft messages sent', this.messagesSent);
-    counter('flotilla_raft_messages_received_total', 'Raft messages received', this.messagesReceived);
-    counter('flotilla_raft_messages_dropped_total', 'Raft messages dropped by the store', this.messagesDropped);
-    lines.push('# HELP flotilla_raft_messages_dropped_by_reason_total Raft messages dropped by the store, by reason', '# TYPE flotilla_raft_messages_dropped_by_reason_total counter');
-    for (const [reason, n] of this.droppedByReason) lines.push(`flotilla_raft_messages_dropped_by_reason_total{reason="${reason}"} ${n}`);
-    counter('flotilla_snapshots_sent_total', 'Snapshots sent', this.snapshotsSent);
-    counter('flotilla_snapshots_applied_total', 'Snapshots applied', this.snapshotsApplied);
-    counter('flotilla_client_requests_total', 'Client requests', this.clientRequests);
-    counter('flotilla_client_errors_total', 'Client requests answered with an error', this.clientErrors);
-    gauge('flotilla_regions', 'Region peers on this store', this.regions);
-    gauge('flotilla_leaders', 'Region leaders on this store', this.leaders);
-    gauge('flotilla_hibernated_regions', 'Hibernated Region peers', this.hibernated);
-    for (const h of [this.writeLatency, this.applyLatency, this.pollLatency, this.commandLatency]) h.render(lines);
-    return lines.join('\n') + '\n';
+  /** contentType: what /metrics answers with (the Prometheus text format prom-client writes). */
+  get contentType(): string {
+    return this.registry.contentType;
   }
-}
 
-const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
-
-export class Histogram {
-  private readonly counts = new Array<number>(BUCKETS.length + 1).fill(0);
-  private sum = 0;
-  private n = 0;
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
-  observe(v: number): void {
-    let i = 0;
-    while (i < BUCKETS.length && v > BUCKETS[i]!) i++;
-    this.counts[i]!++;
-    this.sum += v;
-    this.n++;
-  }
-  render(lines: string[]): void {
-    lines.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`);
-    let acc = 0;
-    BUCKETS.forEach((b, i) => {
-      acc += this.counts[i]!;
-      lines.push(`${this.name}_bucket{le="${b}"} ${acc}`);
-    });
-    lines.push(`${this.name}_bucket{le="+Inf"} ${this.n}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.n}`);
+  /** render is the Prometheus text of every metric (prom-client collects the numbers at this moment). */
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }

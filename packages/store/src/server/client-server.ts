@@ -213,7 +213,11 @@ export class ClientServer {
       return;
     }
     if (path === '/metrics' && store) {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(store.metrics.render());
+      // prom-client renders asynchronously (collect callbacks may be async); a failure is a 500, never a crash.
+      store.metrics.render().then(
+        (text) => res.writeHead(200, { 'content-type': store.metrics.contentType }).end(text),
+        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`),
+      );
     } else if (path === '/health' && this.token !== undefined) {
       // /health is open even with a token, so it says only whether the store serves.
       res.writeHead(store ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: store !== undefined }));
