@@ -24,14 +24,49 @@ export function fullyReplicated(r: RegionRow, maxReplicas: number): boolean {
   return voters >= maxReplicas && learners === 0 && (r.pendingPeers?.length ?? 0) === 0 && (r.downPeers?.length ?? 0) === 0;
 }
 
-/** replicationStatus reads placement's /status (maxReplicas) and every Region. */
-export async function replicationStatus(placement: string, sec: ClientSecurity, timeoutMs: number): Promise<ReplicationStatus> {
-  const res = await httpGet(`${httpScheme(sec)}://${placement}/status`, sec, timeoutMs);
-  const status = JSON.parse(res.body) as { maxReplicas?: unknown };
-  if (res.status !== 200 || typeof status.maxReplicas !== 'number') throw new Error(`placement ${placement}/status: ${res.status}`);
-  const maxReplicas = status.maxReplicas;
-  const regions = await fetchRegions(placement, timeoutMs, sec);
-  return { maxReplicas, regionCount: regions.length, under: regions.filter((r) => !fullyReplicated(r, maxReplicas)) };
+/**
+ * leaderFirst orders the placement members so the one that leads comes
+ * first: asks /health of each in turn until one says it leads or names the
+ * leader. A group's HTTP reads are answered by the leader (a follower
+ * relays them), so asking it directly works whichever member leads and
+ * while p1 is down. Members that do not answer keep their order, last.
+ */
+export async function leaderFirst(members: string[], sec: ClientSecurity, timeoutMs: number): Promise<string[]> {
+  if (members.length <= 1) return members;
+  for (const m of members) {
+    try {
+      const res = await httpGet(`${httpScheme(sec)}://${m}/health`, sec, timeoutMs);
+      const h = JSON.parse(res.body) as { role?: unknown; leader?: unknown };
+      const leader = h.role === 'leader' ? m : typeof h.leader === 'string' ? h.leader : undefined;
+      if (leader !== undefined) return [leader, ...members.filter((x) => x !== leader)];
+    } catch {
+      // down or busy: ask the next one
+    }
+  }
+  return members;
+}
+
+/**
+ * replicationStatus reads placement's /status (maxReplicas) and every
+ * Region from whichever member leads (placements: one address, or every
+ * member's), trying the others when it does not answer.
+ */
+export async function replicationStatus(placements: string | string[], sec: ClientSecurity, timeoutMs: number): Promise<ReplicationStatus> {
+  const members = await leaderFirst(typeof placements === 'string' ? [placements] : placements, sec, timeoutMs);
+  let lastError: unknown;
+  for (const placement of members) {
+    try {
+      const res = await httpGet(`${httpScheme(sec)}://${placement}/status`, sec, timeoutMs);
+      const status = JSON.parse(res.body) as { maxReplicas?: unknown };
+      if (res.status !== 200 || typeof status.maxReplicas !== 'number') throw new Error(`placement ${placement}/status: ${res.status}`);
+      const maxReplicas = status.maxReplicas;
+      const regions = await fetchRegions(members.join(','), timeoutMs, sec);
+      return { maxReplicas, regionCount: regions.length, under: regions.filter((r) => !fullyReplicated(r, maxReplicas)) };
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw lastError instanceof Error ? lastError : new Error(`no placement member answered (${members.join(', ')})`);
 }
 
 /** isReplicated: placement knows at least one Region and none is short of replicas. */

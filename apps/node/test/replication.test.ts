@@ -94,3 +94,35 @@ describe('waitReplicated and watchReplication', () => {
     }
   });
 });
+
+describe('replicationStatus against a placement group', () => {
+  it('asks whichever member leads: p1 down, a follower naming the leader, the leader answering', async () => {
+    const { createServer } = await import('node:http');
+    const { replicationStatus } = await import('../src/replication');
+    const asked: string[] = [];
+    const serve = (name: string, answer: (path: string) => [number, unknown]) =>
+      new Promise<{ address: string; close: () => void }>((resolve) => {
+        const srv = createServer((req, res) => {
+          asked.push(`${name} ${req.url!.split('?')[0]}`);
+          const [status, body] = answer(req.url!.split('?')[0]!);
+          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        });
+        srv.listen(0, '127.0.0.1', () => resolve({ address: `127.0.0.1:${(srv.address() as { port: number }).port}`, close: () => srv.close() }));
+      });
+    const leader = await serve('p3', (path) => (path === '/health' ? [200, { role: 'leader' }] : path === '/status' ? [200, { maxReplicas: 3 }] : [200, { regions: [region(1, [peer(1), peer(2), peer(3)])] }]));
+    const follower = await serve('p2', (path) => (path === '/health' ? [200, { role: 'follower', leader: leader.address }] : [503, { error: { code: 'NotLeader' } }]));
+    const down = await serve('p1', () => [200, {}]);
+    down.close();
+    try {
+      const s = await replicationStatus([down.address, follower.address, leader.address], {}, 1000);
+      expect(s).toEqual({ maxReplicas: 3, regionCount: 1, under: [] });
+      // The follower was asked only who leads; /status and /regions went to the leader.
+      expect(asked.filter((a) => a.startsWith('p2'))).toEqual(['p2 /health']);
+      expect(asked).toContain('p3 /status');
+      expect(asked).toContain('p3 /regions');
+    } finally {
+      leader.close();
+      follower.close();
+    }
+  });
+});

@@ -118,7 +118,8 @@ export const upCommand: Command = {
       await cluster.stop();
       throw err;
     }
-    const check = () => replicationStatus(cluster.placement.address, sec, 2_000);
+    // Whichever placement member leads answers (p1 may be down or a follower).
+    const check = () => replicationStatus(cluster.placements.map((p) => p.address), sec, 2_000);
     const stopping = new AbortController();
     let watch: { stop: () => void } | undefined;
     const shutdown = waitForShutdown(ctx, () => {
