@@ -143,10 +143,10 @@ describe('transactions on a real cluster', () => {
       runCli(['get', ...p, '--ts', String(commitTs - 1n), 'cli/k']),
       runCli(['scan', ...p, '--ts', String(commitTs), '--json', 'cli/', 'g1']),
     ]);
-    expect(again.code).toBe(0);
+    expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ succeeded: false, results: [{ op: 'get', key: 'cli/k', value: 'v1', version: String(commitTs) }] });
-    expect([get.code, get.stdout]).toEqual([0, 'v1\n']);
-    expect(before.code).toBe(1);
+    expect([get.code, get.stdout], get.stderr).toEqual([0, 'v1\n']);
+    expect(before.code, before.stderr).toBe(1);
     expect(scan.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual([
       { key: 'cli/k', value: 'v1', version: String(commitTs) },
       { key: 'g0/cli', value: 'v2', version: String(commitTs) },
