@@ -8,6 +8,19 @@ import { SHORT_VALUE_MAX, type LockRow, type WriteRow } from './schema';
 // same entry over the same tables writes the same rows and answers the same.
 // A command that meets any KeyError writes nothing (all-or-nothing).
 
+/**
+ * unsafeSkipWriteConflict: FLOTILLA_UNSAFE_SKIP_WRITE_CONFLICT=1 turns off
+ * prewrite's write-conflict check. It exists ONLY for the txn checkers'
+ * planted-bug tests (packages/sim/test/txn-simulation.test.ts): with it,
+ * concurrent read-modify-writes all commit (lost updates), which the bank
+ * and list-append checkers must catch. It breaks snapshot isolation (and
+ * this file's determinism, unless every replica has the same environment):
+ * never set it anywhere else.
+ */
+function unsafeSkipWriteConflict(): boolean {
+  return process.env['FLOTILLA_UNSAFE_SKIP_WRITE_CONFLICT'] === '1';
+}
+
 /** MAX_VERSIONS_SCANNED bounds the write records one key's check reads (those at or after start_ts: normally none or one). */
 export const MAX_VERSIONS_SCANNED = 256;
 
@@ -77,7 +90,7 @@ function prewrite(v: MvccView, cmd: Prewrite, onePcCommitTs: bigint | undefined)
       else committedAt = own.commitTs;
       continue;
     }
-    if (newer !== undefined) {
+    if (newer !== undefined && !unsafeSkipWriteConflict()) {
       errors.push({ type: 'WriteConflict', key: m.key, primary: cmd.primary, startTs, conflictStartTs: newer.startTs, conflictCommitTs: newer.commitTs });
       continue;
     }
