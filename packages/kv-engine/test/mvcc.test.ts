@@ -180,6 +180,20 @@ describe('percolator: rollback, cleanup and resolution', () => {
     expect(types(one(e, prewrite(['m'], ts(30))))).toEqual(['Rolledback']);
   });
 
+  it('a committed transaction stays committed under more than 256 newer records of its primary (rollbacks of many later attempts)', () => {
+    const e = openKv();
+    txnCommit(e, ['p', 's'], ts(1), ts(2));
+    // 300 later attempts rolled back on p (one apply round), plus a few commits.
+    run(e, Array.from({ length: 300 }, (_, i) => rollback(['p'], ts(3, i))));
+    for (let i = 0; i < 5; i++) txnCommit(e, ['p'], ts(10 + 2 * i), ts(11 + 2 * i));
+    expect(one(e, status('p', ts(1), ts(9000), true))).toEqual({ type: 'checkTxnStatus', status: 'committed', commitTs: ts(2) });
+    expect(one(e, commit(['p'], ts(1), ts(2)))).toEqual({ type: 'commit', errors: [], commitTs: ts(2) });
+    expect(types(one(e, rollback(['p'], ts(1))))).toEqual(['Committed']);
+    expect(types(one(e, prewrite(['p'], ts(1))))).toEqual([]); // a retried prewrite after commit: nothing to do
+    expect(e.mvcc.lock(b('p'))).toBeUndefined();
+    expect(read(e, 'p', ts(5)).version).toBe(ts(2));
+  });
+
   it('txnHeartBeat extends the TTL (so the lock outlives its first TTL); after a TTL rollback it is TxnLockNotFound', () => {
     const e = openKv();
     expect(types(one(e, prewrite(['p'], ts(0), { ttl: 1000 })))).toEqual([]);

@@ -21,8 +21,23 @@ function unsafeSkipWriteConflict(): boolean {
   return process.env['FLOTILLA_UNSAFE_SKIP_WRITE_CONFLICT'] === '1';
 }
 
-/** MAX_VERSIONS_SCANNED bounds the write records one key's check reads (those at or after start_ts: normally none or one). */
+/** MAX_VERSIONS_SCANNED is the first page of write records one key's check reads (those at or after start_ts: normally none or one). */
 export const MAX_VERSIONS_SCANNED = 256;
+/** ALL_VERSIONS: the limit of the second page, which reads every remaining record (a decision never rests on a truncated list). */
+const ALL_VERSIONS = Number.MAX_SAFE_INTEGER;
+
+/**
+ * writesSince returns every write record of key with commit_ts >= startTs,
+ * newest first. A first page of MAX_VERSIONS_SCANNED serves the usual case;
+ * a full page means there may be more, and then all are read: finding our
+ * own commit record below 256 newer ones (a hot key, rollback records of
+ * many retries) decides commit versus rollback, and missing it would let
+ * checkTxnStatus roll back a committed transaction.
+ */
+function writesSince(v: MvccView, key: Uint8Array, startTs: bigint): WriteRow[] {
+  const first = v.writesFrom(key, startTs, MAX_VERSIONS_SCANNED);
+  return first.length < MAX_VERSIONS_SCANNED ? first : v.writesFrom(key, startTs, ALL_VERSIONS);
+}
 
 /** physicalMs is a hybrid timestamp's millisecond part. */
 export function physicalMs(ts: bigint): number {
@@ -33,11 +48,11 @@ export function lockInfo(l: LockRow): LockInfo {
   return { key: l.key, primary: l.primary, startTs: l.startTs, ttlMs: l.ttlMs, kind: l.kind, minCommitTs: l.minCommitTs, txnSize: l.txnSize };
 }
 
-/** ownRecord is key's write record of startTs (commit or rollback), and the newest other non-rollback record at or after startTs. */
+/** records: key's write record of startTs (commit or rollback), and the newest other non-rollback record at or after startTs. */
 function records(v: MvccView, key: Uint8Array, startTs: bigint): { own: WriteRow | undefined; newer: WriteRow | undefined } {
   let own: WriteRow | undefined;
   let newer: WriteRow | undefined;
-  for (const w of v.writesFrom(key, startTs, MAX_VERSIONS_SCANNED)) {
+  for (const w of writesSince(v, key, startTs)) {
     if (w.startTs === startTs) own ??= w;
     // Another transaction's rollback record changes no data: no conflict.
     else if (w.kind !== 'rollback') newer ??= w;
@@ -131,8 +146,7 @@ function rollbackKey(v: MvccView, key: Uint8Array, startTs: bigint, lock: LockRo
     if (lock.kind === 'put' && lock.value === null) v.delData(key, startTs);
     v.delLock(key);
   }
-  const at = v.writesFrom(key, startTs, MAX_VERSIONS_SCANNED);
-  if (at.some((w) => w.commitTs === startTs)) return;
+  if (writesSince(v, key, startTs).some((w) => w.commitTs === startTs)) return;
   v.putWrite({ key, commitTs: startTs, startTs, kind: 'rollback', shortValue: null });
 }
 
