@@ -13,7 +13,7 @@ import { runTxnSimulation, type TxnSimResult } from '../src/txn/simulation';
 // seed reproduced with onePc off or without placement crashes. Replay:
 //   runTxnSimulation({ seed: 1, workload: 'bank', safetyMs: 6000 })
 // It is a lead for the 1PC path under an oracle outage, not a checker artefact
-// (the checker reads balances the stores returned). See docs/testing.md.
+// (the checker reads balances the stores returned). See docs/chaos.md, "Transaction workloads".
 const BANK_SEEDS = [2, 3, 4];
 const LIST_APPEND_SEEDS = [2, 3];
 const SAFETY_MS = 5_000;
