@@ -223,19 +223,28 @@ export const restoreCommand: Command = {
   },
 };
 
+/** warnIfNotEmpty: before the first batch, say when the keyspace the backup goes into already holds keys. */
+async function warnIfNotEmpty(ctx: CommandContext, client: FlotillaClient, txn: boolean): Promise<void> {
+  const none = new Uint8Array(0);
+  const any = txn ? await (await client.snapshot()).scan(none, none, 1) : await client.scan(none, none, 1);
+  if (any.length > 0) ctx.io.stderr.write(`restore: the cluster already holds ${txn ? 'transactional ' : ''}keys; the backup's keys are overwritten and the others left as they are\n`);
+}
+
 /** writeBackup streams the pairs of input into the cluster in bounded batches, with progress. */
 async function writeBackup(ctx: CommandContext, client: FlotillaClient, input: AsyncIterable<Buffer | string>, source: string): Promise<number> {
-  if ((await client.scan(new Uint8Array(0), new Uint8Array(0), 1)).length > 0) {
-    ctx.io.stderr.write('restore: the cluster already holds keys; the backup\'s keys are overwritten and the others left as they are\n');
-  }
   const progress = new Progress(ctx, 'restore', ctx.parsed.values['progressMs'] as number);
   const maxBatch = ctx.parsed.values['batch'] as number;
   const written: BackupTotals = { pairs: 0, keyBytes: 0, valueBytes: 0 };
   let batch: BackupPair[] = [];
   let batchBytes = 0;
   let reader: BackupReader | undefined;
+  let checkedEmpty = false;
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
+    if (!checkedEmpty) {
+      checkedEmpty = true;
+      await warnIfNotEmpty(ctx, client, reader?.header?.keyspace === 'txn');
+    }
     if (reader?.header?.keyspace === 'txn') await putTxnBatch(client, batch);
     else await client.batchPut(batch);
     for (const p of batch) {
