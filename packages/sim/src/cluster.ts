@@ -148,6 +148,28 @@ export class SimCluster {
     this.singleDown = false;
   }
 
+  /**
+   * placementHealthy: a store starting now would be answered. With one
+   * placement, it is up; with a group, the leader (highest term) reaches
+   * another live member, so it can commit (a store's start gives up after
+   * one 5 s placement timeout, and a failed start leaves its databases open:
+   * see the report of P4a).
+   */
+  placementHealthy(): boolean {
+    const g = this.group;
+    if (!g) return !this.placementDown;
+    const leader = g.leader();
+    const li = g.slots.findIndex((s) => s.member !== undefined && s.member === leader);
+    return li >= 0 && g.up().some((s) => s.index !== li && g.network.canReach(li + 1, s.index + 1));
+  }
+
+  /** placementReachableFrom: placement is healthy and storeId's links to the members are not cut. */
+  placementReachableFrom(storeId: number): boolean {
+    if (!this.placementHealthy()) return false;
+    const caller = `store#${this.indexOf.get(storeId)}`;
+    return !this.group || !this.group.slots.some((s) => this.rpc!.isCut(caller, s.index));
+  }
+
   storeIds(): number[] {
     return [...this.handles.keys()].sort((a, b) => a - b);
   }

@@ -129,12 +129,14 @@ export async function injectFaults(ctx: FaultContext): Promise<void> {
 }
 
 /** healEverything starts the liveness phase: placement up, the network healed and calm, every store that is down restarted. */
-export async function healEverything(cluster: SimCluster, recorder: Recorder, ctx?: FaultContext): Promise<void> {
+export async function healEverything(cluster: SimCluster, recorder: Recorder, ctx?: FaultContext, advance?: (ms: number) => Promise<void>): Promise<void> {
   if (cluster.group) {
     if (ctx) restartMembers(ctx, true);
     healPlacementLinks({ cluster });
     cluster.group.setFaults({});
     cluster.rpc!.setFaults({});
+    // Stores restart once the group can commit again (bounded; the liveness bound still applies after).
+    for (let t = 0; advance && t < 10_000 && !cluster.placementHealthy(); t += 100) await advance(100);
   } else if (cluster.placementDown) {
     recorder.fault('placement-restart', '(liveness)');
     cluster.restartPlacement();
@@ -165,6 +167,8 @@ async function restartStores(ctx: FaultContext): Promise<void> {
   const now = Date.now();
   for (const id of ctx.cluster.down()) {
     if (now - (ctx.downSince.get(id) ?? 0) >= 1_000 + ctx.rng() * 3_000) {
+      // With a placement group: not while its leader cannot commit or this store's links to it are cut.
+      if (!ctx.cluster.placementReachableFrom(id)) continue;
       ctx.recorder.fault('restart', `store ${id}`);
       await ctx.cluster.restart(id);
     }
@@ -209,7 +213,7 @@ function crashPlacement(ctx: FaultContext): void {
  */
 async function replaceStore(ctx: FaultContext): Promise<void> {
   const { cluster } = ctx;
-  if (!ctx.switches.replaceStores || cluster.lost.size !== 0 || cluster.down().length !== 0 || cluster.placementDown || !allRegionsFull(ctx)) return;
+  if (!ctx.switches.replaceStores || cluster.lost.size !== 0 || cluster.down().length !== 0 || !cluster.placementHealthy() || !allRegionsFull(ctx)) return;
   const up = cluster.up();
   const victim = up[Math.floor(ctx.rng() * up.length)]!;
   ctx.recorder.fault('replace-store', `store ${victim} lost for good; a new store joins`);

@@ -134,7 +134,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 
     // -------------------------------------------------------- liveness phase
     workload.stop();
-    await healEverything(cluster, rec, faults);
+    await healEverything(cluster, rec, faults, (ms) => clock.advance(ms));
     rec.note('liveness-start');
     // Let in-flight client operations finish (they are bounded by opTimeoutMs).
     await clock.advanceFor(o.opTimeoutMs + 500);
