@@ -16,7 +16,11 @@
 //   placement-checkers.ts IdLedger (no duplicate ID), checkTso (TSO linearizability), LeaderRouting (leader's table)
 //   tso-workload.ts       TSO clients recording send and answer order for checkTso
 //   cli.ts                `pnpm sim --seeds N` (root script: tsx packages/sim/src/cli.ts)
-//   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes
+//   txn/                  transactions (issue #17): bank.ts and list-append.ts (+ elle/) the checkers, workloads.ts
+//                         and run.ts the bank / list-append clients over a TxnApi (api.ts; driver-api.ts: the real
+//                         driver, model.ts: an in-memory reference), sim-transport.ts TxnTransport over SimCluster,
+//                         simulation.ts runTxnSimulation, cli.ts its command line
+//   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes (--workload bank|list-append: chaos/txn.ts)
 //   powerloss/            `pnpm powerloss`: real stores under an LD_PRELOAD shim (shim.c) that loses
 //                         every write not fsynced; crash, restore, check durable state and history (its files: see its header)
 //   netns/topology.ts     NetnsTopology: nodes in their own Linux network namespaces behind a hub router; cut/heal
@@ -37,3 +41,7 @@ export { InProcessPlacement } from './placement-adapter';
 export { checkTso, IdLedger, LeaderRouting, type TsoRecord, type LeaderView } from './placement-checkers';
 export { NetnsTopology, netnsUnavailable, sweepStaleRuns, type NetnsTopologyOptions } from './netns/topology';
 export { between, bridge, canReach, isolate, oneWay, type Cut } from './netns/cuts';
+export { checkBank, type BankRead, type BankResult, type BankViolation } from './txn/bank';
+export { checkListAppend, explainListAppend, type ListAppendResult, type Anomaly, type AnomalyType } from './txn/list-append';
+export type { TxnRecord, MicroOp, TxnStatus } from './txn/history';
+export { runTxnSimulation, type TxnSimOptions, type TxnSimResult } from './txn/simulation';
