@@ -7,7 +7,7 @@ import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { gcStatusCommand } from './commands/gc';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
-import { membersCommand } from './commands/members';
+import { memberListCommand, membersCommand } from './commands/members';
 import { regionCommand } from './commands/region';
 import { placementCommand, storeCommand } from './commands/server';
 import { redisCommand } from './commands/redis';
@@ -22,6 +22,7 @@ import { TargetError } from './target';
 export const COMMANDS: Command[] = [
   placementCommand,
   membersCommand,
+  memberListCommand,
   storeCommand,
   upCommand,
   putCommand,

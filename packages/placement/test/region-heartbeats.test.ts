@@ -111,7 +111,7 @@ async function freePort(): Promise<number> {
 }
 
 describe('regionHeartbeats over the wire', () => {
-  it('a 3-member group answers a batch sent to a follower through the leader, and counts every heartbeat', async () => {
+  it('a 3-member group answers a batch sent to a follower through the leader, counts every heartbeat, and shows its members on the dashboard', async () => {
     const names = ['p1', 'p2', 'p3'];
     const addresses = await Promise.all(names.map(async () => `127.0.0.1:${await freePort()}`));
     const initial = names.map((n, i) => `${n}=${addresses[i]!}`).join(',');
@@ -135,5 +135,13 @@ describe('regionHeartbeats over the wire', () => {
     const metrics = await (await fetch(`http://${leader.address}/metrics`)).text();
     expect(metrics).toMatch(/placement_requests_total\{method="regionHeartbeats"\} 1\b/);
     expect(metrics).toMatch(/placement_region_heartbeats_total 300\b/);
+    // The dashboard's members panel (asked of a follower, relayed to the leader): every member, role, term, and the oracle.
+    await pc.timestamp();
+    const snap = (await (await fetch(`http://${follower.address}/dashboard/snapshot`)).json()) as { group: { term: number; members: { name: string; role: string; term: number; matchIndex: number | null }[]; tso: { serving: boolean; upperBoundMs: number } } };
+    expect(snap.group.members.map((m) => m.name).sort()).toEqual(names);
+    expect(snap.group.members.filter((m) => m.role === 'leader')).toHaveLength(1);
+    expect(snap.group.members.every((m) => m.term === snap.group.term && m.term > 0 && m.matchIndex !== null)).toBe(true);
+    expect(snap.group.tso.serving).toBe(true);
+    expect(snap.group.tso.upperBoundMs).toBeGreaterThan(Date.now() - 60_000);
   });
 });

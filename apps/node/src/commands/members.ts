@@ -42,14 +42,38 @@ export const membersCommand: Command = {
         ctx.io.stdout.write(json ? JSON.stringify(r.member) + '\n' : `removed ${r.member.name} (id ${r.member.id}); stop its process, and wipe its --data-dir before adding it again\n`);
         return EXIT.ok;
       }
-      // Asked of the leader (a follower redirects) so the roles are current.
-      const view = await client.call('getMembers', {});
-      if (json) ctx.io.stdout.write(JSON.stringify(view, null, 2) + '\n');
-      else {
-        const rows = view.members.map((m) => [m.name, m.id, m.address, m.role]);
-        ctx.io.stdout.write(table(['NAME', 'ID', 'ADDRESS', 'ROLE'], rows) + `${view.members.length} member${view.members.length === 1 ? '' : 's'} (answered by ${view.answeredBy})\n`);
-      }
-      return EXIT.ok;
+      return await listMembers(ctx, client, json);
+    } finally {
+      client.close();
+    }
+  },
+};
+
+/** listMembers prints every member (any member answers getMembers, from what it has applied). */
+async function listMembers(ctx: CommandContext, client: Awaited<ReturnType<typeof placementClient>>['client'], json: boolean): Promise<number> {
+  const view = await client.call('getMembers', {});
+  if (json) ctx.io.stdout.write(JSON.stringify(view, null, 2) + '\n');
+  else {
+    const rows = view.members.map((m) => [m.name, m.id, m.address, m.role]);
+    ctx.io.stdout.write(table(['NAME', 'ID', 'ADDRESS', 'ROLE'], rows) + `${view.members.length} member${view.members.length === 1 ? '' : 's'} (answered by ${view.answeredBy})\n`);
+  }
+  return EXIT.ok;
+}
+
+/** memberListCommand: `flotilla member list`, etcdctl's and pd-ctl's name for `flotilla placement members`. */
+export const memberListCommand: Command = {
+  spec: {
+    path: ['member', 'list'],
+    positionals: [],
+    summary: 'List the placement members with their roles (the same as `flotilla placement members`).',
+    description: 'Prints every placement member: name, Raft ID, address and role (leader, voter, learner). etcdctl member list and pd-ctl member habits; to add or remove a member use `flotilla placement members add|remove`.',
+    flags: [...targetFlags, { name: 'json', type: 'boolean', description: 'print JSON instead of a table', schema: boolFlag() }],
+    examples: ['flotilla member list', 'flotilla member list --placement 127.0.0.1:20160,127.0.0.1:20170 --json'],
+  },
+  async run(ctx: CommandContext) {
+    const { client } = await placementClient(ctx);
+    try {
+      return await listMembers(ctx, client, ctx.parsed.values['json'] === true);
     } finally {
       client.close();
     }

@@ -97,10 +97,18 @@ function drawOperators(s) {
   table('recent', ['time', 'kind', 'region', 'outcome', 'description'], recent.map((o) =>
     el('tr', { 'data-recent-kind': o.kind }, el('td', {}, time(o.atMs)), el('td', {}, o.kind), el('td', {}, o.regionId), el('td', {}, o.outcome), el('td', {}, o.text))));
 }
+function drawMembers(s) {
+  const g = s.group;
+  if (!g) { $('tso').textContent = 'not served by a placement member'; table('members', [], []); return; }
+  $('tso').textContent = 'term ' + g.term + ' · commit index ' + g.commitIndex + ' · TSO ' + (g.tso.serving ? 'serving' : 'not serving') +
+    ', persisted bound ' + (g.tso.upperBoundMs > 0 ? new Date(g.tso.upperBoundMs).toISOString() : 'none') + ' (' + g.tso.extensions + ' windows persisted this term)';
+  table('members', ['name', 'id', 'address', 'role', 'term', '#match index'], g.members.map((m) =>
+    el('tr', { 'data-member': m.name }, el('td', {}, m.name), el('td', {}, m.id), el('td', {}, m.address), el('td', { class: 'role-' + m.role }, m.role), el('td', {}, m.term || '?'), num(m.matchIndex === null ? '?' : m.matchIndex))));
+}
 function draw(s) {
   $('cluster').textContent = 'cluster ' + s.cluster.clusterId + (s.cluster.bootstrapped ? '' : ' (not bootstrapped)') + ' · ' + s.stores.length + ' stores · ' + s.regionTotal + ' Regions · max-replicas ' + s.cluster.maxReplicas;
   $('updated').textContent = 'updated ' + time(s.atMs);
-  $('members').textContent = s.members.length > 0 ? s.members.map((m) => JSON.stringify(m)).join(', ') : 'one placement process (replicated placement members and TSO appear here once they exist)';
+  drawMembers(s);
   drawStores(s); drawMaps(s); drawRegions(s);
   drawHot('hot-write', s.hot.writeBytes.length > 0 ? s.hot.writeBytes : s.hot.writeKeys);
   drawHot('hot-read', s.hot.readBytes.length > 0 ? s.hot.readBytes : s.hot.readKeys);
@@ -130,7 +138,7 @@ const BODY = `
 <section><h2>Operators in flight</h2><table id="operators"></table></section>
 <section><h2>Recent operators and Region changes</h2><table id="recent"></table></section>
 </div>
-<section><h2>Placement members</h2><div id="members" class="muted"></div></section>
+<section><h2>Placement members and TSO</h2><div id="tso" class="muted"></div><table id="members"></table></section>
 </main>`;
 
 /** DASHBOARD_PAGE is served at GET /dashboard. */

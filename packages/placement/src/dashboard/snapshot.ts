@@ -1,6 +1,7 @@
 import type { PlacementCluster } from '../cluster';
 import { renderKey, renderOperator } from '../http';
 import type { RegionFlow, RegionInfo } from '../types';
+import { groupViewOf } from './group';
 
 /** DASHBOARD_MAX_REGIONS bounds the Regions one snapshot carries (the page says when it was cut). */
 export const DASHBOARD_MAX_REGIONS = 5_000;
@@ -63,8 +64,8 @@ export function buildSnapshot(cluster: PlacementCluster) {
   return {
     atMs: Date.now(),
     cluster: { ...cluster.clusterInfo(), bootstrapped: cluster.isBootstrapped() },
-    // Placement is one process today; members appear here once it is replicated.
-    members: [] as unknown[],
+    // The placement group (role, term and log progress of every member) and the oracle, from the leader that serves this.
+    group: groupViewOf(cluster),
     stores: cluster.allStores().map((s) => ({
       id: s.id,
       address: s.address,

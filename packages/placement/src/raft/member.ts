@@ -18,6 +18,8 @@ import { Leadership } from './leadership';
 import { handleMemberHttp } from './member-http';
 import { establishIdentity } from './member-start';
 import { MemberMetrics } from './member-metrics';
+import { groupView } from './member-view';
+import { setGroupView } from '../dashboard/group';
 import { Membership } from './membership';
 import { RaftNode, type RaftTiming } from './node';
 import { PeerTransport, type MemberPeerTransport, type PeerTransportOptions } from './transport';
@@ -271,6 +273,7 @@ export class PlacementMember {
       electionTimeoutMs: this.timing.tickMs * this.timing.electionTicks,
       logger: this.logger,
     });
+    setGroupView(this.leadership.cluster, () => groupView(this.node!, this.members(), this.leadership?.oracle));
     this.logger.info({ member: this.name, term: lead.term, clusterId: this.clusterId, applied: this.fsm.store.appliedIndex }, 'placement leader serving');
     for (const w of this.readyWaiters.splice(0)) w.resolve();
     this.checkStarted();
