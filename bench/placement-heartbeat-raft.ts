@@ -16,7 +16,15 @@
 // in the leader's 50 ms flush batches.
 import type { Region } from '@flotilla/proto';
 import { PlacementClient, type RegionHeartbeat } from '@flotilla/placement';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { PlacementGroup } from './placement-members';
+
+/** cpuSeconds: user + system CPU of a process so far (/proc/PID/stat, clock ticks of 1/100 s); the bench's own with process.cpuUsage. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 const empty = new Uint8Array();
 const keyOf = (i: number): Buffer => Buffer.from(`t_${String(i).padStart(8, '0')}`);
@@ -93,6 +101,10 @@ export interface HeartbeatRun {
   /** ops_per_s: the median of the runs. */
   ops_per_s: number;
   runs_ops_per_s: number[];
+  /** leader_cpu_us_per_op: the placement leader process's CPU per heartbeat (median), what the wall rate is bounded by on a loaded machine. */
+  leader_cpu_us_per_op: number;
+  /** leader_ops_per_cpu_s: heartbeats per CPU-second of the leader process (median). */
+  leader_ops_per_cpu_s: number;
   setup_ms: number;
 }
 
@@ -115,17 +127,23 @@ export async function runHeartbeats(members: number, regions: number, heartbeats
     // Region i is led by its first peer, on store i mod 5 (setUp).
     const byStore = clients.map((_, s) => hbs.filter((_, i) => i % 5 === s));
     const runs = new Map<number, number[]>(batches.map((b) => [b, []]));
+    const cpus = new Map<number, number[]>(batches.map((b) => [b, []]));
     for (let rep = 0; rep < reps; rep++) {
       for (const b of batches) {
         const seed = 1000 * rep + b;
+        const leader = (await group.leader()) ?? group.members[0]!;
+        const cpu0 = cpuSeconds(leader.proc.pid!);
         const rate = b === 1 ? await driveSingle(pc, hbs, heartbeats, seed) : await driveBatched(clients, byStore, heartbeats, b, seed);
+        const cpuUs = ((cpuSeconds(leader.proc.pid!) - cpu0) * 1e6) / heartbeats;
         runs.get(b)!.push(Math.round(rate));
-        process.stderr.write(`    members=${members} batch=${b} run ${rep + 1}: ${Math.round(rate)}/s\n`);
+        cpus.get(b)!.push(+cpuUs.toFixed(2));
+        process.stderr.write(`    members=${members} batch=${b} run ${rep + 1}: ${Math.round(rate)}/s, leader ${cpuUs.toFixed(1)} us CPU per heartbeat (load ${loadavg()[0]!.toFixed(1)})\n`);
       }
     }
     return batches.map((b) => {
       const r = runs.get(b)!;
-      return { members, regions, heartbeats, batch: b, ops_per_s: median(r), runs_ops_per_s: r, setup_ms: setupMs };
+      const c = median(cpus.get(b)!);
+      return { members, regions, heartbeats, batch: b, ops_per_s: median(r), runs_ops_per_s: r, leader_cpu_us_per_op: c, leader_ops_per_cpu_s: Math.round(1e6 / c), setup_ms: setupMs };
     });
   } finally {
     pc.close();

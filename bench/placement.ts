@@ -1,6 +1,6 @@
 // bench/placement.ts — placement service throughput and latency.
 //
-//   pnpm bench:placement [--quick] [--regions N] [--only GROUP] [--batch B]
+//   pnpm bench:placement [--quick] [--regions N] [--only GROUP] [--batch B] [--members M] [--heartbeats N]
 //
 // Cases (each run 3 times, medians reported):
 //   region-heartbeat         stats-only heartbeats through PlacementCluster.dispatch (zod validation,
@@ -43,6 +43,12 @@ const STORES = 5;
 const batchArg = args.indexOf('--batch');
 /** HEARTBEAT_BATCH: Region heartbeats per regionHeartbeats request in the socket case (what a store sends: 256). */
 const HEARTBEAT_BATCH = batchArg >= 0 ? Number(args[batchArg + 1]) : 256;
+const membersArg = args.indexOf('--members');
+/** MEMBERS: placement group sizes of the socket heartbeat case (--members 3 runs one). */
+const MEMBERS = membersArg >= 0 ? [Number(args[membersArg + 1])] : [1, 3];
+const hbArg = args.indexOf('--heartbeats');
+/** SOCKET_RAFT_HEARTBEATS: heartbeats per timed run of the socket heartbeat case (--heartbeats N). */
+const SOCKET_RAFT_HEARTBEATS = hbArg >= 0 ? Number(args[hbArg + 1]) : undefined;
 const onlyArg = args.indexOf('--only');
 const ONLY = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
 
@@ -204,9 +210,9 @@ async function main(): Promise<void> {
   if (ONLY === undefined || ONLY === 'heartbeat') await heartbeatCases(rows, emit, rate);
   if (ONLY === undefined || ONLY === 'tso') await tsoCases(rows, emit);
   if (ONLY === undefined || ONLY === 'heartbeat-raft') {
-    for (const members of [1, 3]) {
+    for (const members of MEMBERS) {
       // --quick: 20,000 Regions, so the setup (every Region reported through the Raft log) fits in a minute.
-      const cases = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, quick ? 20_000 : 200_000, [1, HEARTBEAT_BATCH], quick ? 1 : 3);
+      const cases = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, SOCKET_RAFT_HEARTBEATS ?? (quick ? 20_000 : 200_000), [1, HEARTBEAT_BATCH], quick ? 1 : 3);
       for (const r of cases) {
         emit({ op: 'region-heartbeat', transport: 'socket', ...r });
         rows.push({ op: `region-heartbeat members=${members} batch=${r.batch} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: r.runs_ops_per_s });
