@@ -118,5 +118,6 @@ export type PlacementApi = Pick<
   | 'storeHeartbeat'
   | 'close'
 > &
+  // regionHeartbeats (a store's Regions batched in one request) is optional: without it a store reports Region by Region.
   // timestamp: the oracle's next timestamp, for a 1PC's commit ts (operation/txn.ts); without it a 1PC answers ServerIsBusy.
-  Partial<Pick<import('@flotilla/placement').PlacementClient, 'getClusterInfo' | 'timestamp' | 'regionHeartbeats'>>;
+  Partial<Pick<import('@flotilla/placement').PlacementClient, 'getClusterInfo' | 'regionHeartbeats' | 'timestamp'>>;
