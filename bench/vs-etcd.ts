@@ -209,7 +209,23 @@ function report(rows: Row[]): void {
   process.stderr.write(table.join('\n') + '\n');
 }
 
+const HELP = `pnpm bench:vs-etcd [--quick] [--rounds N] [--seconds S] [--soak [--soak-minutes M]]
+
+Flotilla (placement + 3 stores, production profile) side by side with a 3-member etcd on loopback,
+run alternately; etcd-server is installed with apt-get when missing. One JSON line per case and per
+ratio on stdout, progress and a markdown table on stderr.
+  --quick          put at 1 and 256 clients, get at 64; one round (~3 min)
+  --rounds N       rounds (default 2; 1 with --quick), medians over them
+  --seconds S      measured window per case (default 10; 5 with --quick)
+  --soak           Flotilla only: YCSB A at 64 clients, per-minute throughput, RSS, raft.db size
+  --soak-minutes M length of the soak (default 10)
+`;
+
 async function main(): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(HELP);
+    return;
+  }
   progress(`load average ${loadAverage()} (the systems run one at a time; other work on the machine is not under our control)`);
   if (args.includes('--soak')) return runSoak(Number(argOf('--soak-minutes', '10')), LOADED_KEYS, VALUE);
   const etcd = ensureEtcd(progress);
