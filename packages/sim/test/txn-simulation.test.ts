@@ -8,13 +8,12 @@ import { runTxnSimulation, type TxnSimResult } from '../src/txn/simulation';
 // changes, placement crashes), then healing and a final read that must
 // commit. Each seed is ~15-25 s of wall time on the shared 2-core box.
 //
-// Seed 1 is left out: with 1PC on and placement crashes, its bank run
-// reported wrong totals (803, 804, 799: money created and lost), which no
-// seed reproduced with onePc off or without placement crashes. Replay:
-//   runTxnSimulation({ seed: 1, workload: 'bank', safetyMs: 6000 })
-// It is a lead for the 1PC path under an oracle outage, not a checker artefact
-// (the checker reads balances the stores returned). See docs/chaos.md, "Transaction workloads".
-const BANK_SEEDS = [2, 3, 4];
+// Math.random (the driver's backoff jitter) is seeded for each run, so a
+// seed replays exactly: npx tsx packages/sim/src/txn/cli.ts --workload W --seed S.
+// Seed 1's bank run reported wrong totals twice on the tree of 07:25 (before
+// the jitter was seeded, so not replayable); it passes on the tree of 08:13.
+// docs/chaos.md, "Transaction workloads", keeps the lead.
+const BANK_SEEDS = [1, 2, 3, 4];
 const LIST_APPEND_SEEDS = [2, 3];
 const SAFETY_MS = 5_000;
 

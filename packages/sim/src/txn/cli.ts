@@ -58,7 +58,7 @@ async function main(): Promise<number> {
   let failed = 0;
   for (let seed = o.seed; seed < o.seed + o.seeds; seed++) {
     const r = await runTxnSimulation({ ...o, seed, backend: o.model ? { model: o.model } : 'driver', log: (l) => console.error(l) });
-    console.log(JSON.stringify({ seed, ok: r.ok, ...r.verdict?.summary, faults: r.faults, virtualMs: r.virtualMs, realMs: r.realMs }));
+    console.log(JSON.stringify({ seed, pass: r.ok, ...r.verdict?.summary, faults: r.faults, virtualMs: r.virtualMs, realMs: r.realMs }));
     if (!r.ok) {
       failed++;
       console.error(`seed ${seed} FAILED:\n${r.failures.join('\n')}\nreplay: npx tsx packages/sim/src/txn/cli.ts --workload ${o.workload} --seed ${seed}`);

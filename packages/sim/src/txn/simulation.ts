@@ -58,6 +58,9 @@ export interface TxnSimResult {
 export async function runTxnSimulation(opts: TxnSimOptions): Promise<TxnSimResult> {
   const o = { stores: 3, clients: 4, keys: 8, safetyMs: 10_000, livenessBoundMs: 30_000, faults: true, onePc: true, placementCrashes: true, backend: 'driver' as const, log: () => {}, ...opts };
   const realStart = performance.now();
+  // The driver's backoff jitter draws from Math.random: seed it for the run, so a seed replays.
+  const realRandom = Math.random;
+  Math.random = mulberry32(o.seed ^ 0x4a177e4);
   const dir = makeSimDir('flotilla-txnsim-');
   const fakeClock = installVirtualClock();
   const rec = new Recorder();
@@ -99,6 +102,7 @@ export async function runTxnSimulation(opts: TxnSimOptions): Promise<TxnSimResul
     const virtualMs = virtualNow();
     await cluster.close().catch((e: Error) => rec.fail(`close failed: ${e.message}`));
     fakeClock.uninstall();
+    Math.random = realRandom;
     rmSync(dir, { recursive: true, force: true });
     Object.assign(rec.stats, { virtualMs });
   }
