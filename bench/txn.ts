@@ -1,0 +1,264 @@
+// bench/txn.ts — transactions through the client (issue #17, Performance).
+//
+//   pnpm bench:txn [--quick] [--concurrency 64] [--seconds S] [--regions 16] [--rounds N]
+//
+// Starts placement + 3 stores (production profile, default durability) as
+// real child processes (LocalCluster, as bench:cluster does), pre-splits 16
+// Regions over the loaded keys, and measures, closed-loop from this process:
+//   cross-region   4-key read-modify-write transactions whose keys span 2+
+//                  Regions (2PC), uniform and zipfian key choice: committed
+//                  txn/s, p50/p99 of a committed call, and the abort rate
+//                  (attempts that ended in a conflict and ran again, over all attempts)
+//   1pc            2-key transactions whose keys share one Region (1PC),
+//                  beside raw puts of the same keys at the same concurrency
+//   snapshot-get   single-key snapshot gets at a fresh ts, beside raw
+//                  linearizable gets of the same key names (raw keyspace)
+// A "ratio" case is measured side by side: the two halves alternate
+// (txn, raw, txn, raw ...) in windows of --seconds, --rounds times, and the
+// figures are the medians. One JSON line per case on stdout (the issue's
+// shapes); progress on stderr. Benchmarks report; they do not fail.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FlotillaClient, runTxn } from '@flotilla/client';
+import { LocalCluster, makeLogger } from '@flotilla/node';
+
+const args = process.argv.slice(2);
+if (args.includes('--help')) {
+  process.stdout.write(
+    'pnpm bench:txn [--quick] [--concurrency N] [--seconds S] [--regions N] [--rounds N]\n' +
+      '  cross-region 4-key transactions (uniform, zipfian), 1PC vs raw put, snapshot get vs raw get;\n' +
+      '  3 stores, production profile; one JSON line per case. --quick: concurrency 64, short windows.\n',
+  );
+  process.exit(0);
+}
+const quick = args.includes('--quick');
+const argOf = (name: string, fallback: string): string => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+};
+const CONCURRENCY = Number(argOf('--concurrency', '64'));
+const WINDOW_MS = Number(argOf('--seconds', quick ? '4' : '8')) * 1000;
+const ROUNDS = Number(argOf('--rounds', quick ? '2' : '3'));
+const REGIONS = Number(argOf('--regions', '16'));
+const KEYS = quick ? 4000 : 20_000;
+const VALUE = 'v'.repeat(100);
+const WARMUP_MS = 1000;
+
+const progress = (s: string): boolean => process.stderr.write(`[bench:txn] ${s}\n`);
+const keyOf = (i: number): string => `t/${String(i).padStart(8, '0')}`;
+
+/** rng: xorshift32, seeded. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
+}
+
+/** zipf draws 0..n-1 with YCSB's zipfian constant 0.99 (rejection-free inverse CDF over a precomputed table). */
+function zipfTable(n: number, theta = 0.99): Float64Array {
+  const cdf = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) cdf[i] = sum += 1 / Math.pow(i + 1, theta);
+  for (let i = 0; i < n; i++) cdf[i]! /= sum;
+  return cdf;
+}
+function zipfDraw(cdf: Float64Array, u: number): number {
+  let lo = 0;
+  let hi = cdf.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cdf[mid]! < u) lo = mid + 1;
+    else hi = mid;
+  }
+  // Scatter the hot ranks over the keyspace (and so over the Regions), as YCSB's scrambled zipfian does.
+  return (lo * 2_654_435_761) % cdf.length;
+}
+
+const percentile = (sorted: number[], p: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? 0 : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+interface Window {
+  perS: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  /** extra: attempts beyond the first (conflict retries), summed over committed calls. */
+  retries: number;
+}
+
+/** window keeps `clients` calls in flight for WINDOW_MS after a warm-up; op returns the attempts it took (1 = no retry). */
+async function window(clients: number, op: (r: () => number) => Promise<number>, seed: number): Promise<Window> {
+  const lat: number[] = [];
+  let errors = 0;
+  let retries = 0;
+  const warmEnd = Date.now() + WARMUP_MS;
+  const end = warmEnd + WINDOW_MS;
+  const worker = async (w: number): Promise<void> => {
+    const r = rng(seed * 7919 + w);
+    while (Date.now() < end) {
+      const t0 = performance.now();
+      let attempts: number;
+      try {
+        attempts = await op(r);
+      } catch {
+        if (Date.now() >= warmEnd) errors++;
+        continue;
+      }
+      if (Date.now() >= warmEnd) {
+        lat.push(performance.now() - t0);
+        retries += attempts - 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, w) => worker(w)));
+  lat.sort((a, b) => a - b);
+  return { perS: lat.length / (WINDOW_MS / 1000), p50: percentile(lat, 50), p99: percentile(lat, 99), errors, retries };
+}
+
+const round2 = (x: number): number => Number(x.toFixed(2));
+const emit = (row: object): boolean => process.stdout.write(JSON.stringify(row) + '\n');
+
+/** distinctKeys draws n distinct key indexes with draw(). */
+function distinctKeys(n: number, draw: () => number): number[] {
+  const out = new Set<number>();
+  while (out.size < n) out.add(draw());
+  return [...out];
+}
+
+async function crossRegion(client: FlotillaClient, dist: 'uniform' | 'zipfian'): Promise<void> {
+  const cdf = zipfTable(KEYS);
+  const per = KEYS / REGIONS;
+  const t = client.txnTransport();
+  const ws: Window[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    progress(`cross-region ${dist} round ${round + 1}/${ROUNDS}`);
+    ws.push(
+      await window(
+        CONCURRENCY,
+        async (r) => {
+          const draw = dist === 'uniform' ? () => Math.floor(r() * KEYS) : () => zipfDraw(cdf, r());
+          let keys = distinctKeys(4, draw);
+          // Keys must span 2+ Regions (pre-split evenly every `per` keys): redraw the last key elsewhere if not.
+          while (new Set(keys.map((k) => Math.floor(k / per))).size < 2) keys = [...keys.slice(0, 3), (keys[3]! + Math.floor(per)) % KEYS];
+          const out = await runTxn(t, async (tx) => {
+            await tx.batchGet(keys.map(keyOf));
+            for (const k of keys) tx.put(keyOf(k), VALUE);
+          }, { maxRetries: 20, timeoutMs: 30_000 });
+          return out.attempts;
+        },
+        round + (dist === 'uniform' ? 1 : 101),
+      ),
+    );
+  }
+  const attempts = ws.reduce((s, w) => s + w.perS * (WINDOW_MS / 1000) + w.retries, 0);
+  const retries = ws.reduce((s, w) => s + w.retries, 0);
+  emit({ bench: 'txn', case: 'cross-region', keys: 4, concurrency: CONCURRENCY, dist, regions: REGIONS, txn_per_s: Math.round(median(ws.map((w) => w.perS))), p50_ms: round2(median(ws.map((w) => w.p50))), p99_ms: round2(median(ws.map((w) => w.p99))), abort_pct: round2((100 * retries) / Math.max(1, attempts)), errors: ws.reduce((s, w) => s + w.errors, 0), rounds: ROUNDS });
+}
+
+/** sideBySide alternates the txn and raw halves of a case, ROUNDS times each, and reports medians. */
+async function sideBySide(name: string, txnOp: (r: () => number) => Promise<number>, rawOp: (r: () => number) => Promise<number>): Promise<{ txn: Window[]; raw: Window[] }> {
+  const txn: Window[] = [];
+  const raw: Window[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    progress(`${name} round ${round + 1}/${ROUNDS}: transactional`);
+    txn.push(await window(CONCURRENCY, txnOp, 300 + round));
+    progress(`${name} round ${round + 1}/${ROUNDS}: raw`);
+    raw.push(await window(CONCURRENCY, rawOp, 400 + round));
+  }
+  return { txn, raw };
+}
+
+async function onePc(client: FlotillaClient): Promise<void> {
+  const per = Math.floor(KEYS / REGIONS);
+  const t = client.txnTransport();
+  // Two keys of one Region: a random Region, two random keys inside it.
+  const pair = (r: () => number): [number, number] => {
+    const base = Math.floor(r() * REGIONS) * per + 1;
+    const a = base + Math.floor(r() * (per - 2));
+    return [a, a === base + per - 3 ? a - 1 : a + 1];
+  };
+  const { txn, raw } = await sideBySide(
+    '1pc',
+    async (r) => {
+      const [a, b] = pair(r);
+      return (await runTxn(t, (tx) => { tx.put(keyOf(a), VALUE); tx.put(keyOf(b), VALUE); }, { maxRetries: 20, timeoutMs: 30_000 })).attempts;
+    },
+    async (r) => {
+      await client.put(keyOf(pair(r)[0]), VALUE);
+      return 1;
+    },
+  );
+  const t1 = median(txn.map((w) => w.perS));
+  const r1 = median(raw.map((w) => w.perS));
+  emit({ bench: 'txn', case: '1pc', keys: 2, concurrency: CONCURRENCY, txn_per_s: Math.round(t1), p50_ms: round2(median(txn.map((w) => w.p50))), p99_ms: round2(median(txn.map((w) => w.p99))), raw_put_per_s: Math.round(r1), ratio: round2(t1 / Math.max(1, r1)), rounds: ROUNDS });
+}
+
+async function snapshotGet(client: FlotillaClient): Promise<void> {
+  const { txn, raw } = await sideBySide(
+    'snapshot-get',
+    async (r) => {
+      const snap = await client.snapshot();
+      await snap.get(keyOf(Math.floor(r() * KEYS)));
+      return 1;
+    },
+    async (r) => {
+      await client.get(keyOf(Math.floor(r() * KEYS)));
+      return 1;
+    },
+  );
+  const t1 = median(txn.map((w) => w.perS));
+  const r1 = median(raw.map((w) => w.perS));
+  emit({ bench: 'txn', case: 'snapshot-get', concurrency: CONCURRENCY, ops_per_s: Math.round(t1), p99_ms: round2(median(txn.map((w) => w.p99))), raw_get_per_s: Math.round(r1), raw_p99_ms: round2(median(raw.map((w) => w.p99))), ratio: round2(t1 / Math.max(1, r1)), rounds: ROUNDS });
+}
+
+async function load(client: FlotillaClient): Promise<void> {
+  progress(`loading ${KEYS} transactional and ${KEYS} raw keys`);
+  const t = client.txnTransport();
+  for (let i = 0; i < KEYS; i += 250) {
+    const ks = Array.from({ length: Math.min(250, KEYS - i) }, (_, j) => keyOf(i + j));
+    await runTxn(t, (tx) => ks.forEach((k) => tx.put(k, VALUE)), { timeoutMs: 60_000 });
+    await client.batchPut(ks.map((k) => [k, VALUE] as [string, string]));
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-txn-'));
+  progress(`starting placement + 3 stores (production profile) in ${dir}`);
+  const cluster = await LocalCluster.start({ dataDir: dir, stores: 3, profile: 'production', basePort: 0, logLevel: 'warn', logger: makeLogger('warn', 'bench-txn') });
+  const client = await FlotillaClient.connect({ placement: cluster.placement.address, timeoutMs: 30_000 });
+  try {
+    for (const deadline = Date.now() + 180_000; ; await new Promise((r) => setTimeout(r, 500))) {
+      const rs = await client.regions();
+      if (rs.length === 1 && rs[0]!.region.peers.filter((p) => p.role === 'voter').length === 3) break;
+      if (Date.now() > deadline) throw new Error('Region 1 is not replicated to 3 stores after 180 s');
+    }
+    // Split first, every KEYS/REGIONS keys; a Region's range holds both keyspaces (they never alias), so
+    // the raw key t/… and the transactional key t/… live in the same Region: raw and txn cases hit the same Regions.
+    for (let k = 1; k < REGIONS; k++) await client.split(keyOf(Math.floor((k * KEYS) / REGIONS)));
+    progress(`${(await client.regions()).length} Regions`);
+    await load(client);
+    await crossRegion(client, 'uniform');
+    await crossRegion(client, 'zipfian');
+    await onePc(client);
+    await snapshotGet(client);
+  } finally {
+    client.close();
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:txn failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
