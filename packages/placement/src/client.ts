@@ -8,6 +8,7 @@ import { firstOf, isValidRange, lastOf, type TimestampRange } from './tso/timest
 import type {
   ClusterInfo,
   GcStatus,
+  LeaseInfo,
   Operator,
   ParamsOf,
   PlacementMethod,
@@ -91,6 +92,14 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'updateServiceSafePoint',
   'getGcSafePoint',
   'getGcStatus',
+  // A keepalive or attach sent twice only moves an expiry or finds the key attached; revoke again
+  // finishes the same revocation (or answers LeaseNotFound when the first one finished). leaseGrant
+  // is not here: a repeat would grant a second lease.
+  'leaseKeepAlive',
+  'leaseRevoke',
+  'leaseTimeToLive',
+  'leaseList',
+  'leaseAttach',
 ]);
 
 function toUrl(address: string, tls: boolean): string {
@@ -439,6 +448,36 @@ export class PlacementClient {
       services: r.services.map((x) => ({ ...x, ts: BigInt(x.ts) })),
       stores: r.stores.map((x) => ({ ...x, safePoint: BigInt(x.safePoint) })),
     };
+  }
+
+  /** leaseGrant grants a lease that lives ttlMs unless kept alive (etcd's LeaseGrant); its ID is cluster-unique. */
+  async leaseGrant(ttlMs: number): Promise<{ id: number; ttlMs: number }> {
+    return this.call('leaseGrant', { ttlMs });
+  }
+
+  /** leaseKeepAlive gives the lease ttlMs from now; PlacementError(LeaseNotFound) once it expired or was revoked. */
+  async leaseKeepAlive(id: number): Promise<{ id: number; ttlMs: number }> {
+    return this.call('leaseKeepAlive', { id });
+  }
+
+  /** leaseRevoke revokes the lease and resolves once every key attached to it is deleted (one transaction). */
+  async leaseRevoke(id: number): Promise<void> {
+    await this.call('leaseRevoke', { id });
+  }
+
+  /** leaseTimeToLive: the lease's TTL and what is left of it (and its keys with keys=true). */
+  async leaseTimeToLive(id: number, keys = false): Promise<LeaseInfo> {
+    return this.call('leaseTimeToLive', keys ? { id, keys } : { id });
+  }
+
+  /** leaseList: every live lease. */
+  async leaseList(): Promise<LeaseInfo[]> {
+    return (await this.call('leaseList', {})).leases;
+  }
+
+  /** leaseAttach records key as attached to the lease (before a put with it); LeaseNotFound once its revocation is committed. */
+  async leaseAttach(id: number, key: Uint8Array): Promise<void> {
+    await this.call('leaseAttach', { id, key });
   }
 
   /** close fails every pending call with Closed and stops reconnecting. */

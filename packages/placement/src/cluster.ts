@@ -3,6 +3,7 @@ import type { Peer, Region, StoreState } from '@flotilla/proto';
 import { ValidationError, compareKeys, parseWith, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode, assert } from './errors';
 import type { GcOptions } from './gc/leader';
+import type { LeaseOptions } from './lease/leader';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
 import { applyRegionHeartbeats } from './region-heartbeats';
@@ -69,6 +70,8 @@ export interface ClusterOptions {
   logger?: Logger;
   /** gc: the GC safe point worker's life time and interval (gc/leader.ts; the placement leader reads it). */
   gc?: GcOptions;
+  /** lease: the lease reaper and its retry backoff (lease/leader.ts; without a reaper leaseGrant is refused). */
+  lease?: LeaseOptions;
   /** schedulers replaces the built-in set (replica checker, balance-leader, balance-region, merge checker). */
   schedulers?: Scheduler[];
   replicaChecker?: ReplicaCheckerOptions;

@@ -32,6 +32,8 @@ export const PlacementErrorCode = {
   NotLeader: 'NotLeader',
   /** Unauthorized: placement requires an API token and the client sent none or a wrong one (HTTP 401 on connect). */
   Unauthorized: 'Unauthorized',
+  /** LeaseNotFound: no live lease has that ID (never granted, expired or revoked); keepalive, attach and a put with it are refused. */
+  LeaseNotFound: 'LeaseNotFound',
   /** Internal: a bug or storage failure on the server. */
   Internal: 'Internal',
   Timeout: 'Timeout',

@@ -17,6 +17,7 @@ export { startPlacementServer, parseListen, WS_PATH, type PlacementServer, type 
 export { PlacementError, PlacementErrorCode, PlacementStorageError } from './errors';
 export { renderKey, parseKey } from './http';
 export { PLACEMENT_LIMITS } from './schema';
+export { LEASE_LIMITS } from './lease/leader';
 export type * from './types';
 export { LOGICAL_BITS, LOGICAL_LIMIT, composeTs, splitTs } from './tso/timestamp';
 export type { Scheduler, ClusterView, OperatorDraft, SchedulerLimits } from './schedule/scheduler';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { ValidationError, compareKeys, keySchema, parseWith, peerSchema, regionSchema, tsSchema } from '@flotilla/proto';
+import { ValidationError, compareKeys, keySchema, nonEmptyKeySchema, parseWith, peerSchema, regionSchema, tsSchema } from '@flotilla/proto';
 import { MAX_SERVICE_TTL_MS } from './gc/leader';
+import { LEASE_LIMITS } from './lease/leader';
 import { PlacementError, PlacementErrorCode } from './errors';
 import type { ParamsOf, PlacementMethod } from './types';
 
@@ -106,6 +107,12 @@ export const methodSchemas: { [M in PlacementMethod]: z.ZodType } = {
   }),
   getGcSafePoint: z.object({ progress: z.object({ storeId: id, safePoint: tsSchema, regionsDone: u64, versionsRemoved: u64 }).optional() }).optional(),
   getGcStatus: empty,
+  leaseGrant: z.object({ ttlMs: z.number().int().min(LEASE_LIMITS.minTtlMs).max(LEASE_LIMITS.maxTtlMs) }),
+  leaseKeepAlive: z.object({ id }),
+  leaseRevoke: z.object({ id }),
+  leaseTimeToLive: z.object({ id, keys: z.boolean().optional() }),
+  leaseList: empty,
+  leaseAttach: z.object({ id, key: nonEmptyKeySchema }),
 };
 
 /** parseParams validates one method's params; a bad field is an InvalidArgument naming it. */

@@ -1,8 +1,10 @@
 import type { Peer, Region, StoreState } from '@flotilla/proto';
 import type { GcMethods } from './gc/types';
+import type { LeaseMethods } from './lease/types';
 import type { TimestampRange } from './tso/timestamp';
 
 export type { GcMethods, GcStatus, StoreGcProgress, ServiceSafePointView } from './gc/types';
+export type { LeaseMethods, LeaseInfo, LeaseReaper } from './lease/types';
 
 export type { TimestampRange } from './tso/timestamp';
 
@@ -172,7 +174,7 @@ export interface ClusterInfo {
 }
 
 /** PlacementMethods maps each API method to its params and result types. */
-export interface PlacementMethods extends GcMethods {
+export interface PlacementMethods extends GcMethods, LeaseMethods {
   bootstrap: { params: { store: StoreMeta; region: Region }; result: { bootstrapped: true } };
   isBootstrapped: { params: Record<string, never>; result: { bootstrapped: boolean } };
   allocId: { params: { count: number }; result: { ids: number[] } };
@@ -222,7 +224,7 @@ export interface MembersView {
  * cluster state machine (the timestamp oracle, membership, GC safe points), not PlacementCluster;
  * ClusterMethod is every other method.
  */
-export type ServiceMethod = 'getTimestamps' | 'getMembers' | 'addMember' | 'removeMember' | keyof GcMethods;
+export type ServiceMethod = 'getTimestamps' | 'getMembers' | 'addMember' | 'removeMember' | keyof GcMethods | keyof LeaseMethods;
 export type ClusterMethod = Exclude<PlacementMethod, ServiceMethod>;
 
 export type PlacementMethod = keyof PlacementMethods;

@@ -1,6 +1,7 @@
 import { decode, encode } from '@flotilla/proto';
 import { assert } from '../errors';
 import type { GcCommand } from '../gc/leader';
+import type { LeaseCommand } from '../lease/leader';
 import type { PersistedStore } from '../storage';
 import type { Operator, RegionInfo } from '../types';
 
@@ -21,6 +22,7 @@ import type { Operator, RegionInfo } from '../types';
  *   batch        Region rows (meta and statistics) and operators, as one flush
  *   memberAddress  a member announces the address it serves on now
  *   gcSafePoint, serviceSafePoint  the GC safe points (gc/leader.ts)
+ *   leaseGrant, leaseAttach, leaseRevoke, leaseDrop  the leases (lease/leader.ts)
  */
 export type PlacementCommand =
   | { t: 'init'; clusterId: number; maxReplicas: number }
@@ -31,9 +33,10 @@ export type PlacementCommand =
   | { t: 'store'; store: PersistedStore }
   | { t: 'batch'; regions: [number, RegionInfo | null][]; stats: RegionInfo[]; operators: [number, Operator | null][] }
   | { t: 'memberAddress'; memberId: number; address: string }
-  | GcCommand;
+  | GcCommand
+  | LeaseCommand;
 
-const KINDS: ReadonlySet<string> = new Set(['init', 'idHighWater', 'tsoUpper', 'maxReplicas', 'bootstrap', 'store', 'batch', 'memberAddress', 'gcSafePoint', 'serviceSafePoint']);
+const KINDS: ReadonlySet<string> = new Set(['init', 'idHighWater', 'tsoUpper', 'maxReplicas', 'bootstrap', 'store', 'batch', 'memberAddress', 'gcSafePoint', 'serviceSafePoint', 'leaseGrant', 'leaseAttach', 'leaseRevoke', 'leaseDrop']);
 
 export function encodeCommand(cmd: PlacementCommand): Uint8Array {
   return encode(cmd);

@@ -3,6 +3,7 @@ import { decode, encode } from '@flotilla/proto';
 import type { ConfState } from '@flotilla/raft-core';
 import { assert } from '../errors';
 import { GcStore } from '../gc/store';
+import { LeaseStore, type LeaseImage } from '../lease/store';
 import type { PlacementStorage } from '../storage';
 import type { MemberRecord } from './members';
 
@@ -22,6 +23,8 @@ interface SnapshotImage {
   members: [number, Uint8Array][];
   /** gc: the GC safe points (absent in a snapshot from a build before GC: none). */
   gc?: [string, string, number][];
+  /** leases: the leases and their keys (absent in a snapshot from a build before leases: none). */
+  leases?: LeaseImage;
 }
 
 /**
@@ -35,6 +38,8 @@ export class FsmStore {
   private readonly db: Database.Database;
   /** gc: the GC safe point rows (replicated: applied from the log, carried in snapshots). */
   readonly gc: GcStore;
+  /** leases: the lease rows (replicated like gc). */
+  readonly leases: LeaseStore;
   // Caches of what only this class writes: read on every request (roles, addresses), written rarely.
   private applied: { index: number; term: number };
   private conf: ConfState | undefined;
@@ -43,6 +48,7 @@ export class FsmStore {
   constructor(private readonly storage: PlacementStorage) {
     this.db = storage.db;
     this.gc = new GcStore(storage.db);
+    this.leases = new LeaseStore(storage.db);
     this.applied = { index: storage.readMetaNumber('raft_applied_index'), term: storage.readMetaNumber('raft_applied_term') };
   }
 
@@ -118,6 +124,7 @@ export class FsmStore {
       operators: rows('SELECT region_id, data FROM operators') as SnapshotImage['operators'],
       members: rows('SELECT id, data FROM members') as SnapshotImage['members'],
       gc: this.gc.dumpRows(),
+      leases: this.leases.dump(),
     };
     return encode(image);
   }
@@ -138,6 +145,7 @@ export class FsmStore {
       const putMember = this.db.prepare('INSERT INTO members (id, data) VALUES (?, ?)');
       for (const r of image.members) putMember.run(...r);
       this.gc.restoreRows(image.gc);
+      this.leases.restore(image.leases);
       this.setConfState(confState);
       this.setApplied(index, term);
       this.memberList = undefined;

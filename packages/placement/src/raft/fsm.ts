@@ -114,6 +114,18 @@ export class PlacementFsm {
       case 'serviceSafePoint':
         this.store.gc.putService(cmd.serviceId, BigInt(cmd.ts), cmd.expireAtMs);
         return;
+      case 'leaseGrant':
+        this.store.leases.grant(cmd.id, cmd.ttlMs);
+        return;
+      case 'leaseAttach':
+        this.store.leases.attach(cmd.id, cmd.key);
+        return;
+      case 'leaseRevoke':
+        this.store.leases.revoke(cmd.id);
+        return;
+      case 'leaseDrop':
+        this.store.leases.drop(cmd.id);
+        return;
       case 'memberAddress': {
         const m = this.store.members().find((x) => x.id === cmd.memberId);
         if (m && !m.removed) this.store.putMember({ ...m, address: cmd.address });

@@ -3,6 +3,8 @@ import { PlacementCluster, type ClusterOptions } from '../cluster';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from '../errors';
 import { GcLeader } from '../gc/leader';
 import type { GcMethod } from '../gc/types';
+import { LeaseLeader } from '../lease/leader';
+import type { LeaseMethod } from '../lease/types';
 import { TimestampOracle } from '../tso/oracle';
 import type { ClusterMethod, ParamsOf } from '../types';
 import type { PlacementFsm } from './fsm';
@@ -18,9 +20,20 @@ function handsOut(result: unknown): boolean {
   return batch !== undefined ? handsOutOperator(batch) : (result as { operator?: unknown }).operator !== undefined;
 }
 
+/**
+ * handled marks an answer promise as handled at once: dispatch chains it
+ * behind the commit barrier, and a rejection meanwhile (the term ending)
+ * must not count as unhandled. Whoever awaits it still sees the rejection.
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 /** NO_BARRIER: methods whose answers depend on nothing that must be committed first. */
 const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions']);
 const GC_METHODS: ReadonlySet<string> = new Set<GcMethod>(['updateServiceSafePoint', 'getGcSafePoint', 'getGcStatus']);
+const LEASE_METHODS: ReadonlySet<string> = new Set<LeaseMethod>(['leaseGrant', 'leaseKeepAlive', 'leaseRevoke', 'leaseTimeToLive', 'leaseList', 'leaseAttach']);
 
 export interface LeadershipOptions {
   term: number;
@@ -53,6 +66,8 @@ export class Leadership {
   readonly gate: TsoGate;
   /** gc: the GC safe points (gc/leader.ts); its answers pass the commit barrier like the cluster's. */
   readonly gc: GcLeader;
+  /** lease: the leases (lease/leader.ts); expiry runs on tick, and only here, on the leader. */
+  readonly lease: LeaseLeader;
   private readonly logger: Logger;
   private readonly tsoConfirmTimeoutMs: number;
 
@@ -76,6 +91,15 @@ export class Leadership {
     });
     this.oracle.start(storage.readMetaNumber('tso_upper_ms'));
     this.gc = new GcLeader({ propose: (cmd) => void this.proposer.propose(cmd), clock: opts.clock, rows: opts.fsm.store.gc.load(), ...(opts.cluster.gc ? { options: opts.cluster.gc } : {}), logger: this.logger });
+    this.lease = new LeaseLeader({
+      propose: (cmd) => this.proposer.propose(cmd),
+      waitApplied: (index) => this.proposer.waitApplied(index),
+      allocId: () => this.cluster.call('allocId', { count: 1 }).ids[0]!,
+      clock: opts.clock,
+      rows: opts.fsm.store.leases.load(),
+      ...(opts.cluster.lease ? { options: opts.cluster.lease } : {}),
+      logger: this.logger,
+    });
     const raft = opts.node.raw.raft;
     this.gate = new TsoGate({
       term: opts.term,
@@ -95,9 +119,9 @@ export class Leadership {
    * store registration or a finished split is acknowledged only when no
    * new leader can lose it.
    */
-  dispatch<M extends ClusterMethod | 'getTimestamps' | GcMethod>(method: M, params: ParamsOf<M>): unknown {
+  dispatch<M extends ClusterMethod | 'getTimestamps' | GcMethod | LeaseMethod>(method: M, params: ParamsOf<M>): unknown {
     if (method === 'getTimestamps') return this.gate.request((params as ParamsOf<'getTimestamps'>).count);
-    const result = GC_METHODS.has(method) ? this.callGc(method as GcMethod, params) : this.cluster.call(method as ClusterMethod, params as never);
+    const result = GC_METHODS.has(method) ? this.callGc(method as GcMethod, params) : LEASE_METHODS.has(method) ? this.callLease(method as LeaseMethod, params) : this.cluster.call(method as ClusterMethod, params as never);
     // Heartbeats and routing lookups acknowledge nothing durable (the routing table may be rebuilt from
     // heartbeats): they skip the barrier, unless a heartbeat answer hands out an operator.
     if (NO_BARRIER.has(method) && !handsOut(result)) return result;
@@ -109,6 +133,24 @@ export class Leadership {
     if (method === 'updateServiceSafePoint') return this.gc.updateServiceSafePoint(params as ParamsOf<'updateServiceSafePoint'>);
     if (method === 'getGcSafePoint') return this.gc.getGcSafePoint((params ?? {}) as ParamsOf<'getGcSafePoint'>);
     return this.gc.status();
+  }
+
+  private callLease(method: LeaseMethod, params: unknown): unknown {
+    const l = this.lease;
+    switch (method) {
+      case 'leaseGrant':
+        return handled(l.grant(params as ParamsOf<'leaseGrant'>));
+      case 'leaseKeepAlive':
+        return l.keepAlive(params as ParamsOf<'leaseKeepAlive'>);
+      case 'leaseRevoke':
+        return handled(l.revoke(params as ParamsOf<'leaseRevoke'>));
+      case 'leaseTimeToLive':
+        return l.timeToLive(params as ParamsOf<'leaseTimeToLive'>);
+      case 'leaseAttach':
+        return l.attach(params as ParamsOf<'leaseAttach'>);
+      case 'leaseList':
+        return l.list();
+    }
   }
 
   onApplied(appliedIndex: number): void {
@@ -123,6 +165,7 @@ export class Leadership {
     this.oracle.maybeExtend();
     this.gate.tick(this.tsoConfirmTimeoutMs);
     this.gc.tick();
+    this.lease.tick();
   }
 
   /** flush proposes the batched Region and operator changes (the server's flush interval). */
@@ -157,6 +200,7 @@ export class Leadership {
     this.proposer.fail(err);
     this.oracle.stop(err);
     this.gate.fail(err);
+    this.lease.stop(err);
     this.cluster.abandon();
   }
 
