@@ -4,6 +4,7 @@
 //   message.ts  RaftMessage, the store-to-store envelope
 //   command.ts  client and admin commands, RaftCmdRequest
 //   txn.ts      the transactional keyspace: Percolator commands, snapshot reads, key errors
+//   watch.ts    change feeds of the transactional keyspace: frames on /watch, feed errors, WATCH_LIMITS
 //   errors.ts   RegionError (typed, retryable), FlotillaError, DecodeError
 //   codec.ts    msgpackr encode/decode with typed DecodeError
 //   schema.ts   zod schemas for everything arriving from outside the process
@@ -15,6 +16,7 @@ export * from './keys';
 export * from './message';
 export * from './command';
 export * from './txn';
+export * from './watch';
 export * from './errors';
 export * from './codec';
 export * from './schema';

@@ -1,6 +1,6 @@
 import type { ConfState } from '@flotilla/raft-core';
 import type { KvPair, Region } from '@flotilla/proto';
-import type { MvccOp, MvccRead, SnapshotRead, TxnRows } from '@flotilla/kv-engine';
+import type { ChangePage, MvccOp, MvccRead, SnapshotRead, TxnRows, WriteRow } from '@flotilla/kv-engine';
 
 // The store's view of its state-machine engine. The concrete engine is
 // @flotilla/kv-engine; this narrow interface is what apply, reads and
@@ -72,6 +72,10 @@ export interface StateMachine {
   /** snapshotGet / snapshotScan: snapshot reads of the transactional keyspace at ts (kv-engine mvcc/reader.ts). */
   snapshotGet(keys: Uint8Array[], ts: bigint): SnapshotRead;
   snapshotScan(startKey: Uint8Array, endKey: Uint8Array, limit: number, ts: bigint, keyOnly: boolean): SnapshotRead;
+  /** txnChanges: a watch's catch-up page, committed puts/deletes of the range above fromTs (kv-engine mvcc/changes.ts). */
+  txnChanges(startKey: Uint8Array, endKey: Uint8Array, fromTs: bigint, limit: number): ChangePage;
+  /** txnValue: a committed put's value (short values inline, long ones from txn_data), for a live watch event. */
+  txnValue(write: Pick<WriteRow, 'key' | 'startTs' | 'shortValue'>): Uint8Array;
   loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[];
   applyState(regionId: number): ApplyState | undefined;
   approximateStats(regionId: number, startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number };

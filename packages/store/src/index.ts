@@ -36,6 +36,8 @@
 //   operation/command/           encode/propose/apply commands; admin/{conf-change,split,merge,compact-log}
 //                                each own their propose, apply and after-apply sides
 //   server/client-server.ts      client API (WebSocket /client), /metrics, /status
+//   server/watch-server.ts       change feeds (WebSocket /watch on the client port)
+//   watch/                       hub.ts feeds per Region and the apply hook, feed.ts catch-up then live, resolved.ts the resolved ts
 //   kv/                          the state machine adapter over @flotilla/kv-engine
 //   config.ts                    StoreConfig, profiles (production, demo)
 //   metrics.ts                   counters and histograms in Prometheus text

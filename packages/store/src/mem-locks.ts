@@ -63,6 +63,19 @@ export class MemLockTable {
     return undefined;
   }
 
+  /** minStartTs is the smallest start_ts of a memory lock on a key of [start, end) (an empty end is unbounded), if any: a watch's resolved ts stays below it (watch/resolved.ts). */
+  minStartTs(start: Uint8Array, end: Uint8Array): bigint | undefined {
+    let min: bigint | undefined;
+    if (this.count === 0) return min;
+    for (const set of this.byKey.values()) {
+      for (const l of set) {
+        if (min !== undefined && l.startTs >= min) continue;
+        if (l.keys.some((k) => compareKeys(k, start) >= 0 && (end.length === 0 || compareKeys(k, end) < 0))) min = l.startTs;
+      }
+    }
+    return min;
+  }
+
   /** blockingRange returns a memory lock of start_ts <= ts on a key of [start, end) (an empty end is unbounded). */
   blockingRange(start: Uint8Array, end: Uint8Array, ts: bigint): MemLock | undefined {
     if (this.count === 0) return undefined;

@@ -18,6 +18,7 @@ import { failMailbox, recover } from './operation/life';
 import { storeHeartbeat } from './operation/pd';
 import { onRaftMessages, onSnapshot, onStoreUnreachable } from './router/router';
 import { asStoreStorageError, guardStorage, onStorageError, type StoreStorageError } from './storage-fault';
+import { watchHub, type WatchHub } from './watch/hub';
 
 export type { StoreDeps, StoreLogger } from './context';
 
@@ -56,6 +57,11 @@ export class Store {
   /** stateMachine exposes the KV engine read-only for status, tests, tools and checkers (snapshotRangeData: both keyspaces of a range, e.g. to compare replicas). */
   get stateMachine(): Pick<StateMachine, 'get' | 'scan' | 'applyState' | 'snapshotGet' | 'snapshotScan' | 'snapshotRangeData'> {
     return this.ctx.sm;
+  }
+
+  /** watch is the store's change-feed hub (watch/hub.ts; served at /watch by server/watch-server.ts). */
+  get watch(): WatchHub {
+    return watchHub(this.ctx);
   }
 
   /** bootstrapRegion is Region 1 (whole key space) with this store's single peer. */
@@ -103,6 +109,7 @@ export class Store {
     if (ctx.closed) return;
     ctx.closed = true;
     this.stopTicks?.();
+    watchHub(ctx).close();
     for (const p of ctx.peers.values()) {
       failPending(p, err.unavailable('store is shutting down'));
       failMailbox(p.mailbox.splice(0), err.unavailable('store is shutting down'));

@@ -14,6 +14,7 @@ import { applyCommitted, handleReadyBeforePersist } from '../operation/ready/rea
 import { sendRaft } from '../operation/send';
 import { guardStorage } from '../storage-fault';
 import { err } from '../operation/command/command';
+import { publishWatchRound, watchView } from '../watch/hub';
 
 /** PeerReady is one peer's Ready of this round. */
 interface PeerReady {
@@ -160,6 +161,8 @@ function applyRound(ctx: StoreContext, readies: PeerReady[]): AppliedRound {
     }
   }
   if (!apply.batch.batch.isEmpty) writeApplied(ctx, apply, out);
+  // Feeds get the round's write records once they are written, before any later probe computes a resolved ts.
+  publishWatchRound(ctx);
   return out;
 }
 
@@ -194,6 +197,7 @@ function newApplyContext(ctx: StoreContext, out: AppliedRound): ApplyContext {
     // tombstoned (removed since) must keep its own state (TiKV does the same).
     splitRegionExists: (regionId) => ctx.peers.get(regionId)?.initialized === true || ctx.tombstones.has(regionId),
     applyEntries: (peer, entries) => applyEntries(peer, entries, apply),
+    mvccFor: (peer) => watchView(ctx, peer, apply.batch.mvcc),
   };
   return apply;
 }

@@ -14,6 +14,7 @@ import { checkStalePeer, destroyPeer, failMailbox } from '../operation/life';
 import { startRead, startTxnRead } from '../operation/query';
 import { proposeOnePc, startTxn } from '../operation/txn';
 import { onProposeGc } from '../gc/worker';
+import { onWatchProbe } from '../watch/resolved';
 
 /** LEADER_MISSING_ELECTIONS: a peer without a leader for this many election timeouts asks placement whether it is stale. */
 export const LEADER_MISSING_ELECTIONS = 10;
@@ -67,6 +68,8 @@ export function onPeerMsg(ctx: StoreContext, peer: Peer, m: PeerMsg): void {
       return proposeOnePc(ctx, peer, m.req, m.commitTs, m.cb);
     case 'proposeGc':
       return onProposeGc(ctx, peer, m);
+    case 'watchProbe':
+      return onWatchProbe(ctx, peer, m);
   }
 }
 

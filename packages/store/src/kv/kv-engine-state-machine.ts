@@ -1,5 +1,5 @@
 import { decode, encode, type KvPair, type Region } from '@flotilla/proto';
-import { KvEngine, KvWriteBatch, planGc, snapshotGet, snapshotScan, type GcPlan, type KvPair as EnginePair, type MvccOp, type MvccRead, type SnapshotRead, type TxnRows } from '@flotilla/kv-engine';
+import { KvEngine, KvWriteBatch, changeValue, planGc, readChanges, snapshotGet, snapshotScan, type ChangePage, type WriteRow, type GcPlan, type KvPair as EnginePair, type MvccOp, type MvccRead, type SnapshotRead, type TxnRows } from '@flotilla/kv-engine';
 import { asStorageFault, storageFaultKind } from '@flotilla/log-engine';
 import type { ConfState } from '@flotilla/raft-core';
 import type { ApplyState, KvBatch, MergeState, RegionLocalState, StateMachine } from '../engines';
@@ -161,6 +161,12 @@ export class KvEngineStateMachine implements StateMachine {
   }
   snapshotScan(startKey: Uint8Array, endKey: Uint8Array, limit: number, ts: bigint, keyOnly: boolean): SnapshotRead {
     return this.guard('kv txn scan', () => snapshotScan(this.engine.mvcc, startKey, endKey, limit, ts, keyOnly));
+  }
+  txnChanges(startKey: Uint8Array, endKey: Uint8Array, fromTs: bigint, limit: number): ChangePage {
+    return this.guard('kv watch scan', () => readChanges(this.engine.mvcc, startKey, endKey, fromTs, limit));
+  }
+  txnValue(write: Pick<WriteRow, 'key' | 'startTs' | 'shortValue'>): Uint8Array {
+    return this.guard('kv txn read', () => changeValue(this.engine.mvcc, write));
   }
   gcPlan(startKey: Uint8Array, endKey: Uint8Array, safePoint: bigint, maxRows: number): GcPlan {
     return this.guard('kv gc scan', () => planGc(this.engine.mvcc, startKey, endKey, safePoint, maxRows));

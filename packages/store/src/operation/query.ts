@@ -69,7 +69,7 @@ export function startTxnRead(ctx: StoreContext, peer: Peer, read: TxnRead, cb: C
 }
 
 /** queueRead puts a read in the peer's pending-read queue behind a ReadIndex round (or serves it under the lease). */
-function queueRead(ctx: StoreContext, peer: Peer, cb: Callback, exec: () => boolean): void {
+export function queueRead(ctx: StoreContext, peer: Peer, cb: Callback, exec: () => boolean): void {
   if (peer.reads.length >= ctx.config.maxPendingReadsPerPeer) return cb(err.busy('too many pending reads for this region'));
   const ctxBytes = new Uint8Array(8);
   new DataView(ctxBytes.buffer).setFloat64(0, ++ctx.readCtxSeq);

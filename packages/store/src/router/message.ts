@@ -2,6 +2,7 @@ import type { Message } from '@flotilla/raft-core';
 import type { ClientRequest, Peer as PeerMeta } from '@flotilla/proto';
 import type { OperatorInstruction } from '@flotilla/placement/client';
 import type { GcProposal } from '../gc/worker';
+import type { WatchProbe } from '../watch/resolved';
 import type { Callback } from '../raft/proposal';
 
 /**
@@ -55,7 +56,9 @@ export type PeerMsg =
    */
   | { kind: 'proposeOnePc'; req: Extract<ClientRequest, { op: 'txn' }>; commitTs: bigint; cb: Callback }
   /** proposeGc: one planned GC batch (gc/worker.ts). Must not be lost: the store's GC pass waits for its answer (bounded). */
-  | GcProposal;
+  | GcProposal
+  /** watchProbe: a resolved-ts pass confirms leadership (watch/resolved.ts). Must not be lost: its Region takes no new probe until it is answered (one in flight per Region). */
+  | WatchProbe;
 
 /** PeerMsgKind names each variant (for metrics and logs). */
 export type PeerMsgKind = PeerMsg['kind'];
@@ -80,6 +83,7 @@ export function isDroppable(m: PeerMsg): boolean {
     case 'proposeSplit':
     case 'proposeOnePc':
     case 'proposeGc':
+    case 'watchProbe':
       return false;
   }
 }

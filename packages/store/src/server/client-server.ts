@@ -22,6 +22,8 @@ import type { Store, StoreLogger } from '../store';
 import type { CommandResult } from '../raft/proposal';
 import type { PeerView } from '../inspect';
 import { RaftError } from '@flotilla/raft-core';
+import { WATCH_PATH } from '@flotilla/proto';
+import { WatchServer } from './watch-server';
 
 export const CLIENT_PATH = '/client';
 /** MAX_CLIENT_FRAME_BYTES bounds one client request frame (values up to 8 MiB plus headers). */
@@ -137,6 +139,8 @@ export class ClientServer {
   private readonly guard: ConnectionGuard;
   private readonly refusals: RateLimitedLog;
   private readonly maxBufferedBytesPerConnection: number;
+  /** watch serves change feeds at /watch on this port (server/watch-server.ts). */
+  private readonly watch: WatchServer;
 
   constructor(getStore: () => Store | undefined, private readonly logger: StoreLogger, opts: ClientServerOptions = {}) {
     this.getStore = getStore;
@@ -150,6 +154,8 @@ export class ClientServer {
     this.http = opts.tls ? https.createServer({ ...timeouts, cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, onRequest) : http.createServer(timeouts, onRequest);
     this.guard = new ConnectionGuard(this.http, { maxConnections: opts.maxConnections ?? 1024, secure: opts.tls !== undefined, what: 'client', hint: 'maxClientConnections', log: this.refusals });
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME_BYTES });
+    this.watch = new WatchServer(getStore, logger);
+    this.otherUpgrades.set(WATCH_PATH, (req, socket, head) => this.watch.upgrade(req, socket, head));
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
       const overLimit = this.guard.refusal(req.socket);
@@ -191,6 +197,7 @@ export class ClientServer {
   async close(): Promise<void> {
     this.refusals.close();
     await Promise.all([...this.wss.clients].map(closeGracefully));
+    await this.watch.close();
     await new Promise<void>((r) => this.wss.close(() => r()));
     await new Promise<void>((r) => this.http.close(() => r()));
   }

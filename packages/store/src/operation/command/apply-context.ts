@@ -1,6 +1,6 @@
 import type { Entry } from '@flotilla/raft-core';
 import type { Peer as PeerMeta, RaftCmdRequest, Region } from '@flotilla/proto';
-import { MvccOverlay } from '@flotilla/kv-engine';
+import { MvccOverlay, type MvccView } from '@flotilla/kv-engine';
 import type { KvBatch, StateMachine } from '../../engines';
 import type { Peer } from '../../raft/peer';
 import type { CommandResult } from '../../raft/proposal';
@@ -84,6 +84,8 @@ export interface ApplyContext {
   splitRegionExists(regionId: number): boolean;
   /** applyEntries applies another peer's entries into this round's batch (merge's CatchUpLogs); set by the poller. */
   applyEntries(peer: Peer, entries: Entry[]): void;
+  /** mvccFor: the MVCC view a transactional command of peer applies through (the watch hub records its write records: watch/hub.ts). */
+  mvccFor?(peer: Peer): MvccView;
 }
 
 /** checkEpoch answers EpochNotMatch when the command was made against another version or conf version of the Region. */

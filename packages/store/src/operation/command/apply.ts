@@ -90,7 +90,7 @@ function applyNormal(peer: Peer, e: Entry, ctx: ApplyContext): CommandResult {
  */
 function applyTxn(peer: Peer, cmd: RaftCmdRequest, txn: TxnCommand, ctx: ApplyContext): CommandResult {
   if (txn.type === 'prewrite' && txn.onePc === true && cmd.onePcCommitTs === undefined) return err.invalid('a one-phase prewrite entry without its commit ts');
-  return { ok: true, txn: applyTxnCommand(ctx.batch.mvcc, txn, peer.region, txn.type === 'prewrite' ? cmd.onePcCommitTs : undefined) };
+  return { ok: true, txn: applyTxnCommand(ctx.mvccFor?.(peer) ?? ctx.batch.mvcc, txn, peer.region, txn.type === 'prewrite' ? cmd.onePcCommitTs : undefined) };
 }
 
 function writeOutsideRegion(w: KvWrite, region: Region): Uint8Array | undefined {
