@@ -5,6 +5,8 @@ import { backupCommand, restoreCommand } from './commands/backup';
 import { EXIT, type Command, type Io } from './command';
 import { demoMergeCommand, demoSplitCommand } from './commands/demo';
 import { gcStatusCommand } from './commands/gc';
+import { leaseGrantCommand, leaseKeepaliveCommand, leaseListCommand, leaseRevokeCommand, leaseTtlCommand } from './commands/lease';
+import { electCommand, lockCommand } from './commands/lock';
 import { regionsCommand, storesCommand } from './commands/info';
 import { casCommand, delCommand, getCommand, mergeCommand, putCommand, scanCommand, splitCommand } from './commands/kv';
 import { memberListCommand, membersCommand } from './commands/members';
@@ -43,6 +45,13 @@ export const COMMANDS: Command[] = [
   redisCommand,
   tsoCommand,
   gcStatusCommand,
+  leaseGrantCommand,
+  leaseKeepaliveCommand,
+  leaseRevokeCommand,
+  leaseTtlCommand,
+  leaseListCommand,
+  lockCommand,
+  electCommand,
   backupCommand,
   restoreCommand,
   demoSplitCommand,

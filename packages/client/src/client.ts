@@ -24,6 +24,9 @@ import { Snapshot } from './txn/snapshot';
 import { TxnIf, type Compare } from './txn/txn-if';
 import { runTxn, type Transaction, type TxnOptions } from './txn/txn';
 import type { TxnTransport } from './txn/transport';
+import { LeaseClient, type LeaseApi } from './lease/lease';
+import { lock, type LockHolder, type LockOptions } from './recipes/mutex';
+import { Election, type ElectionOptions } from './recipes/election';
 
 export interface FlotillaClientOptions {
   /** placement lists placement servers as 'host:port[,host:port]'. Required unless `routes` is given. */
@@ -103,6 +106,7 @@ export class FlotillaClient {
   private readonly writeRetry: boolean;
   private closed = false;
   private txnT: TxnTransport | undefined;
+  private leaseC: LeaseClient | undefined;
 
   private constructor(
     private readonly routes: RouteProvider,
@@ -186,7 +190,16 @@ export class FlotillaClient {
     return out;
   }
 
-  async put(key: Bytes, value: Bytes): Promise<void> {
+  /**
+   * put writes key = value in the raw keyspace; with `{ lease }` it writes
+   * the TRANSACTIONAL keyspace instead, attached to the lease
+   * (client.lease.put: read it with txn or snapshot; deleted with the lease).
+   */
+  async put(key: Bytes, value: Bytes, opts?: { lease?: number }): Promise<void> {
+    if (opts?.lease !== undefined) {
+      await this.lease.put(key, value, opts.lease);
+      return;
+    }
     const k = checkKey(key, 'key');
     const v = checkValue(value, 'value');
     await this.callKey(k, () => ({ op: 'write', writes: [{ type: 'put', key: k, value: v }] }), this.retry.newState('put'), this.writeRetry);
@@ -330,6 +343,28 @@ export class FlotillaClient {
       locate: async (key, st) => (await this.locate(key, st)).region,
       timestamp: () => this.timestamp(),
     }));
+  }
+
+  // ---- leases and recipes (lease/, recipes/: issue #18) -----------------
+
+  /** lease: grant, keepAlive, revoke, timeToLive, list, put with a lease (lease/lease.ts; docs/watch-and-leases.md). */
+  get lease(): LeaseClient {
+    const routes = this.routes as Partial<LeaseApi>;
+    return (this.leaseC ??= new LeaseClient({
+      api: typeof routes.leaseGrant === 'function' ? (routes as LeaseApi) : undefined,
+      placement: (what, fn) => this.withPlacement(what, fn, this.retry.newState(what)),
+      runTxn: (fn, opts) => runTxn(this.txnTransport(), fn, opts),
+    }));
+  }
+
+  /** lock holds the mutex NAME (etcd's concurrency.Mutex: ordered by revision, fenced, released on lease expiry; recipes/mutex.ts). */
+  lock(name: Bytes, opts?: LockOptions): Promise<LockHolder> {
+    return lock({ lease: this.lease, snapshot: () => this.snapshot() }, name, opts);
+  }
+
+  /** election NAME: campaign, resign, leader, observe (etcd's concurrency.Election; recipes/election.ts). */
+  election(name: Bytes, opts?: ElectionOptions): Election {
+    return new Election({ lease: this.lease, snapshot: () => this.snapshot() }, name, opts);
   }
 
   /** split asks the leader of the Region holding key to split it at key; returns the Regions after the split, left to right. */

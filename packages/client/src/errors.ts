@@ -13,6 +13,7 @@ import { describeRegionError, type RegionError } from '@flotilla/proto';
  *   Closed            the client was closed
  *   SpansRegions      a batch sent with oneRequest holds keys of more than one Region (or more than one request's worth); nothing of it applied
  *   TxnAborted        a transaction did not commit and never will (TxnAbortedError says why: txn/errors.ts)
+ *   LeaseNotFound     the lease expired or was revoked (or never existed): keepalive, revoke and a put with it are refused; a lock or leadership on it is lost
  */
 export type ClientErrorCode =
   | 'InvalidArgument'
@@ -24,7 +25,8 @@ export type ClientErrorCode =
   | 'Unauthorized'
   | 'Closed'
   | 'SpansRegions'
-  | 'TxnAborted';
+  | 'TxnAborted'
+  | 'LeaseNotFound';
 
 /**
  * ClientError is the one error type FlotillaClient methods throw for expected

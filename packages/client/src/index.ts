@@ -11,6 +11,8 @@
 //   txn/               transactions (issue #17): transport.ts the seam to routing (client-transport.ts implements it),
 //                      txn.ts runTxn/Transaction, commit.ts 2PC/1PC, resolver.ts lock resolution, snapshot.ts reads at a ts,
 //                      txn-if.ts etcd-style If/Then/Else, buffer.ts buffered writes and TXN_LIMITS, errors.ts TxnAbortedError
+//   lease/             client.lease (lease.ts), KeepAlive (keepalive.ts), the guard key (guard.ts), ClientLeaseReaper (placement's reaper)
+//   recipes/           client.lock (mutex.ts) and client.election (election.ts) on the revision-ordered queue (queue.ts)
 //
 //   const client = await FlotillaClient.connect({ placement: '127.0.0.1:20160' });
 //   await client.put('k', 'v'); await client.get('k'); client.close();
@@ -25,3 +27,9 @@ export { TxnIf, holds, type Compare, type CompareOp, type TxnOp, type OpResult, 
 export { TxnAbortedError, type TxnAbortReason } from './txn/errors';
 export type { TxnHooks } from './txn/commit';
 export type { TxnTransport, KeyGroup, GroupResult, ReadResult, ScanPage } from './txn/transport';
+export { LeaseClient, type LeaseApi } from './lease/lease';
+export { KeepAlive, type KeepAliveResponse } from './lease/keepalive';
+export { ClientLeaseReaper } from './lease/reaper';
+export { INTERNAL_PREFIX, guardKey } from './lease/guard';
+export { Election, type ElectionOptions, type LeaderView, type Leadership } from './recipes/election';
+export type { LockHolder, LockOptions } from './recipes/mutex';

@@ -5,6 +5,7 @@ import { EXIT, type Command, type CommandContext } from '../command';
 import { parseInput, renderBytes } from '../format';
 import { connectClient, hexFlag, targetFlags } from '../target';
 import { parseTs, snapshotGet, snapshotScan, tsFlag } from './txn';
+import { parseId } from './lease';
 
 // Data commands: put, get, del, scan, cas, split. Each connects a
 // FlotillaClient to the cluster (--placement or <data-dir>/cluster.json),
@@ -50,7 +51,7 @@ function kvSpec(name: string, summary: string, positionals: CommandSpec['positio
 const putSpec = kvSpec('put', 'Write a value.', [
   { name: 'key', description: 'the key (UTF-8, or hex with --hex)', required: true },
   { name: 'value', description: 'the value (UTF-8, or hex with --hex); - reads the raw bytes from stdin', required: true },
-], [], ['flotilla put hello world', 'flotilla put --hex 0x00ff 0xcafe', 'flotilla put photo/1 - < photo.jpg']);
+], [{ name: 'lease', type: 'string', placeholder: 'ID', description: 'write the TRANSACTIONAL keyspace, attached to lease ID: the key is deleted when the lease expires or is revoked (read it with get --ts now)', schema: textFlag(), env: false }], ['flotilla put hello world', 'flotilla put --hex 0x00ff 0xcafe', 'flotilla put photo/1 - < photo.jpg', 'flotilla put --lease 7 service/api 10.0.0.5:8080']);
 
 /**
  * readStdinValue reads a value's raw bytes from stdin (never hex), up to the
@@ -77,8 +78,10 @@ export const putCommand: Command = {
     const [k, v] = ctx.parsed.positionals as [string, string];
     const key = keyInput(ctx, k, 'key');
     const value = v === '-' ? await readStdinValue(ctx) : input(ctx, v, 'value');
+    const leaseText = ctx.parsed.values['lease'] as string | undefined;
+    const lease = leaseText === undefined ? undefined : parseId(leaseText);
     return withClient(ctx, async (c) => {
-      await c.put(key, value);
+      await c.put(key, value, lease === undefined ? undefined : { lease });
       ctx.io.stdout.write('OK\n');
       return EXIT.ok;
     });

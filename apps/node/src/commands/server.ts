@@ -41,7 +41,12 @@ export const placementCommand: Command = {
     const sec = serverSecurity(ctx.parsed.values);
     const group = placementGroup(ctx.parsed.values);
     const { startPlacementServer } = await import('@flotilla/placement');
+    // Lease expiry deletes keys in the transactional keyspace through a client of this very cluster,
+    // made on first use (this member's address is known once it serves; the client follows redirects).
+    let selfAddress = '';
+    const reaper = await placementLeaseReaper(() => selfAddress, sec);
     const server = await startPlacementServer({
+      lease: { reaper },
       dataDir,
       ...sec,
       ...group,
@@ -51,10 +56,27 @@ export const placementCommand: Command = {
       ...(ctx.parsed.values['gcLifeTimeMs'] !== undefined ? { gc: { lifeTimeMs: ctx.parsed.values['gcLifeTimeMs'] as number } } : {}),
       logger: ctx.logger,
     });
+    selfAddress = server.address;
     ctx.io.stdout.write(JSON.stringify({ service: 'placement', name: server.member.name, address: server.address, httpUrl: server.httpUrl, wsUrl: server.wsUrl, clusterId: server.clusterId, pid: process.pid, dataDir }) + '\n');
-    return waitForShutdown(ctx, () => server.close());
+    return waitForShutdown(ctx, async () => {
+      await server.close();
+      await reaper.close();
+    });
   },
 };
+
+/** placementLeaseReaper: placement's LeaseReaper, a FlotillaClient of this cluster (with the server's token; over TLS trusting its CA, or its certificate). */
+async function placementLeaseReaper(address: () => string, sec: { token?: string; tls?: { certPath: string; caPath?: string } }): Promise<import('@flotilla/client').ClientLeaseReaper> {
+  const { ClientLeaseReaper, FlotillaClient } = await import('@flotilla/client');
+  return new ClientLeaseReaper(() =>
+    FlotillaClient.connect({
+      placement: address(),
+      timeoutMs: 10_000,
+      ...(sec.token ? { token: sec.token } : {}),
+      ...(sec.tls ? { tls: { caPath: sec.tls.caPath ?? sec.tls.certPath } } : {}),
+    }),
+  );
+}
 
 const storeSpec: CommandSpec = {
   path: ['store'],

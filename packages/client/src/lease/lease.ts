@@ -1,0 +1,118 @@
+import type { LeaseInfo } from '@flotilla/placement/client';
+import { checkKey, checkValue, type Bytes } from '../bytes';
+import { ClientError } from '../errors';
+import type { Transaction, TxnOptions, TxnOutcome } from '../txn/txn';
+import { guardKey, isInternalKey } from './guard';
+import { KeepAlive, type KeepAliveResponse } from './keepalive';
+
+/** LeaseApi: the placement calls leases need (PlacementClient has them). */
+export interface LeaseApi {
+  leaseGrant(ttlMs: number): Promise<{ id: number; ttlMs: number }>;
+  leaseKeepAlive(id: number): Promise<{ id: number; ttlMs: number }>;
+  leaseRevoke(id: number): Promise<void>;
+  leaseTimeToLive(id: number, keys?: boolean): Promise<LeaseInfo>;
+  leaseList(): Promise<LeaseInfo[]>;
+  leaseAttach(id: number, key: Uint8Array): Promise<void>;
+}
+
+export interface LeaseDeps {
+  /** api: placement's lease calls, or undefined when the client's route provider has none. */
+  api: LeaseApi | undefined;
+  /** placement runs a placement call with the client's retries and deadline (ClientError on failure). */
+  placement: <T>(what: string, fn: () => Promise<T>) => Promise<T>;
+  runTxn: <T>(fn: (tx: Transaction) => Promise<T> | T, opts?: TxnOptions) => Promise<TxnOutcome<T>>;
+}
+
+/** mapped turns placement's typed lease errors (wrapped by the client's retry loop) into the client's codes. */
+function mapped(err: unknown): unknown {
+  const cause = err instanceof ClientError ? (err.cause as { code?: unknown; message?: string } | undefined) : undefined;
+  if (cause?.code === 'LeaseNotFound') return new ClientError('LeaseNotFound', cause.message ?? 'lease not found', undefined, cause);
+  if (cause?.code === 'InvalidArgument') return new ClientError('InvalidArgument', cause.message ?? 'invalid argument', undefined, cause);
+  return err;
+}
+
+function leaseId(id: number): number {
+  if (!Number.isSafeInteger(id) || id <= 0) throw new ClientError('InvalidArgument', `lease: expected a positive integer ID, got ${String(id)}`);
+  return id;
+}
+
+/**
+ * LeaseClient is `client.lease` (etcd's Lease API on placement's replicated
+ * lease state): grant, keepAlive, revoke, timeToLive, list, and put with a
+ * lease in the transactional keyspace. Errors are ClientErrors; a lease
+ * that expired or was revoked is `LeaseNotFound`.
+ */
+export class LeaseClient {
+  constructor(private readonly deps: LeaseDeps) {}
+
+  private async call<T>(what: string, fn: (api: LeaseApi) => Promise<T>): Promise<T> {
+    const api = this.deps.api;
+    if (api === undefined) throw new ClientError('Unavailable', `lease ${what}: this client's route provider has no lease calls (connect with placement addresses)`);
+    try {
+      return await this.deps.placement(`lease ${what}`, () => fn(api));
+    } catch (err) {
+      throw mapped(err);
+    }
+  }
+
+  /** grant: a lease alive for ttlMs (at least 200 ms) unless kept alive. A grant whose answer was lost may leave an unused lease that expires by itself. */
+  grant(ttlMs: number): Promise<{ id: number; ttlMs: number }> {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) return Promise.reject(new ClientError('InvalidArgument', `ttlMs: expected a positive integer, got ${String(ttlMs)}`));
+    return this.call('grant', (a) => a.leaseGrant(ttlMs));
+  }
+
+  /** keepAliveOnce refreshes the lease once. */
+  keepAliveOnce(id: number): Promise<KeepAliveResponse> {
+    return this.call('keepalive', (a) => a.leaseKeepAlive(leaseId(id)));
+  }
+
+  /** keepAlive refreshes the lease every ttl/3 until closed or lost (first checks that it is alive). */
+  async keepAlive(id: number, opts: { intervalMs?: number } = {}): Promise<KeepAlive> {
+    const first = await this.keepAliveOnce(id);
+    return new KeepAlive({ id, ttlMs: first.ttlMs, refresh: (x) => this.keepAliveOnce(x), ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}) });
+  }
+
+  /** revoke deletes every key attached to the lease in one transaction, then the lease. */
+  revoke(id: number): Promise<void> {
+    return this.call('revoke', (a) => a.leaseRevoke(leaseId(id)));
+  }
+
+  timeToLive(id: number, opts: { keys?: boolean } = {}): Promise<LeaseInfo> {
+    return this.call('ttl', (a) => a.leaseTimeToLive(leaseId(id), opts.keys === true));
+  }
+
+  list(): Promise<LeaseInfo[]> {
+    return this.call('list', (a) => a.leaseList());
+  }
+
+  /**
+   * attach makes key one of the lease's keys (placement refuses once the
+   * revocation is committed) and checks, in tx, that the lease's guard is
+   * still there: call it inside client.txn before tx.put(key, ...), so the
+   * put commits only if the revocation did not commit before tx started
+   * (and a revocation committing after conflicts with the put on the key).
+   */
+  async attach(tx: Transaction, key: Bytes, id: number): Promise<void> {
+    const k = checkKey(key, 'key');
+    if (isInternalKey(k)) throw new ClientError('InvalidArgument', 'key: keys starting with 0xFF 0xFF "flotilla/" are reserved');
+    await this.call('attach', (a) => a.leaseAttach(leaseId(id), k));
+    if ((await tx.get(guardKey(id))) === null) throw new ClientError('LeaseNotFound', `lease ${id} was revoked before this transaction started`);
+  }
+
+  /** put writes key = value in the transactional keyspace, attached to the lease (deleted with it); resolves with the commit ts (the key's revision). */
+  async put(key: Bytes, value: Bytes, id: number, opts?: TxnOptions): Promise<{ commitTs: bigint }> {
+    const k = checkKey(key, 'key');
+    const v = checkValue(value, 'value');
+    let attached = false;
+    const out = await this.deps.runTxn(async (tx) => {
+      if (!attached) {
+        await this.attach(tx, k, id);
+        attached = true;
+      } else if ((await tx.get(guardKey(id))) === null) {
+        throw new ClientError('LeaseNotFound', `lease ${id} was revoked before this transaction started`);
+      }
+      tx.put(k, v);
+    }, opts);
+    return { commitTs: out.commitTs };
+  }
+}
