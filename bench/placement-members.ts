@@ -32,7 +32,9 @@ export function freePort(): Promise<number> {
 /** spawnMember runs `flotilla placement` with args and resolves once it prints its JSON line. */
 export function spawnMember(name: string, dataDir: string, args: string[]): Promise<Member> {
   const { command, args: argv } = cliCommand(['placement', '--data-dir', dataDir, ...args, '--log-level', 'warn']);
-  const proc = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  // BENCH_MEMBER_CPU_PROF=DIR: each member writes a V8 CPU profile into DIR when it stops (stop() then sends SIGTERM, not SIGKILL).
+  const profDir = process.env['BENCH_MEMBER_CPU_PROF'];
+  const proc = spawn(command, profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, name)}`, ...argv] : argv, { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s`)), 60_000);
@@ -103,7 +105,7 @@ export class PlacementGroup {
           new Promise<void>((resolve) => {
             if (m.proc.exitCode !== null || m.proc.signalCode !== null) return resolve();
             m.proc.once('exit', () => resolve());
-            m.proc.kill('SIGKILL');
+            m.proc.kill(process.env['BENCH_MEMBER_CPU_PROF'] ? 'SIGTERM' : 'SIGKILL');
           }),
       ),
     );

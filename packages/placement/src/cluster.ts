@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Peer, Region, StoreState } from '@flotilla/proto';
-import { ValidationError, compareKeys, parseWith, silentLogger, type Logger } from '@flotilla/proto';
+import { compareKeys, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode, assert } from './errors';
 import type { GcOptions } from './gc/leader';
 import type { LeaseOptions } from './lease/leader';
@@ -9,7 +9,7 @@ import { RegionTree } from './region-tree';
 import { applyRegionHeartbeats } from './region-heartbeats';
 import type { ClusterPersistence } from './persistence';
 import { PlacementStorage, type LoadedState, type PersistedStore } from './storage';
-import { isPlacementMethod, methodSchemas } from './schema';
+import { isPlacementMethod, parseParams } from './schema';
 import type {
   ClusterInfo,
   ClusterMethod,
@@ -362,14 +362,7 @@ export class PlacementCluster implements ClusterView {
    */
   dispatch(method: string, params: unknown): unknown {
     if (!isPlacementMethod(method)) throw new PlacementError(PlacementErrorCode.UnknownMethod, `unknown method ${JSON.stringify(method.slice(0, 64))}`);
-    let parsed: unknown;
-    try {
-      parsed = parseWith(methodSchemas[method], params, `${method} params`);
-    } catch (err) {
-      if (err instanceof ValidationError) throw new PlacementError(PlacementErrorCode.InvalidArgument, err.message);
-      throw err;
-    }
-    return this.call(method as ClusterMethod, parsed as never);
+    return this.call(method as ClusterMethod, parseParams(method, params) as never);
   }
 
   /** call runs an already-validated request (in-process callers that trust their types). */

@@ -1,5 +1,6 @@
 import { ValidationError, parseWith } from '@flotilla/proto';
 import { PlacementErrorCode } from './errors';
+import { checkRegionHeartbeat } from './heartbeat-check';
 import { regionHeartbeatSchema } from './schema';
 import type { RegionHeartbeat, RegionHeartbeatResponse, RegionHeartbeatResult } from './types';
 
@@ -19,13 +20,16 @@ import type { RegionHeartbeat, RegionHeartbeatResponse, RegionHeartbeatResult } 
 export function applyRegionHeartbeats(items: readonly unknown[], apply: (hb: RegionHeartbeat) => RegionHeartbeatResponse): RegionHeartbeatResult[] {
   const results: RegionHeartbeatResult[] = new Array<RegionHeartbeatResult>(items.length);
   for (let i = 0; i < items.length; i++) {
-    let hb: RegionHeartbeat;
-    try {
-      hb = parseWith(regionHeartbeatSchema, items[i], `regionHeartbeats params: heartbeats.${i}`) as RegionHeartbeat;
-    } catch (err) {
-      if (!(err instanceof ValidationError)) throw err;
-      results[i] = { error: { code: PlacementErrorCode.InvalidArgument, message: err.message } };
-      continue;
+    // The hand-written check first (heartbeat-check.ts); zod decides and words anything it is unsure of.
+    let hb: RegionHeartbeat | undefined = checkRegionHeartbeat(items[i]);
+    if (hb === undefined) {
+      try {
+        hb = parseWith(regionHeartbeatSchema, items[i], `regionHeartbeats params: heartbeats.${i}`) as RegionHeartbeat;
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        results[i] = { error: { code: PlacementErrorCode.InvalidArgument, message: err.message } };
+        continue;
+      }
     }
     results[i] = apply(hb);
   }

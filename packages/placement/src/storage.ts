@@ -245,11 +245,14 @@ export class PlacementStorage {
    * writeBatch applies a batch of Region and operator changes in ONE
    * transaction (one fsync). In `regions`, `null` deletes; in `stats`
    * (Regions whose meta did not change) only the leader and size columns
-   * are rewritten, without re-encoding the Region. Down and pending peers
-   * are not persisted: they are re-reported by the next heartbeat.
+   * are rewritten, without re-encoding the Region; `statRows` carries the
+   * same as flat numbers, four a row (Region ID, leader peer ID or 0, size,
+   * keys: what the placement log holds, raft/command.ts). Down and pending
+   * peers are not persisted: they are re-reported by the next heartbeat.
    */
-  writeBatch(regions: Map<number, RegionInfo | null>, stats: Map<number, RegionInfo>, operators: Map<number, Operator | null>): void {
-    if (regions.size === 0 && stats.size === 0 && operators.size === 0) return;
+  writeBatch(regions: Map<number, RegionInfo | null>, stats: Map<number, RegionInfo>, operators: Map<number, Operator | null>, statRows: readonly number[] = []): void {
+    if (regions.size === 0 && stats.size === 0 && operators.size === 0 && statRows.length === 0) return;
+    assert(statRows.length % 4 === 0, `statRows holds ${statRows.length} numbers, not rows of 4`);
     this.db.transaction(() => {
       for (const [id, info] of regions) {
         if (info === null) this.deleteRegionStmt.run(id);
@@ -262,6 +265,12 @@ export class PlacementStorage {
         if (regions.has(id)) continue;
         const r = this.updateRegionStatsStmt.run(info.leader?.id ?? null, info.approximateSizeBytes, info.approximateKeys, id);
         if (r.changes === 0) this.putRegion(info);
+      }
+      // Rows of (Region ID, leader peer ID or 0, size, keys) for Regions whose row exists (raft/command.ts); a Region
+      // without a row (removed by an earlier entry) has no statistics to keep.
+      for (let i = 0; i < statRows.length; i += 4) {
+        const leader = statRows[i + 1]!;
+        this.updateRegionStatsStmt.run(leader === 0 ? null : leader, statRows[i + 2]!, statRows[i + 3]!, statRows[i]!);
       }
       for (const [regionId, op] of operators) {
         if (op === null) this.deleteOperatorStmt.run(regionId);

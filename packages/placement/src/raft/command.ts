@@ -19,7 +19,12 @@ import type { Operator, RegionInfo } from '../types';
  *   maxReplicas  the replica count the replica checker keeps
  *   bootstrap    the first store and Region, and the bootstrapped flag
  *   store        one store record (registration, address, tombstone)
- *   batch        Region rows (meta and statistics) and operators, as one flush
+ *   batch        Region rows (meta and statistics) and operators, as one flush;
+ *                statistics-only rows travel as statRows, four numbers each
+ *                (Region ID, leader peer ID or 0, size, keys), not as whole
+ *                RegionInfos: the meta is already in the row, and encoding it
+ *                again was most of a stats-only heartbeat's cost (issue #16).
+ *                Entries written before statRows carry them in stats.
  *   memberAddress  a member announces the address it serves on now
  *   gcSafePoint, serviceSafePoint  the GC safe points (gc/leader.ts)
  *   leaseGrant, leaseAttach, leaseRevoke, leaseDrop  the leases (lease/leader.ts)
@@ -31,7 +36,7 @@ export type PlacementCommand =
   | { t: 'maxReplicas'; maxReplicas: number }
   | { t: 'bootstrap'; store: PersistedStore; region: RegionInfo }
   | { t: 'store'; store: PersistedStore }
-  | { t: 'batch'; regions: [number, RegionInfo | null][]; stats: RegionInfo[]; operators: [number, Operator | null][] }
+  | { t: 'batch'; regions: [number, RegionInfo | null][]; stats: RegionInfo[]; statRows?: number[]; operators: [number, Operator | null][] }
   | { t: 'memberAddress'; memberId: number; address: string }
   | GcCommand
   | LeaseCommand;

@@ -106,7 +106,7 @@ export class PlacementFsm {
         s.saveStore(cmd.store);
         return;
       case 'batch':
-        s.writeBatch(new Map(cmd.regions), new Map(cmd.stats.map((i) => [i.region.id, i])), new Map(cmd.operators));
+        s.writeBatch(new Map(cmd.regions), new Map(cmd.stats.map((i) => [i.region.id, i])), new Map(cmd.operators), cmd.statRows);
         return;
       case 'gcSafePoint':
         this.store.gc.raiseClusterSafePoint(BigInt(cmd.ts));

@@ -116,10 +116,14 @@ export class RaftPersistence implements ClusterPersistence {
   }
   writeBatch(regions: Map<number, RegionInfo | null>, stats: Map<number, RegionInfo>, operators: Map<number, Operator | null>): void {
     if (regions.size === 0 && stats.size === 0 && operators.size === 0) return;
+    // Statistics-only rows as flat numbers (command.ts statRows): the Region's meta is already in its row.
+    const statRows: number[] = [];
+    for (const i of stats.values()) if (!regions.has(i.region.id)) statRows.push(i.region.id, i.leader?.id ?? 0, i.approximateSizeBytes, i.approximateKeys);
     this.proposer.propose({
       t: 'batch',
       regions: [...regions].map(([id, info]) => [id, info === null ? null : stripInfo(info)]),
-      stats: [...stats.values()].filter((i) => !regions.has(i.region.id)).map(stripInfo),
+      stats: [],
+      statRows,
       operators: [...operators],
     });
   }
