@@ -17,6 +17,7 @@ import { tsoCommand } from './commands/tso';
 import { txnCommand } from './commands/txn';
 import { upCommand } from './commands/up';
 import { versionCommand } from './commands/version';
+import { watchCommand } from './commands/watch';
 import { makeLogger, type LogFormat } from './logger';
 import { TargetError } from './target';
 
@@ -33,6 +34,7 @@ export const COMMANDS: Command[] = [
   scanCommand,
   casCommand,
   txnCommand,
+  watchCommand,
   splitCommand,
   mergeCommand,
   regionsCommand,

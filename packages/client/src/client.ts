@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import {
   LIMITS,
   compareKeys,
@@ -24,6 +25,8 @@ import { Snapshot } from './txn/snapshot';
 import { TxnIf, type Compare } from './txn/txn-if';
 import { runTxn, type Transaction, type TxnOptions } from './txn/txn';
 import type { TxnTransport } from './txn/transport';
+import { resolveRange, type WatchRange } from './watch/range';
+import { Watch, type WatchOptions } from './watch/watch';
 import { LeaseClient, type LeaseApi } from './lease/lease';
 import { lock, type LockHolder, type LockOptions } from './recipes/mutex';
 import { Election, type ElectionOptions } from './recipes/election';
@@ -106,6 +109,8 @@ export class FlotillaClient {
   private readonly writeRetry: boolean;
   private closed = false;
   private txnT: TxnTransport | undefined;
+  /** watchDial: how watch sockets dial stores (the same token and TLS as requests). */
+  private readonly watchDial: { token?: string; tls?: { ca?: Buffer; rejectUnauthorized?: boolean }; connectTimeoutMs: number };
   private leaseC: LeaseClient | undefined;
 
   private constructor(
@@ -120,6 +125,11 @@ export class FlotillaClient {
     this.maxRequestBytes = positive(opts.maxRequestBytes ?? 4 * 1024 * 1024, 'maxRequestBytes');
     this.logger = opts.logger ?? silentLogger;
     this.writeRetry = opts.retryWritesInFlight ?? false;
+    this.watchDial = {
+      connectTimeoutMs: Math.min(this.attemptTimeoutMs, 5000),
+      ...(opts.token ? { token: opts.token } : {}),
+      ...(opts.tls ? { tls: { rejectUnauthorized: opts.tls.rejectUnauthorized ?? true, ...(opts.tls.caPath ? { ca: readFileSync(opts.tls.caPath) } : {}) } } : {}),
+    };
     this.pool = new ConnectionPool({
       maxPending: positive(opts.maxPendingPerStore ?? 8192, 'maxPendingPerStore'),
       maxFrameBytes: 128 * 1024 * 1024,
@@ -365,6 +375,32 @@ export class FlotillaClient {
   /** election NAME: campaign, resign, leader, observe (etcd's concurrency.Election; recipes/election.ts). */
   election(name: Bytes, opts?: ElectionOptions): Election {
     return new Election({ lease: this.lease, snapshot: () => this.snapshot() }, name, opts);
+  }
+
+  /**
+   * watch streams the committed changes of the transactional keyspace under
+   * a prefix (or in { start, end }) in revision order, after
+   * opts.fromRevision (default: now); it resolves once the start revision
+   * is checked (FutureRevision, Compacted) and a GC service safe point
+   * holds it (watch/watch.ts; docs/watch-and-leases.md).
+   */
+  async watch(range: WatchRange, opts: WatchOptions = {}): Promise<Watch> {
+    const { start, end } = resolveRange(range);
+    const routes = this.routes as RouteProvider & { updateServiceSafePoint?: (id: string, ts: bigint, ttlMs: number) => Promise<{ accepted: boolean; gcSafePoint: bigint }> };
+    const update = routes.updateServiceSafePoint;
+    return Watch.open(
+      {
+        scanRegions: (s, e, limit) => this.withPlacement('scanRegions', () => this.routes.scanRegions(s, e, limit), this.retry.newState('watch')),
+        storeAddress: (storeId) => this.storeAddress(storeId, this.retry.newState('watch')),
+        timestamp: () => this.timestamp(),
+        ...(update ? { updateServiceSafePoint: (id: string, ts: bigint, ttlMs: number) => update.call(routes, id, ts, ttlMs) } : {}),
+        dial: { ...this.watchDial, logger: this.logger },
+        logger: this.logger,
+      },
+      start,
+      end,
+      opts,
+    );
   }
 
   /** split asks the leader of the Region holding key to split it at key; returns the Regions after the split, left to right. */

@@ -13,6 +13,9 @@ import { describeRegionError, type RegionError } from '@flotilla/proto';
  *   Closed            the client was closed
  *   SpansRegions      a batch sent with oneRequest holds keys of more than one Region (or more than one request's worth); nothing of it applied
  *   TxnAborted        a transaction did not commit and never will (TxnAbortedError says why: txn/errors.ts)
+ *   Compacted         a watch's start revision is below the GC safe point (CompactedError carries the oldest available: watch/watch.ts)
+ *   FutureRevision    a watch's start revision is above every timestamp the oracle handed out
+ *   WatcherTooSlow    a watch did not keep up and was cancelled (by the store, or by its own buffer bound)
  *   LeaseNotFound     the lease expired or was revoked (or never existed): keepalive, revoke and a put with it are refused; a lock or leadership on it is lost
  */
 export type ClientErrorCode =
@@ -26,6 +29,9 @@ export type ClientErrorCode =
   | 'Closed'
   | 'SpansRegions'
   | 'TxnAborted'
+  | 'Compacted'
+  | 'FutureRevision'
+  | 'WatcherTooSlow'
   | 'LeaseNotFound';
 
 /**

@@ -11,6 +11,8 @@
 //   txn/               transactions (issue #17): transport.ts the seam to routing (client-transport.ts implements it),
 //                      txn.ts runTxn/Transaction, commit.ts 2PC/1PC, resolver.ts lock resolution, snapshot.ts reads at a ts,
 //                      txn-if.ts etcd-style If/Then/Else, buffer.ts buffered writes and TXN_LIMITS, errors.ts TxnAbortedError
+//   watch/             change feeds (issue #18): watch.ts Watch (merge by resolved ts, resubscribe, service safe point),
+//                      socket.ts one /watch WebSocket per store, range.ts prefixes and ranges
 //   lease/             client.lease (lease.ts), KeepAlive (keepalive.ts), the guard key (guard.ts), ClientLeaseReaper (placement's reaper)
 //   recipes/           client.lock (mutex.ts) and client.election (election.ts) on the revision-ordered queue (queue.ts)
 //
@@ -33,3 +35,5 @@ export { ClientLeaseReaper } from './lease/reaper';
 export { INTERNAL_PREFIX, guardKey } from './lease/guard';
 export { Election, type ElectionOptions, type LeaderView, type Leadership } from './recipes/election';
 export type { LockHolder, LockOptions } from './recipes/mutex';
+export { Watch, CompactedError, type WatchOptions, type WatchItem, type WatchChange, type WatchProgress } from './watch/watch';
+export { prefixEnd, type WatchRange } from './watch/range';

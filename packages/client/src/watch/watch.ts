@@ -1,0 +1,336 @@
+import { compareKeys, isRetryableFeedError, type Logger, type Peer, type WatchEvent, type WatchFeedError } from '@flotilla/proto';
+import type { RegionWithLeader } from '@flotilla/placement/client';
+import { ClientError } from '../errors';
+import { minEnd } from './range';
+import { WatchSocket, type DialOptions } from './socket';
+
+/** WatchOptions: where a watch starts and what it reports besides events. */
+export interface WatchOptions {
+  /**
+   * fromRevision: deliver the changes committed after this revision (a
+   * commit ts, e.g. a version a read returned). Default: a fresh timestamp,
+   * so only changes from now on. Below the GC safe point the watch fails
+   * with CompactedError. Unlike etcd's WithRev (inclusive), this is the
+   * last revision the caller already has: for etcd's start revision N pass N - 1n.
+   */
+  fromRevision?: bigint;
+  /** progressNotify: also yield { type: 'progress', revision } each time the watch's resolved revision advances. */
+  progressNotify?: boolean;
+  /** maxBufferedEvents bounds events held while some Region's resolved ts lags (default 200,000); past it the watch fails WatcherTooSlow. */
+  maxBufferedEvents?: number;
+  /** maxQueuedEvents: delivered events the consumer has not taken; past it the watch stops reading its sockets until half are taken (default 10,000). */
+  maxQueuedEvents?: number;
+}
+
+/** WatchChange is one committed put or delete, at revision = its commit ts. */
+export type WatchChange = WatchEvent;
+/** WatchProgress: every change of the range at or below revision has been yielded. */
+export interface WatchProgress {
+  type: 'progress';
+  revision: bigint;
+}
+export type WatchItem = WatchChange | WatchProgress;
+
+/** WatchEnv is the routing a watch needs from the client (FlotillaClient.watch builds it). */
+export interface WatchEnv {
+  scanRegions(start: Uint8Array, end: Uint8Array, limit: number): Promise<RegionWithLeader[]>;
+  storeAddress(storeId: number): Promise<string | null>;
+  timestamp(): Promise<bigint>;
+  updateServiceSafePoint?(serviceId: string, ts: bigint, ttlMs: number): Promise<{ accepted: boolean; gcSafePoint: bigint }>;
+  dial: DialOptions;
+  logger: Logger;
+}
+
+/** CompactedError: the watch's start revision is below the GC safe point; compactRevision is the oldest fromRevision still complete (etcd's ErrCompacted). */
+export class CompactedError extends ClientError {
+  constructor(readonly compactRevision: bigint) {
+    super('Compacted', `watch: revisions up to ${compactRevision} were compacted by GC; watch from ${compactRevision} or later`);
+  }
+}
+
+/** Segment is one feed: [start, end) of one Region on its leader's store, with the events it holds above the watch's revision. */
+interface Segment {
+  start: Uint8Array;
+  end: Uint8Array;
+  feedId: number;
+  socket: WatchSocket | undefined;
+  from: bigint;
+  resolved: bigint;
+  buffer: WatchEvent[];
+  done: boolean;
+}
+
+/** SERVICE_SAFE_POINT_TTL_MS / _REFRESH_MS: an active watch's GC service safe point lives this long and is moved this often. */
+const SERVICE_SAFE_POINT_TTL_MS = 60_000;
+const SERVICE_SAFE_POINT_REFRESH_MS = 10_000;
+const REGION_PAGE = 256;
+
+/**
+ * Watch merges the change feeds of every Region of [start, end) into one
+ * stream in revision order (TiKV CDC's sorter over resolved ts): each
+ * Region's events wait in its segment until every Region's resolved ts
+ * has passed them, then go out sorted by (revision, key), events of one
+ * revision together. `revision` only grows: all changes at or below it
+ * were yielded. When a feed ends with a retryable error (leader change,
+ * split, merge, store failure) its buffered events are dropped and its
+ * range is subscribed again, Region by Region, from `revision`: nothing is
+ * missed (the catch-up scan re-reads everything above it) and nothing is
+ * yielded twice (everything at or below it was yielded, nothing above).
+ */
+export class Watch implements AsyncIterable<WatchItem> {
+  private readonly segments = new Set<Segment>();
+  /** covering: ranges being (re)subscribed; while any is, the revision cannot advance. */
+  private covering = 0;
+  private readonly sockets = new Map<string, WatchSocket>();
+  private readonly hints = new Map<number, Peer>();
+  private readonly avoid = new Map<number, number>();
+  private readonly queue: WatchItem[] = [];
+  private waiter: (() => void) | undefined;
+  private failure: Error | undefined;
+  private closed = false;
+  private paused = false;
+  private nextFeedId = 1;
+  private buffered = 0;
+  private refresh: NodeJS.Timeout | undefined;
+  private readonly serviceId = `watch-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  private readonly maxBuffered: number;
+  private readonly maxQueued: number;
+  private delivered: bigint;
+  private resubscribes = 0;
+
+  private constructor(
+    private readonly env: WatchEnv,
+    readonly start: Uint8Array,
+    readonly end: Uint8Array,
+    readonly startRevision: bigint,
+    private readonly opts: WatchOptions,
+  ) {
+    this.delivered = startRevision;
+    this.maxBuffered = opts.maxBufferedEvents ?? 200_000;
+    this.maxQueued = opts.maxQueuedEvents ?? 10_000;
+  }
+
+  /** open checks the start revision (not in the future, not compacted), holds a GC service safe point at it and subscribes every Region. */
+  static async open(env: WatchEnv, start: Uint8Array, end: Uint8Array, opts: WatchOptions): Promise<Watch> {
+    const now = await env.timestamp();
+    const from = opts.fromRevision ?? now;
+    if (typeof from !== 'bigint' || from < 0n) throw new ClientError('InvalidArgument', `watch: fromRevision must be a non-negative bigint, got ${String(from)}`);
+    if (from > now) throw new ClientError('FutureRevision', `watch: fromRevision ${from} is in the future (the timestamp oracle is at ${now})`);
+    const w = new Watch(env, start, end, from, opts);
+    await w.holdSafePoint(true);
+    w.refresh = setInterval(() => void w.holdSafePoint(false), SERVICE_SAFE_POINT_REFRESH_MS);
+    w.refresh.unref();
+    void w.cover(start, end, 0);
+    return w;
+  }
+
+  /** revision: every change of the range at or below it was yielded (or queued to be). */
+  get revision(): bigint {
+    return this.delivered;
+  }
+
+  /** stats: feeds open now, and how many times a feed ended and its range was subscribed again (leader changes, splits, merges, failures). */
+  get stats(): { feeds: number; resubscribes: number } {
+    return { feeds: this.segments.size, resubscribes: this.resubscribes };
+  }
+
+  /** close ends the watch: its feeds, sockets and service safe point go; the iterator finishes. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.refresh);
+    for (const s of this.sockets.values()) s.close();
+    this.sockets.clear();
+    this.segments.clear();
+    void this.env.updateServiceSafePoint?.(this.serviceId, 0n, 0).catch(() => {});
+    this.wake();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WatchItem> {
+    try {
+      for (;;) {
+        const item = this.queue.shift();
+        if (item !== undefined) {
+          if (this.paused && this.queue.length <= this.maxQueued / 2) this.setPaused(false);
+          yield item;
+          continue;
+        }
+        if (this.failure) throw this.failure;
+        if (this.closed) return;
+        await new Promise<void>((r) => (this.waiter = r));
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  private fail(e: Error): void {
+    if (this.failure || this.closed) return;
+    this.failure = e;
+    this.close();
+  }
+
+  /** holdSafePoint registers (or moves) the watch's GC service safe point to its revision; the first time, a refusal is Compacted. */
+  private async holdSafePoint(first: boolean): Promise<void> {
+    const update = this.env.updateServiceSafePoint;
+    if (update === undefined || this.closed) return;
+    try {
+      const r = await update.call(this.env, this.serviceId, this.delivered, SERVICE_SAFE_POINT_TTL_MS);
+      if (!r.accepted && first) throw new CompactedError(r.gcSafePoint);
+    } catch (e) {
+      if (e instanceof CompactedError) throw e;
+      if (first) throw new ClientError('Unavailable', `watch: could not register a GC service safe point: ${(e as Error).message}`, undefined, e);
+      this.env.logger.debug({ err: (e as Error).message }, 'watch: service safe point refresh failed; next try in 10 s');
+    }
+  }
+
+  /** cover subscribes [start, end) Region by Region from the watch's revision, with backoff while routing is not there. */
+  private async cover(start: Uint8Array, end: Uint8Array, attempt: number): Promise<void> {
+    this.covering++;
+    try {
+      let cur = start;
+      for (let tries = attempt; !this.closed; tries++) {
+        if (tries > 0) await sleep(backoffMs(tries));
+        if (this.closed) return;
+        let regions: RegionWithLeader[];
+        try {
+          regions = await this.env.scanRegions(cur, end, REGION_PAGE);
+        } catch (e) {
+          this.env.logger.debug({ err: (e as Error).message }, 'watch: scanRegions failed; retrying');
+          continue;
+        }
+        for (const rw of regions) {
+          if (compareKeys(rw.region.startKey, cur) > 0) break; // a hole in placement's answer: scan again from cur
+          const pieceEnd = minEnd(rw.region.endKey, end);
+          this.subscribe(cur, pieceEnd, rw, tries);
+          if (pieceEnd.length === 0 || compareKeys(pieceEnd, end) === 0) return;
+          cur = pieceEnd;
+          tries = -1;
+        }
+      }
+    } finally {
+      this.covering--;
+      this.advance();
+    }
+  }
+
+  /** subscribe opens one segment's feed on the Region's leader (a NotLeader hint first, then placement's leader, then the other voters). */
+  private subscribe(start: Uint8Array, end: Uint8Array, rw: RegionWithLeader, attempt: number): void {
+    const seg: Segment = { start, end, feedId: this.nextFeedId++, socket: undefined, from: this.delivered, resolved: this.delivered, buffer: [], done: false };
+    this.segments.add(seg);
+    const region = rw.region;
+    const now = Date.now();
+    const voters = region.peers.filter((p) => p.role === 'voter');
+    const hint = this.hints.get(region.id);
+    const candidates = [hint, rw.leader, ...voters].filter((p): p is Peer => p !== undefined && voters.some((v) => v.id === p.id));
+    const peer = candidates.find((p) => (this.avoid.get(p.storeId) ?? 0) <= now) ?? candidates[attempt % Math.max(1, candidates.length)];
+    if (peer === undefined) return this.retry(seg, { type: 'Unavailable', message: `region ${region.id} has no voter` }, attempt);
+    void this.env.storeAddress(peer.storeId).then(
+      (address) => {
+        if (seg.done) return;
+        if (address === null) return this.retry(seg, { type: 'Unavailable', message: `store ${peer.storeId} has no address` }, attempt);
+        const socket = this.socketTo(address);
+        seg.socket = socket;
+        socket.subscribe(seg.feedId, region.id, region.epoch, start, end, seg.from, {
+          onEvents: (events) => this.onEvents(seg, events),
+          onProgress: (resolved) => this.onProgress(seg, resolved),
+          onEnd: (error) => {
+            if (error.type === 'Unavailable') this.avoid.set(peer.storeId, Date.now() + 2_000);
+            if (error.type === 'NotLeader' && error.leader) this.hints.set(region.id, error.leader);
+            else this.hints.delete(region.id);
+            this.retry(seg, error, attempt);
+          },
+        });
+      },
+      (e: unknown) => this.retry(seg, { type: 'Unavailable', message: (e as Error).message }, attempt),
+    );
+  }
+
+  private socketTo(address: string): WatchSocket {
+    let s = this.sockets.get(address);
+    if (s === undefined || !s.usable) {
+      s = new WatchSocket(address, this.env.dial);
+      this.sockets.set(address, s);
+      if (this.paused) s.pause();
+    }
+    return s;
+  }
+
+  /** retry ends a segment: its held events go, and its range is covered again from the watch's revision (or the watch fails). */
+  private retry(seg: Segment, error: WatchFeedError, attempt: number): void {
+    if (seg.done || this.closed) return;
+    seg.done = true;
+    this.segments.delete(seg);
+    this.buffered -= seg.buffer.length;
+    seg.socket?.unsubscribe(seg.feedId);
+    if (!isRetryableFeedError(error)) {
+      if (error.type === 'Compacted') return this.fail(new CompactedError(error.safePoint));
+      if (error.type === 'WatcherTooSlow') return this.fail(new ClientError('WatcherTooSlow', `watch: the store cancelled it: ${error.message}`));
+      return this.fail(new ClientError('InvalidArgument', `watch: the store refused it: ${error.type === 'InvalidRequest' ? error.message : error.type}`));
+    }
+    this.env.logger.debug({ error }, 'watch: feed ended; subscribing again');
+    this.resubscribes++;
+    // A segment that made progress starts its retries over; one that never did backs off further.
+    const next = seg.resolved > seg.from ? 1 : attempt + 1;
+    void this.cover(seg.start, seg.end, next);
+  }
+
+  private onEvents(seg: Segment, events: WatchEvent[]): void {
+    if (seg.done) return;
+    for (const e of events) {
+      // Invariant of the feed protocol: events are above the revision the feed started from and above its last progress.
+      if (e.revision <= seg.resolved) return this.fail(new Error(`watch: a store sent revision ${e.revision} at or below the feed's resolved ${seg.resolved}`));
+      seg.buffer.push(e);
+    }
+    this.buffered += events.length;
+    if (this.buffered > this.maxBuffered) this.fail(new ClientError('WatcherTooSlow', `watch: more than ${this.maxBuffered} events held while a Region's resolved revision lags (maxBufferedEvents)`));
+  }
+
+  private onProgress(seg: Segment, resolved: bigint): void {
+    if (seg.done || resolved <= seg.resolved) return;
+    seg.resolved = resolved;
+    this.advance();
+  }
+
+  /** advance yields every held event at or below the smallest resolved ts of the range's Regions, in (revision, key) order. */
+  private advance(): void {
+    if (this.covering > 0 || this.closed || this.segments.size === 0) return;
+    let w: bigint | undefined;
+    for (const s of this.segments) if (w === undefined || s.resolved < w) w = s.resolved;
+    if (w === undefined || w <= this.delivered) return;
+    const out: WatchEvent[] = [];
+    for (const s of this.segments) {
+      if (s.buffer.length === 0) continue;
+      const keep: WatchEvent[] = [];
+      for (const e of s.buffer) (e.revision <= w ? out : keep).push(e);
+      s.buffer = keep;
+    }
+    this.buffered -= out.length;
+    out.sort((a, b) => (a.revision < b.revision ? -1 : a.revision > b.revision ? 1 : compareKeys(a.key, b.key)));
+    this.delivered = w;
+    for (const e of out) this.queue.push(e);
+    if (this.opts.progressNotify) this.queue.push({ type: 'progress', revision: w });
+    if (!this.paused && this.queue.length > this.maxQueued) this.setPaused(true);
+    this.wake();
+  }
+
+  private setPaused(p: boolean): void {
+    this.paused = p;
+    for (const s of this.sockets.values()) (p ? s.pause() : s.resume());
+  }
+}
+
+function backoffMs(attempt: number): number {
+  const cap = Math.min(1000, 10 * 2 ** Math.min(attempt, 10));
+  return cap / 2 + Math.random() * (cap / 2);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
