@@ -74,7 +74,8 @@ describe('leases across a placement leader kill', () => {
       const stoppedAt = performance.now();
       await waitFor('the keys to go', async () => (await both()).every((v) => v === null), ttl + 10_000, 50);
       expect(performance.now() - stoppedAt).toBeLessThan(ttl + 2000);
-      expect((await client.lease.timeToLive(id).catch((e: { code?: string }) => e)).code).toBe('LeaseNotFound');
+      const gone = (await client.lease.timeToLive(id).catch((e: unknown) => e)) as { code?: string };
+      expect(gone.code).toBe('LeaseNotFound');
     } finally {
       client.close();
     }
