@@ -87,8 +87,13 @@ export class Election {
         yield l;
       }
       await new Promise<void>((r) => {
-        const t = setTimeout(r, opts.intervalMs ?? OBSERVE_INTERVAL_MS);
-        opts.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+        const done = (): void => {
+          clearTimeout(t);
+          opts.signal?.removeEventListener('abort', done);
+          r();
+        };
+        const t = setTimeout(done, opts.intervalMs ?? OBSERVE_INTERVAL_MS);
+        opts.signal?.addEventListener('abort', done, { once: true });
       });
     }
   }
