@@ -109,6 +109,54 @@ describe('leases on a real cluster', () => {
     expect(await code(c.put(new Uint8Array([...INTERNAL_PREFIX, 1]), 'x', { lease: other }))).toBe('InvalidArgument');
     await c.lease.revoke(other);
   }, 40_000);
+  it('puts racing a revocation never leave a key behind: each one fails with LeaseNotFound or is deleted by it', async () => {
+    const clients = await Promise.all([0, 1, 2].map(() => cluster.connect()));
+    const { id } = await cluster.client.lease.grant(30_000);
+    const keys: string[] = [];
+    const outcomes = new Map<string, number>();
+    let revoked = false;
+    const writers = clients.map(async (c, w) => {
+      for (let i = 0; !revoked || i < 3; i++) {
+        const k = `${'dkw'[w]}/race/${i}`;
+        keys.push(k);
+        let outcome = 'ok';
+        try {
+          await c.put(k, 'v', { lease: id });
+        } catch (err) {
+          outcome = (err as ClientError).code;
+        }
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        if (i > 200) break;
+      }
+    });
+    await waitFor('some leased puts', () => (outcomes.get('ok') ?? 0) >= 6, 20_000, 5);
+    await cluster.client.lease.revoke(id);
+    revoked = true;
+    await Promise.all(writers);
+    expect(outcomes.get('ok')).toBeGreaterThan(0);
+    expect(outcomes.get('LeaseNotFound')).toBeGreaterThan(0);
+    expect([...outcomes.keys()].every((o) => o === 'ok' || o === 'LeaseNotFound' || o === 'TxnAborted'), JSON.stringify([...outcomes])).toBe(true);
+    const left = (await (await cluster.client.snapshot()).batchGet(keys)).filter((v) => v !== null);
+    expect(left).toEqual([]);
+    for (const c of clients) c.close();
+  }, 40_000);
+
+  it('a put that attached and read the guard before the revocation, and writes after it, conflicts with it and ends in LeaseNotFound', async () => {
+    const c = cluster.client;
+    const { id } = await c.lease.grant(30_000);
+    let revoked: Promise<void> | undefined;
+    let runs = 0;
+    const put = c.txn(async (tx) => {
+      runs++;
+      await c.lease.attach(tx, 'r/conflict', id); // first run: attached, guard present at start_ts
+      revoked ??= c.lease.revoke(id); // the revocation commits (deleting r/conflict) after our start_ts
+      await revoked;
+      tx.put('r/conflict', 'v');
+    });
+    expect(await code(put)).toBe('LeaseNotFound');
+    expect(runs).toBe(2); // the first run's prewrite met the revocation's delete (WriteConflict); the second found the lease gone
+    expect(await readNow(['r/conflict'])).toEqual([null]);
+  }, 30_000);
 });
 
 describe('lock and election recipes', () => {
