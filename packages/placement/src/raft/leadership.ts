@@ -30,8 +30,12 @@ function handled<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
-/** NO_BARRIER: methods whose answers depend on nothing that must be committed first. */
-const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions']);
+/**
+ * NO_BARRIER: methods whose answers depend on nothing that must be committed first. A lease
+ * keepalive, ttl or list only reads the leader's memory (expiry is never replicated, and a lease
+ * a client can name was granted behind the barrier), so it does not wait for the 50 ms flushes.
+ */
+const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions', 'leaseKeepAlive', 'leaseTimeToLive', 'leaseList']);
 const GC_METHODS: ReadonlySet<string> = new Set<GcMethod>(['updateServiceSafePoint', 'getGcSafePoint', 'getGcStatus']);
 const LEASE_METHODS: ReadonlySet<string> = new Set<LeaseMethod>(['leaseGrant', 'leaseKeepAlive', 'leaseRevoke', 'leaseTimeToLive', 'leaseList', 'leaseAttach']);
 
@@ -140,8 +144,14 @@ export class Leadership {
     switch (method) {
       case 'leaseGrant':
         return handled(l.grant(params as ParamsOf<'leaseGrant'>));
-      case 'leaseKeepAlive':
-        return l.keepAlive(params as ParamsOf<'leaseKeepAlive'>);
+      case 'leaseKeepAlive': {
+        // Only a leader that knows no other leader can exist may extend a lease (etcd checks leadership
+        // before renewing): the TSO gate's confirmation (its lease, or a ReadIndex round). A deposed leader
+        // therefore answers no keepalive after a new leader started counting the lease's TTL.
+        const p = params as ParamsOf<'leaseKeepAlive'>;
+        const confirmed = this.gate.request(1);
+        return confirmed instanceof Promise ? handled(confirmed.then(() => l.keepAlive(p))) : l.keepAlive(p);
+      }
       case 'leaseRevoke':
         return handled(l.revoke(params as ParamsOf<'leaseRevoke'>));
       case 'leaseTimeToLive':
