@@ -184,6 +184,34 @@ describe('txn driver (fake Percolator)', () => {
     expect((err as Error).message).toMatch(/still locked/);
   });
 
+  it('a prewrite that meets a live lock of a newer transaction aborts at once (WriteConflict, retryable) instead of waiting for it', async () => {
+    const { t, store } = setup(['m']);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inFn = new Promise<void>((r) => (entered = r));
+    // The older transaction takes its start_ts, then waits in its function while a newer one locks 'a' and dies.
+    const older = runTxn(t, async (tx) => {
+      entered();
+      await gate;
+      tx.put('x', 'old');
+      tx.put('a', 'old');
+    }, { maxRetries: 0, timeoutMs: 20_000 }).catch((e: unknown) => e);
+    await inFn;
+    await runTxn(t, (tx) => {
+      tx.put('a', 'new');
+      tx.put('y', 'new');
+    }, { lockTtlMs: 60_000, hooks: { afterPrewrite: () => { throw new Error('client died'); } } }).catch(() => {});
+    const t0 = Date.now();
+    release();
+    const err = await older;
+    expect(err).toBeInstanceOf(TxnAbortedError);
+    expect((err as TxnAbortedError).reason).toBe('WriteConflict');
+    expect((err as Error).message).toMatch(/started after ours/);
+    expect(Date.now() - t0).toBeLessThan(10_000); // not the 20 s deadline: it did not wait for the 60 s lock
+    expect([...store.locks.keys()].sort()).toEqual(['a', 'y'].map((k) => Buffer.from(k).toString('hex'))); // only the dead one's locks; its own on x was rolled back
+  });
+
   it('learns the outcome of a primary commit whose answer was lost, and says Undetermined only when it cannot', async () => {
     const { t } = setup(['m']);
     let lost = 0;

@@ -140,18 +140,33 @@ export class Committer {
     };
   }
 
-  /** waitForLocks resolves the locks in the way; while some are alive it backs off, and past the deadline aborts (LockTimeout). */
+  /**
+   * waitForLocks resolves the locks in the way; while some are alive it
+   * backs off, and past the deadline aborts (LockTimeout). A live lock of a
+   * transaction that started after ours aborts this attempt at once (a
+   * retryable WriteConflict): if that transaction commits, its commit_ts
+   * is above our start_ts and our prewrite conflicts anyway, so waiting
+   * only delays the retry. It also means a prewrite waits only for older
+   * transactions, so two transactions prewriting each other's keys never
+   * wait for each other until a TTL runs out (no wait cycle).
+   */
   private async waitForLocks(locks: LockInfo[], locked: Uint8Array[]): Promise<void> {
-    let live: number;
+    let live: LockInfo[];
     try {
       live = await this.resolver.resolve(locks, this.startTs);
     } catch (err) {
       await this.rollback(locked);
       throw abortFor(err, 'resolving locks');
     }
-    if (live > 0 && !(await this.pacer.wait())) {
+    if (live.length === 0) return this.pacer.reset('lock');
+    const newer = live.find((l) => l.startTs > this.startTs);
+    if (newer !== undefined) {
       await this.rollback(locked);
-      throw new TxnAbortedError('LockTimeout', `${live} key(s) still locked by other live transactions at the deadline (start_ts ${locks[0]!.startTs})`);
+      throw new TxnAbortedError('WriteConflict', `key ${keyText(newer.key)} is locked by a live transaction that started after ours (start_ts ${newer.startTs} > ${this.startTs}): it would commit after our start_ts`);
+    }
+    if (!(await this.pacer.wait('lock'))) {
+      await this.rollback(locked);
+      throw new TxnAbortedError('LockTimeout', `${live.length} key(s) still locked by other live transactions at the deadline (start_ts ${live[0]!.startTs})`);
     }
   }
 

@@ -7,12 +7,29 @@ export interface PacerOptions {
 export const DEFAULT_TXN_BACKOFF: PacerOptions = { baseMs: 5, maxMs: 500 };
 
 /**
+ * LOCK_WAIT_MAX_MS caps one wait for another transaction's lock. A live
+ * lock is normally gone within a commit's few round trips, so waiting long
+ * for it only adds latency (and the lock of a dead client is rolled back by
+ * TTL, not by waiting longer between looks).
+ */
+export const LOCK_WAIT_MAX_MS = 100;
+
+/**
+ * WaitKind: what a wait is for. Each kind backs off on its own (TiKV keeps
+ * one backoff per error type): a transaction that waited for locks does not
+ * start its conflict retries at a long delay, and the other way round.
+ *   lock   another transaction's live lock is in the way (reads, prewrites)
+ *   retry  the transaction aborted with a retryable reason and runs again
+ */
+export type WaitKind = 'lock' | 'retry';
+
+/**
  * Pacer is the waiting of one transactional call: it knows the call's
  * deadline and sleeps a growing, jittered delay between tries (waiting on a
  * live lock, retrying after a write conflict), never past the deadline.
  */
 export class Pacer {
-  private waits = 0;
+  private readonly waits: Record<WaitKind, number> = { lock: 0, retry: 0 };
 
   constructor(
     readonly deadline: number,
@@ -27,18 +44,19 @@ export class Pacer {
     return Math.max(0, this.deadline - Date.now());
   }
 
-  /** wait sleeps the next backoff (cut at the deadline); returns false, without sleeping, once the deadline has passed. */
-  async wait(): Promise<boolean> {
+  /** wait sleeps the next backoff of kind (cut at the deadline); returns false, without sleeping, once the deadline has passed. */
+  async wait(kind: WaitKind = 'retry'): Promise<boolean> {
     if (this.expired()) return false;
-    const ceiling = Math.min(this.opts.maxMs, this.opts.baseMs * 2 ** Math.min(this.waits, 30));
-    this.waits++;
+    const maxMs = kind === 'lock' ? Math.min(this.opts.maxMs, LOCK_WAIT_MAX_MS) : this.opts.maxMs;
+    const ceiling = Math.min(maxMs, this.opts.baseMs * 2 ** Math.min(this.waits[kind], 30));
+    this.waits[kind]++;
     const delay = Math.min(ceiling / 2 + Math.random() * (ceiling / 2), this.remainingMs());
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     return true;
   }
 
-  /** reset starts the backoff over (after progress). */
-  reset(): void {
-    this.waits = 0;
+  /** reset starts kind's backoff over (after progress: the locks in the way are gone). */
+  reset(kind: WaitKind = 'lock'): void {
+    this.waits[kind] = 0;
   }
 }

@@ -12,6 +12,29 @@ export function physicalMs(ts: Ts): number {
   return Number(ts >> TS_LOGICAL_BITS);
 }
 
+/** RECENT_TS_MS: how long an oracle timestamp this client saw may stand in for "now" in checkTxnStatus. */
+const RECENT_TS_MS = 50;
+
+/**
+ * ResolverState is what every LockResolver over one transport shares: the
+ * final statuses learned (a committed or rolled-back transaction stays so,
+ * so many readers meeting one transaction's locks ask its primary once,
+ * as TiKV's client-wide resolver cache does) and the newest oracle
+ * timestamp seen, with when it was seen.
+ */
+interface ResolverState {
+  readonly final: Map<Ts, TxnStatus>;
+  recent: { ts: Ts; atMs: number } | undefined;
+}
+
+const states = new WeakMap<TxnTransport, ResolverState>();
+
+function stateOf(t: TxnTransport): ResolverState {
+  let s = states.get(t);
+  if (s === undefined) states.set(t, (s = { final: new Map(), recent: undefined }));
+  return s;
+}
+
 /**
  * LockResolver clears the locks a reader or a prewrite ran into (TiKV's
  * lock resolver). For each transaction behind the locks it asks the
@@ -25,24 +48,32 @@ export function physicalMs(ts: Ts): number {
  * transaction atomic when its client died between prewrite and commit.
  */
 export class LockResolver {
-  private readonly final = new Map<Ts, TxnStatus>();
+  private readonly s: ResolverState;
 
-  constructor(private readonly t: TxnTransport) {}
+  constructor(private readonly t: TxnTransport) {
+    this.s = stateOf(t);
+  }
 
-  /** resolve tries to clear locks met by a caller reading or writing at callerStartTs; returns how many are still held by live transactions. */
-  async resolve(locks: readonly LockInfo[], callerStartTs: Ts): Promise<number> {
+  /** observe notes a timestamp just taken from the oracle (a start_ts), so a status check soon after needs no oracle round trip of its own. */
+  observe(ts: Ts): void {
+    const r = this.s.recent;
+    if (r === undefined || ts >= r.ts) this.s.recent = { ts, atMs: Date.now() };
+  }
+
+  /** resolve tries to clear locks met by a caller reading or writing at callerStartTs; returns the locks still held by live transactions. */
+  async resolve(locks: readonly LockInfo[], callerStartTs: Ts): Promise<LockInfo[]> {
     const byTxn = new Map<Ts, LockInfo[]>();
     for (const l of locks) {
       const list = byTxn.get(l.startTs);
       if (list) list.push(l);
       else byTxn.set(l.startTs, [l]);
     }
-    let live = 0;
+    const live: LockInfo[] = [];
     await Promise.all(
       [...byTxn.values()].map(async (group) => {
         const status = await this.status(group[0]!, callerStartTs);
         if (status.status === 'locked') {
-          live += group.length;
+          live.push(...group);
           return;
         }
         const commitTs = status.status === 'committed' ? status.commitTs : 0n;
@@ -58,6 +89,23 @@ export class LockResolver {
   }
 
   /**
+   * currentTs is the "now" a status check sends: an oracle timestamp seen
+   * within RECENT_TS_MS (a start_ts of this client's), else a fresh one.
+   * Any timestamp the oracle already handed out is a sound currentTs (the
+   * primary decides expiry from it, and an older one only says "not
+   * expired yet" a little longer); a fresh one is fetched once the lock may
+   * have expired by the recent one's clock, so expiry is never put off.
+   */
+  private async currentTs(lock: LockInfo): Promise<Ts> {
+    const r = this.s.recent;
+    const nowMs = Date.now();
+    if (r !== undefined && nowMs - r.atMs < RECENT_TS_MS && physicalMs(r.ts) + (nowMs - r.atMs) < physicalMs(lock.startTs) + lock.ttlMs) return r.ts;
+    const ts = await this.t.timestamp();
+    this.observe(ts);
+    return ts;
+  }
+
+  /**
    * status asks lock's primary what became of its transaction. It asks the
    * primary to write a rollback record when it finds nothing only once the
    * lock's TTL has passed: before that, the primary's prewrite may still be
@@ -67,9 +115,10 @@ export class LockResolver {
    * from nothing in that answer), so the caller waits for the TTL.
    */
   private async status(lock: LockInfo, callerStartTs: Ts): Promise<TxnStatus> {
-    const known = this.final.get(lock.startTs);
+    const final = this.s.final;
+    const known = final.get(lock.startTs);
     if (known) return known;
-    const currentTs = await this.t.timestamp();
+    const currentTs = await this.currentTs(lock);
     const expired = physicalMs(lock.startTs) + lock.ttlMs < physicalMs(currentTs);
     const r = expectType(
       await this.t.forKey(lock.primary, {
@@ -85,8 +134,8 @@ export class LockResolver {
     const status: TxnStatus = r.status === 'locked' ? { status: 'locked', lock: r.lock } : r.status === 'committed' ? { status: 'committed', commitTs: r.commitTs } : { status: 'rolledBack', action: r.action };
     if (status.status === 'rolledBack' && status.action === 'none' && !expired) return { status: 'locked', lock };
     if (status.status !== 'locked') {
-      if (this.final.size >= STATUS_CACHE_MAX) this.final.clear();
-      this.final.set(lock.startTs, status);
+      if (final.size >= STATUS_CACHE_MAX) final.clear();
+      final.set(lock.startTs, status);
     }
     return status;
   }

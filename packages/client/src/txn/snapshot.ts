@@ -89,6 +89,7 @@ export class Snapshot {
       const r = await this.t.batchGet(keys, this.ts);
       const locks = locksOf(r.errors, 'batchGet');
       if (locks.length === 0) {
+        pacer.reset('lock');
         const found = new Map<string, VersionedPair>();
         for (const p of r.pairs) found.set(hexKey(p.key), p);
         return found;
@@ -99,9 +100,9 @@ export class Snapshot {
 
   /** clear resolves locks; while some belong to live transactions it backs off, and at the deadline gives up with Timeout. */
   private async clear(locks: LockInfo[], what: string, pacer: Pacer): Promise<void> {
-    const live = await this.resolver.resolve(locks, this.ts);
+    const live = (await this.resolver.resolve(locks, this.ts)).length;
     if (live === 0) return;
-    if (!(await pacer.wait())) {
+    if (!(await pacer.wait('lock'))) {
       const l = locks[0]!;
       throw new ClientError('Timeout', `snapshot ${what} at ${this.ts}: ${live} key(s) still locked by live transactions at the deadline (e.g. one of start_ts ${l.startTs}, ttl ${l.ttlMs} ms)`);
     }

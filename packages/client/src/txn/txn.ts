@@ -141,6 +141,7 @@ export async function runTxn<T>(t: TxnTransport, fn: (tx: Transaction) => Promis
   for (let attempt = 1; ; attempt++) {
     const startedAtMs = Date.now();
     const startTs = await t.timestamp();
+    resolver.observe(startTs);
     const tx = new Transaction(startTs, new Snapshot(t, startTs, resolver, pacer));
     let value: T;
     try {
@@ -165,7 +166,7 @@ export async function runTxn<T>(t: TxnTransport, fn: (tx: Transaction) => Promis
       if (!(err instanceof TxnAbortedError) || !RETRYABLE_REASONS.has(err.reason)) throw err;
       last = err;
     }
-    if (attempt > o.maxRetries || !(await pacer.wait())) {
+    if (attempt > o.maxRetries || !(await pacer.wait('retry'))) {
       if (o.maxRetries === 0) throw last;
       throw new TxnAbortedError('RetriesExhausted', `${attempt} attempt(s) aborted; the last: ${last.message}`, last.keyError, last);
     }
