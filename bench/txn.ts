@@ -42,6 +42,8 @@ const WINDOW_MS = Number(argOf('--seconds', quick ? '4' : '8')) * 1000;
 const ROUNDS = Number(argOf('--rounds', quick ? '2' : '3'));
 const REGIONS = Number(argOf('--regions', '16'));
 const KEYS = quick ? 4000 : 20_000;
+/** CASES: --cases a,b runs only those (cross-region-uniform, cross-region-zipfian, 1pc, snapshot-get), for profiling one. */
+const CASES = new Set(argOf('--cases', 'cross-region-uniform,cross-region-zipfian,1pc,snapshot-get').split(','));
 const VALUE = 'v'.repeat(100);
 const WARMUP_MS = 1000;
 
@@ -245,12 +247,15 @@ async function main(): Promise<void> {
     // Split first, every KEYS/REGIONS keys; a Region's range holds both keyspaces (they never alias), so
     // the raw key t/… and the transactional key t/… live in the same Region: raw and txn cases hit the same Regions.
     for (let k = 1; k < REGIONS; k++) await client.split(keyOf(Math.floor((k * KEYS) / REGIONS)));
-    progress(`${(await client.regions()).length} Regions`);
+    const rs = await client.regions();
+    const leaders = new Map<number, number>();
+    for (const r of rs) if (r.leader) leaders.set(r.leader.storeId, (leaders.get(r.leader.storeId) ?? 0) + 1);
+    progress(`${rs.length} Regions; leaders per store ${JSON.stringify(Object.fromEntries(leaders))}`);
     await load(client);
-    await crossRegion(client, 'uniform');
-    await crossRegion(client, 'zipfian');
-    await onePc(client);
-    await snapshotGet(client);
+    if (CASES.has('cross-region-uniform')) await crossRegion(client, 'uniform');
+    if (CASES.has('cross-region-zipfian')) await crossRegion(client, 'zipfian');
+    if (CASES.has('1pc')) await onePc(client);
+    if (CASES.has('snapshot-get')) await snapshotGet(client);
   } finally {
     client.close();
     await cluster.stop();
