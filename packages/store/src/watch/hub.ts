@@ -84,6 +84,7 @@ export class WatchHub {
         list.push(event);
       }
     }
+    if (perFeed.size > 0) this.resolvedTs.poke();
     for (const [f, events] of perFeed) {
       if (!f.live(events)) this.tooSlow(f.conn, `feed ${f.id} held more than ${WATCH_LIMITS.maxPendingEvents} events during its catch-up scan`);
       else this.checkBuffered(f.conn);

@@ -10,6 +10,12 @@ import type { WatchHub } from './hub';
 
 /** RESOLVED_TS_INTERVAL_MS: how often a store advances the resolved ts of Regions with open feeds (TiKV's advance-ts-interval). */
 export const RESOLVED_TS_INTERVAL_MS = 150;
+/**
+ * MIN_PASS_GAP_MS: after live events a pass runs early (the resolved ts is
+ * what lets a watcher deliver them), but passes stay this far apart, so a
+ * busy Region costs at most one oracle call and one ReadIndex round per gap.
+ */
+export const MIN_PASS_GAP_MS = 20;
 /** ORACLE_TIMEOUT_MS bounds one wait for the oracle's timestamp; a pass without one sends no progress. */
 const ORACLE_TIMEOUT_MS = 2_000;
 
@@ -66,6 +72,8 @@ function feedError(r: CommandResult): WatchFeedError | undefined {
  */
 export class ResolvedTs {
   private timer: NodeJS.Timeout | undefined;
+  private soon: NodeJS.Timeout | undefined;
+  private lastPassMs = -Infinity;
   private passing = false;
   private readonly probing = new Set<number>();
 
@@ -82,7 +90,19 @@ export class ResolvedTs {
 
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    clearTimeout(this.soon);
     this.timer = undefined;
+    this.soon = undefined;
+  }
+
+  /** poke asks for an early pass (live events were published), at most one per MIN_PASS_GAP_MS. */
+  poke(): void {
+    if (this.timer === undefined || this.soon !== undefined) return;
+    const wait = Math.max(0, this.lastPassMs + MIN_PASS_GAP_MS - performance.now());
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      void this.pass();
+    }, wait);
   }
 
   /** pass is one round over every watched Region; at most one runs at a time, and one probe per Region is in flight. */
@@ -91,6 +111,7 @@ export class ResolvedTs {
     if (this.passing) return;
     if (ctx.closed) return this.hub.close();
     this.passing = true;
+    this.lastPassMs = performance.now();
     try {
       const t = await this.oracle();
       if (t === undefined || ctx.closed) return;
