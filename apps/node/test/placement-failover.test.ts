@@ -1,13 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FlotillaClient } from '@flotilla/client';
 import { PlacementClient } from '@flotilla/placement/client';
-import { compareKeys } from '@flotilla/proto';
 import { startCli, waitFor, type CliChild } from './helpers';
-import { announced, httpJson } from './processes';
+import { findLeader, freePort, IdLedger, role, routingGaps, startMember } from './placement-group';
+import { announced } from './processes';
 
 // A replicated placement with every part a real process: three
 // `flotilla placement` members and three demo-profile stores that split
@@ -25,37 +24,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-interface Member {
-  name: string;
-  address: string;
-  child: CliChild;
-}
-
-function startMember(name: string, address: string, initial: string): Member {
-  const child = startCli(['placement', '--name', name, '--initial-cluster', initial, '--data-dir', join(dir, name), '--log-level', 'warn']);
-  children.push(child);
-  return { name, address, child };
-}
-
-/** IdLedger: what each ID ever seen was given to; an ID given to two things is a violation. */
-class IdLedger {
-  readonly owner = new Map<number, string>();
-  readonly violations: string[] = [];
-  record(id: number, what: string): void {
-    const prev = this.owner.get(id);
-    if (prev === undefined) this.owner.set(id, what);
-    else if (prev !== what) this.violations.push(`id ${id} is ${prev} and ${what}`);
-  }
-}
-
 const key = (i: number): string => `k/${String(i).padStart(7, '0')}`;
 const value = (i: number): string => `v-${i}-${'x'.repeat(48)}`;
 
@@ -64,7 +32,7 @@ describe('replicated placement, leader killed during splits', () => {
     const names = ['p1', 'p2', 'p3'];
     const addresses = await Promise.all(names.map(async () => `127.0.0.1:${await freePort()}`));
     const initial = names.map((n, i) => `${n}=${addresses[i]}`).join(',');
-    const members = names.map((n, i) => startMember(n, addresses[i]!, initial));
+    const members = names.map((n, i) => startMember(dir, n, addresses[i]!, ['--initial-cluster', initial], children));
     await Promise.all(members.map((m) => announced(m.child, `placement ${m.name}`)));
     const placement = addresses.join(',');
 
@@ -118,15 +86,8 @@ describe('replicated placement, leader killed during splits', () => {
     // Once the splits are under way, SIGKILL the placement leader.
     await waitFor('a few splits', () => maxRegions >= 4, 40_000, 100);
     const before = await pc.timestamp();
-    let leader: Member | undefined;
-    await waitFor('the placement leader', async () => {
-      for (const m of members) {
-        const h = await httpJson<{ role: string }>(`http://${m.address}/health`).catch(() => ({ role: '' }));
-        if (h.role === 'leader') leader = m;
-      }
-      return leader;
-    }, 10_000, 100);
-    leader!.child.kill('SIGKILL');
+    const leader = await findLeader(members);
+    leader.child.kill('SIGKILL');
     const regionsAtKill = maxRegions;
     const killedAt = Date.now();
     expect(await pc.timestamp()).toBeGreaterThan(before);
@@ -138,12 +99,7 @@ describe('replicated placement, leader killed during splits', () => {
     await waitFor('splits after the failover', () => maxRegions > regionsAtKill, 30_000, 100);
 
     // The routing table settles whole: sorted, contiguous from "" to "", every Region with a leader.
-    await waitFor('a whole routing table', async () => {
-      const rs = await pc.scanRegions(new Uint8Array(), new Uint8Array(), 10_000);
-      if (rs.length === 0 || rs[0]!.region.startKey.length !== 0 || rs[rs.length - 1]!.region.endKey.length !== 0) return false;
-      for (let i = 1; i < rs.length; i++) if (compareKeys(rs[i - 1]!.region.endKey, rs[i]!.region.startKey) !== 0) return false;
-      return rs.every((r) => r.leader !== undefined);
-    }, 30_000, 200);
+    await waitFor('a whole routing table', async () => (await routingGaps(pc)) === '', 30_000, 200);
 
     // Every acknowledged write reads back.
     for (let i = 0; i < acked.length; i += 2000) {
@@ -153,9 +109,9 @@ describe('replicated placement, leader killed during splits', () => {
     }
 
     // The killed member comes back on its data as a follower.
-    const back = startMember(leader!.name, leader!.address, initial);
+    const back = startMember(dir, leader.name, leader.address, ['--initial-cluster', initial], children);
     await announced(back.child, `placement ${back.name} again`);
-    await waitFor('the old leader following', async () => (await httpJson<{ role: string }>(`http://${back.address}/health`)).role === 'follower', 20_000, 100);
+    await waitFor('the old leader following', async () => (await role(back)) === 'follower', 20_000, 100);
 
     observing = false;
     await observer;
