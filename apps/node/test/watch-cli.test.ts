@@ -40,6 +40,10 @@ it('prints the changes under a prefix from --rev on, as JSON or tab-separated li
   const tab = await runCli(['watch', '--placement', c.placementAddress, '--rev', String(b.commitTs), '--count', '2', 'cfg/'], { timeoutMs: 30_000 });
   expect(tab.code).toBe(0);
   expect(tab.stdout).toBe(`${b.commitTs}\tdelete\tcfg/a\n${d.commitTs}\tput\tcfg/b\t2\n`);
+  // --prev-kv adds the value before each change.
+  const prev = await runCli(['watch', '--placement', c.placementAddress, '--rev', String(b.commitTs), '--count', '1', '--json', '--prev-kv', 'cfg/'], { timeoutMs: 30_000 });
+  expect(prev.code).toBe(0);
+  expect(JSON.parse(prev.stdout)).toEqual({ type: 'delete', key: 'cfg/a', revision: String(b.commitTs), prevValue: '1' });
   // A revision in the future is refused (exit 1), a malformed one is a usage error (exit 2).
   const future = await runCli(['watch', '--placement', c.placementAddress, '--rev', String(rev + (3_600_000n << 18n)), 'cfg/'], { timeoutMs: 30_000 });
   expect(future.code).toBe(1);

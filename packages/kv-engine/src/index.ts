@@ -27,6 +27,6 @@ export { snapshotGet, snapshotScan } from './mvcc/reader';
 export type { SnapshotRead } from './mvcc/reader';
 export { SHORT_VALUE_MAX } from './mvcc/schema';
 export { planGc } from './mvcc/gc';
-export { readChanges, changeValue, type ChangePage } from './mvcc/changes';
+export { readChanges, changeValue, prevValueOf, type ChangePage } from './mvcc/changes';
 export type { GcDelete, GcPlan } from './mvcc/gc';
 export type { DataRow, LockRow, LockKind, MvccOp, TxnRows, WriteKind, WriteRow } from './mvcc/schema';

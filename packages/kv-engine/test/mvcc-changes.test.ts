@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import type { TxnCommand, WatchEvent } from '@flotilla/proto';
-import { applyTxnCommand, KvEngine, KvWriteBatch, MvccOverlay, readChanges } from '../src/index';
+import { applyTxnCommand, KvEngine, KvWriteBatch, MvccOverlay, prevValueOf, readChanges } from '../src/index';
 
 // readChanges: a watch's catch-up scan over a real engine file (issue #18).
 
@@ -54,6 +54,9 @@ it('lists committed puts and deletes above fromTs, key by key in commit order, w
   // Strictly above fromTs; a range narrows it.
   expect(show(readChanges(e.mvcc, b(''), b(''), ts(2), 100).events)).toEqual(['put a=2 @4', 'delete b @6', 'put c=LLLLLLLL @4']);
   expect(show(readChanges(e.mvcc, b('b'), b('c'), 0n, 100).events)).toEqual(['put b=1 @2', 'delete b @6']);
+  // prevValueOf: the value just before a revision (none before the first put, none after a delete; lock records do not count).
+  const prev = (k: string, at: bigint) => prevValueOf(e.mvcc, b(k), at)?.toString();
+  expect([prev('a', ts(2)), prev('a', ts(4)), prev('a', ts(8)), prev('b', ts(6)), prev('b', ts(9))]).toEqual([undefined, '1', '2', '1', undefined]);
 });
 
 it('pages between keys: resuming at next neither skips nor repeats a record', () => {

@@ -38,6 +38,8 @@ export interface WatchEvent {
   /** value: the written value (put only). */
   value?: Uint8Array;
   revision: bigint;
+  /** prevValue: the key's value just before this change (absent when it had none); only on feeds subscribed with prevValue. */
+  prevValue?: Uint8Array;
 }
 
 /**
@@ -58,7 +60,7 @@ export type WatchFeedError =
 
 /** WatchClientFrame is what a watcher sends: open a feed, or close one. */
 export type WatchClientFrame =
-  | { t: 'subscribe'; id: number; regionId: number; epoch: RegionEpoch; start: Uint8Array; end: Uint8Array; fromRevision: bigint }
+  | { t: 'subscribe'; id: number; regionId: number; epoch: RegionEpoch; start: Uint8Array; end: Uint8Array; fromRevision: bigint; prevValue?: boolean }
   | { t: 'unsubscribe'; id: number };
 
 /** WatchServerFrame is what a store sends about feed id. */
@@ -72,11 +74,11 @@ const feedId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const regionId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
 export const watchClientFrameSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('subscribe'), id: feedId, regionId, epoch: regionEpochSchema, start: keySchema, end: keySchema, fromRevision: tsSchema }),
+  z.object({ t: z.literal('subscribe'), id: feedId, regionId, epoch: regionEpochSchema, start: keySchema, end: keySchema, fromRevision: tsSchema, prevValue: z.boolean().optional() }),
   z.object({ t: z.literal('unsubscribe'), id: feedId }),
 ]);
 
-const watchEventSchema = z.object({ type: z.enum(['put', 'delete']), key: bytesSchema, value: bytesSchema.optional(), revision: tsSchema });
+const watchEventSchema = z.object({ type: z.enum(['put', 'delete']), key: bytesSchema, value: bytesSchema.optional(), revision: tsSchema, prevValue: bytesSchema.optional() });
 export const watchFeedErrorSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('NotLeader'), regionId, leader: peerSchema.optional() }),
   z.object({ type: z.literal('EpochNotMatch'), currentRegions: z.array(regionSchema).max(1024) }),

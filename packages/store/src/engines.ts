@@ -76,6 +76,8 @@ export interface StateMachine {
   txnChanges(startKey: Uint8Array, endKey: Uint8Array, fromTs: bigint, limit: number): ChangePage;
   /** txnValue: a committed put's value (short values inline, long ones from txn_data), for a live watch event. */
   txnValue(write: Pick<WriteRow, 'key' | 'startTs' | 'shortValue'>): Uint8Array;
+  /** txnPrevValue: the key's value just before revision (a watch event's prevValue; kv-engine mvcc/changes.ts). */
+  txnPrevValue(key: Uint8Array, revision: bigint): Uint8Array | undefined;
   loadRegions(): { regionId: number; apply: ApplyState | undefined; local: RegionLocalState }[];
   applyState(regionId: number): ApplyState | undefined;
   approximateStats(regionId: number, startKey: Uint8Array, endKey: Uint8Array): { sizeBytes: number; keys: number };

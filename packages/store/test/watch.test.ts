@@ -112,6 +112,12 @@ describe('store change feed', () => {
     await expect.poll(() => w.events(1).at(-1), { timeout: 10_000 }).toBe(`put w/d=4 @${onePc.commitTs}`);
     expect(w.events(1)).toHaveLength(4);
     expect(w.end(1)).toBeUndefined();
+    // With prevValue, each change carries the value before it, in the catch-up and live alike.
+    await w.send({ t: 'subscribe', id: 3, regionId: region.id, epoch: region.epoch, start: utf8('w/'), end: utf8('w0'), fromRevision: first.commitTs!, prevValue: true });
+    const prevs = () => (w.frames.get(3) ?? []).flatMap((f) => (f.t === 'events' ? f.events.map((e) => `${fromUtf8(e.key)}:${e.prevValue ? fromUtf8(e.prevValue) : '-'}`) : []));
+    await expect.poll(() => prevs().length, { timeout: 10_000 }).toBe(4);
+    await runTxn(t, (tx) => tx.put('w/a', '5'));
+    await expect.poll(() => prevs(), { timeout: 10_000 }).toEqual(['w/a:1', 'w/b:1', 'w/c:-', 'w/d:-', 'w/a:2']);
   });
 
   it('answers bad subscriptions with typed end frames', { timeout: 30_000 }, async () => {

@@ -24,6 +24,7 @@ const watchSpec: CommandSpec = {
     { name: 'count', type: 'string', placeholder: 'N', description: 'exit 0 after printing N changes', schema: intFlag(1, Number.MAX_SAFE_INTEGER) },
     { name: 'progress', type: 'boolean', description: 'also print a line each time the watched range is complete up to a revision (REVISION<TAB>progress)', schema: boolFlag() },
     { name: 'json', type: 'boolean', description: 'print one JSON object per line: {"type","key","value","revision"} (progress: {"type":"progress","revision"})', schema: boolFlag() },
+    { name: 'prev-kv', type: 'boolean', description: 'with --json, add "prevValue": the key\'s value just before each change (absent when it had none)', schema: boolFlag() },
   ],
   examples: ['flotilla watch config/', 'flotilla watch --rev 470861886912987136 --json service/', 'flotilla watch --count 1 leader'],
 };
@@ -53,11 +54,14 @@ export const watchCommand: Command = {
       if (item.type === 'progress') return json ? JSON.stringify({ type: 'progress', revision: String(item.revision) }) : `${item.revision}\tprogress`;
       const key = renderBytes(item.key, hex);
       const value = item.value === undefined ? undefined : renderBytes(item.value, hex);
-      if (json) return JSON.stringify({ type: item.type, key, ...(value !== undefined ? { value } : {}), revision: String(item.revision) });
+      const prevValue = item.prevValue === undefined ? undefined : renderBytes(item.prevValue, hex);
+      if (json) return JSON.stringify({ type: item.type, key, ...(value !== undefined ? { value } : {}), revision: String(item.revision), ...(prevValue !== undefined ? { prevValue } : {}) });
       return value === undefined ? `${item.revision}\t${item.type}\t${key}` : `${item.revision}\t${item.type}\t${key}\t${value}`;
     };
     try {
-      const w = await client.watch(prefix, { ...(rev !== undefined ? { fromRevision: rev - 1n } : {}), progressNotify: ctx.parsed.values['progress'] === true });
+      const prevValue = ctx.parsed.values['prevKv'] === true;
+      if (prevValue && !json) throw new UsageError('--prev-kv needs --json (the tab form has no column for it)');
+      const w = await client.watch(prefix, { ...(rev !== undefined ? { fromRevision: rev - 1n } : {}), progressNotify: ctx.parsed.values['progress'] === true, prevValue });
       const stop = (): void => w.close();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -71,10 +71,10 @@ export class WatchSocket {
     return this.feeds.size;
   }
 
-  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, h: FeedHandlers): void {
+  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers): void {
     if (this.failed !== undefined) return h.onEnd({ type: 'Unavailable', message: this.failed });
     this.feeds.set(id, h);
-    this.send({ t: 'subscribe', id, regionId, epoch, start, end, fromRevision });
+    this.send({ t: 'subscribe', id, regionId, epoch, start, end, fromRevision, ...(prevValue ? { prevValue } : {}) });
   }
 
   unsubscribe(id: number): void {

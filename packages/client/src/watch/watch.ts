@@ -14,6 +14,8 @@ export interface WatchOptions {
    * last revision the caller already has: for etcd's start revision N pass N - 1n.
    */
   fromRevision?: bigint;
+  /** prevValue: each change also carries the key's value just before it (absent when the key had none). */
+  prevValue?: boolean;
   /** progressNotify: also yield { type: 'progress', revision } each time the watch's resolved revision advances. */
   progressNotify?: boolean;
   /** maxBufferedEvents bounds events held while some Region's resolved ts lags (default 200,000); past it the watch fails WatcherTooSlow. */
@@ -237,7 +239,7 @@ export class Watch implements AsyncIterable<WatchItem> {
         if (address === null) return this.retry(seg, { type: 'Unavailable', message: `store ${peer.storeId} has no address` }, attempt);
         const socket = this.socketTo(address);
         seg.socket = socket;
-        socket.subscribe(seg.feedId, region.id, region.epoch, start, end, seg.from, {
+        socket.subscribe(seg.feedId, region.id, region.epoch, start, end, seg.from, this.opts.prevValue === true, {
           onEvents: (events) => this.onEvents(seg, events),
           onProgress: (resolved) => this.onProgress(seg, resolved),
           onEnd: (error) => {

@@ -20,6 +20,18 @@ export function changeValue(t: Pick<MvccTables, 'data'>, w: Pick<WriteRow, 'key'
 }
 
 /**
+ * prevValueOf is the key's value just before revision: the newest put
+ * before it (undefined after a delete or with none). On one key commits
+ * apply in commit-ts order (a later writer's start_ts is above the earlier
+ * commit, or it conflicts), so this is settled once revision applied, and
+ * GC keeps it while revision is above the safe point.
+ */
+export function prevValueOf(t: Pick<MvccTables, 'data' | 'visibleWrite'>, key: Uint8Array, revision: bigint): Uint8Array | undefined {
+  const w = t.visibleWrite(key, revision - 1n);
+  return w === undefined || w.kind !== 'put' ? undefined : changeValue(t, w);
+}
+
+/**
  * readChanges is a watch's catch-up scan (TiKV CDC's incremental scan): the
  * put and delete write records of [start, end) with commit_ts > fromTs
  * (lock and rollback records are not changes), whole keys at a time until

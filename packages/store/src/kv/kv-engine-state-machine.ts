@@ -1,5 +1,5 @@
 import { decode, encode, type KvPair, type Region } from '@flotilla/proto';
-import { KvEngine, KvWriteBatch, changeValue, planGc, readChanges, snapshotGet, snapshotScan, type ChangePage, type WriteRow, type GcPlan, type KvPair as EnginePair, type MvccOp, type MvccRead, type SnapshotRead, type TxnRows } from '@flotilla/kv-engine';
+import { KvEngine, KvWriteBatch, changeValue, planGc, prevValueOf, readChanges, snapshotGet, snapshotScan, type ChangePage, type WriteRow, type GcPlan, type KvPair as EnginePair, type MvccOp, type MvccRead, type SnapshotRead, type TxnRows } from '@flotilla/kv-engine';
 import { asStorageFault, storageFaultKind } from '@flotilla/log-engine';
 import type { ConfState } from '@flotilla/raft-core';
 import type { ApplyState, KvBatch, MergeState, RegionLocalState, StateMachine } from '../engines';
@@ -167,6 +167,9 @@ export class KvEngineStateMachine implements StateMachine {
   }
   txnValue(write: Pick<WriteRow, 'key' | 'startTs' | 'shortValue'>): Uint8Array {
     return this.guard('kv txn read', () => changeValue(this.engine.mvcc, write));
+  }
+  txnPrevValue(key: Uint8Array, revision: bigint): Uint8Array | undefined {
+    return this.guard('kv txn read', () => prevValueOf(this.engine.mvcc, key, revision));
   }
   gcPlan(startKey: Uint8Array, endKey: Uint8Array, safePoint: bigint, maxRows: number): GcPlan {
     return this.guard('kv gc scan', () => planGc(this.engine.mvcc, startKey, endKey, safePoint, maxRows));

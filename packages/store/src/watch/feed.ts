@@ -42,6 +42,8 @@ export class Feed {
     readonly start: Uint8Array,
     readonly end: Uint8Array,
     readonly fromRevision: bigint,
+    /** prevValue: events carry the key's value before the change. */
+    readonly prevValue = false,
   ) {
     this.resolved = fromRevision;
   }

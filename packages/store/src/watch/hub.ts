@@ -81,7 +81,7 @@ export class WatchHub {
         event ??= row.kind === 'put' ? { type: 'put', key: row.key, value: this.ctx.sm.txnValue(row), revision: row.commitTs } : { type: 'delete', key: row.key, revision: row.commitTs };
         let list = perFeed.get(f);
         if (list === undefined) perFeed.set(f, (list = []));
-        list.push(event);
+        list.push(f.prevValue ? this.withPrev(event) : event);
       }
     }
     if (perFeed.size > 0) this.resolvedTs.poke();
@@ -89,6 +89,12 @@ export class WatchHub {
       if (!f.live(events)) this.tooSlow(f.conn, `feed ${f.id} held more than ${WATCH_LIMITS.maxPendingEvents} events during its catch-up scan`);
       else this.checkBuffered(f.conn);
     }
+  }
+
+  /** withPrev adds the key's value before the change (read after the change applied: settled then, see prevValueOf). */
+  private withPrev(e: WatchEvent): WatchEvent {
+    const prevValue = this.ctx.sm.txnPrevValue(e.key, e.revision);
+    return prevValue === undefined ? e : { ...e, prevValue };
   }
 
   /** dropRound forgets a round's captured records (its KV write failed: they never became visible). */
@@ -104,7 +110,7 @@ export class WatchHub {
     if (feeds.size >= WATCH_LIMITS.maxFeedsPerConnection) return refuse({ type: 'InvalidRequest', message: `more than ${WATCH_LIMITS.maxFeedsPerConnection} feeds on one connection (WATCH_LIMITS.maxFeedsPerConnection)` });
     const checked = this.check(f);
     if ('error' in checked) return refuse(checked.error);
-    const feed = new Feed(f.id, conn, checked.peer, checked.peer.region.epoch.version, checked.start, checked.end, f.fromRevision);
+    const feed = new Feed(f.id, conn, checked.peer, checked.peer.region.epoch.version, checked.start, checked.end, f.fromRevision, f.prevValue === true);
     feeds.set(f.id, feed);
     this.byConn.set(conn, feeds);
     let set = this.byRegion.get(feed.regionId);
@@ -140,7 +146,7 @@ export class WatchHub {
   private catchUp(feed: Feed, from: Uint8Array): void {
     if (feed.ended) return;
     const page = this.ctx.sm.txnChanges(from, feed.end, feed.fromRevision, WATCH_LIMITS.catchUpPageRows);
-    feed.catchUpPage(page.events);
+    feed.catchUpPage(feed.prevValue ? page.events.map((e) => this.withPrev(e)) : page.events);
     this.checkBuffered(feed.conn);
     if (page.next === undefined) return feed.finishCatchUp();
     const next = page.next;
