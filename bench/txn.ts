@@ -1,10 +1,12 @@
 // bench/txn.ts — transactions through the client (issue #17, Performance).
 //
-//   pnpm bench:txn [--quick] [--concurrency 64] [--seconds S] [--regions 16] [--rounds N]
+//   pnpm bench:txn [--quick] [--concurrency 64] [--seconds S] [--regions 16] [--rounds N] [--cases a,b] [--no-balance]
 //
 // Starts placement + 3 stores (production profile, default durability) as
 // real child processes (LocalCluster, as bench:cluster does), pre-splits 16
-// Regions over the loaded keys, and measures, closed-loop from this process:
+// Regions over the loaded keys, spreads their leaders over the 3 stores
+// (transfer-leader operators; --no-balance keeps them where the splits left
+// them, all on one store), and measures, closed-loop from this process:
 //   cross-region   4-key read-modify-write transactions whose keys span 2+
 //                  Regions (2PC), uniform and zipfian key choice: committed
 //                  txn/s, p50/p99 of a committed call, and the abort rate
@@ -26,7 +28,7 @@ import { LocalCluster, makeLogger } from '@flotilla/node';
 const args = process.argv.slice(2);
 if (args.includes('--help')) {
   process.stdout.write(
-    'pnpm bench:txn [--quick] [--concurrency N] [--seconds S] [--regions N] [--rounds N]\n' +
+    'pnpm bench:txn [--quick] [--concurrency N] [--seconds S] [--regions N] [--rounds N] [--cases a,b] [--no-balance]\n' +
       '  cross-region 4-key transactions (uniform, zipfian), 1PC vs raw put, snapshot get vs raw get;\n' +
       '  3 stores, production profile; one JSON line per case. --quick: concurrency 64, short windows.\n',
   );
@@ -233,6 +235,44 @@ async function load(client: FlotillaClient): Promise<void> {
   }
 }
 
+/** leadersPerStore counts Region leaders by store, as placement knows them. */
+async function leadersPerStore(client: FlotillaClient): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const r of await client.regions()) if (r.leader) out[r.leader.storeId] = (out[r.leader.storeId] ?? 0) + 1;
+  return out;
+}
+
+/**
+ * balanceLeaders spreads the Region leaders over the stores (Region i to the
+ * i-th store in turn) through placement's transfer-leader operators, as a
+ * long-running cluster's leader balancing would: the Regions a split makes
+ * all start with the one leader, and a single store's one thread then
+ * serves every command. Bounded wait; it reports what it got.
+ */
+async function balanceLeaders(client: FlotillaClient, placement: string): Promise<void> {
+  const rs = await client.regions();
+  const stores = [...new Set(rs.flatMap((r) => r.region.peers.filter((p) => p.role === 'voter').map((p) => p.storeId)))].sort((a, b) => a - b);
+  const want = new Map<number, number>();
+  rs.forEach((r, i) => want.set(r.region.id, stores[i % stores.length]!));
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 1000))) {
+    const now = await client.regions();
+    const off = now.filter((r) => r.leader?.storeId !== want.get(r.region.id));
+    if (off.length === 0) break;
+    let refused = '';
+    for (const r of off) {
+      const res = await fetch(`http://${placement}/operators`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'transfer-leader', regionId: r.region.id, storeId: want.get(r.region.id) }) }).catch((e: Error) => e);
+      if (res instanceof Error) refused = res.message;
+      else if (!res.ok) {
+        const body = await res.text();
+        // One operator per Region: an earlier request's still running.
+        if (!body.includes('already has operator')) refused = `HTTP ${res.status} ${body}`;
+      }
+    }
+    if (refused) progress(`transfer-leader: ${refused.slice(0, 200)}`);
+  }
+  progress(`leaders per store after balancing: ${JSON.stringify(await leadersPerStore(client))}`);
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-txn-'));
   progress(`starting placement + 3 stores (production profile) in ${dir}`);
@@ -247,11 +287,9 @@ async function main(): Promise<void> {
     // Split first, every KEYS/REGIONS keys; a Region's range holds both keyspaces (they never alias), so
     // the raw key t/… and the transactional key t/… live in the same Region: raw and txn cases hit the same Regions.
     for (let k = 1; k < REGIONS; k++) await client.split(keyOf(Math.floor((k * KEYS) / REGIONS)));
-    const rs = await client.regions();
-    const leaders = new Map<number, number>();
-    for (const r of rs) if (r.leader) leaders.set(r.leader.storeId, (leaders.get(r.leader.storeId) ?? 0) + 1);
-    progress(`${rs.length} Regions; leaders per store ${JSON.stringify(Object.fromEntries(leaders))}`);
+    progress(`${(await client.regions()).length} Regions; leaders per store ${JSON.stringify(await leadersPerStore(client))}`);
     await load(client);
+    if (!args.includes('--no-balance')) await balanceLeaders(client, cluster.placement.address);
     if (CASES.has('cross-region-uniform')) await crossRegion(client, 'uniform');
     if (CASES.has('cross-region-zipfian')) await crossRegion(client, 'zipfian');
     if (CASES.has('1pc')) await onePc(client);
