@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FlotillaClient } from '@flotilla/client';
 import { PlacementClient } from '@flotilla/placement/client';
 import { runCli, waitFor, type CliChild } from './helpers';
-import { cliMembers, findLeader, freePort, role, routingGaps, startMember, type Member } from './placement-group';
+import { cliMembers, findLeader, freePort, Phases, role, routingGaps, startMember, type Member } from './placement-group';
 import { announced, spawnStore } from './processes';
 
 // Placement membership as an operator changes it, through the CLI against
@@ -27,6 +27,7 @@ const roles = (view: { members: { name: string; role: string }[] }): Record<stri
 
 describe('placement membership through the CLI', () => {
   it('adds a member learner-first, replaces one that lost its disk, removes the leader, and loses nothing', async () => {
+    const phases = new Phases();
     const names = ['p1', 'p2', 'p3'];
     const addresses = await Promise.all(names.map(async () => `127.0.0.1:${await freePort()}`));
     const initial = names.map((n, i) => `${n}=${addresses[i]}`).join(',');
@@ -60,6 +61,9 @@ describe('placement membership through the CLI', () => {
       await waitFor(`${what}: a whole routing table`, async () => (await routingGaps(pc)) === '', 20_000, 200);
     };
     await stillWhole('at the start');
+    // Waits poll the API (a CLI process per poll costs a second of CPU on a loaded machine); the CLI then shows the result.
+    const apiRoles = async (): Promise<Record<string, string>> => roles(await pc.call('getMembers', {}));
+    phases.mark('start');
 
     // The list, in both spellings.
     expect(Object.values(roles(await cliMembers(live()))).sort()).toEqual(['leader', 'voter', 'voter']);
@@ -75,8 +79,10 @@ describe('placement membership through the CLI', () => {
     expect(roles(await cliMembers(live()))['p4']).toBe('learner');
     members.push(startMember(dir, 'p4', p4address, ['--join', addresses.join(',')], children));
     await announced(members[3]!.child, 'placement p4');
-    await waitFor('p4 a voter', async () => roles(await cliMembers(live()))['p4'] === 'voter', 30_000, 200);
+    await waitFor('p4 a voter', async () => (await apiRoles())['p4'] === 'voter', 30_000, 100);
+    expect(roles(await cliMembers(live()))['p4']).toBe('voter');
     await stillWhole('after adding p4');
+    phases.mark('p4 added');
 
     // A follower loses its disk: kill it, wipe it, remove it, add it again under its name on an empty directory.
     const leader = await findLeader(members);
@@ -96,8 +102,10 @@ describe('placement membership through the CLI', () => {
     const replacement = startMember(dir, victim.name, againAddress, ['--join', live()], children);
     members[members.indexOf(victim)] = replacement;
     await announced(replacement.child, `placement ${victim.name} again`);
-    await waitFor(`${victim.name} a voter again`, async () => roles(await cliMembers(live()))[victim.name] === 'voter', 30_000, 200);
+    await waitFor(`${victim.name} a voter again`, async () => (await apiRoles())[victim.name] === 'voter', 30_000, 100);
+    expect(roles(await cliMembers(live()))[victim.name]).toBe('voter');
     await stillWhole('after replacing a lost disk');
+    phases.mark('lost disk replaced');
 
     // Remove the leader: it hands over first; the others go on under a new one.
     const removedLeader = await findLeader(members);
@@ -111,6 +119,8 @@ describe('placement membership through the CLI', () => {
     expect(view[removedLeader.name]).toBeUndefined();
     expect(Object.values(view).sort()).toEqual(['leader', 'voter', 'voter']);
     await stillWhole('after removing the leader');
+    phases.mark('leader removed');
+    process.stderr.write(`placement members cli: ${phases}\n`);
 
     client.close();
     pc.close();
