@@ -1,4 +1,4 @@
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { fromUtf8, type Region } from '@flotilla/proto';
 import { ClientError, CompactedError, runTxn, type Watch, type WatchItem } from '@flotilla/client';
 import { PlacementClient } from '@flotilla/placement';
@@ -77,12 +77,20 @@ it('delivers exactly the committed writes of its range, in revision order, acros
   await c.client.split('p/1');
   await c.client.split('p/5');
   const target = (await c.client.regions()).find((r) => r.region.startKey.length > 0 && fromUtf8(r.region.startKey) === 'p/4')!.region;
-  const from = leaderOf(c, target.id)!;
-  const to = from.peers.find((p) => p.storeId !== c.stores[from.index]!.storeId && p.role === 'voter')!;
-  const moved = await new Promise<CommandResult>((resolve) =>
-    c.stores[from.index]!.store.handleClientRequest({ id: 1, header: { regionId: target.id, regionEpoch: from.region.epoch }, op: 'admin', admin: { type: 'transferLeader', peer: to } }, resolve),
+  // Placement may move leaders too; ask whichever store leads now until one transfer is accepted.
+  const from = await vi.waitFor(
+    async () => {
+      const l = leaderOf(c, target.id);
+      if (!l) throw new Error('no leader yet');
+      const to = l.peers.find((p) => p.storeId !== c.stores[l.index]!.storeId && p.role === 'voter')!;
+      const r = await new Promise<CommandResult>((resolve) =>
+        c.stores[l.index]!.store.handleClientRequest({ id: 1, header: { regionId: target.id, regionEpoch: l.region.epoch }, op: 'admin', admin: { type: 'transferLeader', peer: to } }, resolve),
+      );
+      if (!r.ok) throw new Error(`transfer refused: ${r.error.type}`);
+      return l;
+    },
+    { timeout: 20_000, interval: 100 },
   );
-  expect(moved.ok).toBe(true);
   await expect.poll(() => leaderOf(c, target.id)?.index, { timeout: 20_000 }).not.toBe(from.index);
   // And a merge: the Region [p/1, p/2) goes back into its left neighbour.
   await c.client.merge('p/1', 'p/0a');
