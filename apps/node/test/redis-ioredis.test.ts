@@ -90,7 +90,7 @@ describe('the Redis front through ioredis', () => {
     expect(await r.mget('s:a', 's:b', 's:none')).toEqual(['3', '2', null]);
     expect(await r.msetnx('s:m1', 'x')).toBe(1);
     expect(await r.msetnx('s:m1', 'y')).toBe(0);
-    await expect(r.msetnx('s:m2', 'x', 's:m3', 'y')).rejects.toThrow(/MSETNX of more than one key needs transactions/);
+    await expect(r.msetnx('s:m2', 'x', 's:m3', 'y')).rejects.toThrow(/MSETNX of more than one key needs the transactional keyspace.*--keyspace txn/);
     expect(await r.exists('s:m2', 's:m3')).toBe(0);
     expect(await r.append('s:ap', 'Hello')).toBe(5);
     expect(await r.append('s:ap', ' World')).toBe(11);
@@ -250,8 +250,9 @@ describe('the Redis front through ioredis', () => {
     await expect(r.expire('e:k', 10)).rejects.toThrow(/EXPIRE needs leases/);
     await expect(r.ttl('e:k')).rejects.toThrow(/TTL needs leases/);
     await expect(r.setex('e:k', 10, 'v')).rejects.toThrow(/SETEX needs leases/);
-    await expect(r.call('MULTI')).rejects.toThrow(/MULTI needs transactions/);
-    await expect(r.call('WATCH', 'e:k')).rejects.toThrow(/WATCH needs transactions/);
+    await expect(r.call('MULTI')).rejects.toThrow(/MULTI needs the transactional keyspace.*--keyspace txn/);
+    await expect(r.call('WATCH', 'e:k')).rejects.toThrow(/WATCH needs the transactional keyspace/);
+    await expect(r.call('EXEC')).rejects.toThrow(/EXEC needs the transactional keyspace/);
     await expect(r.call('SUBSCRIBE', 'ch')).rejects.toThrow(/SUBSCRIBE needs keyspace notifications/);
     await expect(r.call('HSET', 'h', 'f', 'v')).rejects.toThrow("ERR unknown command 'HSET', with args beginning with: 'h' 'f' 'v'");
     await expect(r.call('GET')).rejects.toThrow("ERR wrong number of arguments for 'get' command");

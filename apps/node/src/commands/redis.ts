@@ -1,9 +1,10 @@
 import type { FlotillaClient } from '@flotilla/client';
 import type { Logger } from '@flotilla/proto';
-import { hostPortFlag, intFlag, type CommandSpec, type FlagSpec } from '../args';
+import { enumFlag, hostPortFlag, intFlag, type CommandSpec, type FlagSpec } from '../args';
 import { waitForShutdown, type Command, type CommandContext } from '../command';
 import type { KeyEstimate } from '../redis/context';
 import { startRedisFront, type RedisFront } from '../redis/server';
+import type { Keyspace } from '../redis/txn';
 import { type ClientSecurity } from '../security';
 import { connectClient, resolvePlacement, security, targetFlags } from '../target';
 import { fetchRegions } from './info';
@@ -22,20 +23,32 @@ export const redisMaxConnectionsFlag: FlagSpec = {
   schema: intFlag(1, 100_000),
 };
 
+/** keyspaceFlag: which keyspace the front serves (shared by `redis --keyspace` and `up --redis-keyspace`). */
+export const redisKeyspaceFlag: FlagSpec = {
+  name: 'redis-keyspace',
+  type: 'string',
+  placeholder: 'raw|txn',
+  description: 'keyspace the Redis front serves: raw (default; the fastest, single-key atomicity) or txn (transactional keys: MULTI/EXEC/WATCH, multi-key commands atomic across Regions); the two never alias (docs/redis.md)',
+  default: 'raw',
+  schema: enumFlag(['raw', 'txn'] as const),
+};
+
 const redisSpec: CommandSpec = {
   path: ['redis'],
   summary: 'Serve the Redis protocol (RESP2/RESP3) on a TCP port, routing every command through the Flotilla client.',
   description:
-    'redis-cli, redis-benchmark, ioredis and other Redis clients can then read and write the cluster: strings (GET, SET with NX/XX/GET, MGET, MSET, INCR, APPEND, SETRANGE, ...), DEL, EXISTS, SCAN, DBSIZE (an estimate), and the connection commands. Read-modify-write commands are atomic (compare-and-swap). Key expiry, MULTI/EXEC and SUBSCRIBE are refused until leases and transactions exist. With --token (or FLOTILLA_TOKEN), clients must AUTH with that same API token. Prints one JSON line with its address on stdout once it serves; Ctrl-C or SIGTERM stops it (exit 0). Commands, semantics and limits: docs/redis.md.',
+    'redis-cli, redis-benchmark, ioredis and other Redis clients can then read and write the cluster: strings (GET, SET with NX/XX/GET, MGET, MSET, INCR, APPEND, SETRANGE, ...), DEL, EXISTS, SCAN, DBSIZE (an estimate), and the connection commands. Read-modify-write commands are atomic (compare-and-swap). With --keyspace txn every command uses the transactional keyspace instead (snapshot reads, writes as transactions) and MULTI/EXEC/DISCARD/WATCH/UNWATCH work, atomic across Regions; on raw they are refused. Key expiry and SUBSCRIBE are refused until leases and watch exist. With --token (or FLOTILLA_TOKEN), clients must AUTH with that same API token. Prints one JSON line with its address on stdout once it serves; Ctrl-C or SIGTERM stops it (exit 0). Commands, semantics and limits: docs/redis.md.',
   positionals: [],
   flags: [
     { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'address to serve Redis clients on (port 0 picks a free port)', default: '127.0.0.1:6379', schema: hostPortFlag(true) },
     { ...redisMaxConnectionsFlag, name: 'max-connections' },
+    { ...redisKeyspaceFlag, name: 'keyspace' },
     ...targetFlags,
   ],
   examples: [
     'flotilla redis --listen 127.0.0.1:6379 --placement 127.0.0.1:20160   # then: redis-cli -p 6379 set greeting hello',
     'flotilla redis --data-dir ./data      # the cluster `flotilla up` started in ./data',
+    'flotilla redis --keyspace txn --listen 127.0.0.1:6380 --data-dir ./data   # MULTI/EXEC/WATCH on transactions',
   ],
 };
 
@@ -53,7 +66,7 @@ export function isLoopback(host: string): boolean {
 }
 
 /** startFront starts the front on host:port for a connected client, warning when it is open to the network without a token. */
-export async function startFront(opts: { host: string; port: number; client: FlotillaClient; placement: string; sec: ClientSecurity; maxConnections: number; logger: Logger }): Promise<RedisFront> {
+export async function startFront(opts: { host: string; port: number; client: FlotillaClient; placement: string; sec: ClientSecurity; maxConnections: number; keyspace: Keyspace; logger: Logger }): Promise<RedisFront> {
   if (!opts.sec.token && !isLoopback(opts.host)) {
     opts.logger.warn({ host: opts.host }, 'redis: serving a non-loopback address without --token: anyone who can reach it can read and write every key');
   }
@@ -61,6 +74,8 @@ export async function startFront(opts: { host: string; port: number; client: Flo
     host: opts.host,
     port: opts.port,
     client: opts.client,
+    keyspace: opts.keyspace,
+    txnClient: opts.client,
     placement: opts.placement,
     ...(opts.sec.token ? { token: opts.sec.token } : {}),
     keyEstimate: regionKeyEstimate(opts.placement, opts.sec),
@@ -70,7 +85,7 @@ export async function startFront(opts: { host: string; port: number; client: Flo
     const hint = err.code === 'EADDRINUSE' ? ' (something else serves that port, perhaps a Redis server: pick another port)' : '';
     throw new Error(`redis: cannot listen on ${opts.host}:${opts.port}: ${err.message}${hint}`);
   });
-  opts.logger.info({ address: front.address, placement: opts.placement, auth: opts.sec.token ? 'token' : 'none' }, 'redis: serving');
+  opts.logger.info({ address: front.address, placement: opts.placement, keyspace: opts.keyspace, auth: opts.sec.token ? 'token' : 'none' }, 'redis: serving');
   return front;
 }
 
@@ -98,7 +113,7 @@ export async function startUpRedis(ctx: CommandContext, placement: string, sec: 
   const client = await FlotillaClient.connect({ placement, logger: ctx.logger, ...sec });
   let front: RedisFront;
   try {
-    front = await startFront({ host: '127.0.0.1', port, client, placement, sec, maxConnections: ctx.parsed.values['redisMaxConnections'] as number, logger: ctx.logger });
+    front = await startFront({ host: '127.0.0.1', port, client, placement, sec, maxConnections: ctx.parsed.values['redisMaxConnections'] as number, keyspace: ctx.parsed.values['redisKeyspace'] as Keyspace, logger: ctx.logger });
   } catch (err) {
     client.close();
     throw err;
@@ -125,12 +140,12 @@ export const redisCommand: Command = {
     const client = await connectClient(ctx);
     let front: RedisFront;
     try {
-      front = await startFront({ host, port, client, placement, sec, maxConnections: ctx.parsed.values['maxConnections'] as number, logger: ctx.logger });
+      front = await startFront({ host, port, client, placement, sec, maxConnections: ctx.parsed.values['maxConnections'] as number, keyspace: ctx.parsed.values['keyspace'] as Keyspace, logger: ctx.logger });
     } catch (err) {
       client.close();
       throw err;
     }
-    ctx.io.stdout.write(JSON.stringify({ service: 'redis', address: front.address, placement, pid: process.pid }) + '\n');
+    ctx.io.stdout.write(JSON.stringify({ service: 'redis', address: front.address, placement, keyspace: ctx.parsed.values['keyspace'], pid: process.pid }) + '\n');
     return waitForShutdown(ctx, async () => {
       await front.close();
       client.close();

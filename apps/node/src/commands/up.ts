@@ -6,7 +6,7 @@ import { EXIT, waitForShutdown, type Command, type CommandContext } from '../com
 import { table } from '../format';
 import { LocalCluster, logTail, type Profile } from '../local-cluster';
 import { describeReplication, isReplicated, replicationStatus, waitReplicated, watchReplication } from '../replication';
-import { redisMaxConnectionsFlag, redisPortFlag, startUpRedis, type RedisUp } from './redis';
+import { redisKeyspaceFlag, redisMaxConnectionsFlag, redisPortFlag, startUpRedis, type RedisUp } from './redis';
 import { serverSecurity, serverSecurityFlags, storeSecurity, storeSecurityFlags, type ClientSecurity } from '../security';
 
 /** clusterFlags: how `up` and `demo` shape a local cluster. */
@@ -86,7 +86,7 @@ const upSpec: CommandSpec = {
   description:
     'Waits until every process is healthy and writes <data-dir>/cluster.json so other commands find the cluster, then until every Region has its full replica count (up to 30 s; past that it says it is still replicating, and prints a line when it is done) before it reports "up" and prints the endpoints. Running it again on the same --data-dir resumes with the same data and ports. Ctrl-C (SIGINT) or SIGTERM stops every child (SIGTERM, then SIGKILL after 10 s) and exits 0; more signals while it stops are ignored.',
   positionals: [],
-  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...upOnlyFlags, redisPortFlag, redisMaxConnectionsFlag, ...serverSecurityFlags, ...storeSecurityFlags('a random secret made on the first start and kept in <data-dir>/cluster-secret (mode 0600)')],
+  flags: [...clusterFlags({ dataDir: './data', profile: 'production', basePort: 20160 }), ...upOnlyFlags, redisPortFlag, redisMaxConnectionsFlag, redisKeyspaceFlag, ...serverSecurityFlags, ...storeSecurityFlags('a random secret made on the first start and kept in <data-dir>/cluster-secret (mode 0600)')],
   examples: ['flotilla up', 'flotilla up --redis-port 6379        # then: redis-cli -p 6379 set greeting hello', 'flotilla up --stores 5 --profile demo --data-dir /tmp/flotilla --base-port 30160', 'flotilla up --placements 3 --data-dir /tmp/flotilla-ha', 'flotilla up --stores 5 --max-replicas 5 --tuning ./store-tuning.json --log-format pretty'],
 };
 

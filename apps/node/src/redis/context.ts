@@ -1,14 +1,38 @@
-import { ClientError, type FlotillaClient } from '@flotilla/client';
-import { LIMITS } from '@flotilla/proto';
+import { ClientError } from '@flotilla/client';
+import { LIMITS, type CasResult } from '@flotilla/proto';
 import type { CursorTable } from './cursor';
 import { reply, type Protocol, type Reply } from './resp';
-import { ConflictError, type RmwCombiner } from './rmw';
+import { ConflictError, type RmwRunner } from './rmw';
+import type { Keyspace, TxnClient, TxnScope } from './txn';
 
 // context.ts: what a command handler sees (the front, its connection) and
 // the argument checks and error replies every handler shares.
 
-/** KvClient: the FlotillaClient calls the front makes (an interface, so unit tests can pass a fake). */
-export type KvClient = Pick<FlotillaClient, 'get' | 'batchGet' | 'put' | 'batchPut' | 'scan' | 'cas'>;
+/**
+ * KvClient: the key-value calls the front makes, on one keyspace: the raw
+ * FlotillaClient, or txn.ts TxnKeyspace/TxnScope on transactions (an
+ * interface, so unit tests can pass a fake).
+ */
+export interface KvClient {
+  get(key: Uint8Array): Promise<Uint8Array | null>;
+  batchGet(keys: readonly Uint8Array[], opts?: { oneRequest?: boolean }): Promise<(Uint8Array | null)[]>;
+  put(key: Uint8Array, value: Uint8Array): Promise<unknown>;
+  batchPut(pairs: readonly { key: Uint8Array; value: Uint8Array }[], opts?: { oneRequest?: boolean }): Promise<unknown>;
+  scan(start: Uint8Array, end: Uint8Array, limit: number): Promise<{ key: Uint8Array; value: Uint8Array }[]>;
+  cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null): Promise<CasResult>;
+}
+
+/** Watched: a key WATCH recorded, with its version then (the commit ts of its last write; null = absent). */
+export interface Watched {
+  key: Buffer;
+  version: bigint | null;
+}
+
+/** MultiState: the commands a connection queued since MULTI; dirty = one was refused at queue time (EXEC answers EXECABORT). */
+export interface MultiState {
+  queue: Buffer[][];
+  dirty: boolean;
+}
 
 /** ConnState is one client connection's session: protocol, name, authentication. */
 export interface ConnState {
@@ -25,6 +49,10 @@ export interface ConnState {
   lastCommand: string;
   /** closeAfterReply: QUIT asked to close once its reply is written. */
   closeAfterReply: boolean;
+  /** multi: set between MULTI and EXEC/DISCARD (commands are queued, not run). */
+  multi: MultiState | null;
+  /** watched: WATCH's keys by latin1 key, until EXEC, DISCARD or UNWATCH. */
+  watched: Map<string, Watched>;
 }
 
 /** FrontStats: counters INFO reports. */
@@ -47,7 +75,17 @@ export interface KeyEstimate {
 /** FrontContext is the front as handlers see it. */
 export interface FrontContext {
   client: KvClient;
-  rmw: RmwCombiner;
+  rmw: RmwRunner;
+  /** keyspace the front serves; MULTI/EXEC/WATCH need 'txn'. */
+  keyspace: Keyspace;
+  /** txnClient: the transactions EXEC runs in (set in txn mode). */
+  txnClient: TxnClient | undefined;
+  /**
+   * atomic runs fn in one transaction (txn mode only: undefined on raw):
+   * a new one outside MULTI, EXEC's own inside it. Multi-key commands
+   * (DEL, MSETNX) use it to be all-or-nothing across Regions.
+   */
+  atomic: (<T>(fn: (scope: TxnScope) => Promise<T>) => Promise<T>) | undefined;
   cursors: CursorTable;
   /** token: the API token AUTH must present (none: no AUTH needed). */
   token: string | undefined;

@@ -26,6 +26,12 @@ export class ConflictError extends Error {
   }
 }
 
+/** RmwRunner runs one read-modify-write step of one key atomically (RmwCombiner outside MULTI, txn.ts ScopeRmw inside a transaction). */
+export interface RmwRunner {
+  run(key: Uint8Array, step: Step): Promise<Reply>;
+  readonly stats: { casRounds: number; casConflicts: number; combinedCommands: number };
+}
+
 interface Waiter {
   step: Step;
   resolve: (r: Reply) => void;
@@ -59,7 +65,7 @@ export interface RmwOptions {
  * only while commands keep arriving, so a busy key skips the read and an
  * idle one costs no memory.
  */
-export class RmwCombiner {
+export class RmwCombiner implements RmwRunner {
   private readonly queues = new Map<string, KeyQueue>();
   private readonly maxRounds: number;
   private readonly maxBatch: number;

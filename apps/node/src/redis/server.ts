@@ -6,6 +6,7 @@ import type { ConnState, FrontContext, FrontStats, KeyEstimate, KvClient } from 
 import { CursorTable } from './cursor';
 import { RespParser, RespProtocolError, encodeReply, type Reply, type RespLimits } from './resp';
 import { RmwCombiner } from './rmw';
+import { TxnKeyspace, TxnScope, type Keyspace, type TxnClient } from './txn';
 
 // server.ts: the Redis protocol front's TCP server. Each connection parses
 // commands as they arrive and runs them one after another, in order (what
@@ -42,6 +43,10 @@ export interface RedisFrontOptions {
   host: string;
   port: number;
   client: KvClient;
+  /** keyspace: serve the raw keyspace (default) or the transactional one, which needs txnClient. */
+  keyspace?: Keyspace;
+  /** txnClient: the client's transactions (required with keyspace 'txn'; usually the same FlotillaClient). */
+  txnClient?: TxnClient;
   /** placement: the placement address(es) the client routes through (INFO reports it). */
   placement: string;
   /** token: AUTH must present it before any data command (none: no AUTH). */
@@ -71,9 +76,16 @@ export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFro
   const server = net.createServer({ noDelay: true });
   // Refusals (connection limit, wrong token, protocol errors) are logged once per source and window: a hostile client cannot fill the log.
   const refusals = new RateLimitedLog(opts.logger);
+  const keyspace = opts.keyspace ?? 'raw';
+  const txnClient = opts.txnClient;
+  if (keyspace === 'txn' && !txnClient) throw new Error('redis: keyspace txn needs txnClient');
+  const client = keyspace === 'txn' ? new TxnKeyspace(txnClient!) : opts.client;
   const ctx: FrontContext = {
-    client: opts.client,
-    rmw: new RmwCombiner(opts.client),
+    client,
+    rmw: new RmwCombiner(client),
+    keyspace,
+    txnClient: keyspace === 'txn' ? txnClient : undefined,
+    atomic: keyspace === 'txn' ? (fn) => txnClient!.txn((tx) => fn(new TxnScope(tx))) : undefined,
     cursors: new CursorTable(),
     token: opts.token,
     stats,
@@ -180,6 +192,8 @@ class Connection {
       connectedAt: Date.now(),
       lastCommand: 'NULL',
       closeAfterReply: false,
+      multi: null,
+      watched: new Map(),
     };
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => logger.debug({ id, remote: this.state.remote, err: err.message }, 'redis: socket error'));
@@ -255,7 +269,7 @@ class Connection {
         }
         const cmd = this.queue.shift()!;
         // A run of plain GETs or SETs goes out as one request when its keys share a Region (batch.ts says why that keeps the order).
-        const run = this.state.authenticated ? takeRun(cmd, this.queue) : null;
+        const run = this.state.authenticated && !this.state.multi ? takeRun(cmd, this.queue) : null;
         if (run) {
           this.flush();
           for (const reply of await runBatch(this.ctx, this.state, run)) this.answer(reply);
@@ -266,7 +280,7 @@ class Connection {
         if (r instanceof Promise) {
           // A run of read-modify-writes of this same key queues behind it in the combiner, in order: start them all now.
           const started: (Reply | Promise<Reply>)[] = [r];
-          while (sameKeyRmw(cmd, this.queue[0])) started.push(dispatch(this.ctx, this.state, this.queue.shift()!));
+          while (!this.state.multi && sameKeyRmw(cmd, this.queue[0])) started.push(dispatch(this.ctx, this.state, this.queue.shift()!));
           this.flush();
           for (const s of started) this.answer(await s);
         } else this.answer(r);

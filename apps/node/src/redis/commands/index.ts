@@ -3,6 +3,7 @@ import { reply, type Reply } from '../resp';
 import { CONNECTION_COMMANDS } from './connection';
 import { KEY_COMMANDS } from './keys';
 import { SERVER_COMMANDS } from './server';
+import { IMMEDIATE, MAX_QUEUED_COMMANDS, txnCommands } from './transactions';
 import { LEASE_STRING_COMMANDS, STRING_COMMANDS, needsLeases } from './strings';
 
 // The command table and dispatch: look the command up, check its arity and
@@ -16,10 +17,6 @@ import { LEASE_STRING_COMMANDS, STRING_COMMANDS, needsLeases } from './strings';
  */
 const NOT_YET = new Map<string, string>([
   ...['expire', 'pexpire', 'expireat', 'pexpireat', 'ttl', 'pttl', 'persist', 'expiretime', 'pexpiretime', ...LEASE_STRING_COMMANDS].map((n): [string, string] => [n, needsLeases(n.toUpperCase())]),
-  ...['multi', 'exec', 'discard', 'watch', 'unwatch'].map((n): [string, string] => [
-    n,
-    `ERR ${n.toUpperCase()} needs transactions, which Flotilla does not support yet; the command was not applied (single-key read-modify-write commands such as INCR and SET NX are atomic on their own)`,
-  ]),
   ...['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe'].map((n): [string, string] => [
     n,
     `ERR ${n.toUpperCase()} needs keyspace notifications through watch, which Flotilla does not support yet`,
@@ -89,7 +86,7 @@ const COMMAND_DEF: CommandDef = {
 };
 
 /** TABLE: every supported command by lower-case name. */
-export const TABLE = new Map<string, CommandDef>([...STRING_COMMANDS, ...KEY_COMMANDS, ...CONNECTION_COMMANDS, ...SERVER_COMMANDS, COMMAND_DEF].map((d) => [d.name, d]));
+export const TABLE = new Map<string, CommandDef>([...STRING_COMMANDS, ...KEY_COMMANDS, ...CONNECTION_COMMANDS, ...SERVER_COMMANDS, ...txnCommands(dispatch), COMMAND_DEF].map((d) => [d.name, d]));
 
 /** unknownCommand: Redis' wording, with the first arguments quoted (bounded, as Redis bounds them). */
 function unknownCommand(args: Buffer[]): string {
@@ -112,11 +109,33 @@ export function sameKeyRmw(a: Buffer[], b: Buffer[] | undefined): boolean {
   return da?.keyRmw === true && db?.keyRmw === true && a[1]!.equals(b[1]!);
 }
 
+/**
+ * queue: inside MULTI a command is checked as Redis checks it at queue time
+ * (known, arity, authenticated, within MAX_QUEUED_COMMANDS) and queued; a
+ * refusal answers its error and makes EXEC answer EXECABORT.
+ */
+function queue(c: ConnState, def: CommandDef | undefined, args: Buffer[]): Reply {
+  const m = c.multi!;
+  let refusal: string | undefined;
+  const name = args[0]!.toString('latin1').toLowerCase();
+  if (!def) refusal = NOT_YET.get(name) ?? unknownCommand(args);
+  else if (def.arity > 0 ? args.length !== def.arity : args.length < -def.arity) refusal = `ERR wrong number of arguments for '${def.name}' command`;
+  else if (!c.authenticated && !def.noAuth) refusal = 'NOAUTH Authentication required.';
+  else if (m.queue.length >= MAX_QUEUED_COMMANDS) refusal = `ERR MULTI of more than ${MAX_QUEUED_COMMANDS} commands: Flotilla bounds one transaction's queue; EXEC will be refused, DISCARD and split it`;
+  if (refusal !== undefined) {
+    m.dirty = true;
+    return reply.error(refusal);
+  }
+  m.queue.push(args);
+  return reply.simple('QUEUED');
+}
+
 /** dispatch runs one command; the result is synchronous for commands that need no cluster round trip. */
 export function dispatch(ctx: FrontContext, c: ConnState, args: Buffer[]): Reply | Promise<Reply> {
   const name = args[0]!.toString('latin1').toLowerCase();
   ctx.stats.commandsProcessed++;
   const def = TABLE.get(name);
+  if (c.multi && !IMMEDIATE.has(name)) return queue(c, def, args);
   if (!def) {
     const notYet = NOT_YET.get(name);
     if (notYet && !c.authenticated) return reply.error('NOAUTH Authentication required.');

@@ -28,6 +28,16 @@ async function del(ctx: FrontContext, args: Buffer[]): Promise<Reply> {
   const keys = new Map<string, Buffer>();
   for (const k of args.slice(1)) keys.set(keyArg(k).toString('latin1'), k);
   if (keys.size > LIMITS.maxBatchKeys) throw new CommandError(`ERR DEL of ${keys.size} keys: at most ${LIMITS.maxBatchKeys} keys per command; split it`);
+  if (ctx.atomic) {
+    // txn keyspace: every key in one transaction, counted from its reads.
+    return ctx.atomic(async (s) => {
+      const ks = [...keys.values()];
+      const values = await s.batchGet(ks);
+      let n = 0;
+      for (let i = 0; i < ks.length; i++) if (values[i] !== null) await s.delete(ks[i]!), n++;
+      return reply.integer(n);
+    });
+  }
   const replies = await Promise.all([...keys.values()].map((k) => ctx.rmw.run(k, deleteStep)));
   let n = 0;
   for (const r of replies) if (r.type === 'integer') n += Number(r.value);
@@ -97,7 +107,7 @@ async function scan(ctx: FrontContext, args: Buffer[]): Promise<Reply> {
 }
 
 export const KEY_COMMANDS: CommandDef[] = [
-  generic('del', -2, ['write'], [1, -1, 1], '1.0.0', 'Deletes keys; returns how many existed (each key atomically, not all as one transaction).', (ctx, _c, args) => del(ctx, args)),
+  generic('del', -2, ['write'], [1, -1, 1], '1.0.0', 'Deletes keys; returns how many existed (raw keyspace: each key atomically on its own; txn keyspace: all in one transaction).', (ctx, _c, args) => del(ctx, args)),
   generic('unlink', -2, ['write', 'fast'], [1, -1, 1], '4.0.0', 'Same as DEL (Flotilla deletes are cheap; nothing is freed in the background).', (ctx, _c, args) => del(ctx, args)),
   generic('exists', -2, ['readonly', 'fast'], [1, -1, 1], '3.0.3', 'Counts the keys that exist (a key named twice counts twice).', async (ctx, _c, args) => {
     const keys = args.slice(1).map(keyArg);

@@ -152,24 +152,35 @@ export const STRING_COMMANDS: CommandDef[] = [
   }),
   rmw('getset', 3, ['write', 'denyoom', 'fast'], ONE_KEY, '1.0.0', 'Sets the value of a key and returns its previous value.', (ctx, _c, args) => ctx.rmw.run(keyArg(args[1]!), setStep(args[2]!, { condition: null, get: true }))),
   rmw('getdel', 2, ['write', 'fast'], ONE_KEY, '6.2.0', 'Returns the value of a key and deletes it, atomically.', (ctx, _c, args) => ctx.rmw.run(keyArg(args[1]!), getDelStep)),
-  str('mget', -2, ['readonly', 'fast'], ALL_KEYS, '1.0.0', 'Returns the values of keys (each Region read at one point; the Regions one after another, not as one snapshot).', async (ctx, _c, args) => {
+  str('mget', -2, ['readonly', 'fast'], ALL_KEYS, '1.0.0', 'Returns the values of keys (raw keyspace: each Region read at one point, not as one snapshot; txn keyspace: one snapshot).', async (ctx, _c, args) => {
     const keys = args.slice(1).map(keyArg);
     checkBatch('MGET', keys.length);
     const values = await ctx.client.batchGet(keys);
     return reply.array(values.map((v) => reply.bulk(v)));
   }, 'O(N)'),
-  str('mset', -3, ['write', 'denyoom'], PAIRS, '1.0.1', 'Sets the values of keys (atomic within each Region, not across Regions).', async (ctx, _c, args) => {
+  str('mset', -3, ['write', 'denyoom'], PAIRS, '1.0.1', 'Sets the values of keys (raw keyspace: atomic within each Region, not across Regions; txn keyspace: one transaction).', async (ctx, _c, args) => {
     if (args.length % 2 === 0) throw new CommandError("ERR wrong number of arguments for 'mset' command");
     const pairs = distinctPairs(args);
     checkBatch('MSET', pairs.length);
     await ctx.client.batchPut(pairs);
     return reply.ok;
   }, 'O(N)'),
-  str('msetnx', -3, ['write', 'denyoom'], PAIRS, '1.0.1', 'Sets a key only when it does not exist; more than one key needs transactions (refused until they exist).', async (ctx, _c, args) => {
+  str('msetnx', -3, ['write', 'denyoom'], PAIRS, '1.0.1', 'Sets keys only when none of them exists, atomically (more than one key needs --keyspace txn).', async (ctx, _c, args) => {
     if (args.length % 2 === 0) throw new CommandError("ERR wrong number of arguments for 'msetnx' command");
-    if (distinctPairs(args).length > 1) {
+    const pairs = distinctPairs(args);
+    checkBatch('MSETNX', pairs.length);
+    if (ctx.atomic) {
+      // txn keyspace: all keys read and written in one transaction, so it is all or nothing across Regions.
+      return ctx.atomic(async (s) => {
+        const values = await s.batchGet(pairs.map((p) => p.key));
+        if (values.some((v) => v !== null)) return reply.integer(0);
+        await s.batchPut(pairs);
+        return reply.integer(1);
+      });
+    }
+    if (pairs.length > 1) {
       throw new CommandError(
-        'ERR MSETNX of more than one key needs transactions (all keys or none, across Regions), which Flotilla does not support yet; the command was not applied. For one key use MSETNX k v or SET k v NX',
+        'ERR MSETNX of more than one key needs the transactional keyspace (all keys or none, across Regions): start the front with --keyspace txn; the command was not applied. For one key use MSETNX k v or SET k v NX',
       );
     }
     const r = await ctx.rmw.run(keyArg(args[1]!), setStep(args[args.length - 1]!, { condition: 'NX', get: false }));
