@@ -49,14 +49,14 @@ async function code(p: Promise<unknown>): Promise<string> {
 describe('leases on a real cluster', () => {
   it('keys in two Regions live while keepalives flow, and go within TTL + 1.5 s of the last keepalive, in one revision', async () => {
     const c = cluster.client;
-    const ttl = 1000;
+    const ttl = 2000; // refreshed every 667 ms: room for a loaded machine's pauses
     const { id } = await c.lease.grant(ttl);
     const ka = await c.lease.keepAlive(id);
     await c.put('a/svc', 'a', { lease: id });
     await c.lease.put('z/svc', 'z', id);
     expect(await c.get('a/svc')).toBeNull(); // a leased put writes the transactional keyspace
-    // Three TTLs of keepalives: every look finds both keys.
-    const until = performance.now() + 3 * ttl;
+    // Two TTLs of keepalives: every look finds both keys.
+    const until = performance.now() + 2 * ttl;
     let looks = 0;
     while (performance.now() < until) {
       expect(await readNow(['a/svc', 'z/svc'])).toEqual(['a', 'z']);

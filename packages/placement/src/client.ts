@@ -96,6 +96,7 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   // finishes the same revocation (or answers LeaseNotFound when the first one finished). leaseGrant
   // is not here: a repeat would grant a second lease.
   'leaseKeepAlive',
+  'leaseKeepAlives',
   'leaseRevoke',
   'leaseTimeToLive',
   'leaseList',
@@ -458,6 +459,11 @@ export class PlacementClient {
   /** leaseKeepAlive gives the lease ttlMs from now; PlacementError(LeaseNotFound) once it expired or was revoked. */
   async leaseKeepAlive(id: number): Promise<{ id: number; ttlMs: number }> {
     return this.call('leaseKeepAlive', { id });
+  }
+
+  /** leaseKeepAlives refreshes many leases in one request: one result per ID, in order (error 'LeaseNotFound' for a lease that is gone). */
+  async leaseKeepAlives(ids: number[]): Promise<({ id: number; ttlMs: number } | { id: number; error: 'LeaseNotFound' })[]> {
+    return (await this.call('leaseKeepAlives', { ids })).results;
   }
 
   /** leaseRevoke revokes the lease and resolves once every key attached to it is deleted (one transaction). */

@@ -111,6 +111,7 @@ export const methodSchemas: { [M in PlacementMethod]: z.ZodType } = {
   leaseGrant: z.object({ ttlMs: z.number().int().min(LEASE_LIMITS.minTtlMs).max(LEASE_LIMITS.maxTtlMs) }),
   leaseKeepAlive: z.object({ id }),
   leaseRevoke: z.object({ id }),
+  leaseKeepAlives: z.object({ ids: z.array(id).min(1).max(LEASE_LIMITS.maxKeepAlivesPerRequest) }),
   leaseTimeToLive: z.object({ id, keys: z.boolean().optional() }),
   leaseList: empty,
   leaseAttach: z.object({ id, key: nonEmptyKeySchema }),

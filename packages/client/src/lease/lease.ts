@@ -3,12 +3,15 @@ import { checkKey, checkValue, type Bytes } from '../bytes';
 import { ClientError } from '../errors';
 import type { Transaction, TxnOptions, TxnOutcome } from '../txn/txn';
 import { guardKey, isInternalKey } from './guard';
+import { KeepAliveBatcher } from './batcher';
 import { KeepAlive, type KeepAliveResponse } from './keepalive';
 
 /** LeaseApi: the placement calls leases need (PlacementClient has them). */
 export interface LeaseApi {
   leaseGrant(ttlMs: number): Promise<{ id: number; ttlMs: number }>;
   leaseKeepAlive(id: number): Promise<{ id: number; ttlMs: number }>;
+  /** leaseKeepAlives: many refreshes in one request (optional: without it every refresh is its own request). */
+  leaseKeepAlives?(ids: number[]): Promise<({ id: number; ttlMs: number } | { id: number; error: 'LeaseNotFound' })[]>;
   leaseRevoke(id: number): Promise<void>;
   leaseTimeToLive(id: number, keys?: boolean): Promise<LeaseInfo>;
   leaseList(): Promise<LeaseInfo[]>;
@@ -43,7 +46,13 @@ function leaseId(id: number): number {
  * that expired or was revoked is `LeaseNotFound`.
  */
 export class LeaseClient {
-  constructor(private readonly deps: LeaseDeps) {}
+  /** batcher: refreshes of all this client's leases, coalesced (when placement has leaseKeepAlives). */
+  private readonly batcher: KeepAliveBatcher | undefined;
+
+  constructor(private readonly deps: LeaseDeps) {
+    const api = deps.api;
+    if (api?.leaseKeepAlives) this.batcher = new KeepAliveBatcher((ids) => this.call('keepalive', () => api.leaseKeepAlives!(ids)));
+  }
 
   private async call<T>(what: string, fn: (api: LeaseApi) => Promise<T>): Promise<T> {
     const api = this.deps.api;
@@ -63,6 +72,14 @@ export class LeaseClient {
 
   /** keepAliveOnce refreshes the lease once. */
   keepAliveOnce(id: number): Promise<KeepAliveResponse> {
+    const b = this.batcher;
+    if (b) {
+      try {
+        return b.refresh(leaseId(id));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
     return this.call('keepalive', (a) => a.leaseKeepAlive(leaseId(id)));
   }
 

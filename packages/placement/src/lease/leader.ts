@@ -10,6 +10,8 @@ export const LEASE_LIMITS = {
   maxLeases: 100_000,
   /** maxKeysPerLease: the revocation deletes them and the guard in one transaction (TXN_LIMITS.maxKeys is 10,000). */
   maxKeysPerLease: 9_999,
+  /** maxKeepAlivesPerRequest: IDs in one leaseKeepAlives request. */
+  maxKeepAlivesPerRequest: 10_000,
   /** maxConcurrentReaps: revocation transactions in flight at once. */
   maxConcurrentReaps: 8,
 } as const;
@@ -129,6 +131,18 @@ export class LeaseLeader {
     const l = this.live(p.id);
     l.expireAtMs = Math.max(l.expireAtMs, this.deps.clock() + l.ttlMs);
     return { id: l.id, ttlMs: l.ttlMs };
+  }
+
+  keepAliveMany(p: LeaseMethods['leaseKeepAlives']['params']): LeaseMethods['leaseKeepAlives']['result'] {
+    const now = this.deps.clock();
+    return {
+      results: p.ids.map((id) => {
+        const l = this.leases.get(id);
+        if (l === undefined || l.revoked) return { id, error: 'LeaseNotFound' as const };
+        l.expireAtMs = Math.max(l.expireAtMs, now + l.ttlMs);
+        return { id, ttlMs: l.ttlMs };
+      }),
+    };
   }
 
   attach(p: LeaseMethods['leaseAttach']['params']): LeaseMethods['leaseAttach']['result'] {

@@ -37,6 +37,11 @@ export interface LeaseMethods {
   leaseKeepAlive: { params: { id: number }; result: { id: number; ttlMs: number } };
   /** leaseRevoke: revoke now; answers once every attached key is deleted (one transaction). */
   leaseRevoke: { params: { id: number }; result: { revoked: true } };
+  /**
+   * leaseKeepAlives: leaseKeepAlive for many leases in one request (a client keeping thousands alive
+   * batches its refreshes); one result per ID, in order, LeaseNotFound per lease.
+   */
+  leaseKeepAlives: { params: { ids: number[] }; result: { results: ({ id: number; ttlMs: number } | { id: number; error: 'LeaseNotFound' })[] } };
   leaseTimeToLive: { params: { id: number; keys?: boolean }; result: LeaseInfo };
   leaseList: { params: Record<string, never>; result: { leases: LeaseInfo[] } };
   /** leaseAttach: attach a key before writing it with the lease; refused with LeaseNotFound once the revocation is committed. */

@@ -35,9 +35,9 @@ function handled<T>(p: Promise<T>): Promise<T> {
  * keepalive, ttl or list only reads the leader's memory (expiry is never replicated, and a lease
  * a client can name was granted behind the barrier), so it does not wait for the 50 ms flushes.
  */
-const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions', 'leaseKeepAlive', 'leaseTimeToLive', 'leaseList']);
+const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions', 'leaseKeepAlive', 'leaseKeepAlives', 'leaseTimeToLive', 'leaseList']);
 const GC_METHODS: ReadonlySet<string> = new Set<GcMethod>(['updateServiceSafePoint', 'getGcSafePoint', 'getGcStatus']);
-const LEASE_METHODS: ReadonlySet<string> = new Set<LeaseMethod>(['leaseGrant', 'leaseKeepAlive', 'leaseRevoke', 'leaseTimeToLive', 'leaseList', 'leaseAttach']);
+const LEASE_METHODS: ReadonlySet<string> = new Set<LeaseMethod>(['leaseGrant', 'leaseKeepAlive', 'leaseKeepAlives', 'leaseRevoke', 'leaseTimeToLive', 'leaseList', 'leaseAttach']);
 
 export interface LeadershipOptions {
   term: number;
@@ -151,6 +151,11 @@ export class Leadership {
         const p = params as ParamsOf<'leaseKeepAlive'>;
         const confirmed = this.gate.request(1);
         return confirmed instanceof Promise ? handled(confirmed.then(() => l.keepAlive(p))) : l.keepAlive(p);
+      }
+      case 'leaseKeepAlives': {
+        const p = params as ParamsOf<'leaseKeepAlives'>;
+        const confirmed = this.gate.request(1);
+        return confirmed instanceof Promise ? handled(confirmed.then(() => l.keepAliveMany(p))) : l.keepAliveMany(p);
       }
       case 'leaseRevoke':
         return handled(l.revoke(params as ParamsOf<'leaseRevoke'>));
