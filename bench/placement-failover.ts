@@ -6,13 +6,17 @@
 // timestamp and to the first successful split (askBatchSplit +
 // reportBatchSplit, placement's side of a split) through a PlacementClient
 // given every member. The killed member is restarted and the group is let
-// settle (a leader known to every member) before the next kill.
+// settle (a leader known to every member) before the next kill. With
+// `regions` > 0 the routing table first holds that many Regions (reported
+// through the group, 1024 per reportBatchSplit), so each new leader has
+// them to load (issue #16).
 import type { Region } from '@flotilla/proto';
 import { PlacementClient } from '@flotilla/placement';
 import { PlacementGroup } from './placement-members';
 
 export interface FailoverResult {
   members: number;
+  regions: number;
   kills: number;
   tso_p50_ms: number;
   tso_max_ms: number;
@@ -59,14 +63,36 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
 }
 
-export async function runFailover(kills: number, log: (line: string) => void): Promise<FailoverResult> {
+/** fillTable reports `regions` Regions left of "b" (replacing the first Region there) and returns the first Region's remainder ["b", +inf). */
+async function fillTable(pc: PlacementClient, first: Region, regions: number): Promise<Region> {
+  const ids: number[] = [];
+  while (ids.length < regions * 2) ids.push(...(await pc.allocId(Math.min(10_000, regions * 2 - ids.length))));
+  const key = (i: number): Buffer => Buffer.from(`a_${String(i).padStart(8, '0')}`);
+  const epoch = { version: 2, confVer: 1 };
+  const all: Region[] = Array.from({ length: regions }, (_, i) => ({
+    id: ids[i]!,
+    startKey: i === 0 ? empty : key(i),
+    endKey: i === regions - 1 ? Buffer.from('b') : key(i + 1),
+    epoch,
+    peers: [{ id: ids[regions + i]!, storeId: first.peers[0]!.storeId, role: 'voter' as const }],
+  }));
+  const rest: Region = { ...first, startKey: Buffer.from('b'), epoch };
+  all.push(rest);
+  for (let i = 0; i < all.length; i += 1024) await pc.reportBatchSplit(all.slice(i, i + 1024));
+  return rest;
+}
+
+export async function runFailover(kills: number, log: (line: string) => void, regions = 0): Promise<FailoverResult> {
   const group = await PlacementGroup.start(3);
   const pc = new PlacementClient({ addresses: group.addresses, requestTimeoutMs: 20_000, reconnectBackoffMs: { initialMs: 20, maxMs: 500 } });
   try {
     const [storeId, regionId, peerId] = (await pc.allocId(3)) as [number, number, number];
     const first: Region = { id: regionId, startKey: empty, endKey: empty, epoch: { version: 1, confVer: 1 }, peers: [{ id: peerId, storeId, role: 'voter' }] };
     await pc.bootstrap({ id: storeId, address: '127.0.0.1:1' }, first);
-    const splits = new SplitDriver(pc, first);
+    const t = Date.now();
+    const driven = regions > 0 ? await fillTable(pc, first, regions) : first;
+    if (regions > 0) log(`  ${regions} Regions reported in ${Date.now() - t} ms`);
+    const splits = new SplitDriver(pc, driven);
     await splits.split();
     const tso: number[] = [];
     const split: number[] = [];
@@ -81,7 +107,7 @@ export async function runFailover(kills: number, log: (line: string) => void): P
       log(`  kill ${k + 1}/${kills}: first timestamp after ${a} ms, first split after ${b} ms`);
       await group.restart(leader);
     }
-    return { members: 3, kills, tso_p50_ms: pct(tso, 0.5), tso_max_ms: Math.max(...tso), split_p50_ms: pct(split, 0.5), split_max_ms: Math.max(...split) };
+    return { members: 3, regions, kills, tso_p50_ms: pct(tso, 0.5), tso_max_ms: Math.max(...tso), split_p50_ms: pct(split, 0.5), split_max_ms: Math.max(...split) };
   } finally {
     pc.close();
     await group.stop();

@@ -16,14 +16,15 @@
 //   tso                      PlacementClient.timestamp() at concurrency 1..1024 against 1 and 3 placement
 //                            processes (fsync on): ts_per_s, p50_ms, p99_ms (bench/placement-tso.ts)
 //   failover                 SIGKILL the leader of 3 placement processes (production ticks), N times: time to the
-//                            first timestamp and the first split after each kill (bench/placement-failover.ts)
+//                            first timestamp and the first split after each kill (bench/placement-failover.ts);
+//                            with --regions N the table first holds N Regions, which each new leader loads
 //   region-heartbeat (members 1, 3)  stats-only heartbeats over a socket to 1 and 3 placement processes holding
 //                            --regions Regions, single requests (batch=1, 256 in flight) and regionHeartbeats
 //                            batches (--batch B, default 256; 5 store clients, 2 batches in flight each), measured
 //                            alternately, medians of 3 (bench/placement-heartbeat-raft.ts)
 // --only heartbeat|tso|failover|heartbeat-raft runs one group. One JSON line per case on stdout; a markdown table on stderr.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Region } from '@flotilla/proto';
 import { PlacementClient, startPlacementServer, type RegionHeartbeat } from '@flotilla/placement';
@@ -222,10 +223,11 @@ async function main(): Promise<void> {
   }
   if (ONLY === undefined || ONLY === 'failover') {
     const kills = quick ? 3 : 10;
-    const r = await runFailover(kills, (line) => process.stderr.write(line + '\n'));
-    emit({ op: 'failover', members: r.members, kills: r.kills, p50_ms: r.tso_p50_ms, max_ms: r.tso_max_ms, tso_p50_ms: r.tso_p50_ms, tso_max_ms: r.tso_max_ms, split_p50_ms: r.split_p50_ms, split_max_ms: r.split_max_ms });
-    rows.push({ op: `failover members=3 kills=${kills}`, metric: 'first timestamp p50 ms (max)', value: r.tso_p50_ms, runs: [r.tso_max_ms] });
-    rows.push({ op: `failover members=3 kills=${kills}`, metric: 'first split p50 ms (max)', value: r.split_p50_ms, runs: [r.split_max_ms] });
+    // --regions given: the new leaders load that many Regions (issue #16); the failover case alone has none by default.
+    const r = await runFailover(kills, (line) => process.stderr.write(line + '\n'), regionsArg >= 0 ? REGIONS : 0);
+    emit({ op: 'failover', members: r.members, regions: r.regions, kills: r.kills, load_avg_1m: +loadavg()[0]!.toFixed(1), p50_ms: r.tso_p50_ms, max_ms: r.tso_max_ms, tso_p50_ms: r.tso_p50_ms, tso_max_ms: r.tso_max_ms, split_p50_ms: r.split_p50_ms, split_max_ms: r.split_max_ms });
+    rows.push({ op: `failover members=3 regions=${r.regions} kills=${kills}`, metric: 'first timestamp p50 ms (max)', value: r.tso_p50_ms, runs: [r.tso_max_ms] });
+    rows.push({ op: `failover members=3 regions=${r.regions} kills=${kills}`, metric: 'first split p50 ms (max)', value: r.split_p50_ms, runs: [r.split_max_ms] });
   }
   process.stderr.write(`\n| case | metric | value (median of 3 for heartbeat cases) | runs |\n|---|---|---|---|\n`);
   for (const r of rows) process.stderr.write(`| ${r.op} | ${r.metric} | ${r.value} | ${r.runs.join(', ')} |\n`);

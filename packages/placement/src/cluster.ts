@@ -41,6 +41,34 @@ const NO_STATS: Map<number, RegionInfo> = new Map();
 /** MAX_DIRTY_STATS: statistics-only rows queued before a flush writes them regardless of the interval (about 80 ms of SQLite work per member). */
 const MAX_DIRTY_STATS = 8192;
 
+/**
+ * PreparedRegions: the Regions of a PlacementCluster built outside it, in
+ * slices between event-loop turns (cluster-load.ts, a new placement
+ * leader): the loaded and checked tree, the per-store indexes (as
+ * indexRegion builds them) and the persisted Regions the load dropped.
+ */
+export interface PreparedRegions {
+  tree: RegionTree;
+  regionsByStore: Map<number, Set<number>>;
+  leadersByStore: Map<number, Set<number>>;
+  dropped: RegionInfo[];
+}
+
+/** indexRegion adds a Region to the per-store indexes (every store with a peer; the leader's store). */
+export function indexRegion(regionsByStore: Map<number, Set<number>>, leadersByStore: Map<number, Set<number>>, info: RegionInfo): void {
+  const id = info.region.id;
+  for (const p of info.region.peers) {
+    let s = regionsByStore.get(p.storeId);
+    if (!s) regionsByStore.set(p.storeId, (s = new Set()));
+    s.add(id);
+  }
+  if (info.leader) {
+    let s = leadersByStore.get(info.leader.storeId);
+    if (!s) leadersByStore.set(info.leader.storeId, (s = new Set()));
+    s.add(id);
+  }
+}
+
 /** PlacementHandlers is the shape of PlacementCluster's dispatch table: one handler per method, typed by PlacementMethods. */
 type PlacementHandlers = { [M in ClusterMethod]: (p: ParamsOf<M>) => ResultOf<M> };
 
@@ -65,7 +93,7 @@ export interface ClusterOptions {
    * leader: its member's database, written through the Raft group). Without
    * it the cluster opens `<dataDir>/placement.db` itself and writes it.
    */
-  opened?: { persistence: ClusterPersistence; state: LoadedState };
+  opened?: { persistence: ClusterPersistence; state: LoadedState; prepared?: PreparedRegions };
   /** clusterId for a NEW database (default random); an existing database keeps its own. Deterministic simulations set it. */
   clusterId?: number;
   /** clock returns wall-clock ms (default Date.now); simulations inject a virtual one. */
@@ -122,14 +150,14 @@ export class PlacementCluster implements ClusterView {
   readonly maxStoreDownTimeMs: number;
   readonly storeDisconnectMs: number;
   readonly lowSpaceRatio: number;
-  readonly tree = new RegionTree();
+  readonly tree: RegionTree;
   readonly operators: OperatorController;
   readonly schedulers: Scheduler[];
   private bootstrapped: boolean;
   private readonly ids: IdAllocator;
   private readonly stores = new Map<number, StoreRecord>();
-  private readonly regionsByStore = new Map<number, Set<number>>();
-  private readonly leadersByStore = new Map<number, Set<number>>();
+  private readonly regionsByStore: Map<number, Set<number>>;
+  private readonly leadersByStore: Map<number, Set<number>>;
   /** splitAtMs: when each Region was last seen coming out of a split (the merge checker leaves it alone for a while). Not persisted. */
   private readonly splitAtMs = new Map<number, number>();
   /** regionHeartbeatAtMs: when each Region's leader last reported (`flotilla region ID`). Not persisted. */
@@ -199,12 +227,20 @@ export class PlacementCluster implements ClusterView {
       // Liveness is not persisted: a store is given a fresh grace period after a placement restart.
       this.stores.set(s.id, { meta: { id: rest.id, address: rest.address, ...(rest.labels ? { labels: rest.labels } : {}) }, tombstone, offline: offline === true, lastHeartbeatMs: now, ...(rest.stats ? { stats: rest.stats } : {}) });
     }
-    for (const lost of this.tree.load(state.regions)) {
+    // A new placement leader hands over its Regions already in a checked tree and indexed (built in slices:
+    // cluster-load.ts); otherwise they are loaded here, at once.
+    const prepared = opts.opened?.prepared;
+    this.tree = prepared?.tree ?? new RegionTree();
+    this.regionsByStore = prepared?.regionsByStore ?? new Map();
+    this.leadersByStore = prepared?.leadersByStore ?? new Map();
+    for (const lost of prepared ? prepared.dropped : this.tree.load(state.regions)) {
       this.logger.warn({ regionId: lost.region.id }, 'persisted region overlaps a newer one; dropped');
       this.dirtyRegions.set(lost.region.id, null);
     }
-    this.tree.checkInvariants();
-    for (let i = 0; i < this.tree.size; i++) this.index(this.tree.at(i)!);
+    if (!prepared) {
+      this.tree.checkInvariants();
+      for (let i = 0; i < this.tree.size; i++) this.index(this.tree.at(i)!);
+    }
     this.operators = new OperatorController({
       persist: (regionId, op) => this.dirtyOperators.set(regionId, op),
       onEvent: (event, op, reason) => this.logger.info({ event, operatorId: op.id, regionId: op.regionId, kind: op.kind, reason }, `operator ${event}`),
@@ -307,8 +343,7 @@ export class PlacementCluster implements ClusterView {
   }
 
   private index(info: RegionInfo): void {
-    for (const p of info.region.peers) this.setOf(this.regionsByStore, p.storeId).add(info.region.id);
-    if (info.leader) this.setOf(this.leadersByStore, info.leader.storeId).add(info.region.id);
+    indexRegion(this.regionsByStore, this.leadersByStore, info);
   }
 
   private unindex(info: RegionInfo): void {

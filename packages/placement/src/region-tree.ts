@@ -253,20 +253,28 @@ export class RegionTree {
     const dropped: RegionInfo[] = [];
     assert(this.sorted.length === 0, 'load into a non-empty tree');
     const ordered = infos.slice().sort((a, b) => compareBytes(a.region.startKey, b.region.startKey));
-    for (const info of ordered) {
-      const last = this.sorted[this.sorted.length - 1]?.info;
-      const fits = last === undefined || (last.region.endKey.length > 0 && compareBytes(last.region.endKey, info.region.startKey) <= 0);
-      if (fits && !this.byId.has(info.region.id)) {
-        const slot: Slot = { start: info.region.startKey, info };
-        this.sorted.push(slot);
-        this.byId.set(info.region.id, slot);
-      } else {
-        const r = this.update(info);
-        if (r.kind === 'stale') dropped.push(info);
-        else if (r.kind === 'meta') dropped.push(...r.removed.filter((x) => x.region.id !== info.region.id));
-      }
-    }
+    for (const info of ordered) this.loadNext(info, dropped);
     return dropped;
+  }
+
+  /**
+   * loadNext adds one persisted Region during a load in start-key order
+   * (load, or a new leader's load in slices: cluster-load.ts): appended when
+   * it fits after the last one, otherwise placed by the update rule; what
+   * that drops is pushed onto `dropped`.
+   */
+  loadNext(info: RegionInfo, dropped: RegionInfo[]): void {
+    const last = this.sorted[this.sorted.length - 1]?.info;
+    const fits = last === undefined || (last.region.endKey.length > 0 && compareBytes(last.region.endKey, info.region.startKey) <= 0);
+    if (fits && !this.byId.has(info.region.id)) {
+      const slot: Slot = { start: info.region.startKey, info };
+      this.sorted.push(slot);
+      this.byId.set(info.region.id, slot);
+    } else {
+      const r = this.update(info);
+      if (r.kind === 'stale') dropped.push(info);
+      else if (r.kind === 'meta') dropped.push(...r.removed.filter((x) => x.region.id !== info.region.id));
+    }
   }
 
   /** remove drops a Region by ID (returns it, if it was there). */
@@ -284,10 +292,10 @@ export class RegionTree {
     return this.sorted.map((s) => s.info);
   }
 
-  /** checkInvariants asserts sortedness, no overlaps and index consistency (tests, startup). */
-  checkInvariants(): void {
+  /** checkInvariants asserts sortedness, no overlaps and index consistency (tests, startup); [from, to) checks part of the array (a load in slices). */
+  checkInvariants(from = 0, to = this.sorted.length): void {
     assert(this.byId.size === this.sorted.length, `index has ${this.byId.size} regions, array ${this.sorted.length}`);
-    for (let i = 0; i < this.sorted.length; i++) {
+    for (let i = from; i < Math.min(to, this.sorted.length); i++) {
       const slot = this.sorted[i]!;
       const r = slot.info.region;
       assert(this.byId.get(r.id) === slot, `region ${r.id} index mismatch`);

@@ -56,6 +56,7 @@ export class PlacementStorage {
   private readonly putOperatorStmt: Database.Statement;
   private readonly deleteOperatorStmt: Database.Statement;
   private getMetaStmt: Database.Statement | undefined;
+  private regionsAfterStmt: Database.Statement | undefined;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -76,7 +77,7 @@ export class PlacementStorage {
    * SQLite database, a newer schema, a database locked by another server or
    * undecodable rows give a PlacementStorageError naming the path.
    */
-  static open(dataDir: string, defaults: { clusterId: number; maxReplicas: number }): { storage: PlacementStorage; state: LoadedState } {
+  static open(dataDir: string, defaults: { clusterId: number; maxReplicas: number }, opts: { regions?: boolean } = {}): { storage: PlacementStorage; state: LoadedState } {
     mkdirSync(dataDir, { recursive: true });
     const path = join(dataDir, DB_FILE_NAME);
     let db: Database.Database;
@@ -115,7 +116,7 @@ export class PlacementStorage {
     }
     const storage = new PlacementStorage(path, db);
     try {
-      return { storage, state: storage.load(defaults) };
+      return { storage, state: storage.load(defaults, opts.regions ?? true) };
     } catch (err) {
       db.close();
       if (err instanceof PlacementStorageError) throw err;
@@ -123,7 +124,7 @@ export class PlacementStorage {
     }
   }
 
-  private load(defaults: { clusterId: number; maxReplicas: number }): LoadedState {
+  private load(defaults: { clusterId: number; maxReplicas: number }, withRegions: boolean): LoadedState {
     const rows = this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: unknown }[];
     const kv = new Map(rows.map((r) => [r.key, r.value]));
     if (!kv.has('schema_version')) {
@@ -163,23 +164,29 @@ export class PlacementStorage {
       });
     const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
     const stores = decodeRows<PersistedStore>('SELECT data FROM stores ORDER BY id', 'store', (v) => isObj(v) && typeof v.id === 'number');
-    const regionRows = this.db.prepare('SELECT id, meta, leader_peer_id, size_bytes, keys FROM regions ORDER BY id').all() as {
-      id: number;
-      meta: Uint8Array;
-      leader_peer_id: number | null;
-      size_bytes: number;
-      keys: number;
-    }[];
-    const regions = regionRows.map((row): RegionInfo => {
-      const region = decode(row.meta) as RegionInfo['region'];
-      if (!isObj(region) || region.id !== row.id || !Array.isArray(region.peers) || !(region.startKey instanceof Uint8Array) || !(region.endKey instanceof Uint8Array)) {
-        throw new PlacementStorageError(this.path, `undecodable region row ${row.id} (corrupt?)`);
-      }
-      const leader = row.leader_peer_id === null ? undefined : region.peers.find((p) => p.id === row.leader_peer_id);
-      return { region, ...(leader ? { leader } : {}), approximateSizeBytes: row.size_bytes, approximateKeys: row.keys, downPeers: [], pendingPeers: [] };
-    });
+    const regions = withRegions ? this.regionsAfter(0, Number.MAX_SAFE_INTEGER) : [];
     const operators = decodeRows<Operator>('SELECT data FROM operators', 'operator', (v) => isObj(v) && typeof v.regionId === 'number' && Array.isArray(v.steps));
     return { meta, stores, regions, operators };
+  }
+
+  /**
+   * regionsAfter reads up to `limit` Region rows with IDs above `afterId`, in
+   * ID order: a new placement leader reads its routing table a page at a
+   * time between event-loop turns (cluster-load.ts), so that reading 100,000
+   * Regions never blocks its raft ticks. An undecodable row is a
+   * PlacementStorageError naming it.
+   */
+  regionsAfter(afterId: number, limit: number): RegionInfo[] {
+    this.regionsAfterStmt ??= this.db.prepare('SELECT id, meta, leader_peer_id, size_bytes, keys FROM regions WHERE id > ? ORDER BY id LIMIT ?').raw();
+    const rows = this.regionsAfterStmt.all(afterId, limit) as [number, Uint8Array, number | null, number, number][];
+    return rows.map(([id, meta, leaderPeerId, size, keys]): RegionInfo => {
+      const region = decode(meta) as RegionInfo['region'];
+      if (typeof region !== 'object' || region === null || region.id !== id || !Array.isArray(region.peers) || !(region.startKey instanceof Uint8Array) || !(region.endKey instanceof Uint8Array)) {
+        throw new PlacementStorageError(this.path, `undecodable region row ${id} (corrupt?)`);
+      }
+      const leader = leaderPeerId === null ? undefined : region.peers.find((p) => p.id === leaderPeerId);
+      return { region, ...(leader ? { leader } : {}), approximateSizeBytes: size, approximateKeys: keys, downPeers: [], pendingPeers: [] };
+    });
   }
 
   private writeMeta(meta: ClusterMeta): void {
@@ -202,9 +209,12 @@ export class PlacementStorage {
     this.putMetaStmt.run(key, value);
   }
 
-  /** loadState reads everything back (a new leader builds its in-memory state from it). */
-  loadState(): LoadedState {
-    return this.load({ clusterId: 0, maxReplicas: 3 });
+  /**
+   * loadState reads everything back; with `regions: false` all but the
+   * Regions (a new leader reads those in slices with regionsAfter).
+   */
+  loadState(opts: { regions?: boolean } = {}): LoadedState {
+    return this.load({ clusterId: 0, maxReplicas: 3 }, opts.regions ?? true);
   }
 
   /** saveIdHighWater durably records the ID high-water mark; called before any ID below it is handed out. */

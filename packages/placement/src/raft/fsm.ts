@@ -23,6 +23,12 @@ export interface ApplyOutcome {
  */
 export class PlacementFsm {
   readonly store: FsmStore;
+  /**
+   * clusterWrites counts applied commands that change what a leader loads
+   * into its PlacementCluster (IDs, stores, Regions, operators): a new
+   * leader loading in slices checks that none was applied meanwhile.
+   */
+  clusterWrites = 0;
 
   constructor(
     readonly storage: PlacementStorage,
@@ -81,6 +87,7 @@ export class PlacementFsm {
 
   private applyCommand(cmd: PlacementCommand): void {
     const s = this.storage;
+    if (cmd.t === 'idHighWater' || cmd.t === 'maxReplicas' || cmd.t === 'bootstrap' || cmd.t === 'store' || cmd.t === 'batch') this.clusterWrites++;
     switch (cmd.t) {
       case 'init':
         // Only the first init counts: the cluster ID never changes.

@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementCluster, type ClusterOptions } from '../cluster';
-import { PlacementError, PlacementErrorCode, PlacementInvariantError } from '../errors';
+import { LoadCancelled, Slicer, loadClusterInSlices, type LoadedCluster, type SliceOptions } from '../cluster-load';
+import { PlacementError, PlacementErrorCode, PlacementInvariantError, assert } from '../errors';
 import { GcLeader } from '../gc/leader';
 import type { GcMethod } from '../gc/types';
 import { LeaseLeader } from '../lease/leader';
@@ -52,7 +53,20 @@ export interface LeadershipOptions {
   tsoConfirmTimeoutMs?: number;
   /** electionTimeoutMs: the group's election timeout (the TSO lease is 80% of it). */
   electionTimeoutMs: number;
+  /** onServing: the routing table is loaded and every method is served (the member releases what waited for it). */
+  onServing?: () => void;
+  /** load: how the routing table load is sliced (tests; defaults in cluster-load.ts). */
+  load?: Omit<SliceOptions, 'cancelled'>;
   logger?: Logger;
+}
+
+/** Serving: what a leader holds once its routing table is loaded. */
+interface Serving {
+  cluster: PlacementCluster;
+  /** gc: the GC safe points (gc/leader.ts); its answers pass the commit barrier like the cluster's. */
+  gc: GcLeader;
+  /** lease: the leases (lease/leader.ts); expiry runs on tick, and only here, on the leader. */
+  lease: LeaseLeader;
 }
 
 /**
@@ -62,16 +76,21 @@ export interface LeadershipOptions {
  * bound) and the proposer every change goes through. It lives exactly as
  * long as the term; on stepping down it is dropped without writing
  * anything, and the next leader builds its own from what was committed.
+ *
+ * The cluster is loaded in slices between event-loop turns (issue #16: at
+ * 100,000 Regions a load at once blocked for longer than the election
+ * timeout, and the group never kept a leader). Meanwhile raft ticks and
+ * heartbeats go on, timestamps are served (the oracle needs only its
+ * committed bound), and nothing else: no scheduler runs, and the member
+ * holds or refuses other requests until isServing (member.ts).
  */
 export class Leadership {
   readonly proposer: Proposer;
-  readonly cluster: PlacementCluster;
   readonly oracle: TimestampOracle;
   readonly gate: TsoGate;
-  /** gc: the GC safe points (gc/leader.ts); its answers pass the commit barrier like the cluster's. */
-  readonly gc: GcLeader;
-  /** lease: the leases (lease/leader.ts); expiry runs on tick, and only here, on the leader. */
-  readonly lease: LeaseLeader;
+  private serving: Serving | undefined;
+  /** ended: the term ended (a load still under way is abandoned at its next slice). */
+  private ended = false;
   private readonly logger: Logger;
   private readonly tsoConfirmTimeoutMs: number;
 
@@ -80,7 +99,6 @@ export class Leadership {
     this.tsoConfirmTimeoutMs = opts.tsoConfirmTimeoutMs ?? 3000;
     const storage = opts.fsm.storage;
     this.proposer = new Proposer(opts.node, opts.fsm.store.appliedIndex);
-    this.cluster = new PlacementCluster({ ...opts.cluster, clock: opts.clock, logger: this.logger, opened: { persistence: new RaftPersistence(this.proposer, storage.path), state: storage.loadState() } });
     this.oracle = new TimestampOracle({
       clock: opts.clock,
       persist: (upperMs) => {
@@ -94,16 +112,6 @@ export class Leadership {
       logger: this.logger,
     });
     this.oracle.start(storage.readMetaNumber('tso_upper_ms'));
-    this.gc = new GcLeader({ propose: (cmd) => void this.proposer.propose(cmd), clock: opts.clock, rows: opts.fsm.store.gc.load(), ...(opts.cluster.gc ? { options: opts.cluster.gc } : {}), logger: this.logger });
-    this.lease = new LeaseLeader({
-      propose: (cmd) => this.proposer.propose(cmd),
-      waitApplied: (index) => this.proposer.waitApplied(index),
-      allocId: () => this.cluster.call('allocId', { count: 1 }).ids[0]!,
-      clock: opts.clock,
-      rows: opts.fsm.store.leases.load(),
-      ...(opts.cluster.lease ? { options: opts.cluster.lease } : {}),
-      logger: this.logger,
-    });
     const raft = opts.node.raw.raft;
     this.gate = new TsoGate({
       term: opts.term,
@@ -115,6 +123,71 @@ export class Leadership {
       leaseMs: opts.electionTimeoutMs * 0.8,
       now: () => performance.now(),
     });
+    this.load().catch((err: unknown) => {
+      this.logger.error({ err: (err as Error).message }, 'placement leader could not load its state');
+      // As a load at once would have: out of the event loop (a corrupt database or a bug is fatal).
+      setImmediate(() => {
+        throw err;
+      });
+    });
+  }
+
+  /** cluster: the in-memory cluster (undefined while it loads). */
+  get cluster(): PlacementCluster | undefined {
+    return this.serving?.cluster;
+  }
+
+  /** isServing: the cluster is loaded; every method is answered. */
+  get isServing(): boolean {
+    return this.serving !== undefined;
+  }
+
+  /**
+   * load builds the cluster from the database in slices, then the GC and
+   * lease keepers. The leader proposes nothing the cluster reads before it
+   * serves (timestamps and member addresses only), and every earlier
+   * term's entry was applied before this term's leadership began, so the
+   * tables hold still while they are read; clusterWrites asserts it.
+   */
+  private async load(): Promise<void> {
+    const t0 = performance.now();
+    const fsm = this.opts.fsm;
+    const writes = fsm.clusterWrites;
+    const slicer = new Slicer({ ...this.opts.load, cancelled: () => this.ended });
+    let loaded: LoadedCluster;
+    try {
+      loaded = await loadClusterInSlices(fsm.storage, slicer);
+    } catch (err) {
+      if (err instanceof LoadCancelled) return;
+      throw err;
+    }
+    if (this.ended) return;
+    const tBuild = performance.now();
+    assert(fsm.clusterWrites === writes, `the placement tables changed while the leader of term ${this.opts.term} loaded them (${fsm.clusterWrites - writes} writes)`);
+    const o = this.opts;
+    const cluster = new PlacementCluster({
+      ...o.cluster,
+      clock: o.clock,
+      logger: this.logger,
+      opened: { persistence: new RaftPersistence(this.proposer, fsm.storage.path), state: loaded.state, prepared: loaded.prepared },
+    });
+    const gc = new GcLeader({ propose: (cmd) => void this.proposer.propose(cmd), clock: o.clock, rows: fsm.store.gc.load(), ...(o.cluster.gc ? { options: o.cluster.gc } : {}), logger: this.logger });
+    const lease = new LeaseLeader({
+      propose: (cmd) => this.proposer.propose(cmd),
+      waitApplied: (index) => this.proposer.waitApplied(index),
+      allocId: () => cluster.call('allocId', { count: 1 }).ids[0]!,
+      clock: o.clock,
+      rows: fsm.store.leases.load(),
+      ...(o.cluster.lease ? { options: o.cluster.lease } : {}),
+      logger: this.logger,
+    });
+    this.serving = { cluster, gc, lease };
+    const now = performance.now();
+    this.logger.info(
+      { term: o.term, regions: cluster.regionCount(), ms: Math.round(now - t0), slices: slicer.slices, longestSliceMs: Math.round(slicer.longestMs), buildMs: Math.round(now - tBuild) },
+      'placement leader loaded its state',
+    );
+    o.onServing?.();
   }
 
   /**
@@ -125,7 +198,9 @@ export class Leadership {
    */
   dispatch<M extends ClusterMethod | 'getTimestamps' | GcMethod | LeaseMethod>(method: M, params: ParamsOf<M>): unknown {
     if (method === 'getTimestamps') return this.gate.request((params as ParamsOf<'getTimestamps'>).count);
-    const result = GC_METHODS.has(method) ? this.callGc(method as GcMethod, params) : LEASE_METHODS.has(method) ? this.callLease(method as LeaseMethod, params) : this.cluster.call(method as ClusterMethod, params as never);
+    const s = this.serving;
+    assert(s !== undefined, `placement ${method} dispatched to a leader still loading its state`);
+    const result = GC_METHODS.has(method) ? this.callGc(s.gc, method as GcMethod, params) : LEASE_METHODS.has(method) ? this.callLease(s.lease, method as LeaseMethod, params) : s.cluster.call(method as ClusterMethod, params as never);
     // Heartbeats and routing lookups acknowledge nothing durable (the routing table may be rebuilt from
     // heartbeats): they skip the barrier, unless a heartbeat answer hands out an operator.
     if (NO_BARRIER.has(method) && !handsOut(result)) return result;
@@ -133,14 +208,13 @@ export class Leadership {
     return barrier === undefined ? result : barrier.then(() => result);
   }
 
-  private callGc(method: GcMethod, params: unknown): unknown {
-    if (method === 'updateServiceSafePoint') return this.gc.updateServiceSafePoint(params as ParamsOf<'updateServiceSafePoint'>);
-    if (method === 'getGcSafePoint') return this.gc.getGcSafePoint((params ?? {}) as ParamsOf<'getGcSafePoint'>);
-    return this.gc.status();
+  private callGc(gc: GcLeader, method: GcMethod, params: unknown): unknown {
+    if (method === 'updateServiceSafePoint') return gc.updateServiceSafePoint(params as ParamsOf<'updateServiceSafePoint'>);
+    if (method === 'getGcSafePoint') return gc.getGcSafePoint((params ?? {}) as ParamsOf<'getGcSafePoint'>);
+    return gc.status();
   }
 
-  private callLease(method: LeaseMethod, params: unknown): unknown {
-    const l = this.lease;
+  private callLease(l: LeaseLeader, method: LeaseMethod, params: unknown): unknown {
     switch (method) {
       case 'leaseGrant':
         return handled(l.grant(params as ParamsOf<'leaseGrant'>));
@@ -179,13 +253,14 @@ export class Leadership {
   tick(): void {
     this.oracle.maybeExtend();
     this.gate.tick(this.tsoConfirmTimeoutMs);
-    this.gc.tick();
-    this.lease.tick();
+    this.serving?.gc.tick();
+    this.serving?.lease.tick();
   }
 
   /** flush proposes the batched Region and operator changes (the server's flush interval). */
   flush(): void {
-    this.guard('flush', () => this.cluster.flush());
+    const c = this.serving?.cluster;
+    if (c) this.guard('flush', () => c.flush());
   }
 
   /**
@@ -195,8 +270,10 @@ export class Leadership {
    * store was told to run.
    */
   runSchedulers(): void {
+    const c = this.serving?.cluster;
+    if (!c) return;
     this.guard('scheduling round', () => {
-      if (this.cluster.runSchedulers() > 0) this.cluster.flush();
+      if (c.runSchedulers() > 0) c.flush();
     });
   }
 
@@ -212,16 +289,18 @@ export class Leadership {
 
   /** stepDown ends the term: waiting answers get err, nothing more is written. */
   stepDown(err: PlacementError): void {
+    this.ended = true;
     this.proposer.fail(err);
     this.oracle.stop(err);
     this.gate.fail(err);
-    this.lease.stop(err);
-    this.cluster.abandon();
+    this.serving?.lease.stop(err);
+    this.serving?.cluster.abandon();
   }
 
   /** drain proposes what is still batched and waits (bounded) for it: a clean shutdown of the leader. */
   async drain(timeoutMs: number): Promise<void> {
-    this.guard('final flush', () => this.cluster.close());
+    const c = this.serving?.cluster;
+    if (c) this.guard('final flush', () => c.close());
     const barrier = this.proposer.waitAllProposed();
     if (barrier === undefined) return;
     let timer: NodeJS.Timeout | undefined;

@@ -53,6 +53,15 @@ export interface MemberOptions extends Omit<ClusterOptions, 'logger' | 'opened'>
 /** DEFAULT_TIMING: etcd's defaults (100 ms heartbeat, election after 1-2 s). */
 export const DEFAULT_TIMING: RaftTiming = { tickMs: 100, electionTicks: 10, heartbeatTicks: 1 };
 
+/** RELEASE_BATCH: requests that waited for a new leader, answered per event-loop turn once it serves. */
+const RELEASE_BATCH = 256;
+/**
+ * REFUSED_WHILE_LOADING: periodic reports a leader still loading its
+ * routing table refuses rather than holds: the next report carries newer
+ * state anyway, and thousands held would all be applied in one turn.
+ */
+const REFUSED_WHILE_LOADING: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat']);
+
 /**
  * PlacementMember is one member of the placement Raft group: its database
  * (the replicated state, applied here by PlacementFsm), its raft log
@@ -89,7 +98,8 @@ export class PlacementMember {
     this.logger = opts.logger ?? silentLogger;
     this.timing = { ...DEFAULT_TIMING, ...opts.raftTiming };
     // A new database starts without a cluster ID: the group's first leader chooses it.
-    this.storage = PlacementStorage.open(opts.dataDir, { clusterId: 0, maxReplicas: opts.maxReplicas ?? 3 }).storage;
+    // The Regions are not read here: only a leader needs them, and it loads them in slices (leadership.ts).
+    this.storage = PlacementStorage.open(opts.dataDir, { clusterId: 0, maxReplicas: opts.maxReplicas ?? 3 }, { regions: false }).storage;
     try {
       this.engine = LogEngine.open({ path: join(opts.dataDir, 'raft.db') });
     } catch (err) {
@@ -150,7 +160,7 @@ export class PlacementMember {
     if (this.stopped || this.removed) return true;
     if (this.clusterId === 0 || this.leaderAddress() === undefined) return false;
     const voters = this.fsm.store.confState().voters;
-    return !(voters.length === 1 && voters[0] === this.ident?.id) || this.leadership !== undefined;
+    return !(voters.length === 1 && voters[0] === this.ident?.id) || this.isServing;
   }
 
   private checkStarted(): void {
@@ -252,7 +262,11 @@ export class PlacementMember {
     this.checkStarted();
   }
 
-  /** maybeServe builds the Leadership once the leader has applied its term's first entry (and the cluster has an ID). */
+  /**
+   * maybeServe builds the Leadership once the leader has applied its term's
+   * first entry (and the cluster has an ID). It loads its cluster in slices
+   * and serves timestamps meanwhile; onServing releases the rest.
+   */
   private maybeServe(): void {
     const lead = this.leading;
     if (!lead || this.leadership || this.fsm.store.appliedIndex < lead.readyIndex) return;
@@ -261,7 +275,7 @@ export class PlacementMember {
       return;
     }
     const o = this.opts;
-    this.leadership = new Leadership({
+    const leadership: Leadership = new Leadership({
       term: lead.term,
       node: this.node!,
       fsm: this.fsm,
@@ -271,12 +285,27 @@ export class PlacementMember {
       singleVoter: () => this.fsm.store.confState().voters.length === 1,
       tsoConfirmTimeoutMs: this.timing.tickMs * this.timing.electionTicks * 3,
       electionTimeoutMs: this.timing.tickMs * this.timing.electionTicks,
+      onServing: () => this.onServing(leadership),
       logger: this.logger,
     });
-    setGroupView(this.leadership.cluster, () => groupView(this.node!, this.members(), this.leadership?.oracle));
-    this.logger.info({ member: this.name, term: lead.term, clusterId: this.clusterId, applied: this.fsm.store.appliedIndex }, 'placement leader serving');
-    for (const w of this.readyWaiters.splice(0)) w.resolve();
+    this.leadership = leadership;
+    this.logger.info({ member: this.name, term: lead.term, applied: this.fsm.store.appliedIndex }, 'placement leader loading its state; serving timestamps meanwhile');
+  }
+
+  /** onServing: the leadership loaded its cluster; what waited for it is answered, a slice at a time. */
+  private onServing(l: Leadership): void {
+    if (this.leadership !== l) return;
+    setGroupView(l.cluster!, () => groupView(this.node!, this.members(), this.leadership?.oracle));
+    this.logger.info({ member: this.name, term: l.opts.term, clusterId: this.clusterId, applied: this.fsm.store.appliedIndex, waiting: this.readyWaiters.length }, 'placement leader serving');
+    this.releaseWaiters(l);
     this.checkStarted();
+  }
+
+  /** releaseWaiters answers requests that waited for the leader, RELEASE_BATCH per event-loop turn (4096 at once could block it). */
+  private releaseWaiters(l: Leadership): void {
+    if (this.leadership !== l) return;
+    for (const w of this.readyWaiters.splice(0, RELEASE_BATCH)) w.resolve();
+    if (this.readyWaiters.length > 0) setImmediate(() => this.releaseWaiters(l));
   }
 
   private proposeInit(lead: { initProposed: boolean }): void {
@@ -360,11 +389,14 @@ export class PlacementMember {
     this.metrics.onRequest(method, parsed);
     if (method === 'getMembers') return this.members();
     const l = this.leadership;
-    if (l === undefined) {
+    if (l === undefined || !l.isServing) {
       if (this.leading === undefined || this.removed) {
         this.metrics.onNotLeader();
         throw this.notLeader();
       }
+      // A leader loading its state: timestamps need only the oracle's committed bound.
+      if (l !== undefined && method === 'getTimestamps') return l.dispatch(method, parsed as never);
+      if (REFUSED_WHILE_LOADING.has(method)) throw new PlacementError(PlacementErrorCode.TooManyPending, `placement member ${this.name} was just elected and is loading its routing table; this report was not applied (retry: the next one will be)`);
       if (this.readyWaiters.length >= 4096) throw new PlacementError(PlacementErrorCode.TooManyPending, 'the placement leader is still catching up; retry');
       return new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject })).then(() => this.dispatch(method, params));
     }
@@ -400,13 +432,13 @@ export class PlacementMember {
 
   health(): Record<string, unknown> {
     const node = this.node;
-    const role = this.removed ? 'removed' : this.leadership ? 'leader' : node?.raw.raft.state === 'Leader' ? 'leader (catching up)' : (node?.raw.raft.state.toLowerCase() ?? 'starting');
+    const role = this.removed ? 'removed' : this.isServing ? 'leader' : node?.raw.raft.state === 'Leader' ? 'leader (catching up)' : (node?.raw.raft.state.toLowerCase() ?? 'starting');
     return { ok: true, clusterId: this.clusterId || null, bootstrapped: this.storage.readMetaNumber('bootstrapped') === 1, member: this.name, role, term: node?.raw.raft.term ?? 0, leader: this.leaderAddress() ?? null, applied: this.fsm.store.appliedIndex };
   }
 
   /** isServing: this member leads and serves (tests, status). */
   get isServing(): boolean {
-    return this.leadership !== undefined;
+    return this.leadership?.isServing === true;
   }
 
   /** leaderCluster: the leader's in-memory cluster (tests, benchmarks; undefined on followers). */
