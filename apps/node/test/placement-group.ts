@@ -172,6 +172,7 @@ export class Phases {
   mark(name: string): void {
     const now = performance.now();
     this.parts.push(`${name} ${((now - this.last) / 1000).toFixed(1)}s`);
+    if (process.env['FLOTILLA_TEST_PHASES'] === '1') process.stderr.write(`phase: ${this.parts[this.parts.length - 1]}\n`);
     this.last = now;
   }
   toString(): string {

@@ -90,10 +90,10 @@ describe('placement membership through the CLI', () => {
     victim.child.kill('SIGKILL');
     await waitFor(`${victim.name} dead`, () => victim.child.signalCode !== null, 10_000, 50);
     rmSync(join(dir, victim.name), { recursive: true, force: true });
-    const oldId = (await cliMembers(live())).members.find((m) => m.name === victim.name)!.id;
+    const oldId = (await pc.call('getMembers', {})).members.find((m) => m.name === victim.name)!.id;
     const remove = await cli(['placement', 'members', 'remove', victim.name]);
     expect(remove.code, remove.stderr).toBe(0);
-    expect(roles(await cliMembers(live()))[victim.name]).toBeUndefined();
+    expect((await apiRoles())[victim.name]).toBeUndefined();
     const againAddress = `127.0.0.1:${await freePort()}`;
     const again = await cli(['placement', 'members', 'add', victim.name, againAddress, '--json']);
     expect(again.code, again.stderr).toBe(0);
