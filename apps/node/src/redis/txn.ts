@@ -96,9 +96,14 @@ export class ScopeRmw implements RmwRunner {
  * MGET and a pipeline's run of GETs are consistent), writes as one
  * transaction per call (1PC when its keys share a Region), and cas as a
  * transaction that reads and writes (what the RmwCombiner runs INCR on).
+ * Blind writes (SET, MSET) are group-committed by WriteGroup.
  */
 export class TxnKeyspace implements KvClient {
-  constructor(private readonly client: TxnClient) {}
+  private readonly group: WriteGroup;
+
+  constructor(private readonly client: TxnClient) {
+    this.group = new WriteGroup(client);
+  }
 
   async get(key: Uint8Array): Promise<Uint8Array | null> {
     return (await this.client.snapshot()).get(key);
@@ -112,17 +117,72 @@ export class TxnKeyspace implements KvClient {
     return (await (await this.client.snapshot()).scan(start, end, limit)).map((p) => ({ key: p.key, value: p.value }));
   }
 
-  async put(key: Uint8Array, value: Uint8Array): Promise<void> {
-    await this.client.txn((tx) => tx.put(key, value));
+  put(key: Uint8Array, value: Uint8Array): Promise<void> {
+    return this.group.write([{ key, value }]);
   }
 
-  async batchPut(pairs: readonly { key: Uint8Array; value: Uint8Array }[]): Promise<void> {
-    await this.client.txn((tx) => {
-      for (const p of pairs) tx.put(p.key, p.value);
-    });
+  batchPut(pairs: readonly { key: Uint8Array; value: Uint8Array }[]): Promise<void> {
+    return this.group.write(pairs);
   }
 
   cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null): Promise<CasResult> {
     return this.client.txn((tx) => new TxnScope(tx).cas(key, expected, value));
+  }
+}
+
+interface PendingWrite {
+  pairs: readonly { key: Uint8Array; value: Uint8Array }[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** MAX_GROUP_KEYS bounds the keys of one group commit (well inside TXN_LIMITS.maxKeys and maxBytes for ordinary values). */
+export const MAX_GROUP_KEYS = 1000;
+
+/**
+ * WriteGroup group-commits blind writes: while one transaction is in
+ * flight, the writes that arrive wait, and the next transaction carries
+ * all of them (for a key written twice, the later value: arrival order).
+ * Without it, 50 connections SETting one hot key would each run a
+ * transaction and nearly all would write-conflict; with it there is one
+ * transaction per round trip. Each write still takes effect between its
+ * request and its reply (at its group's commit ts), and a connection waits
+ * for its reply before its next command, so per-connection order holds.
+ */
+class WriteGroup {
+  private waiting: PendingWrite[] = [];
+  private busy = false;
+
+  constructor(private readonly client: TxnClient) {}
+
+  write(pairs: readonly { key: Uint8Array; value: Uint8Array }[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ pairs, resolve, reject });
+      if (!this.busy) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.waiting.length > 0) {
+        let keys = 0;
+        let n = 0;
+        while (n < this.waiting.length && (n === 0 || keys + this.waiting[n]!.pairs.length <= MAX_GROUP_KEYS)) keys += this.waiting[n++]!.pairs.length;
+        const batch = this.waiting.splice(0, n);
+        const latest = new Map<string, { key: Uint8Array; value: Uint8Array }>();
+        for (const w of batch) for (const p of w.pairs) latest.set(Buffer.from(p.key.buffer, p.key.byteOffset, p.key.length).toString('latin1'), p);
+        try {
+          await this.client.txn((tx) => {
+            for (const p of latest.values()) tx.put(p.key, p.value);
+          });
+          for (const w of batch) w.resolve();
+        } catch (err) {
+          for (const w of batch) w.reject(err);
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
   }
 }
