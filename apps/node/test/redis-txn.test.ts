@@ -175,6 +175,21 @@ describe('the Redis front on the transactional keyspace', () => {
   });
 
   const REDIS_CLI = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p));
+  const REDIS_BENCHMARK = ['/usr/bin/redis-benchmark', '/usr/local/bin/redis-benchmark'].find((p) => existsSync(p));
+  it.skipIf(!REDIS_BENCHMARK)('redis-benchmark -t set,get,incr on one hot key each, pipelined, answers no error (group commit and combining, no TRYAGAIN)', async () => {
+    const r = connect();
+    const errors = async (): Promise<number> => Number(/total_error_replies:(\d+)/.exec(await r.info('stats'))?.[1] ?? NaN);
+    const before = await errors();
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(REDIS_BENCHMARK!, ['-p', String(port), '-t', 'set,get,incr', '-n', '600', '-c', '10', '-P', '8', '-q', '--csv'], { timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(stdout))),
+    );
+    expect(out.trim().split('\n').slice(1).map((l) => (JSON.parse(`[${l}]`) as string[])[0])).toEqual(['SET', 'GET', 'INCR']);
+    expect(await errors()).toBe(before);
+    const counter = Number(await r.get('counter:__rand_int__'));
+    expect(counter).toBeGreaterThanOrEqual(600);
+    expect(counter).toBeLessThanOrEqual(600 + 10 * 8);
+  });
+
   it.skipIf(!REDIS_CLI)('redis-cli: MULTI / SET / INCR / EXEC', async () => {
     const out = await new Promise<string>((resolve, reject) => {
       const p = execFile(REDIS_CLI!, ['-p', String(port)], { timeout: 20_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
