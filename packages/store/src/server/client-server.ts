@@ -23,6 +23,7 @@ import type { CommandResult } from '../raft/proposal';
 import type { PeerView } from '../inspect';
 import { RaftError } from '@flotilla/raft-core';
 import { WATCH_PATH } from '@flotilla/proto';
+import { closeGracefully } from './close';
 import { WatchServer } from './watch-server';
 
 export const CLIENT_PATH = '/client';
@@ -90,23 +91,6 @@ export function bearerTokenMatches(req: http.IncomingMessage, token: string): bo
   return timingSafeEqual(given, want) && m !== null;
 }
 
-/** CLOSE_GRACE_MS bounds how long close() waits for a client to answer its close frame. */
-const CLOSE_GRACE_MS = 1000;
-
-function closeGracefully(c: WebSocket): Promise<void> {
-  return new Promise((resolve) => {
-    if (c.readyState === c.CLOSED) return resolve();
-    const timer = setTimeout(() => {
-      c.terminate();
-      resolve();
-    }, CLOSE_GRACE_MS);
-    c.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    c.close(1001, 'store stopping');
-  });
-}
 
 /** refuseUpgrade answers a WebSocket upgrade with an HTTP error status and closes the socket: no frame is ever read. */
 export function refuseUpgrade(socket: Duplex, status: 401 | 404 | 503, message: string): void {

@@ -4,11 +4,10 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { DecodeError, ValidationError, decode, encode, parseWith, watchClientFrameSchema, type WatchClientFrame, type WatchServerFrame } from '@flotilla/proto';
 import type { Store, StoreLogger } from '../store';
 import type { WatchConn } from '../watch/feed';
+import { closeGracefully } from './close';
 
 /** MAX_WATCH_CLIENT_FRAME_BYTES bounds one frame a watcher sends (a subscribe carries two keys). */
 const MAX_WATCH_CLIENT_FRAME_BYTES = 64 * 1024;
-/** CLOSE_GRACE_MS bounds how long close() waits for a watcher to answer its close frame. */
-const CLOSE_GRACE_MS = 1000;
 
 /**
  * WatchServer serves change feeds at /watch on the client port (the client
@@ -34,23 +33,7 @@ export class WatchServer {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      [...this.wss.clients].map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.readyState === c.CLOSED) return resolve();
-            const timer = setTimeout(() => {
-              c.terminate();
-              resolve();
-            }, CLOSE_GRACE_MS);
-            c.once('close', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            c.close(1001, 'store stopping');
-          }),
-      ),
-    );
+    await Promise.all([...this.wss.clients].map(closeGracefully));
     await new Promise<void>((r) => this.wss.close(() => r()));
   }
 
