@@ -88,7 +88,9 @@ export class Membership {
     for (const id of conf.learners) {
       const pr = progress?.get(id);
       const m = this.fsm.store.members().find((x) => x.id === id);
-      if (!pr || !m || !pr.recentActive || pr.match + 16 < last) continue;
+      // match 0: the learner never acknowledged an append (it may not even run yet); on a short log
+      // "within 16 entries" alone would promote it, and a voter that is not there weakens the quorum.
+      if (!pr || !m || !pr.recentActive || pr.match === 0 || pr.match + 16 < last) continue;
       try {
         l.proposer.proposeConfChange({ changeType: ConfChangeType.AddNode, nodeId: id, context: encodeMemberContext(m) });
       } catch {
