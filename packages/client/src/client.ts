@@ -110,7 +110,7 @@ export class FlotillaClient {
   private closed = false;
   private txnT: TxnTransport | undefined;
   /** watchDial: how watch sockets dial stores (the same token and TLS as requests). */
-  private readonly watchDial: { token?: string; tls?: { ca?: Buffer; rejectUnauthorized?: boolean }; connectTimeoutMs: number };
+  private readonly watchDial: { token?: string; tls?: { ca?: string; rejectUnauthorized?: boolean }; connectTimeoutMs: number };
   private leaseC: LeaseClient | undefined;
 
   private constructor(
@@ -128,7 +128,7 @@ export class FlotillaClient {
     this.watchDial = {
       connectTimeoutMs: Math.min(this.attemptTimeoutMs, 5000),
       ...(opts.token ? { token: opts.token } : {}),
-      ...(opts.tls ? { tls: { rejectUnauthorized: opts.tls.rejectUnauthorized ?? true, ...(opts.tls.caPath ? { ca: readFileSync(opts.tls.caPath) } : {}) } } : {}),
+      ...(opts.tls ? { tls: { rejectUnauthorized: opts.tls.rejectUnauthorized ?? true, ...(opts.tls.caPath ? { ca: readFileSync(opts.tls.caPath, 'utf8') } : {}) } } : {}),
     };
     this.pool = new ConnectionPool({
       maxPending: positive(opts.maxPendingPerStore ?? 8192, 'maxPendingPerStore'),

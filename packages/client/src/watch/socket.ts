@@ -11,7 +11,7 @@ export interface FeedHandlers {
 /** DialOptions: the token and TLS settings a watch socket dials with (the client's own). */
 export interface DialOptions {
   token?: string;
-  tls?: { ca?: Buffer; rejectUnauthorized?: boolean };
+  tls?: { ca?: string; rejectUnauthorized?: boolean };
   connectTimeoutMs: number;
   logger: Logger;
 }
