@@ -35,5 +35,6 @@ export { ClientLeaseReaper } from './lease/reaper';
 export { INTERNAL_PREFIX, guardKey } from './lease/guard';
 export { Election, type ElectionOptions, type LeaderView, type Leadership } from './recipes/election';
 export type { LockHolder, LockOptions } from './recipes/mutex';
-export { Watch, CompactedError, type WatchOptions, type WatchItem, type WatchChange, type WatchProgress } from './watch/watch';
+export { Watch, CompactedError, type WatchOptions, type WatchItem, type WatchChange, type WatchProgress, type WatchEnv } from './watch/watch';
+export type { FeedSocket, FeedHandlers } from './watch/socket';
 export { prefixEnd, type WatchRange } from './watch/range';

@@ -16,6 +16,24 @@ export interface DialOptions {
   logger: Logger;
 }
 
+/**
+ * FeedSocket is what a Watch needs from its connection to one store: feeds
+ * multiplexed by id, back-pressure, and close. WatchSocket is the product's
+ * (a WebSocket to /watch); WatchEnv.openSocket may supply another, so the
+ * deterministic simulation (packages/sim/src/watch) runs the same Watch
+ * merge and re-subscribe logic over an in-memory link to the stores.
+ */
+export interface FeedSocket {
+  /** usable: false once the connection failed or closed (the watch then opens a new one). */
+  readonly usable: boolean;
+  /** subscribe opens feed id; h.onEnd is called exactly once (at once, with Unavailable, on a failed socket). */
+  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers): void;
+  unsubscribe(id: number): void;
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
 /** MAX_WATCH_FRAME_BYTES bounds one frame from a store (a frame of events is at most WATCH_LIMITS.maxEventsPerFrame events of up to 8 MiB each in theory; in practice far less). */
 const MAX_WATCH_FRAME_BYTES = 256 * 1024 * 1024;
 
@@ -26,7 +44,7 @@ const MAX_WATCH_FRAME_BYTES = 256 * 1024 * 1024;
  * again). A frame that fails validation drops the connection the same way:
  * a store that sends garbage is not trusted with the rest.
  */
-export class WatchSocket {
+export class WatchSocket implements FeedSocket {
   private readonly ws: WebSocket;
   private readonly feeds = new Map<number, FeedHandlers>();
   private readonly queued: Uint8Array[] = [];

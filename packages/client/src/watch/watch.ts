@@ -2,7 +2,7 @@ import { compareKeys, isRetryableFeedError, type Logger, type Peer, type WatchEv
 import type { RegionWithLeader } from '@flotilla/placement/client';
 import { ClientError } from '../errors';
 import { minEnd } from './range';
-import { WatchSocket, type DialOptions } from './socket';
+import { WatchSocket, type DialOptions, type FeedSocket } from './socket';
 
 /** WatchOptions: where a watch starts and what it reports besides events. */
 export interface WatchOptions {
@@ -41,6 +41,12 @@ export interface WatchEnv {
   updateServiceSafePoint?(serviceId: string, ts: bigint, ttlMs: number): Promise<{ accepted: boolean; gcSafePoint: bigint }>;
   dial: DialOptions;
   logger: Logger;
+  /**
+   * openSocket connects to one store's change feeds; default: a WatchSocket
+   * (WebSocket) to address. It exists so the simulation can run this Watch
+   * over an in-memory link (packages/sim/src/watch/adapter.ts).
+   */
+  openSocket?: (address: string) => FeedSocket;
 }
 
 /** CompactedError: the watch's start revision is below the GC safe point; compactRevision is the oldest fromRevision still complete (etcd's ErrCompacted). */
@@ -55,7 +61,7 @@ interface Segment {
   start: Uint8Array;
   end: Uint8Array;
   feedId: number;
-  socket: WatchSocket | undefined;
+  socket: FeedSocket | undefined;
   from: bigint;
   resolved: bigint;
   buffer: WatchEvent[];
@@ -83,7 +89,7 @@ export class Watch implements AsyncIterable<WatchItem> {
   private readonly segments = new Set<Segment>();
   /** covering: ranges being (re)subscribed; while any is, the revision cannot advance. */
   private covering = 0;
-  private readonly sockets = new Map<string, WatchSocket>();
+  private readonly sockets = new Map<string, FeedSocket>();
   private readonly hints = new Map<number, Peer>();
   private readonly avoid = new Map<number, number>();
   private readonly queue: WatchItem[] = [];
@@ -254,10 +260,10 @@ export class Watch implements AsyncIterable<WatchItem> {
     );
   }
 
-  private socketTo(address: string): WatchSocket {
+  private socketTo(address: string): FeedSocket {
     let s = this.sockets.get(address);
     if (s === undefined || !s.usable) {
-      s = new WatchSocket(address, this.env.dial);
+      s = this.env.openSocket ? this.env.openSocket(address) : new WatchSocket(address, this.env.dial);
       this.sockets.set(address, s);
       if (this.paused) s.pause();
     }
