@@ -7,6 +7,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FlotillaClient } from '@flotilla/client';
 import { makeLogger } from '../src/logger';
+import { Glob } from '../src/redis/glob';
+import { channelPrefix, patternPrefix } from '../src/redis/pubsub/channels';
 import { encodeCommand } from '../src/redis/resp';
 import { startRedisFront, type RedisFront } from '../src/redis/server';
 import type { ClusterFile } from '../src/cluster-file';
@@ -203,6 +205,47 @@ describe('Redis keyspace notifications through watch', () => {
     await vi.waitFor(() => expect(got).toHaveLength(2), { timeout: 15_000, interval: 20 });
     expect(got).toEqual(['news hello', '__keyevent@0__:del ev:a']);
     expect(await w.publish('nobody', 'x')).toBe(0);
+  });
+
+  it("PSUBSCRIBE * sees a lease's key come and go but never the lease's guard key in the reserved prefix", async () => {
+    const sub = connect();
+    const got: string[] = [];
+    sub.on('pmessage', (_p: string, channel: string, message: string) => got.push(`${channel} ${message}`));
+    expect(await sub.psubscribe('*')).toBe(1);
+    const lease = await client!.lease.grant(30_000); // writes the guard key (0xFF 0xFF flotilla/lease/...)
+    await client!.put('lz:k', 'v', { lease: lease.id });
+    await client!.lease.revoke(lease.id); // deletes lz:k and the guard in one transaction
+    const w = connect();
+    await w.set('lz:marker', '1');
+    // One watch (every user key) feeds this pattern in commit order: a guard message would come before the marker's.
+    await vi.waitFor(() => expect(got).toContain('__keyevent@0__:set lz:marker'), { timeout: 15_000, interval: 20 });
+    expect(got).toEqual([
+      '__keyspace@0__:lz:k set',
+      '__keyevent@0__:set lz:k',
+      '__keyspace@0__:lz:k del',
+      '__keyevent@0__:del lz:k',
+      '__keyspace@0__:lz:marker set',
+      '__keyevent@0__:set lz:marker',
+    ]);
+  });
+
+  it('which key prefix a channel or pattern watches', () => {
+    const pre = (p: string) => patternPrefix(new Glob(Buffer.from(p, 'latin1')))?.toString('latin1') ?? null;
+    expect(pre('__keyspace@0__:user:*')).toBe('user:');
+    expect(pre('__keyspace@0__:user:[ab]*')).toBe('user:');
+    expect(pre('__keyspace@0__:*')).toBe('');
+    expect(pre('__key*')).toBe(''); // could be a keyevent channel
+    expect(pre('__keyevent@0__:s*')).toBe('');
+    expect(pre('__keyevent@0__:expired')).toBeNull(); // never sent here
+    expect(pre('*')).toBe('');
+    expect(pre('news.*')).toBeNull();
+    expect(pre('__keyspace@0__:\xff\xffflotilla/*')).toBeNull(); // the reserved prefix
+    const ch = (c: string) => channelPrefix(Buffer.from(c, 'latin1'))?.toString('latin1') ?? null;
+    expect(ch('__keyspace@0__:user:1')).toBe('user:1');
+    expect(ch('__keyspace@0__:')).toBeNull();
+    expect(ch('__keyevent@0__:del')).toBe('');
+    expect(ch('__keyevent@0__:incrby')).toBeNull();
+    expect(ch('news')).toBeNull();
   });
 
   it('RESP2 subscribed mode: only (P)(UN)SUBSCRIBE, PING, QUIT, RESET; RESP3 gets push frames and may run anything', async () => {
