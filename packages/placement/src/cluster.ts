@@ -32,6 +32,7 @@ import { ReplicaChecker, type ReplicaCheckerOptions } from './schedule/replica-c
 import { BalanceLeader, type BalanceLeaderOptions } from './schedule/balance-leader';
 import { BalanceRegion, type BalanceRegionOptions } from './schedule/balance-region';
 import { MergeChecker, type MergeCheckerOptions } from './schedule/merge-checker';
+import { HeatmapRecorder, heatmapSizes, type HeatmapOptions } from './dashboard/heatmap';
 
 /** Shared empty lists for the common heartbeat without down or pending peers (never mutated). */
 const NO_DOWN_PEERS = Object.freeze([]) as unknown as DownPeer[];
@@ -125,6 +126,8 @@ export interface ClusterOptions {
    * leader changes are always written by the next flush. 0 writes every one.
    */
   statsPersistIntervalMs?: number;
+  /** heatmap sizes the dashboard's key visualizer (dashboard/heatmap.ts; default one 10 s column per interval, 360 columns, 256 rows). */
+  heatmap?: HeatmapOptions;
 }
 
 interface StoreRecord {
@@ -151,6 +154,8 @@ export class PlacementCluster implements ClusterView {
   readonly storeDisconnectMs: number;
   readonly lowSpaceRatio: number;
   readonly tree: RegionTree;
+  /** heatmap: the key visualizer's columns, made of the flow in Region heartbeats (memory only; a new leader starts empty). */
+  readonly heatmap: HeatmapRecorder;
   readonly operators: OperatorController;
   readonly schedulers: Scheduler[];
   private bootstrapped: boolean;
@@ -209,6 +214,7 @@ export class PlacementCluster implements ClusterView {
     }
     if (opts.clusterId !== undefined && !(Number.isSafeInteger(opts.clusterId) && opts.clusterId > 0)) throw new Error(`clusterId: ${opts.clusterId} is not a positive integer`);
     if (!(Number.isSafeInteger(this.statsPersistIntervalMs) && this.statsPersistIntervalMs >= 0)) throw new Error(`statsPersistIntervalMs: ${this.statsPersistIntervalMs} is not a non-negative integer`);
+    heatmapSizes(opts.heatmap);
     const { storage, state } = opts.opened
       ? { storage: opts.opened.persistence, state: opts.opened.state }
       : PlacementStorage.open(opts.dataDir, { clusterId: opts.clusterId ?? randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
@@ -231,6 +237,7 @@ export class PlacementCluster implements ClusterView {
     // cluster-load.ts); otherwise they are loaded here, at once.
     const prepared = opts.opened?.prepared;
     this.tree = prepared?.tree ?? new RegionTree();
+    this.heatmap = new HeatmapRecorder(this.tree, this.clock, opts.heatmap);
     this.regionsByStore = prepared?.regionsByStore ?? new Map();
     this.leadersByStore = prepared?.leadersByStore ?? new Map();
     for (const lost of prepared ? prepared.dropped : this.tree.load(state.regions)) {
@@ -619,9 +626,12 @@ export class PlacementCluster implements ClusterView {
     };
     // The report comes from the leader's store: it is alive now.
     this.heardSinceStart.add(hb.leader.storeId);
+    const previousHeartbeatMs = this.regionHeartbeatAtMs.get(hb.region.id);
     const current = this.applyRegion(info, true);
     if (current === null) return { stale: true };
-    this.regionHeartbeatAtMs.set(hb.region.id, this.clock());
+    const now = this.clock();
+    this.regionHeartbeatAtMs.set(hb.region.id, now);
+    this.heatmap.recordFlow(current, previousHeartbeatMs, now);
     const operator = this.operators.onHeartbeat(current, this.clock(), this.isStoreLive, this.isStoreLiveForQuorum);
     return operator ? { stale: false, operator } : { stale: false };
   }
