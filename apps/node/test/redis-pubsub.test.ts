@@ -75,7 +75,7 @@ function connect(p = port): Redis {
 /** Raw is a RESP socket whose replies (RESP2 or RESP3, pushes included) are parsed as they arrive. */
 class Raw {
   readonly items: unknown[] = [];
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   readonly socket: net.Socket;
   closed = false;
 

@@ -19,7 +19,7 @@ const SUBSCRIBED_ALLOWED = new Set(['subscribe', 'psubscribe', 'unsubscribe', 'p
 
 /**
  * subscribedMode: a RESP2 connection with a subscription may only
- * (un)subscribe, PING (answered as a `pong` message) , QUIT and RESET;
+ * (un)subscribe, PING (answered as a `pong` message), QUIT and RESET;
  * anything else answers Redis' error. Null: run the command as usual.
  */
 export function subscribedMode(c: ConnState, name: string, args: Buffer[]): Reply | null {

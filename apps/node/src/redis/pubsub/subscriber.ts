@@ -139,7 +139,12 @@ export class Subscriber {
     this.close();
   }
 
-  /** deliver writes one message and holds the connection to the output limits: past hardBytes, or past softBytes for softMs, it is dropped. */
+  /**
+   * deliver writes one message and holds the connection to the output
+   * limits: past hardBytes, or past softBytes for softMs, it is dropped.
+   * Checked as messages arrive (a stalled subscriber that gets no more
+   * messages holds what it has, at most hardBytes).
+   */
   deliver(r: Reply): void {
     if (this.closed) return;
     this.sink.push(r);
