@@ -207,6 +207,19 @@ describe('Redis keyspace notifications through watch', () => {
     expect(await w.publish('nobody', 'x')).toBe(0);
   });
 
+  it('a raw-keyspace front refuses pub/sub, pointing to --keyspace txn', async () => {
+    const raw = await startRedisFront({ host: '127.0.0.1', port: 0, client: client!, placement: cluster!.placement.address, keyEstimate: async () => ({ keys: 0, regions: 0 }), logger: makeLogger('silent') });
+    try {
+      const r = connect(raw.port);
+      await expect(r.subscribe('__keyspace@0__:user:1')).rejects.toThrow(/SUBSCRIBE needs keyspace notifications through watch.*--keyspace txn/);
+      await expect(r.publish('news', 'x')).rejects.toThrow(/PUBLISH needs keyspace notifications.*--keyspace txn/);
+      await expect(r.call('SSUBSCRIBE', 'x')).rejects.toThrow(/sharded pub\/sub\) is not supported/);
+      r.disconnect();
+    } finally {
+      await raw.close();
+    }
+  });
+
   it("PSUBSCRIBE * sees a lease's key come and go but never the lease's guard key in the reserved prefix", async () => {
     const sub = connect();
     const got: string[] = [];
@@ -315,7 +328,7 @@ describe('Redis keyspace notifications through watch', () => {
       placement: cluster!.placement.address,
       keyEstimate: async () => ({ keys: 0, regions: 0 }),
       logger: makeLogger('silent'),
-      limits: { pubsub: { hardBytes: 4 * 1024 * 1024, softBytes: 256 * 1024, softMs: 1_000 } },
+      limits: { pubsub: { hardBytes: 4 * 1024 * 1024, softBytes: 256 * 1024, softMs: 1_000, watchesPerConnection: 2 } },
     });
     // Each stalled subscriber also holds a keyspace subscription, so a watch that must close with it.
     const burst = new Raw(small.port);
@@ -332,6 +345,15 @@ describe('Redis keyspace notifications through watch', () => {
     reader.on('message', () => read++);
     expect(await reader.subscribe('__keyspace@0__:stall:a', 'burst', 'trickle')).toBe(3);
     expect(small.pubsubWatches()).toBe(3);
+    // A pattern needing the same prefix shares the reader's watch of stall:a.
+    expect(await reader.psubscribe('__keyspace@0__:stall:a*')).toBe(4);
+    expect(small.pubsubWatches()).toBe(3);
+    // Past watchesPerConnection (2 here) a SUBSCRIBE is refused whole, subscribing nothing.
+    const many = connect(small.port);
+    await expect(many.subscribe('__keyspace@0__:k1', '__keyspace@0__:k2', '__keyspace@0__:k3')).rejects.toThrow(/more than 2 distinct watched key prefixes on one connection/);
+    expect(small.pubsubWatches()).toBe(3);
+    many.disconnect();
+    await vi.waitFor(() => expect(small!.connectionCount()).toBe(3), { timeout: 10_000, interval: 20 });
     burst.socket.pause();
     slow.socket.pause();
     const w = connect(small.port);
