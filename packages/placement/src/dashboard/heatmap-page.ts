@@ -84,7 +84,7 @@ function drawHeatmapLegend() {
 function hmNote() {
   const who = hm.recordedBy ? 'the placement leader ' + hm.recordedBy.name + ' (term ' + hm.recordedBy.term + ')' : 'this placement';
   $('hm-note').textContent = 'Recorded in memory by ' + who + ' since ' + time(hm.sinceMs) + ' (a follower shows its leader\\'s map): one column per ' + hm.intervalMs / 1000 +
-    ' s, the last ' + hm.maxColumns + ' kept, at most ' + hm.maxRows + ' rows each (adjacent Regions merged, hot ones kept apart). Not persisted: a new leader starts an empty map. ' +
+    ' s (shown once the next one has ended too: a heartbeat\\'s traffic is spread over the time it covers), the last ' + hm.maxColumns + ' kept, at most ' + hm.maxRows + ' rows each (adjacent Regions merged, hot ones kept apart). Not persisted: a new leader starts an empty map. ' +
     'The key axis places Region boundaries by rank, not to scale; keys are cut at ' + hm.keyBytes + ' bytes.';
 }
 function fetchHeatmap(summary) {

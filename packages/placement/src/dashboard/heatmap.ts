@@ -5,7 +5,7 @@ import type { RegionInfo } from '../types';
 // leader turns the flow its Region leaders report into one column per
 // interval, each the key space cut into rows by Region boundaries with the
 // traffic of that interval. Memory is bounded by maxColumns × maxRows (plus
-// one interval's accumulation, one entry per Region that reported): old
+// two intervals' accumulation, one entry per Region that reported): old
 // columns fall off, and when there are more Regions than maxRows adjacent
 // ones are merged by key order. Kept in memory on the leader only: a new
 // leader starts an empty map (not persisted; the rates it is made of are
@@ -78,6 +78,15 @@ interface Accumulation {
   values: Float64Array;
 }
 
+/** Interval is one interval's traffic: by Region ID with the range it was reported for, plus ranges Regions had before they split or merged. */
+interface Interval {
+  startMs: number;
+  current: Map<number, Accumulation>;
+  retired: Accumulation[];
+}
+
+const emptyInterval = (startMs: number): Interval => ({ startMs, current: new Map(), retired: [] });
+
 /** heatmapSizes fills in the defaults and refuses sizes that are not positive integers (maxRows at least 2), so a bad option fails at start. */
 export function heatmapSizes(opts: HeatmapOptions = {}): Required<HeatmapOptions> {
   const sizes = { intervalMs: opts.intervalMs ?? 10_000, maxColumns: opts.maxColumns ?? 360, maxRows: opts.maxRows ?? 256 };
@@ -96,10 +105,10 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.leng
 
 /**
  * HeatmapRecorder keeps the key visualizer's columns. It runs no timer:
- * a column is closed by the first heartbeat or read after its interval
- * ends (intervals with no traffic and no reader are filled in then, with
- * the routing table as it is), so an idle leader does no work and a test
- * can drive it with a virtual clock.
+ * an interval is recorded by the first heartbeat or read after the
+ * interval following it ends (see pending; intervals with no traffic and
+ * no reader are filled in then, with the routing table as it is), so an
+ * idle leader does no work and a test can drive it with a virtual clock.
  */
 export class HeatmapRecorder {
   readonly intervalMs: number;
@@ -107,11 +116,18 @@ export class HeatmapRecorder {
   readonly maxRows: number;
   readonly sinceMs: number;
   private readonly recorded: HeatmapColumn[] = [];
-  private columnStartMs: number;
-  /** current: this interval's traffic by Region ID, with the range it was reported for. */
-  private current = new Map<number, Accumulation>();
-  /** retired: this interval's traffic of ranges a Region had before it split or merged. */
-  private retired: Accumulation[] = [];
+  /** open: the interval now running. */
+  private open: Interval;
+  /**
+   * pending: the interval before it, recorded once `open` ends too: a
+   * heartbeat's traffic happened over the time since the Region's previous
+   * one, so the share of it that fell in the previous interval goes there.
+   * Recording an interval as soon as it ended would put each report in the
+   * interval it arrived in, and with heartbeats as frequent as intervals a
+   * steady load would show one column with two reports and the next with
+   * none.
+   */
+  private pending: Interval | undefined;
 
   constructor(
     private readonly regions: HeatmapRegions,
@@ -120,58 +136,59 @@ export class HeatmapRecorder {
   ) {
     ({ intervalMs: this.intervalMs, maxColumns: this.maxColumns, maxRows: this.maxRows } = heatmapSizes(opts));
     this.sinceMs = this.clock();
-    this.columnStartMs = this.sinceMs;
+    this.open = emptyInterval(this.sinceMs);
   }
 
   /**
    * recordFlow takes in one Region heartbeat: its rates times the time
    * they cover (since the Region's previous heartbeat here; for the first
    * one since this leader started, at most one interval) are added to the
-   * open column. The Region is as now held in the routing table.
+   * open interval, and the share of that time before it to the pending one.
+   * The Region is as now held in the routing table.
    */
   recordFlow(info: RegionInfo, previousHeartbeatMs: number | undefined, nowMs: number): void {
     this.advance(nowMs);
     const flow = info.flow;
-    if (flow === undefined) return;
-    const coveredMs = previousHeartbeatMs !== undefined ? nowMs - previousHeartbeatMs : Math.min(this.intervalMs, nowMs - this.sinceMs);
-    const seconds = Math.max(0, coveredMs) / 1000;
-    if (seconds === 0 || flow.writeBytesPerSec + flow.readBytesPerSec + flow.writeKeysPerSec + flow.readKeysPerSec === 0) return;
-    const r = info.region;
-    let acc = this.current.get(r.id);
-    if (acc !== undefined && !(sameBytes(acc.startKey, r.startKey) && sameBytes(acc.endKey, r.endKey))) {
-      // The Region's range changed in this interval: what it carried before belongs to its old range.
-      if (this.retired.length < MAX_RETIRED) {
-        this.retired.push(acc);
-        acc = undefined;
-      } else {
-        acc.startKey = r.startKey;
-        acc.endKey = r.endKey;
-      }
-    }
-    if (acc === undefined) this.current.set(r.id, (acc = { id: r.id, startKey: r.startKey, endKey: r.endKey, values: new Float64Array(METRICS) }));
-    acc.values[0]! += flow.writeBytesPerSec * seconds;
-    acc.values[1]! += flow.readBytesPerSec * seconds;
-    acc.values[2]! += flow.writeKeysPerSec * seconds;
-    acc.values[3]! += flow.readKeysPerSec * seconds;
+    if (flow === undefined || flow.writeBytesPerSec + flow.readBytesPerSec + flow.writeKeysPerSec + flow.readKeysPerSec === 0) return;
+    const coveredMs = Math.max(0, previousHeartbeatMs !== undefined ? nowMs - previousHeartbeatMs : Math.min(this.intervalMs, nowMs - this.sinceMs));
+    const inOpenMs = Math.min(coveredMs, nowMs - this.open.startMs);
+    const rates = [flow.writeBytesPerSec, flow.readBytesPerSec, flow.writeKeysPerSec, flow.readKeysPerSec];
+    // What came before the pending interval (a Region that reports seldom) goes to it too, rather than nowhere.
+    const earlier = this.pending ?? this.open;
+    accumulate(this.open, info.region.id, info.region.startKey, info.region.endKey, rates, inOpenMs / 1000);
+    accumulate(earlier, info.region.id, info.region.startKey, info.region.endKey, rates, (coveredMs - inOpenMs) / 1000);
   }
 
-  /** advance closes every interval that has ended by nowMs; the ones after the first (no heartbeat came) are empty. */
+  /** advance records every interval that has ended one interval before nowMs; intervals in which nothing was reported are empty. */
   advance(nowMs: number): void {
-    if (nowMs < this.columnStartMs + this.intervalMs) return;
-    const first = this.buildColumn(this.columnStartMs, this.columnStartMs + this.intervalMs);
-    this.push(first);
-    this.columnStartMs += this.intervalMs;
-    const skipped = Math.floor((nowMs - this.columnStartMs) / this.intervalMs);
-    // Only the last maxColumns of a long silence are kept anyway.
-    if (skipped > this.maxColumns) this.columnStartMs += (skipped - this.maxColumns) * this.intervalMs;
-    const empty = new Float64Array(first.starts.length * METRICS);
-    while (this.columnStartMs + this.intervalMs <= nowMs) {
-      this.push({ startMs: this.columnStartMs, endMs: this.columnStartMs + this.intervalMs, starts: first.starts, ends: first.ends, values: empty });
-      this.columnStartMs += this.intervalMs;
+    while (nowMs >= this.open.startMs + this.intervalMs) {
+      if (this.pending !== undefined) this.push(this.buildColumn(this.pending));
+      this.pending = this.open;
+      this.open = emptyInterval(this.open.startMs + this.intervalMs);
+      const silent = Math.floor((nowMs - this.open.startMs) / this.intervalMs);
+      if (silent >= 2 && this.pending.current.size === 0 && this.pending.retired.length === 0) this.skipSilence(silent);
     }
   }
 
-  /** columns returns the recorded columns, oldest first (after closing what has ended). */
+  /**
+   * skipSilence records a long silence in one step: the pending interval
+   * and the silent ones after it but the last (which becomes the pending
+   * one) are empty, drawn on the routing table as it is; only the last
+   * maxColumns of them are kept anyway.
+   */
+  private skipSilence(silent: number): void {
+    const first = this.buildColumn(this.pending!);
+    const zero = new Float64Array(first.values.length);
+    const startMs = this.pending!.startMs;
+    for (let k = Math.max(0, silent - this.maxColumns); k < silent; k++) {
+      const s = startMs + k * this.intervalMs;
+      this.push({ startMs: s, endMs: s + this.intervalMs, starts: first.starts, ends: first.ends, values: zero });
+    }
+    this.pending = emptyInterval(startMs + silent * this.intervalMs);
+    this.open = emptyInterval(this.pending.startMs + this.intervalMs);
+  }
+
+  /** columns returns the recorded columns, oldest first (after recording what is due). */
   columns(): readonly HeatmapColumn[] {
     this.advance(this.clock());
     return this.recorded;
@@ -182,9 +199,10 @@ export class HeatmapRecorder {
     return { intervalMs: this.intervalMs, maxColumns: this.maxColumns, maxRows: this.maxRows, sinceMs: this.sinceMs, columns: cols.length, lastColumnEndMs: cols.at(-1)?.endMs ?? null };
   }
 
-  /** pendingRegions: Regions with traffic in the open interval (its accumulation; tests check it stays bounded). */
+  /** pendingRegions: accumulations held for the two intervals not yet recorded (tests check they stay bounded). */
   get pendingRegions(): number {
-    return this.current.size + this.retired.length;
+    const size = (i: Interval | undefined): number => (i === undefined ? 0 : i.current.size + i.retired.length);
+    return size(this.open) + size(this.pending);
   }
 
   private push(c: HeatmapColumn): void {
@@ -193,8 +211,8 @@ export class HeatmapRecorder {
     assert(this.recorded.length <= this.maxColumns && c.starts.length <= this.maxRows, `heatmap over its bounds: ${this.recorded.length} columns, ${c.starts.length} rows`);
   }
 
-  /** buildColumn lays this interval's traffic onto the Regions as they are now, then merges them down to maxRows rows. */
-  private buildColumn(startMs: number, endMs: number): HeatmapColumn {
+  /** buildColumn lays one interval's traffic onto the Regions as they are now, then merges them down to maxRows rows. */
+  private buildColumn(interval: Interval): HeatmapColumn {
     const n = this.regions.size;
     const position = new Map<number, number>();
     for (let i = 0; i < n; i++) position.set(this.regions.at(i)!.region.id, i);
@@ -202,7 +220,7 @@ export class HeatmapRecorder {
     const add = (i: number, v: Float64Array, share: number): void => {
       for (let m = 0; m < METRICS; m++) values[i * METRICS + m]! += v[m]! * share;
     };
-    for (const acc of [...this.current.values(), ...this.retired]) {
+    for (const acc of [...interval.current.values(), ...interval.retired]) {
       const now = this.regions.getById(acc.id);
       const at = position.get(acc.id);
       if (now !== undefined && at !== undefined && sameBytes(now.region.startKey, acc.startKey) && sameBytes(now.region.endKey, acc.endKey)) {
@@ -213,8 +231,6 @@ export class HeatmapRecorder {
       const over = this.regions.overlaps(acc.startKey, acc.endKey);
       for (const o of over) add(position.get(o.region.id)!, acc.values, 1 / over.length);
     }
-    this.current = new Map();
-    this.retired = [];
     const starts: string[] = [];
     const ends: string[] = [];
     for (let i = 0; i < n; i++) {
@@ -222,8 +238,26 @@ export class HeatmapRecorder {
       starts.push(heatmapKey(r.startKey));
       ends.push(heatmapKey(r.endKey));
     }
-    return { startMs, endMs, ...mergeRows(starts, ends, values, this.maxRows) };
+    return { startMs: interval.startMs, endMs: interval.startMs + this.intervalMs, ...mergeRows(starts, ends, values, this.maxRows) };
   }
+}
+
+/** accumulate adds rates × seconds to a Region's entry in one interval; what it carried for a range it no longer has is kept apart. */
+function accumulate(into: Interval, id: number, startKey: Uint8Array, endKey: Uint8Array, rates: number[], seconds: number): void {
+  if (seconds <= 0) return;
+  let acc = into.current.get(id);
+  if (acc !== undefined && !(sameBytes(acc.startKey, startKey) && sameBytes(acc.endKey, endKey))) {
+    // The Region's range changed in this interval: what it carried before belongs to its old range.
+    if (into.retired.length < MAX_RETIRED) {
+      into.retired.push(acc);
+      acc = undefined;
+    } else {
+      acc.startKey = startKey;
+      acc.endKey = endKey;
+    }
+  }
+  if (acc === undefined) into.current.set(id, (acc = { id, startKey, endKey, values: new Float64Array(METRICS) }));
+  for (let m = 0; m < METRICS; m++) acc.values[m]! += rates[m]! * seconds;
 }
 
 /** HeatmapRows are a column's rows: [starts[i], ends[i]) with values[i * 4 + m]. */
