@@ -339,14 +339,14 @@ describe('Redis keyspace notifications through watch', () => {
     slow.send('SUBSCRIBE', '__keyspace@0__:stall:b', 'trickle');
     expect(await slow.next()).toEqual(['subscribe', '__keyspace@0__:stall:b', 1]);
     expect(await slow.next()).toEqual(['subscribe', 'trickle', 2]);
-    // A subscriber that reads, on the same front and channels, must stay.
+    // A subscriber that reads, on the same front, must stay (not on the burst: at a high load it could lag past the soft limit itself).
     const reader = connect(small.port);
     let read = 0;
     reader.on('message', () => read++);
-    expect(await reader.subscribe('__keyspace@0__:stall:a', 'burst', 'trickle')).toBe(3);
+    expect(await reader.subscribe('__keyspace@0__:stall:a', 'trickle')).toBe(2);
     expect(small.pubsubWatches()).toBe(3);
     // A pattern needing the same prefix shares the reader's watch of stall:a.
-    expect(await reader.psubscribe('__keyspace@0__:stall:a*')).toBe(4);
+    expect(await reader.psubscribe('__keyspace@0__:stall:a*')).toBe(3);
     expect(small.pubsubWatches()).toBe(3);
     // Past watchesPerConnection (2 here) a SUBSCRIBE is refused whole, subscribing nothing.
     const many = connect(small.port);
