@@ -159,6 +159,7 @@ describe('Redis keyspace notifications through watch', () => {
     await w.set('user:1', 'a'); // Region [.., user:5)
     await w.set('user:9', 'b'); // Region [user:5, ..)
     await w.set('other:1', 'c'); // not under user:
+    await client!.split('user:3'); // the watch re-subscribes the new Regions from its last revision
     await w.del('user:1');
     await w.mset('user:2', '1', 'user:8', '2'); // one transaction: both at one revision, by key
     await w.incr('user:n');
