@@ -3,6 +3,7 @@ import type { RegionWithLeader } from '@flotilla/placement/client';
 import { ClientError } from '../errors';
 import { minEnd } from './range';
 import { WatchSocket, type DialOptions, type FeedSocket } from './socket';
+import { decodeValue } from '../txn/value';
 
 /** WatchOptions: where a watch starts and what it reports besides events. */
 export interface WatchOptions {
@@ -294,7 +295,7 @@ export class Watch implements AsyncIterable<WatchItem> {
     for (const e of events) {
       // Invariant of the feed protocol: events are above the revision the feed started from and above its last progress.
       if (e.revision <= seg.resolved) return this.fail(new Error(`watch: a store sent revision ${e.revision} at or below the feed's resolved ${seg.resolved}`));
-      seg.buffer.push(e);
+      seg.buffer.push(withoutLease(e));
     }
     this.buffered += events.length;
     if (this.buffered > this.maxBuffered) this.fail(new ClientError('WatcherTooSlow', `watch: more than ${this.maxBuffered} events held while a Region's resolved revision lags (maxBufferedEvents)`));
@@ -341,4 +342,13 @@ function backoffMs(attempt: number): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** withoutLease: the event with its values decoded (a stored value may record its lease, txn/value.ts; a watcher sees the user's bytes). */
+function withoutLease(e: WatchEvent): WatchEvent {
+  if (e.value === undefined && e.prevValue === undefined) return e;
+  const out: WatchEvent = { ...e };
+  if (e.value !== undefined) out.value = decodeValue(e.value).value;
+  if (e.prevValue !== undefined) out.prevValue = decodeValue(e.prevValue).value;
+  return out;
 }
