@@ -1,11 +1,12 @@
 import { CommandError, errorReply, upper, type CommandDef, type ConnState, type FrontContext } from '../context';
 import { reply, type Reply } from '../resp';
 import { CONNECTION_COMMANDS } from './connection';
+import { EXPIRY_COMMANDS } from './expiry';
 import { KEY_COMMANDS } from './keys';
 import { PUBSUB_COMMANDS, subscribedMode } from './pubsub';
 import { SERVER_COMMANDS } from './server';
 import { IMMEDIATE, MAX_QUEUED_COMMANDS, txnCommands } from './transactions';
-import { LEASE_STRING_COMMANDS, STRING_COMMANDS, needsLeases } from './strings';
+import { STRING_COMMANDS } from './strings';
 
 // The command table and dispatch: look the command up, check its arity and
 // the connection's authentication (in Redis' order: unknown command, then
@@ -17,7 +18,6 @@ import { LEASE_STRING_COMMANDS, STRING_COMMANDS, needsLeases } from './strings';
  * (the user asked for something real) or a silent approximation.
  */
 const NOT_YET = new Map<string, string>([
-  ...['expire', 'pexpire', 'expireat', 'pexpireat', 'ttl', 'pttl', 'persist', 'expiretime', 'pexpiretime', ...LEASE_STRING_COMMANDS].map((n): [string, string] => [n, needsLeases(n.toUpperCase())]),
   ...['ssubscribe', 'sunsubscribe', 'spublish'].map((n): [string, string] => [n, `ERR ${n.toUpperCase()} (sharded pub/sub) is not supported: use ${n.slice(1).toUpperCase()} (docs/redis.md "Pub/sub")`]),
 ]);
 
@@ -84,7 +84,7 @@ const COMMAND_DEF: CommandDef = {
 };
 
 /** TABLE: every supported command by lower-case name. */
-export const TABLE = new Map<string, CommandDef>([...STRING_COMMANDS, ...KEY_COMMANDS, ...CONNECTION_COMMANDS, ...SERVER_COMMANDS, ...txnCommands(dispatch), ...PUBSUB_COMMANDS, COMMAND_DEF].map((d) => [d.name, d]));
+export const TABLE = new Map<string, CommandDef>([...STRING_COMMANDS, ...EXPIRY_COMMANDS, ...KEY_COMMANDS, ...CONNECTION_COMMANDS, ...SERVER_COMMANDS, ...txnCommands(dispatch), ...PUBSUB_COMMANDS, COMMAND_DEF].map((d) => [d.name, d]));
 
 /** unknownCommand: Redis' wording, with the first arguments quoted (bounded, as Redis bounds them). */
 function unknownCommand(args: Buffer[]): string {
