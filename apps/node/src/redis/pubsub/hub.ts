@@ -65,8 +65,7 @@ export class PubSubHub {
     }
     this.openWatches++;
     try {
-      // Copies: prefixEnd increments its argument's last byte in place when given a Buffer (whose slice is a view).
-      return await this.client.watch({ start: Uint8Array.from(prefix), end: prefixEnd(Uint8Array.from(prefix)) });
+      return await this.client.watch({ start: Uint8Array.from(prefix), end: prefixEnd(prefix) });
     } catch (err) {
       this.openWatches--;
       throw err;
