@@ -26,6 +26,8 @@ export const WATCH_LIMITS = {
   catchUpPageRows: 1024,
   /** maxEventsPerFrame: events one frame carries (a round's events for a feed are cut into frames of this many). */
   maxEventsPerFrame: 4096,
+  /** soleProgressIntervalMs: a sole feed (see subscribe) with no new events gets progress at most this often. */
+  soleProgressIntervalMs: 1000,
 } as const;
 
 /** WatchEventType: a committed put or delete (lock and rollback records are not events). */
@@ -60,7 +62,14 @@ export type WatchFeedError =
 
 /** WatchClientFrame is what a watcher sends: open a feed, or close one. */
 export type WatchClientFrame =
-  | { t: 'subscribe'; id: number; regionId: number; epoch: RegionEpoch; start: Uint8Array; end: Uint8Array; fromRevision: bigint; prevValue?: boolean }
+  /**
+   * subscribe: sole says this feed is its watch's only one (the watch's
+   * whole range is in this Region, no progress notifications asked): its
+   * progress then only releases its own events, so the store sends one
+   * after events and otherwise at most every WATCH_LIMITS.soleProgressIntervalMs,
+   * not every resolved-ts pass (idle single-key watchers cost a store little).
+   */
+  | { t: 'subscribe'; id: number; regionId: number; epoch: RegionEpoch; start: Uint8Array; end: Uint8Array; fromRevision: bigint; prevValue?: boolean; sole?: boolean }
   | { t: 'unsubscribe'; id: number };
 
 /** WatchServerFrame is what a store sends about feed id. */
@@ -74,7 +83,7 @@ const feedId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const regionId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
 export const watchClientFrameSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('subscribe'), id: feedId, regionId, epoch: regionEpochSchema, start: keySchema, end: keySchema, fromRevision: tsSchema, prevValue: z.boolean().optional() }),
+  z.object({ t: z.literal('subscribe'), id: feedId, regionId, epoch: regionEpochSchema, start: keySchema, end: keySchema, fromRevision: tsSchema, prevValue: z.boolean().optional(), sole: z.boolean().optional() }),
   z.object({ t: z.literal('unsubscribe'), id: feedId }),
 ]);
 

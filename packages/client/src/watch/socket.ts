@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { WATCH_PATH, decode, encode, parseWith, watchServerFrameSchema, type Logger, type RegionEpoch, type WatchClientFrame, type WatchEvent, type WatchFeedError, type WatchServerFrame } from '@flotilla/proto';
+import { WATCH_LIMITS, WATCH_PATH, decode, encode, parseWith, watchServerFrameSchema, type Logger, type RegionEpoch, type WatchClientFrame, type WatchEvent, type WatchFeedError, type WatchServerFrame } from '@flotilla/proto';
 
 /** FeedHandlers receive one feed's frames; onEnd is called exactly once. */
 export interface FeedHandlers {
@@ -27,7 +27,7 @@ export interface FeedSocket {
   /** usable: false once the connection failed or closed (the watch then opens a new one). */
   readonly usable: boolean;
   /** subscribe opens feed id; h.onEnd is called exactly once (at once, with Unavailable, on a failed socket). */
-  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers): void;
+  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers, sole?: boolean): void;
   unsubscribe(id: number): void;
   pause(): void;
   resume(): void;
@@ -89,10 +89,10 @@ export class WatchSocket implements FeedSocket {
     return this.feeds.size;
   }
 
-  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers): void {
+  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers, sole = false): void {
     if (this.failed !== undefined) return h.onEnd({ type: 'Unavailable', message: this.failed });
     this.feeds.set(id, h);
-    this.send({ t: 'subscribe', id, regionId, epoch, start, end, fromRevision, ...(prevValue ? { prevValue } : {}) });
+    this.send({ t: 'subscribe', id, regionId, epoch, start, end, fromRevision, ...(prevValue ? { prevValue } : {}), ...(sole ? { sole } : {}) });
   }
 
   unsubscribe(id: number): void {
@@ -119,22 +119,27 @@ export class WatchSocket implements FeedSocket {
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
-    let f: WatchServerFrame;
+    let frames: WatchServerFrame[];
     try {
       if (!isBinary) throw new Error('text frame');
-      f = parseWith(watchServerFrameSchema, decode(data, MAX_WATCH_FRAME_BYTES), 'watch frame') as WatchServerFrame;
+      const raw = decode(data, MAX_WATCH_FRAME_BYTES);
+      // A store sends one frame per message, or an array of them (the progress of many feeds after one resolved-ts pass).
+      if (Array.isArray(raw) && raw.length > WATCH_LIMITS.maxEventsPerFrame) throw new Error(`${raw.length} frames in one message (at most ${WATCH_LIMITS.maxEventsPerFrame})`);
+      frames = Array.isArray(raw) ? raw.map((r) => parseWith(watchServerFrameSchema, r, 'watch frame') as WatchServerFrame) : [parseWith(watchServerFrameSchema, raw, 'watch frame') as WatchServerFrame];
     } catch (e) {
       this.fail(`bad watch frame from store: ${(e as Error).message}`);
       this.ws.terminate();
       return;
     }
-    const h = this.feeds.get(f.id);
-    if (h === undefined) return; // a feed this watch already left
-    if (f.t === 'events') h.onEvents(f.events);
-    else if (f.t === 'progress') h.onProgress(f.resolved);
-    else {
-      this.feeds.delete(f.id);
-      h.onEnd(f.error);
+    for (const f of frames) {
+      const h = this.feeds.get(f.id);
+      if (h === undefined) continue; // a feed this watch already left
+      if (f.t === 'events') h.onEvents(f.events);
+      else if (f.t === 'progress') h.onProgress(f.resolved);
+      else {
+        this.feeds.delete(f.id);
+        h.onEnd(f.error);
+      }
     }
   }
 

@@ -3,6 +3,7 @@ import type { RegionWithLeader } from '@flotilla/placement/client';
 import { ClientError } from '../errors';
 import { minEnd } from './range';
 import { WatchSocket, type DialOptions, type FeedSocket } from './socket';
+import { SafePointRefused, WatchShared } from './shared';
 import { decodeValue } from '../txn/value';
 
 /** WatchOptions: where a watch starts and what it reports besides events. */
@@ -48,6 +49,8 @@ export interface WatchEnv {
    * over an in-memory link (packages/sim/src/watch/adapter.ts).
    */
   openSocket?: (address: string) => FeedSocket;
+  /** shared: the sockets and GC service safe point of the client's watches (FlotillaClient passes one per client); absent, the watch has its own. */
+  shared?: WatchShared<FeedSocket>;
 }
 
 /** CompactedError: the watch's start revision is below the GC safe point; compactRevision is the oldest fromRevision still complete (etcd's ErrCompacted). */
@@ -69,9 +72,6 @@ interface Segment {
   done: boolean;
 }
 
-/** SERVICE_SAFE_POINT_TTL_MS / _REFRESH_MS: an active watch's GC service safe point lives this long and is moved this often. */
-const SERVICE_SAFE_POINT_TTL_MS = 60_000;
-const SERVICE_SAFE_POINT_REFRESH_MS = 10_000;
 const REGION_PAGE = 256;
 
 /**
@@ -98,14 +98,14 @@ export class Watch implements AsyncIterable<WatchItem> {
   private failure: Error | undefined;
   private closed = false;
   private paused = false;
-  private nextFeedId = 1;
   private buffered = 0;
-  private refresh: NodeJS.Timeout | undefined;
-  private readonly serviceId = `watch-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  private readonly shared: WatchShared<FeedSocket>;
   private readonly maxBuffered: number;
   private readonly maxQueued: number;
   private delivered: bigint;
   private resubscribes = 0;
+  /** resubscribeReasons: how many feeds ended with each retryable error type (for diagnosis: leader moves vs splits vs failures). */
+  private readonly resubscribeReasons: Record<string, number> = {};
 
   private constructor(
     private readonly env: WatchEnv,
@@ -117,6 +117,7 @@ export class Watch implements AsyncIterable<WatchItem> {
     this.delivered = startRevision;
     this.maxBuffered = opts.maxBufferedEvents ?? 200_000;
     this.maxQueued = opts.maxQueuedEvents ?? 10_000;
+    this.shared = env.shared ?? new WatchShared<FeedSocket>((address) => openFeedSocket(env, address), env.updateServiceSafePoint?.bind(env), env.logger);
   }
 
   /** open checks the start revision (not in the future, not compacted), holds a GC service safe point at it and subscribes every Region. */
@@ -126,9 +127,11 @@ export class Watch implements AsyncIterable<WatchItem> {
     if (typeof from !== 'bigint' || from < 0n) throw new ClientError('InvalidArgument', `watch: fromRevision must be a non-negative bigint, got ${String(from)}`);
     if (from > now) throw new ClientError('FutureRevision', `watch: fromRevision ${from} is in the future (the timestamp oracle is at ${now})`);
     const w = new Watch(env, start, end, from, opts);
-    await w.holdSafePoint(true);
-    w.refresh = setInterval(() => void w.holdSafePoint(false), SERVICE_SAFE_POINT_REFRESH_MS);
-    w.refresh.unref();
+    try {
+      await w.shared.hold(w, () => w.delivered);
+    } catch (e) {
+      throw e instanceof SafePointRefused ? new CompactedError(e.gcSafePoint) : e;
+    }
     void w.cover(start, end, 0);
     return w;
   }
@@ -139,19 +142,26 @@ export class Watch implements AsyncIterable<WatchItem> {
   }
 
   /** stats: feeds open now, and how many times a feed ended and its range was subscribed again (leader changes, splits, merges, failures). */
-  get stats(): { feeds: number; resubscribes: number } {
-    return { feeds: this.segments.size, resubscribes: this.resubscribes };
+  get stats(): { feeds: number; resubscribes: number; resubscribeReasons: Readonly<Record<string, number>> } {
+    return { feeds: this.segments.size, resubscribes: this.resubscribes, resubscribeReasons: { ...this.resubscribeReasons } };
   }
 
   /** close ends the watch: its feeds, sockets and service safe point go; the iterator finishes. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.refresh);
-    for (const s of this.sockets.values()) s.close();
-    this.sockets.clear();
+    // The sockets may carry other watches' feeds (WatchShared): leave them with this watch's feeds unsubscribed.
+    for (const seg of this.segments) {
+      seg.done = true;
+      seg.socket?.unsubscribe(seg.feedId);
+    }
     this.segments.clear();
-    void this.env.updateServiceSafePoint?.(this.serviceId, 0n, 0).catch(() => {});
+    for (const s of this.sockets.values()) {
+      if (this.paused) this.shared.resume(s);
+      this.shared.release(s);
+    }
+    this.sockets.clear();
+    this.shared.unhold(this);
     this.wake();
   }
 
@@ -183,20 +193,6 @@ export class Watch implements AsyncIterable<WatchItem> {
     if (this.failure || this.closed) return;
     this.failure = e;
     this.close();
-  }
-
-  /** holdSafePoint registers (or moves) the watch's GC service safe point to its revision; the first time, a refusal is Compacted. */
-  private async holdSafePoint(first: boolean): Promise<void> {
-    const update = this.env.updateServiceSafePoint;
-    if (update === undefined || this.closed) return;
-    try {
-      const r = await update.call(this.env, this.serviceId, this.delivered, SERVICE_SAFE_POINT_TTL_MS);
-      if (!r.accepted && first) throw new CompactedError(r.gcSafePoint);
-    } catch (e) {
-      if (e instanceof CompactedError) throw e;
-      if (first) throw new ClientError('Unavailable', `watch: could not register a GC service safe point: ${(e as Error).message}`, undefined, e);
-      this.env.logger.debug({ err: (e as Error).message }, 'watch: service safe point refresh failed; next try in 10 s');
-    }
   }
 
   /** cover subscribes [start, end) Region by Region from the watch's revision, with backoff while routing is not there. */
@@ -231,7 +227,7 @@ export class Watch implements AsyncIterable<WatchItem> {
 
   /** subscribe opens one segment's feed on the Region's leader (a NotLeader hint first, then placement's leader, then the other voters). */
   private subscribe(start: Uint8Array, end: Uint8Array, rw: RegionWithLeader, attempt: number): void {
-    const seg: Segment = { start, end, feedId: this.nextFeedId++, socket: undefined, from: this.delivered, resolved: this.delivered, buffer: [], done: false };
+    const seg: Segment = { start, end, feedId: this.shared.feedId(), socket: undefined, from: this.delivered, resolved: this.delivered, buffer: [], done: false };
     this.segments.add(seg);
     const region = rw.region;
     const now = Date.now();
@@ -246,6 +242,9 @@ export class Watch implements AsyncIterable<WatchItem> {
         if (address === null) return this.retry(seg, { type: 'Unavailable', message: `store ${peer.storeId} has no address` }, attempt);
         const socket = this.socketTo(address);
         seg.socket = socket;
+        // sole: this feed is the whole watch (one Region holds the range) and nobody asked for progress: the store then
+        // sends progress only after events (and every second), not every resolved-ts pass: idle watchers cost it little.
+        const sole = this.opts.progressNotify !== true && compareKeys(start, this.start) === 0 && compareKeys(end, this.end) === 0;
         socket.subscribe(seg.feedId, region.id, region.epoch, start, end, seg.from, this.opts.prevValue === true, {
           onEvents: (events) => this.onEvents(seg, events),
           onProgress: (resolved) => this.onProgress(seg, resolved),
@@ -255,7 +254,7 @@ export class Watch implements AsyncIterable<WatchItem> {
             else this.hints.delete(region.id);
             this.retry(seg, error, attempt);
           },
-        });
+        }, sole);
       },
       (e: unknown) => this.retry(seg, { type: 'Unavailable', message: (e as Error).message }, attempt),
     );
@@ -264,9 +263,13 @@ export class Watch implements AsyncIterable<WatchItem> {
   private socketTo(address: string): FeedSocket {
     let s = this.sockets.get(address);
     if (s === undefined || !s.usable) {
-      s = this.env.openSocket ? this.env.openSocket(address) : new WatchSocket(address, this.env.dial);
+      if (s !== undefined) {
+        if (this.paused) this.shared.resume(s);
+        this.shared.release(s);
+      }
+      s = this.shared.acquire(address);
       this.sockets.set(address, s);
-      if (this.paused) s.pause();
+      if (this.paused) this.shared.pause(s);
     }
     return s;
   }
@@ -285,6 +288,7 @@ export class Watch implements AsyncIterable<WatchItem> {
     }
     this.env.logger.debug({ error }, 'watch: feed ended; subscribing again');
     this.resubscribes++;
+    this.resubscribeReasons[error.type] = (this.resubscribeReasons[error.type] ?? 0) + 1;
     // A segment that made progress starts its retries over; one that never did backs off further.
     const next = seg.resolved > seg.from ? 1 : attempt + 1;
     void this.cover(seg.start, seg.end, next);
@@ -331,8 +335,13 @@ export class Watch implements AsyncIterable<WatchItem> {
 
   private setPaused(p: boolean): void {
     this.paused = p;
-    for (const s of this.sockets.values()) (p ? s.pause() : s.resume());
+    for (const s of this.sockets.values()) (p ? this.shared.pause(s) : this.shared.resume(s));
   }
+}
+
+/** openFeedSocket connects to one store's feeds: env.openSocket (the simulation's link) or a WebSocket. */
+export function openFeedSocket(env: Pick<WatchEnv, 'openSocket' | 'dial'>, address: string): FeedSocket {
+  return env.openSocket ? env.openSocket(address) : new WatchSocket(address, env.dial);
 }
 
 function backoffMs(attempt: number): number {
