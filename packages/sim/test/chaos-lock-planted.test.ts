@@ -7,10 +7,10 @@ import { chaosSeed, runChaos } from './fixtures/chaos-run';
 // with its stale token and without the fence check, as a holder that ignores
 // the loss of its lease would. Once the next holder has written, contender
 // 0's writes come after a higher token: the run must exit 1 naming that.
-// Loopback, 6 s of faults: the bug, not the faults, is what is shown.
+// Loopback, 8 s of faults: the bug, not the faults, is what is shown.
 
 const seed = chaosSeed();
-const flags = ['--duration-s', '6', '--seed', String(seed), '--workload', 'lock', '--plant-bug'];
+const flags = ['--duration-s', '8', '--seed', String(seed), '--workload', 'lock', '--plant-bug'];
 const replay = `pnpm chaos ${flags.join(' ')}`;
 
 it(`catches a holder that ignores the loss of its lease and writes with a stale token (seed ${seed})`, async () => {

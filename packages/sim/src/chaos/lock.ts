@@ -46,10 +46,11 @@ interface LockState {
   counts: { locks: number; lockFailed: number; lost: number; writes: number; ok: number; refused: number; fail: number; info: number };
 }
 
-/** fencedWrite appends (who, token, seq) to the register; fenced: refused when a higher token is already there. */
-async function fencedWrite(st: LockState, c: FlotillaClient, who: number, token: bigint, seq: number, fenced: boolean): Promise<void> {
+/** fencedWrite appends (who, token, seq) to the register; fenced: refused when a higher token is already there. Resolves with the highest token it read when it wrote (0n when it did not). */
+async function fencedWrite(st: LockState, c: FlotillaClient, who: number, token: bigint, seq: number, fenced: boolean): Promise<bigint> {
   st.counts.writes++;
   let thrown: unknown;
+  let highest = 0n;
   let outcome: RegisterWrite['outcome'];
   try {
     const o = await runTxn(
@@ -64,6 +65,7 @@ async function fencedWrite(st: LockState, c: FlotillaClient, who: number, token:
         }
         const text = cur ? fromUtf8(cur) : '';
         const top = parseRegister(text).reduce((m, e) => (e.token > m ? e.token : m), 0n);
+        highest = top;
         if (fenced && token < top) return false;
         tx.put(REGISTER, `${text === '' ? '' : `${text};`}${formatEntry({ token, who, seq })}`);
         return true;
@@ -76,6 +78,7 @@ async function fencedWrite(st: LockState, c: FlotillaClient, who: number, token:
   }
   st.counts[outcome]++;
   st.writes.push({ who, token, seq, outcome });
+  return outcome === 'ok' ? highest : 0n;
 }
 
 /** acquire asks for the lock and records the grant (undefined: it timed out or failed). */
@@ -133,8 +136,12 @@ async function staleWriter(st: LockState, who: number, running: () => boolean): 
     await fencedWrite(st, writeClient, who, held.h.fencingToken, seq++, true);
     lockClient.close(); // its keepalives stop: the lease expires and another contender takes the lock...
     log(st.run, `planted bug: contender ${who} (token ${held.h.fencingToken}) dropped its lease and goes on writing unfenced`);
-    while (running()) {
-      await fencedWrite(st, writeClient, who, held.h.fencingToken, seq++, false); // ...which this one ignores
+    // ...which this one ignores. It writes for the whole run, and past its end (20 s at most) until one of its
+    // writes has landed after a later holder's (a loaded machine can make the next holder slow to come).
+    const until = Date.now() + st.run.o.durationS * 1000 + 20_000;
+    let overtaken = false;
+    while ((running() || !overtaken) && Date.now() < until) {
+      overtaken = (await fencedWrite(st, writeClient, who, held.h.fencingToken, seq++, false)) > held.h.fencingToken || overtaken;
       await sleep(200);
     }
   } finally {
