@@ -40,6 +40,7 @@ function onSoftState(ctx: StoreContext, peer: Peer, ss: NonNullable<Ready['softS
   if (wasLeader && !peer.isLeader) failPending(peer, err.notLeader(peer.regionId, peer.leaderMeta()));
   if (!wasLeader && peer.isLeader) {
     peer.splitCheckDirty = true;
+    peer.flow.restart(ctx.now());
     ctx.logger.info({ regionId: peer.regionId, peerId: peer.peerId, term: peer.raw.raft.term }, 'became leader');
     void regionHeartbeat(ctx, peer);
   }
