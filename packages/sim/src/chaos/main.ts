@@ -1,4 +1,4 @@
-// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append]`
+// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append|watch|lock] [--plant-bug]`
 //
 // Chaos test of a local cluster of REAL processes: placement + 3 stores
 // (`flotilla placement` / `flotilla store` from apps/node), concurrent

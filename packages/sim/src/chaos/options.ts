@@ -17,7 +17,7 @@ export interface ChaosOptions {
   help: boolean;
 }
 
-export const USAGE = `usage: pnpm chaos [--duration-s 60] [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append]
+export const USAGE = `usage: pnpm chaos [--duration-s 60] [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append|watch|lock] [--plant-bug]
 
 Runs placement and three stores as real processes under faults (SIGKILL and
 restart, SIGSTOP/SIGCONT, leader transfers, splits), records every client
