@@ -8,10 +8,14 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** rssMb: a process's resident set now (/proc/PID/status VmRSS), in MiB. */
+/** rssMb: a process's resident set now (/proc/PID/status VmRSS), in MiB; -1 when it is gone. */
 export function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 102.4) / 10 : 0;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 102.4) / 10 : 0;
+  } catch {
+    return -1;
+  }
 }
 
 /** CpuWindow measures the CPU of some processes over a window, as % of one core each. */

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { silentLogger } from '@flotilla/proto';
+import { silentLogger, WATCH_LIMITS } from '@flotilla/proto';
 import { SafePointRefused, WatchShared, type PooledSocket } from '../src/watch/shared';
 
 // What the watches of one client share (issue #18 Performance: 10,000
@@ -9,6 +9,7 @@ import { SafePointRefused, WatchShared, type PooledSocket } from '../src/watch/s
 class FakeSocket implements PooledSocket {
   usable = true;
   paused = false;
+  feedCount = 0;
   closed = false;
   constructor(readonly address: string) {}
   pause(): void {
@@ -51,6 +52,18 @@ describe('WatchShared', () => {
     b.usable = false;
     expect(shared.acquire('s2')).not.toBe(b);
     expect(new Set([shared.feedId(), shared.feedId(), shared.feedId()]).size).toBe(3);
+  });
+
+  it('opens another socket to a store once one holds nearly as many feeds as a store takes on one connection', () => {
+    const shared = new WatchShared<FakeSocket>((a) => new FakeSocket(a), undefined, silentLogger);
+    const first = shared.acquire('s1');
+    first.feedCount = WATCH_LIMITS.maxFeedsPerConnection - 1;
+    expect(shared.full(first)).toBe(true);
+    const second = shared.acquire('s1');
+    expect(second).not.toBe(first);
+    expect(shared.acquire('s1')).toBe(second);
+    first.feedCount = 0; // its feeds ended: it has room again, and it is still shared
+    expect(shared.acquire('s1')).toBe(first);
   });
 
   it('keeps one service safe point at the smallest revision of its watches, refuses a start below GC, and removes it with the last watch', async () => {

@@ -1,9 +1,11 @@
 import { ClientError } from '../errors';
-import type { Logger } from '@flotilla/proto';
+import { WATCH_LIMITS, type Logger } from '@flotilla/proto';
 
 /** PooledSocket is what the pool needs of a watch socket (WatchSocket, or a test's stand-in). */
 export interface PooledSocket {
   readonly usable: boolean;
+  /** feedCount: feeds open on it now (a store refuses more than WATCH_LIMITS.maxFeedsPerConnection on one connection). */
+  readonly feedCount?: number;
   pause(): void;
   resume(): void;
   close(): void;
@@ -15,6 +17,9 @@ interface PoolEntry<S> {
   users: number;
   paused: number;
 }
+
+/** FEEDS_PER_SOCKET: feeds the pool puts on one connection, below the store's WATCH_LIMITS.maxFeedsPerConnection with room for a watch's in-flight subscribes. */
+const FEEDS_PER_SOCKET = WATCH_LIMITS.maxFeedsPerConnection - 256;
 
 /** SERVICE_SAFE_POINT_TTL_MS / _REFRESH_MS: a client's watch GC service safe point lives this long and is moved this often. */
 export const SERVICE_SAFE_POINT_TTL_MS = 60_000;
@@ -49,7 +54,8 @@ export class SafePointRefused extends Error {
  * its own sockets and safe point).
  */
 export class WatchShared<S extends PooledSocket = PooledSocket> {
-  private readonly sockets = new Map<string, PoolEntry<S>>();
+  /** sockets: per address, the sockets in use (one, unless its feeds filled one connection: then another is opened beside it). */
+  private readonly sockets = new Map<string, PoolEntry<S>[]>();
   private readonly byId = new Map<S, PoolEntry<S>>();
   private nextFeedId = 1;
   private readonly holders = new Map<object, () => bigint>();
@@ -68,16 +74,23 @@ export class WatchShared<S extends PooledSocket = PooledSocket> {
     return this.nextFeedId++;
   }
 
-  /** acquire: the usable socket to address (opened if there is none), counted as used once more. */
+  /** acquire: a usable socket to address with room for more feeds (opened if there is none), counted as used once more. */
   acquire(address: string): S {
-    let e = this.sockets.get(address);
-    if (e === undefined || !e.socket.usable) {
+    const list = (this.sockets.get(address) ?? []).filter((x) => x.socket.usable);
+    let e = list.find((x) => (x.socket.feedCount ?? 0) < FEEDS_PER_SOCKET);
+    if (e === undefined) {
       e = { address, socket: this.open(address), users: 0, paused: 0 };
-      this.sockets.set(address, e);
+      list.push(e);
       this.byId.set(e.socket, e);
     }
+    this.sockets.set(address, list);
     e.users++;
     return e.socket;
+  }
+
+  /** full: the socket holds as many feeds as the pool puts on one connection (the watch then acquires another). */
+  full(s: S): boolean {
+    return (s.feedCount ?? 0) >= FEEDS_PER_SOCKET;
   }
 
   /** release: one user fewer; the last one closes the socket. */
@@ -86,7 +99,9 @@ export class WatchShared<S extends PooledSocket = PooledSocket> {
     if (e === undefined) return;
     if (--e.users > 0) return;
     this.byId.delete(s);
-    if (this.sockets.get(e.address) === e) this.sockets.delete(e.address);
+    const list = (this.sockets.get(e.address) ?? []).filter((x) => x !== e);
+    if (list.length > 0) this.sockets.set(e.address, list);
+    else this.sockets.delete(e.address);
     s.close();
   }
 

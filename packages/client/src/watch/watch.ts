@@ -90,7 +90,9 @@ export class Watch implements AsyncIterable<WatchItem> {
   private readonly segments = new Set<Segment>();
   /** covering: ranges being (re)subscribed; while any is, the revision cannot advance. */
   private covering = 0;
+  /** sockets: the socket this watch subscribes on per store; held: every socket it acquired from the pool (released on close). */
   private readonly sockets = new Map<string, FeedSocket>();
+  private readonly held = new Set<FeedSocket>();
   private readonly hints = new Map<number, Peer>();
   private readonly avoid = new Map<number, number>();
   private readonly queue: WatchItem[] = [];
@@ -156,10 +158,11 @@ export class Watch implements AsyncIterable<WatchItem> {
       seg.socket?.unsubscribe(seg.feedId);
     }
     this.segments.clear();
-    for (const s of this.sockets.values()) {
+    for (const s of this.held) {
       if (this.paused) this.shared.resume(s);
       this.shared.release(s);
     }
+    this.held.clear();
     this.sockets.clear();
     this.shared.unhold(this);
     this.wake();
@@ -262,14 +265,19 @@ export class Watch implements AsyncIterable<WatchItem> {
 
   private socketTo(address: string): FeedSocket {
     let s = this.sockets.get(address);
-    if (s === undefined || !s.usable) {
-      if (s !== undefined) {
+    if (s === undefined || !s.usable || this.shared.full(s)) {
+      if (s !== undefined && !s.usable) {
         if (this.paused) this.shared.resume(s);
         this.shared.release(s);
+        this.held.delete(s);
       }
+      // A full socket stays held (this watch's feeds on it go on); new feeds go on another.
       s = this.shared.acquire(address);
       this.sockets.set(address, s);
-      if (this.paused) this.shared.pause(s);
+      if (!this.held.has(s)) {
+        this.held.add(s);
+        if (this.paused) this.shared.pause(s);
+      } else this.shared.release(s); // acquired again: count this watch once
     }
     return s;
   }
@@ -335,7 +343,7 @@ export class Watch implements AsyncIterable<WatchItem> {
 
   private setPaused(p: boolean): void {
     this.paused = p;
-    for (const s of this.sockets.values()) (p ? this.shared.pause(s) : this.shared.resume(s));
+    for (const s of this.held) (p ? this.shared.pause(s) : this.shared.resume(s));
   }
 }
 
