@@ -63,8 +63,10 @@ describe('lock chaos (real processes)', () => {
     const s = r.summary as { workload: string; checker: string; locks: number; ok: number; historyEntries: number; faults: number };
     expect(s.workload).toBe('lock');
     expect(s.checker, replay).toBe('ok');
-    expect(s.locks).toBeGreaterThan(5);
-    expect(s.ok).toBeGreaterThan(5);
+    // Liveness floor only (each hold is a lease grant, a put, a look and a revocation through placement: at load 27 a
+    // 12 s run made 6 holds); safety is the checker's verdict above.
+    expect(s.locks).toBeGreaterThanOrEqual(3);
+    expect(s.ok).toBeGreaterThanOrEqual(3);
     expect(s.historyEntries).toBeGreaterThanOrEqual(s.ok);
     expect(s.faults).toBeGreaterThan(0);
   }, (DURATION_S + 150) * 1000);
