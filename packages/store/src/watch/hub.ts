@@ -151,7 +151,12 @@ export class WatchHub {
     const page = this.ctx.sm.txnChanges(from, feed.end, feed.fromRevision, WATCH_LIMITS.catchUpPageRows);
     feed.catchUpPage(feed.prevValue ? page.events.map((e) => this.withPrev(e)) : page.events);
     this.checkBuffered(feed.conn);
-    if (page.next === undefined) return feed.finishCatchUp();
+    if (page.next === undefined) {
+      feed.finishCatchUp();
+      // The watch's revision waits on this feed's first progress (a resubscribed Region holds the whole watch): ask for a pass now.
+      this.resolvedTs.poke();
+      return;
+    }
     const next = page.next;
     setImmediate(() => this.catchUp(feed, next));
   }
@@ -216,6 +221,19 @@ export function watchHub(ctx: StoreContext): WatchHub {
 /** watchView is apply's hook: the view to run one transactional command with (the same view when no feed watches the Region). */
 export function watchView(ctx: StoreContext, peer: Peer, view: MvccView): MvccView {
   return hubs.get(ctx)?.observe(peer, view) ?? view;
+}
+
+/**
+ * watchLeadershipLost is ready.ts's hook when a peer steps down: its
+ * Region's feeds end NotLeader at once (with the new leader when known),
+ * instead of at the next resolved-ts pass's failed probe, up to a pass
+ * interval later, all that time holding every watch that spans the Region.
+ */
+export function watchLeadershipLost(ctx: StoreContext, peer: Peer): void {
+  const h = hubs.get(ctx);
+  if (h === undefined || !h.regionFeeds().has(peer.regionId)) return;
+  const leader = peer.leaderMeta();
+  h.endRegion(peer.regionId, leader ? { type: 'NotLeader', regionId: peer.regionId, leader } : { type: 'NotLeader', regionId: peer.regionId });
 }
 
 /** publishWatchRound is the poller's hook after a round's KV write. */
