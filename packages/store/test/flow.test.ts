@@ -8,9 +8,12 @@ describe('FlowCounter', () => {
     const f = new FlowCounter();
     f.write(10, 1_000);
     expect(f.take(1_000)).toEqual({ readKeysPerSec: 0, readBytesPerSec: 0, writeKeysPerSec: 0, writeBytesPerSec: 0 });
+    expect(f.hasUnreported).toBe(false);
     f.write(20, 4_000);
     f.read(5, 500);
+    expect(f.hasUnreported).toBe(true);
     expect(f.take(3_000)).toEqual({ readKeysPerSec: 2.5, readBytesPerSec: 250, writeKeysPerSec: 10, writeBytesPerSec: 2_000 });
+    expect(f.hasUnreported).toBe(false);
   });
 
   it('forgets counts from an earlier term on restart (a peer that becomes leader again)', () => {

@@ -23,6 +23,11 @@ export class FlowCounter {
     this.writeBytes += bytes;
   }
 
+  /** hasUnreported: traffic was counted since the last take (a hibernated Region reports it at the normal pace, not 6 intervals late). */
+  get hasUnreported(): boolean {
+    return this.readKeys + this.readBytes + this.writeKeys + this.writeBytes > 0;
+  }
+
   /**
    * restart drops what was counted and starts a new interval at nowMs. A
    * peer that becomes leader calls it: counts left from an earlier term as
