@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClientError } from '@flotilla/client';
+import { ClientError, type Transaction } from '@flotilla/client';
 import { KEYS_PER_LEASE, LEASE_TTL_MIN_MS, LeaseBook, windowOf, type LeaseApiOfBook } from '../src/redis/lease-book';
 
 // LeaseBook (the Redis front's expiry leases): deadlines of one window share
@@ -13,7 +13,6 @@ function fakeApi(): { api: LeaseApiOfBook; grants: number[] } {
       grants.push(ttlMs);
       return { id: grants.length, ttlMs };
     },
-    attach: async () => {},
     attachKey: async () => {},
     timeToLive: async (id: number) => {
       if (id > grants.length) throw new ClientError('LeaseNotFound', 'gone');
@@ -37,7 +36,7 @@ describe('LeaseBook', () => {
   it('shares one lease per window, never expiring before a deadline it serves', async () => {
     let now = 1_000_000;
     const { api, grants } = fakeApi();
-    const book = new LeaseBook(api, async () => 1n, () => now);
+    const book = new LeaseBook(api, async () => true, () => now);
     const [a, b2, c] = await Promise.all([book.leaseFor(now + 1_010), book.leaseFor(now + 1_090), book.leaseFor(now + 1_099)]);
     expect(new Set([a, b2, c]).size).toBe(1); // one grant for three deadlines of [1_001_000, 1_001_100]
     expect(grants).toEqual([1_100]);
@@ -55,7 +54,7 @@ describe('LeaseBook', () => {
   it('opens another lease for a window when one is full or forgotten', async () => {
     const now = 2_000_000;
     const { api, grants } = fakeApi();
-    const book = new LeaseBook(api, async () => 1n, () => now);
+    const book = new LeaseBook(api, async () => true, () => now);
     const first = await book.leaseFor(now + 5_000);
     for (let i = 1; i < KEYS_PER_LEASE; i++) expect(await book.leaseFor(now + 5_000)).toBe(first);
     expect(await book.leaseFor(now + 5_000)).toBe(first + 1);
@@ -65,5 +64,17 @@ describe('LeaseBook', () => {
     expect(grants.length).toBe(3);
     expect(await book.remainingMs(1)).toBe(1234);
     expect(await book.remainingMs(99)).toBeNull();
+  });
+
+  it('attach: a guard the transaction cannot see (written above its start ts) is checked at a fresh snapshot', async () => {
+    const { api } = fakeApi();
+    let guardNow = true;
+    const book = new LeaseBook(api, async () => guardNow, () => 0);
+    const tx = (guard: boolean) => ({ get: async () => (guard ? new Uint8Array([1]) : null) }) as unknown as Transaction;
+    await expect(book.attach(tx(true), Buffer.from('k'), 1)).resolves.toBeUndefined();
+    await expect(book.attach(tx(false), Buffer.from('k'), 1)).resolves.toBeUndefined();
+    guardNow = false;
+    await expect(book.attach(tx(false), Buffer.from('k'), 1)).rejects.toMatchObject({ code: 'LeaseNotFound' });
+    await expect(book.attach(tx(true), Buffer.from('k'), 1)).resolves.toBeUndefined();
   });
 });

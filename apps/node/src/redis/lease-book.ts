@@ -1,4 +1,4 @@
-import { ClientError, type LeaseClient, type Transaction } from '@flotilla/client';
+import { ClientError, guardKey, type LeaseClient, type Transaction } from '@flotilla/client';
 
 // lease-book.ts: the leases a txn-keyspace front expires keys with. A key
 // that expires is written with a lease (its stored value records it; the
@@ -25,17 +25,15 @@ export function windowOf(ttlMs: number): number {
   return w;
 }
 
-/** BookLease is one granted lease: its ID, the earliest it can expire (our clock), the keys attached through it, and a timestamp taken before its grant. */
+/** BookLease is one granted lease: its ID, the earliest it can expire (our clock), and the keys attached through it. */
 interface BookLease {
   id: number;
   expiresNoEarlierThanMs: number;
   keys: number;
-  /** beforeGrantTs: an oracle timestamp taken before the grant was sent; the lease's guard commits above it (attach). */
-  beforeGrantTs: bigint;
 }
 
 /** LeaseApiOfBook: the lease calls the book makes (LeaseClient has them). */
-export type LeaseApiOfBook = Pick<LeaseClient, 'grant' | 'attach' | 'attachKey' | 'timeToLive'>;
+export type LeaseApiOfBook = Pick<LeaseClient, 'grant' | 'attachKey' | 'timeToLive'>;
 
 /**
  * LeaseBook hands out, for a deadline, a lease that expires no earlier
@@ -47,16 +45,14 @@ export type LeaseApiOfBook = Pick<LeaseClient, 'grant' | 'attach' | 'attachKey' 
  */
 export class LeaseBook {
   private readonly windows = new Map<string, Promise<BookLease>>();
-  /** byId: the leases of the windows, for attach (forgotten with their window). */
-  private readonly byId = new Map<number, BookLease>();
   private lastSweepMs = 0;
   /** granted counts grants (INFO, tests). */
   granted = 0;
 
   constructor(
     private readonly api: LeaseApiOfBook,
-    /** timestamp: a fresh oracle timestamp (the client's). */
-    private readonly timestamp: () => Promise<bigint>,
+    /** guardNow: whether the lease's guard key exists at a fresh snapshot (the client's). */
+    private readonly guardNow: (leaseId: number) => Promise<boolean>,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -88,13 +84,10 @@ export class LeaseBook {
 
   private async grant(sentMs: number, endMs: number): Promise<BookLease> {
     const ttlMs = Math.min(LEASE_TTL_MAX_MS, Math.max(LEASE_TTL_MIN_MS, endMs - sentMs));
-    const beforeGrantTs = await this.timestamp();
     const g = await this.api.grant(ttlMs);
     this.granted++;
     // Placement counts the TTL from when it received the grant, after sentMs: the lease cannot expire before sentMs + ttl.
-    const l = { id: g.id, expiresNoEarlierThanMs: sentMs + g.ttlMs, keys: 0, beforeGrantTs };
-    this.byId.set(l.id, l);
-    return l;
+    return { id: g.id, expiresNoEarlierThanMs: sentMs + g.ttlMs, keys: 0 };
   }
 
   /** forget drops a lease that turned out gone (revoked by someone, or expired): the next deadline of its window gets a new one. */
@@ -104,22 +97,23 @@ export class LeaseBook {
         if (l.id === leaseId && this.windows.get(id) === p) this.windows.delete(id);
       }, () => {});
     }
-    this.byId.delete(leaseId);
   }
 
   /**
    * attach records key in the lease's list and makes sure, for tx, that the
    * lease's revocation did not commit before tx's start ts (LeaseNotFound
-   * if it did). Usually by reading the guard in tx (LeaseClient.attach).
-   * But a lease granted while tx ran (inside EXEC, or a command's own
-   * transaction) has a guard tx cannot see; for it, start ts below
-   * beforeGrantTs is the proof: the guard commits above beforeGrantTs and
-   * the revocation starts after the guard, so it commits above start ts.
+   * if it did), by reading the guard in tx, as LeaseClient.attach does. A
+   * lease granted while tx ran (inside EXEC, or by a command whose
+   * transaction started while another command's grant was in flight) may
+   * have its guard written above tx's start ts, so tx does not see it;
+   * then a guard that exists at a fresh snapshot proves the same: the
+   * revocation deletes the guard (which is written once, at the grant), so
+   * it has not committed by that later timestamp either.
    */
-  attach(tx: Transaction, key: Uint8Array, leaseId: number): Promise<void> {
-    const l = this.byId.get(leaseId);
-    if (l !== undefined && tx.startTs < l.beforeGrantTs) return this.api.attachKey(key, leaseId);
-    return this.api.attach(tx, key, leaseId);
+  async attach(tx: Transaction, key: Uint8Array, leaseId: number): Promise<void> {
+    await this.api.attachKey(key, leaseId);
+    if ((await tx.get(guardKey(leaseId))) !== null) return;
+    if (!(await this.guardNow(leaseId))) throw new ClientError('LeaseNotFound', `lease ${leaseId} ended before this transaction could write with it`);
   }
 
   /** remainingMs: the lease's time left by placement's clock; null when it is gone (expired, revoked: its keys are being deleted). */
@@ -144,7 +138,7 @@ export class LeaseBook {
       const end = Number(id.slice(id.indexOf(':') + 1));
       if (end <= now) {
         this.windows.delete(id);
-        void p.then((l) => this.byId.delete(l.id), () => {});
+        void p.catch(() => {});
       }
     }
   }
@@ -153,8 +147,8 @@ export class LeaseBook {
 const books = new WeakMap<object, LeaseBook>();
 
 /** leaseBookOf: the one book of a front's client (kept beside it, so every connection and EXEC of the front shares its leases). */
-export function leaseBookOf(client: { lease: LeaseApiOfBook; snapshot(): Promise<{ ts: bigint }> }): LeaseBook {
+export function leaseBookOf(client: { lease: LeaseApiOfBook; snapshot(): Promise<{ get(key: Uint8Array): Promise<Uint8Array | null> }> }): LeaseBook {
   let b = books.get(client);
-  if (!b) books.set(client, (b = new LeaseBook(client.lease, async () => (await client.snapshot()).ts)));
+  if (!b) books.set(client, (b = new LeaseBook(client.lease, async (id) => (await (await client.snapshot()).get(guardKey(id))) !== null)));
   return b;
 }

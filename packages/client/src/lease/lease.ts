@@ -118,11 +118,12 @@ export class LeaseClient {
 
   /**
    * attachKey is attach's first step alone: placement records key in the
-   * lease's list (LeaseNotFound once the revocation is committed). Only for
-   * a transaction that knows the revocation cannot have committed before
-   * its start ts without reading the guard: one whose start ts is below a
-   * timestamp taken before the lease was granted (the revocation starts
-   * after the guard was written, which commits after that timestamp).
+   * lease's list (LeaseNotFound once the revocation is committed). For a
+   * caller that then proves, its own way, that the revocation did not
+   * commit before its transaction's start ts (the Redis front's LeaseBook:
+   * the guard read at start ts, or else at a fresh snapshot, for a lease
+   * granted while the transaction ran), and writes with the lease
+   * explicitly (tx.put(key, value, { lease })).
    */
   async attachKey(key: Bytes, id: number): Promise<void> {
     const k = checkKey(key, 'key');
