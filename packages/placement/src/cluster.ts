@@ -6,7 +6,8 @@ import type { GcOptions } from './gc/leader';
 import type { LeaseOptions } from './lease/leader';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
-import { applyRegionHeartbeats } from './region-heartbeats';
+import { applyPackedHeartbeats, applyRegionHeartbeats } from './region-heartbeats';
+import { MetaBytesCache } from './packed-heartbeat';
 import type { ClusterPersistence } from './persistence';
 import { PlacementStorage, type LoadedState, type PersistedStore } from './storage';
 import { isPlacementMethod, parseParams } from './schema';
@@ -167,6 +168,8 @@ export class PlacementCluster implements ClusterView {
   private readonly splitAtMs = new Map<number, number>();
   /** regionHeartbeatAtMs: when each Region's leader last reported (`flotilla region ID`). Not persisted. */
   private readonly regionHeartbeatAtMs = new Map<number, number>();
+  /** metaBytes: the packed meta of the Regions held, compared with packed heartbeats' (regionHeartbeatsPacked). */
+  private readonly metaBytes = new MetaBytesCache();
   /** reportedSinceStart: Regions whose leader (or a split/bootstrap) reported since this process started. */
   private readonly reportedSinceStart = new Set<number>();
   /** dirtyRegions: Regions whose meta changed (or that are gone: null) since the last flush. */
@@ -457,6 +460,10 @@ export class PlacementCluster implements ClusterView {
     regionHeartbeats: (p) => {
       this.requireBootstrapped();
       return { results: applyRegionHeartbeats(p.heartbeats, (hb) => this.regionHeartbeat(hb)) };
+    },
+    regionHeartbeatsPacked: (p) => {
+      this.requireBootstrapped();
+      return { results: applyPackedHeartbeats(p.heartbeats, (id) => this.tree.getById(id)?.region, this.metaBytes, (hb) => this.regionHeartbeat(hb)) };
     },
     askBatchSplit: (p) => ({ ids: this.askBatchSplit(p.region, p.count) }),
     reportBatchSplit: (p) => ({ accepted: this.reportBatchSplit(p.regions) }),
