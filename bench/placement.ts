@@ -1,6 +1,6 @@
 // bench/placement.ts — placement service throughput and latency.
 //
-//   pnpm bench:placement [--quick] [--regions N] [--only GROUP] [--batch B] [--members M] [--heartbeats N]
+//   pnpm bench:placement [--quick] [--regions N] [--only GROUP] [--batch B] [--members M] [--heartbeats N] [--single no] [--packed yes|no|both]
 //
 // Cases (each run 3 times, medians reported):
 //   region-heartbeat         stats-only heartbeats through PlacementCluster.dispatch (zod validation,
@@ -50,6 +50,12 @@ const MEMBERS = membersArg >= 0 ? [Number(args[membersArg + 1])] : [1, 3];
 const hbArg = args.indexOf('--heartbeats');
 /** SOCKET_RAFT_HEARTBEATS: heartbeats per timed run of the socket heartbeat case (--heartbeats N). */
 const SOCKET_RAFT_HEARTBEATS = hbArg >= 0 ? Number(args[hbArg + 1]) : undefined;
+const batchesArg = args.indexOf('--single');
+/** SINGLE: whether the socket heartbeat case also runs batch=1 (--single no: only batched, to compare two builds faster). */
+const SINGLE = batchesArg < 0 || args[batchesArg + 1] !== 'no';
+const packedArg = args.indexOf('--packed');
+/** PACKING: the batched heartbeat case's wire: packed (default), maps (the previous wire), or both, alternating (--packed yes|no|both). */
+const PACKING = packedArg < 0 || args[packedArg + 1] === 'yes' ? [true] : args[packedArg + 1] === 'no' ? [false] : [false, true];
 const onlyArg = args.indexOf('--only');
 const ONLY = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
 
@@ -213,10 +219,10 @@ async function main(): Promise<void> {
   if (ONLY === undefined || ONLY === 'heartbeat-raft') {
     for (const members of MEMBERS) {
       // --quick: 20,000 Regions, so the setup (every Region reported through the Raft log) fits in a minute.
-      const cases = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, SOCKET_RAFT_HEARTBEATS ?? (quick ? 20_000 : 200_000), [1, HEARTBEAT_BATCH], quick ? 1 : 3);
+      const cases = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, SOCKET_RAFT_HEARTBEATS ?? (quick ? 20_000 : 200_000), SINGLE ? [1, HEARTBEAT_BATCH] : [HEARTBEAT_BATCH], quick ? 1 : 3, PACKING);
       for (const r of cases) {
         emit({ op: 'region-heartbeat', transport: 'socket', ...r });
-        rows.push({ op: `region-heartbeat members=${members} batch=${r.batch} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: r.runs_ops_per_s });
+        rows.push({ op: `region-heartbeat members=${members} batch=${r.batch}${r.wire ? ' ' + r.wire : ''} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: r.runs_ops_per_s });
         process.stderr.write(`  region-heartbeat with ${members} member(s), batch ${r.batch}: ${r.ops_per_s}/s (median of ${r.runs_ops_per_s.join(', ')}; setup ${r.setup_ms} ms)\n`);
       }
     }
