@@ -149,13 +149,16 @@ describe('HeatmapRecorder', () => {
   it('merges evenly when there is no traffic, and folds Regions that are empty once their keys are cut', () => {
     const starts = Array.from({ length: 1_000 }, (_, i) => (i === 0 ? '' : keyOf(i)));
     const ends = [...starts.slice(1), ''];
-    const even = mergeRows(starts, ends, new Float64Array(4_000), 10);
+    const merge = (s: string[], e: string[], values: Float64Array, maxRows: number) => mergeRows(s.length, (i) => enc(s[i]!), (i) => enc(e[i]!), values, maxRows);
+    const even = merge(starts, ends, new Float64Array(4_000), 10);
     expect(even.starts.length).toBeLessThanOrEqual(10);
     expect(even.starts.length).toBeGreaterThanOrEqual(5);
+    expect(even.starts[0]).toBe('');
+    expect(even.ends.at(-1)).toBe('');
     // Regions whose keys differ only after the first HEATMAP_KEY_BYTES bytes: the empty ranges join the row before them.
     const p = 'p'.repeat(HEATMAP_KEY_BYTES);
     const values = new Float64Array([1, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0]);
-    const cut = mergeRows(['', p, p, p], [p, p, p, ''], values, 256);
+    const cut = merge(['', p + 'a', p + 'b', p + 'c'], [p + 'a', p + 'b', p + 'c', ''], values, 256);
     expect(cut.starts).toEqual(['', p]);
     expect(cut.ends).toEqual([p, '']);
     expect(Array.from(cut.values)).toEqual([7, 0, 0, 0, 8, 0, 0, 0]);

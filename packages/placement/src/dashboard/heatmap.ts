@@ -75,7 +75,8 @@ interface Accumulation {
   id: number;
   startKey: Uint8Array;
   endKey: Uint8Array;
-  values: Float64Array;
+  /** values: the four amounts (HEATMAP_METRICS order); a plain array, smaller than a typed one for one entry per reporting Region. */
+  values: number[];
 }
 
 /** Interval is one interval's traffic: by Region ID with the range it was reported for, plus ranges Regions had before they split or merged. */
@@ -211,42 +212,55 @@ export class HeatmapRecorder {
     assert(this.recorded.length <= this.maxColumns && c.starts.length <= this.maxRows, `heatmap over its bounds: ${this.recorded.length} columns, ${c.starts.length} rows`);
   }
 
-  /** buildColumn lays one interval's traffic onto the Regions as they are now, then merges them down to maxRows rows. */
+  /**
+   * buildColumn lays one interval's traffic onto the Regions as they are
+   * now, then merges them down to maxRows rows. It runs inside the
+   * heartbeat that finds the interval due, so it is one pass over the
+   * routing table with no per-Region allocation (an ID index is built only
+   * when some Region's range changed meanwhile), and keys are copied only
+   * for the rows it keeps (bench:heatmap).
+   */
   private buildColumn(interval: Interval): HeatmapColumn {
     const n = this.regions.size;
-    const position = new Map<number, number>();
-    for (let i = 0; i < n; i++) position.set(this.regions.at(i)!.region.id, i);
     const values = new Float64Array(n * METRICS);
-    const add = (i: number, v: Float64Array, share: number): void => {
+    const add = (i: number, v: readonly number[], share: number): void => {
       for (let m = 0; m < METRICS; m++) values[i * METRICS + m]! += v[m]! * share;
     };
-    for (const acc of [...interval.current.values(), ...interval.retired]) {
-      const now = this.regions.getById(acc.id);
-      const at = position.get(acc.id);
-      if (now !== undefined && at !== undefined && sameBytes(now.region.startKey, acc.startKey) && sameBytes(now.region.endKey, acc.endKey)) {
-        add(at, acc.values, 1);
-        continue;
-      }
-      // A range that split or merged since: spread evenly over the Regions that hold it now.
-      const over = this.regions.overlaps(acc.startKey, acc.endKey);
-      for (const o of over) add(position.get(o.region.id)!, acc.values, 1 / over.length);
-    }
-    const starts: string[] = [];
-    const ends: string[] = [];
-    for (let i = 0; i < n; i++) {
+    const moved: Accumulation[] = [...interval.retired];
+    let matched = 0;
+    for (let i = 0; i < n && matched < interval.current.size; i++) {
       const r = this.regions.at(i)!.region;
-      starts.push(heatmapKey(r.startKey));
-      ends.push(heatmapKey(r.endKey));
+      const acc = interval.current.get(r.id);
+      if (acc === undefined) continue;
+      matched++;
+      if (sameRange(acc, r.startKey, r.endKey)) add(i, acc.values, 1);
+      else moved.push(acc);
     }
-    return { startMs: interval.startMs, endMs: interval.startMs + this.intervalMs, ...mergeRows(starts, ends, values, this.maxRows) };
+    if (matched < interval.current.size) for (const acc of interval.current.values()) if (this.regions.getById(acc.id) === undefined) moved.push(acc);
+    if (moved.length > 0) {
+      // Ranges that split or merged since: spread evenly over the Regions that hold them now.
+      const position = new Map<number, number>();
+      for (let i = 0; i < n; i++) position.set(this.regions.at(i)!.region.id, i);
+      for (const acc of moved) {
+        const over = this.regions.overlaps(acc.startKey, acc.endKey);
+        for (const o of over) add(position.get(o.region.id)!, acc.values, 1 / over.length);
+      }
+    }
+    const rows = mergeRows(n, (i) => this.regions.at(i)!.region.startKey, (i) => this.regions.at(i)!.region.endKey, values, this.maxRows);
+    return { startMs: interval.startMs, endMs: interval.startMs + this.intervalMs, ...rows };
   }
+}
+
+/** sameRange: the accumulation was reported for exactly [startKey, endKey) (usually the very same arrays). */
+function sameRange(acc: Accumulation, startKey: Uint8Array, endKey: Uint8Array): boolean {
+  return (acc.startKey === startKey || sameBytes(acc.startKey, startKey)) && (acc.endKey === endKey || sameBytes(acc.endKey, endKey));
 }
 
 /** accumulate adds rates × seconds to a Region's entry in one interval; what it carried for a range it no longer has is kept apart. */
 function accumulate(into: Interval, id: number, startKey: Uint8Array, endKey: Uint8Array, rates: number[], seconds: number): void {
   if (seconds <= 0) return;
   let acc = into.current.get(id);
-  if (acc !== undefined && !(sameBytes(acc.startKey, startKey) && sameBytes(acc.endKey, endKey))) {
+  if (acc !== undefined && !sameRange(acc, startKey, endKey)) {
     // The Region's range changed in this interval: what it carried before belongs to its old range.
     if (into.retired.length < MAX_RETIRED) {
       into.retired.push(acc);
@@ -256,7 +270,7 @@ function accumulate(into: Interval, id: number, startKey: Uint8Array, endKey: Ui
       acc.endKey = endKey;
     }
   }
-  if (acc === undefined) into.current.set(id, (acc = { id, startKey, endKey, values: new Float64Array(METRICS) }));
+  if (acc === undefined) into.current.set(id, (acc = { id, startKey, endKey, values: [0, 0, 0, 0] }));
   for (let m = 0; m < METRICS; m++) acc.values[m]! += rates[m]! * seconds;
 }
 
@@ -267,83 +281,79 @@ export interface HeatmapRows {
   values: Float64Array;
 }
 
+/** emptyOnceCut: [startKey, endKey) becomes an empty range when both keys are cut to HEATMAP_KEY_BYTES (they share those bytes). */
+function emptyOnceCut(startKey: Uint8Array, endKey: Uint8Array): boolean {
+  const k = HEATMAP_KEY_BYTES;
+  return endKey.length >= k && startKey.length >= k && Buffer.compare(startKey.subarray(0, k), endKey.subarray(0, k)) === 0;
+}
+
 /**
- * mergeRows folds Regions into at most maxRows rows, adjacent ones by key
- * order. First, a Region whose range is empty once its keys are cut to
- * HEATMAP_KEY_BYTES joins its neighbour. Then, when there are still too
- * many, rows are cut by weight: each Region weighs half for being one of n
- * and half for its share of the traffic (the mean, over the metrics with
- * any, of its fraction of that metric), and a row takes Regions while its
- * weight stays within 2 / (maxRows - 1). Two adjacent rows then always
- * weigh more than that bound together, so there are at most maxRows rows,
- * and a Region carrying much of the traffic keeps a row of its own, so a
- * hot spot stays sharp in a large cluster while cold key space is merged
- * (TiDB's key-vis has the same aim). Values of merged Regions add up.
+ * mergeRows folds n Regions (in key order: Region i is
+ * [startAt(i), endAt(i)) with values[i * 4 + m]) into at most maxRows rows
+ * of adjacent ones. First, a Region whose range is empty once its keys are
+ * cut to HEATMAP_KEY_BYTES joins the row before it (or the next, at the
+ * start). Then, when there are still too many, rows are cut by weight:
+ * each weighs half for being one of the n and half for its share of the
+ * traffic (the mean, over the metrics with any, of its fraction of that
+ * metric), and a row takes them while its weight stays within
+ * 2 / (maxRows - 1). Two adjacent rows then always weigh more than that
+ * bound together, so there are at most maxRows rows, and a Region carrying
+ * much of the traffic keeps a row of its own, so a hot spot stays sharp in
+ * a large cluster while cold key space is merged (TiDB's key-vis has the
+ * same aim). Values of merged Regions add up; keys are cut and copied only
+ * for the rows returned.
  */
-export function mergeRows(starts: string[], ends: string[], values: Float64Array, maxRows: number): HeatmapRows {
-  const cut = foldEmpty(starts, ends, values);
-  const n = cut.starts.length;
-  if (n <= maxRows) return cut;
-  const totals = new Float64Array(METRICS);
-  for (let i = 0; i < n; i++) for (let m = 0; m < METRICS; m++) totals[m]! += cut.values[i * METRICS + m]!;
-  const active = [...totals.keys()].filter((m) => totals[m]! > 0);
-  const weight = (i: number): number => {
-    if (active.length === 0) return 1 / n;
-    let share = 0;
-    for (const m of active) share += cut.values[i * METRICS + m]! / totals[m]!;
-    return 0.5 / n + (0.5 * share) / active.length;
-  };
-  const cap = 2 / (maxRows - 1);
-  const groups: number[] = []; // the first Region of each row
-  let rowWeight = Number.POSITIVE_INFINITY;
+export function mergeRows(n: number, startAt: (i: number) => Uint8Array, endAt: (i: number) => Uint8Array, values: Float64Array, maxRows: number): HeatmapRows {
+  // units: the first Region of each row that the cut leaves non-empty.
+  const units: number[] = [];
+  let hasContent = false;
   for (let i = 0; i < n; i++) {
-    const w = weight(i);
-    if (rowWeight + w > cap) {
-      groups.push(i);
-      rowWeight = 0;
-    }
-    rowWeight += w;
+    const empty = emptyOnceCut(startAt(i), endAt(i));
+    if (i === 0 || (!empty && hasContent)) {
+      units.push(i);
+      hasContent = !empty;
+    } else if (!empty) hasContent = true;
   }
-  // Rounding could leave a row or two over the bound: then rows are evened out by count.
-  if (groups.length > maxRows) {
-    groups.length = 0;
-    const per = Math.ceil(n / maxRows);
-    for (let i = 0; i < n; i += per) groups.push(i);
+  const u = units.length;
+  const unitEnd = (k: number): number => (k + 1 < u ? units[k + 1]! : n);
+  const unitValues = new Float64Array(u * METRICS);
+  for (let k = 0; k < u; k++) for (let i = units[k]!; i < unitEnd(k); i++) for (let m = 0; m < METRICS; m++) unitValues[k * METRICS + m]! += values[i * METRICS + m]!;
+  let groups: number[] = units.map((_, k) => k); // the first unit of each row
+  if (u > maxRows) {
+    const totals = new Float64Array(METRICS);
+    for (let k = 0; k < u; k++) for (let m = 0; m < METRICS; m++) totals[m]! += unitValues[k * METRICS + m]!;
+    const active = [...totals.keys()].filter((m) => totals[m]! > 0);
+    const weight = (k: number): number => {
+      if (active.length === 0) return 1 / u;
+      let share = 0;
+      for (const m of active) share += unitValues[k * METRICS + m]! / totals[m]!;
+      return 0.5 / u + (0.5 * share) / active.length;
+    };
+    const cap = 2 / (maxRows - 1);
+    groups = [];
+    let rowWeight = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < u; k++) {
+      const w = weight(k);
+      if (rowWeight + w > cap) {
+        groups.push(k);
+        rowWeight = 0;
+      }
+      rowWeight += w;
+    }
+    // Rounding could leave a row or two over the bound: then rows are evened out by count.
+    if (groups.length > maxRows) {
+      groups = [];
+      const per = Math.ceil(u / maxRows);
+      for (let k = 0; k < u; k += per) groups.push(k);
+    }
   }
   const out: HeatmapRows = { starts: [], ends: [], values: new Float64Array(groups.length * METRICS) };
   groups.forEach((first, g) => {
-    const end = g + 1 < groups.length ? groups[g + 1]! : n;
-    out.starts.push(cut.starts[first]!);
-    out.ends.push(cut.ends[end - 1]!);
-    for (let i = first; i < end; i++) for (let m = 0; m < METRICS; m++) out.values[g * METRICS + m]! += cut.values[i * METRICS + m]!;
+    const next = g + 1 < groups.length ? groups[g + 1]! : u;
+    out.starts.push(heatmapKey(startAt(units[first]!)));
+    out.ends.push(heatmapKey(endAt(unitEnd(next - 1) - 1)));
+    for (let k = first; k < next; k++) for (let m = 0; m < METRICS; m++) out.values[g * METRICS + m]! += unitValues[k * METRICS + m]!;
   });
   assert(out.starts.length <= maxRows, `heatmap column has ${out.starts.length} rows, more than ${maxRows}`);
   return out;
-}
-
-/** foldEmpty merges every row whose range is empty (its cut keys are equal) into the row before it, or the one after for the first. */
-function foldEmpty(starts: string[], ends: string[], values: Float64Array): HeatmapRows {
-  const out: HeatmapRows = { starts: [], ends: [], values: new Float64Array(values.length) };
-  let carry: Float64Array | undefined;
-  for (let i = 0; i < starts.length; i++) {
-    const row = values.subarray(i * METRICS, (i + 1) * METRICS);
-    const empty = ends[i] !== '' && starts[i]! >= ends[i]!;
-    const last = out.starts.length - 1;
-    if (empty && last >= 0) {
-      for (let m = 0; m < METRICS; m++) out.values[last * METRICS + m]! += row[m]!;
-      continue;
-    }
-    if (empty && i + 1 < starts.length) {
-      carry ??= new Float64Array(METRICS);
-      for (let m = 0; m < METRICS; m++) carry[m]! += row[m]!;
-      continue;
-    }
-    const at = out.starts.length;
-    out.starts.push(starts[i]!);
-    out.ends.push(ends[i]!);
-    for (let m = 0; m < METRICS; m++) out.values[at * METRICS + m] = row[m]! + (carry?.[m] ?? 0);
-    carry = undefined;
-  }
-  // A copy, not a view: the column must not hold the whole Region-sized buffer.
-  return { starts: out.starts, ends: out.ends, values: out.values.slice(0, out.starts.length * METRICS) };
 }
