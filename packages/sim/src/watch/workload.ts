@@ -8,7 +8,7 @@
 // history); some close and resume from the last progress they took, as an
 // application would. Everything each one delivers is recorded for
 // checkWatches (checker.ts).
-import { Watch, type WatchEnv, type WatchItem } from '@flotilla/client';
+import { ClientError, Watch, type WatchEnv, type WatchItem } from '@flotilla/client';
 import { decode, encode } from '@flotilla/proto';
 import type { RegionWithLeader } from '@flotilla/placement/client';
 import type { SimCluster } from '../cluster';
@@ -17,6 +17,9 @@ import { bytes, text, type Rng } from '../keys';
 import type { InProcessPlacement } from '../placement-adapter';
 import { SimWatchLinks } from './adapter';
 import type { RecordingTxnApi, WatcherRecord } from './history';
+
+/** FINAL_OPEN_ERRORS: Watch.open refusals a retry cannot change. */
+const FINAL_OPEN_ERRORS: ReadonlySet<string> = new Set(['Compacted', 'FutureRevision', 'InvalidArgument']);
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -119,9 +122,9 @@ export class WatchWorkload {
         return await Watch.open(this.env, s, e, { ...(from !== undefined ? { fromRevision: from } : {}), progressNotify: true });
       } catch (err) {
         this.openFailures++;
-        const m = (err as Error).message;
-        if (/compacted|future|InvalidArgument/i.test(m)) {
-          w.error = `open failed: ${m}`;
+        // A refusal of the start (compacted, in the future, a bad range) is final; anything else (placement down) is retried.
+        if (err instanceof ClientError && FINAL_OPEN_ERRORS.has(err.code)) {
+          w.error = `open failed: ${err.message}`;
           return undefined;
         }
         await sleep(100);
