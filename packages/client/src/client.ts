@@ -28,6 +28,7 @@ import type { TxnTransport } from './txn/transport';
 import { resolveRange, type WatchRange } from './watch/range';
 import { Watch, openFeedSocket, type WatchOptions } from './watch/watch';
 import { WatchShared } from './watch/shared';
+import { resolveHeldLock } from './watch/lock-resolve';
 import type { FeedSocket } from './watch/socket';
 import { LeaseClient, type LeaseApi } from './lease/lease';
 import { lock, type LockHolder, type LockOptions } from './recipes/mutex';
@@ -403,6 +404,7 @@ export class FlotillaClient {
         ...(update ? { updateServiceSafePoint: (id: string, ts: bigint, ttlMs: number) => update.call(routes, id, ts, ttlMs) } : {}),
         dial: { ...this.watchDial, logger: this.logger },
         logger: this.logger,
+        resolveLock: (lock) => resolveHeldLock(new LockResolver(this.txnTransport()), lock),
       },
       start,
       end,

@@ -1,10 +1,11 @@
 import WebSocket from 'ws';
-import { WATCH_LIMITS, WATCH_PATH, decode, encode, parseWith, watchServerFrameSchema, type Logger, type RegionEpoch, type WatchClientFrame, type WatchEvent, type WatchFeedError, type WatchServerFrame } from '@flotilla/proto';
+import { WATCH_LIMITS, WATCH_PATH, decode, encode, parseWith, watchServerFrameSchema, type Logger, type RegionEpoch, type WatchClientFrame, type WatchEvent, type WatchFeedError, type WatchHeldBy, type WatchServerFrame } from '@flotilla/proto';
 
 /** FeedHandlers receive one feed's frames; onEnd is called exactly once. */
 export interface FeedHandlers {
   onEvents(events: WatchEvent[]): void;
-  onProgress(resolved: bigint): void;
+  /** onProgress: resolved may repeat the last one when lock (the lock holding the feed back, a newer store's hint) is given. */
+  onProgress(resolved: bigint, lock?: WatchHeldBy): void;
   onEnd(error: WatchFeedError): void;
 }
 
@@ -135,7 +136,7 @@ export class WatchSocket implements FeedSocket {
       const h = this.feeds.get(f.id);
       if (h === undefined) continue; // a feed this watch already left
       if (f.t === 'events') h.onEvents(f.events);
-      else if (f.t === 'progress') h.onProgress(f.resolved);
+      else if (f.t === 'progress') h.onProgress(f.resolved, f.lock);
       else {
         this.feeds.delete(f.id);
         h.onEnd(f.error);

@@ -1,10 +1,11 @@
-import { compareKeys, isRetryableFeedError, type Logger, type Peer, type WatchEvent, type WatchFeedError } from '@flotilla/proto';
+import { compareKeys, isRetryableFeedError, type Logger, type Peer, type WatchEvent, type WatchFeedError, type WatchHeldBy } from '@flotilla/proto';
 import type { RegionWithLeader } from '@flotilla/placement/client';
 import { ClientError } from '../errors';
 import { minEnd } from './range';
 import { WatchSocket, type DialOptions, type FeedSocket } from './socket';
 import { SafePointRefused, WatchShared } from './shared';
 import { decodeValue } from '../txn/value';
+import { DEFAULT_LOCK_RESOLVE_RULE, HeldLockResolver, type ResolveHeldLock } from './lock-resolve';
 
 /** WatchOptions: where a watch starts and what it reports besides events. */
 export interface WatchOptions {
@@ -24,6 +25,15 @@ export interface WatchOptions {
   maxBufferedEvents?: number;
   /** maxQueuedEvents: delivered events the consumer has not taken; past it the watch stops reading its sockets until half are taken (default 10,000). */
   maxQueuedEvents?: number;
+  /**
+   * resolveLocksAfterMs: a lock a store names as holding one of the
+   * watch's Regions back for this long is resolved as a reader would
+   * resolve it (its primary decides; a live transaction is left alone),
+   * so a lock an abandoned transaction left behind does not stall the
+   * watch (lock-resolve.ts). Default 5,000; false: never (the watch then
+   * waits for someone else to touch the key).
+   */
+  resolveLocksAfterMs?: number | false;
 }
 
 /** WatchChange is one committed put or delete, at revision = its commit ts. */
@@ -51,6 +61,8 @@ export interface WatchEnv {
   openSocket?: (address: string) => FeedSocket;
   /** shared: the sockets and GC service safe point of the client's watches (FlotillaClient passes one per client); absent, the watch has its own. */
   shared?: WatchShared<FeedSocket>;
+  /** resolveLock resolves a lock that holds a feed back (FlotillaClient: its LockResolver); absent, such locks are left for others to resolve. */
+  resolveLock?: ResolveHeldLock;
 }
 
 /** CompactedError: the watch's start revision is below the GC safe point; compactRevision is the oldest fromRevision still complete (etcd's ErrCompacted). */
@@ -108,6 +120,8 @@ export class Watch implements AsyncIterable<WatchItem> {
   private resubscribes = 0;
   /** resubscribeReasons: how many feeds ended with each retryable error type (for diagnosis: leader moves vs splits vs failures). */
   private readonly resubscribeReasons: Record<string, number> = {};
+  /** heldLocks resolves locks the stores name as holding a feed back (undefined: the env has no resolver or resolveLocksAfterMs is false). */
+  private readonly heldLocks: HeldLockResolver | undefined;
 
   private constructor(
     private readonly env: WatchEnv,
@@ -119,6 +133,9 @@ export class Watch implements AsyncIterable<WatchItem> {
     this.delivered = startRevision;
     this.maxBuffered = opts.maxBufferedEvents ?? 200_000;
     this.maxQueued = opts.maxQueuedEvents ?? 10_000;
+    const after = opts.resolveLocksAfterMs ?? DEFAULT_LOCK_RESOLVE_RULE.afterMs;
+    if (after !== false && (typeof after !== 'number' || !(after >= 0))) throw new ClientError('InvalidArgument', `watch: resolveLocksAfterMs must be a non-negative number of ms or false, got ${String(after)}`);
+    this.heldLocks = env.resolveLock && after !== false ? new HeldLockResolver(env.resolveLock, env.logger, { ...DEFAULT_LOCK_RESOLVE_RULE, afterMs: after }) : undefined;
     this.shared = env.shared ?? new WatchShared<FeedSocket>((address) => openFeedSocket(env, address), env.updateServiceSafePoint?.bind(env), env.logger);
   }
 
@@ -250,7 +267,7 @@ export class Watch implements AsyncIterable<WatchItem> {
         const sole = this.opts.progressNotify !== true && compareKeys(start, this.start) === 0 && compareKeys(end, this.end) === 0;
         socket.subscribe(seg.feedId, region.id, region.epoch, start, end, seg.from, this.opts.prevValue === true, {
           onEvents: (events) => this.onEvents(seg, events),
-          onProgress: (resolved) => this.onProgress(seg, resolved),
+          onProgress: (resolved, lock) => this.onProgress(seg, resolved, lock),
           onEnd: (error) => {
             if (error.type === 'Unavailable') this.avoid.set(peer.storeId, Date.now() + 2_000);
             if (error.type === 'NotLeader' && error.leader) this.hints.set(region.id, error.leader);
@@ -313,8 +330,10 @@ export class Watch implements AsyncIterable<WatchItem> {
     if (this.buffered > this.maxBuffered) this.fail(new ClientError('WatcherTooSlow', `watch: more than ${this.maxBuffered} events held while a Region's resolved revision lags (maxBufferedEvents)`));
   }
 
-  private onProgress(seg: Segment, resolved: bigint): void {
-    if (seg.done || resolved <= seg.resolved) return;
+  private onProgress(seg: Segment, resolved: bigint, lock?: WatchHeldBy): void {
+    if (seg.done) return;
+    if (lock !== undefined) this.heldLocks?.named(lock);
+    if (resolved <= seg.resolved) return;
     seg.resolved = resolved;
     this.advance();
   }

@@ -1,4 +1,5 @@
-import { WATCH_LIMITS, type WatchFeedError, type WatchServerFrame } from '@flotilla/proto';
+import { WATCH_LIMITS, type WatchFeedError, type WatchHeldBy, type WatchServerFrame } from '@flotilla/proto';
+import type { LockRow } from '@flotilla/kv-engine';
 import type { StoreContext } from '../context';
 import type { Peer } from '../raft/peer';
 import type { CommandResult } from '../raft/proposal';
@@ -7,6 +8,7 @@ import { wake } from '../operation/hibernate';
 import { queueRead } from '../operation/query';
 import type { Feed, WatchConn } from './feed';
 import type { WatchHub } from './hub';
+import { lockHint } from './lock-hint';
 
 /**
  * The pass cadence is StoreConfig.watchResolvedTsIntervalMs (TiKV's
@@ -185,29 +187,47 @@ export class ResolvedTs {
         this.hub.end(f, peer.isLeader ? { type: 'EpochNotMatch', currentRegions: [peer.region] } : notLeader(peer));
         continue;
       }
-      const r = locks === undefined ? t : this.resolvedFor(f, t, locks);
-      if (f.takeProgress(r)) out.add(f, r);
+      if (locks === undefined) {
+        if (f.takeProgress(t)) out.add(f, t);
+        continue;
+      }
+      const { resolved: r, heldBy } = this.resolvedFor(f, t, locks);
+      // The progress names the lock holding it once that lock has held it a while (lock-hint.ts); such a frame may repeat the last resolved.
+      const advanced = f.takeProgress(r);
+      const lock = lockHint(f, heldBy, t);
+      if (advanced || lock !== undefined) out.add(f, f.resolved, lock);
     }
     out.send();
   }
 
   /** regionLocks: the put/delete locks of the Region's range in txn_lock below t, or undefined when neither they nor 1PC memory locks exist there. */
-  private regionLocks(peer: Peer, t: bigint): { startTs: bigint; key: Uint8Array }[] | undefined {
+  private regionLocks(peer: Peer, t: bigint): LockRow[] | undefined {
     const r = peer.region;
-    const locks: { startTs: bigint; key: Uint8Array }[] = [];
+    const locks: LockRow[] = [];
     // A 'lock'-kind lock commits a lock record, never a put or delete: it cannot add an event.
-    for (const l of this.ctx.sm.mvccRead.locksInRange(r.startKey, r.endKey)) if (l.kind !== 'lock' && l.startTs < t) locks.push({ startTs: l.startTs, key: l.key });
+    for (const l of this.ctx.sm.mvccRead.locksInRange(r.startKey, r.endKey)) if (l.kind !== 'lock' && l.startTs < t) locks.push(l);
     if (locks.length === 0 && this.ctx.memLocks.minStartTs(r.startKey, r.endKey) === undefined) return undefined;
     return locks;
   }
 
-  /** resolvedFor: min(t, every lock's start_ts in the feed's range, every 1PC memory lock's start_ts there). */
-  private resolvedFor(f: Feed, t: bigint, locks: readonly { startTs: bigint; key: Uint8Array }[]): bigint {
+  /**
+   * resolvedFor: min(t, every lock's start_ts in the feed's range, every 1PC
+   * memory lock's start_ts there); heldBy is the oldest txn_lock lock of the
+   * range (a 1PC memory lock lives only while its entry is in flight: it
+   * cannot be left behind).
+   */
+  private resolvedFor(f: Feed, t: bigint, locks: readonly LockRow[]): { resolved: bigint; heldBy: LockRow | undefined } {
     let r = t;
-    for (const l of locks) if (l.startTs < r && f.covers(l.key)) r = l.startTs;
+    let heldBy: LockRow | undefined;
+    for (const l of locks) {
+      if (l.startTs < r && f.covers(l.key)) {
+        r = l.startTs;
+        heldBy = l;
+      }
+    }
     const m = this.ctx.memLocks.minStartTs(f.start, f.end);
     if (m !== undefined && m < r) r = m;
-    return r;
+    return { resolved: r, heldBy };
   }
 }
 
@@ -215,10 +235,10 @@ export class ResolvedTs {
 class ProgressBatch {
   private readonly byConn = new Map<WatchConn, WatchServerFrame[]>();
 
-  add(f: Feed, resolved: bigint): void {
+  add(f: Feed, resolved: bigint, lock?: WatchHeldBy): void {
     let frames = this.byConn.get(f.conn);
     if (frames === undefined) this.byConn.set(f.conn, (frames = []));
-    frames.push({ t: 'progress', id: f.id, resolved });
+    frames.push(lock === undefined ? { t: 'progress', id: f.id, resolved } : { t: 'progress', id: f.id, resolved, lock });
   }
 
   send(): void {
