@@ -21,8 +21,11 @@
 //   region-heartbeat (members 1, 3)  stats-only heartbeats over a socket to 1 and 3 placement processes holding
 //                            --regions Regions, single requests (batch=1, 256 in flight) and regionHeartbeats
 //                            batches (--batch B, default 256; 5 store clients, 2 batches in flight each), measured
-//                            alternately, medians of 3 (bench/placement-heartbeat-raft.ts)
-// --only heartbeat|tso|failover|heartbeat-raft runs one group. One JSON line per case on stdout; a markdown table on stderr.
+//                            alternately, medians of 3 (bench/placement-heartbeat-raft.ts); --packed yes|no|both
+//                            picks the batches' wire (packed, the previous maps, or both alternating)
+//   region-heartbeat-wire    CPU per batched heartbeat on the client and the server side of each wire (maps,
+//                            packed), in process, no socket or Raft (bench/placement-heartbeat-wire.ts)
+// --only heartbeat|heartbeat-wire|tso|failover|heartbeat-raft runs one group. One JSON line per case on stdout; a markdown table on stderr.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +34,7 @@ import { PlacementClient, startPlacementServer, type RegionHeartbeat } from '@fl
 import { PlacementCluster } from '@flotilla/placement/internal';
 import { runFailover } from './placement-failover';
 import { runHeartbeats } from './placement-heartbeat-raft';
+import { runWire } from './placement-heartbeat-wire';
 import { runTso } from './placement-tso';
 
 const args = process.argv.slice(2);
@@ -215,6 +219,19 @@ async function main(): Promise<void> {
     rows.push({ op, metric: 'ops per CPU-second', value: Math.round(cpu), runs: runs.map((r) => Math.round(r.cpu)) });
   };
   if (ONLY === undefined || ONLY === 'heartbeat') await heartbeatCases(rows, emit, rate);
+  if (ONLY === undefined || ONLY === 'heartbeat-wire') {
+    const f = buildCluster(REGIONS);
+    try {
+      for (const r of runWire(f.cluster, f.heartbeats, quick ? 20_000 : 100_000, quick ? 3 : 5)) {
+        emit({ op: 'region-heartbeat-wire', ...r, load_avg_1m: +loadavg()[0]!.toFixed(1) });
+        rows.push({ op: `region-heartbeat-wire ${r.wire} (in process, ${r.regions} regions)`, metric: 'server CPU us per heartbeat', value: r.server_cpu_us_per_op, runs: r.runs_server_us });
+        rows.push({ op: `region-heartbeat-wire ${r.wire} (in process, ${r.regions} regions)`, metric: 'client CPU us per heartbeat', value: r.client_cpu_us_per_op, runs: r.runs_client_us });
+      }
+    } finally {
+      f.cluster.close();
+      rmSync(f.dir, { recursive: true, force: true });
+    }
+  }
   if (ONLY === undefined || ONLY === 'tso') await tsoCases(rows, emit);
   if (ONLY === undefined || ONLY === 'heartbeat-raft') {
     for (const members of MEMBERS) {

@@ -3,7 +3,8 @@ import WebSocket from 'ws';
 import type { Region } from '@flotilla/proto';
 import { DecodeError, decode, encode, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode } from './errors';
-import { packHeartbeat, packable } from './packed-heartbeat';
+import type { LeaseAttachResult } from './lease/types';
+import { expandResults, packHeartbeat, packable } from './packed-heartbeat';
 import { TsoBatcher } from './tso/batcher';
 import { firstOf, isValidRange, lastOf, type TimestampRange } from './tso/timestamp';
 import type {
@@ -111,6 +112,7 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'leaseTimeToLive',
   'leaseList',
   'leaseAttach',
+  'leaseAttachBatch',
 ]);
 
 function toUrl(address: string, tls: boolean): string {
@@ -378,12 +380,12 @@ export class PlacementClient {
    */
   async regionHeartbeats(heartbeats: RegionHeartbeat[]): Promise<RegionHeartbeatResult[]> {
     const { results } = await this.sendHeartbeats(heartbeats);
-    const ok = Array.isArray(results) && results.length === heartbeats.length && results.every((r) => typeof r === 'object' && r !== null && (typeof (r as { stale?: unknown }).stale === 'boolean' || typeof (r as { error?: unknown }).error === 'object'));
-    if (!ok) throw new PlacementError(PlacementErrorCode.Internal, `placement answered a batch of ${heartbeats.length} region heartbeats with ${JSON.stringify(results)?.slice(0, 200)}`);
-    return results;
+    const expanded = expandResults(results);
+    if (expanded !== undefined && expanded.length === heartbeats.length) return expanded;
+    throw new PlacementError(PlacementErrorCode.Internal, `placement answered a batch of ${heartbeats.length} region heartbeats with ${JSON.stringify(results)?.slice(0, 200)}`);
   }
   /** sendHeartbeats: packed while placement knows the method (an older one answers UnknownMethod once, then maps). */
-  private async sendHeartbeats(heartbeats: RegionHeartbeat[]): Promise<{ results: RegionHeartbeatResult[] }> {
+  private async sendHeartbeats(heartbeats: RegionHeartbeat[]): Promise<{ results: unknown }> {
     if (this.packedHeartbeats) {
       try {
         return await this.call('regionHeartbeatsPacked', { heartbeats: heartbeats.map((hb) => (packable(hb) ? packHeartbeat(hb) : hb)) });
@@ -510,6 +512,11 @@ export class PlacementClient {
   /** leaseAttach records key as attached to the lease (before a put with it); LeaseNotFound once its revocation is committed. */
   async leaseAttach(id: number, key: Uint8Array): Promise<void> {
     await this.call('leaseAttach', { id, key });
+  }
+
+  /** leaseAttachBatch attaches many (lease, key) pairs in one request and one log entry: one result per item, in order (a refused item carries its error). */
+  async leaseAttachBatch(items: { id: number; key: Uint8Array }[]): Promise<LeaseAttachResult[]> {
+    return (await this.call('leaseAttachBatch', { items })).results;
   }
 
   /** close fails every pending call with Closed and stops reconnecting. */

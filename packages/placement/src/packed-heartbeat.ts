@@ -1,5 +1,5 @@
 import { decode, encode, type Region } from '@flotilla/proto';
-import type { RegionHeartbeat } from './types';
+import type { RegionHeartbeat, RegionHeartbeatResult } from './types';
 
 // The packed Region heartbeat (method regionHeartbeatsPacked, issue #16).
 //
@@ -24,6 +24,23 @@ import type { RegionHeartbeat } from './types';
 
 /** PackedHeartbeat is one packed heartbeat on the wire (see above). */
 export type PackedHeartbeat = [number, Uint8Array, number, number, number] | [number, Uint8Array, number, number, number, number, number, number, number];
+
+/** PackedResult is one answer of regionHeartbeatsPacked: 0 / 1 for a plain {stale: false} / {stale: true}, else the result itself. */
+export type PackedResult = 0 | 1 | RegionHeartbeatResult;
+
+/** expandResults turns regionHeartbeatsPacked's answers back into regionHeartbeats' (undefined when one is neither shape). */
+export function expandResults(results: unknown): RegionHeartbeatResult[] | undefined {
+  if (!Array.isArray(results)) return undefined;
+  const out = new Array<RegionHeartbeatResult>(results.length);
+  for (let i = 0; i < results.length; i++) {
+    const r: unknown = results[i];
+    if (r === 0) out[i] = { stale: false };
+    else if (r === 1) out[i] = { stale: true };
+    else if (typeof r === 'object' && r !== null && (typeof (r as { stale?: unknown }).stale === 'boolean' || typeof (r as { error?: unknown }).error === 'object')) out[i] = r as RegionHeartbeatResult;
+    else return undefined;
+  }
+  return out;
+}
 
 const ROLE_CODE = { voter: 0, learner: 1 } as const;
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { decode, encode, type Region } from '@flotilla/proto';
 import { PlacementCluster } from '../src/cluster';
-import { decodeRegionMeta, encodeRegionMeta, packHeartbeat } from '../src/packed-heartbeat';
+import { decodeRegionMeta, encodeRegionMeta, expandResults, packHeartbeat } from '../src/packed-heartbeat';
 import { PlacementClient, startPlacementServer, type PlacementServer, type RegionHeartbeat, type RegionHeartbeatResult } from '../src';
 
 // regionHeartbeatsPacked (issue #16): stats-only heartbeats as flat arrays with the Region's meta as canonical bytes.
@@ -88,7 +88,10 @@ describe('regionHeartbeatsPacked on the cluster', () => {
     const withDown: RegionHeartbeat = { ...hbOf(regions[1]!, 1, 300), downPeers: [{ peer: regions[1]!.peers[2]!, downSeconds: 60 }] };
     const hbs = [hbOf(regions[0]!, 1, 500), withDown, stale, withFlow, hbOf(split[0]!), hbOf(split[1]!, 0, 50), hbOf(regions[0]!, 2, 600)];
     const items = hbs.map((hb) => (hb.downPeers ? hb : packHeartbeat(hb)));
-    const a = (packed.c.dispatch('regionHeartbeatsPacked', wire({ heartbeats: items })) as { results: RegionHeartbeatResult[] }).results;
+    const answer = (packed.c.dispatch('regionHeartbeatsPacked', wire({ heartbeats: items })) as { results: unknown[] }).results;
+    // Plain answers travel as 0 / 1.
+    expect(answer).toEqual([0, 0, 1, 0, 0, 0, 0]);
+    const a = expandResults(wire(answer))!;
     const b = (maps.c.dispatch('regionHeartbeats', wire({ heartbeats: hbs })) as { results: RegionHeartbeatResult[] }).results;
     expect(a).toEqual(b);
     expect(a.map((r) => ('stale' in r ? r.stale : r))).toEqual([false, false, true, false, false, false, false]);
@@ -113,7 +116,7 @@ describe('regionHeartbeatsPacked on the cluster', () => {
       { ...hbOf(regions[1]!), approximateKeys: 'many' }, // an object item: the ordinary check
       good,
     ];
-    const out = (c.dispatch('regionHeartbeatsPacked', wire({ heartbeats: items })) as { results: RegionHeartbeatResult[] }).results;
+    const out = expandResults((c.dispatch('regionHeartbeatsPacked', wire({ heartbeats: items })) as { results: unknown[] }).results)!;
     const label = (i: number) => new RegExp(`^regionHeartbeatsPacked params: heartbeats\\.${i}`);
     for (let i = 0; i < 7; i++) expect(out[i], `item ${i}`).toEqual({ error: { code: 'InvalidArgument', message: expect.stringMatching(label(i)) as unknown } });
     expect((out[0] as { error: { message: string } }).error.message).toMatch(/approximateSizeBytes/);
@@ -122,6 +125,23 @@ describe('regionHeartbeatsPacked on the cluster', () => {
     expect(c.tree.getById(regions[0]!.id)?.approximateSizeBytes).toBe(900);
     expect(c.tree.getById(regions[1]!.id)?.leader).toBeUndefined();
     expect(() => c.dispatch('regionHeartbeatsPacked', { heartbeats: [] })).toThrow(expect.objectContaining({ code: 'InvalidArgument' }));
+    expect(expandResults([0, 2])).toBeUndefined();
+    expect(expandResults({})).toBeUndefined();
+  });
+});
+
+describe('regionHeartbeatsPacked answers', () => {
+  it("hand a Region's operator step out in its result, whole", () => {
+    const { c, regions } = newCluster(2);
+    // Region 0 loses a voter: the replica checker adds one back (a store for it is needed).
+    const [s4] = c.allocId(1) as [number];
+    c.dispatch('putStore', { store: { id: s4, address: 's4:1' } });
+    const shrunk: Region = { ...regions[0]!, epoch: { version: 2, confVer: 2 }, peers: regions[0]!.peers.slice(0, 2) };
+    c.dispatch('regionHeartbeatsPacked', wire({ heartbeats: [packHeartbeat(hbOf(shrunk)), packHeartbeat(hbOf(regions[1]!))] }));
+    expect(c.runSchedulers()).toBeGreaterThan(0);
+    const out = (c.dispatch('regionHeartbeatsPacked', wire({ heartbeats: [packHeartbeat(hbOf(regions[1]!)), packHeartbeat(hbOf(shrunk))] })) as { results: unknown[] }).results;
+    expect(out[0]).toBe(0);
+    expect(out[1]).toMatchObject({ stale: false, operator: { kind: 'add-replica', step: { type: 'addLearner' } } });
   });
 });
 
