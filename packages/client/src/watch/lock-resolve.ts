@@ -135,6 +135,8 @@ export class LockResolveTrigger {
  */
 export class HeldLockResolver {
   private readonly trigger: LockResolveTrigger;
+  /** resolved: locks this watch resolved (its stats: how often an abandoned lock held it). */
+  resolved = 0;
 
   constructor(
     private readonly resolve: ResolveHeldLock,
@@ -152,7 +154,10 @@ export class HeldLockResolver {
     void this.resolve(lock).then(
       (outcome) => {
         const fields = { startTs: String(lock.startTs), heldMs, outcome };
-        if (outcome === 'resolved') this.logger.info(fields, 'watch: resolved a lock that held the watch back');
+        if (outcome === 'resolved') {
+          this.resolved++;
+          this.logger.info(fields, 'watch: resolved a lock that held the watch back');
+        }
         else this.logger.debug(fields, 'watch: a lock holds the watch back; its transaction is alive or its primary did not answer, trying again later');
         this.trigger.finished(lock, outcome, Date.now());
       },

@@ -239,6 +239,7 @@ async function finishWatchChaos(run: Chaos, client: FlotillaClient, watchers: Wa
   const perWatcher: Record<string, unknown>[] = [];
   for (const w of watchers) {
     const resubscribes = w.watch?.stats.resubscribes ?? 0;
+    const locksResolved = w.watch?.stats.locksResolved ?? 0;
     w.watch?.close();
     await w.done;
     w.client?.close();
@@ -254,7 +255,7 @@ async function finishWatchChaos(run: Chaos, client: FlotillaClient, watchers: Wa
     if (w.failure) explanation.push(`watcher ${w.name}: ${w.failure}`);
     for (const p of c.problems) explanation.push(`watcher ${w.name}: ${p}`);
     if (w.failure || c.problems.length > 0) explanation.push(diagnose(run, w, c, writes));
-    perWatcher.push({ name: w.name, range: w.end === '' ? `${w.start}*` : `[${w.start}, ${w.end})`, changes: c.delivered, acked: c.acked, undeterminedSeen: c.undeterminedSeen, undeterminedAbsent: c.undeterminedAbsent, resubscribes, passMs: passMs.get(w), ok: c.problems.length === 0 && !w.failure });
+    perWatcher.push({ name: w.name, range: w.end === '' ? `${w.start}*` : `[${w.start}, ${w.end})`, changes: c.delivered, acked: c.acked, undeterminedSeen: c.undeterminedSeen, undeterminedAbsent: c.undeterminedAbsent, resubscribes, locksResolved, passMs: passMs.get(w), ok: c.problems.length === 0 && !w.failure });
   }
   const ok = explanation.length === 0 && checks.length === watchers.length;
   const eventsChecked = checks.reduce((a, c) => a + c.delivered, 0);
