@@ -82,7 +82,10 @@ export function* columnSteps(regions: HeatmapRegions, interval: Interval, maxRow
   }
   // Slots not placed: spread over the rows of the copy that overlap their range.
   for (let s = 0; s < interval.size; s++) {
-    if (placed[s] === 1) continue;
+    if (placed[s] === 1) {
+      if (b.spent()) yield;
+      continue;
+    }
     const [lo, hi] = overlapRows(starts, ends, n, interval.startKeys[s]!, interval.endKeys[s]!);
     for (let i = lo; i < hi; i++) {
       for (let m = 0; m < METRICS; m++) values[i * METRICS + m]! += interval.values[s * METRICS + m]! / (hi - lo);
