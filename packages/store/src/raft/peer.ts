@@ -114,6 +114,10 @@ export class Peer {
         maxInflightMsgs: cfg.maxInflightMsgs,
         checkQuorum: true,
         preVote: true,
+        // A store answers NotLeader with the leader's address (TiKV does the
+        // same); raft never forwards a proposal, whose callback would then be
+        // filed against an index that is not its entry's (propose.ts).
+        disableProposalForwarding: true,
         // Raft always confirms reads with a heartbeat round (ReadIndex); the
         // store's lease-based mode keeps its own wall-clock lease on top.
         readOnlyOption: 'safe',

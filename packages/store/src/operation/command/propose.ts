@@ -1,4 +1,4 @@
-import { ProposalDroppedError, type ConfChangeV2 } from '@flotilla/raft-core';
+import { ProposalDroppedError, StateRole, type ConfChangeV2 } from '@flotilla/raft-core';
 import { describeRegionError } from '@flotilla/proto';
 import { assert, type StoreContext } from '../../context';
 import type { Peer } from '../../raft/peer';
@@ -14,11 +14,23 @@ export interface Response {
   at: number;
 }
 
-/** propose appends a command to the Region's raft log; its callback is answered when the entry applies. */
+/**
+ * propose appends a command to the Region's raft log; its callback is
+ * answered when the entry applies. Raft's own role decides, not
+ * peer.isLeader: that flag follows the soft state of the last Ready, and a
+ * message earlier in the same mailbox drain (a higher term's vote or
+ * append) may have made the peer a follower since. A follower's raft would
+ * forward the proposal (the store also turns forwarding off), and the
+ * callback would be filed at the follower's last index, where another
+ * command's entry lands: answered with that command's result, or two
+ * proposals at one index (the assert in addProposal; a store crashed on it
+ * in bench:watch's idle-watchers case).
+ */
 export function propose(ctx: StoreContext, peer: Peer, data: Uint8Array, cb: Callback): void {
+  const r = peer.raw.raft;
+  if (r.state !== StateRole.Leader) return cb(notLeaderNow(peer));
   if (peer.proposals.length >= ctx.config.maxPendingProposalsPerPeer) return cb(err.busy('too many pending proposals for this region'));
   wake(ctx, peer);
-  const r = peer.raw.raft;
   try {
     peer.raw.propose(data);
   } catch (e) {
@@ -32,6 +44,7 @@ export function propose(ctx: StoreContext, peer: Peer, data: Uint8Array, cb: Cal
 
 export function proposeConfChange(ctx: StoreContext, peer: Peer, cc: ConfChangeV2, context: Uint8Array, cb: Callback): void {
   const r = peer.raw.raft;
+  if (r.state !== StateRole.Leader) return cb(notLeaderNow(peer));
   wake(ctx, peer);
   try {
     peer.raw.proposeConfChange(cc, context);
@@ -41,6 +54,12 @@ export function proposeConfChange(ctx: StoreContext, peer: Peer, cc: ConfChangeV
   }
   addProposal(ctx, peer, r.raftLog.lastIndex(), r.term, cb);
   ctx.markDirty(peer);
+}
+
+/** notLeaderNow: NotLeader naming the leader raft knows now (peer.leaderId may still name this peer). */
+function notLeaderNow(peer: Peer): CommandResult {
+  const lead = peer.raw.raft.leaderId;
+  return err.notLeader(peer.regionId, lead === 0 || lead === peer.peerId ? undefined : peer.peerById(lead));
 }
 
 /** addProposal records a proposal. Invariant: the queue is ascending by index (a leader appends at its last index). */
