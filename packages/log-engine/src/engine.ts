@@ -559,7 +559,7 @@ export class LogEngine implements RegionLogReader {
     const entry = new URL('./write-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url).href;
     const { port1, port2 } = new MessageChannel();
     const signal = new Int32Array(new SharedArrayBuffer(4));
-    const w = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), { workerData: { entry, config, replies: port2, signal }, transferList: [port2] });
+    const w = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), { workerData: { entry, config, replies: port2, signal }, transferList: [port2], execArgv: workerExecArgv() });
     w.unref();
     port1.on('message', (reply: WorkerReply) => this.onReply(reply));
     port1.unref();
@@ -621,6 +621,10 @@ export class LogEngine implements RegionLogReader {
 
   private onReply(reply: WorkerReply): void {
     if (reply.type === 'ready') return;
+    if (reply.type === 'fatal') {
+      this.failAll(Object.assign(new Error(reply.message), { name: reply.name }));
+      return;
+    }
     // After a failure every pending request was already rejected.
     if (this.failed !== undefined) return;
     const p = this.pending.shift();
@@ -643,4 +647,25 @@ export class LogEngine implements RegionLogReader {
     first?.reject(err);
     for (const p of this.pending.splice(0)) p.reject(err);
   }
+}
+
+/**
+ * workerExecArgv is the process's node flags for the writer thread, less
+ * --input-type: a worker inherits execArgv, and a process started with
+ * `node --input-type=module -e …` would hand the thread a flag it refuses
+ * (the thread then never starts, and a blocking write would wait for it).
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('--input-type=')) continue;
+    if (a === '--input-type') {
+      i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
 }

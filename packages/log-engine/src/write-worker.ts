@@ -19,7 +19,9 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: 'ready' }
   | { type: 'done'; id: number; seq: number; foldedThrough: number; deleted: number; commits: number }
-  | { type: 'failed'; id: number; name: string; message: string; code?: string; stack?: string };
+  | { type: 'failed'; id: number; name: string; message: string; code?: string; stack?: string }
+  /** fatal: the thread could not start (worker-bootstrap.mjs); every request fails. */
+  | { type: 'fatal'; name: string; message: string };
 
 export interface WorkerConfig {
   file: string;
