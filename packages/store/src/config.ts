@@ -79,6 +79,15 @@ export interface StoreConfig {
    * write completed (batch/log-pipeline.ts).
    */
   writePipeline: 'sync' | 'async';
+  /**
+   * proposalBatchMaxCommands / proposalBatchMaxBytes: a leader's client
+   * writes of one poll round go into one Raft entry, up to this many
+   * commands and about this many bytes of keys and values (then the next
+   * entry starts); each command is still answered on its own. 1 = every
+   * write its own entry (the old path).
+   */
+  proposalBatchMaxCommands: number;
+  proposalBatchMaxBytes: number;
   /** maxInflightLogWrites bounds the async round writes not yet durable; at the bound a round writes synchronously (waiting for them). */
   maxInflightLogWrites: number;
   /** maxPendingReadsPerPeer bounds reads waiting on one Region; one more is answered ServerIsBusy. */
@@ -150,6 +159,8 @@ export const PRODUCTION: StoreConfig = {
   logDeferMaxBytes: 1024 * 1024,
   writePipeline: 'sync',
   maxInflightLogWrites: 8,
+  proposalBatchMaxCommands: 256,
+  proposalBatchMaxBytes: 256 * 1024,
   maxPendingReadsPerPeer: 16_384,
   maxTombstones: 100_000,
   integrityCheckFullMaxBytes: DEFAULT_INTEGRITY_FULL_MAX_BYTES,
@@ -219,6 +230,8 @@ export const storeConfigOverridesSchema = z
     logDeferMaxBytes: positive,
     writePipeline: z.enum(['sync', 'async']),
     maxInflightLogWrites: positive.max(1024),
+    proposalBatchMaxCommands: positive.max(65_536),
+    proposalBatchMaxBytes: positive,
     maxPendingReadsPerPeer: positive,
     maxTombstones: positive,
     integrityCheckFullMaxBytes: z.number().int().nonnegative(),

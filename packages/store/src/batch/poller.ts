@@ -7,7 +7,7 @@ import { afterApply } from '../operation/command/admin';
 import { catchUpSource } from '../operation/command/admin/merge';
 import { applyEntries } from '../operation/command/apply';
 import { ApplyBatch, type ApplyContext, type ApplyEffect } from '../operation/command/apply-context';
-import { matchProposal, type Response } from '../operation/command/propose';
+import { flushWriteBatch, matchProposal, type Response } from '../operation/command/propose';
 import { sendHibernateNotice } from '../operation/hibernate';
 import { serveReads } from '../operation/query';
 import { applyCommitted, handleReadyBeforePersist } from '../operation/ready/ready';
@@ -130,7 +130,8 @@ function collectReadies(ctx: StoreContext, round: Peer[], logBatch: LogBatch): P
   const readies: PeerReady[] = [];
   for (const peer of round) {
     drainMailbox(ctx, peer);
-    if (ctx.peers.get(peer.regionId) !== peer) continue; // destroyed meanwhile
+    if (ctx.peers.get(peer.regionId) !== peer) continue; // destroyed meanwhile (failPending answered its batch)
+    flushWriteBatch(ctx, peer);
     if (!peer.raw.hasReady()) continue;
     const rd = peer.raw.ready();
     handleReadyBeforePersist(ctx, peer, rd, logBatch);
