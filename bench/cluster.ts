@@ -97,6 +97,7 @@ function percentile(sorted: number[], p: number): number {
 /** runCase keeps `clients` operations in flight for CASE_MS (after WARMUP_MS) and measures each one. */
 async function runCase(name: string, regions: number, clients: number, keysPerOp: number, op: (r: () => number) => Promise<void>, warmupMs = WARMUP_MS, caseMs = CASE_MS): Promise<Row> {
   const latencies: number[] = [];
+  const errorSamples = new Set<string>();
   let errors = 0;
   let measuring = false;
   const start = Date.now();
@@ -109,8 +110,14 @@ async function runCase(name: string, regions: number, clients: number, keysPerOp
       const t0 = performance.now();
       try {
         await op(r);
-      } catch {
+      } catch (e) {
         errors++;
+        // The first few distinct errors of a case go to stderr: a count alone does not say what failed.
+        const what = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
+        if (errorSamples.size < 3 && !errorSamples.has(what)) {
+          errorSamples.add(what);
+          progress(`${name} regions=${regions} clients=${clients}: error: ${what}`);
+        }
         continue;
       }
       if (!measuring && Date.now() >= warmEnd) {
