@@ -21,7 +21,7 @@ const text = (v: Uint8Array | undefined): string | undefined => (v === undefined
 
 /** leaderOf opens a store whose single voter leads Region 1, which covers keys below "m" only. */
 function leaderOf(overrides: Partial<StoreConfig> = {}): { u: UnitStore; peer: Peer } {
-  const u = unitStore(overrides);
+  const u = unitStore({ proposalBatchMaxCommands: 256, ...overrides });
   stores.push(u);
   const region: Region = { id: 1, startKey: EMPTY, endKey: utf8('m'), epoch: { confVer: 1, version: 1 }, peers: [{ id: 2, storeId: 1, role: 'voter' }] };
   writeInitialRegion(u.ctx, region);
