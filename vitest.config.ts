@@ -10,7 +10,7 @@ import { defineConfig } from 'vitest/config';
 // the whole-cluster fault runs (chaos with partitions, power loss, the
 // network-namespace cluster, Ctrl-C through pnpm) whose liveness bounds assume
 // the machine is theirs.
-const EXCLUSIVE = ['packages/sim/test/chaos.test.ts', 'packages/sim/test/txn-chaos.test.ts', 'packages/sim/test/powerloss.test.ts', 'packages/sim/test/netns.test.ts', 'apps/node/test/up-signals.test.ts'];
+const EXCLUSIVE = ['packages/sim/test/chaos.test.ts', 'packages/sim/test/txn-chaos.test.ts', 'packages/sim/test/chaos-watch.test.ts', 'packages/sim/test/chaos-lock.test.ts', 'packages/sim/test/powerloss.test.ts', 'packages/sim/test/netns.test.ts', 'apps/node/test/up-signals.test.ts'];
 const INCLUDE = ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'scripts/test/**/*.test.ts'];
 
 const shared = {

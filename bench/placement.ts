@@ -1,6 +1,6 @@
 // bench/placement.ts — placement service throughput and latency.
 //
-//   pnpm bench:placement [--quick] [--regions N] [--only GROUP] [--batch B] [--members M] [--heartbeats N]
+//   pnpm bench:placement [--quick] [--regions N] [--only GROUP] [--batch B] [--members M] [--heartbeats N] [--single no] [--packed yes|no|both]
 //
 // Cases (each run 3 times, medians reported):
 //   region-heartbeat         stats-only heartbeats through PlacementCluster.dispatch (zod validation,
@@ -21,8 +21,11 @@
 //   region-heartbeat (members 1, 3)  stats-only heartbeats over a socket to 1 and 3 placement processes holding
 //                            --regions Regions, single requests (batch=1, 256 in flight) and regionHeartbeats
 //                            batches (--batch B, default 256; 5 store clients, 2 batches in flight each), measured
-//                            alternately, medians of 3 (bench/placement-heartbeat-raft.ts)
-// --only heartbeat|tso|failover|heartbeat-raft runs one group. One JSON line per case on stdout; a markdown table on stderr.
+//                            alternately, medians of 3 (bench/placement-heartbeat-raft.ts); --packed yes|no|both
+//                            picks the batches' wire (packed, the previous maps, or both alternating)
+//   region-heartbeat-wire    CPU per batched heartbeat on the client and the server side of each wire (maps,
+//                            packed), in process, no socket or Raft (bench/placement-heartbeat-wire.ts)
+// --only heartbeat|heartbeat-wire|tso|failover|heartbeat-raft runs one group. One JSON line per case on stdout; a markdown table on stderr.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +34,7 @@ import { PlacementClient, startPlacementServer, type RegionHeartbeat } from '@fl
 import { PlacementCluster } from '@flotilla/placement/internal';
 import { runFailover } from './placement-failover';
 import { runHeartbeats } from './placement-heartbeat-raft';
+import { runWire } from './placement-heartbeat-wire';
 import { runTso } from './placement-tso';
 
 const args = process.argv.slice(2);
@@ -50,6 +54,12 @@ const MEMBERS = membersArg >= 0 ? [Number(args[membersArg + 1])] : [1, 3];
 const hbArg = args.indexOf('--heartbeats');
 /** SOCKET_RAFT_HEARTBEATS: heartbeats per timed run of the socket heartbeat case (--heartbeats N). */
 const SOCKET_RAFT_HEARTBEATS = hbArg >= 0 ? Number(args[hbArg + 1]) : undefined;
+const batchesArg = args.indexOf('--single');
+/** SINGLE: whether the socket heartbeat case also runs batch=1 (--single no: only batched, to compare two builds faster). */
+const SINGLE = batchesArg < 0 || args[batchesArg + 1] !== 'no';
+const packedArg = args.indexOf('--packed');
+/** PACKING: the batched heartbeat case's wire: packed (default), maps (the previous wire), or both, alternating (--packed yes|no|both). */
+const PACKING = packedArg < 0 || args[packedArg + 1] === 'yes' ? [true] : args[packedArg + 1] === 'no' ? [false] : [false, true];
 const onlyArg = args.indexOf('--only');
 const ONLY = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
 
@@ -209,14 +219,27 @@ async function main(): Promise<void> {
     rows.push({ op, metric: 'ops per CPU-second', value: Math.round(cpu), runs: runs.map((r) => Math.round(r.cpu)) });
   };
   if (ONLY === undefined || ONLY === 'heartbeat') await heartbeatCases(rows, emit, rate);
+  if (ONLY === undefined || ONLY === 'heartbeat-wire') {
+    const f = buildCluster(REGIONS);
+    try {
+      for (const r of runWire(f.cluster, f.heartbeats, quick ? 20_000 : 100_000, quick ? 3 : 5)) {
+        emit({ op: 'region-heartbeat-wire', ...r, load_avg_1m: +loadavg()[0]!.toFixed(1) });
+        rows.push({ op: `region-heartbeat-wire ${r.wire} (in process, ${r.regions} regions)`, metric: 'server CPU us per heartbeat', value: r.server_cpu_us_per_op, runs: r.runs_server_us });
+        rows.push({ op: `region-heartbeat-wire ${r.wire} (in process, ${r.regions} regions)`, metric: 'client CPU us per heartbeat', value: r.client_cpu_us_per_op, runs: r.runs_client_us });
+      }
+    } finally {
+      f.cluster.close();
+      rmSync(f.dir, { recursive: true, force: true });
+    }
+  }
   if (ONLY === undefined || ONLY === 'tso') await tsoCases(rows, emit);
   if (ONLY === undefined || ONLY === 'heartbeat-raft') {
     for (const members of MEMBERS) {
       // --quick: 20,000 Regions, so the setup (every Region reported through the Raft log) fits in a minute.
-      const cases = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, SOCKET_RAFT_HEARTBEATS ?? (quick ? 20_000 : 200_000), [1, HEARTBEAT_BATCH], quick ? 1 : 3);
+      const cases = await runHeartbeats(members, quick ? Math.min(REGIONS, 20_000) : REGIONS, SOCKET_RAFT_HEARTBEATS ?? (quick ? 20_000 : 200_000), SINGLE ? [1, HEARTBEAT_BATCH] : [HEARTBEAT_BATCH], quick ? 1 : 3, PACKING);
       for (const r of cases) {
         emit({ op: 'region-heartbeat', transport: 'socket', ...r });
-        rows.push({ op: `region-heartbeat members=${members} batch=${r.batch} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: r.runs_ops_per_s });
+        rows.push({ op: `region-heartbeat members=${members} batch=${r.batch}${r.wire ? ' ' + r.wire : ''} (socket, ${r.regions} regions)`, metric: 'ops/s (wall)', value: r.ops_per_s, runs: r.runs_ops_per_s });
         process.stderr.write(`  region-heartbeat with ${members} member(s), batch ${r.batch}: ${r.ops_per_s}/s (median of ${r.runs_ops_per_s.join(', ')}; setup ${r.setup_ms} ms)\n`);
       }
     }

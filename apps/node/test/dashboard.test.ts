@@ -9,8 +9,10 @@ import { run } from '../src/cli';
 // system chromium (Debian's, installed by scripts/setup.sh as root) driven
 // by puppeteer-core opens /dashboard?token=… on a live three-store cluster,
 // must show every store and Region, and must show the new Region of a split
-// through the live event stream without a reload. The screenshot lands in
-// .vitest-tmp/dashboard.png as a test artifact.
+// through the live event stream without a reload; its key visualizer must
+// paint the rows of the key range written to and leave an unwritten range
+// background. The screenshots land in .vitest-tmp/dashboard.png and
+// dashboard-heatmap.png as test artifacts.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const skipReason = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} not found (apt-get install chromium, or run scripts/setup.sh as root; CHROMIUM_PATH overrides)`;
 if (skipReason !== undefined) console.warn(`dashboard.test.ts skipped: ${skipReason}`);
@@ -33,7 +35,8 @@ describe.skipIf(skipReason !== undefined)('cluster dashboard in headless chromiu
   beforeAll(async () => {
     const { default: puppeteer } = await import('puppeteer-core');
     [cluster, browser] = await Promise.all([
-      startTestCluster({ stores: 3, token: TOKEN, splitKeys: ['m'] }),
+      // One heatmap column a second (10 s by default), so the picture moves within the test's bounds.
+      startTestCluster({ stores: 3, token: TOKEN, splitKeys: ['m'], placement: { heatmap: { intervalMs: 1_000 } } }),
       puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] }),
     ]);
     base = cluster.placement.httpUrl;
@@ -124,4 +127,77 @@ describe.skipIf(skipReason !== undefined)('cluster dashboard in headless chromiu
     expect(existsSync(shot)).toBe(true);
     console.log(`dashboard screenshot: ${shot}`);
   }, 30_000);
+
+  it('paints the written key range hot on the key visualizer, switches metric, and names the range under the pointer', async () => {
+    const BACKGROUND = [27, 34, 51]; // heatmap-page.ts HM.background, #1b2233
+    // Non-background pixels of the plot between axis boundaries a and b (2 px in from each edge: a row's rounding may spill one pixel).
+    type Canvas = { dataset: Record<string, string | undefined>; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+    const painted = (a: number, b: number): Promise<number> =>
+      page.$eval(
+        '#heatmap',
+        (el, a, b, bg) => {
+          const c = el as unknown as Canvas;
+          if (c.dataset.plot === undefined || c.dataset.span === undefined) return -1;
+          const p = JSON.parse(c.dataset.plot) as { left: number; top: number; width: number; height: number };
+          const span = Number(c.dataset.span);
+          const y0 = Math.ceil(p.top + (a / span) * p.height) + 2;
+          const y1 = Math.floor(p.top + (b / span) * p.height) - 2;
+          if (y1 <= y0) return -1;
+          const px = c.getContext('2d').getImageData(p.left, y0, p.width, y1 - y0).data;
+          let n = 0;
+          for (let i = 0; i < px.length; i += 4) if (px[i] !== bg[0] || px[i + 1] !== bg[1] || px[i + 2] !== bg[2]) n++;
+          return n;
+        },
+        a,
+        b,
+        BACKGROUND,
+      );
+    const traffic = async (): Promise<void> => {
+      await cluster.client.batchPut(Array.from({ length: 20 }, (_, i) => [`zz${i}`, 'v'.repeat(200)] as [string, string]));
+      await cluster.client.batchGet(Array.from({ length: 20 }, () => 'aa'));
+    };
+    // The Regions are ["", m), [m, t), [t, +inf) since the split above: the axis is those boundaries.
+    const axis = (await getJson('/dashboard/heatmap')).keys as string[];
+    expect(axis).toEqual(['', 'm', 't', '']);
+    const [a, m, t, end] = [0, 1, 2, 3];
+    await expect
+      .poll(
+        async () => {
+          await traffic();
+          return painted(t, end);
+        },
+        { timeout: 15_000, interval: 300 },
+      )
+      .toBeGreaterThan(0);
+    // Nothing was written into [m, t): its rows stay background in every column, before and after the split.
+    expect(await painted(m, t)).toBe(0);
+    expect(await page.$eval('#heatmap', (e) => e.getAttribute('data-metric'))).toBe('write_bytes');
+
+    // Colour by read bytes: the Region holding "aa" (read above) becomes hot.
+    await page.select('#hm-metric', 'read_bytes');
+    await expect.poll(() => page.$eval('#heatmap', (e) => e.getAttribute('data-metric')), { timeout: 10_000 }).toBe('read_bytes');
+    await expect
+      .poll(
+        async () => {
+          await traffic();
+          return painted(a, m);
+        },
+        { timeout: 10_000, interval: 300 },
+      )
+      .toBeGreaterThan(0);
+    expect(await painted(m, t)).toBe(0);
+
+    // Hovering the newest column of the "aa" rows names that range and its amount.
+    const box = (await (await page.$('#heatmap'))!.boundingBox())!;
+    const plot = JSON.parse((await page.$eval('#heatmap', (e) => e.getAttribute('data-plot')))!) as { left: number; top: number; width: number; height: number };
+    await page.mouse.move(box.x + plot.left + plot.width - 2, box.y + plot.top + plot.height / 6);
+    await expect.poll(() => page.$eval('#hm-tip', (e) => e.textContent ?? ''), { timeout: 5_000 }).toMatch(/^\[\(start\), m\)\n.*\nread bytes: /);
+    expect(await page.$eval('#hm-note', (e) => e.textContent)).toMatch(/Recorded in memory by the placement leader p1 .*Not persisted/);
+
+    mkdirSync(ARTIFACT_DIR, { recursive: true });
+    const shot = resolve(ARTIFACT_DIR, 'dashboard-heatmap.png');
+    await (await page.$('#heatmap-panel'))!.screenshot({ path: shot });
+    expect(existsSync(shot)).toBe(true);
+    console.log(`dashboard heatmap screenshot: ${shot}`);
+  }, 45_000);
 });

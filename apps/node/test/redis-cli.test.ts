@@ -71,7 +71,7 @@ describe.skipIf(!REDIS_CLI || !REDIS_BENCHMARK)('redis-cli and redis-benchmark a
     expect((await cli('--scan', '--pattern', 'user:*')).stdout).toBe(['user:1', 'user:2', 'user:3', ...more].map((k) => `${k}\n`).join(''));
     expect((await cli('dbsize')).stdout).toMatch(/^\d+\n$/);
     const expire = await cli('expire', 'k', '10');
-    expect(expire.stdout + expire.stderr).toContain('ERR EXPIRE needs leases');
+    expect(expire.stdout + expire.stderr).toContain('ERR EXPIRE needs the transactional keyspace');
     const unknown = await cli('hgetall', 'k');
     expect(unknown.stdout + unknown.stderr).toContain("ERR unknown command 'hgetall'");
     // Help comes from COMMAND DOCS, which redis-cli reads on start.

@@ -244,12 +244,14 @@ describe('the Redis front through ioredis', () => {
 
   it('refusals and errors: leases, transactions, SUBSCRIBE, unknown commands, arity, empty keys, AUTH', async () => {
     const r = connect();
-    await expect(r.set('e:k', 'v', 'EX', 10)).rejects.toThrow(/SET EX needs leases/);
-    await expect(r.set('e:k', 'v', 'KEEPTTL')).rejects.toThrow(/SET KEEPTTL needs leases/);
+    // Key expiry lives on leases, in the transactional keyspace: the raw front refuses it and names --keyspace txn.
+    await expect(r.set('e:k', 'v', 'EX', 10)).rejects.toThrow(/SET EX needs the transactional keyspace.*--keyspace txn/);
+    await expect(r.set('e:k', 'v', 'KEEPTTL')).rejects.toThrow(/SET KEEPTTL needs the transactional keyspace/);
     expect(await r.exists('e:k')).toBe(0);
-    await expect(r.expire('e:k', 10)).rejects.toThrow(/EXPIRE needs leases/);
-    await expect(r.ttl('e:k')).rejects.toThrow(/TTL needs leases/);
-    await expect(r.setex('e:k', 10, 'v')).rejects.toThrow(/SETEX needs leases/);
+    await expect(r.expire('e:k', 10)).rejects.toThrow(/EXPIRE needs the transactional keyspace/);
+    await expect(r.ttl('e:k')).rejects.toThrow(/TTL needs the transactional keyspace/);
+    await expect(r.setex('e:k', 10, 'v')).rejects.toThrow(/SETEX needs the transactional keyspace/);
+    expect(await r.exists('e:k')).toBe(0);
     await expect(r.call('MULTI')).rejects.toThrow(/MULTI needs the transactional keyspace.*--keyspace txn/);
     await expect(r.call('WATCH', 'e:k')).rejects.toThrow(/WATCH needs the transactional keyspace/);
     await expect(r.call('EXEC')).rejects.toThrow(/EXEC needs the transactional keyspace/);

@@ -167,6 +167,10 @@ describe('Glob', () => {
     expect(new Glob(Buffer.from('**')).matchesEverything()).toBe(true);
     expect([...prefixEnd(Buffer.from([0x61, 0xff]))]).toEqual([0x62]);
     expect(prefixEnd(Buffer.from([0xff])).length).toBe(0);
+    // The argument is never changed, even a Buffer (whose slice would be a view).
+    const prefix = Buffer.from('user:');
+    expect(Buffer.from(prefixEnd(prefix)).toString()).toBe('user;');
+    expect(prefix.toString()).toBe('user:');
   });
 });
 

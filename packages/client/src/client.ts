@@ -26,7 +26,10 @@ import { TxnIf, type Compare } from './txn/txn-if';
 import { runTxn, type Transaction, type TxnOptions } from './txn/txn';
 import type { TxnTransport } from './txn/transport';
 import { resolveRange, type WatchRange } from './watch/range';
-import { Watch, type WatchOptions } from './watch/watch';
+import { Watch, openFeedSocket, type WatchOptions } from './watch/watch';
+import { WatchShared } from './watch/shared';
+import { resolveHeldLock } from './watch/lock-resolve';
+import type { FeedSocket } from './watch/socket';
 import { LeaseClient, type LeaseApi } from './lease/lease';
 import { lock, type LockHolder, type LockOptions } from './recipes/mutex';
 import { Election, type ElectionOptions } from './recipes/election';
@@ -109,6 +112,8 @@ export class FlotillaClient {
   private readonly writeRetry: boolean;
   private closed = false;
   private txnT: TxnTransport | undefined;
+  /** watchShared: the sockets and GC service safe point all of this client's watches share (made by the first watch). */
+  private watchShared: WatchShared<FeedSocket> | undefined;
   /** watchDial: how watch sockets dial stores (the same token and TLS as requests). */
   private readonly watchDial: { token?: string; tls?: { ca?: string; rejectUnauthorized?: boolean }; connectTimeoutMs: number };
   private leaseC: LeaseClient | undefined;
@@ -388,14 +393,18 @@ export class FlotillaClient {
     const { start, end } = resolveRange(range);
     const routes = this.routes as RouteProvider & { updateServiceSafePoint?: (id: string, ts: bigint, ttlMs: number) => Promise<{ accepted: boolean; gcSafePoint: bigint }> };
     const update = routes.updateServiceSafePoint;
+    // One socket per store and one GC service safe point for all of this client's watches (watch/shared.ts).
+    this.watchShared ??= new WatchShared<FeedSocket>((address) => openFeedSocket({ dial: { ...this.watchDial, logger: this.logger } }, address), update ? (id, ts, ttlMs) => update.call(routes, id, ts, ttlMs) : undefined, this.logger);
     return Watch.open(
       {
+        shared: this.watchShared,
         scanRegions: (s, e, limit) => this.withPlacement('scanRegions', () => this.routes.scanRegions(s, e, limit), this.retry.newState('watch')),
         storeAddress: (storeId) => this.storeAddress(storeId, this.retry.newState('watch')),
         timestamp: () => this.timestamp(),
         ...(update ? { updateServiceSafePoint: (id: string, ts: bigint, ttlMs: number) => update.call(routes, id, ts, ttlMs) } : {}),
         dial: { ...this.watchDial, logger: this.logger },
         logger: this.logger,
+        resolveLock: (lock) => resolveHeldLock(new LockResolver(this.txnTransport()), lock),
       },
       start,
       end,

@@ -44,7 +44,7 @@ describe('txn driver (fake Percolator)', () => {
     expect(out.value).toBe('done');
     expect(types(t.sent)).toEqual(['prewrite1pc']);
     const snap = snapshotAt(t, await t.timestamp());
-    expect(await snap.getWithVersion('a')).toEqual({ value: b('1'), version: out.commitTs });
+    expect(await snap.getWithVersion('a')).toEqual({ value: b('1'), version: out.commitTs, lease: null });
     expect(out.commitTs).toBeGreaterThan(out.startTs);
   });
 

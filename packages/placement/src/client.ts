@@ -3,6 +3,8 @@ import WebSocket from 'ws';
 import type { Region } from '@flotilla/proto';
 import { DecodeError, decode, encode, silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode } from './errors';
+import type { LeaseAttachResult } from './lease/types';
+import { expandResults, packHeartbeat, packable } from './packed-heartbeat';
 import { TsoBatcher } from './tso/batcher';
 import { firstOf, isValidRange, lastOf, type TimestampRange } from './tso/timestamp';
 import type {
@@ -44,6 +46,14 @@ export interface PlacementClientOptions {
    * skips certificate checks (tests only).
    */
   tls?: ClientTlsOptions;
+  /**
+   * packedHeartbeats: regionHeartbeats sends stats-only heartbeats packed
+   * (method regionHeartbeatsPacked, packed-heartbeat.ts; default true),
+   * falling back to the map per heartbeat once a placement answers
+   * UnknownMethod. false always sends the maps (the previous wire, kept
+   * selectable to measure old against new).
+   */
+  packedHeartbeats?: boolean;
 }
 
 /** ClientTlsOptions: how a client checks the server's certificate. */
@@ -77,6 +87,7 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'storeHeartbeat',
   'regionHeartbeat',
   'regionHeartbeats',
+  'regionHeartbeatsPacked',
   'askBatchSplit',
   'reportBatchSplit',
   'getRegion',
@@ -101,6 +112,7 @@ const RESENDABLE: ReadonlySet<string> = new Set([
   'leaseTimeToLive',
   'leaseList',
   'leaseAttach',
+  'leaseAttachBatch',
 ]);
 
 function toUrl(address: string, tls: boolean): string {
@@ -147,6 +159,8 @@ export class PlacementClient {
   private redirects = 0;
   /** tso batches concurrent timestamp() calls into one getTimestamps round trip. */
   private readonly tso: TsoBatcher;
+  /** packedHeartbeats: see PlacementClientOptions; turns false once a placement answered UnknownMethod. */
+  private packedHeartbeats: boolean;
 
   constructor(opts: PlacementClientOptions) {
     if (opts.addresses.length === 0) throw new Error('PlacementClient: addresses must name at least one placement server');
@@ -157,6 +171,7 @@ export class PlacementClient {
       ...(opts.tls ? { rejectUnauthorized: opts.tls.rejectUnauthorized ?? true, ...(opts.tls.caPath ? { ca: readFileSync(opts.tls.caPath) } : {}) } : {}),
     };
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
+    this.packedHeartbeats = opts.packedHeartbeats ?? true;
     this.maxPending = opts.maxPendingRequests ?? 4096;
     this.backoff = opts.reconnectBackoffMs ?? { initialMs: 50, maxMs: 2000 };
     this.maxFrameBytes = opts.maxFrameBytes ?? 64 * 1024 * 1024;
@@ -364,10 +379,23 @@ export class PlacementClient {
    * error. A placement too old to know the method answers UnknownMethod.
    */
   async regionHeartbeats(heartbeats: RegionHeartbeat[]): Promise<RegionHeartbeatResult[]> {
-    const { results } = await this.call('regionHeartbeats', { heartbeats });
-    const ok = Array.isArray(results) && results.length === heartbeats.length && results.every((r) => typeof r === 'object' && r !== null && (typeof (r as { stale?: unknown }).stale === 'boolean' || typeof (r as { error?: unknown }).error === 'object'));
-    if (!ok) throw new PlacementError(PlacementErrorCode.Internal, `placement answered a batch of ${heartbeats.length} region heartbeats with ${JSON.stringify(results)?.slice(0, 200)}`);
-    return results;
+    const { results } = await this.sendHeartbeats(heartbeats);
+    const expanded = expandResults(results);
+    if (expanded !== undefined && expanded.length === heartbeats.length) return expanded;
+    throw new PlacementError(PlacementErrorCode.Internal, `placement answered a batch of ${heartbeats.length} region heartbeats with ${JSON.stringify(results)?.slice(0, 200)}`);
+  }
+  /** sendHeartbeats: packed while placement knows the method (an older one answers UnknownMethod once, then maps). */
+  private async sendHeartbeats(heartbeats: RegionHeartbeat[]): Promise<{ results: unknown }> {
+    if (this.packedHeartbeats) {
+      try {
+        return await this.call('regionHeartbeatsPacked', { heartbeats: heartbeats.map((hb) => (packable(hb) ? packHeartbeat(hb) : hb)) });
+      } catch (err) {
+        if (!(err instanceof PlacementError && err.code === PlacementErrorCode.UnknownMethod)) throw err;
+        this.packedHeartbeats = false;
+        this.logger.info({}, 'placement does not know regionHeartbeatsPacked (an older version): sending region heartbeats as maps');
+      }
+    }
+    return this.call('regionHeartbeats', { heartbeats });
   }
   async askBatchSplit(region: Region, count: number): Promise<SplitId[]> {
     return (await this.call('askBatchSplit', { region, count })).ids;
@@ -484,6 +512,11 @@ export class PlacementClient {
   /** leaseAttach records key as attached to the lease (before a put with it); LeaseNotFound once its revocation is committed. */
   async leaseAttach(id: number, key: Uint8Array): Promise<void> {
     await this.call('leaseAttach', { id, key });
+  }
+
+  /** leaseAttachBatch attaches many (lease, key) pairs in one request and one log entry: one result per item, in order (a refused item carries its error). */
+  async leaseAttachBatch(items: { id: number; key: Uint8Array }[]): Promise<LeaseAttachResult[]> {
+    return (await this.call('leaseAttachBatch', { items })).results;
   }
 
   /** close fails every pending call with Closed and stops reconnecting. */

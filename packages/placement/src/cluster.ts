@@ -6,7 +6,8 @@ import type { GcOptions } from './gc/leader';
 import type { LeaseOptions } from './lease/leader';
 import { IdAllocator } from './id-allocator';
 import { RegionTree } from './region-tree';
-import { applyRegionHeartbeats } from './region-heartbeats';
+import { applyPackedHeartbeats, applyRegionHeartbeats } from './region-heartbeats';
+import { MetaBytesCache } from './packed-heartbeat';
 import type { ClusterPersistence } from './persistence';
 import { PlacementStorage, type LoadedState, type PersistedStore } from './storage';
 import { isPlacementMethod, parseParams } from './schema';
@@ -32,6 +33,7 @@ import { ReplicaChecker, type ReplicaCheckerOptions } from './schedule/replica-c
 import { BalanceLeader, type BalanceLeaderOptions } from './schedule/balance-leader';
 import { BalanceRegion, type BalanceRegionOptions } from './schedule/balance-region';
 import { MergeChecker, type MergeCheckerOptions } from './schedule/merge-checker';
+import { HeatmapRecorder, heatmapSizes, type HeatmapOptions } from './dashboard/heatmap';
 
 /** Shared empty lists for the common heartbeat without down or pending peers (never mutated). */
 const NO_DOWN_PEERS = Object.freeze([]) as unknown as DownPeer[];
@@ -125,6 +127,8 @@ export interface ClusterOptions {
    * leader changes are always written by the next flush. 0 writes every one.
    */
   statsPersistIntervalMs?: number;
+  /** heatmap sizes the dashboard's key visualizer (dashboard/heatmap.ts; default one 10 s column per interval, 360 columns, 256 rows). */
+  heatmap?: HeatmapOptions;
 }
 
 interface StoreRecord {
@@ -151,6 +155,8 @@ export class PlacementCluster implements ClusterView {
   readonly storeDisconnectMs: number;
   readonly lowSpaceRatio: number;
   readonly tree: RegionTree;
+  /** heatmap: the key visualizer's columns, made of the flow in Region heartbeats (memory only; a new leader starts empty). */
+  readonly heatmap: HeatmapRecorder;
   readonly operators: OperatorController;
   readonly schedulers: Scheduler[];
   private bootstrapped: boolean;
@@ -162,6 +168,8 @@ export class PlacementCluster implements ClusterView {
   private readonly splitAtMs = new Map<number, number>();
   /** regionHeartbeatAtMs: when each Region's leader last reported (`flotilla region ID`). Not persisted. */
   private readonly regionHeartbeatAtMs = new Map<number, number>();
+  /** metaBytes: the packed meta of the Regions held, compared with packed heartbeats' (regionHeartbeatsPacked). */
+  private readonly metaBytes = new MetaBytesCache();
   /** reportedSinceStart: Regions whose leader (or a split/bootstrap) reported since this process started. */
   private readonly reportedSinceStart = new Set<number>();
   /** dirtyRegions: Regions whose meta changed (or that are gone: null) since the last flush. */
@@ -209,6 +217,7 @@ export class PlacementCluster implements ClusterView {
     }
     if (opts.clusterId !== undefined && !(Number.isSafeInteger(opts.clusterId) && opts.clusterId > 0)) throw new Error(`clusterId: ${opts.clusterId} is not a positive integer`);
     if (!(Number.isSafeInteger(this.statsPersistIntervalMs) && this.statsPersistIntervalMs >= 0)) throw new Error(`statsPersistIntervalMs: ${this.statsPersistIntervalMs} is not a non-negative integer`);
+    heatmapSizes(opts.heatmap);
     const { storage, state } = opts.opened
       ? { storage: opts.opened.persistence, state: opts.opened.state }
       : PlacementStorage.open(opts.dataDir, { clusterId: opts.clusterId ?? randomInt(1, 2 ** 47), maxReplicas: opts.maxReplicas ?? 3 });
@@ -231,6 +240,7 @@ export class PlacementCluster implements ClusterView {
     // cluster-load.ts); otherwise they are loaded here, at once.
     const prepared = opts.opened?.prepared;
     this.tree = prepared?.tree ?? new RegionTree();
+    this.heatmap = new HeatmapRecorder(this.tree, this.clock, opts.heatmap);
     this.regionsByStore = prepared?.regionsByStore ?? new Map();
     this.leadersByStore = prepared?.leadersByStore ?? new Map();
     for (const lost of prepared ? prepared.dropped : this.tree.load(state.regions)) {
@@ -451,6 +461,10 @@ export class PlacementCluster implements ClusterView {
       this.requireBootstrapped();
       return { results: applyRegionHeartbeats(p.heartbeats, (hb) => this.regionHeartbeat(hb)) };
     },
+    regionHeartbeatsPacked: (p) => {
+      this.requireBootstrapped();
+      return { results: applyPackedHeartbeats(p.heartbeats, (id) => this.tree.getById(id)?.region, this.metaBytes, (hb) => this.regionHeartbeat(hb)) };
+    },
     askBatchSplit: (p) => ({ ids: this.askBatchSplit(p.region, p.count) }),
     reportBatchSplit: (p) => ({ accepted: this.reportBatchSplit(p.regions) }),
     getRegion: (p) => ({ region: this.withLeader(this.tree.search(p.key)) }),
@@ -619,9 +633,12 @@ export class PlacementCluster implements ClusterView {
     };
     // The report comes from the leader's store: it is alive now.
     this.heardSinceStart.add(hb.leader.storeId);
+    const previousHeartbeatMs = this.regionHeartbeatAtMs.get(hb.region.id);
     const current = this.applyRegion(info, true);
     if (current === null) return { stale: true };
-    this.regionHeartbeatAtMs.set(hb.region.id, this.clock());
+    const now = this.clock();
+    this.regionHeartbeatAtMs.set(hb.region.id, now);
+    this.heatmap.recordFlow(current, previousHeartbeatMs, now);
     const operator = this.operators.onHeartbeat(current, this.clock(), this.isStoreLive, this.isStoreLiveForQuorum);
     return operator ? { stale: false, operator } : { stale: false };
   }

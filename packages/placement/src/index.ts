@@ -5,6 +5,7 @@
 //   storage.ts       SQLite persistence (WAL, synchronous=FULL): meta, ID high-water, stores, Regions, operators
 //   id-allocator.ts  durable high-water ID allocation
 //   region-tree.ts   routing table ordered by start key; stale-epoch rules
+//   packed-heartbeat.ts  the packed Region heartbeat of regionHeartbeatsPacked (meta as canonical bytes)
 //   schema.ts        zod schemas of every method's params
 //   http.ts          HTTP routes and readable key rendering
 //   schedule/        Scheduler interface, OperatorController, replica checker, balance-leader, balance-region, merge checker
@@ -17,6 +18,7 @@ export { startPlacementServer, parseListen, WS_PATH, type PlacementServer, type 
 export { PlacementError, PlacementErrorCode, PlacementStorageError } from './errors';
 export { renderKey, parseKey } from './http';
 export { PLACEMENT_LIMITS } from './schema';
+export { encodeRegionMeta, packHeartbeat, packable, type PackedHeartbeat } from './packed-heartbeat';
 export { LEASE_LIMITS } from './lease/leader';
 export type * from './types';
 export { LOGICAL_BITS, LOGICAL_LIMIT, composeTs, splitTs } from './tso/timestamp';

@@ -11,3 +11,5 @@ export { BalanceRegion } from './schedule/balance-region';
 export { MergeChecker } from './schedule/merge-checker';
 export { PlacementMember, type MemberOptions } from './raft/member';
 export type { MemberPeerTransport, PeerTransportOptions } from './raft/transport';
+export { HeatmapRecorder, mergeRows } from './dashboard/heatmap';
+export { heatmapView } from './dashboard/heatmap-view';

@@ -88,6 +88,8 @@ export const methodSchemas: { [M in PlacementMethod]: z.ZodType } = {
   // Each heartbeat is checked on its own by the handler (region-heartbeats.ts), so one malformed heartbeat
   // gets its own InvalidArgument and the rest of the store's batch is still applied.
   regionHeartbeats: z.object({ heartbeats: z.array(z.unknown()).min(1).max(PLACEMENT_LIMITS.maxRegionHeartbeats) }),
+  // The same, items packed (packed-heartbeat.ts) or ordinary objects; each checked by the handler.
+  regionHeartbeatsPacked: z.object({ heartbeats: z.array(z.unknown()).min(1).max(PLACEMENT_LIMITS.maxRegionHeartbeats) }),
   askBatchSplit: z.object({ region: placementRegionSchema, count: z.number().int().positive().max(PLACEMENT_LIMITS.maxSplitCount) }),
   reportBatchSplit: z.object({ regions: z.array(placementRegionSchema).min(1).max(PLACEMENT_LIMITS.maxReportRegions) }),
   getRegion: z.object({ key: keySchema }),

@@ -2,6 +2,7 @@ import type { Peer, Region, StoreState } from '@flotilla/proto';
 import type { GcMethods } from './gc/types';
 import type { LeaseMethods } from './lease/types';
 import type { TimestampRange } from './tso/timestamp';
+import type { PackedHeartbeat, PackedResult } from './packed-heartbeat';
 
 export type { GcMethods, GcStatus, StoreGcProgress, ServiceSafePointView } from './gc/types';
 export type { LeaseMethods, LeaseInfo, LeaseReaper } from './lease/types';
@@ -184,6 +185,8 @@ export interface PlacementMethods extends GcMethods, LeaseMethods {
   regionHeartbeat: { params: RegionHeartbeat; result: RegionHeartbeatResponse };
   /** regionHeartbeats: many Regions' heartbeats in one request (a store's batch, at most PLACEMENT_LIMITS.maxRegionHeartbeats); one result per heartbeat, in order. */
   regionHeartbeats: { params: { heartbeats: RegionHeartbeat[] }; result: { results: RegionHeartbeatResult[] } };
+  /** regionHeartbeatsPacked: regionHeartbeats with stats-only heartbeats packed, and plain answers as 0/1 (packed-heartbeat.ts; issue #16). */
+  regionHeartbeatsPacked: { params: { heartbeats: (PackedHeartbeat | RegionHeartbeat)[] }; result: { results: PackedResult[] } };
   askBatchSplit: { params: { region: Region; count: number }; result: { ids: SplitId[] } };
   reportBatchSplit: { params: { regions: Region[] }; result: { accepted: number } };
   getRegion: { params: { key: Uint8Array }; result: { region: RegionWithLeader | null } };

@@ -133,7 +133,8 @@ describe('regionHeartbeats over the wire', () => {
     expect(results.filter((r) => !("stale" in r && !r.stale))).toEqual([]);
     expect(await pc.getRegion(key(150))).toMatchObject({ region: { id: regions[150]!.id }, leader: { storeId: stores[0] } });
     const metrics = await (await fetch(`http://${leader.address}/metrics`)).text();
-    expect(metrics).toMatch(/placement_requests_total\{method="regionHeartbeats"\} 1\b/);
+    // PlacementClient sends the packed wire by default (packed-heartbeat.ts).
+    expect(metrics).toMatch(/placement_requests_total\{method="regionHeartbeatsPacked"\} 1\b/);
     expect(metrics).toMatch(/placement_region_heartbeats_total 300\b/);
     // The dashboard's members panel (asked of a follower, relayed to the leader): every member, role, term, and the oracle.
     await pc.timestamp();

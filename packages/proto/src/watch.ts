@@ -26,7 +26,28 @@ export const WATCH_LIMITS = {
   catchUpPageRows: 1024,
   /** maxEventsPerFrame: events one frame carries (a round's events for a feed are cut into frames of this many). */
   maxEventsPerFrame: 4096,
+  /** soleProgressIntervalMs: a sole feed (see subscribe) with no new events gets progress at most this often. */
+  soleProgressIntervalMs: 1000,
+  /** lockHintAfterMs: a lock holds a feed's resolved ts this long (oracle time: the pass's T minus the lock's start_ts) before progress names it (WatchHeldBy). */
+  lockHintAfterMs: 1000,
+  /** lockHintIntervalMs: while one lock keeps holding a feed, its progress names it at most this often. */
+  lockHintIntervalMs: 1000,
 } as const;
+
+/**
+ * WatchHeldBy is the lock that holds a feed's resolved ts (the oldest
+ * put/delete lock of its range below the pass's timestamp), named in a
+ * progress frame once it has held the feed for WATCH_LIMITS.lockHintAfterMs,
+ * so a watcher can resolve a lock whose transaction was abandoned (TiKV's
+ * resolved-ts worker reports it; TiCDC resolves it). It is what a reader's
+ * lock resolver needs: the key, its transaction's primary, start_ts and TTL.
+ */
+export interface WatchHeldBy {
+  key: Uint8Array;
+  primary: Uint8Array;
+  startTs: bigint;
+  ttlMs: number;
+}
 
 /** WatchEventType: a committed put or delete (lock and rollback records are not events). */
 export type WatchEventType = 'put' | 'delete';
@@ -60,24 +81,37 @@ export type WatchFeedError =
 
 /** WatchClientFrame is what a watcher sends: open a feed, or close one. */
 export type WatchClientFrame =
-  | { t: 'subscribe'; id: number; regionId: number; epoch: RegionEpoch; start: Uint8Array; end: Uint8Array; fromRevision: bigint; prevValue?: boolean }
+  /**
+   * subscribe: sole says this feed is its watch's only one (the watch's
+   * whole range is in this Region, no progress notifications asked): its
+   * progress then only releases its own events, so the store sends one
+   * after events and otherwise at most every WATCH_LIMITS.soleProgressIntervalMs,
+   * not every resolved-ts pass (idle single-key watchers cost a store little).
+   */
+  | { t: 'subscribe'; id: number; regionId: number; epoch: RegionEpoch; start: Uint8Array; end: Uint8Array; fromRevision: bigint; prevValue?: boolean; sole?: boolean }
   | { t: 'unsubscribe'; id: number };
 
 /** WatchServerFrame is what a store sends about feed id. */
 export type WatchServerFrame =
   | { t: 'events'; id: number; events: WatchEvent[] }
-  /** progress: every commit of the feed's range at or below resolved was sent before this frame. */
-  | { t: 'progress'; id: number; resolved: bigint }
+  /**
+   * progress: every commit of the feed's range at or below resolved was
+   * sent before this frame. lock (optional; older stores never send it, and
+   * older clients drop it): the lock holding resolved back; such a frame may
+   * repeat the last resolved.
+   */
+  | { t: 'progress'; id: number; resolved: bigint; lock?: WatchHeldBy }
   | { t: 'end'; id: number; error: WatchFeedError };
 
 const feedId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const regionId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
 export const watchClientFrameSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('subscribe'), id: feedId, regionId, epoch: regionEpochSchema, start: keySchema, end: keySchema, fromRevision: tsSchema, prevValue: z.boolean().optional() }),
+  z.object({ t: z.literal('subscribe'), id: feedId, regionId, epoch: regionEpochSchema, start: keySchema, end: keySchema, fromRevision: tsSchema, prevValue: z.boolean().optional(), sole: z.boolean().optional() }),
   z.object({ t: z.literal('unsubscribe'), id: feedId }),
 ]);
 
+const watchHeldBySchema = z.object({ key: keySchema, primary: keySchema, startTs: tsSchema, ttlMs: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) });
 const watchEventSchema = z.object({ type: z.enum(['put', 'delete']), key: bytesSchema, value: bytesSchema.optional(), revision: tsSchema, prevValue: bytesSchema.optional() });
 export const watchFeedErrorSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('NotLeader'), regionId, leader: peerSchema.optional() }),
@@ -90,7 +124,7 @@ export const watchFeedErrorSchema = z.discriminatedUnion('type', [
 ]);
 export const watchServerFrameSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('events'), id: feedId, events: z.array(watchEventSchema).max(WATCH_LIMITS.maxEventsPerFrame) }),
-  z.object({ t: z.literal('progress'), id: feedId, resolved: tsSchema }),
+  z.object({ t: z.literal('progress'), id: feedId, resolved: tsSchema, lock: watchHeldBySchema.optional() }),
   z.object({ t: z.literal('end'), id: feedId, error: watchFeedErrorSchema }),
 ]);
 

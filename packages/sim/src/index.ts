@@ -20,6 +20,10 @@
 //                         and run.ts the bank / list-append clients over a TxnApi (api.ts; driver-api.ts: the real
 //                         driver, model.ts: an in-memory reference), sim-transport.ts TxnTransport over SimCluster,
 //                         simulation.ts runTxnSimulation, cli.ts its command line
+//   watch/                the watch checker (issue #18): checker.ts checkWatches (exact delivery per watcher against the
+//                         recorded commits), history.ts RecordingTxnApi and the records, adapter.ts SimWatchLinks (the
+//                         client's FeedSocket over an in-memory link to each store's WatchHub; cuts; planted bugs),
+//                         workload.ts the watchers (@flotilla/client's Watch), run.ts WatchRun (txn cli --watch)
 //   chaos/main.ts         `pnpm chaos`: the same workload idea against real processes (--workload bank|list-append: chaos/txn.ts)
 //   powerloss/            `pnpm powerloss`: real stores under an LD_PRELOAD shim (shim.c) that loses
 //                         every write not fsynced; crash, restore, check durable state and history (its files: see its header)
@@ -45,3 +49,5 @@ export { checkBank, type BankRead, type BankResult, type BankViolation } from '.
 export { checkListAppend, explainListAppend, type ListAppendResult, type Anomaly, type AnomalyType } from './txn/list-append';
 export type { TxnRecord, MicroOp, TxnStatus } from './txn/history';
 export { runTxnSimulation, type TxnSimOptions, type TxnSimResult } from './txn/simulation';
+export { checkWatches, type WatchCheckResult, type WatchFailure } from './watch/checker';
+export type { WatchCommit, WatcherRecord, WatchDelivered } from './watch/history';

@@ -7,6 +7,16 @@ import type { PlacementApi } from '@flotilla/store';
 let lastTimestamp = 0n;
 
 /**
+ * resetTimestampOracle starts the process's oracle over. A run's virtual
+ * clock starts again at START_MS, so without it a second run in the same
+ * process (a seed sweep, a test file) got timestamps continuing the first
+ * run's: a seed then did not replay alone as it ran in the sweep.
+ */
+export function resetTimestampOracle(): void {
+  lastTimestamp = 0n;
+}
+
+/**
  * InProcessPlacement is a PlacementApi that calls the placement state
  * machine (PlacementCluster) in process, through the same validating
  * `dispatch` the server uses. Requests and results are copied through the

@@ -116,6 +116,17 @@ export interface StoreConfig {
    * costs foreground writes a bounded share instead of a burst.
    */
   gcMaxRowsPerSec: number;
+  /**
+   * watchResolvedTsIntervalMs: how often a store with open change feeds
+   * advances their Regions' resolved ts (TiKV's advance-ts-interval,
+   * watch/resolved.ts): one oracle call and one leadership probe per
+   * watched Region per pass. A watcher over several Regions releases an
+   * event once every Region's resolved ts passed it, so on a quiet store
+   * this bounds the delay; shorter costs more idle CPU.
+   */
+  watchResolvedTsIntervalMs: number;
+  /** watchMinPassGapMs: after live events a pass runs early (they wait on the resolved ts), but passes stay at least this far apart. */
+  watchMinPassGapMs: number;
 }
 
 export const PRODUCTION: StoreConfig = {
@@ -168,6 +179,8 @@ export const PRODUCTION: StoreConfig = {
   gcIntervalMs: 10_000,
   gcBatchRows: 256,
   gcMaxRowsPerSec: 0,
+  watchResolvedTsIntervalMs: 150,
+  watchMinPassGapMs: 20,
 };
 
 export const DEMO: StoreConfig = {
@@ -239,6 +252,8 @@ export const storeConfigOverridesSchema = z
     gcIntervalMs: positive,
     gcBatchRows: positive.max(65_536),
     gcMaxRowsPerSec: z.number().int().nonnegative(),
+    watchResolvedTsIntervalMs: positive.max(60_000),
+    watchMinPassGapMs: z.number().int().nonnegative().max(60_000),
   })
   .partial()
   .strict();

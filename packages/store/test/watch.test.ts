@@ -23,6 +23,8 @@ class RawWatch {
   private readonly ws: WebSocket;
   private readonly ready: Promise<void>;
   readonly frames = new Map<number, WatchServerFrame[]>();
+  /** maxFramesPerMessage: the most frames one WebSocket message carried (a pass's progress for many feeds goes as one). */
+  maxFramesPerMessage = 0;
   constructor(address: string) {
     this.ws = new WebSocket(`ws://${address}${WATCH_PATH}`);
     this.ready = new Promise((res, rej) => {
@@ -30,10 +32,15 @@ class RawWatch {
       this.ws.once('error', rej);
     });
     this.ws.on('message', (d: Buffer) => {
-      const f = decode(d) as WatchServerFrame;
-      const list = this.frames.get(f.id) ?? [];
-      list.push(f);
-      this.frames.set(f.id, list);
+      // One frame per message, or an array of frames (the progress of several feeds of the connection from one pass).
+      const raw = decode(d) as WatchServerFrame | WatchServerFrame[];
+      const list = Array.isArray(raw) ? raw : [raw];
+      this.maxFramesPerMessage = Math.max(this.maxFramesPerMessage, list.length);
+      for (const f of list) {
+        const list = this.frames.get(f.id) ?? [];
+        list.push(f);
+        this.frames.set(f.id, list);
+      }
     });
     sockets.push(this);
   }
@@ -118,6 +125,39 @@ describe('store change feed', () => {
     await expect.poll(() => prevs().length, { timeout: 10_000 }).toBe(4);
     await runTxn(t, (tx) => tx.put('w/a', '5'));
     await expect.poll(() => prevs(), { timeout: 10_000 }).toEqual(['w/a:1', 'w/b:1', 'w/c:-', 'w/d:-', 'w/a:2']);
+  });
+
+  it('serves many single-key feeds on one connection: each gets exactly its own changes, a pass\'s progress goes as one message, sole feeds get progress after their events', { timeout: 45_000 }, async () => {
+    cluster = await startTestCluster({ stores: 1 });
+    const c = cluster;
+    const region = leaderRegion(c);
+    const from = await c.client.timestamp();
+    const w = new RawWatch(c.stores[0]!.address);
+    const N = 300;
+    const key = (i: number): string => `k/${String(i).padStart(3, '0')}`;
+    // Feeds 1..N watch one key each (the odd ones sole); feed N+1 the whole prefix, over all of them (nested ranges).
+    for (let i = 0; i < N; i++) {
+      await w.send({ t: 'subscribe', id: i + 1, regionId: region.id, epoch: region.epoch, start: utf8(key(i)), end: utf8(`${key(i)}\0`), fromRevision: from, ...(i % 2 === 1 ? { sole: true } : {}) });
+    }
+    await w.send({ t: 'subscribe', id: N + 1, regionId: region.id, epoch: region.epoch, start: utf8('k/'), end: utf8('k0'), fromRevision: from });
+    // Non-sole feeds get every pass's progress, in messages of many frames.
+    await expect.poll(() => w.resolved(1).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => w.maxFramesPerMessage, { timeout: 10_000 }).toBeGreaterThanOrEqual(N / 2);
+    const t = c.client.txnTransport();
+    const one = await runTxn(t, (tx) => {
+      for (let i = 0; i < N; i++) tx.put(key(i), `v${i}`);
+    });
+    const two = await runTxn(t, (tx) => tx.put(key(7), 'again'));
+    await expect.poll(() => w.events(N + 1).length, { timeout: 10_000 }).toBe(N + 1);
+    for (let i = 0; i < N; i++) {
+      const want = [`put ${key(i)}=v${i} @${one.commitTs}`, ...(i === 7 ? [`put ${key(i)}=again @${two.commitTs}`] : [])];
+      await expect.poll(() => w.events(i + 1), { timeout: 10_000 }).toEqual(want);
+    }
+    // A sole feed's progress passes its events soon after them (its watcher can release them) ...
+    const last = two.commitTs!;
+    await expect.poll(() => w.resolved(8).at(-1) ?? 0n, { timeout: 10_000 }).toBeGreaterThanOrEqual(last);
+    for (let i = 1; i < N; i += 2) await expect.poll(() => w.resolved(i + 1).at(-1) ?? 0n, { timeout: 10_000 }).toBeGreaterThanOrEqual(one.commitTs!);
+    expect(w.end(1)).toBeUndefined();
   });
 
   it('answers bad subscriptions with typed end frames', { timeout: 30_000 }, async () => {

@@ -37,7 +37,7 @@ const redisSpec: CommandSpec = {
   path: ['redis'],
   summary: 'Serve the Redis protocol (RESP2/RESP3) on a TCP port, routing every command through the Flotilla client.',
   description:
-    'redis-cli, redis-benchmark, ioredis and other Redis clients can then read and write the cluster: strings (GET, SET with NX/XX/GET, MGET, MSET, INCR, APPEND, SETRANGE, ...), DEL, EXISTS, SCAN, DBSIZE (an estimate), and the connection commands. Read-modify-write commands are atomic (compare-and-swap). With --keyspace txn every command uses the transactional keyspace instead (snapshot reads, writes as transactions) and MULTI/EXEC/DISCARD/WATCH/UNWATCH work, atomic across Regions; on raw they are refused. Key expiry and SUBSCRIBE are refused until leases and watch exist. With --token (or FLOTILLA_TOKEN), clients must AUTH with that same API token. Prints one JSON line with its address on stdout once it serves; Ctrl-C or SIGTERM stops it (exit 0). Commands, semantics and limits: docs/redis.md.',
+    'redis-cli, redis-benchmark, ioredis and other Redis clients can then read and write the cluster: strings (GET, SET with NX/XX/GET, MGET, MSET, INCR, APPEND, SETRANGE, ...), DEL, EXISTS, SCAN, DBSIZE (an estimate), and the connection commands. Read-modify-write commands are atomic (compare-and-swap). With --keyspace txn every command uses the transactional keyspace instead (snapshot reads, writes as transactions) and MULTI/EXEC/DISCARD/WATCH/UNWATCH work, atomic across Regions, and SUBSCRIBE/PSUBSCRIBE deliver keyspace notifications (__keyspace@0__:KEY, __keyevent@0__:set|del) through watch; on raw they are refused. Key expiry is refused until leases exist. With --token (or FLOTILLA_TOKEN), clients must AUTH with that same API token. Prints one JSON line with its address on stdout once it serves; Ctrl-C or SIGTERM stops it (exit 0). Commands, semantics and limits: docs/redis.md.',
   positionals: [],
   flags: [
     { name: 'listen', type: 'string', placeholder: 'HOST:PORT', description: 'address to serve Redis clients on (port 0 picks a free port)', default: '127.0.0.1:6379', schema: hostPortFlag(true) },
@@ -76,6 +76,7 @@ export async function startFront(opts: { host: string; port: number; client: Flo
     client: opts.client,
     keyspace: opts.keyspace,
     txnClient: opts.client,
+    watchClient: opts.client,
     placement: opts.placement,
     ...(opts.sec.token ? { token: opts.sec.token } : {}),
     keyEstimate: regionKeyEstimate(opts.placement, opts.sec),

@@ -1,6 +1,8 @@
 import { ClientError } from '@flotilla/client';
 import { LIMITS, type CasResult } from '@flotilla/proto';
 import type { CursorTable } from './cursor';
+import type { PubSubHub } from './pubsub/hub';
+import type { Subscriber } from './pubsub/subscriber';
 import { reply, type Protocol, type Reply } from './resp';
 import { ConflictError, type RmwRunner } from './rmw';
 import type { Keyspace, TxnClient, TxnScope } from './txn';
@@ -53,6 +55,8 @@ export interface ConnState {
   multi: MultiState | null;
   /** watched: WATCH's keys by latin1 key, until EXEC, DISCARD or UNWATCH. */
   watched: Map<string, Watched>;
+  /** pubsub: the connection's channels, patterns and their watches (txn keyspace fronts; pubsub/subscriber.ts). */
+  pubsub?: Subscriber;
 }
 
 /** FrontStats: counters INFO reports. */
@@ -98,6 +102,8 @@ export interface FrontContext {
   connections(): ConnState[];
   /** keyEstimate: placement's approximate key count, cached for a few seconds. */
   keyEstimate(): Promise<KeyEstimate>;
+  /** pubsub: the front's subscriptions for PUBLISH and its watch bounds (txn keyspace only; pubsub/hub.ts). */
+  pubsub?: PubSubHub;
 }
 
 /** Handler runs one command; args[0] is the command name as sent. */

@@ -134,7 +134,9 @@ export function prefixEnd(prefix: Uint8Array): Uint8Array {
   let n = prefix.length;
   while (n > 0 && prefix[n - 1] === 0xff) n--;
   if (n === 0) return new Uint8Array(0);
-  const out = prefix.slice(0, n);
+  // A copy, never a view: a Buffer's slice shares memory, and the increment below must not change the caller's prefix.
+  const out = new Uint8Array(n);
+  out.set(prefix.subarray(0, n));
   out[n - 1]!++;
   return out;
 }

@@ -243,7 +243,11 @@ export type Reply =
   | { type: 'integer'; value: number | bigint }
   | { type: 'bulk'; value: Uint8Array | null }
   | { type: 'array'; value: Reply[] | null }
-  | { type: 'map'; value: [Reply, Reply][] };
+  | { type: 'map'; value: [Reply, Reply][] }
+  /** push: an out-of-band message (pub/sub): RESP3's `>` push type, a plain array in RESP2. */
+  | { type: 'push'; value: Reply[] }
+  /** seq: several replies in a row for one command (SUBSCRIBE a b answers one per channel); none for an empty one. */
+  | { type: 'seq'; value: Reply[] };
 
 export const reply = {
   ok: { type: 'simple', value: 'OK' } as Reply,
@@ -254,6 +258,8 @@ export const reply = {
   bulk: (value: Uint8Array | string | null): Reply => ({ type: 'bulk', value: typeof value === 'string' ? Buffer.from(value) : value }),
   array: (value: Reply[] | null): Reply => ({ type: 'array', value }),
   map: (value: [Reply, Reply][]): Reply => ({ type: 'map', value }),
+  push: (value: Reply[]): Reply => ({ type: 'push', value }),
+  seq: (value: Reply[]): Reply => ({ type: 'seq', value }),
   /** strMap: a map of text keys to replies (HELLO, COMMAND DOCS). */
   strMap: (entries: [string, Reply][]): Reply => ({ type: 'map', value: entries.map(([k, v]) => [reply.bulk(k), v]) }),
 };
@@ -294,6 +300,13 @@ export function encodeReply(r: Reply, protocol: Protocol, out: Buffer[]): void {
         encodeReply(k, protocol, out);
         encodeReply(v, protocol, out);
       }
+      return;
+    case 'push':
+      out.push(Buffer.from(`${protocol === 3 ? '>' : '*'}${r.value.length}\r\n`));
+      for (const item of r.value) encodeReply(item, protocol, out);
+      return;
+    case 'seq':
+      for (const item of r.value) encodeReply(item, protocol, out);
       return;
   }
 }

@@ -6,8 +6,13 @@ import type { Reply } from './resp';
 // GETDEL, DEL, MSETNX of one key) made atomic with the store's
 // compare-and-swap, and cheap under contention by combining.
 
-/** StepResult: what one command does to the current value: replace it (null = delete) or leave it, and what it answers. */
-export type StepResult = { next: Uint8Array | null; reply: Reply } | { keep: true; reply: Reply };
+/**
+ * StepResult: what one command does to the current value: replace it (null
+ * = delete) or leave it, and what it answers. clearTtl: the write also ends
+ * the key's expiry (SET and GETSET do, as in Redis; INCR, APPEND and
+ * SETRANGE keep it). Only the transactional keyspace has expiry.
+ */
+export type StepResult = { next: Uint8Array | null; reply: Reply; clearTtl?: boolean } | { keep: true; reply: Reply };
 
 /** Step computes one command's effect from the key's current value (null = absent). It must be pure: it may run several times. */
 export type Step = (current: Uint8Array | null) => StepResult;
@@ -15,7 +20,8 @@ export type Step = (current: Uint8Array | null) => StepResult;
 /** CasStore is the part of FlotillaClient the combiner uses. */
 export interface CasStore {
   get(key: Uint8Array): Promise<Uint8Array | null>;
-  cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null): Promise<CasResult>;
+  /** cas: opts.clearTtl (txn keyspace) writes value without the key's lease; otherwise a key that expires keeps expiring. */
+  cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null, opts?: { clearTtl?: boolean }): Promise<CasResult>;
 }
 
 /** ConflictError: the key kept changing under us (other writers) for maxRounds compare-and-swaps in a row. */
@@ -120,12 +126,15 @@ export class RmwCombiner implements RmwRunner {
     for (let round = 0; round < this.maxRounds; round++) {
       let value = current;
       let changed = false;
+      let clearTtl = false;
       const replies: Reply[] = [];
       for (const w of batch) {
         const r = w.step(value);
         if (!('keep' in r)) {
           value = r.next;
           changed = true;
+          // No step sets an expiry (those commands run as their own transactions), so one SET in the batch clears it for good.
+          if (r.clearTtl === true) clearTtl = true;
         }
         replies.push(r.reply);
       }
@@ -140,7 +149,7 @@ export class RmwCombiner implements RmwRunner {
         return { value: current };
       }
       this.stats.casRounds++;
-      const r = await this.store.cas(key, current, value);
+      const r = await (clearTtl ? this.store.cas(key, current, value, { clearTtl }) : this.store.cas(key, current, value));
       if (r.succeeded) {
         this.stats.combinedCommands += batch.length;
         batch.forEach((w, i) => w.resolve(replies[i]!));

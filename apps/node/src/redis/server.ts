@@ -4,6 +4,8 @@ import { runBatch, takeRun } from './batch';
 import { dispatch, sameKeyRmw } from './commands/index';
 import type { ConnState, FrontContext, FrontStats, KeyEstimate, KvClient } from './context';
 import { CursorTable } from './cursor';
+import { DEFAULT_PUBSUB_LIMITS, PubSubHub, type PubSubLimits, type WatchClient } from './pubsub/hub';
+import { Subscriber } from './pubsub/subscriber';
 import { RespParser, RespProtocolError, encodeReply, type Reply, type RespLimits } from './resp';
 import { RmwCombiner } from './rmw';
 import { TxnKeyspace, TxnScope, type Keyspace, type TxnClient } from './txn';
@@ -27,6 +29,8 @@ export interface FrontLimits {
   /** shutdownGraceMs: how long close() waits for commands in flight before it drops connections. */
   shutdownGraceMs: number;
   resp: RespLimits;
+  /** pubsub: subscribers' output-buffer limits and watch bounds (pubsub/hub.ts). */
+  pubsub: PubSubLimits;
 }
 
 export const DEFAULT_LIMITS: FrontLimits = {
@@ -36,6 +40,7 @@ export const DEFAULT_LIMITS: FrontLimits = {
   partialCommandTimeoutMs: 60_000,
   shutdownGraceMs: 5_000,
   resp: { maxBulkBytes: LIMITS.maxValueBytes, maxArgs: 32_768, maxCommandBytes: 64 * 1024 * 1024, maxInlineBytes: 64 * 1024 },
+  pubsub: DEFAULT_PUBSUB_LIMITS,
 };
 
 export interface RedisFrontOptions {
@@ -47,6 +52,8 @@ export interface RedisFrontOptions {
   keyspace?: Keyspace;
   /** txnClient: the client's transactions (required with keyspace 'txn'; usually the same FlotillaClient). */
   txnClient?: TxnClient;
+  /** watchClient: the client's watch, for keyspace notifications (keyspace 'txn'; usually the same FlotillaClient). Without it SUBSCRIBE to a keyspace channel is refused. */
+  watchClient?: WatchClient;
   /** placement: the placement address(es) the client routes through (INFO reports it). */
   placement: string;
   /** token: AUTH must present it before any data command (none: no AUTH). */
@@ -54,7 +61,7 @@ export interface RedisFrontOptions {
   /** keyEstimate: the cluster's approximate key count (DBSIZE, INFO keyspace). */
   keyEstimate: () => Promise<KeyEstimate>;
   logger: Logger;
-  limits?: Partial<Omit<FrontLimits, 'resp'>> & { resp?: Partial<RespLimits> };
+  limits?: Partial<Omit<FrontLimits, 'resp' | 'pubsub'>> & { resp?: Partial<RespLimits>; pubsub?: Partial<PubSubLimits> };
 }
 
 /** RedisFront is a running front: where it listens, its counters, and close(). */
@@ -65,12 +72,14 @@ export interface RedisFront {
   stats: FrontStats;
   /** connectionCount: connections open now. */
   connectionCount(): number;
+  /** pubsubWatches: Flotilla watches open for keyspace notifications now (one per distinct prefix per subscribed connection). */
+  pubsubWatches(): number;
   close(): Promise<void>;
 }
 
 /** startRedisFront listens and serves until close(); resolves once listening. */
 export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFront> {
-  const limits: FrontLimits = { ...DEFAULT_LIMITS, ...opts.limits, resp: { ...DEFAULT_LIMITS.resp, ...opts.limits?.resp } };
+  const limits: FrontLimits = { ...DEFAULT_LIMITS, ...opts.limits, resp: { ...DEFAULT_LIMITS.resp, ...opts.limits?.resp }, pubsub: { ...DEFAULT_LIMITS.pubsub, ...opts.limits?.pubsub } };
   const conns = new Set<Connection>();
   const stats: FrontStats = { connectionsReceived: 0, connectionsRejected: 0, commandsProcessed: 0, errorReplies: 0, protocolErrors: 0, batchedCommands: 0 };
   const server = net.createServer({ noDelay: true });
@@ -95,6 +104,7 @@ export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFro
     maxConnections: limits.maxConnections,
     connections: () => [...conns].map((c) => c.state),
     keyEstimate: cached(opts.keyEstimate, 5_000),
+    ...(keyspace === 'txn' ? { pubsub: new PubSubHub(opts.watchClient, limits.pubsub, opts.logger) } : {}),
   };
   let nextId = 1;
   server.on('connection', (socket) => {
@@ -126,6 +136,7 @@ export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFro
     address: `${host}:${bound.port}`,
     stats,
     connectionCount: () => conns.size,
+    pubsubWatches: () => ctx.pubsub?.watches ?? 0,
     close: () =>
       (closing ??= (async () => {
         const closed = new Promise<void>((r) => server.close(() => r()));
@@ -169,6 +180,9 @@ class Connection {
   private partialTimer: NodeJS.Timeout | undefined;
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => {};
+  /** pushBytes: bytes of pub/sub messages in `out` not yet written; pushFlush: a write of them is scheduled. */
+  private pushBytes = 0;
+  private pushFlush = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -195,12 +209,25 @@ class Connection {
       multi: null,
       watched: new Map(),
     };
+    if (ctx.pubsub) {
+      this.state.pubsub = new Subscriber(ctx.pubsub, {
+        push: (r) => this.push(r),
+        unsentBytes: () => this.socket.writableLength + this.pushBytes,
+        drop: (reason) => {
+          logger.info({ id, remote: this.state.remote, reason }, 'redis: dropping a subscriber');
+          this.closed = true;
+          this.queue.length = 0;
+          this.socket.destroy();
+        },
+      });
+    }
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => logger.debug({ id, remote: this.state.remote, err: err.message }, 'redis: socket error'));
     socket.on('close', () => {
       this.closed = true;
       this.queue.length = 0;
       clearTimeout(this.partialTimer);
+      this.state.pubsub?.shutdown();
       onClose();
     });
     logger.debug({ id, remote: this.state.remote }, 'redis: connection opened');
@@ -269,7 +296,7 @@ class Connection {
         }
         const cmd = this.queue.shift()!;
         // A run of plain GETs or SETs goes out as one request when its keys share a Region (batch.ts says why that keeps the order).
-        const run = this.state.authenticated && !this.state.multi ? takeRun(cmd, this.queue) : null;
+        const run = this.state.authenticated && !this.state.multi && !this.state.pubsub?.count ? takeRun(cmd, this.queue) : null;
         if (run) {
           this.flush();
           for (const reply of await runBatch(this.ctx, this.state, run)) this.answer(reply);
@@ -319,7 +346,23 @@ class Connection {
     encodeReply(r, this.state.protocol, this.out);
   }
 
+  /** push queues a pub/sub message behind the replies already answered and writes it on the next turn (messages of one turn go in one write). */
+  private push(r: Reply): void {
+    if (this.closed) return;
+    const n = this.out.length;
+    encodeReply(r, this.state.protocol, this.out);
+    for (let i = n; i < this.out.length; i++) this.pushBytes += this.out[i]!.length;
+    if (!this.pushFlush) {
+      this.pushFlush = true;
+      setImmediate(() => {
+        this.pushFlush = false;
+        this.flush();
+      });
+    }
+  }
+
   private flush(): void {
+    this.pushBytes = 0;
     if (this.out.length === 0 || this.closed) {
       this.out = [];
       return;

@@ -10,8 +10,14 @@ import type { RmwRunner, Step } from './rmw';
 // snapshot read or transaction, for commands outside MULTI) and TxnScope
 // (every call inside one transaction, for EXEC and multi-key commands).
 
-/** TxnClient: the FlotillaClient calls the transactional keyspace needs. */
-export type TxnClient = Pick<FlotillaClient, 'txn' | 'snapshot'>;
+/** TxnClient: the FlotillaClient calls the transactional keyspace needs (lease: key expiry, commands/expiry.ts). */
+export type TxnClient = Pick<FlotillaClient, 'txn' | 'snapshot' | 'lease'>;
+
+/** Entry: a key's value and the lease it was written with (null: it does not expire). */
+export interface Entry {
+  value: Uint8Array;
+  lease: number | null;
+}
 
 /** Keyspace: which of Flotilla's two keyspaces the front serves (docs/transactions.md "Raw or transactional keys"). */
 export type Keyspace = 'raw' | 'txn';
@@ -44,6 +50,12 @@ export class TxnScope implements KvClient {
     return this.guard(() => this.tx.get(key));
   }
 
+  /** getEntry reads the value with its lease (expiry.ts: TTL, KEEPTTL; INCR & co keep the lease). */
+  async getEntry(key: Uint8Array): Promise<Entry | null> {
+    const v = await this.guard(() => this.tx.getWithVersion(key));
+    return v === null ? null : { value: v.value, lease: v.lease };
+  }
+
   batchGet(keys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]> {
     return this.guard(() => this.tx.batchGet(keys));
   }
@@ -52,9 +64,15 @@ export class TxnScope implements KvClient {
     return this.guard(() => this.tx.scan(start, end, limit));
   }
 
-  /** put buffers the write (a limit it breaks, like the transaction's key count, fails this one command). */
+  /** put buffers the write (a limit it breaks, like the transaction's key count, fails this one command); the key no longer expires (Redis' SET). */
   async put(key: Uint8Array, value: Uint8Array): Promise<void> {
     this.tx.put(key, value);
+    this.wrote = true;
+  }
+
+  /** putWith buffers the write with lease (null: none). A new lease must be attached first (LeaseBook.attach); keeping the key's own is safe as it is (expiry.ts). */
+  async putWith(key: Uint8Array, value: Uint8Array, lease: number | null): Promise<void> {
+    this.tx.put(key, value, { lease });
     this.wrote = true;
   }
 
@@ -67,11 +85,12 @@ export class TxnScope implements KvClient {
     for (const p of pairs) await this.put(p.key, p.value);
   }
 
-  /** cas inside a transaction: the read is at start_ts and the commit's conflict check makes read and write one step. */
-  async cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null): Promise<CasResult> {
-    const previous = await this.get(key);
+  /** cas inside a transaction: the read is at start_ts and the commit's conflict check makes read and write one step; the key keeps its lease unless clearTtl. */
+  async cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null, opts?: { clearTtl?: boolean }): Promise<CasResult> {
+    const entry = await this.getEntry(key);
+    const previous = entry?.value ?? null;
     if (!same(previous, expected)) return { succeeded: false, previous };
-    await (value === null ? this.delete(key) : this.put(key, value));
+    await (value === null ? this.delete(key) : this.putWith(key, value, opts?.clearTtl === true ? null : (entry?.lease ?? null)));
     return { succeeded: true, previous };
   }
 }
@@ -84,8 +103,9 @@ export class ScopeRmw implements RmwRunner {
   ) {}
 
   async run(key: Uint8Array, step: Step): Promise<Reply> {
-    const r = step(await this.scope.get(key));
-    if (!('keep' in r)) await (r.next === null ? this.scope.delete(key) : this.scope.put(key, r.next));
+    const entry = await this.scope.getEntry(key);
+    const r = step(entry?.value ?? null);
+    if (!('keep' in r)) await (r.next === null ? this.scope.delete(key) : this.scope.putWith(key, r.next, r.clearTtl === true ? null : (entry?.lease ?? null)));
     return r.reply;
   }
 }
@@ -125,8 +145,8 @@ export class TxnKeyspace implements KvClient {
     return this.group.write(pairs);
   }
 
-  cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null): Promise<CasResult> {
-    return this.client.txn((tx) => new TxnScope(tx).cas(key, expected, value));
+  cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null, opts?: { clearTtl?: boolean }): Promise<CasResult> {
+    return this.client.txn((tx) => new TxnScope(tx).cas(key, expected, value, opts));
   }
 }
 

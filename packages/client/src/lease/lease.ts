@@ -108,15 +108,30 @@ export class LeaseClient {
    * still there: call it inside client.txn before tx.put(key, ...), so the
    * put commits only if the revocation did not commit before tx started
    * (and a revocation committing after conflicts with the put on the key).
+   * tx's later puts of key carry the lease (Transaction.attachLease).
    */
   async attach(tx: Transaction, key: Bytes, id: number): Promise<void> {
+    await this.attachKey(key, id);
+    if ((await tx.get(guardKey(id))) === null) throw new ClientError('LeaseNotFound', `lease ${id} was revoked before this transaction started`);
+    tx.attachLease(key, id);
+  }
+
+  /**
+   * attachKey is attach's first step alone: placement records key in the
+   * lease's list (LeaseNotFound once the revocation is committed). For a
+   * caller that then proves, its own way, that the revocation did not
+   * commit before its transaction's start ts (the Redis front's LeaseBook:
+   * the guard read at start ts, or else at a fresh snapshot, for a lease
+   * granted while the transaction ran), and writes with the lease
+   * explicitly (tx.put(key, value, { lease })).
+   */
+  async attachKey(key: Bytes, id: number): Promise<void> {
     const k = checkKey(key, 'key');
     if (isInternalKey(k)) throw new ClientError('InvalidArgument', 'key: keys starting with 0xFF 0xFF "flotilla/" are reserved');
     await this.call('attach', (a) => a.leaseAttach(leaseId(id), k));
-    if ((await tx.get(guardKey(id))) === null) throw new ClientError('LeaseNotFound', `lease ${id} was revoked before this transaction started`);
   }
 
-  /** put writes key = value in the transactional keyspace, attached to the lease (deleted with it); resolves with the commit ts (the key's revision). */
+  /** put writes key = value in the transactional keyspace, attached to the lease (deleted with it unless a later write or delete detaches it); resolves with the commit ts (the key's revision). */
   async put(key: Bytes, value: Bytes, id: number, opts?: TxnOptions): Promise<{ commitTs: bigint }> {
     const k = checkKey(key, 'key');
     const v = checkValue(value, 'value');
@@ -128,7 +143,7 @@ export class LeaseClient {
       } else if ((await tx.get(guardKey(id))) === null) {
         throw new ClientError('LeaseNotFound', `lease ${id} was revoked before this transaction started`);
       }
-      tx.put(k, v);
+      tx.put(k, v, { lease: id });
     }, opts);
     return { commitTs: out.commitTs };
   }

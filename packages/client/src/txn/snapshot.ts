@@ -4,11 +4,22 @@ import { checkKey, checkRange, type Bytes } from '../bytes';
 import type { LockResolver } from './resolver';
 import type { Pacer } from './pacer';
 import type { TxnTransport } from './transport';
+import { decodeValue } from './value';
 
-/** VersionedValue is a value and its version: the commit ts of the write that set it. */
+/** VersionedValue is a value and its version: the commit ts of the write that set it; lease: the lease it was written with (null: none; value.ts). */
 export interface VersionedValue {
   value: Uint8Array;
   version: Ts;
+  lease: number | null;
+}
+
+/** LeasedPair: a scanned pair, its value decoded (value.ts), with the lease it was written with. */
+export type LeasedPair = VersionedPair & { lease: number | null };
+
+/** decodedPair: a pair as a store sent it, its value decoded (the stored bytes may carry a lease; value.ts). */
+function decodedPair(p: VersionedPair): LeasedPair {
+  const d = decodeValue(p.value);
+  return { ...p, value: d.value, lease: d.lease };
 }
 
 /** hexKey is a Map key for bytes. */
@@ -54,15 +65,17 @@ export class Snapshot {
     const found = await this.readKeys(ks);
     return ks.map((k) => {
       const p = found.get(hexKey(k));
-      return p ? { value: p.value, version: p.version } : null;
+      if (!p) return null;
+      const d = decodeValue(p.value);
+      return { value: d.value, version: p.version, lease: d.lease };
     });
   }
 
   /** scan returns up to limit pairs (with versions) of [start, end) at ts in key order, empty end = to the end. */
-  async scan(start: Bytes, end: Bytes, limit: number = LIMITS.maxScanLimit): Promise<VersionedPair[]> {
+  async scan(start: Bytes, end: Bytes, limit: number = LIMITS.maxScanLimit): Promise<LeasedPair[]> {
     const { start: s, end: e } = checkRange(start, end);
     if (!Number.isSafeInteger(limit) || limit < 1) throw new ClientError('InvalidArgument', `limit: expected a positive integer, got ${limit}`);
-    const out: VersionedPair[] = [];
+    const out: LeasedPair[] = [];
     const pacer = this.pacerOf();
     let cur: Uint8Array | null = s;
     while (cur !== null && out.length < limit) {
@@ -72,7 +85,7 @@ export class Snapshot {
         await this.clear(locks, 'scan', pacer);
         continue;
       }
-      for (const p of page.pairs) out.push(p);
+      for (const p of page.pairs) out.push(decodedPair(p));
       cur = page.resumeKey;
     }
     return out.slice(0, limit);

@@ -6,8 +6,16 @@ import { RETRYABLE_REASONS, TxnAbortedError } from './errors';
 import { WriteBuffer } from './buffer';
 import { DEFAULT_TXN_BACKOFF, Pacer, type PacerOptions } from './pacer';
 import { LockResolver } from './resolver';
-import { Snapshot, type VersionedValue } from './snapshot';
+import { Snapshot, hexKey, type VersionedValue } from './snapshot';
 import type { TxnTransport } from './transport';
+import { decodeValue, encodeValue } from './value';
+
+/** TxnValue: a value as a transaction reads it; version null = written by this transaction; lease: the lease it was written with (null: none). */
+export interface TxnValue {
+  value: Uint8Array;
+  version: Ts | null;
+  lease: number | null;
+}
 
 export interface TxnOptions {
   /** maxRetries: how many times the function runs again after a retryable abort (WriteConflict, Rolledback); default 10. */
@@ -44,6 +52,8 @@ export interface TxnOutcome<T> {
 export class Transaction {
   readonly buffer = new WriteBuffer();
   private done = false;
+  /** leases: keys LeaseClient.attach attached in this transaction, by hex key: their puts carry that lease. */
+  private readonly leases = new Map<string, number>();
 
   constructor(
     readonly startTs: Ts,
@@ -54,8 +64,8 @@ export class Transaction {
     return (await this.getWithVersion(key))?.value ?? null;
   }
 
-  /** getWithVersion returns the value and its version (commit ts); a key this transaction wrote has version null (not committed yet). */
-  async getWithVersion(key: Bytes): Promise<{ value: Uint8Array; version: Ts | null } | null> {
+  /** getWithVersion returns the value, its version (commit ts) and lease; a key this transaction wrote has version null (not committed yet). */
+  async getWithVersion(key: Bytes): Promise<TxnValue | null> {
     const [v] = await this.batchGetWithVersion([key]);
     return v ?? null;
   }
@@ -64,7 +74,7 @@ export class Transaction {
     return (await this.batchGetWithVersion(keys)).map((v) => v?.value ?? null);
   }
 
-  async batchGetWithVersion(keys: readonly Bytes[]): Promise<({ value: Uint8Array; version: Ts | null } | null)[]> {
+  async batchGetWithVersion(keys: readonly Bytes[]): Promise<(TxnValue | null)[]> {
     this.live();
     const ks = keys.map((k, i) => checkKey(k, `keys[${i}]`));
     const unbuffered = ks.filter((k) => this.buffer.get(k) === undefined || this.buffer.get(k)!.op === 'lock');
@@ -73,7 +83,7 @@ export class Transaction {
     unbuffered.forEach((k, i) => fromSnap.set(Buffer.from(k).toString('hex'), read[i] ?? null));
     return ks.map((k) => {
       const m = this.buffer.get(k);
-      if (m?.op === 'put') return { value: m.value, version: null };
+      if (m?.op === 'put') return { ...decodeValue(m.value), version: null };
       if (m?.op === 'delete') return null;
       return fromSnap.get(Buffer.from(k).toString('hex')) ?? null;
     });
@@ -92,15 +102,33 @@ export class Transaction {
     for (const p of snap) merged.set(Buffer.from(p.key).toString('hex'), { key: p.key, value: p.value });
     for (const m of own) {
       const h = Buffer.from(m.key).toString('hex');
-      if (m.op === 'put') merged.set(h, { key: m.key, value: m.value });
+      if (m.op === 'put') merged.set(h, { key: m.key, value: decodeValue(m.value).value });
       else merged.delete(h);
     }
     return [...merged.values()].sort((a, b) => compareKeys(a.key, b.key)).slice(0, limit);
   }
 
-  put(key: Bytes, value: Bytes): void {
+  /**
+   * put buffers key = value. The stored value records the lease (value.ts)
+   * given in opts, or else the one LeaseClient.attach attached the key to
+   * in this transaction, so that lease's revocation deletes the key while
+   * this is still its value; with neither (or `lease: null`) the key is
+   * detached from any lease it had, as etcd detaches it. Attaching the key
+   * to the lease (placement's list) is the caller's job: LeaseClient.attach
+   * or LeaseClient.put.
+   */
+  put(key: Bytes, value: Bytes, opts?: { lease?: number | null }): void {
     this.live();
-    this.buffer.put(checkKey(key, 'key'), checkValue(value, 'value'));
+    const k = checkKey(key, 'key');
+    const lease = opts !== undefined && opts.lease !== undefined ? opts.lease : (this.leases.get(hexKey(k)) ?? null);
+    if (lease !== null && (!Number.isSafeInteger(lease) || lease <= 0)) throw new ClientError('InvalidArgument', `lease: expected a positive integer ID, got ${String(lease)}`);
+    this.buffer.put(k, encodeValue(checkValue(value, 'value'), lease));
+  }
+
+  /** attachLease makes later puts of key in this transaction carry lease (LeaseClient.attach calls it once the key is attached and the guard read). */
+  attachLease(key: Bytes, lease: number): void {
+    this.live();
+    this.leases.set(hexKey(checkKey(key, 'key')), lease);
   }
 
   delete(key: Bytes): void {

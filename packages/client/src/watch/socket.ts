@@ -1,10 +1,11 @@
 import WebSocket from 'ws';
-import { WATCH_PATH, decode, encode, parseWith, watchServerFrameSchema, type Logger, type RegionEpoch, type WatchClientFrame, type WatchEvent, type WatchFeedError, type WatchServerFrame } from '@flotilla/proto';
+import { WATCH_LIMITS, WATCH_PATH, decode, encode, parseWith, watchServerFrameSchema, type Logger, type RegionEpoch, type WatchClientFrame, type WatchEvent, type WatchFeedError, type WatchHeldBy, type WatchServerFrame } from '@flotilla/proto';
 
 /** FeedHandlers receive one feed's frames; onEnd is called exactly once. */
 export interface FeedHandlers {
   onEvents(events: WatchEvent[]): void;
-  onProgress(resolved: bigint): void;
+  /** onProgress: resolved may repeat the last one when lock (the lock holding the feed back, a newer store's hint) is given. */
+  onProgress(resolved: bigint, lock?: WatchHeldBy): void;
   onEnd(error: WatchFeedError): void;
 }
 
@@ -14,6 +15,24 @@ export interface DialOptions {
   tls?: { ca?: string; rejectUnauthorized?: boolean };
   connectTimeoutMs: number;
   logger: Logger;
+}
+
+/**
+ * FeedSocket is what a Watch needs from its connection to one store: feeds
+ * multiplexed by id, back-pressure, and close. WatchSocket is the product's
+ * (a WebSocket to /watch); WatchEnv.openSocket may supply another, so the
+ * deterministic simulation (packages/sim/src/watch) runs the same Watch
+ * merge and re-subscribe logic over an in-memory link to the stores.
+ */
+export interface FeedSocket {
+  /** usable: false once the connection failed or closed (the watch then opens a new one). */
+  readonly usable: boolean;
+  /** subscribe opens feed id; h.onEnd is called exactly once (at once, with Unavailable, on a failed socket). */
+  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers, sole?: boolean): void;
+  unsubscribe(id: number): void;
+  pause(): void;
+  resume(): void;
+  close(): void;
 }
 
 /** MAX_WATCH_FRAME_BYTES bounds one frame from a store (a frame of events is at most WATCH_LIMITS.maxEventsPerFrame events of up to 8 MiB each in theory; in practice far less). */
@@ -26,7 +45,7 @@ const MAX_WATCH_FRAME_BYTES = 256 * 1024 * 1024;
  * again). A frame that fails validation drops the connection the same way:
  * a store that sends garbage is not trusted with the rest.
  */
-export class WatchSocket {
+export class WatchSocket implements FeedSocket {
   private readonly ws: WebSocket;
   private readonly feeds = new Map<number, FeedHandlers>();
   private readonly queued: Uint8Array[] = [];
@@ -71,10 +90,10 @@ export class WatchSocket {
     return this.feeds.size;
   }
 
-  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers): void {
+  subscribe(id: number, regionId: number, epoch: RegionEpoch, start: Uint8Array, end: Uint8Array, fromRevision: bigint, prevValue: boolean, h: FeedHandlers, sole = false): void {
     if (this.failed !== undefined) return h.onEnd({ type: 'Unavailable', message: this.failed });
     this.feeds.set(id, h);
-    this.send({ t: 'subscribe', id, regionId, epoch, start, end, fromRevision, ...(prevValue ? { prevValue } : {}) });
+    this.send({ t: 'subscribe', id, regionId, epoch, start, end, fromRevision, ...(prevValue ? { prevValue } : {}), ...(sole ? { sole } : {}) });
   }
 
   unsubscribe(id: number): void {
@@ -101,22 +120,27 @@ export class WatchSocket {
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
-    let f: WatchServerFrame;
+    let frames: WatchServerFrame[];
     try {
       if (!isBinary) throw new Error('text frame');
-      f = parseWith(watchServerFrameSchema, decode(data, MAX_WATCH_FRAME_BYTES), 'watch frame') as WatchServerFrame;
+      const raw = decode(data, MAX_WATCH_FRAME_BYTES);
+      // A store sends one frame per message, or an array of them (the progress of many feeds after one resolved-ts pass).
+      if (Array.isArray(raw) && raw.length > WATCH_LIMITS.maxEventsPerFrame) throw new Error(`${raw.length} frames in one message (at most ${WATCH_LIMITS.maxEventsPerFrame})`);
+      frames = Array.isArray(raw) ? raw.map((r) => parseWith(watchServerFrameSchema, r, 'watch frame') as WatchServerFrame) : [parseWith(watchServerFrameSchema, raw, 'watch frame') as WatchServerFrame];
     } catch (e) {
       this.fail(`bad watch frame from store: ${(e as Error).message}`);
       this.ws.terminate();
       return;
     }
-    const h = this.feeds.get(f.id);
-    if (h === undefined) return; // a feed this watch already left
-    if (f.t === 'events') h.onEvents(f.events);
-    else if (f.t === 'progress') h.onProgress(f.resolved);
-    else {
-      this.feeds.delete(f.id);
-      h.onEnd(f.error);
+    for (const f of frames) {
+      const h = this.feeds.get(f.id);
+      if (h === undefined) continue; // a feed this watch already left
+      if (f.t === 'events') h.onEvents(f.events);
+      else if (f.t === 'progress') h.onProgress(f.resolved, f.lock);
+      else {
+        this.feeds.delete(f.id);
+        h.onEnd(f.error);
+      }
     }
   }
 

@@ -1,8 +1,11 @@
-import { compareKeys, isRetryableFeedError, type Logger, type Peer, type WatchEvent, type WatchFeedError } from '@flotilla/proto';
+import { compareKeys, isRetryableFeedError, type Logger, type Peer, type WatchEvent, type WatchFeedError, type WatchHeldBy } from '@flotilla/proto';
 import type { RegionWithLeader } from '@flotilla/placement/client';
 import { ClientError } from '../errors';
 import { minEnd } from './range';
-import { WatchSocket, type DialOptions } from './socket';
+import { WatchSocket, type DialOptions, type FeedSocket } from './socket';
+import { SafePointRefused, WatchShared } from './shared';
+import { decodeValue } from '../txn/value';
+import { DEFAULT_LOCK_RESOLVE_RULE, HeldLockResolver, type ResolveHeldLock } from './lock-resolve';
 
 /** WatchOptions: where a watch starts and what it reports besides events. */
 export interface WatchOptions {
@@ -22,6 +25,15 @@ export interface WatchOptions {
   maxBufferedEvents?: number;
   /** maxQueuedEvents: delivered events the consumer has not taken; past it the watch stops reading its sockets until half are taken (default 10,000). */
   maxQueuedEvents?: number;
+  /**
+   * resolveLocksAfterMs: a lock a store names as holding one of the
+   * watch's Regions back for this long is resolved as a reader would
+   * resolve it (its primary decides; a live transaction is left alone),
+   * so a lock an abandoned transaction left behind does not stall the
+   * watch (lock-resolve.ts). Default 5,000; false: never (the watch then
+   * waits for someone else to touch the key).
+   */
+  resolveLocksAfterMs?: number | false;
 }
 
 /** WatchChange is one committed put or delete, at revision = its commit ts. */
@@ -41,6 +53,16 @@ export interface WatchEnv {
   updateServiceSafePoint?(serviceId: string, ts: bigint, ttlMs: number): Promise<{ accepted: boolean; gcSafePoint: bigint }>;
   dial: DialOptions;
   logger: Logger;
+  /**
+   * openSocket connects to one store's change feeds; default: a WatchSocket
+   * (WebSocket) to address. It exists so the simulation can run this Watch
+   * over an in-memory link (packages/sim/src/watch/adapter.ts).
+   */
+  openSocket?: (address: string) => FeedSocket;
+  /** shared: the sockets and GC service safe point of the client's watches (FlotillaClient passes one per client); absent, the watch has its own. */
+  shared?: WatchShared<FeedSocket>;
+  /** resolveLock resolves a lock that holds a feed back (FlotillaClient: its LockResolver); absent, such locks are left for others to resolve. */
+  resolveLock?: ResolveHeldLock;
 }
 
 /** CompactedError: the watch's start revision is below the GC safe point; compactRevision is the oldest fromRevision still complete (etcd's ErrCompacted). */
@@ -55,16 +77,13 @@ interface Segment {
   start: Uint8Array;
   end: Uint8Array;
   feedId: number;
-  socket: WatchSocket | undefined;
+  socket: FeedSocket | undefined;
   from: bigint;
   resolved: bigint;
   buffer: WatchEvent[];
   done: boolean;
 }
 
-/** SERVICE_SAFE_POINT_TTL_MS / _REFRESH_MS: an active watch's GC service safe point lives this long and is moved this often. */
-const SERVICE_SAFE_POINT_TTL_MS = 60_000;
-const SERVICE_SAFE_POINT_REFRESH_MS = 10_000;
 const REGION_PAGE = 256;
 
 /**
@@ -83,7 +102,9 @@ export class Watch implements AsyncIterable<WatchItem> {
   private readonly segments = new Set<Segment>();
   /** covering: ranges being (re)subscribed; while any is, the revision cannot advance. */
   private covering = 0;
-  private readonly sockets = new Map<string, WatchSocket>();
+  /** sockets: the socket this watch subscribes on per store; held: every socket it acquired from the pool (released on close). */
+  private readonly sockets = new Map<string, FeedSocket>();
+  private readonly held = new Set<FeedSocket>();
   private readonly hints = new Map<number, Peer>();
   private readonly avoid = new Map<number, number>();
   private readonly queue: WatchItem[] = [];
@@ -91,14 +112,16 @@ export class Watch implements AsyncIterable<WatchItem> {
   private failure: Error | undefined;
   private closed = false;
   private paused = false;
-  private nextFeedId = 1;
   private buffered = 0;
-  private refresh: NodeJS.Timeout | undefined;
-  private readonly serviceId = `watch-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  private readonly shared: WatchShared<FeedSocket>;
   private readonly maxBuffered: number;
   private readonly maxQueued: number;
   private delivered: bigint;
   private resubscribes = 0;
+  /** resubscribeReasons: how many feeds ended with each retryable error type (for diagnosis: leader moves vs splits vs failures). */
+  private readonly resubscribeReasons: Record<string, number> = {};
+  /** heldLocks resolves locks the stores name as holding a feed back (undefined: the env has no resolver or resolveLocksAfterMs is false). */
+  private readonly heldLocks: HeldLockResolver | undefined;
 
   private constructor(
     private readonly env: WatchEnv,
@@ -110,6 +133,10 @@ export class Watch implements AsyncIterable<WatchItem> {
     this.delivered = startRevision;
     this.maxBuffered = opts.maxBufferedEvents ?? 200_000;
     this.maxQueued = opts.maxQueuedEvents ?? 10_000;
+    const after = opts.resolveLocksAfterMs ?? DEFAULT_LOCK_RESOLVE_RULE.afterMs;
+    if (after !== false && (typeof after !== 'number' || !(after >= 0))) throw new ClientError('InvalidArgument', `watch: resolveLocksAfterMs must be a non-negative number of ms or false, got ${String(after)}`);
+    this.heldLocks = env.resolveLock && after !== false ? new HeldLockResolver(env.resolveLock, env.logger, { ...DEFAULT_LOCK_RESOLVE_RULE, afterMs: after }) : undefined;
+    this.shared = env.shared ?? new WatchShared<FeedSocket>((address) => openFeedSocket(env, address), env.updateServiceSafePoint?.bind(env), env.logger);
   }
 
   /** open checks the start revision (not in the future, not compacted), holds a GC service safe point at it and subscribes every Region. */
@@ -119,9 +146,11 @@ export class Watch implements AsyncIterable<WatchItem> {
     if (typeof from !== 'bigint' || from < 0n) throw new ClientError('InvalidArgument', `watch: fromRevision must be a non-negative bigint, got ${String(from)}`);
     if (from > now) throw new ClientError('FutureRevision', `watch: fromRevision ${from} is in the future (the timestamp oracle is at ${now})`);
     const w = new Watch(env, start, end, from, opts);
-    await w.holdSafePoint(true);
-    w.refresh = setInterval(() => void w.holdSafePoint(false), SERVICE_SAFE_POINT_REFRESH_MS);
-    w.refresh.unref();
+    try {
+      await w.shared.hold(w, () => w.delivered);
+    } catch (e) {
+      throw e instanceof SafePointRefused ? new CompactedError(e.gcSafePoint) : e;
+    }
     void w.cover(start, end, 0);
     return w;
   }
@@ -132,19 +161,27 @@ export class Watch implements AsyncIterable<WatchItem> {
   }
 
   /** stats: feeds open now, and how many times a feed ended and its range was subscribed again (leader changes, splits, merges, failures). */
-  get stats(): { feeds: number; resubscribes: number } {
-    return { feeds: this.segments.size, resubscribes: this.resubscribes };
+  get stats(): { feeds: number; resubscribes: number; resubscribeReasons: Readonly<Record<string, number>> } {
+    return { feeds: this.segments.size, resubscribes: this.resubscribes, resubscribeReasons: { ...this.resubscribeReasons } };
   }
 
   /** close ends the watch: its feeds, sockets and service safe point go; the iterator finishes. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.refresh);
-    for (const s of this.sockets.values()) s.close();
-    this.sockets.clear();
+    // The sockets may carry other watches' feeds (WatchShared): leave them with this watch's feeds unsubscribed.
+    for (const seg of this.segments) {
+      seg.done = true;
+      seg.socket?.unsubscribe(seg.feedId);
+    }
     this.segments.clear();
-    void this.env.updateServiceSafePoint?.(this.serviceId, 0n, 0).catch(() => {});
+    for (const s of this.held) {
+      if (this.paused) this.shared.resume(s);
+      this.shared.release(s);
+    }
+    this.held.clear();
+    this.sockets.clear();
+    this.shared.unhold(this);
     this.wake();
   }
 
@@ -176,20 +213,6 @@ export class Watch implements AsyncIterable<WatchItem> {
     if (this.failure || this.closed) return;
     this.failure = e;
     this.close();
-  }
-
-  /** holdSafePoint registers (or moves) the watch's GC service safe point to its revision; the first time, a refusal is Compacted. */
-  private async holdSafePoint(first: boolean): Promise<void> {
-    const update = this.env.updateServiceSafePoint;
-    if (update === undefined || this.closed) return;
-    try {
-      const r = await update.call(this.env, this.serviceId, this.delivered, SERVICE_SAFE_POINT_TTL_MS);
-      if (!r.accepted && first) throw new CompactedError(r.gcSafePoint);
-    } catch (e) {
-      if (e instanceof CompactedError) throw e;
-      if (first) throw new ClientError('Unavailable', `watch: could not register a GC service safe point: ${(e as Error).message}`, undefined, e);
-      this.env.logger.debug({ err: (e as Error).message }, 'watch: service safe point refresh failed; next try in 10 s');
-    }
   }
 
   /** cover subscribes [start, end) Region by Region from the watch's revision, with backoff while routing is not there. */
@@ -224,7 +247,7 @@ export class Watch implements AsyncIterable<WatchItem> {
 
   /** subscribe opens one segment's feed on the Region's leader (a NotLeader hint first, then placement's leader, then the other voters). */
   private subscribe(start: Uint8Array, end: Uint8Array, rw: RegionWithLeader, attempt: number): void {
-    const seg: Segment = { start, end, feedId: this.nextFeedId++, socket: undefined, from: this.delivered, resolved: this.delivered, buffer: [], done: false };
+    const seg: Segment = { start, end, feedId: this.shared.feedId(), socket: undefined, from: this.delivered, resolved: this.delivered, buffer: [], done: false };
     this.segments.add(seg);
     const region = rw.region;
     const now = Date.now();
@@ -239,27 +262,39 @@ export class Watch implements AsyncIterable<WatchItem> {
         if (address === null) return this.retry(seg, { type: 'Unavailable', message: `store ${peer.storeId} has no address` }, attempt);
         const socket = this.socketTo(address);
         seg.socket = socket;
+        // sole: this feed is the whole watch (one Region holds the range) and nobody asked for progress: the store then
+        // sends progress only after events (and every second), not every resolved-ts pass: idle watchers cost it little.
+        const sole = this.opts.progressNotify !== true && compareKeys(start, this.start) === 0 && compareKeys(end, this.end) === 0;
         socket.subscribe(seg.feedId, region.id, region.epoch, start, end, seg.from, this.opts.prevValue === true, {
           onEvents: (events) => this.onEvents(seg, events),
-          onProgress: (resolved) => this.onProgress(seg, resolved),
+          onProgress: (resolved, lock) => this.onProgress(seg, resolved, lock),
           onEnd: (error) => {
             if (error.type === 'Unavailable') this.avoid.set(peer.storeId, Date.now() + 2_000);
             if (error.type === 'NotLeader' && error.leader) this.hints.set(region.id, error.leader);
             else this.hints.delete(region.id);
             this.retry(seg, error, attempt);
           },
-        });
+        }, sole);
       },
       (e: unknown) => this.retry(seg, { type: 'Unavailable', message: (e as Error).message }, attempt),
     );
   }
 
-  private socketTo(address: string): WatchSocket {
+  private socketTo(address: string): FeedSocket {
     let s = this.sockets.get(address);
-    if (s === undefined || !s.usable) {
-      s = new WatchSocket(address, this.env.dial);
+    if (s === undefined || !s.usable || this.shared.full(s)) {
+      if (s !== undefined && !s.usable) {
+        if (this.paused) this.shared.resume(s);
+        this.shared.release(s);
+        this.held.delete(s);
+      }
+      // A full socket stays held (this watch's feeds on it go on); new feeds go on another.
+      s = this.shared.acquire(address);
       this.sockets.set(address, s);
-      if (this.paused) s.pause();
+      if (!this.held.has(s)) {
+        this.held.add(s);
+        if (this.paused) this.shared.pause(s);
+      } else this.shared.release(s); // acquired again: count this watch once
     }
     return s;
   }
@@ -278,6 +313,7 @@ export class Watch implements AsyncIterable<WatchItem> {
     }
     this.env.logger.debug({ error }, 'watch: feed ended; subscribing again');
     this.resubscribes++;
+    this.resubscribeReasons[error.type] = (this.resubscribeReasons[error.type] ?? 0) + 1;
     // A segment that made progress starts its retries over; one that never did backs off further.
     const next = seg.resolved > seg.from ? 1 : attempt + 1;
     void this.cover(seg.start, seg.end, next);
@@ -288,14 +324,16 @@ export class Watch implements AsyncIterable<WatchItem> {
     for (const e of events) {
       // Invariant of the feed protocol: events are above the revision the feed started from and above its last progress.
       if (e.revision <= seg.resolved) return this.fail(new Error(`watch: a store sent revision ${e.revision} at or below the feed's resolved ${seg.resolved}`));
-      seg.buffer.push(e);
+      seg.buffer.push(withoutLease(e));
     }
     this.buffered += events.length;
     if (this.buffered > this.maxBuffered) this.fail(new ClientError('WatcherTooSlow', `watch: more than ${this.maxBuffered} events held while a Region's resolved revision lags (maxBufferedEvents)`));
   }
 
-  private onProgress(seg: Segment, resolved: bigint): void {
-    if (seg.done || resolved <= seg.resolved) return;
+  private onProgress(seg: Segment, resolved: bigint, lock?: WatchHeldBy): void {
+    if (seg.done) return;
+    if (lock !== undefined) this.heldLocks?.named(lock);
+    if (resolved <= seg.resolved) return;
     seg.resolved = resolved;
     this.advance();
   }
@@ -324,8 +362,13 @@ export class Watch implements AsyncIterable<WatchItem> {
 
   private setPaused(p: boolean): void {
     this.paused = p;
-    for (const s of this.sockets.values()) (p ? s.pause() : s.resume());
+    for (const s of this.held) (p ? this.shared.pause(s) : this.shared.resume(s));
   }
+}
+
+/** openFeedSocket connects to one store's feeds: env.openSocket (the simulation's link) or a WebSocket. */
+export function openFeedSocket(env: Pick<WatchEnv, 'openSocket' | 'dial'>, address: string): FeedSocket {
+  return env.openSocket ? env.openSocket(address) : new WatchSocket(address, env.dial);
 }
 
 function backoffMs(attempt: number): number {
@@ -335,4 +378,13 @@ function backoffMs(attempt: number): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** withoutLease: the event with its values decoded (a stored value may record its lease, txn/value.ts; a watcher sees the user's bytes). */
+function withoutLease(e: WatchEvent): WatchEvent {
+  if (e.value === undefined && e.prevValue === undefined) return e;
+  const out: WatchEvent = { ...e };
+  if (e.value !== undefined) out.value = decodeValue(e.value).value;
+  if (e.prevValue !== undefined) out.prevValue = decodeValue(e.prevValue).value;
+  return out;
 }

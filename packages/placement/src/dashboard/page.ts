@@ -3,6 +3,8 @@
 // the bundled dist/ build needs no file beside it. Every value from the
 // cluster (keys above all) is written with textContent, never as HTML.
 
+import { HEATMAP_BODY, HEATMAP_SCRIPT, HEATMAP_STYLE } from './heatmap-page';
+
 const STYLE = `
 body{font:13px/1.4 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
 header{display:flex;gap:16px;align-items:baseline;padding:10px 16px;background:#1d2330;color:#fff}
@@ -113,8 +115,10 @@ function draw(s) {
   drawHot('hot-write', s.hot.writeBytes.length > 0 ? s.hot.writeBytes : s.hot.writeKeys);
   drawHot('hot-read', s.hot.readBytes.length > 0 ? s.hot.readBytes : s.hot.readKeys);
   drawOperators(s);
+  maybeHeatmap(s);
   document.body.dataset.snapshotAt = String(s.atMs);
 }
+${HEATMAP_SCRIPT}
 function setConn(state, text) { const c = $('conn'); c.className = state; c.textContent = text; }
 fetch('/dashboard/snapshot' + q).then((r) => r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status))).then(draw).catch((e) => setConn('down', 'error: ' + e.message));
 const es = new EventSource('/dashboard/events' + q);
@@ -129,6 +133,7 @@ const BODY = `
 <section><h2>Region map <span id="map-note" class="muted"></span></h2>
 <div class="muted">key space to scale (colored by leader store)</div><div class="map" id="map-scale"></div>
 <div class="muted">one slot per Region (opacity by size)</div><div class="map" id="map-even"></div></section>
+${HEATMAP_BODY}
 <div class="grid2">
 <section><h2>Hot Regions: writes</h2><table id="hot-write"></table></section>
 <section><h2>Hot Regions: reads</h2><table id="hot-read"></table></section>
@@ -144,7 +149,7 @@ const BODY = `
 /** DASHBOARD_PAGE is served at GET /dashboard. */
 export const DASHBOARD_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>Flotilla dashboard</title><style>${STYLE}</style></head>
+<meta name="referrer" content="no-referrer"><title>Flotilla dashboard</title><style>${STYLE}${HEATMAP_STYLE}</style></head>
 <body>${BODY}
 <script>${SCRIPT}</script>
 </body></html>

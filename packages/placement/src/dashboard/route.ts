@@ -5,6 +5,8 @@ import { PlacementError, PlacementErrorCode } from '../errors';
 import { send, sendError } from '../http';
 import type { RegionFlow } from '../types';
 import { DashboardHub } from './events';
+import { groupViewOf } from './group';
+import { heatmapView, parseHeatmapMetric } from './heatmap-view';
 import { DASHBOARD_PAGE } from './page';
 import { hotRegions } from './snapshot';
 
@@ -12,6 +14,7 @@ import { hotRegions } from './snapshot';
 //   GET /dashboard            the page (self-contained HTML; ?token=… when placement has a token)
 //   GET /dashboard/snapshot   what the page draws, as JSON
 //   GET /dashboard/events     the same as server-sent events, one snapshot a second
+//   GET /dashboard/heatmap?metric=write_bytes|read_bytes|write_keys|read_keys   the key visualizer (heatmap-view.ts)
 //   GET /regions/hot?by=writeBytes|writeKeys|readBytes|readKeys&limit=N   Regions by flow
 
 const hubs = new WeakMap<PlacementCluster, DashboardHub>();
@@ -58,7 +61,7 @@ export function handleDashboard(cluster: PlacementCluster, req: IncomingMessage,
     if (!/^[0-9]{1,5}$/.test(limitText) || limit < 1 || limit > 1000) throw new PlacementError(PlacementErrorCode.InvalidArgument, `limit: ${JSON.stringify(limitText)} is not an integer in 1..1000`);
     return send(res, 200, { by: byName, regions: hotRegions(cluster, by, limit) });
   }
-  if (a !== 'dashboard' || c !== undefined) return sendError(res, 404, 'NotFound', `no route ${url.pathname}; try /dashboard, /dashboard/snapshot, /dashboard/events`);
+  if (a !== 'dashboard' || c !== undefined) return sendError(res, 404, 'NotFound', `no route ${url.pathname}; try /dashboard, /dashboard/snapshot, /dashboard/events, /dashboard/heatmap`);
   if (b === undefined) {
     res.writeHead(200, {
       'content-type': 'text/html; charset=utf-8',
@@ -74,5 +77,23 @@ export function handleDashboard(cluster: PlacementCluster, req: IncomingMessage,
   }
   if (b === 'snapshot') return send(res, 200, hubOf(cluster).snapshot());
   if (b === 'events') return hubOf(cluster).attach(req, res);
-  return sendError(res, 404, 'NotFound', `no route ${url.pathname}; try /dashboard, /dashboard/snapshot, /dashboard/events`);
+  if (b === 'heatmap') return sendHeatmap(cluster, res, url);
+  return sendError(res, 404, 'NotFound', `no route ${url.pathname}; try /dashboard, /dashboard/snapshot, /dashboard/events, /dashboard/heatmap`);
+}
+
+/**
+ * sendHeatmap answers /dashboard/heatmap: the leader's recorded columns for
+ * one metric, and which member recorded them (a follower relays the
+ * leader's answer; the map lives in the leader's memory only). Written
+ * without indentation: up to 360 × 256 rows.
+ */
+function sendHeatmap(cluster: PlacementCluster, res: ServerResponse, url: URL): void {
+  const metric = parseHeatmapMetric(url.searchParams.get('metric'));
+  const rec = cluster.heatmap;
+  const group = groupViewOf(cluster);
+  const leader = group?.members.find((m) => m.id === group.leaderId);
+  const view = heatmapView(rec.columns(), metric, { intervalMs: rec.intervalMs, maxColumns: rec.maxColumns, maxRows: rec.maxRows, sinceMs: rec.sinceMs });
+  const text = JSON.stringify({ ...view, recordedBy: leader ? { name: leader.name, id: leader.id, term: group!.term } : null, persisted: false });
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
 }

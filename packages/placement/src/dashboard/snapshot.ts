@@ -88,6 +88,8 @@ export function buildSnapshot(cluster: PlacementCluster) {
     },
     operators: cluster.operators.all().map(renderOperator),
     recentOperators: cluster.operators.recent(),
+    // The key visualizer's size and newest column: the page fetches /dashboard/heatmap again when a column was added.
+    heatmap: cluster.heatmap.summary(),
     operatorStats: cluster.operators.stats,
   };
 }

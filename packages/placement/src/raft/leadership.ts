@@ -36,7 +36,7 @@ function handled<T>(p: Promise<T>): Promise<T> {
  * keepalive, ttl or list only reads the leader's memory (expiry is never replicated, and a lease
  * a client can name was granted behind the barrier), so it does not wait for the 50 ms flushes.
  */
-const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions', 'leaseKeepAlive', 'leaseKeepAlives', 'leaseTimeToLive', 'leaseList']);
+const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'regionHeartbeatsPacked', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions', 'leaseKeepAlive', 'leaseKeepAlives', 'leaseTimeToLive', 'leaseList']);
 const GC_METHODS: ReadonlySet<string> = new Set<GcMethod>(['updateServiceSafePoint', 'getGcSafePoint', 'getGcStatus']);
 const LEASE_METHODS: ReadonlySet<string> = new Set<LeaseMethod>(['leaseGrant', 'leaseKeepAlive', 'leaseKeepAlives', 'leaseRevoke', 'leaseTimeToLive', 'leaseList', 'leaseAttach']);
 

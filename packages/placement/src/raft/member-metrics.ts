@@ -77,7 +77,7 @@ export class MemberMetrics {
     this.requests.inc({ method });
     if (method === 'getTimestamps') this.timestamps.inc((params as { count: number }).count);
     else if (method === 'regionHeartbeat') this.regionHeartbeats.inc();
-    else if (method === 'regionHeartbeats') this.regionHeartbeats.inc((params as { heartbeats: unknown[] }).heartbeats.length);
+    else if (method === 'regionHeartbeats' || method === 'regionHeartbeatsPacked') this.regionHeartbeats.inc((params as { heartbeats: unknown[] }).heartbeats.length);
   }
 
   onNotLeader(): void {

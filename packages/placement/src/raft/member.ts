@@ -60,7 +60,7 @@ const RELEASE_BATCH = 256;
  * routing table refuses rather than holds: the next report carries newer
  * state anyway, and thousands held would all be applied in one turn.
  */
-const REFUSED_WHILE_LOADING: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'storeHeartbeat']);
+const REFUSED_WHILE_LOADING: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'regionHeartbeatsPacked', 'storeHeartbeat']);
 
 /**
  * PlacementMember is one member of the placement Raft group: its database

@@ -1,4 +1,4 @@
-// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append]`
+// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append|watch|lock] [--plant-bug]`
 //
 // Chaos test of a local cluster of REAL processes: placement + 3 stores
 // (`flotilla placement` / `flotilla store` from apps/node), concurrent
@@ -12,13 +12,18 @@
 // acknowledged write is read back"). Prints ops, faults and the verdict;
 // exits 1 on a violation or when the cluster does not recover. With
 // --workload bank|list-append the clients run transactions instead
-// (txn.ts; the checkers in ../txn/), under the same faults.
+// (txn.ts; the checkers in ../txn/), under the same faults; --workload
+// watch runs watchers beside transactional writers (watch.ts, checked by
+// watch-check.ts; merges join the faults), --workload lock runs lock
+// contenders writing a fenced register (lock.ts, checked by lock-check.ts).
 //
 //   options.ts    the command line          cluster.ts   where processes live, startCluster
 //   procs.ts      launch / kill a process   workload.ts  the recording clients, the final read
 //   nemesis.ts    process faults, the table partition.ts the partition faults
 //   run.ts        the run's shared state    ../netns/    the namespace topology
 //   txn.ts        the bank / list-append workloads over client.txnTransport()
+//   watch.ts      the watch workload   watch-check.ts  its checker
+//   lock.ts       the lock workload    lock-check.ts   its checker
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +36,9 @@ import { chaosFaults, drawChaosFault, resumeAll } from './nemesis';
 import { parseChaosArgs, USAGE, type ChaosOptions } from './options';
 import { kill, killSync, sleep } from './procs';
 import type { Chaos } from './run';
+import { startLockChaos } from './lock';
 import { finishTxnChaos, startTxnChaos } from './txn';
+import { startWatchChaos, WATCH_FAULTS } from './watch';
 import { readEveryKey, startWorkers } from './workload';
 import type { TxnVerdict } from '../txn/run';
 
@@ -74,6 +81,21 @@ function txnVerdict(run: Chaos, v: TxnVerdict, unreadable: number): number {
   return 0;
 }
 
+/** checkedVerdict prints the watch or lock workload's JSON summary and verdict, and returns the exit code. */
+function checkedVerdict(run: Chaos, v: { ok: boolean; summary: Record<string, unknown>; explanation: string }): number {
+  const { o, faults } = run;
+  const total = Object.values(faults).reduce((a, b) => a + b, 0);
+  const network = run.net ? `netns 10.77.${run.net.subnet}.0/24` : 'loopback';
+  const summary = { seed: o.seed, durationS: o.durationS, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...v.summary, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, checker: v.ok ? 'ok' : 'violation' };
+  console.log(JSON.stringify(summary));
+  if (!v.ok) {
+    console.error(`VIOLATION (${o.workload}):\n${v.explanation}`);
+    return 1;
+  }
+  console.error(`verdict: ${o.workload} ok; ${String(v.summary['eventsChecked'])} events checked, ${total} faults`);
+  return 0;
+}
+
 /** newRun makes the run's state (and, with --partitions, its namespaces). */
 async function newRun(o: ChaosOptions): Promise<Chaos> {
   let net: NetnsTopology | undefined;
@@ -112,10 +134,11 @@ async function main(): Promise<number> {
     client = await startCluster(run);
     const where = run.net ? `network namespaces on 10.77.${run.net.subnet}.0/24, partitions on` : '127.0.0.1';
     console.error(`[chaos] cluster up in ${(run.now() / 1000).toFixed(1)} s on ${where}; seed ${o.seed}; reads ${o.leaseReads ? 'lease-based' : 'safe'}; running ${o.durationS} s`);
-    const table = chaosFaults(run.net !== undefined);
+    const table = o.workload === 'watch' ? [...chaosFaults(run.net !== undefined), ...WATCH_FAULTS] : chaosFaults(run.net !== undefined);
     let running = true;
-    const txn = o.workload === 'register' ? undefined : await startTxnChaos(run, client, () => running);
-    const workers = txn ? txn.finished : startWorkers(run, () => running);
+    const checked = o.workload === 'watch' ? await startWatchChaos(run, client, () => running) : o.workload === 'lock' ? await startLockChaos(run, client, () => running) : undefined;
+    const txn = o.workload === 'bank' || o.workload === 'list-append' ? await startTxnChaos(run, client, () => running) : undefined;
+    const workers = checked ? checked.finished : txn ? txn.finished : startWorkers(run, () => running);
     const end = Date.now() + o.durationS * 1000;
     while (Date.now() < end) {
       await sleep(1500 + Math.floor(run.rng() * 2500));
@@ -125,6 +148,7 @@ async function main(): Promise<number> {
     running = false;
     await resumeAll(run);
     await workers;
+    if (checked) return checkedVerdict(run, await checked.finish());
     if (txn) {
       const { verdict: v, unreadable } = await finishTxnChaos(txn);
       return txnVerdict(run, v, unreadable);

@@ -11,11 +11,13 @@ export interface ChaosOptions {
   /** partitions puts every process in its own network namespace and adds the partition nemesis (needs root). */
   partitions: boolean;
   /** workload: 'register' (default: get/put/delete/cas, checked for linearizability) or a transaction workload (txn/run.ts). */
-  workload: 'register' | 'bank' | 'list-append';
+  workload: 'register' | 'bank' | 'list-append' | 'watch' | 'lock';
+  /** plantBug (lock workload): contender 0 ignores the loss of its lease and writes unfenced, to show the checker catches it (exit 1). */
+  plantBug: boolean;
   help: boolean;
 }
 
-export const USAGE = `usage: pnpm chaos [--duration-s 60] [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append]
+export const USAGE = `usage: pnpm chaos [--duration-s 60] [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append|watch|lock] [--plant-bug]
 
 Runs placement and three stores as real processes under faults (SIGKILL and
 restart, SIGSTOP/SIGCONT, leader transfers, splits), records every client
@@ -35,18 +37,31 @@ linearizability. Prints one JSON summary line on stdout; exit 0 linearizable,
                    negative balance; list-append: transactions appending to
                    and reading list values, checked for G0, G1a, G1b, G1c and
                    G-single cycles (Elle-style; G2 is allowed under snapshot
-                   isolation)
+                   isolation); watch: --clients writers run transactions
+                   over --keys keys (split into Regions, merges join the
+                   faults) while three watchers run (the whole prefix from
+                   now, the same from an old revision, a sub-range); each
+                   must deliver exactly the acknowledged commits of its range
+                   after its start, in revision order, none twice
+                   (undetermined ones at most once, whole); lock: --clients
+                   contenders take client.lock and write their fencing token
+                   to a fenced register, whose history must show no two
+                   holders' writes out of token order
+  --plant-bug      with --workload lock: contender 0 ignores the loss of its
+                   lease and writes with its stale token unfenced, so the
+                   checker must report a violation (exit 1)
   --partitions     each process in its own network namespace (10.77.K.0/24,
                    a real cluster secret) plus network partitions: the
                    leader's store isolated, a minority/majority split, a
                    bridge node, placement cut off. Needs root and iproute2.
 
 example: pnpm chaos --duration-s 60 --seed 7 --partitions --lease-reads
-         pnpm chaos --duration-s 30 --workload bank --keys 8`;
+         pnpm chaos --duration-s 30 --workload bank --keys 8
+         pnpm chaos --duration-s 30 --workload watch --keys 8 --partitions`;
 
 /** parseChaosArgs reads argv; a bad value is an Error naming the flag. */
 export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
-  const o: ChaosOptions = { durationS: 60, seed: Math.floor(Math.random() * 1e6), clients: 4, keys: 16, leaseReads: false, partitions: false, workload: 'register', help: false };
+  const o: ChaosOptions = { durationS: 60, seed: Math.floor(Math.random() * 1e6), clients: 4, keys: 16, leaseReads: false, partitions: false, workload: 'register', plantBug: false, help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const int = (min: number): number => {
@@ -63,11 +78,13 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
     else if (a === '--partitions') o.partitions = true;
     else if (a === '--workload') {
       const w = argv[++i];
-      if (w !== 'register' && w !== 'bank' && w !== 'list-append') throw new Error(`--workload: expected register, bank or list-append, got ${w ?? 'nothing'}`);
+      if (w !== 'register' && w !== 'bank' && w !== 'list-append' && w !== 'watch' && w !== 'lock') throw new Error(`--workload: expected register, bank, list-append, watch or lock, got ${w ?? 'nothing'}`);
       o.workload = w;
     }
+    else if (a === '--plant-bug') o.plantBug = true;
     else if (a === '--help' || a === '-h') o.help = true;
     else if (a !== '--') throw new Error(`unknown argument ${a} (pnpm chaos --help)`);
   }
+  if (o.plantBug && o.workload !== 'lock') throw new Error('--plant-bug: only with --workload lock');
   return o;
 }

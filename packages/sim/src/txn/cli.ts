@@ -7,7 +7,7 @@ import type { ModelMode } from './model';
 
 const USAGE = `usage: npx tsx packages/sim/src/txn/cli.ts --workload bank|list-append [--seed 1] [--seeds 1]
        [--safety-ms 5000] [--keys 8] [--clients 4] [--no-faults] [--no-1pc] [--no-placement-crashes]
-       [--model serializable|snapshot|broken]
+       [--model serializable|snapshot|broken] [--watch] [--watchers 4] [--watch-plant drop|duplicate]
 
 Runs the bank or list-append transaction workload in the deterministic
 simulation: @flotilla/client's driver against 3 stores over --keys pre-split
@@ -15,10 +15,17 @@ Regions, under the seeded faults, then healing, a final read and the checker.
 --model runs the in-memory reference model instead of the stores (the
 harness's wiring). FLOTILLA_UNSAFE_SKIP_WRITE_CONFLICT=1 plants the
 no-write-conflict bug in the stores. One JSON line per seed; exit 1 if any
-seed failed.`;
+seed failed.
+--watch also runs watchers (@flotilla/client's Watch over simulated links to
+the stores' change feeds) beside the workload, cuts their links now and then,
+and checks every watcher's events against the recorded commits (exactly the
+committed writes of its range after its start, in order, none missed or
+duplicated); --watch-plant plants a bug in the links that it must catch.
+
+example: npx tsx packages/sim/src/txn/cli.ts --workload list-append --watch --seed 1 --seeds 20 --safety-ms 3000`;
 
 function parse(argv: string[]) {
-  const o = { workload: '' as 'bank' | 'list-append' | '', seed: 1, seeds: 1, safetyMs: 5000, keys: 8, clients: 4, faults: true, onePc: true, placementCrashes: true, model: undefined as ModelMode | undefined };
+  const o = { workload: '' as 'bank' | 'list-append' | '', seed: 1, seeds: 1, safetyMs: 5000, keys: 8, clients: 4, faults: true, onePc: true, placementCrashes: true, model: undefined as ModelMode | undefined, watchOn: false, watchers: 4, plant: undefined as 'drop' | 'duplicate' | undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const int = (): number => {
@@ -42,10 +49,18 @@ function parse(argv: string[]) {
       const m = argv[++i];
       if (m !== 'serializable' && m !== 'snapshot' && m !== 'broken') throw new Error(`--model: expected serializable, snapshot or broken, got ${m ?? 'nothing'}`);
       o.model = m;
+    } else if (a === '--watch') o.watchOn = true;
+    else if (a === '--watchers') o.watchers = Math.max(1, int());
+    else if (a === '--watch-plant') {
+      const p = argv[++i];
+      if (p !== 'drop' && p !== 'duplicate') throw new Error(`--watch-plant: expected drop or duplicate, got ${p ?? 'nothing'}`);
+      o.plant = p;
+      o.watchOn = true;
     } else if (a === '--help' || a === '-h') return undefined;
     else if (a !== '--') throw new Error(`unknown argument ${a} (--help)`);
   }
   if (!o.workload) throw new Error('--workload is required (--help)');
+  if (o.watchOn && o.model) throw new Error('--watch needs the stores (their change feeds): it cannot run with --model');
   return { ...o, workload: o.workload };
 }
 
@@ -57,11 +72,13 @@ async function main(): Promise<number> {
   }
   let failed = 0;
   for (let seed = o.seed; seed < o.seed + o.seeds; seed++) {
-    const r = await runTxnSimulation({ ...o, seed, backend: o.model ? { model: o.model } : 'driver', log: (l) => console.error(l) });
-    console.log(JSON.stringify({ seed, pass: r.ok, ...r.verdict?.summary, faults: r.faults, virtualMs: r.virtualMs, realMs: r.realMs }));
+    const watch = o.watchOn ? { watchers: o.watchers, ...(o.plant ? { plant: o.plant } : {}) } : undefined;
+    const r = await runTxnSimulation({ ...o, seed, backend: o.model ? { model: o.model } : 'driver', ...(watch ? { watch } : {}), log: (l) => console.error(l) });
+    const w = r.watch ? { ...r.watch.summary, watchDigest: r.watch.digest } : {};
+    console.log(JSON.stringify({ seed, pass: r.ok, ...r.verdict?.summary, ...w, faults: r.faults, virtualMs: r.virtualMs, realMs: r.realMs }));
     if (!r.ok) {
       failed++;
-      console.error(`seed ${seed} FAILED:\n${r.failures.join('\n')}\nreplay: npx tsx packages/sim/src/txn/cli.ts --workload ${o.workload} --seed ${seed}`);
+      console.error(`seed ${seed} FAILED:\n${r.failures.join('\n')}\nreplay: npx tsx packages/sim/src/txn/cli.ts --workload ${o.workload} --seed ${seed}${o.watchOn ? ' --watch' : ''}${o.watchers !== 4 ? ` --watchers ${o.watchers}` : ''}${o.plant ? ` --watch-plant ${o.plant}` : ''}${o.safetyMs !== 5000 ? ` --safety-ms ${o.safetyMs}` : ''}${o.keys !== 8 ? ` --keys ${o.keys}` : ''}`);
     }
   }
   return failed > 0 ? 1 : 0;

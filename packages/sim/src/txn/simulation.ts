@@ -15,13 +15,14 @@ import { installVirtualClock, makeSimDir, SimClock, SLICE_MS, virtualNow } from 
 import { SafetyCheckers } from '../checkers';
 import { healEverything, injectFaults, newFaultContext, startNetworkFaults } from '../faults';
 import { bytes, keyName } from '../keys';
-import { InProcessPlacement } from '../placement-adapter';
+import { InProcessPlacement, resetTimestampOracle } from '../placement-adapter';
 import { Recorder } from '../report';
 import type { TxnApi } from './api';
 import { transportTxnApi } from './driver-api';
 import { ModelTxnApi, type ModelMode } from './model';
 import { startTxnWorkload, type TxnVerdict, type TxnWorkloadKind } from './run';
 import { SimTxnTransport } from './sim-transport';
+import { WatchRun, type WatchSimOptions, type WatchVerdict } from '../watch/run';
 
 export interface TxnSimOptions {
   seed: number;
@@ -39,6 +40,8 @@ export interface TxnSimOptions {
   onePc?: boolean;
   /** placementCrashes: the placement crash fault (default true; the oracle is down with it). */
   placementCrashes?: boolean;
+  /** watch: also run watchers beside the workload and check what they delivered against its history (watch/run.ts). */
+  watch?: WatchSimOptions;
   log?: (line: string) => void;
 }
 
@@ -52,6 +55,8 @@ export interface TxnSimResult {
   virtualMs: number;
   realMs: number;
   regionsAtStart: number;
+  /** watch: the watch checker's verdict (runs with `watch` set). */
+  watch?: WatchVerdict;
 }
 
 /** runTxnSimulation runs one seed of a txn workload (see the file header). */
@@ -62,6 +67,7 @@ export async function runTxnSimulation(opts: TxnSimOptions): Promise<TxnSimResul
   const realRandom = Math.random;
   Math.random = mulberry32(o.seed ^ 0x4a177e4);
   const dir = makeSimDir('flotilla-txnsim-');
+  resetTimestampOracle();
   const fakeClock = installVirtualClock();
   const rec = new Recorder();
   const cluster = new SimCluster(dir, o.seed, false);
@@ -70,20 +76,29 @@ export async function runTxnSimulation(opts: TxnSimOptions): Promise<TxnSimResul
   const keys = Array.from({ length: o.keys }, (_, i) => keyName(i));
   let verdict: TxnVerdict | undefined;
   let regionsAtStart = 0;
+  let watch: WatchRun | undefined;
+  let watchVerdict: WatchVerdict | undefined;
   try {
     await startCluster(cluster, o.stores, (ms) => clock.advance(ms));
     regionsAtStart = await preSplit(cluster, keys, clock);
     o.log(`seed ${o.seed}: ${o.stores} stores, ${regionsAtStart} Regions at ${virtualNow()} ms virtual`);
-    const api = makeApi(o.backend, cluster, o.seed, o.onePc);
+    const pd = new InProcessPlacement(() => cluster.placement, () => cluster.placementDown);
+    let api = makeApi(o.backend, cluster, o.seed, o.onePc, pd);
+    if (o.watch) {
+      watch = new WatchRun(cluster, pd, api, o.seed, keys, o.safetyMs, o.faults, o.watch);
+      api = watch.api;
+    }
     let running = true;
     let events = 0;
     const env = { nextEvent: () => ++events, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)), running: () => running, thinkMs: 30 };
     const setup = startTxnWorkload(api, env, { kind: o.workload, seed: o.seed, clients: o.clients, keys, setupDeadlineMs: Date.now() + 20_000 });
     const w = await clock.runUntilSettled(setup, Date.now() + 21_000);
+    watch?.start();
     const faults = newFaultContext(cluster, mulberry32(o.seed ^ 0x7a11), rec, { removePeers: true, merges: true, placementCrashes: o.placementCrashes, replaceStores: false }, o.stores, o.keys);
     if (o.faults) startNetworkFaults(faults);
     for (const end = Date.now() + o.safetyMs; Date.now() < end; ) {
       if (o.faults) await injectFaults(faults);
+      watch?.slice(rec);
       await clock.advance(SLICE_MS);
     }
     running = false;
@@ -93,12 +108,14 @@ export async function runTxnSimulation(opts: TxnSimOptions): Promise<TxnSimResul
     await clock.runUntilSettled(w.finished, livenessEnd);
     // One more read of everything, after every client's last transaction returned: an acknowledged write lost is caught here.
     if (!(await clock.runUntilSettled(w.finalRead(livenessEnd), livenessEnd + 1_000))) rec.fail(`liveness: the final read of every key did not commit within ${o.livenessBoundMs} ms after healing`);
+    if (watch) watchVerdict = await watch.finishAfter(pd, clock, livenessEnd, rec);
     verdict = w.check();
     if (!verdict.ok) rec.fail(`${o.workload} checker: ${verdict.explanation}`);
     if (Number(verdict.summary['ok'] ?? 0) < 10) rec.fail(`liveness: only ${verdict.summary['ok']} transactions committed`);
   } catch (e) {
     rec.fail(`txn simulation crashed: ${(e as Error).stack ?? String(e)}`);
   } finally {
+    watch?.stop();
     const virtualMs = virtualNow();
     await cluster.close().catch((e: Error) => rec.fail(`close failed: ${e.message}`));
     fakeClock.uninstall();
@@ -106,13 +123,12 @@ export async function runTxnSimulation(opts: TxnSimOptions): Promise<TxnSimResul
     rmSync(dir, { recursive: true, force: true });
     Object.assign(rec.stats, { virtualMs });
   }
-  return { seed: o.seed, ok: rec.failures.length === 0, failures: rec.failures, verdict, faults: rec.stats.faults, faultLog: rec.faultLog, virtualMs: rec.stats.virtualMs, realMs: Math.round(performance.now() - realStart), regionsAtStart };
+  return { seed: o.seed, ok: rec.failures.length === 0, failures: rec.failures, verdict, faults: rec.stats.faults, faultLog: rec.faultLog, virtualMs: rec.stats.virtualMs, realMs: Math.round(performance.now() - realStart), regionsAtStart, ...(watchVerdict ? { watch: watchVerdict } : {}) };
 }
 
-function makeApi(backend: TxnSimOptions['backend'], cluster: SimCluster, seed: number, onePc: boolean): TxnApi {
+function makeApi(backend: TxnSimOptions['backend'], cluster: SimCluster, seed: number, onePc: boolean, pd: InProcessPlacement): TxnApi {
   if (backend !== undefined && backend !== 'driver') return new ModelTxnApi(backend.model, mulberry32(seed ^ 0xd0d0));
   // The clients' oracle is the one the stores' 1PC commits use (one per process, in InProcessPlacement); it fails while placement is down.
-  const pd = new InProcessPlacement(() => cluster.placement, () => cluster.placementDown);
   const transport = new SimTxnTransport(cluster, mulberry32(seed ^ 0x7e57), { timeoutMs: 5_000, timestamp: () => pd.timestamp() });
   return transportTxnApi(transport, { onePc, timeoutMs: 8_000, maxRetries: 10 });
 }

@@ -49,7 +49,10 @@ export async function storeHeartbeat(ctx: StoreContext): Promise<void> {
  * regionHeartbeats reports every led Region to placement. A hibernated
  * Region has nothing new to say, so it reports only every
  * HIBERNATED_HEARTBEAT_FACTOR intervals: 10,000 idle Regions must cost
- * almost nothing. The reports go in batches (see regionHeartbeat); against
+ * almost nothing. One that served traffic since its last report (the
+ * writes just before it went idle) reports at the normal pace once more,
+ * so the hot Regions and the key visualizer see that traffic when it
+ * happened, not a minute later. The reports go in batches (see regionHeartbeat); against
  * a placement without batches, a bounded number of single reports at a time.
  */
 export async function regionHeartbeats(ctx: StoreContext): Promise<void> {
@@ -60,7 +63,7 @@ export async function regionHeartbeats(ctx: StoreContext): Promise<void> {
     (p) =>
       p.isLeader &&
       p.initialized &&
-      (!p.hibernating || p.operatorActive || underReplicated(ctx, p) || now - p.lastRegionHeartbeatMs >= slow),
+      (!p.hibernating || p.operatorActive || underReplicated(ctx, p) || p.flow.hasUnreported || now - p.lastRegionHeartbeatMs >= slow),
   );
   if (batching(ctx)) {
     await Promise.all(due.map((p) => regionHeartbeat(ctx, p)));

@@ -23,6 +23,23 @@ export class FlowCounter {
     this.writeBytes += bytes;
   }
 
+  /** hasUnreported: traffic was counted since the last take (a hibernated Region reports it at the normal pace, not 6 intervals late). */
+  get hasUnreported(): boolean {
+    return this.readKeys + this.readBytes + this.writeKeys + this.writeBytes > 0;
+  }
+
+  /**
+   * restart drops what was counted and starts a new interval at nowMs. A
+   * peer that becomes leader calls it: counts left from an earlier term as
+   * leader (it stopped reporting when it lost leadership) would otherwise
+   * be reported now, as traffic placement's hot Regions and key visualizer
+   * would place in the wrong minutes.
+   */
+  restart(nowMs: number): void {
+    this.readKeys = this.readBytes = this.writeKeys = this.writeBytes = 0;
+    this.sinceMs = nowMs;
+  }
+
   /** take returns the rates since the previous take (all zero the first time, which has no interval) and resets the counts. */
   take(nowMs: number): RegionFlow {
     const seconds = this.sinceMs < 0 ? 0 : Math.max(0.001, (nowMs - this.sinceMs) / 1000);

@@ -8,6 +8,8 @@ import type { Peer } from '../raft/peer';
  */
 export interface WatchConn {
   send(frame: WatchServerFrame): void;
+  /** sendMany, when the connection has it, sends several frames as one message (a resolved-ts pass over many feeds); else each goes by send. */
+  sendMany?(frames: WatchServerFrame[]): void;
   /** bufferedBytes: what was sent on the connection and not yet written to its socket (the watcher is not reading). */
   bufferedBytes(): number;
   /** tooSlow is told once the connection's feeds ended WatcherTooSlow; it closes the connection. */
@@ -32,6 +34,10 @@ export class Feed {
   catchingUp = true;
   ended = false;
   private pending: WatchEvent[] = [];
+  /** unreleased: events were sent since the last progress (a sole feed's watcher waits on the next one). */
+  private unreleased = false;
+  /** progressAtMs: when the last progress was sent (performance.now()). */
+  private progressAtMs = -Infinity;
   private readonly pendingKeys = new Set<string>();
 
   constructor(
@@ -44,6 +50,8 @@ export class Feed {
     readonly fromRevision: bigint,
     /** prevValue: events carry the key's value before the change. */
     readonly prevValue = false,
+    /** sole: the feed is its watch's only one; its progress is needed only after events (and now and then: WATCH_LIMITS.soleProgressIntervalMs). */
+    readonly sole = false,
   ) {
     this.resolved = fromRevision;
   }
@@ -87,9 +95,21 @@ export class Feed {
 
   /** progress sends a resolved ts above the last one (and never during catch-up). */
   progress(resolved: bigint): void {
-    if (this.ended || this.catchingUp || resolved <= this.resolved) return;
+    if (this.takeProgress(resolved)) this.conn.send({ t: 'progress', id: this.id, resolved });
+  }
+
+  /**
+   * takeProgress records a resolved ts above the last one and says whether
+   * the caller must send it now (never during catch-up); resolved.ts sends
+   * the progress of many feeds of one connection in one frame.
+   */
+  takeProgress(resolved: bigint, nowMs = performance.now()): boolean {
+    if (this.ended || this.catchingUp || resolved <= this.resolved) return false;
+    if (this.sole && !this.unreleased && nowMs - this.progressAtMs < WATCH_LIMITS.soleProgressIntervalMs) return false;
     this.resolved = resolved;
-    this.conn.send({ t: 'progress', id: this.id, resolved });
+    this.unreleased = false;
+    this.progressAtMs = nowMs;
+    return true;
   }
 
   endWith(error: WatchFeedError | undefined): void {
@@ -101,7 +121,8 @@ export class Feed {
   }
 
   private sendEvents(events: WatchEvent[]): void {
-    if (this.ended) return;
+    if (this.ended || events.length === 0) return;
+    this.unreleased = true;
     for (let i = 0; i < events.length; i += WATCH_LIMITS.maxEventsPerFrame) {
       this.conn.send({ t: 'events', id: this.id, events: events.slice(i, i + WATCH_LIMITS.maxEventsPerFrame) });
     }

@@ -4,6 +4,7 @@ import type { StoreContext } from '../context';
 import type { Peer } from '../raft/peer';
 import { readBelowSafePoint } from '../gc/state';
 import { Feed, type WatchConn } from './feed';
+import { FeedIndex } from './feed-index';
 import { ResolvedTs } from './resolved';
 
 type Subscribe = Extract<WatchClientFrame, { t: 'subscribe' }>;
@@ -24,7 +25,7 @@ interface CapturedWrite {
  * always before any progress computed from a later state.
  */
 export class WatchHub {
-  private readonly byRegion = new Map<number, Set<Feed>>();
+  private readonly byRegion = new Map<number, FeedIndex>();
   private readonly byConn = new Map<WatchConn, Map<number, Feed>>();
   private round: CapturedWrite[] = [];
   private readonly resolvedTs: ResolvedTs;
@@ -41,7 +42,7 @@ export class WatchHub {
   }
 
   /** regionFeeds: the Regions with open feeds and their feeds (resolved.ts walks them). */
-  regionFeeds(): ReadonlyMap<number, ReadonlySet<Feed>> {
+  regionFeeds(): ReadonlyMap<number, Iterable<Feed>> {
     return this.byRegion;
   }
 
@@ -76,13 +77,15 @@ export class WatchHub {
       const feeds = this.byRegion.get(regionId);
       if (feeds === undefined) continue;
       let event: WatchEvent | undefined;
-      for (const f of feeds) {
-        if (!f.covers(row.key)) continue;
+      feeds.covering(row.key, (f) => {
+        // A record at or below the feed's start is not the feed's (its watcher has it): a new leader whose apply lags
+        // its log applies, after the subscribe, commits the old leader's feed already delivered (found by the sim's watch checker).
+        if (row.commitTs <= f.fromRevision) return;
         event ??= row.kind === 'put' ? { type: 'put', key: row.key, value: this.ctx.sm.txnValue(row), revision: row.commitTs } : { type: 'delete', key: row.key, revision: row.commitTs };
         let list = perFeed.get(f);
         if (list === undefined) perFeed.set(f, (list = []));
         list.push(f.prevValue ? this.withPrev(event) : event);
-      }
+      });
     }
     if (perFeed.size > 0) this.resolvedTs.poke();
     for (const [f, events] of perFeed) {
@@ -110,11 +113,11 @@ export class WatchHub {
     if (feeds.size >= WATCH_LIMITS.maxFeedsPerConnection) return refuse({ type: 'InvalidRequest', message: `more than ${WATCH_LIMITS.maxFeedsPerConnection} feeds on one connection (WATCH_LIMITS.maxFeedsPerConnection)` });
     const checked = this.check(f);
     if ('error' in checked) return refuse(checked.error);
-    const feed = new Feed(f.id, conn, checked.peer, checked.peer.region.epoch.version, checked.start, checked.end, f.fromRevision, f.prevValue === true);
+    const feed = new Feed(f.id, conn, checked.peer, checked.peer.region.epoch.version, checked.start, checked.end, f.fromRevision, f.prevValue === true, f.sole === true);
     feeds.set(f.id, feed);
     this.byConn.set(conn, feeds);
     let set = this.byRegion.get(feed.regionId);
-    if (set === undefined) this.byRegion.set(feed.regionId, (set = new Set()));
+    if (set === undefined) this.byRegion.set(feed.regionId, (set = new FeedIndex()));
     set.add(feed);
     this.resolvedTs.start();
     this.catchUp(feed, feed.start);
@@ -148,7 +151,12 @@ export class WatchHub {
     const page = this.ctx.sm.txnChanges(from, feed.end, feed.fromRevision, WATCH_LIMITS.catchUpPageRows);
     feed.catchUpPage(feed.prevValue ? page.events.map((e) => this.withPrev(e)) : page.events);
     this.checkBuffered(feed.conn);
-    if (page.next === undefined) return feed.finishCatchUp();
+    if (page.next === undefined) {
+      feed.finishCatchUp();
+      // The watch's revision waits on this feed's first progress (a resubscribed Region holds the whole watch): ask for a pass now.
+      this.resolvedTs.poke();
+      return;
+    }
     const next = page.next;
     setImmediate(() => this.catchUp(feed, next));
   }
@@ -213,6 +221,19 @@ export function watchHub(ctx: StoreContext): WatchHub {
 /** watchView is apply's hook: the view to run one transactional command with (the same view when no feed watches the Region). */
 export function watchView(ctx: StoreContext, peer: Peer, view: MvccView): MvccView {
   return hubs.get(ctx)?.observe(peer, view) ?? view;
+}
+
+/**
+ * watchLeadershipLost is ready.ts's hook when a peer steps down: its
+ * Region's feeds end NotLeader at once (with the new leader when known),
+ * instead of at the next resolved-ts pass's failed probe, up to a pass
+ * interval later, all that time holding every watch that spans the Region.
+ */
+export function watchLeadershipLost(ctx: StoreContext, peer: Peer): void {
+  const h = hubs.get(ctx);
+  if (h === undefined || !h.regionFeeds().has(peer.regionId)) return;
+  const leader = peer.leaderMeta();
+  h.endRegion(peer.regionId, leader ? { type: 'NotLeader', regionId: peer.regionId, leader } : { type: 'NotLeader', regionId: peer.regionId });
 }
 
 /** publishWatchRound is the poller's hook after a round's KV write. */

@@ -1,21 +1,23 @@
-import type { WatchFeedError } from '@flotilla/proto';
+import { WATCH_LIMITS, type WatchFeedError, type WatchHeldBy, type WatchServerFrame } from '@flotilla/proto';
+import type { LockRow } from '@flotilla/kv-engine';
 import type { StoreContext } from '../context';
 import type { Peer } from '../raft/peer';
 import type { CommandResult } from '../raft/proposal';
 import { err } from '../operation/command/command';
 import { wake } from '../operation/hibernate';
 import { queueRead } from '../operation/query';
-import type { Feed } from './feed';
+import type { Feed, WatchConn } from './feed';
 import type { WatchHub } from './hub';
+import { lockHint } from './lock-hint';
 
-/** RESOLVED_TS_INTERVAL_MS: how often a store advances the resolved ts of Regions with open feeds (TiKV's advance-ts-interval). */
-export const RESOLVED_TS_INTERVAL_MS = 150;
 /**
- * MIN_PASS_GAP_MS: after live events a pass runs early (the resolved ts is
- * what lets a watcher deliver them), but passes stay this far apart, so a
- * busy Region costs at most one oracle call and one ReadIndex round per gap.
+ * The pass cadence is StoreConfig.watchResolvedTsIntervalMs (TiKV's
+ * advance-ts-interval, default 150 ms) and, after live events,
+ * watchMinPassGapMs (default 20 ms): a pass runs early then (the resolved
+ * ts is what lets a watcher deliver them), but passes stay this far apart,
+ * so a busy Region costs at most one oracle call and one ReadIndex round
+ * per gap.
  */
-export const MIN_PASS_GAP_MS = 20;
 /** ORACLE_TIMEOUT_MS bounds one wait for the oracle's timestamp; a pass without one sends no progress. */
 const ORACLE_TIMEOUT_MS = 2_000;
 
@@ -75,6 +77,8 @@ export class ResolvedTs {
   private soon: NodeJS.Timeout | undefined;
   private lastPassMs = -Infinity;
   private passing = false;
+  /** again: a pass was asked for while one was taking its timestamp; it runs once that one is done (not at the next interval). */
+  private again = false;
   private readonly probing = new Set<number>();
 
   constructor(
@@ -84,7 +88,7 @@ export class ResolvedTs {
 
   start(): void {
     if (this.timer !== undefined) return;
-    this.timer = setInterval(() => void this.pass(), RESOLVED_TS_INTERVAL_MS);
+    this.timer = setInterval(() => void this.pass(), this.ctx.config.watchResolvedTsIntervalMs);
     this.timer.unref();
   }
 
@@ -95,10 +99,15 @@ export class ResolvedTs {
     this.soon = undefined;
   }
 
-  /** poke asks for an early pass (live events were published), at most one per MIN_PASS_GAP_MS. */
+  /** poke asks for an early pass (live events were published), at most one per watchMinPassGapMs. */
   poke(): void {
     if (this.timer === undefined || this.soon !== undefined) return;
-    const wait = Math.max(0, this.lastPassMs + MIN_PASS_GAP_MS - performance.now());
+    if (this.passing) {
+      // A pass that is waiting for its timestamp may have asked for it before these events committed: run one more after it.
+      this.again = true;
+      return;
+    }
+    const wait = Math.max(0, this.lastPassMs + this.ctx.config.watchMinPassGapMs - performance.now());
     this.soon = setTimeout(() => {
       this.soon = undefined;
       void this.pass();
@@ -140,6 +149,10 @@ export class ResolvedTs {
       }
     } finally {
       this.passing = false;
+      if (this.again) {
+        this.again = false;
+        this.poke();
+      }
     }
   }
 
@@ -156,29 +169,83 @@ export class ResolvedTs {
     }
   }
 
-  /** advance computes and sends each feed's resolved ts; it runs inside a poll round, after apply caught up to the probe's read index. */
+  /**
+   * advance computes and sends each feed's resolved ts; it runs inside a
+   * poll round, after apply caught up to the probe's read index. The locks
+   * are looked up once for the whole Region (almost always none, and then
+   * every feed resolves to t without a query of its own: 10,000 feeds on one
+   * Region cost one lock query, not 10,000), and the progress of the feeds
+   * of one connection goes out as one frame per distinct resolved ts.
+   */
   private advance(peer: Peer, t: bigint): void {
     const feeds = this.hub.regionFeeds().get(peer.regionId);
     if (feeds === undefined) return;
+    const locks = this.regionLocks(peer, t);
+    const out = new ProgressBatch();
     for (const f of [...feeds]) {
       if (f.peer !== peer || !peer.isLeader || peer.region.epoch.version !== f.epochVersion) {
         this.hub.end(f, peer.isLeader ? { type: 'EpochNotMatch', currentRegions: [peer.region] } : notLeader(peer));
         continue;
       }
-      f.progress(this.resolvedFor(f, t));
+      if (locks === undefined) {
+        if (f.takeProgress(t)) out.add(f, t);
+        continue;
+      }
+      const { resolved: r, heldBy } = this.resolvedFor(f, t, locks);
+      // The progress names the lock holding it once that lock has held it a while (lock-hint.ts); such a frame may repeat the last resolved.
+      const advanced = f.takeProgress(r);
+      const lock = lockHint(f, heldBy, t);
+      if (advanced || lock !== undefined) out.add(f, f.resolved, lock);
     }
+    out.send();
   }
 
-  /** resolvedFor: min(t, every lock's start_ts in the feed's range, every 1PC memory lock's start_ts there). */
-  private resolvedFor(f: Feed, t: bigint): bigint {
+  /** regionLocks: the put/delete locks of the Region's range in txn_lock below t, or undefined when neither they nor 1PC memory locks exist there. */
+  private regionLocks(peer: Peer, t: bigint): LockRow[] | undefined {
+    const r = peer.region;
+    const locks: LockRow[] = [];
+    // A 'lock'-kind lock commits a lock record, never a put or delete: it cannot add an event.
+    for (const l of this.ctx.sm.mvccRead.locksInRange(r.startKey, r.endKey)) if (l.kind !== 'lock' && l.startTs < t) locks.push(l);
+    if (locks.length === 0 && this.ctx.memLocks.minStartTs(r.startKey, r.endKey) === undefined) return undefined;
+    return locks;
+  }
+
+  /**
+   * resolvedFor: min(t, every lock's start_ts in the feed's range, every 1PC
+   * memory lock's start_ts there); heldBy is the oldest txn_lock lock of the
+   * range (a 1PC memory lock lives only while its entry is in flight: it
+   * cannot be left behind).
+   */
+  private resolvedFor(f: Feed, t: bigint, locks: readonly LockRow[]): { resolved: bigint; heldBy: LockRow | undefined } {
     let r = t;
-    for (const l of this.ctx.sm.mvccRead.locksInRange(f.start, f.end)) {
-      // A 'lock'-kind lock commits a lock record, never a put or delete: it cannot add an event.
-      if (l.kind !== 'lock' && l.startTs < r) r = l.startTs;
+    let heldBy: LockRow | undefined;
+    for (const l of locks) {
+      if (l.startTs < r && f.covers(l.key)) {
+        r = l.startTs;
+        heldBy = l;
+      }
     }
     const m = this.ctx.memLocks.minStartTs(f.start, f.end);
     if (m !== undefined && m < r) r = m;
-    return r;
+    return { resolved: r, heldBy };
+  }
+}
+
+/** ProgressBatch gathers one pass's progress frames per connection, sent together (WatchConn.sendMany: one socket message, not one per feed). */
+class ProgressBatch {
+  private readonly byConn = new Map<WatchConn, WatchServerFrame[]>();
+
+  add(f: Feed, resolved: bigint, lock?: WatchHeldBy): void {
+    let frames = this.byConn.get(f.conn);
+    if (frames === undefined) this.byConn.set(f.conn, (frames = []));
+    frames.push(lock === undefined ? { t: 'progress', id: f.id, resolved } : { t: 'progress', id: f.id, resolved, lock });
+  }
+
+  send(): void {
+    for (const [conn, frames] of this.byConn) {
+      if (conn.sendMany === undefined || frames.length === 1) for (const f of frames) conn.send(f);
+      else for (let i = 0; i < frames.length; i += WATCH_LIMITS.maxEventsPerFrame) conn.sendMany(frames.slice(i, i + WATCH_LIMITS.maxEventsPerFrame));
+    }
   }
 }
 

@@ -1,10 +1,12 @@
 import { CommandError, errorReply, upper, type CommandDef, type ConnState, type FrontContext } from '../context';
 import { reply, type Reply } from '../resp';
 import { CONNECTION_COMMANDS } from './connection';
+import { EXPIRY_COMMANDS } from './expiry';
 import { KEY_COMMANDS } from './keys';
+import { PUBSUB_COMMANDS, subscribedMode } from './pubsub';
 import { SERVER_COMMANDS } from './server';
 import { IMMEDIATE, MAX_QUEUED_COMMANDS, txnCommands } from './transactions';
-import { LEASE_STRING_COMMANDS, STRING_COMMANDS, needsLeases } from './strings';
+import { STRING_COMMANDS } from './strings';
 
 // The command table and dispatch: look the command up, check its arity and
 // the connection's authentication (in Redis' order: unknown command, then
@@ -16,11 +18,7 @@ import { LEASE_STRING_COMMANDS, STRING_COMMANDS, needsLeases } from './strings';
  * (the user asked for something real) or a silent approximation.
  */
 const NOT_YET = new Map<string, string>([
-  ...['expire', 'pexpire', 'expireat', 'pexpireat', 'ttl', 'pttl', 'persist', 'expiretime', 'pexpiretime', ...LEASE_STRING_COMMANDS].map((n): [string, string] => [n, needsLeases(n.toUpperCase())]),
-  ...['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe'].map((n): [string, string] => [
-    n,
-    `ERR ${n.toUpperCase()} needs keyspace notifications through watch, which Flotilla does not support yet`,
-  ]),
+  ...['ssubscribe', 'sunsubscribe', 'spublish'].map((n): [string, string] => [n, `ERR ${n.toUpperCase()} (sharded pub/sub) is not supported: use ${n.slice(1).toUpperCase()} (docs/redis.md "Pub/sub")`]),
 ]);
 
 function commandInfo(d: CommandDef): Reply {
@@ -86,7 +84,7 @@ const COMMAND_DEF: CommandDef = {
 };
 
 /** TABLE: every supported command by lower-case name. */
-export const TABLE = new Map<string, CommandDef>([...STRING_COMMANDS, ...KEY_COMMANDS, ...CONNECTION_COMMANDS, ...SERVER_COMMANDS, ...txnCommands(dispatch), COMMAND_DEF].map((d) => [d.name, d]));
+export const TABLE = new Map<string, CommandDef>([...STRING_COMMANDS, ...EXPIRY_COMMANDS, ...KEY_COMMANDS, ...CONNECTION_COMMANDS, ...SERVER_COMMANDS, ...txnCommands(dispatch), ...PUBSUB_COMMANDS, COMMAND_DEF].map((d) => [d.name, d]));
 
 /** unknownCommand: Redis' wording, with the first arguments quoted (bounded, as Redis bounds them). */
 function unknownCommand(args: Buffer[]): string {
@@ -121,6 +119,7 @@ function queue(c: ConnState, def: CommandDef | undefined, args: Buffer[]): Reply
   if (!def) refusal = NOT_YET.get(name) ?? unknownCommand(args);
   else if (def.arity > 0 ? args.length !== def.arity : args.length < -def.arity) refusal = `ERR wrong number of arguments for '${def.name}' command`;
   else if (!c.authenticated && !def.noAuth) refusal = 'NOAUTH Authentication required.';
+  else if (def.flags.includes('no-multi')) refusal = 'ERR Command not allowed inside a transaction';
   else if (m.queue.length >= MAX_QUEUED_COMMANDS) refusal = `ERR MULTI of more than ${MAX_QUEUED_COMMANDS} commands: Flotilla bounds one transaction's queue; EXEC will be refused, DISCARD and split it`;
   if (refusal !== undefined) {
     m.dirty = true;
@@ -143,6 +142,8 @@ export function dispatch(ctx: FrontContext, c: ConnState, args: Buffer[]): Reply
   }
   if (def.arity > 0 ? args.length !== def.arity : args.length < -def.arity) return reply.error(`ERR wrong number of arguments for '${def.name}' command`);
   if (!c.authenticated && !def.noAuth) return reply.error('NOAUTH Authentication required.');
+  const subscribed = subscribedMode(c, name, args);
+  if (subscribed) return subscribed;
   c.lastCommand = def.name;
   try {
     const r = def.run(ctx, c, args);

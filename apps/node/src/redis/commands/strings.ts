@@ -2,6 +2,7 @@ import { LIMITS } from '@flotilla/proto';
 import { CommandError, NOT_INTEGER, SYNTAX_ERROR, inInt64, intArg, keyArg, parseInt64, upper, valueTooLarge, type CommandDef, type FrontContext } from '../context';
 import { reply, type Reply } from '../resp';
 import type { Step, StepResult } from '../rmw';
+import { needsTxnForExpiry, parseExpiryOption, setWithExpiry, type Expiry } from './expiry';
 
 // String commands. Plain reads and blind writes go straight to the client
 // (GET, MGET, SET, MSET); everything that reads a value to decide what to
@@ -29,38 +30,42 @@ const ONE_KEY: [number, number, number] = [1, 1, 1];
 const ALL_KEYS: [number, number, number] = [1, -1, 1];
 const PAIRS: [number, number, number] = [1, -1, 2];
 
-const EXPIRY_OPTIONS = new Set(['EX', 'PX', 'EXAT', 'PXAT', 'KEEPTTL']);
-
-/** needsLeases: the answer to SET's expiry options and SETEX-like commands until leases exist. */
-export const needsLeases = (what: string): string =>
-  `ERR ${what} needs leases (key expiry), which Flotilla does not support yet; the command was not applied. Write without an expiry, or delete the key yourself`;
-
 interface SetOptions {
   condition: 'NX' | 'XX' | null;
   get: boolean;
+  /** expiry: EX/PX/EXAT/PXAT (a deadline) or KEEPTTL; none: the key stops expiring, as after any SET in Redis. */
+  expiry: Expiry;
+  /** expiryOption: the option's name as Redis spells it (EX, KEEPTTL...), for the raw keyspace's refusal. */
+  expiryOption?: string;
 }
 
-/** parseSetOptions reads SET's options; expiry options are refused (no leases yet) rather than ignored. */
+/** parseSetOptions reads SET's options with Redis' errors: a repeated or conflicting option is a syntax error, a bad time 'not an integer' or 'invalid expire time'. */
 function parseSetOptions(args: Buffer[]): SetOptions {
-  const out: SetOptions = { condition: null, get: false };
+  const out: SetOptions = { condition: null, get: false, expiry: { kind: 'none' } };
+  const now = Date.now();
   for (let i = 3; i < args.length; i++) {
     const opt = upper(args[i]!);
     if (opt === 'NX' || opt === 'XX') {
       if (out.condition !== null && out.condition !== opt) throw new CommandError(SYNTAX_ERROR);
       out.condition = opt;
     } else if (opt === 'GET') out.get = true;
-    else if (EXPIRY_OPTIONS.has(opt)) throw new CommandError(needsLeases(`SET ${opt}`));
-    else throw new CommandError(SYNTAX_ERROR);
+    else {
+      const e = parseExpiryOption(args, i, 'set', now);
+      if (e === null || e.expiry.kind === 'persist' || out.expiry.kind !== 'none') throw new CommandError(SYNTAX_ERROR);
+      out.expiry = e.expiry;
+      out.expiryOption = opt;
+      i += e.used - 1;
+    }
   }
   return out;
 }
 
-/** setStep: SET with NX/XX/GET as a read-modify-write step. */
-function setStep(value: Buffer, o: SetOptions): Step {
+/** setStep: SET with NX/XX/GET as a read-modify-write step; the write ends the key's expiry (clearTtl). */
+function setStep(value: Buffer, o: Omit<SetOptions, 'expiry'>): Step {
   return (current) => {
     const allowed = o.condition === null || (o.condition === 'NX' ? current === null : current !== null);
     const answer = o.get ? reply.bulk(current) : allowed ? reply.ok : reply.nil;
-    return allowed ? { next: value, reply: answer } : { keep: true, reply: answer };
+    return allowed ? { next: value, reply: answer, clearTtl: true } : { keep: true, reply: answer };
   };
 }
 
@@ -68,6 +73,10 @@ async function set(ctx: FrontContext, args: Buffer[]): Promise<Reply> {
   const key = keyArg(args[1]!);
   const value = args[2]!;
   const o = parseSetOptions(args);
+  if (o.expiry.kind !== 'none') {
+    if (ctx.keyspace !== 'txn') throw new CommandError(needsTxnForExpiry(`SET ${o.expiryOption ?? 'EX'}`));
+    return setWithExpiry(ctx, key, value, o);
+  }
   if (o.condition === null && !o.get) {
     await ctx.client.put(key, value);
     return reply.ok;
@@ -145,7 +154,7 @@ const incrBy = (ctx: FrontContext, key: Buffer, by: bigint): Promise<Reply> => c
 
 export const STRING_COMMANDS: CommandDef[] = [
   str('get', 2, ['readonly', 'fast'], ONE_KEY, '1.0.0', 'Returns the string value of a key.', async (ctx, _c, args) => reply.bulk(await ctx.client.get(keyArg(args[1]!)))),
-  str('set', -3, ['write', 'denyoom'], ONE_KEY, '1.0.0', 'Sets the string value of a key (NX, XX and GET atomically; EX/PX/EXAT/PXAT/KEEPTTL are refused until leases exist).', (ctx, _c, args) => set(ctx, args)),
+  str('set', -3, ['write', 'denyoom'], ONE_KEY, '1.0.0', 'Sets the string value of a key (NX, XX and GET atomically; EX/PX/EXAT/PXAT/KEEPTTL on the txn keyspace).', (ctx, _c, args) => set(ctx, args)),
   rmw('setnx', 3, ['write', 'denyoom', 'fast'], ONE_KEY, '1.0.0', 'Sets the value of a key only when the key does not exist; 1 if set, 0 if not.', async (ctx, _c, args) => {
     const r = await ctx.rmw.run(keyArg(args[1]!), setStep(args[2]!, { condition: 'NX', get: false }));
     return reply.integer(r.type === 'simple' ? 1 : 0);
@@ -213,6 +222,3 @@ export const STRING_COMMANDS: CommandDef[] = [
     return reply.bulk(v === null ? new Uint8Array(0) : getRange(v, start, end));
   }, 'O(N)'),
 ];
-
-/** LEASE_COMMANDS: the string commands with an expiry, refused until leases exist. */
-export const LEASE_STRING_COMMANDS = ['setex', 'psetex', 'getex'];

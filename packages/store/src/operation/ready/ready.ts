@@ -10,6 +10,7 @@ import { regionHeartbeat } from '../pd';
 import { onReadStates } from '../query';
 import { sendRaft } from '../send';
 import { applySnapshot } from './snapshot';
+import { watchLeadershipLost } from '../../watch/hub';
 
 /**
  * handleReadyBeforePersist takes what a Ready asks for before its log
@@ -37,9 +38,13 @@ function onSoftState(ctx: StoreContext, peer: Peer, ss: NonNullable<Ready['softS
   const wasLeader = peer.isLeader;
   peer.leaderId = ss.leaderId;
   peer.isLeader = ss.raftState === StateRole.Leader;
-  if (wasLeader && !peer.isLeader) failPending(peer, err.notLeader(peer.regionId, peer.leaderMeta()));
+  if (wasLeader && !peer.isLeader) {
+    failPending(peer, err.notLeader(peer.regionId, peer.leaderMeta()));
+    watchLeadershipLost(ctx, peer);
+  }
   if (!wasLeader && peer.isLeader) {
     peer.splitCheckDirty = true;
+    peer.flow.restart(ctx.now());
     ctx.logger.info({ regionId: peer.regionId, peerId: peer.peerId, term: peer.raw.raft.term }, 'became leader');
     void regionHeartbeat(ctx, peer);
   }
