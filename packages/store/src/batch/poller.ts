@@ -179,7 +179,8 @@ function issueRound(ctx: StoreContext, readies: PeerReady[], log: RoundLog): voi
   const acks = (markPersisted: boolean): PersistAck[] => readies.map(({ peer, rd }) => ({ peer, readyNumber: rd.number, markPersisted, messages: rd.persistedMessages }));
   const mustSync = readies.some((r) => r.rd.mustSync);
   if (batch.isEmpty || (!mustSync && batch.approximateBytes <= ctx.config.logDeferMaxBytes)) {
-    // Invariant: a Ready with entries, a snapshot or a new term or vote is mustSync, so it never lands here.
+    // Invariant: a Ready with entries or a snapshot is mustSync, so it never lands here (raft would wait for it forever).
+    assert(!readies.some((r) => r.rd.entries.length > 0 || r.rd.snapshot !== undefined), 'a Ready with entries or a snapshot was deferred on the async pipeline');
     if (batch.isEmpty) log.settle('empty');
     else {
       ctx.deferredLog.push(batch);

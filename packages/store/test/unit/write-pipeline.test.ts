@@ -215,9 +215,13 @@ describe('the async write pipeline keeps the Ready contract', () => {
     u.round();
     expect(held.count()).toBe(1);
     expect(lost).toEqual([]);
-    // The process dies here: the held write never reaches the disk.
+    // The process dies here: the held write never reaches the disk. (The
+    // engines are closed, and the writer thread waited for, before the
+    // files are opened again: two writer connections on one file would race.)
     stores.splice(stores.indexOf(u), 1);
-    u.close(true);
+    u.ctx.closed = true;
+    await u.ctx.log.close();
+    u.ctx.sm.close();
 
     const { u: again } = threeVoterStore({}, u.dir);
     expect(again.ctx.log.lastIndex(REGION)).toBe(ackedIndex);
