@@ -127,6 +127,8 @@ export interface HeartbeatRun {
   client_cpu_us_per_op: number;
   /** runs_load_avg_1m: the 1-minute load average after each run (the machine is shared). */
   runs_load_avg_1m: number[];
+  /** runs_refused_batches: per run, batches a newly elected leader refused (sent again): a run with any had a leader change, and its leader/follower CPU split is not meaningful. */
+  runs_refused_batches: number[];
   setup_ms: number;
 }
 
@@ -156,6 +158,7 @@ export async function runHeartbeats(members: number, regions: number, heartbeats
     const fcpus = new Map<number, number[]>(batches.map((b) => [b, []]));
     const ccpus = new Map<number, number[]>(batches.map((b) => [b, []]));
     const loads = new Map<number, number[]>(batches.map((b) => [b, []]));
+    const refused = new Map<number, number[]>(batches.map((b) => [b, []]));
     for (let rep = 0; rep < reps; rep++) {
       for (const b of batches) {
         const seed = 1000 * rep + caseOf(b).batch;
@@ -177,6 +180,7 @@ export async function runHeartbeats(members: number, regions: number, heartbeats
         fcpus.get(b)!.push(+fUs.toFixed(2));
         ccpus.get(b)!.push(+cUs.toFixed(2));
         loads.get(b)!.push(+loadavg()[0]!.toFixed(1));
+        refused.get(b)!.push(refusals.n - refused0);
         process.stderr.write(
           `    members=${members} batch=${caseOf(b).batch}${caseOf(b).batch > 1 ? (caseOf(b).packed ? ' packed' : ' maps') : ''} run ${rep + 1}: ${Math.round(rate)}/s, CPU per heartbeat: leader ${cpuUs.toFixed(1)} us, follower ${fUs.toFixed(1)} us, client ${cUs.toFixed(1)} us (load ${loadavg()[0]!.toFixed(1)})${refusals.n > refused0 ? `; ${refusals.n - refused0} batches refused by a new leader, sent again` : ''}\n`,
         );
@@ -198,6 +202,7 @@ export async function runHeartbeats(members: number, regions: number, heartbeats
         follower_cpu_us_per_op: median(fcpus.get(b)!),
         client_cpu_us_per_op: median(ccpus.get(b)!),
         runs_load_avg_1m: loads.get(b)!,
+        runs_refused_batches: refused.get(b)!,
         setup_ms: setupMs,
       };
     });

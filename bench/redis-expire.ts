@@ -1,6 +1,6 @@
 // bench/redis-expire.ts — what key expiry costs on the Redis front (--keyspace txn).
 //
-//   pnpm bench:redis-expire [--quick] [--requests N] [--rounds R]
+//   pnpm bench:redis-expire [--quick] [--requests N] [--rounds R] [--cases set,set-ex,expire] [--attach batch|single|both]
 //
 // Starts placement + 3 stores (LocalCluster, production profile, free
 // ports, temp dir) and `flotilla redis --keyspace txn` as a child process,
@@ -15,7 +15,12 @@
 // count before and after: keys with deadlines in one 100 ms window share
 // one) and the front's error replies. One JSON line per case on stdout, a
 // markdown table on stderr with the medians; the load average is in every
-// row (the machine is shared). Needs redis-tools.
+// row (the machine is shared). --attach picks how the front attaches keys
+// to leases: batch (default: concurrent attaches coalesced into one
+// leaseAttachBatch request and log entry), single (one leaseAttach request
+// per key, the path before; FLOTILLA_REDIS_LEASE_ATTACH=single), or both:
+// one front of each on the same cluster, every case run on each in turn,
+// alternating. Needs redis-tools.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -31,22 +36,36 @@ const argOf = (name: string, fallback: string): string => {
 };
 const REQUESTS = Number(argOf('--requests', quick ? '3000' : '10000'));
 const ROUNDS = Number(argOf('--rounds', quick ? '1' : '3'));
+const ATTACH = argOf('--attach', 'batch');
+if (!['batch', 'single', 'both'].includes(ATTACH)) throw new Error(`--attach: expected batch, single or both, got ${ATTACH}`);
+const MODES: ('batch' | 'single')[] = ATTACH === 'both' ? ['single', 'batch'] : [ATTACH as 'batch' | 'single'];
 const CLIENTS = 50;
 const PIPELINE = 16;
 /** KEYSPACE: redis-benchmark's -r; a fifth of the requests, so the set case leaves nearly every key existing (e^-5 missing) for expire. */
 const KEYSPACE = Math.max(1, Math.floor(REQUESTS / 5));
 
-const CASES: Record<string, string[]> = {
+const ALL_CASES: Record<string, string[]> = {
   set: ['SET', 'key:__rand_int__', 'xxx'],
   'set-ex': ['SET', 'key:__rand_int__', 'xxx', 'EX', '600'],
   expire: ['EXPIRE', 'key:__rand_int__', '600'],
 };
+/** CASES: --cases a,b picks some of them (default all), in the order given. */
+const CASES: Record<string, string[]> = Object.fromEntries(
+  argOf('--cases', Object.keys(ALL_CASES).join(','))
+    .split(',')
+    .map((c) => {
+      const argv = ALL_CASES[c];
+      if (argv === undefined) throw new Error(`--cases: unknown case ${c} (known: ${Object.keys(ALL_CASES).join(', ')})`);
+      return [c, argv] as const;
+    }),
+);
 
 const progress = (s: string): boolean => process.stderr.write(`[bench:redis-expire] ${s}\n`);
 
 interface Row {
   bench: 'redis-expire';
   case: string;
+  attach: 'batch' | 'single';
   round: number;
   requests: number;
   concurrency: number;
@@ -69,9 +88,9 @@ function need(bin: string): string {
 }
 
 /** startFront runs `flotilla redis --keyspace txn` as a child and resolves with its port once it announces itself. */
-function startFront(placement: string): Promise<{ port: number; stop: () => void }> {
+function startFront(placement: string, attach: 'batch' | 'single'): Promise<{ port: number; stop: () => void }> {
   const { command, args: argv } = cliCommand(['redis', '--keyspace', 'txn', '--placement', placement, '--listen', '127.0.0.1:0', '--log-level', 'warn']);
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLOTILLA_REDIS_LEASE_ATTACH: attach } });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('flotilla redis did not announce itself within 60 s')), 60_000);
@@ -95,10 +114,10 @@ function errorReplies(cli: string, port: number): number {
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function runCase(bin: string, cli: string, port: number, client: FlotillaClient, name: string, roundNo: number): Promise<Row> {
+async function runCase(bin: string, cli: string, port: number, client: FlotillaClient, name: string, attach: 'batch' | 'single', roundNo: number): Promise<Row> {
   const before = errorReplies(cli, port);
   const leasesBefore = (await client.lease.list()).length;
-  progress(`round ${roundNo}: ${name}: redis-benchmark -n ${REQUESTS} -c ${CLIENTS} -P ${PIPELINE} -r ${KEYSPACE} ${CASES[name]!.join(' ')}`);
+  progress(`round ${roundNo}: ${name} (attach ${attach}): redis-benchmark -n ${REQUESTS} -c ${CLIENTS} -P ${PIPELINE} -r ${KEYSPACE} ${CASES[name]!.join(' ')}`);
   const csv = execFileSync(bin, ['-p', String(port), '-n', String(REQUESTS), '-c', String(CLIENTS), '-P', String(PIPELINE), '-r', String(KEYSPACE), '-q', '--csv', ...CASES[name]!], { encoding: 'utf8', maxBuffer: 1 << 20 });
   const errors = errorReplies(cli, port) - before;
   const leasesAfter = (await client.lease.list()).length;
@@ -106,6 +125,7 @@ async function runCase(bin: string, cli: string, port: number, client: FlotillaC
   return {
     bench: 'redis-expire',
     case: name,
+    attach,
     round: roundNo,
     requests: REQUESTS,
     concurrency: CLIENTS,
@@ -127,31 +147,34 @@ async function main(): Promise<void> {
   const logger = makeLogger('warn', 'bench-redis-expire');
   progress(`starting placement + 3 stores in ${dir}`);
   const cluster = await LocalCluster.start({ dataDir: dir, stores: 3, profile: 'production', basePort: 0, logLevel: 'warn', logger });
-  let front: { port: number; stop: () => void } | undefined;
+  const fronts = new Map<'batch' | 'single', { port: number; stop: () => void }>();
   let client: FlotillaClient | undefined;
   const rows: Row[] = [];
   try {
-    front = await startFront(cluster.placement.address);
+    for (const mode of MODES) fronts.set(mode, await startFront(cluster.placement.address, mode));
     client = await FlotillaClient.connect({ placement: cluster.placement.address });
     for (let r = 1; r <= ROUNDS; r++) {
       for (const name of Object.keys(CASES)) {
-        const row = await runCase(bench, cli, front.port, client, name, r);
-        rows.push(row);
-        console.log(JSON.stringify(row));
+        // Alternate the order per round, so neither mode always runs on the keys the other just wrote.
+        for (const mode of r % 2 === 1 ? MODES : [...MODES].reverse()) {
+          const row = await runCase(bench, cli, fronts.get(mode)!.port, client, name, mode, r);
+          rows.push(row);
+          console.log(JSON.stringify(row));
+        }
       }
     }
   } finally {
     client?.close();
-    front?.stop();
+    for (const f of fronts.values()) f.stop();
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  const head = '| case | runs ops/s | median ops/s | median p99 ms | leases granted per run | errors | load 1m |';
-  const lines = Object.keys(CASES).map((name) => {
-    const rs = rows.filter((r) => r.case === name);
-    return `| ${name} | ${rs.map((r) => r.ops_per_s).join(' / ')} | ${median(rs.map((r) => r.ops_per_s))} | ${median(rs.map((r) => r.p99_ms))} | ${rs.map((r) => r.leases_granted).join(' / ')} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${rs.map((r) => r.load_avg_1m).join(' / ')} |`;
-  });
-  process.stderr.write(`\n${head}\n|${'---|'.repeat(7)}\n${lines.join('\n')}\n`);
+  const head = '| case | attach | runs ops/s | median ops/s | median p99 ms | leases granted per run | errors | load 1m |';
+  const lines = Object.keys(CASES).flatMap((name) => MODES.map((mode) => {
+    const rs = rows.filter((r) => r.case === name && r.attach === mode);
+    return `| ${name} | ${mode} | ${rs.map((r) => r.ops_per_s).join(' / ')} | ${median(rs.map((r) => r.ops_per_s))} | ${median(rs.map((r) => r.p99_ms))} | ${rs.map((r) => r.leases_granted).join(' / ')} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${rs.map((r) => r.load_avg_1m).join(' / ')} |`;
+  }));
+  process.stderr.write(`\n${head}\n|${'---|'.repeat(8)}\n${lines.join('\n')}\n`);
 }
 
 main().catch((err: unknown) => {

@@ -28,7 +28,7 @@ import type { TxnTransport } from './txn/transport';
 import { resolveRange, type WatchRange } from './watch/range';
 import { Watch, openFeedSocket, type WatchOptions } from './watch/watch';
 import { WatchShared } from './watch/shared';
-import { resolveHeldLock } from './watch/lock-resolve';
+import { onePerLock, resolveHeldLock, type ResolveHeldLock } from './watch/lock-resolve';
 import type { FeedSocket } from './watch/socket';
 import { LeaseClient, type LeaseApi } from './lease/lease';
 import { lock, type LockHolder, type LockOptions } from './recipes/mutex';
@@ -114,6 +114,8 @@ export class FlotillaClient {
   private txnT: TxnTransport | undefined;
   /** watchShared: the sockets and GC service safe point all of this client's watches share (made by the first watch). */
   private watchShared: WatchShared<FeedSocket> | undefined;
+  /** resolveHeld: how this client's watches resolve a lock that holds them back (one resolution per lock in flight for all of them). */
+  private resolveHeld: ResolveHeldLock | undefined;
   /** watchDial: how watch sockets dial stores (the same token and TLS as requests). */
   private readonly watchDial: { token?: string; tls?: { ca?: string; rejectUnauthorized?: boolean }; connectTimeoutMs: number };
   private leaseC: LeaseClient | undefined;
@@ -404,7 +406,7 @@ export class FlotillaClient {
         ...(update ? { updateServiceSafePoint: (id: string, ts: bigint, ttlMs: number) => update.call(routes, id, ts, ttlMs) } : {}),
         dial: { ...this.watchDial, logger: this.logger },
         logger: this.logger,
-        resolveLock: (lock) => resolveHeldLock(new LockResolver(this.txnTransport()), lock),
+        resolveLock: (this.resolveHeld ??= onePerLock((lock) => resolveHeldLock(new LockResolver(this.txnTransport()), lock))),
       },
       start,
       end,

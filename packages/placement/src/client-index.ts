@@ -7,3 +7,4 @@ export { PlacementError, PlacementErrorCode } from './errors';
 export { renderKey, parseKey } from './http';
 export type * from './types';
 export { LOGICAL_BITS, LOGICAL_LIMIT, composeTs, splitTs } from './tso/timestamp';
+export type { LeaseAttachResult } from './lease/types';

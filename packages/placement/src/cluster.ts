@@ -168,8 +168,8 @@ export class PlacementCluster implements ClusterView {
   private readonly splitAtMs = new Map<number, number>();
   /** regionHeartbeatAtMs: when each Region's leader last reported (`flotilla region ID`). Not persisted. */
   private readonly regionHeartbeatAtMs = new Map<number, number>();
-  /** metaBytes: the packed meta of the Regions held, compared with packed heartbeats' (regionHeartbeatsPacked). */
-  private readonly metaBytes = new MetaBytesCache();
+  /** metaBytes: the packed meta of the Regions held, compared with packed heartbeats' (regionHeartbeatsPacked); FLOTILLA_META_CACHE=weakmap: the previous cache, to measure against. */
+  private readonly metaBytes = new MetaBytesCache(process.env['FLOTILLA_META_CACHE'] === 'weakmap');
   /** reportedSinceStart: Regions whose leader (or a split/bootstrap) reported since this process started. */
   private readonly reportedSinceStart = new Set<number>();
   /** dirtyRegions: Regions whose meta changed (or that are gone: null) since the last flush. */

@@ -98,19 +98,31 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** META_BYTES: where MetaBytesCache keeps a Region's packed meta, on the Region object itself (non-enumerable: codecs, JSON and equality never see it). */
+const META_BYTES = Symbol('flotilla.packedMeta');
+
 /**
  * MetaBytesCache keeps encodeRegionMeta of the Regions the routing table
- * holds, keyed by the Region object: a Region whose meta changes is a new
- * object (the tree replaces it), so a cached entry is never out of date.
+ * holds, on each Region object: a Region whose meta changes is a new
+ * object (the tree replaces it), so cached bytes are never out of date,
+ * and they go with the object. On the object rather than in a WeakMap: at
+ * 100,000 Regions the WeakMap lookup and its ephemeron table in every
+ * major GC cost a tenth of the leader's CPU per heartbeat (issue #16). A
+ * Region that cannot take the property (frozen) is kept in a WeakMap.
+ * `useWeakMap` selects the WeakMap for every Region (the previous cache,
+ * kept to measure against).
  */
 export class MetaBytesCache {
   private readonly bytes = new WeakMap<Region, Uint8Array>();
+  constructor(private readonly useWeakMap = false) {}
   of(r: Region): Uint8Array {
+    const own = (r as { [META_BYTES]?: Uint8Array })[META_BYTES];
+    if (own !== undefined) return own;
     let b = this.bytes.get(r);
-    if (b === undefined) {
-      b = encodeRegionMeta(r);
-      this.bytes.set(r, b);
-    }
+    if (b !== undefined) return b;
+    b = encodeRegionMeta(r);
+    if (!this.useWeakMap && Object.isExtensible(r)) Object.defineProperty(r, META_BYTES, { value: b, enumerable: false, writable: false, configurable: false });
+    else this.bytes.set(r, b);
     return b;
   }
 }

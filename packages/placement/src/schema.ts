@@ -117,6 +117,7 @@ export const methodSchemas: { [M in PlacementMethod]: z.ZodType } = {
   leaseTimeToLive: z.object({ id, keys: z.boolean().optional() }),
   leaseList: empty,
   leaseAttach: z.object({ id, key: nonEmptyKeySchema }),
+  leaseAttachBatch: z.object({ items: z.array(z.object({ id, key: nonEmptyKeySchema })).min(1).max(LEASE_LIMITS.maxAttachesPerRequest) }),
 };
 
 /** parseParams validates one method's params; a bad field is an InvalidArgument naming it. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Region } from '@flotilla/proto';
-import { HEATMAP_KEY_BYTES, HeatmapRecorder, mergeRows, type HeatmapColumn } from '../src/dashboard/heatmap';
+import { HEATMAP_KEY_BYTES, HeatmapRecorder, mergeRows, type HeatmapColumn, type HeatmapOptions } from '../src/dashboard/heatmap';
 import { heatmapView, parseHeatmapMetric } from '../src/dashboard/heatmap-view';
 import { DASHBOARD_PAGE } from '../src/dashboard/page';
 import { PlacementCluster } from '../src/cluster';
@@ -36,7 +36,7 @@ const writes = (bytesPerSec: number): Partial<RegionFlow> => ({ writeBytesPerSec
 /** keyOf i: the i-th of many ordered keys. */
 const keyOf = (i: number): string => `k${String(i).padStart(6, '0')}`;
 
-function fixture(n: number, opts: { intervalMs?: number; maxColumns?: number; maxRows?: number } = {}) {
+function sizedFixture(n: number, opts: HeatmapOptions = {}, settleInBeat = true) {
   const tree = new RegionTree();
   for (let i = 0; i < n; i++) tree.update(info(region(i + 1, i === 0 ? '' : keyOf(i), i === n - 1 ? '' : keyOf(i + 1))));
   let now = 1_000_000;
@@ -50,6 +50,7 @@ function fixture(n: number, opts: { intervalMs?: number; maxColumns?: number; ma
     at: (i: number) => tree.at(i),
     getById: (id: number) => tree.getById(id),
     overlaps: (a: Uint8Array, b: Uint8Array) => tree.overlaps(a, b),
+    scan: (a: Uint8Array, b: Uint8Array, limit: number) => tree.scan(a, b, limit),
   };
   const rec = new HeatmapRecorder(regions, () => now, { intervalMs: 1_000, ...opts });
   const last = new Map<number, number>();
@@ -60,8 +61,16 @@ function fixture(n: number, opts: { intervalMs?: number; maxColumns?: number; ma
     const held = res.kind === 'stats' ? Object.assign(res.current, { flow: i.flow }) : i;
     rec.recordFlow(held, last.get(r.id), now);
     last.set(r.id, now);
+    // As the event loop would right after this heartbeat (before the next one changes the tree), unless the test turns it itself.
+    if (settleInBeat) rec.finishRecording();
   };
-  return { tree, rec, beat, counted, at: (ms: number) => (now = ms), get now() { return now; } };
+  /** columns: the recorded columns once what is due is recorded (in one go: the clock is virtual, these tests do not turn the event loop). */
+  const columns = (): readonly HeatmapColumn[] => {
+    rec.advance(now);
+    rec.finishRecording();
+    return rec.columns();
+  };
+  return { tree, rec, beat, counted, columns, at: (ms: number) => (now = ms), get now() { return now; } };
 }
 
 const totalOf = (c: HeatmapColumn, m = 0): number => {
@@ -70,7 +79,13 @@ const totalOf = (c: HeatmapColumn, m = 0): number => {
   return t;
 };
 
-describe('HeatmapRecorder', () => {
+// The recorder's behaviour is the same whether a column is recorded in slices (the default) or in one pass.
+describe.each([
+  ['in slices', true],
+  ['in one pass', false],
+])('HeatmapRecorder, recording %s', (_, recordInSlices) => {
+  const fixture = (n: number, opts: HeatmapOptions = {}) => sizedFixture(n, { recordInSlices, ...opts });
+
   it('keeps at most maxColumns columns of at most maxRows rows, and two intervals of accumulation', () => {
     const f = fixture(500, { maxColumns: 12, maxRows: 32 });
     const regions = Array.from({ length: 500 }, (_, i) => f.tree.at(i)!.region);
@@ -78,9 +93,10 @@ describe('HeatmapRecorder', () => {
       f.at(f.now + 1_000);
       for (let i = t % 7; i < 500; i += 7) f.beat(regions[i]!, writes(1_000 + i));
       // Each interval 72 Regions report: the open and the pending interval hold no more than those.
+      f.rec.finishRecording();
       expect(f.rec.pendingRegions).toBeLessThanOrEqual(2 * Math.ceil(500 / 7));
     }
-    const cols = f.rec.columns();
+    const cols = f.columns();
     expect(cols).toHaveLength(12);
     for (const c of cols) {
       expect(c.starts.length).toBeLessThanOrEqual(32);
@@ -97,7 +113,7 @@ describe('HeatmapRecorder', () => {
     // A long silence (a day of 1 s intervals) adds only maxColumns empty columns, in one step (not one per interval).
     f.at(f.now + 86_400_000);
     const builds = f.counted.builds;
-    const after = f.rec.columns();
+    const after = f.columns();
     expect(f.counted.builds - builds).toBeLessThanOrEqual(3);
     expect(after).toHaveLength(12);
     expect(after.every((c) => totalOf(c) === 0)).toBe(true);
@@ -118,14 +134,14 @@ describe('HeatmapRecorder', () => {
     f.at(t0 + 12_000);
     f.beat(a, { writeBytesPerSec: 10 });
     // An interval is recorded once the one after it has ended too.
-    expect(f.rec.columns()).toHaveLength(0);
+    expect(f.columns()).toHaveLength(0);
     f.at(t0 + 20_000);
-    const [c0] = f.rec.columns();
-    expect(f.rec.columns()).toHaveLength(1);
+    const [c0] = f.columns();
+    expect(f.columns()).toHaveLength(1);
     // a: 100 B/s over 4 s + 50 B/s over 2 s + 10 B/s over the 4 s of its third report that fell here; 5 keys/s over 4 s. b: 10 B/s over its first 6 s.
     expect(Array.from(c0!.values)).toEqual([400 + 100 + 40, 0, 0, 20, 0, 60, 0, 0]);
     f.at(t0 + 30_000);
-    expect(Array.from(f.rec.columns()[1]!.values)).toEqual([20, 0, 0, 0, 0, 0, 0, 0]);
+    expect(Array.from(f.columns()[1]!.values)).toEqual([20, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   it('merges adjacent Regions by key order, a hot Region keeping its own row', () => {
@@ -134,7 +150,7 @@ describe('HeatmapRecorder', () => {
     f.at(f.now + 500);
     for (let i = 0; i < 2_000; i++) f.beat(f.tree.at(i)!.region, writes(i === 1_234 ? 1_000_000 : 10));
     f.at(f.now + 1_500);
-    const [c] = f.rec.columns();
+    const [c] = f.columns();
     expect(c!.starts.length).toBeLessThanOrEqual(64);
     expect(c!.starts.length).toBeGreaterThan(16);
     const row = c!.starts.indexOf(keyOf(1_234));
@@ -184,7 +200,7 @@ describe('HeatmapRecorder', () => {
     f.at(t0 + 3_500); // records [1 s, 2 s) on the Regions after the split: three rows
     f.beat(r3, writes(300));
     f.at(t0 + 5_500); // records [2 s, 3 s) and [3 s, 4 s)
-    const cols = f.rec.columns();
+    const cols = f.columns();
     expect(cols.map((c) => c.starts)).toEqual([['', keyOf(1)], ['', keyOf(1), 't'], ['', keyOf(1), 't'], ['', keyOf(1), 't']]);
     const bytes = (c: HeatmapColumn): number[] => [...c.values].filter((_, i) => i % 4 === 0);
     // [1 s, 2 s): Region 2's 200 + 300 B for [k000001, +inf), from before the split, spread over the two Regions now holding it;
@@ -215,6 +231,87 @@ describe('HeatmapRecorder', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('HeatmapRecorder in slices', () => {
+  /** tiles: the column's rows cut the whole key space in order, each starting where the one before ended. */
+  const tiles = (c: HeatmapColumn): void => {
+    expect(c.starts[0]).toBe('');
+    expect(c.ends.at(-1)).toBe('');
+    for (let i = 1; i < c.starts.length; i++) expect(c.starts[i]).toBe(c.ends[i - 1]);
+  };
+
+  it('gives the event loop back every sliceRegions units of work, answering with the finished columns meanwhile, and draws what one pass draws', async () => {
+    const n = 3_000;
+    const sliced = sizedFixture(n, { maxRows: 64, sliceRegions: 100, sliceMs: 1_000 }, false);
+    const onePass = sizedFixture(n, { maxRows: 64, recordInSlices: false });
+    const t0 = sliced.now;
+    for (const f of [sliced, onePass]) {
+      for (let t = 1; t <= 3; t++) {
+        f.at(t0 + t * 1_000 - 500);
+        for (let i = 0; i < n; i++) f.beat(f.tree.at(i)!.region, writes(i % 97 === 3 ? 10_000 : 10 + (i % 13)));
+      }
+      f.at(t0 + 3_000);
+      f.rec.advance(f.now);
+    }
+    // One pass recorded [t0, t0 + 1 s) inside advance; in slices it is queued and not in columns() yet.
+    expect(onePass.rec.columns()).toHaveLength(2);
+    expect(sliced.rec.columns()).toHaveLength(0);
+    expect(sliced.rec.recording).toBe(2);
+    await sliced.rec.idle();
+    const cols = sliced.rec.columns();
+    expect(cols).toHaveLength(2);
+    // A column's walk, spread and merge: over 3,000 Regions, more than 30 slices each, none over 100 units.
+    expect(sliced.rec.slices).toBeGreaterThan(60);
+    expect(sliced.rec.maxSliceUnits).toBeLessThanOrEqual(100);
+    expect(cols.map((c) => ({ ...c, values: Array.from(c.values) }))).toEqual(onePass.rec.columns().map((c) => ({ ...c, values: Array.from(c.values) })));
+  });
+
+  it('cuts the key space without gap or overlap, and loses no traffic, when Regions split and merge between two slices', async () => {
+    const n = 1_000;
+    let f!: ReturnType<typeof sizedFixture>;
+    const finished: number[] = [];
+    let changes = 0;
+    let version = 2;
+    let nextId = 10_000;
+    // Between two slices, as heartbeats would: merge two adjacent Regions somewhere, or split one, alternately.
+    const between = (): void => {
+      finished.push(f.rec.columns().length);
+      // The first slice ends after 37 Regions, at k000037: the first merge joins the Regions either side of it, so the walk finds a Region that starts before its cursor.
+      const i = changes === 0 ? 36 : (changes * 389) % (f.tree.size - 1);
+      const a = f.tree.at(i)!.region;
+      const b = f.tree.at(i + 1)!.region;
+      const dec = (k: Uint8Array) => Buffer.from(k).toString('latin1');
+      if (changes++ % 2 === 0) {
+        f.tree.update(info(region(a.id, dec(a.startKey), dec(b.endKey), version++)));
+      } else {
+        const mid = dec(a.startKey) + 'm';
+        f.tree.update(info(region(nextId++, mid, dec(a.endKey), version++)));
+        f.tree.update(info(region(a.id, dec(a.startKey), mid, version++)));
+      }
+    };
+    f = sizedFixture(n, { maxRows: 4_096, sliceRegions: 37, sliceMs: 1_000, onSlice: between }, false);
+    const t0 = f.now;
+    f.at(t0 + 500);
+    // Region i reports 10 B/s for its first 0.5 s: 5 B each, 5,000 B in all, in [t0, t0 + 1 s).
+    for (let i = 0; i < n; i++) f.beat(f.tree.at(i)!.region, writes(10));
+    f.at(t0 + 2_000);
+    f.rec.advance(f.now);
+    await f.rec.idle();
+    const [c] = f.rec.columns();
+    expect(changes).toBeGreaterThan(20);
+    // While the column was being recorded, columns() answered with none (the last finished), at once.
+    expect(new Set(finished)).toEqual(new Set([0]));
+    tiles(c!);
+    expect(totalOf(c!)).toBeCloseTo(5_000, 6);
+    // That Region is drawn from the cursor on, with the traffic of Region 38 that it took over.
+    const clipped = c!.starts.indexOf(keyOf(37));
+    expect(c!.ends[clipped]).toBe(keyOf(38));
+    expect(c!.values[clipped * 4]).toBeCloseTo(5, 9);
+    expect(f.tree.getById(37)!.region.endKey).toEqual(enc(keyOf(38)));
+    expect(f.rec.maxSliceUnits).toBeLessThanOrEqual(37);
+    f.tree.checkInvariants();
   });
 });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { decode, encode, type Region } from '@flotilla/proto';
 import { PlacementCluster } from '../src/cluster';
-import { decodeRegionMeta, encodeRegionMeta, expandResults, packHeartbeat } from '../src/packed-heartbeat';
+import { MetaBytesCache, decodeRegionMeta, encodeRegionMeta, expandResults, packHeartbeat } from '../src/packed-heartbeat';
 import { PlacementClient, startPlacementServer, type PlacementServer, type RegionHeartbeat, type RegionHeartbeatResult } from '../src';
 
 // regionHeartbeatsPacked (issue #16): stats-only heartbeats as flat arrays with the Region's meta as canonical bytes.
@@ -70,6 +70,20 @@ describe('packed Region meta', () => {
     expect(decodeRegionMeta(a)).toEqual({ ...r, startKey: Buffer.from(r.startKey), endKey: Buffer.from(r.endKey) });
     expect(decodeRegionMeta(Uint8Array.of(0x93, 0x01))).toMatch(/not msgpack/);
     expect(decodeRegionMeta(encode([1, 2, 3]))).toMatch(/is not \[id/);
+
+    // The cache keeps the bytes on the Region object, invisible to keys, codecs and equality; a frozen Region goes to its WeakMap.
+    const clean = { ...r, peers: r.peers.map((p) => ({ ...p })) };
+    for (const cache of [new MetaBytesCache(), new MetaBytesCache(true)]) {
+      const held: Region = { ...clean, peers: clean.peers.map((p) => ({ ...p })) };
+      expect(cache.of(held)).toBe(cache.of(held));
+      expect(Buffer.from(cache.of(held)).equals(Buffer.from(a))).toBe(true);
+      expect(Object.keys(held)).toEqual(Object.keys(clean));
+      expect(held).toEqual(clean);
+      expect(Buffer.from(encode(held)).equals(Buffer.from(encode(clean)))).toBe(true);
+      expect(JSON.stringify(held)).toBe(JSON.stringify(clean));
+    }
+    const frozen = Object.freeze({ ...clean });
+    expect(Buffer.from(new MetaBytesCache().of(frozen)).equals(Buffer.from(a))).toBe(true);
   });
 });
 

@@ -64,9 +64,9 @@ describe('watch chaos (real processes)', () => {
   it(`runs ${DURATION_S} s of faults (seed ${seed}) and every watcher delivers exactly the committed writes of its range`, async () => {
     const r = await runChaos(flags);
     expect(r.code, `chaos exited ${r.code} (replay: ${replay})\n${r.err.slice(-4000)}`).toBe(0);
-    const s = r.summary as { workload: string; ok: number; checker: string; faults: number; eventsChecked: number; stalledWatchers: number; watchers: { name: string; ok: boolean; changes: number; acked: number }[] };
-    // A lock left behind by a writer that gave up holds a watch back until the key is read (a known gap: docs/watch-and-leases.md); the run then reads every key.
-    if (s.stalledWatchers > 0) console.warn(`chaos-watch.test.ts: ${s.stalledWatchers} watcher(s) stalled behind a left-behind lock until the run read every key (replay: ${replay})`);
+    const s = r.summary as { workload: string; ok: number; checker: string; faults: number; eventsChecked: number; watchers: { name: string; ok: boolean; changes: number; acked: number; passMs: number }[] };
+    // Each watch passed a timestamp taken after recovery within the run's bound (30 s; a lock a writer left behind is resolved by the watch itself).
+    console.warn(`chaos-watch.test.ts: watchers passed the final timestamp after ${s.watchers.map((w) => `${w.name} ${w.passMs} ms`).join(', ')}`);
     expect(s.workload).toBe('watch');
     expect(s.checker, replay).toBe('ok');
     expect(s.watchers.map((w) => w.name).sort()).toEqual(['all', 'from-old', 'part']);

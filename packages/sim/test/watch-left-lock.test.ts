@@ -29,6 +29,7 @@ describe('a lock left behind in a watched range', () => {
       // Nobody reads or writes p/7: the watch passes t only because it resolved the lock (committing p/7 at the primary's commit ts).
       await expect.poll(() => w.revision, { timeout: 15_000, interval: 200 }).toBeGreaterThanOrEqual(t);
       expect(got).toEqual(['put p/1', 'put p/7']);
+      expect(w.stats.locksResolved).toBe(1);
       w.close();
     } finally {
       await c.close();
@@ -57,6 +58,7 @@ describe('a lock left behind in a watched range', () => {
       const passedAt = await c.client.timestamp();
       expect(Number(passedAt >> 18n)).toBeGreaterThanOrEqual(Number(startTs >> 18n) + ttlMs);
       expect(got).toEqual([]);
+      expect(w.stats.locksResolved).toBeGreaterThanOrEqual(1); // both locks, once each Region named its own
       expect(await (await c.client.snapshot()).batchGet(['q/1', 'q/7'])).toEqual([null, null]);
       w.close();
     } finally {

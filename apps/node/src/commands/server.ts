@@ -25,10 +25,14 @@ const placementSpec: CommandSpec = {
     { name: 'max-store-down-time-ms', type: 'string', placeholder: 'MS', description: 'a store silent this long is down and its replicas are replaced (default: the placement default, 30 min)', schema: intFlag(1000, 7 * 24 * 3600 * 1000) },
     { name: 'low-space-ratio', type: 'string', placeholder: 'RATIO', description: "a store with less than (1 - RATIO) of its disk available is low on space and gets no new replica (TiKV PD's low-space-ratio)", default: '0.8', schema: fractionFlag() },
     { name: 'gc-life-time-ms', type: 'string', placeholder: 'MS', description: 'versions of transactional keys younger than this are never removed by GC: the GC safe point trails now by MS (TiDB\'s gc life time; default 10 min)', schema: intFlag(1, 30 * 24 * 3600 * 1000) },
+    { name: 'heatmap-interval-ms', type: 'string', placeholder: 'MS', description: "time one column of the dashboard's key visualizer covers (default 10 s)", schema: intFlag(100, 3600 * 1000) },
+    { name: 'heatmap-columns', type: 'string', placeholder: 'N', description: 'key visualizer columns kept on the leader, the oldest dropped beyond (default 360: an hour at 10 s)', schema: intFlag(1, 100_000) },
+    { name: 'heatmap-rows', type: 'string', placeholder: 'N', description: 'rows of one key visualizer column at most; adjacent Regions are merged beyond (default 256)', schema: intFlag(2, 4096) },
     ...serverSecurityFlags,
   ],
   examples: [
     'flotilla placement --data-dir ./data/placement --listen 127.0.0.1:20160',
+    'flotilla placement --data-dir ./data/placement --heatmap-interval-ms 60000 --heatmap-columns 1440',
     'flotilla placement --name p1 --initial-cluster p1=127.0.0.1:20160,p2=127.0.0.1:20170,p3=127.0.0.1:20180 --data-dir ./data/p1',
     'flotilla placement --name p4 --join 127.0.0.1:20160,127.0.0.1:20170 --listen 127.0.0.1:20190 --data-dir ./data/p4',
   ],
@@ -54,6 +58,11 @@ export const placementCommand: Command = {
       ...(ctx.parsed.values['maxStoreDownTimeMs'] !== undefined ? { maxStoreDownTimeMs: ctx.parsed.values['maxStoreDownTimeMs'] as number } : {}),
       lowSpaceRatio: ctx.parsed.values['lowSpaceRatio'] as number,
       ...(ctx.parsed.values['gcLifeTimeMs'] !== undefined ? { gc: { lifeTimeMs: ctx.parsed.values['gcLifeTimeMs'] as number } } : {}),
+      heatmap: {
+        ...(ctx.parsed.values['heatmapIntervalMs'] !== undefined ? { intervalMs: ctx.parsed.values['heatmapIntervalMs'] as number } : {}),
+        ...(ctx.parsed.values['heatmapColumns'] !== undefined ? { maxColumns: ctx.parsed.values['heatmapColumns'] as number } : {}),
+        ...(ctx.parsed.values['heatmapRows'] !== undefined ? { maxRows: ctx.parsed.values['heatmapRows'] as number } : {}),
+      },
       logger: ctx.logger,
     });
     selfAddress = server.address;

@@ -33,7 +33,20 @@ interface BookLease {
 }
 
 /** LeaseApiOfBook: the lease calls the book makes (LeaseClient has them). */
-export type LeaseApiOfBook = Pick<LeaseClient, 'grant' | 'attachKey' | 'timeToLive'>;
+export type LeaseApiOfBook = Pick<LeaseClient, 'grant' | 'attachKey' | 'timeToLive'> & Partial<Pick<LeaseClient, 'attachKeyBatched'>>;
+
+/**
+ * ATTACH_MODE_ENV: FLOTILLA_REDIS_LEASE_ATTACH=single makes the front attach
+ * each key with its own leaseAttach request (the path before attaches were
+ * batched, kept so old and new can be measured side by side:
+ * bench/redis-expire.ts --attach); anything else batches them.
+ */
+export const ATTACH_MODE_ENV = 'FLOTILLA_REDIS_LEASE_ATTACH';
+
+/** LeaseBookOptions: batchAttach (default true): coalesce the attaches of concurrent commands into leaseAttachBatch requests. */
+export interface LeaseBookOptions {
+  batchAttach?: boolean;
+}
 
 /**
  * LeaseBook hands out, for a deadline, a lease that expires no earlier
@@ -54,6 +67,7 @@ export class LeaseBook {
     /** guardNow: whether the lease's guard key exists at a fresh snapshot (the client's). */
     private readonly guardNow: (leaseId: number) => Promise<boolean>,
     private readonly now: () => number = Date.now,
+    private readonly opts: LeaseBookOptions = {},
   ) {}
 
   /** leaseFor: a lease that expires at or after deadlineMs (our wall clock), shared with deadlines of the same window. */
@@ -111,7 +125,8 @@ export class LeaseBook {
    * it has not committed by that later timestamp either.
    */
   async attach(tx: Transaction, key: Uint8Array, leaseId: number): Promise<void> {
-    await this.api.attachKey(key, leaseId);
+    if (this.opts.batchAttach !== false && this.api.attachKeyBatched) await this.api.attachKeyBatched(key, leaseId);
+    else await this.api.attachKey(key, leaseId);
     if ((await tx.get(guardKey(leaseId))) !== null) return;
     if (!(await this.guardNow(leaseId))) throw new ClientError('LeaseNotFound', `lease ${leaseId} ended before this transaction could write with it`);
   }
@@ -149,6 +164,9 @@ const books = new WeakMap<object, LeaseBook>();
 /** leaseBookOf: the one book of a front's client (kept beside it, so every connection and EXEC of the front shares its leases). */
 export function leaseBookOf(client: { lease: LeaseApiOfBook; snapshot(): Promise<{ get(key: Uint8Array): Promise<Uint8Array | null> }> }): LeaseBook {
   let b = books.get(client);
-  if (!b) books.set(client, (b = new LeaseBook(client.lease, async (id) => (await (await client.snapshot()).get(guardKey(id))) !== null)));
+  if (!b) {
+    const batchAttach = process.env[ATTACH_MODE_ENV] !== 'single';
+    books.set(client, (b = new LeaseBook(client.lease, async (id) => (await (await client.snapshot()).get(guardKey(id))) !== null, Date.now, { batchAttach })));
+  }
   return b;
 }

@@ -3,6 +3,7 @@ import { checkKey, checkValue, type Bytes } from '../bytes';
 import { ClientError } from '../errors';
 import type { Transaction, TxnOptions, TxnOutcome } from '../txn/txn';
 import { guardKey, isInternalKey } from './guard';
+import { AttachBatcher, type AttachItemResult } from './attach-batcher';
 import { KeepAliveBatcher } from './batcher';
 import { KeepAlive, type KeepAliveResponse } from './keepalive';
 
@@ -16,6 +17,8 @@ export interface LeaseApi {
   leaseTimeToLive(id: number, keys?: boolean): Promise<LeaseInfo>;
   leaseList(): Promise<LeaseInfo[]>;
   leaseAttach(id: number, key: Uint8Array): Promise<void>;
+  /** leaseAttachBatch: many attaches in one request (optional: without it, or from a placement that answers UnknownMethod, each is its own leaseAttach). */
+  leaseAttachBatch?(items: { id: number; key: Uint8Array }[]): Promise<AttachItemResult[]>;
 }
 
 export interface LeaseDeps {
@@ -48,10 +51,15 @@ function leaseId(id: number): number {
 export class LeaseClient {
   /** batcher: refreshes of all this client's leases, coalesced (when placement has leaseKeepAlives). */
   private readonly batcher: KeepAliveBatcher | undefined;
+  /** attacher: attaches of attachKeyBatched, coalesced (when placement has leaseAttachBatch). */
+  private readonly attacher: AttachBatcher | undefined;
+  /** attachBatchUnknown: placement answered UnknownMethod (older than leaseAttachBatch): attach one key per request from then on. */
+  private attachBatchUnknown = false;
 
   constructor(private readonly deps: LeaseDeps) {
     const api = deps.api;
     if (api?.leaseKeepAlives) this.batcher = new KeepAliveBatcher((ids) => this.call('keepalive', () => api.leaseKeepAlives!(ids)));
+    if (api?.leaseAttachBatch) this.attacher = new AttachBatcher((items) => this.call('attach', () => api.leaseAttachBatch!(items)));
   }
 
   private async call<T>(what: string, fn: (api: LeaseApi) => Promise<T>): Promise<T> {
@@ -129,6 +137,27 @@ export class LeaseClient {
     const k = checkKey(key, 'key');
     if (isInternalKey(k)) throw new ClientError('InvalidArgument', 'key: keys starting with 0xFF 0xFF "flotilla/" are reserved');
     await this.call('attach', (a) => a.leaseAttach(leaseId(id), k));
+  }
+
+  /**
+   * attachKeyBatched is attachKey with the same answers, coalesced with the
+   * concurrent attaches of this client into one leaseAttachBatch request
+   * (one placement log entry) per round trip. Against a placement older
+   * than leaseAttachBatch it is attachKey.
+   */
+  async attachKeyBatched(key: Bytes, id: number): Promise<void> {
+    const k = checkKey(key, 'key');
+    if (isInternalKey(k)) throw new ClientError('InvalidArgument', 'key: keys starting with 0xFF 0xFF "flotilla/" are reserved');
+    const lease = leaseId(id);
+    if (this.attacher === undefined || this.attachBatchUnknown) return this.attachKey(k, lease);
+    try {
+      await this.attacher.attach(lease, k);
+    } catch (err) {
+      const cause = err instanceof ClientError ? (err.cause as { code?: unknown } | undefined) : undefined;
+      if (cause?.code !== 'UnknownMethod') throw err;
+      this.attachBatchUnknown = true;
+      await this.attachKey(k, lease);
+    }
   }
 
   /** put writes key = value in the transactional keyspace, attached to the lease (deleted with it unless a later write or delete detaches it); resolves with the commit ts (the key's revision). */

@@ -1,5 +1,5 @@
 import type { LockInfo, Logger, WatchHeldBy } from '@flotilla/proto';
-import type { LockResolver } from '../txn/resolver';
+import { physicalMs, type LockResolver } from '../txn/resolver';
 
 /**
  * LockResolveOutcome is what one resolution of a lock that held a watch
@@ -27,6 +27,25 @@ export async function resolveHeldLock(r: LockResolver, lock: WatchHeldBy): Promi
   return live.length === 0 ? 'resolved' : 'live';
 }
 
+/**
+ * onePerLock wraps resolve so that the watches of one client resolving the
+ * same lock (several watches over one Region are held by it at once) share
+ * one resolution in flight instead of each sending its own checkTxnStatus;
+ * an entry lives only while its resolution runs.
+ */
+export function onePerLock(resolve: ResolveHeldLock): ResolveHeldLock {
+  const running = new Map<string, Promise<LockResolveOutcome>>();
+  return (lock) => {
+    const id = lockId(lock);
+    let p = running.get(id);
+    if (p === undefined) {
+      p = resolve(lock).finally(() => running.delete(id));
+      running.set(id, p);
+    }
+    return p;
+  };
+}
+
 /** LockResolveRule tunes LockResolveTrigger; the defaults are DEFAULT_LOCK_RESOLVE_RULE. */
 export interface LockResolveRule {
   /** afterMs: how long one lock must have held a feed (by this client's clock, from the first hint naming it) before it is resolved. */
@@ -46,6 +65,9 @@ export interface LockResolveRule {
  * even then the primary decides, a live transaction is never aborted).
  */
 export const DEFAULT_LOCK_RESOLVE_RULE: LockResolveRule = { afterMs: 5_000, maxConcurrent: 2, backoffMs: 1_000, maxBackoffMs: 10_000 };
+
+/** TTL_SLACK_MS: after a 'live' answer, the next try comes this long after the lock's TTL runs out by the client's clock (the primary judges by the oracle's). */
+const TTL_SLACK_MS = 250;
 
 /** MAX_TRACKED bounds the locks one trigger remembers (a watch has one hint per held feed; past this the oldest are forgotten). */
 const MAX_TRACKED = 4_096;
@@ -91,7 +113,14 @@ export class LockResolveTrigger {
     return true;
   }
 
-  /** finished records the outcome of a resolution named returned true for; after 'resolved' the lock is forgotten (named again, it waits afterMs anew). */
+  /**
+   * finished records the outcome of a resolution named returned true for
+   * (nowMs: wall-clock ms, as the lock's start_ts's physical part); after
+   * 'resolved' the lock is forgotten (named again, it waits afterMs anew).
+   * After 'live' the next try waits until just after the lock's TTL runs
+   * out (at most maxBackoffMs), or, once it has (heartbeats extended the
+   * primary's), the doubling backoff, as after 'failed'.
+   */
   finished(lock: WatchHeldBy, outcome: LockResolveOutcome, nowMs: number): void {
     const id = lockId(lock);
     const t = this.tracked.get(id);
@@ -103,7 +132,10 @@ export class LockResolveTrigger {
       return;
     }
     t.failures++;
-    t.notBeforeMs = nowMs + Math.min(this.rule.maxBackoffMs, this.rule.backoffMs * 2 ** Math.min(t.failures - 1, 20));
+    const backoff = Math.min(this.rule.maxBackoffMs, this.rule.backoffMs * 2 ** Math.min(t.failures - 1, 20));
+    // A live transaction whose lock TTL (as named) has not run out by this clock: ask again just after it does, not a doubled backoff later.
+    const ttlLeftMs = physicalMs(lock.startTs) + lock.ttlMs - nowMs;
+    t.notBeforeMs = nowMs + (outcome === 'live' && ttlLeftMs > 0 ? Math.min(this.rule.maxBackoffMs, ttlLeftMs + TTL_SLACK_MS) : backoff);
   }
 
   /** heldForMs: how long lock has been named (0 when it is not tracked), for logs. */
@@ -135,6 +167,8 @@ export class LockResolveTrigger {
  */
 export class HeldLockResolver {
   private readonly trigger: LockResolveTrigger;
+  /** resolved: locks this watch resolved (its stats: how often an abandoned lock held it). */
+  resolved = 0;
 
   constructor(
     private readonly resolve: ResolveHeldLock,
@@ -152,7 +186,10 @@ export class HeldLockResolver {
     void this.resolve(lock).then(
       (outcome) => {
         const fields = { startTs: String(lock.startTs), heldMs, outcome };
-        if (outcome === 'resolved') this.logger.info(fields, 'watch: resolved a lock that held the watch back');
+        if (outcome === 'resolved') {
+          this.resolved++;
+          this.logger.info(fields, 'watch: resolved a lock that held the watch back');
+        }
         else this.logger.debug(fields, 'watch: a lock holds the watch back; its transaction is alive or its primary did not answer, trying again later');
         this.trigger.finished(lock, outcome, Date.now());
       },

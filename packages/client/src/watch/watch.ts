@@ -160,9 +160,9 @@ export class Watch implements AsyncIterable<WatchItem> {
     return this.delivered;
   }
 
-  /** stats: feeds open now, and how many times a feed ended and its range was subscribed again (leader changes, splits, merges, failures). */
-  get stats(): { feeds: number; resubscribes: number; resubscribeReasons: Readonly<Record<string, number>> } {
-    return { feeds: this.segments.size, resubscribes: this.resubscribes, resubscribeReasons: { ...this.resubscribeReasons } };
+  /** stats: feeds open now, how many times a feed ended and its range was subscribed again (leader changes, splits, merges, failures), and locks left behind that the watch resolved. */
+  get stats(): { feeds: number; resubscribes: number; resubscribeReasons: Readonly<Record<string, number>>; locksResolved: number } {
+    return { feeds: this.segments.size, resubscribes: this.resubscribes, resubscribeReasons: { ...this.resubscribeReasons }, locksResolved: this.heldLocks?.resolved ?? 0 };
   }
 
   /** close ends the watch: its feeds, sockets and service safe point go; the iterator finishes. */

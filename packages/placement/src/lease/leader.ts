@@ -1,7 +1,7 @@
 import { silentLogger, type Logger } from '@flotilla/proto';
 import { PlacementError, PlacementErrorCode, PlacementInvariantError } from '../errors';
 import type { LeaseRow } from './store';
-import type { LeaseInfo, LeaseMethods, LeaseReaper } from './types';
+import type { LeaseAttachResult, LeaseInfo, LeaseMethods, LeaseReaper } from './types';
 
 /** LEASE_LIMITS bound the lease state (every lease and attached key is a row in every member's database). */
 export const LEASE_LIMITS = {
@@ -12,6 +12,8 @@ export const LEASE_LIMITS = {
   maxKeysPerLease: 9_999,
   /** maxKeepAlivesPerRequest: IDs in one leaseKeepAlives request. */
   maxKeepAlivesPerRequest: 10_000,
+  /** maxAttachesPerRequest: (lease, key) pairs in one leaseAttachBatch request (one log entry of at most a few MiB of keys). */
+  maxAttachesPerRequest: 1_000,
   /** maxConcurrentReaps: revocation transactions in flight at once. */
   maxConcurrentReaps: 8,
 } as const;
@@ -26,6 +28,8 @@ export interface LeaseOptions {
 export type LeaseCommand =
   | { t: 'leaseGrant'; id: number; ttlMs: number }
   | { t: 'leaseAttach'; id: number; key: Uint8Array }
+  /** leaseAttachMany: the new attaches of one leaseAttachBatch, as [lease ID, key] pairs, in one entry. */
+  | { t: 'leaseAttachMany'; items: [number, Uint8Array][] }
   | { t: 'leaseRevoke'; id: number }
   | { t: 'leaseDrop'; id: number };
 
@@ -153,6 +157,37 @@ export class LeaseLeader {
     this.deps.propose({ t: 'leaseAttach', id: p.id, key: p.key });
     l.keys.set(hex, p.key);
     return { attached: true };
+  }
+
+  /**
+   * attachMany is attach for many items with one log entry for the keys
+   * not attached yet. Each item is judged as attach judges it, in order (a
+   * key named twice is attached once); a refused item is that item's error,
+   * the rest attach. Like attach, the keys are in the lease's memory list
+   * from now on, so a revocation proposed after this reads them.
+   */
+  attachMany(p: LeaseMethods['leaseAttachBatch']['params']): LeaseMethods['leaseAttachBatch']['result'] {
+    const fresh: [number, Uint8Array][] = [];
+    const results = p.items.map((item): LeaseAttachResult => {
+      const l = this.leases.get(item.id);
+      if (l === undefined || l.revoked) return { error: 'LeaseNotFound', message: leaseNotFound(item.id).message };
+      const hex = hexOf(item.key);
+      if (l.keys.has(hex)) return { attached: true };
+      if (l.keys.size >= LEASE_LIMITS.maxKeysPerLease) return { error: 'InvalidArgument', message: `lease ${item.id} already has ${LEASE_LIMITS.maxKeysPerLease} keys (what one revocation transaction deletes)` };
+      fresh.push([item.id, item.key]);
+      l.keys.set(hex, item.key);
+      return { attached: true };
+    });
+    if (fresh.length > 0) {
+      try {
+        this.deps.propose({ t: 'leaseAttachMany', items: fresh });
+      } catch (err) {
+        // Not proposed (NotLeader): nothing may stay in memory that the log does not carry.
+        for (const [id, key] of fresh) this.leases.get(id)?.keys.delete(hexOf(key));
+        throw err;
+      }
+    }
+    return { results };
   }
 
   /** revoke answers once the lease's keys are deleted and the lease is dropped (or fails when the term ends first). */

@@ -46,6 +46,16 @@ export interface LeaseMethods {
   leaseList: { params: Record<string, never>; result: { leases: LeaseInfo[] } };
   /** leaseAttach: attach a key before writing it with the lease; refused with LeaseNotFound once the revocation is committed. */
   leaseAttach: { params: { id: number; key: Uint8Array }; result: { attached: true } };
+  /**
+   * leaseAttachBatch: leaseAttach for many (lease, key) pairs in one request and one placement log entry
+   * (a front writing thousands of expiring keys a second coalesces its attaches). One result per item, in
+   * order: attached, or that item's refusal (LeaseNotFound once its lease's revocation is committed,
+   * InvalidArgument when its lease already holds LEASE_LIMITS.maxKeysPerLease keys); the others still attach.
+   */
+  leaseAttachBatch: { params: { items: { id: number; key: Uint8Array }[] }; result: { results: LeaseAttachResult[] } };
 }
+
+/** LeaseAttachResult: one item of leaseAttachBatch. */
+export type LeaseAttachResult = { attached: true } | { error: 'LeaseNotFound' | 'InvalidArgument'; message: string };
 
 export type LeaseMethod = keyof LeaseMethods;

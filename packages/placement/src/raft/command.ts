@@ -27,7 +27,7 @@ import type { Operator, RegionInfo } from '../types';
  *                Entries written before statRows carry them in stats.
  *   memberAddress  a member announces the address it serves on now
  *   gcSafePoint, serviceSafePoint  the GC safe points (gc/leader.ts)
- *   leaseGrant, leaseAttach, leaseRevoke, leaseDrop  the leases (lease/leader.ts)
+ *   leaseGrant, leaseAttach, leaseAttachMany, leaseRevoke, leaseDrop  the leases (lease/leader.ts)
  */
 export type PlacementCommand =
   | { t: 'init'; clusterId: number; maxReplicas: number }
@@ -41,7 +41,7 @@ export type PlacementCommand =
   | GcCommand
   | LeaseCommand;
 
-const KINDS: ReadonlySet<string> = new Set(['init', 'idHighWater', 'tsoUpper', 'maxReplicas', 'bootstrap', 'store', 'batch', 'memberAddress', 'gcSafePoint', 'serviceSafePoint', 'leaseGrant', 'leaseAttach', 'leaseRevoke', 'leaseDrop']);
+const KINDS: ReadonlySet<string> = new Set(['init', 'idHighWater', 'tsoUpper', 'maxReplicas', 'bootstrap', 'store', 'batch', 'memberAddress', 'gcSafePoint', 'serviceSafePoint', 'leaseGrant', 'leaseAttach', 'leaseAttachMany', 'leaseRevoke', 'leaseDrop']);
 
 export function encodeCommand(cmd: PlacementCommand): Uint8Array {
   return encode(cmd);

@@ -127,6 +127,9 @@ export class PlacementFsm {
       case 'leaseAttach':
         this.store.leases.attach(cmd.id, cmd.key);
         return;
+      case 'leaseAttachMany':
+        for (const [id, key] of cmd.items) this.store.leases.attach(id, key);
+        return;
       case 'leaseRevoke':
         this.store.leases.revoke(cmd.id);
         return;

@@ -38,7 +38,7 @@ function handled<T>(p: Promise<T>): Promise<T> {
  */
 const NO_BARRIER: ReadonlySet<string> = new Set(['regionHeartbeat', 'regionHeartbeats', 'regionHeartbeatsPacked', 'storeHeartbeat', 'getRegion', 'getRegionById', 'scanRegions', 'leaseKeepAlive', 'leaseKeepAlives', 'leaseTimeToLive', 'leaseList']);
 const GC_METHODS: ReadonlySet<string> = new Set<GcMethod>(['updateServiceSafePoint', 'getGcSafePoint', 'getGcStatus']);
-const LEASE_METHODS: ReadonlySet<string> = new Set<LeaseMethod>(['leaseGrant', 'leaseKeepAlive', 'leaseKeepAlives', 'leaseRevoke', 'leaseTimeToLive', 'leaseList', 'leaseAttach']);
+const LEASE_METHODS: ReadonlySet<string> = new Set<LeaseMethod>(['leaseGrant', 'leaseKeepAlive', 'leaseKeepAlives', 'leaseRevoke', 'leaseTimeToLive', 'leaseList', 'leaseAttach', 'leaseAttachBatch']);
 
 export interface LeadershipOptions {
   term: number;
@@ -237,6 +237,8 @@ export class Leadership {
         return l.timeToLive(params as ParamsOf<'leaseTimeToLive'>);
       case 'leaseAttach':
         return l.attach(params as ParamsOf<'leaseAttach'>);
+      case 'leaseAttachBatch':
+        return l.attachMany(params as ParamsOf<'leaseAttachBatch'>);
       case 'leaseList':
         return l.list();
     }

@@ -220,7 +220,7 @@ export class SimWatchSocket implements FeedSocket {
     if (h === undefined) return; // a feed this watch already left
     const f = this.links.tamper(frame);
     if (f.t === 'events') h.onEvents(f.events);
-    else if (f.t === 'progress') h.onProgress(f.resolved);
+    else if (f.t === 'progress') h.onProgress(f.resolved, f.lock);
     else {
       this.feeds.delete(f.id);
       h.onEnd(f.error);
