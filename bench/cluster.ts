@@ -3,6 +3,13 @@
 //   pnpm bench:cluster [--quick] [--stores N] [--profile production|demo]
 //                      [--ops put,get,batch-put,scan] [--regions 1,16,256]
 //                      [--concurrency 1,16,64,256] [--seconds S]
+//                      [--tuning FILE] [--write-pipeline sync|async]
+//
+// --tuning hands a store tuning JSON file to every store (as `flotilla up
+// --tuning`); --write-pipeline sets its writePipeline key on top (the
+// store's log write path: 'sync' persists each poll round on the event
+// loop, 'async' on the log engine's writer thread), so old and new can be
+// measured side by side: run both, alternating. Rows carry write_pipeline.
 //
 // Starts placement + N stores (default 3) as real child processes with the
 // `flotilla up` machinery (LocalCluster) on free ports in a temp dir, then
@@ -18,9 +25,9 @@
 // Regions (pre-split with client.split). One JSON line per case on stdout
 // (flat fields, units in names); a markdown table on stderr; progress on
 // stderr. Benchmarks report; they do not fail.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
 import { LocalCluster, makeLogger } from '@flotilla/node';
 
@@ -42,6 +49,9 @@ const CASE_MS = Number(argOf('--seconds', quick ? '2.5' : '8')) * 1000;
 // 2026-11-27). The figures are steady-state ones, as the targets mean.
 const WARMUP_MS = 1000;
 const WARMUP_PHASE_MS = Number(argOf('--warmup-seconds', '5')) * 1000;
+const TUNING_FILE = argOf('--tuning', '');
+const WRITE_PIPELINE = argOf('--write-pipeline', '');
+if (WRITE_PIPELINE !== '' && WRITE_PIPELINE !== 'sync' && WRITE_PIPELINE !== 'async') throw new Error(`--write-pipeline: sync or async, not ${WRITE_PIPELINE}`);
 const LOADED_KEYS = quick ? 2000 : 20_000;
 const VALUE = 'v'.repeat(100);
 
@@ -58,6 +68,8 @@ interface Row {
   p50_ms: number;
   p99_ms: number;
   errors: number;
+  /** write_pipeline: the stores' writePipeline as asked for ('default' = the profile's). */
+  write_pipeline: string;
   regions_after?: number;
 }
 
@@ -85,6 +97,7 @@ function percentile(sorted: number[], p: number): number {
 /** runCase keeps `clients` operations in flight for CASE_MS (after WARMUP_MS) and measures each one. */
 async function runCase(name: string, regions: number, clients: number, keysPerOp: number, op: (r: () => number) => Promise<void>, warmupMs = WARMUP_MS, caseMs = CASE_MS): Promise<Row> {
   const latencies: number[] = [];
+  const errorSamples = new Set<string>();
   let errors = 0;
   let measuring = false;
   const start = Date.now();
@@ -97,8 +110,14 @@ async function runCase(name: string, regions: number, clients: number, keysPerOp
       const t0 = performance.now();
       try {
         await op(r);
-      } catch {
+      } catch (e) {
         errors++;
+        // The first few distinct errors of a case go to stderr: a count alone does not say what failed.
+        const what = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300);
+        if (errorSamples.size < 3 && !errorSamples.has(what)) {
+          errorSamples.add(what);
+          progress(`${name} regions=${regions} clients=${clients}: error: ${what}`);
+        }
         continue;
       }
       if (!measuring && Date.now() >= warmEnd) {
@@ -124,14 +143,25 @@ async function runCase(name: string, regions: number, clients: number, keysPerOp
     p50_ms: Number(percentile(latencies, 50).toFixed(2)),
     p99_ms: Number(percentile(latencies, 99).toFixed(2)),
     errors,
+    write_pipeline: WRITE_PIPELINE || 'default',
   };
+}
+
+/** tuningFile is the store tuning file to hand the stores: --tuning's, with --write-pipeline set on top (written into dir); undefined when neither is given. */
+function tuningFile(dir: string): string | undefined {
+  if (WRITE_PIPELINE === '') return TUNING_FILE ? resolve(TUNING_FILE) : undefined;
+  const base = TUNING_FILE ? (JSON.parse(readFileSync(TUNING_FILE, 'utf8')) as Record<string, unknown>) : {};
+  const path = join(dir, 'bench-tuning.json');
+  writeFileSync(path, JSON.stringify({ ...base, writePipeline: WRITE_PIPELINE }));
+  return path;
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-cluster-'));
   const logger = makeLogger('warn', 'bench-cluster');
-  progress(`starting placement + ${STORES} stores (profile ${PROFILE}) in ${dir}`);
-  const cluster = await LocalCluster.start({ dataDir: dir, stores: STORES, profile: PROFILE, basePort: 0, logLevel: 'warn', logger });
+  const tuningPath = tuningFile(dir);
+  progress(`starting placement + ${STORES} stores (profile ${PROFILE}${tuningPath ? `, tuning ${readFileSync(tuningPath, 'utf8')}` : ''}) in ${dir}`);
+  const cluster = await LocalCluster.start({ dataDir: dir, stores: STORES, profile: PROFILE, basePort: 0, logLevel: 'warn', logger, ...(tuningPath ? { tuningPath } : {}) });
   const rows: Row[] = [];
   const client = await FlotillaClient.connect({ placement: cluster.placement.address, timeoutMs: 30_000 });
   try {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import type { Entry, EntryType, Snapshot } from '@flotilla/raft-core';
 import { CompactedError, UnavailableError } from '@flotilla/raft-core';
@@ -26,7 +26,9 @@ export interface LogEngineOptions {
   durability?: Durability;
   /**
    * writer: 'sync' (default) commits on the calling thread inside write();
-   * 'worker' commits on a writer thread and only writeAsync/purgeAsync are allowed.
+   * 'worker' commits on a writer thread: writeAsync/purgeAsync return at
+   * once, while write()/purge() block the calling thread until the writer
+   * thread has done them (and, being in order, everything posted before).
    */
   writer?: 'sync' | 'worker';
   /** cacheBytes: global budget of the recent-entry cache (default 64 MiB). */
@@ -70,6 +72,15 @@ const SQL_READ_CHUNK = 256;
  */
 export const MAX_PENDING_WRITES = 1024;
 
+/**
+ * SYNC_WAIT_MS bounds how long a blocking write()/purge() in worker mode
+ * waits for the writer thread; past it the engine is poisoned (a writer
+ * thread that does not answer for two minutes is a failing device).
+ */
+const SYNC_WAIT_MS = 120_000;
+
+type RequestResult = { seq: number; deleted: number; foldedThrough: number };
+
 interface Pending {
   id: number;
   ops: LogOp[] | undefined;
@@ -94,6 +105,9 @@ export class LogEngine implements RegionLogReader {
   private readonly cacheBudget: number;
   private readonly writer: LogWriter | undefined;
   private worker: Worker | undefined;
+  /** replies: the writer thread answers here; signal counts its answers, so write() can block on it (Atomics.wait). */
+  private replies: MessagePort | undefined;
+  private signal: Int32Array | undefined;
   private readonly pending: Pending[] = [];
   private nextRequestId = 1;
   /** tail settles after the last request sent to the writer thread. */
@@ -180,7 +194,12 @@ export class LogEngine implements RegionLogReader {
    */
   write(batch: LogBatch): void {
     this.checkOpen('write');
-    assert(this.writer !== undefined, "write() needs writer:'sync'; use writeAsync() with writer:'worker'");
+    if (this.writer === undefined) {
+      if (batch.isEmpty) return;
+      const ops = batch.ops.slice();
+      this.requestBlocking({ type: 'write', id: 0, body: encodeBatch(ops) }, ops);
+      return;
+    }
     if (batch.isEmpty) return;
     let r: CommitResult;
     try {
@@ -227,7 +246,11 @@ export class LogEngine implements RegionLogReader {
    */
   purge(maxRows: number): number {
     this.checkOpen('purge');
-    assert(this.writer !== undefined, "purge() needs writer:'sync'; use purgeAsync() with writer:'worker'");
+    if (this.writer === undefined) {
+      const res = this.requestBlocking({ type: 'purge', id: 0, maxRows }, undefined);
+      this.unpinAll(res.foldedThrough);
+      return res.deleted;
+    }
     let r: { deleted: number; foldedThrough: number };
     try {
       r = this.writer.purge(maxRows);
@@ -534,31 +557,74 @@ export class LogEngine implements RegionLogReader {
   private startWorker(): void {
     const config: WorkerConfig = { file: this.options.path, durability: this.options.durability, writerOptions: this.options.writerOptions };
     const entry = new URL('./write-worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url).href;
-    const w = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), { workerData: { entry, config } });
+    const { port1, port2 } = new MessageChannel();
+    const signal = new Int32Array(new SharedArrayBuffer(4));
+    const w = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), { workerData: { entry, config, replies: port2, signal }, transferList: [port2], execArgv: workerExecArgv() });
     w.unref();
-    w.on('message', (reply: WorkerReply) => this.onReply(reply));
+    port1.on('message', (reply: WorkerReply) => this.onReply(reply));
+    port1.unref();
     w.on('error', (err) => this.failAll(err));
     w.on('exit', (code) => {
       if (!this.closed) this.failAll(new Error(`log engine writer thread exited with code ${code}`));
     });
     this.worker = w;
+    this.replies = port1;
+    this.signal = signal;
   }
 
-  private request(req: WorkerRequest, ops: LogOp[] | undefined): Promise<{ seq: number; deleted: number; foldedThrough: number }> {
-    const id = this.nextRequestId++;
-    req.id = id;
-    const promise = new Promise<{ seq: number; deleted: number; foldedThrough: number }>((resolve, reject) => {
-      this.pending.push({ id, ops, resolve, reject });
-      if (this.pending.length === 1) this.worker!.ref();
-      if (req.type === 'write') this.worker!.postMessage(req, [req.body.buffer as ArrayBuffer]);
-      else this.worker!.postMessage(req);
-    });
+  private request(req: WorkerRequest, ops: LogOp[] | undefined): Promise<RequestResult> {
+    const promise = new Promise<RequestResult>((resolve, reject) => this.post(req, ops, resolve, reject));
     this.tail = promise.catch(() => undefined);
     return promise;
   }
 
+  private post(req: WorkerRequest, ops: LogOp[] | undefined, resolve: (r: RequestResult) => void, reject: (e: Error) => void): void {
+    const id = this.nextRequestId++;
+    req.id = id;
+    this.pending.push({ id, ops, resolve, reject });
+    if (this.pending.length === 1) this.worker!.ref();
+    if (req.type === 'write') this.worker!.postMessage(req, [req.body.buffer as ArrayBuffer]);
+    else this.worker!.postMessage(req);
+  }
+
+  /**
+   * requestBlocking posts a request and blocks this thread until the writer
+   * thread answered it: the replies of earlier requests are handled on the
+   * way (their promises settle as usual), so order is kept. It throws what
+   * the request failed with. Only for the rare writes whose caller needs the
+   * result before it goes on (a split's new Regions, start-up, close).
+   */
+  private requestBlocking(req: WorkerRequest, ops: LogOp[] | undefined): RequestResult {
+    if (this.pending.length >= MAX_PENDING_WRITES) throw new WriteBackpressureError(this.pending.length, MAX_PENDING_WRITES);
+    let result: RequestResult | undefined;
+    let error: Error | undefined;
+    this.post(req, ops, (r) => (result = r), (e) => (error = e));
+    const port = this.replies!;
+    const signal = this.signal!;
+    const deadline = Date.now() + SYNC_WAIT_MS;
+    while (result === undefined && error === undefined) {
+      const seen = Atomics.load(signal, 0);
+      const m = receiveMessageOnPort(port);
+      if (m !== undefined) {
+        this.onReply(m.message as WorkerReply);
+        continue;
+      }
+      if (Date.now() > deadline) {
+        this.failAll(new StorageFaultError(this.options.path, 'io', 'ETIMEDOUT', `log write (the writer thread did not answer within ${SYNC_WAIT_MS} ms)`));
+        continue;
+      }
+      Atomics.wait(signal, 0, seen, 100);
+    }
+    if (error !== undefined) throw error;
+    return result!;
+  }
+
   private onReply(reply: WorkerReply): void {
     if (reply.type === 'ready') return;
+    if (reply.type === 'fatal') {
+      this.failAll(Object.assign(new Error(reply.message), { name: reply.name }));
+      return;
+    }
     // After a failure every pending request was already rejected.
     if (this.failed !== undefined) return;
     const p = this.pending.shift();
@@ -581,4 +647,25 @@ export class LogEngine implements RegionLogReader {
     first?.reject(err);
     for (const p of this.pending.splice(0)) p.reject(err);
   }
+}
+
+/**
+ * workerExecArgv is the process's node flags for the writer thread, less
+ * --input-type: a worker inherits execArgv, and a process started with
+ * `node --input-type=module -e …` would hand the thread a flag it refuses
+ * (the thread then never starts, and a blocking write would wait for it).
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('--input-type=')) continue;
+    if (a === '--input-type') {
+      i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { LogWriter } from './log-writer';
 import type { WriterOptions } from './log-writer';
 import { LOG_ENGINE_NAME, LOG_FORMAT_VERSION, LOG_SCHEMA } from './schema';
@@ -19,7 +19,9 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: 'ready' }
   | { type: 'done'; id: number; seq: number; foldedThrough: number; deleted: number; commits: number }
-  | { type: 'failed'; id: number; name: string; message: string; code?: string; stack?: string };
+  | { type: 'failed'; id: number; name: string; message: string; code?: string; stack?: string }
+  /** fatal: the thread could not start (worker-bootstrap.mjs); every request fails. */
+  | { type: 'fatal'; name: string; message: string };
 
 export interface WorkerConfig {
   file: string;
@@ -29,7 +31,7 @@ export interface WorkerConfig {
 
 const port = parentPort;
 if (port === null) throw new Error('write-worker must run in a worker thread');
-const config = (workerData as { config: WorkerConfig }).config;
+const { config, replies, signal } = workerData as { config: WorkerConfig; replies: MessagePort; signal: Int32Array };
 // The main thread's open already ran the integrity check on this file.
 const db = openDatabase({ file: config.file, engine: LOG_ENGINE_NAME, formatVersion: LOG_FORMAT_VERSION, schema: LOG_SCHEMA, durability: config.durability, check: false });
 const writer = new LogWriter(db, config.writerOptions);
@@ -38,8 +40,15 @@ const writer = new LogWriter(db, config.writerOptions);
 const MAX_GROUP = 64;
 let failed: Error | undefined;
 
+/**
+ * reply answers on the engine's reply port and then bumps the shared
+ * signal: a main thread blocked in a synchronous write (Atomics.wait)
+ * wakes and takes the reply with receiveMessageOnPort.
+ */
 function reply(r: WorkerReply): void {
-  port!.postMessage(r);
+  replies.postMessage(r);
+  Atomics.add(signal, 0, 1);
+  Atomics.notify(signal, 0);
 }
 
 function fail(id: number, err: Error): void {
@@ -101,4 +110,4 @@ port.on('message', (first: WorkerRequest) => {
   for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) reqs.push(m.message as WorkerRequest);
   handle(reqs);
 });
-port.postMessage({ type: 'ready' } satisfies WorkerReply);
+reply({ type: 'ready' });

@@ -239,10 +239,31 @@ describe('entry cache', () => {
 });
 
 describe('write modes', () => {
-  it('rejects write() on a worker engine and keeps writes ordered', async () => {
+  it('write() on a worker engine blocks until the writer thread committed it, after every async write posted before', async () => {
     const dir = tempDir();
     const e = openEngine(dir, { writer: 'worker' });
-    expect(() => e.write(new LogBatch().append(1, ents(1, 1, 1)))).toThrow(/writeAsync/);
+    const earlier: Promise<void>[] = [];
+    for (let i = 1; i <= 20; i++) earlier.push(e.writeAsync(new LogBatch().append(1, ents(i, i, 1))));
+    let settled = 0;
+    for (const p of earlier) void p.then(() => settled++);
+    e.write(new LogBatch().append(1, ents(21, 21, 1)).setHardState(1, { term: 1, vote: 1, commit: 21 }));
+    // Visible at once: the views were updated before write() returned, the earlier writes included.
+    expect(e.lastIndex(1)).toBe(21);
+    expect(e.raftState(1).hardState.commit).toBe(21);
+    expect(e.entries(1, 1, 22).map((x) => x.index)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+    await Promise.all(earlier);
+    expect(settled).toBe(20);
+    expect(e.purge(100)).toBe(0);
+    e.write(new LogBatch().compact(1, 10, 1));
+    expect(e.purge(100)).toBe(10);
+    const again = await reopen(e, dir, { writer: 'worker' });
+    expect(again.lastIndex(1)).toBe(21);
+    expect(again.firstIndex(1)).toBe(11);
+  });
+
+  it('keeps async writes ordered on a worker engine', async () => {
+    const dir = tempDir();
+    const e = openEngine(dir, { writer: 'worker' });
     const b = new LogBatch();
     const all: Promise<void>[] = [];
     for (let i = 1; i <= 50; i++) {

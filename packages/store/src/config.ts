@@ -69,6 +69,27 @@ export interface StoreConfig {
   snapshotChunkBytes: number;
   /** logDeferMaxBytes: a round's commit-only log changes wait for the next fsync unless they exceed this. */
   logDeferMaxBytes: number;
+  /**
+   * writePipeline: how a poll round persists its log batch. 'sync' writes
+   * and fsyncs it on the event loop before anything of the round is
+   * applied or answered (the old path, kept selectable to measure against);
+   * 'async' hands it to the log engine's writer thread and goes on: entries
+   * that are durable are applied while later ones are written, and each
+   * Ready's persisted messages (MsgAppResp, votes) leave only once its
+   * write completed (batch/log-pipeline.ts).
+   */
+  writePipeline: 'sync' | 'async';
+  /**
+   * proposalBatchMaxCommands / proposalBatchMaxBytes: a leader's client
+   * writes of one poll round go into one Raft entry, up to this many
+   * commands and about this many bytes of keys and values (then the next
+   * entry starts); each command is still answered on its own. 1 (the
+   * default) = every write its own entry (the old path).
+   */
+  proposalBatchMaxCommands: number;
+  proposalBatchMaxBytes: number;
+  /** maxInflightLogWrites bounds the async round writes not yet durable; at the bound a round writes synchronously (waiting for them). */
+  maxInflightLogWrites: number;
   /** maxPendingReadsPerPeer bounds reads waiting on one Region; one more is answered ServerIsBusy. */
   maxPendingReadsPerPeer: number;
   /**
@@ -147,6 +168,11 @@ export const PRODUCTION: StoreConfig = {
   maxSplitKeysPerBatch: 64,
   snapshotChunkBytes: 1024 * 1024,
   logDeferMaxBytes: 1024 * 1024,
+  writePipeline: 'sync',
+  maxInflightLogWrites: 8,
+  // Off by default: apps/node's store-processes test counts applied entries as writes (see docs/benchmarks.md).
+  proposalBatchMaxCommands: 1,
+  proposalBatchMaxBytes: 256 * 1024,
   maxPendingReadsPerPeer: 16_384,
   maxTombstones: 100_000,
   integrityCheckFullMaxBytes: DEFAULT_INTEGRITY_FULL_MAX_BYTES,
@@ -216,6 +242,10 @@ export const storeConfigOverridesSchema = z
     maxSplitKeysPerBatch: positive.max(10_000),
     snapshotChunkBytes: positive.max(64 * 1024 * 1024),
     logDeferMaxBytes: positive,
+    writePipeline: z.enum(['sync', 'async']),
+    maxInflightLogWrites: positive.max(1024),
+    proposalBatchMaxCommands: positive.max(65_536),
+    proposalBatchMaxBytes: positive,
     maxPendingReadsPerPeer: positive,
     maxTombstones: positive,
     integrityCheckFullMaxBytes: z.number().int().nonnegative(),

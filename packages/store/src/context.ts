@@ -11,6 +11,7 @@ import { isDroppable, type PeerMsg } from './router/message';
 import { MemLockTable } from './mem-locks';
 import type { StoreStorageError } from './storage-fault';
 import { Tombstones } from './tombstones';
+import { InflightWrites } from './raft/inflight-writes';
 
 /** StoreLogger is the one structured logger of every package (@flotilla/proto's Logger), kept under the store's old name. */
 export type StoreLogger = Logger;
@@ -69,6 +70,8 @@ export class StoreContext {
   pendingLog = new LogBatch();
   /** deferredLog holds commit-only hard-state changes waiting for the next durable write. */
   deferredLog: LogBatch[] = [];
+  /** inflightWrites: the async pipeline's round writes not yet durable and acted on (batch/log-pipeline.ts is its only user). */
+  readonly inflightWrites = new InflightWrites();
   /** maxReplicas is placement's replica target (refreshed with store heartbeats). */
   maxReplicas = 3;
   /** halted: the storage failure that stopped this store (then closed is true too); storage-fault.ts is its only writer. */
@@ -158,6 +161,24 @@ export class StoreContext {
    * installed: docs/testing.md, "Power loss").
    */
   writeLog(batch: LogBatch): void {
+    this.kvDurableBefore(batch);
+    this.log.write(batch);
+  }
+
+  /**
+   * writeLogAsync is writeLog on the log engine's writer thread (the async
+   * write pipeline, batch/log-pipeline.ts): the KV engine is made durable
+   * first, here, exactly as writeLog does, and the promise settles once the
+   * batch is durable. Writes complete in the order they were issued, a
+   * blocking writeLog after them included.
+   */
+  writeLogAsync(batch: LogBatch): Promise<void> {
+    this.kvDurableBefore(batch);
+    return this.log.writeAsync(batch);
+  }
+
+  /** kvDurableBefore syncs the KV engine when the batch holds a log change that needs it durable first (writeLog). */
+  private kvDurableBefore(batch: LogBatch): void {
     if (this.sm.unsynced && batch.ops.some(needsDurableKv)) {
       this.sm.sync();
       this.metrics.kvSyncs++;
@@ -170,7 +191,6 @@ export class StoreContext {
       const durable = this.sm.durableAppliedIndex(op.regionId);
       assert(bound <= durable, `region ${op.regionId}: the log ${op.kind} at index ${bound} passes the KV engine's durably applied index ${durable}`);
     }
-    this.log.write(batch);
   }
 }
 

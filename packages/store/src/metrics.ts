@@ -14,6 +14,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** COUNTERS: each plain field of StoreMetrics that is a counter, with its metric name and help (the names dashboards and tests read). */
 const COUNTERS = [
   ['proposals', 'flotilla_proposals_total', 'Commands proposed'],
+  ['proposalBatches', 'flotilla_proposal_batches_total', 'Raft entries that batch several client writes'],
+  ['batchedCommands', 'flotilla_batched_commands_total', 'Client writes proposed inside a batch entry'],
   ['reads', 'flotilla_reads_total', 'Linearizable reads started'],
   ['leaseReads', 'flotilla_lease_reads_total', 'Reads served on the leader lease (no ReadIndex round)'],
   ['entriesCommitted', 'flotilla_entries_committed_total', 'Entries committed by the Regions this store leads'],
@@ -45,6 +47,9 @@ type CounterField = (typeof COUNTERS)[number][0];
  */
 export class StoreMetrics implements Record<CounterField, number> {
   proposals = 0;
+  /** proposalBatches / batchedCommands: entries carrying several client writes, and the writes they carried. */
+  proposalBatches = 0;
+  batchedCommands = 0;
   reads = 0;
   /** leaseReads: reads served on the leader lease without a ReadIndex round. */
   leaseReads = 0;

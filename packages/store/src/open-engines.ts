@@ -26,7 +26,8 @@ export async function openEngines(dataDir: string, config: StoreConfig, logger: 
   const integrityFullMaxBytes = config.integrityCheckFullMaxBytes;
   let log: LogEngine;
   try {
-    log = LogEngine.open({ path: logPath, integrityFullMaxBytes });
+    // The async write pipeline persists rounds on the engine's writer thread.
+    log = LogEngine.open({ path: logPath, integrityFullMaxBytes, writer: config.writePipeline === 'async' ? 'worker' : 'sync' });
   } catch (e) {
     throw asStoreStorageError(e, undefined, dataDir, 'start') ?? e;
   }

@@ -7,7 +7,7 @@ import { afterApply } from '../operation/command/admin';
 import { catchUpSource } from '../operation/command/admin/merge';
 import { applyEntries } from '../operation/command/apply';
 import { ApplyBatch, type ApplyContext, type ApplyEffect } from '../operation/command/apply-context';
-import { matchProposal, type Response } from '../operation/command/propose';
+import { flushWriteBatch, matchProposal, type Response } from '../operation/command/propose';
 import { sendHibernateNotice } from '../operation/hibernate';
 import { serveReads } from '../operation/query';
 import { applyCommitted, handleReadyBeforePersist } from '../operation/ready/ready';
@@ -15,6 +15,8 @@ import { sendRaft } from '../operation/send';
 import { guardStorage } from '../storage-fault';
 import { err } from '../operation/command/command';
 import { publishWatchRound, watchView } from '../watch/hub';
+import type { PersistAck } from '../raft/inflight-writes';
+import { actOnDurable, issueRoundWrite, waitForIssued } from './log-pipeline';
 
 /** PeerReady is one peer's Ready of this round. */
 interface PeerReady {
@@ -24,13 +26,14 @@ interface PeerReady {
 
 /**
  * RoundLog is the round's one log batch and what became of it. Invariant:
- * it is written or deferred exactly once (or is empty), before anything of
- * the round is applied.
+ * it is written, issued to the writer thread (the async pipeline), or
+ * deferred exactly once (or is empty), before anything of the round is
+ * applied.
  */
 class RoundLog {
-  fate: 'pending' | 'written' | 'deferred' | 'empty' = 'pending';
+  fate: 'pending' | 'written' | 'issued' | 'deferred' | 'empty' = 'pending';
   constructor(readonly batch: LogBatch) {}
-  settle(fate: 'written' | 'deferred' | 'empty'): void {
+  settle(fate: 'written' | 'issued' | 'deferred' | 'empty'): void {
     assert(this.fate === 'pending', `round log batch settled twice (${this.fate}, then ${fate})`);
     this.fate = fate;
   }
@@ -48,7 +51,10 @@ interface AppliedRound {
  * handle_normal / end): collect every dirty peer's Ready, persist them
  * with ONE log write, apply committed entries in ONE KV transaction, then
  * answer clients, act on admin effects and advance. Messages leave with
- * one transport flush after collecting and one at the end.
+ * one transport flush after collecting and one at the end. With
+ * writePipeline 'async' the log write is issued to the writer thread and
+ * the round does not wait for it (batch/log-pipeline.ts): it applies what
+ * is already durable, and a later round acts on the write once it is.
  *
  * A storage failure anywhere in the round (a full disk, a damaged file)
  * stops the store (storage-fault.ts) where it happened: a round whose log
@@ -62,7 +68,9 @@ export function poll(ctx: StoreContext): void {
 function pollRound(ctx: StoreContext): void {
   ctx.polling = true;
   const started = ctx.now();
+  const pipelined = ctx.config.writePipeline === 'async';
   try {
+    if (pipelined) actOnDurable(ctx);
     const round = takeRound(ctx);
     const log = new RoundLog(takeLogBatch(ctx));
     const readies = collectReadies(ctx, round, log.batch);
@@ -70,18 +78,30 @@ function pollRound(ctx: StoreContext): void {
     // (a leader's MsgApp, heartbeats): flushing them now lets followers
     // append and fsync while the leader fsyncs, instead of after.
     ctx.transport.flush();
-    persistRound(ctx, readies, log);
+    if (pipelined) issueRound(ctx, readies, log);
+    else persistRound(ctx, readies, log);
     assert(log.fate !== 'pending', 'round log batch neither written nor deferred before apply');
-    const applied = applyRound(ctx, readies);
+    const applied = applyRound(ctx, readies, pipelined);
     finishRound(ctx, round, readies, applied);
   } finally {
     ctx.polling = false;
     ctx.metrics.observePoll(ctx.now() - started);
   }
+  if (ctx.closed) return;
   if (ctx.dirty.size > 0 || !ctx.pendingLog.isEmpty) {
-    if (!ctx.pendingLog.isEmpty && ctx.dirty.size === 0) ctx.flushPendingLog();
+    if (!ctx.pendingLog.isEmpty && ctx.dirty.size === 0) flushPending(ctx, pipelined);
     else ctx.schedulePoll();
   }
+}
+
+/** flushPending writes what applies queued for the log (compactions) when no round follows; the pipeline issues it like a round's write. */
+function flushPending(ctx: StoreContext, pipelined: boolean): void {
+  if (!pipelined) return ctx.flushPendingLog();
+  guardStorage(ctx, () => {
+    const b = ctx.pendingLog;
+    ctx.pendingLog = new LogBatch();
+    issueRoundWrite(ctx, b, []);
+  });
 }
 
 /** takeRound picks at most maxPeersPerPoll dirty peers, so hot Regions cannot starve others. */
@@ -110,7 +130,8 @@ function collectReadies(ctx: StoreContext, round: Peer[], logBatch: LogBatch): P
   const readies: PeerReady[] = [];
   for (const peer of round) {
     drainMailbox(ctx, peer);
-    if (ctx.peers.get(peer.regionId) !== peer) continue; // destroyed meanwhile
+    if (ctx.peers.get(peer.regionId) !== peer) continue; // destroyed meanwhile (failPending answered its batch)
+    flushWriteBatch(ctx, peer);
     if (!peer.raw.hasReady()) continue;
     const rd = peer.raw.ready();
     handleReadyBeforePersist(ctx, peer, rd, logBatch);
@@ -146,11 +167,49 @@ function persistRound(ctx: StoreContext, readies: PeerReady[], log: RoundLog): v
   log.settle('written');
 }
 
-/** applyRound sends what waited for persistence, advances, and applies committed entries into one KV transaction. */
-function applyRound(ctx: StoreContext, readies: PeerReady[]): AppliedRound {
+/**
+ * issueRound is persistRound for the async pipeline: the batch goes to the
+ * writer thread with every Ready of the round waiting on it (their
+ * persisted messages leave and raft hears of durability once it
+ * completes), or, when the round need not fsync, is deferred as on the
+ * sync path and its Readies' messages wait for the newest write issued.
+ */
+function issueRound(ctx: StoreContext, readies: PeerReady[], log: RoundLog): void {
+  const batch = log.batch;
+  const acks = (markPersisted: boolean): PersistAck[] => readies.map(({ peer, rd }) => ({ peer, readyNumber: rd.number, markPersisted, messages: rd.persistedMessages }));
+  const mustSync = readies.some((r) => r.rd.mustSync);
+  if (batch.isEmpty || (!mustSync && batch.approximateBytes <= ctx.config.logDeferMaxBytes)) {
+    // Invariant: a Ready with entries or a snapshot is mustSync, so it never lands here (raft would wait for it forever).
+    assert(!readies.some((r) => r.rd.entries.length > 0 || r.rd.snapshot !== undefined), 'a Ready with entries or a snapshot was deferred on the async pipeline');
+    if (batch.isEmpty) log.settle('empty');
+    else {
+      ctx.deferredLog.push(batch);
+      log.settle('deferred');
+    }
+    return waitForIssued(ctx, acks(false));
+  }
+  for (const { peer, rd } of readies) peer.raw.advanceAppendAsync(rd);
+  issueRoundWrite(ctx, batch, acks(true));
+  log.settle('issued');
+}
+
+/**
+ * applyRound sends what waited for persistence, advances, and applies
+ * committed entries into one KV transaction. On the async pipeline the
+ * persisted messages wait for the write instead (issueRound), and the
+ * committed entries are the Ready's: raft hands out only locally durable ones.
+ */
+function applyRound(ctx: StoreContext, readies: PeerReady[], pipelined: boolean): AppliedRound {
   const out: AppliedRound = { responses: [], effects: [], needApplyAdvance: [] };
   const apply = newApplyContext(ctx, out);
   for (const { peer, rd } of readies) {
+    if (pipelined) {
+      if (rd.committedEntries.length > 0) {
+        applyCommitted(ctx, peer, rd.committedEntries, apply);
+        out.needApplyAdvance.push(peer);
+      }
+      continue;
+    }
     for (const m of rd.persistedMessages) sendRaft(ctx, peer, m);
     const light = peer.raw.advance(rd);
     for (const m of light.messages) sendRaft(ctx, peer, m);

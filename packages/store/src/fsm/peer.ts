@@ -7,8 +7,9 @@ import type { PeerMsg } from '../router/message';
 import { executeOperator, startAdmin } from '../operation/command/admin';
 import { startMerge, proposeRollbackMerge } from '../operation/command/admin/merge';
 import { onProposeSplit, startSplit } from '../operation/command/admin/split';
-import { encodeCommand, err } from '../operation/command/command';
-import { propose } from '../operation/command/propose';
+import { err } from '../operation/command/command';
+import { proposeWrite } from '../operation/command/propose';
+import { writesBytes } from '../raft/write-batch';
 import { maybeHibernate, wake } from '../operation/hibernate';
 import { checkStalePeer, destroyPeer, failMailbox } from '../operation/life';
 import { startRead, startTxnRead } from '../operation/query';
@@ -125,9 +126,8 @@ function onCommand(ctx: StoreContext, peer: Peer, req: ClientRequest, cb: Callba
       for (const w of req.writes) {
         if (w.type !== 'deleteRange' && !keyInRegion(w.key, peer.region)) return cb(err.keyNotInRegion(w.key, peer.region));
       }
-      const data = encodeCommand({ header: req.header, writes: req.writes });
-      peer.flow.write(req.writes.length, data.length);
-      return propose(ctx, peer, data, cb);
+      peer.flow.write(req.writes.length, writesBytes(req.writes));
+      return proposeWrite(ctx, peer, req.header, req.writes, cb);
     }
     case 'admin':
       return startAdmin(ctx, peer, req.header, req.admin, cb);

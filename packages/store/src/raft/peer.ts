@@ -6,6 +6,7 @@ import type { PeerMsg } from '../router/message';
 import type { Callback, Proposal, ReadWaiter } from './proposal';
 import { PeerStorage, generateSnapshot } from './storage';
 import { FlowCounter } from './flow';
+import { WriteBatch } from './write-batch';
 
 /**
  * Peer is one replica of one Region on this store: its RawNode, its
@@ -30,6 +31,8 @@ export class Peer {
   /** mergeWaiters are answered when this Region's merge completes or rolls back (bounded: operation/command/admin/merge.ts). */
   mergeWaiters: Callback[] = [];
   proposals: Proposal[] = [];
+  /** writeBatch: client writes accepted this round, proposed as one entry at the end of the mailbox (operation/command/propose.ts). */
+  readonly writeBatch = new WriteBatch();
   /** reads wait for their read index and apply (bounded by StoreConfig.maxPendingReadsPerPeer). */
   reads: ReadWaiter[] = [];
   /**

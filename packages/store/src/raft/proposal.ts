@@ -1,8 +1,8 @@
 import type { CasResult, KvPair, Peer as PeerMeta, Region, RegionError, TxnResult } from '@flotilla/proto';
 
-/** CommandResult is what an applied (or rejected) command answers. */
+/** CommandResult is what an applied (or rejected) command answers; `batch` (a batched entry's per-command results) never reaches a client: flushWriteBatch fans it out. */
 export type CommandResult =
-  | { ok: true; value?: Uint8Array | null; values?: (Uint8Array | null)[]; pairs?: KvPair[]; cas?: CasResult[]; regions?: Region[]; txn?: TxnResult }
+  | { ok: true; value?: Uint8Array | null; values?: (Uint8Array | null)[]; pairs?: KvPair[]; cas?: CasResult[]; regions?: Region[]; txn?: TxnResult; batch?: CommandResult[] }
   | { ok: false; error: RegionError };
 
 export type Callback = (result: CommandResult) => void;

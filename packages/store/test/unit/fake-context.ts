@@ -32,7 +32,8 @@ export interface UnitStore {
 
 export function unitStore(overrides: Partial<StoreConfig> = {}, storeId = 1, placement: Partial<PlacementApi> = {}, reopenDir?: string): UnitStore {
   const dir = reopenDir ?? mkdtempSync(join(tmpdir(), 'flotilla-unit-'));
-  const log = LogEngine.open({ path: join(dir, 'raft.db') });
+  // The async write pipeline asked for explicitly gets the engine's writer thread, as openEngines gives it.
+  const log = LogEngine.open({ path: join(dir, 'raft.db'), writer: overrides.writePipeline === 'async' ? 'worker' : 'sync' });
   const sm = new KvEngineStateMachine(join(dir, 'kv.db'), (regionId, index) => log.term(regionId, index));
   const sent: { to: number; msg: RaftMessage }[] = [];
   const clock = { ms: 1_000 };

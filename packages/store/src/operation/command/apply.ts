@@ -11,6 +11,7 @@ import { checkEpoch, type ApplyContext } from './apply-context';
 import { decodeCommand, err } from './command';
 import { applyGc } from '../../gc/apply';
 import { gcOf } from '../../gc/command';
+import { batchOf } from '../../raft/write-batch';
 
 /**
  * applyEntries applies one peer's committed entries to the round's batch and
@@ -49,12 +50,24 @@ function applyNormal(peer: Peer, e: Entry, ctx: ApplyContext): CommandResult {
   if (cmd.txn) return applyTxn(peer, cmd, cmd.txn, ctx);
   const gc = gcOf(cmd);
   if (gc) return applyGc(peer, gc, ctx);
-  for (const w of cmd.writes) {
+  const batch = batchOf(cmd);
+  if (batch) return { ok: true, batch: batch.map((writes) => applyWrites(peer, writes, ctx)) };
+  return applyWrites(peer, cmd.writes, ctx);
+}
+
+/**
+ * applyWrites applies one client command's writes, all or none (a key
+ * outside the Region refuses the command). A batched entry runs it once
+ * per command, in order, so each command gets its own result and a
+ * refused one leaves its neighbours applied (raft/write-batch.ts).
+ */
+function applyWrites(peer: Peer, writes: KvWrite[], ctx: ApplyContext): CommandResult {
+  for (const w of writes) {
     const bad = writeOutsideRegion(w, peer.region);
     if (bad) return err.keyNotInRegion(bad, peer.region);
   }
   const casResults: CasResult[] = [];
-  for (const w of cmd.writes) {
+  for (const w of writes) {
     switch (w.type) {
       case 'put':
         ctx.batch.put(w.key, w.value);

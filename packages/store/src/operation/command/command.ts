@@ -13,6 +13,8 @@ const raftCmdSchema = z.object({
   txn: txnCommandSchema.optional(),
   onePcCommitTs: tsSchema.optional(),
   gc: gcCommandSchema.optional(),
+  /** batch: a proposal batch's commands (raft/write-batch.ts). */
+  batch: z.array(z.array(kvWriteSchema)).optional(),
 });
 
 export function encodeCommand(cmd: RaftCmdRequest): Uint8Array {

@@ -1,10 +1,11 @@
 import { ProposalDroppedError, StateRole, type ConfChangeV2 } from '@flotilla/raft-core';
-import { describeRegionError } from '@flotilla/proto';
+import { describeRegionError, type KvWrite, type RequestHeader } from '@flotilla/proto';
 import { assert, type StoreContext } from '../../context';
 import type { Peer } from '../../raft/peer';
 import type { Callback, CommandResult } from '../../raft/proposal';
+import { writesBytes, type BatchedCmd } from '../../raft/write-batch';
 import { wake } from '../hibernate';
-import { err } from './command';
+import { encodeCommand, err } from './command';
 
 /** Response is a proposal's answer, collected during apply and delivered after the round's KV write. */
 export interface Response {
@@ -12,6 +13,42 @@ export interface Response {
   cb: Callback;
   result: CommandResult;
   at: number;
+}
+
+/**
+ * proposeWrite takes a leader's client write (keys already checked against
+ * the Region) into the peer's proposal batch, which goes out as one entry
+ * at the end of the peer's mailbox this round (flushWriteBatch). With
+ * proposalBatchMaxCommands 1 it is proposed at once, alone, as before.
+ */
+export function proposeWrite(ctx: StoreContext, peer: Peer, header: RequestHeader, writes: KvWrite[], cb: Callback): void {
+  const cfg = ctx.config;
+  if (cfg.proposalBatchMaxCommands <= 1) return propose(ctx, peer, encodeCommand({ header, writes }), cb);
+  const bytes = writesBytes(writes);
+  if (!peer.writeBatch.fits(bytes, cfg.proposalBatchMaxCommands, cfg.proposalBatchMaxBytes)) flushWriteBatch(ctx, peer);
+  peer.writeBatch.add(header, writes, cb, bytes);
+  ctx.markDirty(peer);
+}
+
+/**
+ * flushWriteBatch proposes the peer's batched writes: one command alone in
+ * the entry format every version reads, several as one BatchedCmd whose
+ * apply answers each command with its own result. A failure of the entry
+ * as a whole (not leader, busy, stale, an epoch change, undetermined)
+ * answers every command of it with that same error.
+ */
+export function flushWriteBatch(ctx: StoreContext, peer: Peer): void {
+  const b = peer.writeBatch.take();
+  if (b === undefined) return;
+  if (b.cbs.length === 1) return propose(ctx, peer, encodeCommand({ header: b.header, writes: b.commands[0]! }), b.cbs[0]!);
+  const cmd: BatchedCmd = { header: b.header, writes: [], batch: b.commands };
+  const cbs = b.cbs;
+  ctx.metrics.proposalBatches++;
+  ctx.metrics.batchedCommands += cbs.length;
+  propose(ctx, peer, encodeCommand(cmd), (r) => {
+    const each = r.ok ? r.batch : undefined;
+    for (let i = 0; i < cbs.length; i++) cbs[i]!(each?.[i] ?? (r.ok ? { ok: true } : r));
+  });
 }
 
 /**
@@ -29,6 +66,8 @@ export interface Response {
 export function propose(ctx: StoreContext, peer: Peer, data: Uint8Array, cb: Callback): void {
   const r = peer.raw.raft;
   if (r.state !== StateRole.Leader) return cb(notLeaderNow(peer));
+  // Entries keep the order commands arrived in: a batch waiting on the peer goes first.
+  if (peer.writeBatch.size > 0) flushWriteBatch(ctx, peer);
   if (peer.proposals.length >= ctx.config.maxPendingProposalsPerPeer) return cb(err.busy('too many pending proposals for this region'));
   wake(ctx, peer);
   try {
@@ -98,6 +137,9 @@ export function matchProposal(peer: Peer, index: number, term: number, result: C
  * a write again); reads get `result` (NotLeader and the like: safe to retry).
  */
 export function failPending(peer: Peer, result: CommandResult): void {
+  // Writes still batching were never proposed: they get the result itself (safe to retry).
+  const batched = peer.writeBatch.take();
+  if (batched) for (const cb of batched.cbs) cb(result);
   const props = peer.proposals;
   peer.proposals = [];
   const why = result.ok ? 'lost track of the proposal' : describeRegionError(result.error);
