@@ -15,10 +15,12 @@
 // count before and after: keys with deadlines in one 100 ms window share
 // one) and the front's error replies. One JSON line per case on stdout, a
 // markdown table on stderr with the medians; the load average is in every
-// row (the machine is shared). --attach picks how the front attaches keys
-// to leases: batch (default: concurrent attaches coalesced into one
-// leaseAttachBatch request and log entry), single (one leaseAttach request
-// per key, the path before; FLOTILLA_REDIS_LEASE_ATTACH=single), or both:
+// row (the machine is shared). --attach picks the front's expiring-write
+// path: batch (default: blind SET EX writes group-committed, concurrent
+// attaches coalesced into one leaseAttachBatch request and log entry),
+// single (the path before: each expiring write its own transaction, one
+// leaseAttach request per key; FLOTILLA_REDIS_LEASE_ATTACH=single and
+// FLOTILLA_REDIS_EXPIRY_GROUP=off), or both:
 // one front of each on the same cluster, every case run on each in turn,
 // alternating. Needs redis-tools.
 import { execFileSync, spawn } from 'node:child_process';
@@ -90,7 +92,7 @@ function need(bin: string): string {
 /** startFront runs `flotilla redis --keyspace txn` as a child and resolves with its port once it announces itself. */
 function startFront(placement: string, attach: 'batch' | 'single'): Promise<{ port: number; stop: () => void }> {
   const { command, args: argv } = cliCommand(['redis', '--keyspace', 'txn', '--placement', placement, '--listen', '127.0.0.1:0', '--log-level', 'warn']);
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLOTILLA_REDIS_LEASE_ATTACH: attach } });
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLOTILLA_REDIS_LEASE_ATTACH: attach, FLOTILLA_REDIS_EXPIRY_GROUP: attach === 'single' ? 'off' : 'on' } });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('flotilla redis did not announce itself within 60 s')), 60_000);

@@ -221,6 +221,32 @@ describe('Redis key expiry on leases (--keyspace txn)', () => {
     expect(await r.exists('z:getex')).toBe(0);
   });
 
+  it('concurrent SET EX from many connections (group-committed): every key carries a lease with its TTL, the later of two writes of a key wins, and they expire', async () => {
+    const rs = Array.from({ length: 8 }, () => connect());
+    const start = Date.now();
+    await Promise.all(
+      rs.map((r, c) => {
+        const p = r.pipeline();
+        for (let i = 0; i < 25; i++) p.set(`grp:${c}:${i}`, `v${c}:${i}`, 'PX', 5000);
+        p.set(`grp:${c}:0`, 'later', 'PX', 5000);
+        p.setex(`grp:sx:${c}`, 5, 'x');
+        return p.exec();
+      }),
+    );
+    const r = rs[0]!;
+    for (let c = 0; c < rs.length; c++) {
+      expect(await r.get(`grp:${c}:0`)).toBe('later');
+      expect(await r.get(`grp:${c}:24`)).toBe(`v${c}:24`);
+      expect(typeof (await leaseOf(`grp:${c}:7`))).toBe('number');
+      const pttl = await r.pttl(`grp:${c}:3`);
+      expect(pttl).toBeGreaterThan(0);
+      expect(pttl).toBeLessThanOrEqual(5000 + 1000); // the lease ends at most a window (100 ms) and a grant's round trip after the deadline
+      expect(typeof (await leaseOf(`grp:sx:${c}`))).toBe('number');
+    }
+    await gone(r, 'grp:7:24', start, start + 5000 + REAP_BOUND_MS - Date.now());
+    expect(await r.exists('grp:0:0', 'grp:3:10', 'grp:7:24')).toBe(0);
+  });
+
   it('EXPIRE NX/XX/GT/LT follow Redis 7 (no expiry counts as infinite for GT and LT)', async () => {
     const r = connect();
     await r.set('c:k', 'v');

@@ -1,3 +1,4 @@
+import type { ExpiringWriteGroup } from './expiring-group';
 import { ClientError } from '@flotilla/client';
 import { LIMITS, type CasResult } from '@flotilla/proto';
 import type { CursorTable } from './cursor';
@@ -90,6 +91,8 @@ export interface FrontContext {
    * (DEL, MSETNX) use it to be all-or-nothing across Regions.
    */
   atomic: (<T>(fn: (scope: TxnScope) => Promise<T>) => Promise<T>) | undefined;
+  /** expiringWrites: group commit of blind expiring SETs outside MULTI (txn mode; undefined inside EXEC, on raw, or with FLOTILLA_REDIS_EXPIRY_GROUP=off). */
+  expiringWrites?: ExpiringWriteGroup | undefined;
   cursors: CursorTable;
   /** token: the API token AUTH must present (none: no AUTH needed). */
   token: string | undefined;

@@ -1,3 +1,5 @@
+import { EXPIRY_GROUP_ENV, ExpiringWriteGroup } from './expiring-group';
+import { leaseBookOf } from './lease-book';
 import net from 'node:net';
 import { LIMITS, RateLimitedLog, type Logger } from '@flotilla/proto';
 import { runBatch, takeRun } from './batch';
@@ -95,6 +97,7 @@ export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFro
     keyspace,
     txnClient: keyspace === 'txn' ? txnClient : undefined,
     atomic: keyspace === 'txn' ? (fn) => txnClient!.txn((tx) => fn(new TxnScope(tx))) : undefined,
+    expiringWrites: keyspace === 'txn' && process.env[EXPIRY_GROUP_ENV] !== 'off' ? new ExpiringWriteGroup(txnClient!, leaseBookOf(txnClient!)) : undefined,
     cursors: new CursorTable(),
     token: opts.token,
     stats,

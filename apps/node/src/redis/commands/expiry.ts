@@ -1,5 +1,6 @@
 import { ClientError } from '@flotilla/client';
 import { CommandError, NOT_INTEGER, SYNTAX_ERROR, keyArg, parseInt64, upper, type CommandDef, type FrontContext } from '../context';
+import { GroupItemFailed } from '../expiring-group';
 import { LEASE_TTL_MAX_MS, leaseBookOf, type LeaseBook } from '../lease-book';
 import { reply, type Reply } from '../resp';
 import type { TxnScope } from '../txn';
@@ -137,6 +138,16 @@ export interface SetExpiryOptions {
 export async function setWithExpiry(ctx: FrontContext, key: Uint8Array, value: Uint8Array, o: SetExpiryOptions): Promise<Reply> {
   const atomic = atomicOf(ctx, `SET ${o.expiry.kind === 'keep' ? 'KEEPTTL' : 'with an expiry'}`);
   const book = bookOf(ctx);
+  const group = ctx.expiringWrites;
+  if (group && o.condition === null && !o.get && o.expiry.kind === 'at' && o.expiry.atMs > Date.now()) {
+    // A blind write with a future deadline reads nothing: it joins the group commit; one whose lease was gone or full runs alone below.
+    try {
+      await group.write(key, value, o.expiry.atMs);
+      return reply.ok;
+    } catch (err) {
+      if (!(err instanceof GroupItemFailed)) throw err;
+    }
+  }
   return atomic(async (s) => {
     const current = await s.getEntry(key);
     const allowed = o.condition === null || (o.condition === 'NX' ? current === null : current !== null);

@@ -71,7 +71,7 @@ async function exec(ctx: FrontContext, c: ConnState, dispatch: Dispatch): Promis
       const now = await tx.batchGetWithVersion(watched.map((w) => w.key));
       if (watched.some((w, i) => (now[i]?.version ?? null) !== w.version)) return null;
     }
-    const inner: FrontContext = { ...ctx, client: scope, rmw: new ScopeRmw(scope, ctx.rmw.stats), atomic: (fn) => fn(scope) };
+    const inner: FrontContext = { ...ctx, client: scope, rmw: new ScopeRmw(scope, ctx.rmw.stats), atomic: (fn) => fn(scope), expiringWrites: undefined };
     const out: Reply[] = [];
     for (const cmd of m.queue) {
       out.push(await dispatch(inner, c, cmd));
