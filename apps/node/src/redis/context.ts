@@ -21,7 +21,8 @@ export interface KvClient {
   batchGet(keys: readonly Uint8Array[], opts?: { oneRequest?: boolean }): Promise<(Uint8Array | null)[]>;
   put(key: Uint8Array, value: Uint8Array): Promise<unknown>;
   batchPut(pairs: readonly { key: Uint8Array; value: Uint8Array }[], opts?: { oneRequest?: boolean }): Promise<unknown>;
-  scan(start: Uint8Array, end: Uint8Array, limit: number): Promise<{ key: Uint8Array; value: Uint8Array }[]>;
+  /** scan: pairs in key order; expired marks a key past its expiry (txn front), which SCAN skips but still takes its cursor from. */
+  scan(start: Uint8Array, end: Uint8Array, limit: number): Promise<{ key: Uint8Array; value: Uint8Array; expired?: boolean }[]>;
   cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null): Promise<CasResult>;
 }
 

@@ -58,6 +58,10 @@ export interface LeaseBookOptions {
  */
 export class LeaseBook {
   private readonly windows = new Map<string, Promise<BookLease>>();
+  /** ends: each lease this book granted and the window end it was granted for (our clock), kept a while past it (sweep). */
+  private readonly ends = new Map<number, number>();
+  /** others: leases this book did not grant, by what placement said of them (expired) and until when that answer is trusted. */
+  private readonly others = new Map<number, { expiresAtMs: number; checkedUntilMs: number }>();
   private lastSweepMs = 0;
   /** granted counts grants (INFO, tests). */
   granted = 0;
@@ -100,6 +104,7 @@ export class LeaseBook {
     const ttlMs = Math.min(LEASE_TTL_MAX_MS, Math.max(LEASE_TTL_MIN_MS, endMs - sentMs));
     const g = await this.api.grant(ttlMs);
     this.granted++;
+    this.ends.set(g.id, endMs);
     // Placement counts the TTL from when it received the grant, after sentMs: the lease cannot expire before sentMs + ttl.
     return { id: g.id, expiresNoEarlierThanMs: sentMs + g.ttlMs, keys: 0 };
   }
@@ -141,6 +146,29 @@ export class LeaseBook {
     }
   }
 
+  /**
+   * expired: whether keys written with leaseId must read as absent now
+   * (Redis never returns a key past its expiry; placement deletes it a
+   * little later, within the window and the reaper's bound). A lease this
+   * book granted expires at the end of the window it was granted for; of
+   * another (another front's, a `flotilla put --lease` key's) placement is
+   * asked, and the answer trusted for OTHER_CHECK_MS. A lease placement no
+   * longer knows has ended: expired.
+   */
+  async expired(leaseId: number): Promise<boolean> {
+    const now = this.now();
+    const end = this.ends.get(leaseId);
+    if (end !== undefined) return now >= end;
+    const known = this.others.get(leaseId);
+    if (known && now < known.checkedUntilMs) return now >= known.expiresAtMs;
+    const left = await this.remainingMs(leaseId);
+    if (this.others.size >= OTHER_LEASES_MAX) this.others.clear();
+    const expiresAtMs = left === null ? -Infinity : now + left;
+    // A gone lease stays gone; a live one may be kept alive, so its answer is trusted only briefly.
+    this.others.set(leaseId, { expiresAtMs, checkedUntilMs: left === null ? Infinity : now + OTHER_CHECK_MS });
+    return now >= expiresAtMs;
+  }
+
   /** size: windows with a lease now (bounded by the window widths: about 6,000 over 24 h). */
   get size(): number {
     return this.windows.size;
@@ -156,8 +184,17 @@ export class LeaseBook {
         void p.catch(() => {});
       }
     }
+    // Past ENDS_KEEP_MS after its end a lease's keys are long deleted; were one left, placement answers that the lease is gone.
+    for (const [id, end] of this.ends) if (end + ENDS_KEEP_MS <= now) this.ends.delete(id);
   }
 }
+
+/** OTHER_CHECK_MS: how long placement's answer on a lease this book did not grant is trusted (it may be kept alive meanwhile). */
+export const OTHER_CHECK_MS = 1000;
+/** OTHER_LEASES_MAX bounds the answers kept on other leases (cleared whole when full). */
+const OTHER_LEASES_MAX = 10_000;
+/** ENDS_KEEP_MS: how long past its end a granted lease's end is remembered. */
+const ENDS_KEEP_MS = 10 * 60_000;
 
 const books = new WeakMap<object, LeaseBook>();
 

@@ -10,7 +10,7 @@ import { DEFAULT_PUBSUB_LIMITS, PubSubHub, type PubSubLimits, type WatchClient }
 import { Subscriber } from './pubsub/subscriber';
 import { RespParser, RespProtocolError, encodeReply, type Reply, type RespLimits } from './resp';
 import { RmwCombiner } from './rmw';
-import { TxnKeyspace, TxnScope, type Keyspace, type TxnClient } from './txn';
+import { expiryOf, TxnKeyspace, TxnScope, type Keyspace, type TxnClient } from './txn';
 
 // server.ts: the Redis protocol front's TCP server. Each connection parses
 // commands as they arrive and runs them one after another, in order (what
@@ -96,7 +96,7 @@ export async function startRedisFront(opts: RedisFrontOptions): Promise<RedisFro
     rmw: new RmwCombiner(client),
     keyspace,
     txnClient: keyspace === 'txn' ? txnClient : undefined,
-    atomic: keyspace === 'txn' ? (fn) => txnClient!.txn((tx) => fn(new TxnScope(tx))) : undefined,
+    atomic: keyspace === 'txn' ? (fn) => txnClient!.txn((tx) => fn(new TxnScope(tx, expiryOf(txnClient!)))) : undefined,
     expiringWrites: keyspace === 'txn' && process.env[EXPIRY_GROUP_ENV] !== 'off' ? new ExpiringWriteGroup(txnClient!, leaseBookOf(txnClient!)) : undefined,
     cursors: new CursorTable(),
     token: opts.token,

@@ -1,6 +1,7 @@
 import type { FlotillaClient, Transaction } from '@flotilla/client';
 import type { CasResult } from '@flotilla/proto';
 import type { KvClient } from './context';
+import { leaseBookOf } from './lease-book';
 import type { Reply } from './resp';
 import type { RmwRunner, Step } from './rmw';
 
@@ -22,6 +23,27 @@ export interface Entry {
 /** Keyspace: which of Flotilla's two keyspaces the front serves (docs/transactions.md "Raw or transactional keys"). */
 export type Keyspace = 'raw' | 'txn';
 
+/**
+ * ExpiryCheck: whether a key written with this lease reads as absent now.
+ * Redis never returns a key past its expiry; placement deletes expired
+ * keys a little later (within the lease window and the reaper's bound), so
+ * reads on the txn front filter them meanwhile (lazy expiry, as Redis
+ * does on access). LeaseBook.expired decides.
+ */
+export type ExpiryCheck = (leaseId: number) => Promise<boolean>;
+
+/** expiryOf: the ExpiryCheck of a front's client (its one lease book). */
+export function expiryOf(client: TxnClient): ExpiryCheck {
+  const book = leaseBookOf(client);
+  return (id) => book.expired(id);
+}
+
+/** unexpired: v, or null when it carries a lease that has expired. */
+async function unexpired<T extends { lease: number | null }>(v: T | null, expired: ExpiryCheck | undefined): Promise<T | null> {
+  if (v === null || v.lease === null || expired === undefined) return v;
+  return (await expired(v.lease)) ? null : v;
+}
+
 const same = (a: Uint8Array | null, b: Uint8Array | null): boolean => (a === null || b === null ? a === b : Buffer.compare(a, b) === 0);
 
 /**
@@ -35,7 +57,11 @@ export class TxnScope implements KvClient {
   wrote = false;
   failure: unknown = undefined;
 
-  constructor(readonly tx: Transaction) {}
+  constructor(
+    readonly tx: Transaction,
+    /** expired: filters keys past their expiry from every read (none: reads as stored). */
+    private readonly expired?: ExpiryCheck,
+  ) {}
 
   private async guard<T>(p: () => Promise<T>): Promise<T> {
     try {
@@ -46,22 +72,27 @@ export class TxnScope implements KvClient {
     }
   }
 
-  get(key: Uint8Array): Promise<Uint8Array | null> {
-    return this.guard(() => this.tx.get(key));
+  async get(key: Uint8Array): Promise<Uint8Array | null> {
+    return (await this.getEntry(key))?.value ?? null;
   }
 
-  /** getEntry reads the value with its lease (expiry.ts: TTL, KEEPTTL; INCR & co keep the lease). */
+  /** getEntry reads the value with its lease (expiry.ts: TTL, KEEPTTL; INCR & co keep the lease); an expired key reads as absent. */
   async getEntry(key: Uint8Array): Promise<Entry | null> {
-    const v = await this.guard(() => this.tx.getWithVersion(key));
+    const v = await unexpired(await this.guard(() => this.tx.getWithVersion(key)), this.expired);
     return v === null ? null : { value: v.value, lease: v.lease };
   }
 
-  batchGet(keys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]> {
-    return this.guard(() => this.tx.batchGet(keys));
+  async batchGet(keys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]> {
+    const vs = await this.guard(() => this.tx.batchGetWithVersion(keys));
+    return Promise.all(vs.map(async (v) => (await unexpired(v, this.expired))?.value ?? null));
   }
 
-  async scan(start: Uint8Array, end: Uint8Array, limit: number): Promise<{ key: Uint8Array; value: Uint8Array }[]> {
-    return this.guard(() => this.tx.scan(start, end, limit));
+  /** scan marks expired pairs (not dropped: the scan command still takes its cursor from them); their leases come from one batch read. */
+  async scan(start: Uint8Array, end: Uint8Array, limit: number): Promise<{ key: Uint8Array; value: Uint8Array; expired?: boolean }[]> {
+    const pairs = await this.guard(() => this.tx.scan(start, end, limit));
+    if (this.expired === undefined || pairs.length === 0) return pairs;
+    const vs = await this.guard(() => this.tx.batchGetWithVersion(pairs.map((p) => p.key)));
+    return Promise.all(pairs.map(async (p, i) => ((await unexpired(vs[i] ?? null, this.expired)) === null ? { ...p, expired: true } : p)));
   }
 
   /** put buffers the write (a limit it breaks, like the transaction's key count, fails this one command); the key no longer expires (Redis' SET). */
@@ -120,21 +151,30 @@ export class ScopeRmw implements RmwRunner {
  */
 export class TxnKeyspace implements KvClient {
   private readonly group: WriteGroup;
+  private readonly expired: ExpiryCheck | undefined;
 
-  constructor(private readonly client: TxnClient) {
+  /** expired: what filters keys past their expiry from reads (default: the client's lease book; false: reads as stored). */
+  constructor(
+    private readonly client: TxnClient,
+    expired: ExpiryCheck | false = expiryOf(client),
+  ) {
     this.group = new WriteGroup(client);
+    this.expired = expired === false ? undefined : expired;
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | null> {
-    return (await this.client.snapshot()).get(key);
+    return (await unexpired(await (await this.client.snapshot()).getWithVersion(key), this.expired))?.value ?? null;
   }
 
   async batchGet(keys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]> {
-    return (await this.client.snapshot()).batchGet(keys);
+    const vs = await (await this.client.snapshot()).batchGetWithVersion(keys);
+    return Promise.all(vs.map(async (v) => (await unexpired(v, this.expired))?.value ?? null));
   }
 
-  async scan(start: Uint8Array, end: Uint8Array, limit: number): Promise<{ key: Uint8Array; value: Uint8Array }[]> {
-    return (await (await this.client.snapshot()).scan(start, end, limit)).map((p) => ({ key: p.key, value: p.value }));
+  /** scan marks expired pairs (the scan command takes its cursor from every pair and answers only the live ones). */
+  async scan(start: Uint8Array, end: Uint8Array, limit: number): Promise<{ key: Uint8Array; value: Uint8Array; expired?: boolean }[]> {
+    const pairs = await (await this.client.snapshot()).scan(start, end, limit);
+    return Promise.all(pairs.map(async (p) => ((await unexpired(p, this.expired)) === null ? { key: p.key, value: p.value, expired: true } : { key: p.key, value: p.value })));
   }
 
   put(key: Uint8Array, value: Uint8Array): Promise<void> {
@@ -146,7 +186,7 @@ export class TxnKeyspace implements KvClient {
   }
 
   cas(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null, opts?: { clearTtl?: boolean }): Promise<CasResult> {
-    return this.client.txn((tx) => new TxnScope(tx).cas(key, expected, value, opts));
+    return this.client.txn((tx) => new TxnScope(tx, this.expired).cas(key, expected, value, opts));
   }
 }
 

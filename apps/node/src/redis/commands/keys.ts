@@ -102,7 +102,7 @@ async function scan(ctx: FrontContext, args: Buffer[]): Promise<Reply> {
   const page = pairs.slice(0, a.count);
   const next = pairs.length > a.count ? pairs[a.count]!.key : null;
   const everything = a.match === null || a.match.matchesEverything();
-  const keys = a.typeOk ? page.filter((p) => everything || a.match!.matches(p.key)).map((p) => reply.bulk(p.key)) : [];
+  const keys = a.typeOk ? page.filter((p) => p.expired !== true && (everything || a.match!.matches(p.key))).map((p) => reply.bulk(p.key)) : [];
   return reply.array([reply.bulk(next === null ? '0' : ctx.cursors.issue(next)), reply.array(keys)]);
 }
 

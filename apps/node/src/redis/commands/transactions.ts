@@ -1,6 +1,6 @@
 import { CommandError, keyArg, type CommandDef, type ConnState, type FrontContext, type Handler } from '../context';
 import { reply, type Reply } from '../resp';
-import { ScopeRmw, TxnScope } from '../txn';
+import { expiryOf, ScopeRmw, TxnScope } from '../txn';
 
 // MULTI / EXEC / DISCARD / WATCH / UNWATCH on Flotilla transactions (txn
 // keyspace only). MULTI queues commands; EXEC runs them all in ONE
@@ -66,7 +66,7 @@ async function exec(ctx: FrontContext, c: ConnState, dispatch: Dispatch): Promis
   c.watched.clear();
   if (m.dirty) return reply.error('EXECABORT Transaction discarded because of previous errors.');
   const replies = await ctx.txnClient!.txn(async (tx) => {
-    const scope = new TxnScope(tx);
+    const scope = new TxnScope(tx, expiryOf(ctx.txnClient!));
     if (watched.length > 0) {
       const now = await tx.batchGetWithVersion(watched.map((w) => w.key));
       if (watched.some((w, i) => (now[i]?.version ?? null) !== w.version)) return null;
