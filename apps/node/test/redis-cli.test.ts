@@ -4,7 +4,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exited, killAll, readJson, startCli, waitFor, type CliChild } from './helpers';
+import { exited, killAll, type CliChild } from './helpers';
+import { startRedisUp } from './redis-up';
 import type { ClusterFile } from '../src/cluster-file';
 
 // The real redis-cli and redis-benchmark (Debian redis-tools) against
@@ -38,18 +39,7 @@ const cli = (...args: string[]) => tool(REDIS_CLI!, ['-p', String(port), ...args
 
 describe.skipIf(!REDIS_CLI || !REDIS_BENCHMARK)('redis-cli and redis-benchmark against flotilla up --redis-port', () => {
   beforeAll(async () => {
-    up = startCli(['up', '--stores', '3', '--data-dir', dataDir, '--base-port', '0', '--profile', 'demo', '--redis-port', '0', '--log-level', 'warn']);
-    const line = await waitFor(
-      'flotilla up to report its Redis address',
-      () => {
-        if (up!.exitCode !== null) throw new Error(`flotilla up exited with ${up!.exitCode}: ${up!.out.stderr}`);
-        return up!.out.stdout.includes('Press Ctrl-C') ? /Redis: 127\.0\.0\.1:(\d+)/.exec(up!.out.stdout) : null;
-      },
-      90_000,
-      100,
-    );
-    port = Number(line[1]);
-    cluster = readJson<ClusterFile>(join(dataDir, 'cluster.json')) ?? undefined;
+    ({ up, cluster, port } = await startRedisUp(dataDir));
   }, 120_000);
 
   afterAll(() => {

@@ -12,7 +12,8 @@ import { channelPrefix, patternPrefix } from '../src/redis/pubsub/channels';
 import { encodeCommand } from '../src/redis/resp';
 import { startRedisFront, type RedisFront } from '../src/redis/server';
 import type { ClusterFile } from '../src/cluster-file';
-import { killAll, readJson, runCli, startCli, waitFor, type CliChild } from './helpers';
+import { killAll, runCli, type CliChild } from './helpers';
+import { startRedisUp } from './redis-up';
 
 // Redis keyspace notifications through watch (issue #20): `flotilla up
 // --stores 3 --redis-port 0 --redis-keyspace txn` as a user starts it, an
@@ -38,18 +39,7 @@ const sockets: net.Socket[] = [];
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  up = startCli(['up', '--stores', '3', '--data-dir', dataDir, '--base-port', '0', '--profile', 'demo', '--redis-port', '0', '--redis-keyspace', 'txn', '--log-level', 'warn']);
-  const line = await waitFor(
-    'flotilla up to report its Redis address',
-    () => {
-      if (up!.exitCode !== null) throw new Error(`flotilla up exited with ${up!.exitCode}: ${up!.out.stderr}`);
-      return up!.out.stdout.includes('Press Ctrl-C') ? /Redis: 127\.0\.0\.1:(\d+)/.exec(up!.out.stdout) : null;
-    },
-    90_000,
-    100,
-  );
-  port = Number(line[1]);
-  cluster = readJson<ClusterFile>(join(dataDir, 'cluster.json')) ?? undefined;
+  ({ up, cluster, port } = await startRedisUp(dataDir, ['--redis-keyspace', 'txn']));
   client = await FlotillaClient.connect({ placement: cluster!.placement.address });
   // user:* spans two Regions, so the pattern's watch merges two feeds.
   await client.split('user:5');
