@@ -44,6 +44,21 @@ interface LockState {
   grants: LockGrant[];
   writes: RegisterWrite[];
   counts: { locks: number; lockFailed: number; lost: number; writes: number; ok: number; refused: number; fail: number; info: number };
+  /**
+   * plantedUntilMs (--plant-bug): while the stale writer has not yet been
+   * overtaken by a later holder, and until this time, the other contenders
+   * keep taking the lock past the run's end: under faults the next holder
+   * may come late (a store was killed and the lock's Region re-elected),
+   * and without one the bug has nothing to interleave with.
+   */
+  plantedUntilMs?: number;
+  plantedOvertaken?: boolean;
+}
+
+/** keepContending: the run goes on, or the planted bug still waits for a later holder (bounded by plantedUntilMs). */
+function keepContending(st: LockState, running: () => boolean): boolean {
+  if (running()) return true;
+  return st.plantedUntilMs !== undefined && st.plantedOvertaken !== true && Date.now() < st.plantedUntilMs;
 }
 
 /** fencedWrite appends (who, token, seq) to the register; fenced: refused when a higher token is already there. Resolves with the highest token it read when it wrote (0n when it did not). */
@@ -106,7 +121,7 @@ async function contender(st: LockState, who: number, running: () => boolean): Pr
   const r = mulberry32(st.run.o.seed * 17 + who);
   let seq = 0;
   try {
-    while (running()) {
+    while (keepContending(st, running)) {
       const held = await acquire(st, c, who);
       if (!held) {
         await sleep(100);
@@ -139,11 +154,14 @@ async function staleWriter(st: LockState, who: number, running: () => boolean): 
     // ...which this one ignores. It writes for the whole run, and past its end (20 s at most) until one of its
     // writes has landed after a later holder's (a loaded machine can make the next holder slow to come).
     const until = Date.now() + st.run.o.durationS * 1000 + 20_000;
+    st.plantedUntilMs = until;
     let overtaken = false;
     while ((running() || !overtaken) && Date.now() < until) {
       overtaken = (await fencedWrite(st, writeClient, who, held.h.fencingToken, seq++, false)) > held.h.fencingToken || overtaken;
+      st.plantedOvertaken = overtaken;
       await sleep(200);
     }
+    st.plantedOvertaken = true; // done either way: the contenders may stop
   } finally {
     lockClient.close();
     writeClient.close();
