@@ -23,12 +23,13 @@
 // FLOTILLA_REDIS_EXPIRY_GROUP=off), or both:
 // one front of each on the same cluster, every case run on each in turn,
 // alternating. Needs redis-tools.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
-import { LocalCluster, cliCommand, makeLogger } from '@flotilla/node';
+import { LocalCluster, makeLogger } from '@flotilla/node';
+import { errorReplies, startRedisFront, type RedisFront } from './redis-front';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -89,32 +90,13 @@ function need(bin: string): string {
   return p;
 }
 
-/** startFront runs `flotilla redis --keyspace txn` as a child and resolves with its port once it announces itself. */
-function startFront(placement: string, attach: 'batch' | 'single'): Promise<{ port: number; stop: () => void }> {
-  const { command, args: argv } = cliCommand(['redis', '--keyspace', 'txn', '--placement', placement, '--listen', '127.0.0.1:0', '--log-level', 'warn']);
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLOTILLA_REDIS_LEASE_ATTACH: attach, FLOTILLA_REDIS_EXPIRY_GROUP: attach === 'single' ? 'off' : 'on' } });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('flotilla redis did not announce itself within 60 s')), 60_000);
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"address":"[^"]*:(\d+)"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ port: Number(m[1]), stop: () => child.kill('SIGTERM') });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`flotilla redis exited with ${code}`)));
-  });
-}
-
-function errorReplies(cli: string, port: number): number {
-  const info = execFileSync(cli, ['-p', String(port), 'info', 'stats'], { encoding: 'utf8' });
-  return Number(/total_error_replies:(\d+)/.exec(info)?.[1] ?? NaN);
-}
-
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** startFront: a txn front on the old (single attaches, no expiry group) or the new path. */
+function startFront(placement: string, attach: 'batch' | 'single'): Promise<RedisFront> {
+  return startRedisFront(placement, ['--keyspace', 'txn'], { ...process.env, FLOTILLA_REDIS_LEASE_ATTACH: attach, FLOTILLA_REDIS_EXPIRY_GROUP: attach === 'single' ? 'off' : 'on' });
+}
 
 async function runCase(bin: string, cli: string, port: number, client: FlotillaClient, name: string, attach: 'batch' | 'single', roundNo: number): Promise<Row> {
   const before = errorReplies(cli, port);

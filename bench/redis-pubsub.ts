@@ -13,12 +13,12 @@
 // delivered before its earlier one. Cases: 1 and 10 subscribers at RATE
 // (default 1,000/s, 10 s); --quick: 1 subscriber, 5 s. One JSON line per
 // case on stdout with the load average (the machine is shared).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster, cliCommand, makeLogger } from '@flotilla/node';
+import { LocalCluster, makeLogger } from '@flotilla/node';
+import { startRedisFront } from './redis-front';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -32,25 +32,6 @@ const WRITERS = 64;
 const DRAIN_MS = 15_000;
 const progress = (s: string): boolean => process.stderr.write(`[bench:redis-pubsub] ${s}\n`);
 const round = (n: number): number => Math.round(n * 100) / 100;
-
-/** startFront runs `flotilla redis --keyspace txn` as a child and resolves with its port once it announces itself. */
-function startFront(placement: string): Promise<{ port: number; stop: () => void }> {
-  const { command, args: argv } = cliCommand(['redis', '--keyspace', 'txn', '--placement', placement, '--listen', '127.0.0.1:0', '--log-level', 'warn']);
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('flotilla redis did not announce itself within 60 s')), 60_000);
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"address":"[^"]*:(\d+)"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ port: Number(m[1]), stop: () => child.kill('SIGTERM') });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`flotilla redis exited with ${code}`)));
-  });
-}
 
 type Value = string | number | null | Value[];
 
@@ -222,7 +203,7 @@ async function main(): Promise<void> {
   const cluster = await LocalCluster.start({ dataDir: dir, stores: 3, profile: 'production', basePort: 0, logLevel: 'warn', logger });
   let front: { port: number; stop: () => void } | undefined;
   try {
-    front = await startFront(cluster.placement.address);
+    front = await startRedisFront(cluster.placement.address, ['--keyspace', 'txn']);
     for (const subscribers of quick ? [1] : [1, 10]) {
       progress(`${subscribers} subscriber(s), ${RATE} SET/s for ${CASE_MS / 1000} s`);
       console.log(JSON.stringify(await runCase(front.port, `ps${subscribers}`, subscribers)));

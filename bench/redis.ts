@@ -13,12 +13,13 @@
 //      same one key redis-benchmark uses without -r.
 // One JSON line per case on stdout; a markdown table on stderr; the load
 // average is in every row (the machine is shared). Needs redis-tools.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
-import { LocalCluster, cliCommand, makeLogger } from '@flotilla/node';
+import { LocalCluster, makeLogger } from '@flotilla/node';
+import { errorReplies, startRedisFront } from './redis-front';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -56,30 +57,6 @@ function need(bin: string): string {
     process.exit(2);
   }
   return p;
-}
-
-/** startFront runs `flotilla redis` as a child and resolves with its port once it announces itself. */
-function startFront(placement: string): Promise<{ port: number; stop: () => void }> {
-  const { command, args: argv } = cliCommand(['redis', '--placement', placement, '--listen', '127.0.0.1:0', '--log-level', 'warn']);
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('flotilla redis did not announce itself within 60 s')), 60_000);
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"address":"[^"]*:(\d+)"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ port: Number(m[1]), stop: () => child.kill('SIGTERM') });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`flotilla redis exited with ${code}`)));
-  });
-}
-
-function errorReplies(cli: string, port: number): number {
-  const info = execFileSync(cli, ['-p', String(port), 'info', 'stats'], { encoding: 'utf8' });
-  return Number(/total_error_replies:(\d+)/.exec(info)?.[1] ?? NaN);
 }
 
 /** redisBenchmark runs the acceptance command and returns one row per test (SET, GET, INCR). */
@@ -138,7 +115,7 @@ async function main(): Promise<void> {
   let client: FlotillaClient | undefined;
   const rows: Row[] = [];
   try {
-    front = await startFront(cluster.placement.address);
+    front = await startRedisFront(cluster.placement.address);
     client = await FlotillaClient.connect({ placement: cluster.placement.address });
     await client.put(KEY, VALUE);
     rows.push(...redisBenchmark(bench, cli, front.port));
