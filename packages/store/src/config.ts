@@ -30,6 +30,16 @@ export interface StoreConfig {
   regionMaxKeys: number;
   regionSplitKeys: number;
   splitCheckIntervalMs: number;
+  /**
+   * loadSplitQps / loadSplitBytesPerSec: a led Region over either (requests
+   * or bytes per second) for loadSplitWindows windows of loadSplitWindowMs
+   * in a row splits at a key that balances its load (TiKV's load-base-split,
+   * operation/load-split.ts). 0 disables that threshold; both 0 disable it.
+   */
+  loadSplitQps: number;
+  loadSplitBytesPerSec: number;
+  loadSplitWindowMs: number;
+  loadSplitWindows: number;
   /** raftLogGcCountLimit / raftLogGcThreshold: the leader proposes CompactLog past these. */
   raftLogGcCountLimit: number;
   raftLogGcThreshold: number;
@@ -145,6 +155,11 @@ export const PRODUCTION: StoreConfig = {
   regionMaxKeys: 1_440_000,
   regionSplitKeys: 960_000,
   splitCheckIntervalMs: 10_000,
+  // TiKV's split.qps-threshold 3000, split.byte-threshold 30 MiB, detect-times 10 (one window a second).
+  loadSplitQps: 3_000,
+  loadSplitBytesPerSec: 30 * 1024 * 1024,
+  loadSplitWindowMs: 1_000,
+  loadSplitWindows: 10,
   raftLogGcCountLimit: 10_000,
   raftLogGcThreshold: 50,
   raftLogGcIntervalMs: 5_000,
@@ -219,6 +234,10 @@ export const storeConfigOverridesSchema = z
     regionMaxKeys: positive,
     regionSplitKeys: positive,
     splitCheckIntervalMs: positive,
+    loadSplitQps: z.number().int().nonnegative(),
+    loadSplitBytesPerSec: z.number().int().nonnegative(),
+    loadSplitWindowMs: positive.min(100).max(60_000),
+    loadSplitWindows: positive.max(1_000),
     raftLogGcCountLimit: positive,
     raftLogGcThreshold: positive,
     raftLogGcIntervalMs: positive,

@@ -33,6 +33,7 @@ const COUNTERS = [
   ['snapshotsApplied', 'flotilla_snapshots_applied_total', 'Snapshots applied'],
   ['clientRequests', 'flotilla_client_requests_total', 'Client requests'],
   ['clientErrors', 'flotilla_client_errors_total', 'Client requests answered with an error'],
+  ['loadSplits', 'flotilla_load_splits_total', 'Splits asked for by load (QPS or bytes), not size'],
 ] as const;
 
 type CounterField = (typeof COUNTERS)[number][0];
@@ -47,6 +48,8 @@ type CounterField = (typeof COUNTERS)[number][0];
  */
 export class StoreMetrics implements Record<CounterField, number> {
   proposals = 0;
+  /** loadSplits: splits asked for because a Region stayed over loadSplitQps / loadSplitBytesPerSec (operation/load-split-driver.ts). */
+  loadSplits = 0;
   /** proposalBatches / batchedCommands: entries carrying several client writes, and the writes they carried. */
   proposalBatches = 0;
   batchedCommands = 0;

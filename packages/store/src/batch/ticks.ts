@@ -4,6 +4,7 @@ import { TICK } from '../router/message';
 import { raftLogGc, purgeLog } from '../operation/command/admin/compact-log';
 import { mergeCheck } from '../operation/command/admin/merge';
 import { splitCheck } from '../operation/command/admin/split';
+import { loadSplitCheck } from '../operation/load-split-driver';
 import { regionHeartbeats, storeHeartbeat } from '../operation/pd';
 import { expireReads } from '../operation/query';
 import { guardStorage } from '../storage-fault';
@@ -25,6 +26,7 @@ export const TICKS: readonly PeriodicTask[] = [
   { name: 'storeHeartbeat', intervalMs: (c) => c.storeHeartbeatIntervalMs, run: (ctx) => void storeHeartbeat(ctx) },
   { name: 'regionHeartbeats', intervalMs: (c) => c.regionHeartbeatIntervalMs, run: (ctx) => void regionHeartbeats(ctx) },
   { name: 'splitCheck', intervalMs: (c) => c.splitCheckIntervalMs, run: splitCheck },
+  { name: 'loadSplitCheck', intervalMs: (c) => c.loadSplitWindowMs, run: loadSplitCheck },
   { name: 'raftLogGc', intervalMs: (c) => c.raftLogGcIntervalMs, run: raftLogGc },
   { name: 'expireReads', intervalMs: (c) => c.expireReadsIntervalMs, run: expireReads },
   { name: 'mergeCheck', intervalMs: (c) => c.mergeCheckIntervalMs, run: mergeCheck },

@@ -12,6 +12,7 @@ import { proposeWrite } from '../operation/command/propose';
 import { writesBytes } from '../raft/write-batch';
 import { maybeHibernate, wake } from '../operation/hibernate';
 import { checkStalePeer, destroyPeer, failMailbox } from '../operation/life';
+import { recordLoad } from '../operation/load-split-driver';
 import { startRead, startTxnRead } from '../operation/query';
 import { proposeOnePc, startTxn } from '../operation/txn';
 import { onProposeGc } from '../gc/worker';
@@ -119,6 +120,7 @@ function onCommand(ctx: StoreContext, peer: Peer, req: ClientRequest, cb: Callba
   // A Region being merged away serves nothing: its range is about to belong to the target.
   if (peer.mergeState) return cb(err.epochNotMatch([peer.region]));
   if (req.op !== 'admin' && req.header.regionEpoch.version !== peer.region.epoch.version) return cb(err.epochNotMatch([peer.region]));
+  recordLoad(ctx, peer, req);
   switch (req.op) {
     case 'read':
       return startRead(ctx, peer, req.read, cb);

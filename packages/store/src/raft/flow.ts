@@ -12,15 +12,19 @@ export class FlowCounter {
   private writeKeys = 0;
   private writeBytes = 0;
   private sinceMs = -1;
+  /** totalBytes: read and written bytes since the peer started, never reset (load-based split diffs it per window). */
+  totalBytes = 0;
 
   read(keys: number, bytes: number): void {
     this.readKeys += keys;
     this.readBytes += bytes;
+    this.totalBytes += bytes;
   }
 
   write(keys: number, bytes: number): void {
     this.writeKeys += keys;
     this.writeBytes += bytes;
+    this.totalBytes += bytes;
   }
 
   /** hasUnreported: traffic was counted since the last take (a hibernated Region reports it at the normal pace, not 6 intervals late). */
