@@ -29,10 +29,7 @@ import type {
 } from './types';
 import { OperatorController, type StoreInfluence } from './schedule/operator-controller';
 import { isLiveState, type ClusterView, type Scheduler } from './schedule/scheduler';
-import { ReplicaChecker, type ReplicaCheckerOptions } from './schedule/replica-checker';
-import { BalanceLeader, type BalanceLeaderOptions } from './schedule/balance-leader';
-import { BalanceRegion, type BalanceRegionOptions } from './schedule/balance-region';
-import { MergeChecker, type MergeCheckerOptions } from './schedule/merge-checker';
+import { defaultSchedulers, type BuiltInSchedulerOptions } from './schedule/defaults';
 import { HeatmapRecorder, heatmapSizes, type HeatmapOptions } from './dashboard/heatmap';
 
 /** Shared empty lists for the common heartbeat without down or pending peers (never mutated). */
@@ -75,7 +72,7 @@ export function indexRegion(regionsByStore: Map<number, Set<number>>, leadersByS
 type PlacementHandlers = { [M in ClusterMethod]: (p: ParamsOf<M>) => ResultOf<M> };
 
 /** ClusterOptions configures the placement state machine (shared by the server and in-process tests/benchmarks). */
-export interface ClusterOptions {
+export interface ClusterOptions extends BuiltInSchedulerOptions {
   dataDir: string;
   /** maxReplicas: voters per Region the replica checker keeps (default 3; persisted; a given value replaces the stored one). */
   maxReplicas?: number;
@@ -106,17 +103,6 @@ export interface ClusterOptions {
   gc?: GcOptions;
   /** lease: the lease reaper and its retry backoff (lease/leader.ts; without a reaper leaseGrant is refused). */
   lease?: LeaseOptions;
-  /** schedulers replaces the built-in set (replica checker, balance-leader, balance-region, merge checker). */
-  schedulers?: Scheduler[];
-  replicaChecker?: ReplicaCheckerOptions;
-  balanceLeader?: BalanceLeaderOptions | false;
-  balanceRegion?: BalanceRegionOptions | false;
-  /**
-   * mergeChecker folds small adjacent Regions together (on by default;
-   * false disables it). Defaults: 20 MiB / 200,000 keys, no merge within
-   * 1 h of a split or of placement's start, 8 operators in flight.
-   */
-  mergeChecker?: MergeCheckerOptions | false;
   /** maxDirtyRegions: flush the Region write batch inline once it holds this many Regions (default 4096). */
   maxDirtyRegions?: number;
   /** idStep: how far each durable high-water bump reaches (default 1000). */
@@ -256,13 +242,7 @@ export class PlacementCluster implements ClusterView {
       onEvent: (event, op, reason) => this.logger.info({ event, operatorId: op.id, regionId: op.regionId, kind: op.kind, reason }, `operator ${event}`),
     });
     this.operators.restore(state.operators.filter((op) => this.tree.getById(op.regionId) !== undefined));
-    this.schedulers = opts.schedulers ?? [
-      // Checkers before balancers, as in PD: repairs and merges claim their Regions before a balancer moves them.
-      new ReplicaChecker(opts.replicaChecker),
-      ...(opts.mergeChecker === false ? [] : [new MergeChecker(opts.mergeChecker)]),
-      ...(opts.balanceLeader === false ? [] : [new BalanceLeader(opts.balanceLeader)]),
-      ...(opts.balanceRegion === false ? [] : [new BalanceRegion(opts.balanceRegion)]),
-    ];
+    this.schedulers = defaultSchedulers(opts);
     this.logger.info({ path: storage.path, clusterId: this.clusterId, bootstrapped: this.bootstrapped, stores: this.stores.size, regions: this.tree.size }, 'placement state loaded');
   }
 

@@ -24,3 +24,4 @@ export type * from './types';
 export { LOGICAL_BITS, LOGICAL_LIMIT, composeTs, splitTs } from './tso/timestamp';
 export type { Scheduler, ClusterView, OperatorDraft, SchedulerLimits } from './schedule/scheduler';
 export type { MergeCheckerOptions } from './schedule/merge-checker';
+export type { HotRegionOptions, HotDimension } from './schedule/hot-region';

@@ -9,6 +9,7 @@ export { ReplicaChecker } from './schedule/replica-checker';
 export { BalanceLeader } from './schedule/balance-leader';
 export { BalanceRegion } from './schedule/balance-region';
 export { MergeChecker } from './schedule/merge-checker';
+export { HotRegion } from './schedule/hot-region';
 export { PlacementMember, type MemberOptions } from './raft/member';
 export type { MemberPeerTransport, PeerTransportOptions } from './raft/transport';
 export { HeatmapRecorder, mergeRows } from './dashboard/heatmap';

@@ -28,6 +28,7 @@ const placementSpec: CommandSpec = {
     { name: 'heatmap-interval-ms', type: 'string', placeholder: 'MS', description: "time one column of the dashboard's key visualizer covers (default 10 s)", schema: intFlag(100, 3600 * 1000) },
     { name: 'heatmap-columns', type: 'string', placeholder: 'N', description: 'key visualizer columns kept on the leader, the oldest dropped beyond (default 360: an hour at 10 s)', schema: intFlag(1, 100_000) },
     { name: 'heatmap-rows', type: 'string', placeholder: 'N', description: 'rows of one key visualizer column at most; adjacent Regions are merged beyond (default 256)', schema: intFlag(2, 4096) },
+    { name: 'hot-region', type: 'boolean', description: "run the hot-region scheduler: move hot leaders (or peers) off stores whose hot Regions' reported flow is well above the mean (off by default; docs/placement.md)", schema: boolFlag() },
     ...serverSecurityFlags,
   ],
   examples: [
@@ -57,6 +58,7 @@ export const placementCommand: Command = {
       maxReplicas: ctx.parsed.values['maxReplicas'] as number,
       ...(ctx.parsed.values['maxStoreDownTimeMs'] !== undefined ? { maxStoreDownTimeMs: ctx.parsed.values['maxStoreDownTimeMs'] as number } : {}),
       lowSpaceRatio: ctx.parsed.values['lowSpaceRatio'] as number,
+      ...(ctx.parsed.values['hotRegion'] === true ? { hotRegion: true } : {}),
       ...(ctx.parsed.values['gcLifeTimeMs'] !== undefined ? { gc: { lifeTimeMs: ctx.parsed.values['gcLifeTimeMs'] as number } } : {}),
       heatmap: {
         ...(ctx.parsed.values['heatmapIntervalMs'] !== undefined ? { intervalMs: ctx.parsed.values['heatmapIntervalMs'] as number } : {}),
