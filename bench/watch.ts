@@ -2,7 +2,7 @@
 //
 //   pnpm bench:watch [--quick] [--case latency|idle-watchers|all] [--rate EVENTS_PER_S] [--seconds S]
 //                    [--regions 16] [--keys-per-txn K] [--watchers N] [--clients C] [--tuning FILE]
-//                    [--profile DIR] [--timeline]
+//                    [--profile DIR] [--timeline] [--watch-old]
 //
 // Each case starts placement + 3 stores (production profile) as real child
 // processes (LocalCluster, as bench:txn does) and prints one JSON line per
@@ -48,6 +48,7 @@ if (args.includes('--help')) {
       '    {"bench":"watch","case":"latency","events_per_s",...,"p50_ms","p99_ms","missed","duplicated",...}\n' +
       '  idle-watchers: N watchers (default 10,000) each on its own key on one store: the store\'s CPU and RSS idle and\n' +
       '    while every key changes once a second: {"bench":"watch","case":"idle-watchers","watchers",...,"store_cpu_pct","store_rss_mb"}\n' +
+      '  --watch-old: the watch re-subscribes as before (placement scan with backoff; WatchOptions.fastResubscribe false)\n' +
       '  --quick: the latency case only, 10 s at 10,000 events/s (the line reports what was achieved). Default: all cases.\n' +
       '  e.g. pnpm bench:watch --case idle-watchers --watchers 2000 --seconds 5\n',
   );
@@ -67,6 +68,8 @@ const WATCHERS = Number(argOf('--watchers', '10000'));
 const CLIENTS = Number(argOf('--clients', '10'));
 const TUNING = argOf('--tuning', '');
 const TIMELINE = args.includes('--timeline');
+/** WATCH_OLD: --watch-old selects the client's previous re-subscribe path (WatchOptions.fastResubscribe false) to compare side by side. */
+const WATCH_OLD = args.includes('--watch-old');
 const MAX_IN_FLIGHT = 64;
 const WARMUP_MS = 2000;
 /** PROFILE_DIR: --profile DIR writes a V8 CPU profile of every child (placement and stores) there. */
@@ -123,6 +126,75 @@ function childPids(cluster: LocalCluster): { names: string[]; pids: number[] } {
   return { names: ps.map((p) => p.name), pids: ps.map((p) => p.proc.pid!) };
 }
 
+/** leaders: each Region's leader store, as placement knows it. */
+async function leaders(c: FlotillaClient): Promise<Map<number, number>> {
+  const m = new Map<number, number>();
+  for (const r of await c.regions()) m.set(r.region.id, r.leader?.storeId ?? 0);
+  return m;
+}
+
+/** SETTLE_MS: how long no leader may move before the window starts; MOVE_POLL_MS: how often placement's leaders are read. */
+const SETTLE_MS = 3000;
+const MOVE_POLL_MS = 250;
+
+/** settleLeaders waits (at most 60 s) until leaders are balanced over the 3 stores and none moved for SETTLE_MS. */
+async function settleLeaders(c: FlotillaClient): Promise<{ settled: boolean; moves: number; regions: number; counts: string }> {
+  let last = await leaders(c);
+  let stableSince = performance.now();
+  let moves = 0;
+  let lastCounts = '';
+  for (const deadline = performance.now() + 60_000; performance.now() < deadline; await sleep(MOVE_POLL_MS)) {
+    const now = await leaders(c);
+    let changed = now.size !== last.size;
+    for (const [id, s] of now) if (last.get(id) !== s) changed = true;
+    if (changed) {
+      moves++;
+      stableSince = performance.now();
+    }
+    const counts = new Map<number, number>();
+    for (const s of now.values()) if (s !== 0) counts.set(s, (counts.get(s) ?? 0) + 1);
+    const n = [...counts.values()];
+    last = now;
+    lastCounts = [...counts.entries()].map(([s, k]) => `s${s}:${k}`).join(' ');
+    const balanced = n.length === 3 && Math.max(...n) - Math.min(...n) <= 1;
+    if (!balanced) stableSince = performance.now();
+    else if (performance.now() - stableSince >= SETTLE_MS) return { settled: true, moves, regions: now.size, counts: lastCounts };
+  }
+  return { settled: false, moves, regions: last.size, counts: lastCounts };
+}
+
+/** LeaderMoves polls placement's leaders during the window and records each Region whose leader changed (a poll may miss a quick move back). */
+class LeaderMoves {
+  private readonly moves: { atMs: number; regionId: number }[] = [];
+  private loop: Promise<void> | undefined;
+  private running = false;
+
+  constructor(
+    private readonly c: FlotillaClient,
+    private last: Map<number, number>,
+  ) {}
+
+  start(): void {
+    if (this.loop !== undefined) return;
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        await sleep(MOVE_POLL_MS);
+        const now = await leaders(this.c).catch(() => undefined);
+        if (now === undefined) continue;
+        for (const [id, s] of now) if (this.last.has(id) && this.last.get(id) !== s) this.moves.push({ atMs: performance.now(), regionId: id });
+        this.last = now;
+      }
+    })();
+  }
+
+  async stop(): Promise<{ atMs: number; regionId: number }[]> {
+    this.running = false;
+    await this.loop;
+    return this.moves;
+  }
+}
+
 async function latencyCase(): Promise<void> {
   await withCluster('latency', async (cluster) => {
     const writer = await FlotillaClient.connect({ placement: cluster.placement.address, timeoutMs: 30_000 });
@@ -131,20 +203,16 @@ async function latencyCase(): Promise<void> {
       await replicated(writer);
       for (let r = 1; r < REGIONS; r++) await writer.split(region(r));
       await writer.split('w0');
-      // Splitting leaves every leader on one store and placement then balances them: wait for that to settle
-      // (leader counts within one of each other), so the run measures the feeds rather than their resubscriptions.
-      for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(500)) {
-        const counts = new Map<number, number>();
-        for (const r of await writer.regions()) if (r.leader) counts.set(r.leader.storeId, (counts.get(r.leader.storeId) ?? 0) + 1);
-        const c = [...counts.values()];
-        if (c.length === 3 && Math.max(...c) - Math.min(...c) <= 1) break;
-      }
-      progress(`${(await writer.regions()).length} Regions, leaders balanced; watching w/`);
+      // Splitting leaves every leader on one store and placement then balances them: wait (bounded) for that to settle
+      // (leader counts within one of each other, and no leader moved for SETTLE_MS), so the run measures the feeds in
+      // steady state rather than the balancer's moves; leader moves that still happen in the window are reported.
+      const settle = await settleLeaders(writer);
+      progress(`${settle.regions} Regions, leaders balanced${settle.settled ? '' : ' (NOT settled within 60 s)'} (leaders ${settle.counts}), ${settle.moves} polls saw a leader move while settling; watching w/`);
 
       // ack: commit acknowledgement time per "key@revision"; seen: delivery count and time per "key@revision".
       const ack = new Map<string, number>();
       const seen = new Map<string, { n: number; atMs: number }>();
-      const w = await watcher.watch('w/');
+      const w = await watcher.watch('w/', WATCH_OLD ? { fastResubscribe: false } : {});
       const reader = (async () => {
         for await (const e of w as AsyncIterable<WatchItem>) {
           if (e.type === 'progress') continue;
@@ -168,7 +236,9 @@ async function latencyCase(): Promise<void> {
       let cpu: CpuWindow | undefined;
       const { names, pids } = childPids(cluster);
       const self = new CpuWindow([process.pid]);
+      const moves = new LeaderMoves(writer, await leaders(writer));
       while (performance.now() < end) {
+        if (performance.now() >= start + WARMUP_MS) moves.start();
         if (cpu === undefined && performance.now() >= start + WARMUP_MS) cpu = new CpuWindow(pids);
         owed += txnsPerTick;
         while (owed >= 1 && inFlight < MAX_IN_FLIGHT) {
@@ -202,6 +272,7 @@ async function latencyCase(): Promise<void> {
       }
       const cpuPct = cpu?.pct() ?? [];
       const selfPct = self.pct()[0]!;
+      const leaderMoves = await moves.stop();
       const load = loadAvg1m();
       while (inFlight > 0) await sleep(10);
       const final = await writer.timestamp();
@@ -242,6 +313,9 @@ async function latencyCase(): Promise<void> {
         failed_txns: failed,
         resubscribes: w.stats.resubscribes,
         resubscribe_reasons: w.stats.resubscribeReasons,
+        leader_moves_in_window: leaderMoves.length,
+        leaders_settled: settle.settled,
+        ...(WATCH_OLD ? { watch_old: true } : {}),
         ...Object.fromEntries(names.map((n, i) => [`${n.replace('-', '_')}_cpu_pct`, cpuPct[i]])),
         bench_cpu_pct: selfPct,
         load_avg_1m: load,
@@ -253,7 +327,7 @@ async function latencyCase(): Promise<void> {
           l.sort((a, b) => a - b);
           return `| ${sec} | ${l.length} | ${ms1(percentile(l, 50))} | ${ms1(percentile(l, 99))} |`;
         });
-        process.stderr.write(['| second | events | p50 ms | p99 ms |', '|---|---|---|---|', ...rows, `resubscribes at ms: ${resubscribesAt.map((t) => Math.round(t)).join(', ')}`, ''].join('\n'));
+        process.stderr.write(['| second | events | p50 ms | p99 ms |', '|---|---|---|---|', ...rows, `resubscribes at ms: ${resubscribesAt.map((t) => Math.round(t)).join(', ')}`, `leader moves at ms (polled every ${MOVE_POLL_MS} ms): ${leaderMoves.map((m) => `${Math.round(m.atMs - start)} r${m.regionId}`).join(', ')}`, ''].join('\n'));
       }
       progress(`| events/s ${line.events_per_s} (target ${RATE}) | p50 ${line.p50_ms} ms | p99 ${line.p99_ms} ms | missed ${missed} | duplicated ${duplicated} | load ${load} |`);
     } finally {

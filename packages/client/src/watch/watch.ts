@@ -6,6 +6,7 @@ import { WatchSocket, type DialOptions, type FeedSocket } from './socket';
 import { SafePointRefused, WatchShared } from './shared';
 import { decodeValue } from '../txn/value';
 import { DEFAULT_LOCK_RESOLVE_RULE, HeldLockResolver, type ResolveHeldLock } from './lock-resolve';
+import { backoffMs, electionWaitMs, MAX_FAST_TRIES, nextLeaderGuess, sleep, type Carry } from './resubscribe';
 
 /** WatchOptions: where a watch starts and what it reports besides events. */
 export interface WatchOptions {
@@ -34,6 +35,15 @@ export interface WatchOptions {
    * waits for someone else to touch the key).
    */
   resolveLocksAfterMs?: number | false;
+  /**
+   * fastResubscribe: when a feed ends NotLeader (a leader moved), subscribe
+   * its range again at once on the new leader (the store's hint, else the
+   * Region's next voter) from the feed's own resolved ts, keeping the events
+   * it had released, instead of scanning placement again from the watch's
+   * revision with backoff (default true; false selects the previous path,
+   * for side-by-side measurement: bench:watch --watch-old).
+   */
+  fastResubscribe?: boolean;
 }
 
 /** WatchChange is one committed put or delete, at revision = its commit ts. */
@@ -76,6 +86,10 @@ export class CompactedError extends ClientError {
 interface Segment {
   start: Uint8Array;
   end: Uint8Array;
+  /** region: the Region the feed was opened on (a fast re-subscribe reuses it: a leader move keeps the epoch). */
+  region: RegionWithLeader['region'];
+  /** fastTries: fast re-subscribes in a row that have not yet made progress (bounded by MAX_FAST_TRIES). */
+  fastTries: number;
   feedId: number;
   socket: FeedSocket | undefined;
   from: bigint;
@@ -118,6 +132,8 @@ export class Watch implements AsyncIterable<WatchItem> {
   private readonly maxQueued: number;
   private delivered: bigint;
   private resubscribes = 0;
+  /** fastResubscribes: how many of resubscribes went straight to a new leader (fastResubscribe). */
+  private fastResubscribes = 0;
   /** resubscribeReasons: how many feeds ended with each retryable error type (for diagnosis: leader moves vs splits vs failures). */
   private readonly resubscribeReasons: Record<string, number> = {};
   /** heldLocks resolves locks the stores name as holding a feed back (undefined: the env has no resolver or resolveLocksAfterMs is false). */
@@ -161,8 +177,8 @@ export class Watch implements AsyncIterable<WatchItem> {
   }
 
   /** stats: feeds open now, how many times a feed ended and its range was subscribed again (leader changes, splits, merges, failures), and locks left behind that the watch resolved. */
-  get stats(): { feeds: number; resubscribes: number; resubscribeReasons: Readonly<Record<string, number>>; locksResolved: number } {
-    return { feeds: this.segments.size, resubscribes: this.resubscribes, resubscribeReasons: { ...this.resubscribeReasons }, locksResolved: this.heldLocks?.resolved ?? 0 };
+  get stats(): { feeds: number; resubscribes: number; fastResubscribes: number; resubscribeReasons: Readonly<Record<string, number>>; locksResolved: number } {
+    return { feeds: this.segments.size, resubscribes: this.resubscribes, fastResubscribes: this.fastResubscribes, resubscribeReasons: { ...this.resubscribeReasons }, locksResolved: this.heldLocks?.resolved ?? 0 };
   }
 
   /** close ends the watch: its feeds, sockets and service safe point go; the iterator finishes. */
@@ -246,8 +262,9 @@ export class Watch implements AsyncIterable<WatchItem> {
   }
 
   /** subscribe opens one segment's feed on the Region's leader (a NotLeader hint first, then placement's leader, then the other voters). */
-  private subscribe(start: Uint8Array, end: Uint8Array, rw: RegionWithLeader, attempt: number): void {
-    const seg: Segment = { start, end, feedId: this.shared.feedId(), socket: undefined, from: this.delivered, resolved: this.delivered, buffer: [], done: false };
+  private subscribe(start: Uint8Array, end: Uint8Array, rw: RegionWithLeader, attempt: number, carry?: Carry): void {
+    const from = carry?.from ?? this.delivered;
+    const seg: Segment = { start, end, region: rw.region, fastTries: carry?.fastTries ?? 0, feedId: this.shared.feedId(), socket: undefined, from, resolved: from, buffer: carry?.buffer ?? [], done: false };
     this.segments.add(seg);
     const region = rw.region;
     const now = Date.now();
@@ -272,6 +289,7 @@ export class Watch implements AsyncIterable<WatchItem> {
             if (error.type === 'Unavailable') this.avoid.set(peer.storeId, Date.now() + 2_000);
             if (error.type === 'NotLeader' && error.leader) this.hints.set(region.id, error.leader);
             else this.hints.delete(region.id);
+            if (error.type === 'NotLeader' && this.opts.fastResubscribe !== false && this.fastResubscribe(seg, peer, error.leader)) return;
             this.retry(seg, error, attempt);
           },
         }, sole);
@@ -297,6 +315,55 @@ export class Watch implements AsyncIterable<WatchItem> {
       } else this.shared.release(s); // acquired again: count this watch once
     }
     return s;
+  }
+
+  /**
+   * fastResubscribe replaces a feed that ended NotLeader by one on the
+   * Region's new leader (the hint, else the next voter after the one that
+   * refused), opened from the feed's resolved ts R rather than the watch's
+   * revision: the old feed sent every event of its range at or below R
+   * before the progress that carried R, so its buffered events at or below
+   * R are complete and stay, and the new feed's catch-up sends exactly
+   * those above R (nothing missed, nothing twice). The range never leaves
+   * the segment set, so the watch's revision may go on up to R meanwhile.
+   * A leader move keeps the epoch; if the Region changed too, the store
+   * answers EpochNotMatch and the range is covered through placement.
+   * Without a hint (the leader steps down before it knows its successor, as
+   * in a transfer) the try waits a few ms for the election. False: the
+   * caller takes the ordinary retry.
+   */
+  private fastResubscribe(seg: Segment, refused: Peer, hint: Peer | undefined): boolean {
+    if (seg.done || this.closed) return false;
+    const progressed = seg.resolved > seg.from;
+    const tries = progressed ? 0 : seg.fastTries;
+    if (tries >= MAX_FAST_TRIES) return false;
+    const next = nextLeaderGuess(seg.region, refused, hint, tries);
+    if (next === undefined) return false;
+    seg.done = true;
+    this.segments.delete(seg);
+    seg.socket?.unsubscribe(seg.feedId);
+    const keep = seg.buffer.filter((e) => e.revision <= seg.resolved);
+    this.buffered -= seg.buffer.length - keep.length;
+    this.resubscribes++;
+    this.resubscribeReasons.NotLeader = (this.resubscribeReasons.NotLeader ?? 0) + 1;
+    this.fastResubscribes++;
+    const open = (buffer: WatchEvent[]): void => {
+      if (this.closed) return;
+      this.hints.set(seg.region.id, next);
+      this.subscribe(seg.start, seg.end, { region: seg.region, leader: next }, 0, { from: seg.resolved, buffer, fastTries: tries + 1 });
+    };
+    if (hint !== undefined) {
+      open(keep);
+      return true;
+    }
+    // Until the try, a placeholder without a feed holds the range at R (advance may release its events at or below R).
+    const hold: Segment = { ...seg, fastTries: tries + 1, feedId: 0, socket: undefined, from: seg.resolved, buffer: keep, done: true };
+    this.segments.add(hold);
+    setTimeout(() => {
+      this.segments.delete(hold);
+      open(hold.buffer);
+    }, electionWaitMs(tries));
+    return true;
   }
 
   /** retry ends a segment: its held events go, and its range is covered again from the watch's revision (or the watch fails). */
@@ -369,15 +436,6 @@ export class Watch implements AsyncIterable<WatchItem> {
 /** openFeedSocket connects to one store's feeds: env.openSocket (the simulation's link) or a WebSocket. */
 export function openFeedSocket(env: Pick<WatchEnv, 'openSocket' | 'dial'>, address: string): FeedSocket {
   return env.openSocket ? env.openSocket(address) : new WatchSocket(address, env.dial);
-}
-
-function backoffMs(attempt: number): number {
-  const cap = Math.min(1000, 10 * 2 ** Math.min(attempt, 10));
-  return cap / 2 + Math.random() * (cap / 2);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** withoutLease: the event with its values decoded (a stored value may record its lease, txn/value.ts; a watcher sees the user's bytes). */
