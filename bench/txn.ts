@@ -1,6 +1,6 @@
 // bench/txn.ts — transactions through the client (issue #17, Performance).
 //
-//   pnpm bench:txn [--quick] [--concurrency 64] [--seconds S] [--regions 16] [--rounds N] [--cases a,b] [--no-balance]
+//   pnpm bench:txn [--quick] [--concurrency 64] [--seconds S] [--regions 16] [--keys N] [--rounds N] [--cases a,b] [--no-balance]
 //
 // Starts placement + 3 stores (production profile, default durability) as
 // real child processes (LocalCluster, as bench:cluster does), pre-splits 16
@@ -22,15 +22,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlotillaClient, runTxn } from '@flotilla/client';
+import { FlotillaClient, runTxn, type TxnPhase, type TxnTrace } from '@flotilla/client';
 import { LocalCluster, makeLogger } from '@flotilla/node';
 
 const args = process.argv.slice(2);
 if (args.includes('--help')) {
   process.stdout.write(
-    'pnpm bench:txn [--quick] [--concurrency N] [--seconds S] [--regions N] [--rounds N] [--cases a,b] [--no-balance]\n' +
+    'pnpm bench:txn [--quick] [--concurrency N] [--seconds S] [--regions N] [--keys N] [--rounds N] [--cases a,b] [--no-balance] [--trace] [--old-driver]\n' +
       '  cross-region 4-key transactions (uniform, zipfian), 1PC vs raw put, snapshot get vs raw get;\n' +
-      '  3 stores, production profile; one JSON line per case. --quick: concurrency 64, short windows.\n',
+      '  3 stores, production profile; one JSON line per case. --quick: concurrency 64, short windows.\n' +
+      '  --trace: per-phase client time of the cross-region transactions on stderr.\n' +
+      '  --old-driver: the cross-region cases with the previous retry path (rollbacks awaited before the retry).\n',
   );
   process.exit(0);
 }
@@ -43,8 +45,20 @@ const CONCURRENCY = Number(argOf('--concurrency', '64'));
 const WINDOW_MS = Number(argOf('--seconds', quick ? '4' : '8')) * 1000;
 const ROUNDS = Number(argOf('--rounds', quick ? '2' : '3'));
 const REGIONS = Number(argOf('--regions', '16'));
-const KEYS = quick ? 4000 : 20_000;
+/**
+ * KEYS: the keyspace (--keys N). With 64 transactions of 4 keys in flight a
+ * uniform choice conflicts often in a small one: about 1 - (1 - 4/KEYS)^(64 * 4 * 0.7)
+ * of attempts meet a key another wrote after their start_ts or holds locked
+ * (~20 % at 4,000 keys, ~4 % at 20,000): --quick's 4,000 measure conflicts as
+ * much as speed.
+ */
+const KEYS = Number(argOf('--keys', quick ? '4000' : '20000'));
 /** CASES: --cases a,b runs only those (cross-region-uniform, cross-region-zipfian, 1pc, snapshot-get), for profiling one. */
+/** OLD_DRIVER: --old-driver runs the cross-region cases with the driver's previous retry path (an aborted attempt's rollbacks waited for before the retry), to compare side by side. */
+const OLD_DRIVER = args.includes('--old-driver');
+const DRIVER_OPTS = OLD_DRIVER ? { rollbackInBackground: false } : {};
+/** TRACE: --trace sums the client's time per transaction phase (TxnTrace) in the cross-region cases and prints it on stderr. */
+const TRACE = args.includes('--trace');
 const CASES = new Set(argOf('--cases', 'cross-region-uniform,cross-region-zipfian,1pc,snapshot-get').split(','));
 const VALUE = 'v'.repeat(100);
 const WARMUP_MS = 1000;
@@ -144,6 +158,15 @@ async function crossRegion(client: FlotillaClient, dist: 'uniform' | 'zipfian'):
   const per = KEYS / REGIONS;
   const t = client.txnTransport();
   const ws: Window[] = [];
+  const phases = new Map<TxnPhase, { n: number; ms: number }>();
+  const trace: TxnTrace | undefined = TRACE
+    ? (phase, ms) => {
+        const p = phases.get(phase) ?? { n: 0, ms: 0 };
+        p.n++;
+        p.ms += ms;
+        phases.set(phase, p);
+      }
+    : undefined;
   for (let round = 0; round < ROUNDS; round++) {
     progress(`cross-region ${dist} round ${round + 1}/${ROUNDS}`);
     ws.push(
@@ -157,7 +180,7 @@ async function crossRegion(client: FlotillaClient, dist: 'uniform' | 'zipfian'):
           const out = await runTxn(t, async (tx) => {
             await tx.batchGet(keys.map(keyOf));
             for (const k of keys) tx.put(keyOf(k), VALUE);
-          }, { maxRetries: 20, timeoutMs: 30_000 });
+          }, { maxRetries: 20, timeoutMs: 30_000, ...DRIVER_OPTS, ...(trace ? { trace } : {}) });
           return out.attempts;
         },
         round + (dist === 'uniform' ? 1 : 101),
@@ -166,7 +189,13 @@ async function crossRegion(client: FlotillaClient, dist: 'uniform' | 'zipfian'):
   }
   const attempts = ws.reduce((s, w) => s + w.perS * (WINDOW_MS / 1000) + w.retries, 0);
   const retries = ws.reduce((s, w) => s + w.retries, 0);
-  emit({ bench: 'txn', case: 'cross-region', keys: 4, concurrency: CONCURRENCY, dist, regions: REGIONS, txn_per_s: Math.round(median(ws.map((w) => w.perS))), p50_ms: round2(median(ws.map((w) => w.p50))), p99_ms: round2(median(ws.map((w) => w.p99))), abort_pct: round2((100 * retries) / Math.max(1, attempts)), errors: ws.reduce((s, w) => s + w.errors, 0), rounds: ROUNDS });
+  if (TRACE) {
+    // Per committed call (warm-up included in the sums, so a little high): how many times each phase ran and its mean.
+    const calls = Math.max(1, ws.reduce((s, w) => s + w.perS * (WINDOW_MS / 1000), 0));
+    const rows = [...phases].map(([p, v]) => `${p.padEnd(14)} ${(v.n / calls).toFixed(2).padStart(6)}/txn  mean ${(v.ms / v.n).toFixed(1).padStart(7)} ms  ${(v.ms / calls).toFixed(1).padStart(7)} ms/txn`);
+    progress(`trace ${dist} (${Math.round(calls)} committed calls):\n  ${rows.join('\n  ')}`);
+  }
+  emit({ bench: 'txn', case: 'cross-region', keys: 4, concurrency: CONCURRENCY, dist, regions: REGIONS, key_count: KEYS, driver: OLD_DRIVER ? 'old' : 'new', txn_per_s: Math.round(median(ws.map((w) => w.perS))), p50_ms: round2(median(ws.map((w) => w.p50))), p99_ms: round2(median(ws.map((w) => w.p99))), abort_pct: round2((100 * retries) / Math.max(1, attempts)), errors: ws.reduce((s, w) => s + w.errors, 0), rounds: ROUNDS });
 }
 
 /** sideBySide alternates the txn and raw halves of a case, ROUNDS times each, and reports medians. */

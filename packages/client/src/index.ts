@@ -29,6 +29,7 @@ export { Snapshot, type VersionedValue, type LeasedPair } from './txn/snapshot';
 export { TxnIf, holds, type Compare, type CompareOp, type TxnOp, type OpResult, type TxnIfResult } from './txn/txn-if';
 export { TxnAbortedError, type TxnAbortReason } from './txn/errors';
 export type { TxnHooks } from './txn/commit';
+export type { TxnPhase, TxnTrace } from './txn/trace';
 export type { TxnTransport, KeyGroup, GroupResult, ReadResult, ScanPage } from './txn/transport';
 export { LeaseClient, type LeaseApi } from './lease/lease';
 export { KeepAlive, type KeepAliveResponse } from './lease/keepalive';

@@ -5,6 +5,7 @@ import { TxnAbortedError } from './errors';
 import { expectType, type LockResolver } from './resolver';
 import { hexKey } from './snapshot';
 import type { Pacer } from './pacer';
+import { timed, type TxnTrace } from './trace';
 import type { TxnTransport } from './transport';
 
 /**
@@ -29,6 +30,13 @@ export interface CommitOptions {
   readonly waitForSecondaries: boolean;
   readonly hooks?: TxnHooks | undefined;
   readonly logger?: Logger | undefined;
+  readonly trace?: TxnTrace | undefined;
+  /**
+   * rollbackInBackground: an abort sends its rollbacks without waiting for
+   * them (pendingRollback holds them), after telling the resolver the
+   * transaction is rolled back; false waits for them (the previous path).
+   */
+  readonly rollbackInBackground?: boolean | undefined;
 }
 
 /** CommitResult says how the transaction committed. */
@@ -53,6 +61,8 @@ export class Committer {
   private askedOnePc = false;
   /** noOnePc: after an undetermined 1PC attempt, finish in two phases. */
   private noOnePc = false;
+  /** rollingBack: the rollbacks sent in the background (they never reject); runTxn waits for them before its next commit or its end. */
+  private rollingBack: Promise<void> | undefined;
 
   constructor(
     private readonly t: TxnTransport,
@@ -92,7 +102,7 @@ export class Committer {
     for (;;) {
       let groups;
       try {
-        groups = await this.t.forKeys(pending, (keys, g) => this.prewriteCommand(keys, g.allKeys && g.onePcRefused !== true));
+        groups = await timed(this.opts.trace, 'prewrite', () => this.t.forKeys(pending, (keys, g) => this.prewriteCommand(keys, g.allKeys && g.onePcRefused !== true)));
       } catch (err) {
         if (err instanceof ClientError && err.code === 'Undetermined' && this.askedOnePc) return this.learnOnePcFate(err);
         await this.rollback(all);
@@ -153,7 +163,7 @@ export class Committer {
   private async waitForLocks(locks: LockInfo[], locked: Uint8Array[]): Promise<void> {
     let live: LockInfo[];
     try {
-      live = await this.resolver.resolve(locks, this.startTs);
+      live = await timed(this.opts.trace, 'resolve', () => this.resolver.resolve(locks, this.startTs));
     } catch (err) {
       await this.rollback(locked);
       throw abortFor(err, 'resolving locks');
@@ -181,7 +191,7 @@ export class Committer {
     for (;;) {
       let r;
       try {
-        r = expectType(await this.t.forKey(this.primary, { type: 'commit', keys: [this.primary], startTs: this.startTs, commitTs }), 'commit');
+        r = expectType(await timed(this.opts.trace, 'commitPrimary', () => this.t.forKey(this.primary, { type: 'commit', keys: [this.primary], startTs: this.startTs, commitTs })), 'commit');
       } catch (err) {
         const fate = await this.learnFate(err);
         if (fate !== 'locked') return fate;
@@ -201,7 +211,7 @@ export class Committer {
 
   private async takeCommitTs(): Promise<Ts> {
     try {
-      return await this.t.timestamp();
+      return await timed(this.opts.trace, 'commitTs', () => this.t.timestamp());
     } catch (err) {
       await this.rollback(this.mutations.map((m) => m.key));
       throw abortFor(err, 'taking commit_ts');
@@ -256,7 +266,7 @@ export class Committer {
     const keys = this.mutations.slice(1).map((m) => m.key);
     if (keys.length === 0) return;
     try {
-      const groups = await this.t.forKeys(keys, (ks) => ({ type: 'commit', keys: ks, startTs: this.startTs, commitTs }));
+      const groups = await timed(this.opts.trace, 'secondaries', () => this.t.forKeys(keys, (ks) => ({ type: 'commit', keys: ks, startTs: this.startTs, commitTs })));
       for (const { result } of groups) {
         // The primary is committed, so a secondary's lock can only have been committed (fine) or, if anything
         // rolled it back, the transaction is no longer atomic: say so loudly, it is a bug somewhere.
@@ -268,11 +278,34 @@ export class Committer {
     }
   }
 
-  /** rollback removes our locks on keys and leaves rollback records (best effort: locks left behind expire and readers roll them back). */
+  /** pendingRollback: the rollbacks an abort sent in the background, if any (resolves once all answered or failed; never rejects). */
+  get pendingRollback(): Promise<void> | undefined {
+    return this.rollingBack;
+  }
+
+  /**
+   * rollback removes our locks on keys and leaves rollback records (best
+   * effort: locks left behind expire and readers roll them back). Every
+   * caller has decided the transaction will not commit (nothing was sent
+   * for the commit point, or the primary is gone), so with
+   * rollbackInBackground it is final: the resolver learns the transaction
+   * is rolled back (our next attempt's reads meeting these locks resolve
+   * them instead of waiting), and the rollbacks leave the caller's path:
+   * the retry's backoff, start_ts and reads overlap them (client-go's
+   * asynchronous cleanup after a failed prewrite does the same).
+   */
   private async rollback(keys: Uint8Array[]): Promise<void> {
     if (keys.length === 0) return;
+    if (this.opts.rollbackInBackground !== true) return this.sendRollback(keys);
+    this.resolver.noteRolledBack(this.startTs);
+    const sent = this.sendRollback(keys);
+    const before = this.rollingBack;
+    this.rollingBack = before === undefined ? sent : Promise.all([before, sent]).then(() => undefined);
+  }
+
+  private async sendRollback(keys: Uint8Array[]): Promise<void> {
     try {
-      await this.t.forKeys(keys, (ks) => ({ type: 'rollback', keys: ks, startTs: this.startTs }));
+      await timed(this.opts.trace, 'rollback', () => this.t.forKeys(keys, (ks) => ({ type: 'rollback', keys: ks, startTs: this.startTs })));
     } catch (err) {
       this.logger.debug({ startTs: String(this.startTs), err: (err as Error).message }, 'txn: rollback failed; the locks will expire');
     }

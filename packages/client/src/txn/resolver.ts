@@ -60,6 +60,21 @@ export class LockResolver {
     if (r === undefined || ts >= r.ts) this.s.recent = { ts, atMs: Date.now() };
   }
 
+  /**
+   * noteRolledBack records that the transaction of startTs will never
+   * commit, as decided by its own driver (an abort before the commit point):
+   * a lock of it met later is rolled back at once, without a status check.
+   * action 'none': no store wrote it; nothing but `status` reads it here.
+   */
+  noteRolledBack(startTs: Ts): void {
+    this.remember(startTs, { status: 'rolledBack', action: 'none' });
+  }
+
+  private remember(startTs: Ts, status: TxnStatus): void {
+    if (this.s.final.size >= STATUS_CACHE_MAX) this.s.final.clear();
+    this.s.final.set(startTs, status);
+  }
+
   /** resolve tries to clear locks met by a caller reading or writing at callerStartTs; returns the locks still held by live transactions. */
   async resolve(locks: readonly LockInfo[], callerStartTs: Ts): Promise<LockInfo[]> {
     const byTxn = new Map<Ts, LockInfo[]>();
@@ -133,10 +148,7 @@ export class LockResolver {
     );
     const status: TxnStatus = r.status === 'locked' ? { status: 'locked', lock: r.lock } : r.status === 'committed' ? { status: 'committed', commitTs: r.commitTs } : { status: 'rolledBack', action: r.action };
     if (status.status === 'rolledBack' && status.action === 'none' && !expired) return { status: 'locked', lock };
-    if (status.status !== 'locked') {
-      if (final.size >= STATUS_CACHE_MAX) final.clear();
-      final.set(lock.startTs, status);
-    }
+    if (status.status !== 'locked') this.remember(lock.startTs, status);
     return status;
   }
 }

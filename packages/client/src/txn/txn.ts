@@ -8,6 +8,7 @@ import { DEFAULT_TXN_BACKOFF, Pacer, type PacerOptions } from './pacer';
 import { LockResolver } from './resolver';
 import { Snapshot, hexKey, type VersionedValue } from './snapshot';
 import type { TxnTransport } from './transport';
+import { timed, type TxnTrace } from './trace';
 import { decodeValue, encodeValue } from './value';
 
 /** TxnValue: a value as a transaction reads it; version null = written by this transaction; lease: the lease it was written with (null: none). */
@@ -26,12 +27,21 @@ export interface TxnOptions {
   lockTtlMs?: number;
   /** onePc: commit in one phase when every key is in one Region (default true). */
   onePc?: boolean;
-  /** backoff between retries and lock waits (default 5..500 ms, equal jitter). */
+  /** backoff between retries and lock waits (default 5..500 ms, equal jitter; lock waits never above 100 ms). */
   backoff?: PacerOptions;
   /** waitForSecondaries: resolve only after the secondaries' commit was tried too (default false: they commit in the background). */
   waitForSecondaries?: boolean;
   /** hooks: test seams (TxnHooks). */
   hooks?: TxnHooks;
+  /**
+   * rollbackInBackground: after a retryable abort, run fn again while the
+   * aborted attempt's rollbacks are still on their way (waiting for them only
+   * before the next commit and before the call ends); default true, false
+   * waits for them first (the previous path).
+   */
+  rollbackInBackground?: boolean;
+  /** trace receives the time of each phase of the call (trace.ts; bench:txn --trace): a debugging aid, off by default. */
+  trace?: TxnTrace;
   logger?: Logger;
 }
 
@@ -163,23 +173,29 @@ export class Transaction {
  */
 export async function runTxn<T>(t: TxnTransport, fn: (tx: Transaction) => Promise<T> | T, opts: TxnOptions = {}): Promise<TxnOutcome<T>> {
   const o = checkOptions(opts);
-  const pacer = new Pacer(Date.now() + o.timeoutMs, opts.backoff ?? DEFAULT_TXN_BACKOFF);
+  const trace = opts.trace;
+  const pacer = new Pacer(Date.now() + o.timeoutMs, opts.backoff ?? DEFAULT_TXN_BACKOFF, trace);
   const resolver = new LockResolver(t);
   let last: TxnAbortedError | undefined;
-  for (let attempt = 1; ; attempt++) {
-    const startedAtMs = Date.now();
-    const startTs = await t.timestamp();
-    resolver.observe(startTs);
-    const tx = new Transaction(startTs, new Snapshot(t, startTs, resolver, pacer));
-    let value: T;
-    try {
-      value = await fn(tx);
-    } finally {
-      tx.finish();
-    }
-    const mutations = tx.buffer.mutations();
-    if (mutations.length === 0) return { value, startTs, commitTs: startTs, attempts: attempt };
-    try {
+  // rollingBack: the last aborted attempt's rollbacks, sent in the background (never rejects). At most one per call:
+  // the next attempt waits for it before its own commit, and the call for it before it ends, so an aborted call leaves no lock.
+  let rollingBack: Promise<void> | undefined;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const startedAtMs = Date.now();
+      const startTs = await timed(trace, 'startTs', () => t.timestamp());
+      resolver.observe(startTs);
+      const tx = new Transaction(startTs, new Snapshot(t, startTs, resolver, pacer));
+      let value: T;
+      try {
+        value = await timed(trace, 'fn', async () => fn(tx));
+      } finally {
+        tx.finish();
+      }
+      const mutations = tx.buffer.mutations();
+      if (mutations.length === 0) return { value, startTs, commitTs: startTs, attempts: attempt };
+      await rollingBack;
+      rollingBack = undefined;
       const committer = new Committer(t, resolver, pacer, startTs, mutations, {
         lockTtlMs: o.lockTtlMs,
         onePc: o.onePc,
@@ -187,17 +203,24 @@ export async function runTxn<T>(t: TxnTransport, fn: (tx: Transaction) => Promis
         waitForSecondaries: opts.waitForSecondaries ?? false,
         hooks: opts.hooks,
         logger: opts.logger,
+        trace,
+        rollbackInBackground: opts.rollbackInBackground ?? true,
       });
-      const { commitTs } = await committer.commit();
-      return { value, startTs, commitTs, attempts: attempt };
-    } catch (err) {
-      if (!(err instanceof TxnAbortedError) || !RETRYABLE_REASONS.has(err.reason)) throw err;
-      last = err;
+      try {
+        const { commitTs } = await committer.commit();
+        return { value, startTs, commitTs, attempts: attempt };
+      } catch (err) {
+        rollingBack = committer.pendingRollback;
+        if (!(err instanceof TxnAbortedError) || !RETRYABLE_REASONS.has(err.reason)) throw err;
+        last = err;
+      }
+      if (attempt > o.maxRetries || !(await pacer.wait('retry'))) {
+        if (o.maxRetries === 0) throw last;
+        throw new TxnAbortedError('RetriesExhausted', `${attempt} attempt(s) aborted; the last: ${last.message}`, last.keyError, last);
+      }
     }
-    if (attempt > o.maxRetries || !(await pacer.wait('retry'))) {
-      if (o.maxRetries === 0) throw last;
-      throw new TxnAbortedError('RetriesExhausted', `${attempt} attempt(s) aborted; the last: ${last.message}`, last.keyError, last);
-    }
+  } finally {
+    await rollingBack;
   }
 }
 
