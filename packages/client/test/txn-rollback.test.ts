@@ -41,12 +41,13 @@ class GatedTransport extends FakeTxnTransport {
 }
 
 /** conflictOnce: the first run of the function sees another transaction commit 'x' after its start_ts, so its prewrite of 'x' conflicts while 'a' (the other Region) is locked. */
-function conflictOnce(t: FakeTxnTransport, onRun: (attempt: number) => void) {
+function conflictOnce(t: FakeTxnTransport, onRun: (attempt: number) => void, readOnRetry = false) {
   let attempt = 0;
-  return async (tx: { put(k: string, v: string): void }): Promise<void> => {
+  return async (tx: { put(k: string, v: string): void; get(k: Uint8Array): Promise<Uint8Array | null> }): Promise<void> => {
     attempt++;
     onRun(attempt);
     if (attempt === 1) await runTxn(t, (other) => other.put('x', 'other'));
+    if (attempt > 1 && readOnRetry) await tx.get(b('a'));
     tx.put('a', 'mine');
     tx.put('x', 'mine');
   };
@@ -70,6 +71,19 @@ describe('txn driver: rollback of an aborted attempt', () => {
     // Prewrites: the other transaction's 1PC, our first attempt's two Regions, then the retry's two; the rollback sits before the retry's.
     expect(indexOf(t.sent, 'rollback')).toBeGreaterThan(-1);
     expect(indexOf(t.sent, 'rollback')).toBeLessThan(indexOf(t.sent, 'prewrite', 3));
+  });
+
+  it("the retry's read of a key its aborted attempt locked waits for that rollback and sends no lock resolution of its own", async () => {
+    const store = new Percolator(new FakeTso());
+    const t = new GatedTransport(store, true);
+    let runs = 0;
+    const call = runTxn(t, conflictOnce(t, (n) => (runs = n), true), { maxRetries: 3 });
+    await vi.waitFor(() => expect(runs).toBe(2), { timeout: 5000 });
+    expect(t.rollbacksWaiting).toBe(1);
+    t.open();
+    expect((await call).attempts).toBe(2);
+    expect(t.sent.filter((c) => c.type === 'resolveLock' || c.type === 'checkTxnStatus')).toEqual([]);
+    expect(store.locks.size).toBe(0);
   });
 
   it('a call that ends aborted resolves only once its rollback answered, leaving no lock', async () => {

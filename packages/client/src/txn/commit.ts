@@ -289,16 +289,17 @@ export class Committer {
    * caller has decided the transaction will not commit (nothing was sent
    * for the commit point, or the primary is gone), so with
    * rollbackInBackground it is final: the resolver learns the transaction
-   * is rolled back (our next attempt's reads meeting these locks resolve
-   * them instead of waiting), and the rollbacks leave the caller's path:
+   * is rolled back (our next attempt's reads meeting these locks wait for
+   * this rollback, not for a TTL, and send no resolveLock of their own), and
+   * the rollbacks leave the caller's path:
    * the retry's backoff, start_ts and reads overlap them (client-go's
    * asynchronous cleanup after a failed prewrite does the same).
    */
   private async rollback(keys: Uint8Array[]): Promise<void> {
     if (keys.length === 0) return;
     if (this.opts.rollbackInBackground !== true) return this.sendRollback(keys);
-    this.resolver.noteRolledBack(this.startTs);
     const sent = this.sendRollback(keys);
+    this.resolver.noteRolledBack(this.startTs, sent);
     const before = this.rollingBack;
     this.rollingBack = before === undefined ? sent : Promise.all([before, sent]).then(() => undefined);
   }

@@ -24,6 +24,8 @@ const RECENT_TS_MS = 50;
  */
 interface ResolverState {
   readonly final: Map<Ts, TxnStatus>;
+  /** rollingBack: this client's own aborted attempts whose rollbacks are on their way (each entry leaves when its rollback answered). */
+  readonly rollingBack: Map<Ts, Promise<void>>;
   recent: { ts: Ts; atMs: number } | undefined;
 }
 
@@ -31,7 +33,7 @@ const states = new WeakMap<TxnTransport, ResolverState>();
 
 function stateOf(t: TxnTransport): ResolverState {
   let s = states.get(t);
-  if (s === undefined) states.set(t, (s = { final: new Map(), recent: undefined }));
+  if (s === undefined) states.set(t, (s = { final: new Map(), rollingBack: new Map(), recent: undefined }));
   return s;
 }
 
@@ -62,12 +64,20 @@ export class LockResolver {
 
   /**
    * noteRolledBack records that the transaction of startTs will never
-   * commit, as decided by its own driver (an abort before the commit point):
-   * a lock of it met later is rolled back at once, without a status check.
-   * action 'none': no store wrote it; nothing but `status` reads it here.
+   * commit, as decided by its own driver (an abort before the commit point),
+   * whose rollback `done` is on its way: a lock of it met meanwhile waits
+   * for that rollback (no second Raft proposal for the same key), and one
+   * met later is rolled back at once, without a status check. action
+   * 'none': no store wrote it; nothing but `status` reads it here.
    */
-  noteRolledBack(startTs: Ts): void {
+  noteRolledBack(startTs: Ts, done: Promise<void>): void {
     this.remember(startTs, { status: 'rolledBack', action: 'none' });
+    const before = this.s.rollingBack.get(startTs);
+    const all = before === undefined ? done : Promise.all([before, done]).then(() => undefined);
+    this.s.rollingBack.set(startTs, all);
+    void all.then(() => {
+      if (this.s.rollingBack.get(startTs) === all) this.s.rollingBack.delete(startTs);
+    });
   }
 
   private remember(startTs: Ts, status: TxnStatus): void {
@@ -86,6 +96,9 @@ export class LockResolver {
     const live: LockInfo[] = [];
     await Promise.all(
       [...byTxn.values()].map(async (group) => {
+        const ours = this.s.rollingBack.get(group[0]!.startTs);
+        // Our own aborted attempt's rollback is on its way: wait for it (it never rejects); a lock it left is met again, then resolved below.
+        if (ours !== undefined) return ours;
         const status = await this.status(group[0]!, callerStartTs);
         if (status.status === 'locked') {
           live.push(...group);
