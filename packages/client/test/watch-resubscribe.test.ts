@@ -94,6 +94,12 @@ describe('watch re-subscribe after a leader move', () => {
     expect(w.revision).toBe(140n);
     await vi.waitFor(() => expect(items.map((e) => (e.type === 'progress' ? 'p' : `${new TextDecoder().decode(e.key)}@${e.revision}`))).toEqual(['b@110', 'c@130']));
     expect(w.stats).toMatchObject({ resubscribes: 1, fastResubscribes: 1 });
+    // The move is logged once, at the new feed's first progress: end -> subscribe -> progress.
+    expect(w.leaderMoveStalls).toHaveLength(1);
+    const [stall] = w.leaderMoveStalls;
+    expect(stall!.fast).toBe(true);
+    expect(stall!.toSubscribeMs).toBeGreaterThanOrEqual(0);
+    expect(stall!.toProgressMs).toBeGreaterThanOrEqual(stall!.toSubscribeMs);
     w.close();
   });
 

@@ -1,5 +1,47 @@
 import type { Peer, WatchEvent } from '@flotilla/proto';
 import type { RegionWithLeader } from '@flotilla/placement/client';
+import type { FeedSocket } from './socket';
+import { decodeValue } from '../txn/value';
+
+/** Segment is one feed: [start, end) of one Region on its leader's store, with the events it holds above the watch's revision. */
+export interface Segment {
+  start: Uint8Array;
+  end: Uint8Array;
+  /** region: the Region the feed was opened on (a fast re-subscribe reuses it: a leader move keeps the epoch). */
+  region: RegionWithLeader['region'];
+  /** fastTries: fast re-subscribes in a row that have not yet made progress (bounded by MAX_FAST_TRIES). */
+  fastTries: number;
+  feedId: number;
+  socket: FeedSocket | undefined;
+  from: bigint;
+  resolved: bigint;
+  buffer: WatchEvent[];
+  done: boolean;
+  /** moved: the feed replaces one that ended NotLeader at atMs (performance.now()); cleared at its first progress (StallLog). */
+  moved?: { atMs: number; subscribedAtMs?: number };
+}
+
+
+/** LeaderMoveStall: one leader move as the watch saw it: ms from the NotLeader end to the new feed's subscribe, and to its first progress. */
+export interface LeaderMoveStall {
+  toSubscribeMs: number;
+  toProgressMs: number;
+  fast: boolean;
+}
+
+/** StallLog keeps the last 256 leader-move stalls (bench:watch --timeline prints them). */
+export class StallLog {
+  private readonly stalls: LeaderMoveStall[] = [];
+
+  add(moved: { atMs: number; subscribedAtMs?: number }, nowMs: number, fast: boolean): void {
+    if (this.stalls.length >= 256) this.stalls.shift();
+    this.stalls.push({ toSubscribeMs: (moved.subscribedAtMs ?? nowMs) - moved.atMs, toProgressMs: nowMs - moved.atMs, fast });
+  }
+
+  list(): readonly LeaderMoveStall[] {
+    return [...this.stalls];
+  }
+}
 
 /** MAX_FAST_TRIES bounds the fast re-subscribes of a range that make no progress; then it is covered through placement with backoff. */
 export const MAX_FAST_TRIES = 4;
@@ -38,4 +80,13 @@ export function backoffMs(attempt: number): number {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** withoutLease: the event with its values decoded (a stored value may record its lease, txn/value.ts; a watcher sees the user's bytes). */
+export function withoutLease(e: WatchEvent): WatchEvent {
+  if (e.value === undefined && e.prevValue === undefined) return e;
+  const out: WatchEvent = { ...e };
+  if (e.value !== undefined) out.value = decodeValue(e.value).value;
+  if (e.prevValue !== undefined) out.prevValue = decodeValue(e.prevValue).value;
+  return out;
 }

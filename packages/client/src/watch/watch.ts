@@ -4,9 +4,8 @@ import { ClientError } from '../errors';
 import { minEnd } from './range';
 import { WatchSocket, type DialOptions, type FeedSocket } from './socket';
 import { SafePointRefused, WatchShared } from './shared';
-import { decodeValue } from '../txn/value';
 import { DEFAULT_LOCK_RESOLVE_RULE, HeldLockResolver, type ResolveHeldLock } from './lock-resolve';
-import { backoffMs, electionWaitMs, MAX_FAST_TRIES, nextLeaderGuess, sleep, type Carry } from './resubscribe';
+import { backoffMs, electionWaitMs, MAX_FAST_TRIES, nextLeaderGuess, sleep, StallLog, withoutLease, type Carry, type LeaderMoveStall, type Segment } from './resubscribe';
 
 /** WatchOptions: where a watch starts and what it reports besides events. */
 export interface WatchOptions {
@@ -82,22 +81,6 @@ export class CompactedError extends ClientError {
   }
 }
 
-/** Segment is one feed: [start, end) of one Region on its leader's store, with the events it holds above the watch's revision. */
-interface Segment {
-  start: Uint8Array;
-  end: Uint8Array;
-  /** region: the Region the feed was opened on (a fast re-subscribe reuses it: a leader move keeps the epoch). */
-  region: RegionWithLeader['region'];
-  /** fastTries: fast re-subscribes in a row that have not yet made progress (bounded by MAX_FAST_TRIES). */
-  fastTries: number;
-  feedId: number;
-  socket: FeedSocket | undefined;
-  from: bigint;
-  resolved: bigint;
-  buffer: WatchEvent[];
-  done: boolean;
-}
-
 const REGION_PAGE = 256;
 
 /**
@@ -134,6 +117,7 @@ export class Watch implements AsyncIterable<WatchItem> {
   private resubscribes = 0;
   /** fastResubscribes: how many of resubscribes went straight to a new leader (fastResubscribe). */
   private fastResubscribes = 0;
+  private readonly stalls = new StallLog();
   /** resubscribeReasons: how many feeds ended with each retryable error type (for diagnosis: leader moves vs splits vs failures). */
   private readonly resubscribeReasons: Record<string, number> = {};
   /** heldLocks resolves locks the stores name as holding a feed back (undefined: the env has no resolver or resolveLocksAfterMs is false). */
@@ -179,6 +163,11 @@ export class Watch implements AsyncIterable<WatchItem> {
   /** stats: feeds open now, how many times a feed ended and its range was subscribed again (leader changes, splits, merges, failures), and locks left behind that the watch resolved. */
   get stats(): { feeds: number; resubscribes: number; fastResubscribes: number; resubscribeReasons: Readonly<Record<string, number>>; locksResolved: number } {
     return { feeds: this.segments.size, resubscribes: this.resubscribes, fastResubscribes: this.fastResubscribes, resubscribeReasons: { ...this.resubscribeReasons }, locksResolved: this.heldLocks?.resolved ?? 0 };
+  }
+
+  /** leaderMoveStalls: for the last leader moves (NotLeader ends), ms from the end to the new feed's subscribe and to its first progress. */
+  get leaderMoveStalls(): readonly LeaderMoveStall[] {
+    return this.stalls.list();
   }
 
   /** close ends the watch: its feeds, sockets and service safe point go; the iterator finishes. */
@@ -232,7 +221,7 @@ export class Watch implements AsyncIterable<WatchItem> {
   }
 
   /** cover subscribes [start, end) Region by Region from the watch's revision, with backoff while routing is not there. */
-  private async cover(start: Uint8Array, end: Uint8Array, attempt: number): Promise<void> {
+  private async cover(start: Uint8Array, end: Uint8Array, attempt: number, movedAtMs?: number): Promise<void> {
     this.covering++;
     try {
       let cur = start;
@@ -249,7 +238,7 @@ export class Watch implements AsyncIterable<WatchItem> {
         for (const rw of regions) {
           if (compareKeys(rw.region.startKey, cur) > 0) break; // a hole in placement's answer: scan again from cur
           const pieceEnd = minEnd(rw.region.endKey, end);
-          this.subscribe(cur, pieceEnd, rw, tries);
+          this.subscribe(cur, pieceEnd, rw, tries, undefined, movedAtMs);
           if (pieceEnd.length === 0 || compareKeys(pieceEnd, end) === 0) return;
           cur = pieceEnd;
           tries = -1;
@@ -262,9 +251,9 @@ export class Watch implements AsyncIterable<WatchItem> {
   }
 
   /** subscribe opens one segment's feed on the Region's leader (a NotLeader hint first, then placement's leader, then the other voters). */
-  private subscribe(start: Uint8Array, end: Uint8Array, rw: RegionWithLeader, attempt: number, carry?: Carry): void {
+  private subscribe(start: Uint8Array, end: Uint8Array, rw: RegionWithLeader, attempt: number, carry?: Carry, movedAtMs?: number): void {
     const from = carry?.from ?? this.delivered;
-    const seg: Segment = { start, end, region: rw.region, fastTries: carry?.fastTries ?? 0, feedId: this.shared.feedId(), socket: undefined, from, resolved: from, buffer: carry?.buffer ?? [], done: false };
+    const seg: Segment = { start, end, region: rw.region, fastTries: carry?.fastTries ?? 0, feedId: this.shared.feedId(), socket: undefined, from, resolved: from, buffer: carry?.buffer ?? [], done: false, ...(movedAtMs !== undefined ? { moved: { atMs: movedAtMs } } : {}) };
     this.segments.add(seg);
     const region = rw.region;
     const now = Date.now();
@@ -279,6 +268,7 @@ export class Watch implements AsyncIterable<WatchItem> {
         if (address === null) return this.retry(seg, { type: 'Unavailable', message: `store ${peer.storeId} has no address` }, attempt);
         const socket = this.socketTo(address);
         seg.socket = socket;
+        if (seg.moved) seg.moved.subscribedAtMs ??= performance.now();
         // sole: this feed is the whole watch (one Region holds the range) and nobody asked for progress: the store then
         // sends progress only after events (and every second), not every resolved-ts pass: idle watchers cost it little.
         const sole = this.opts.progressNotify !== true && compareKeys(start, this.start) === 0 && compareKeys(end, this.end) === 0;
@@ -289,6 +279,7 @@ export class Watch implements AsyncIterable<WatchItem> {
             if (error.type === 'Unavailable') this.avoid.set(peer.storeId, Date.now() + 2_000);
             if (error.type === 'NotLeader' && error.leader) this.hints.set(region.id, error.leader);
             else this.hints.delete(region.id);
+            if (error.type === 'NotLeader') seg.moved ??= { atMs: performance.now() }; // a chain of tries counts from the first end
             if (error.type === 'NotLeader' && this.opts.fastResubscribe !== false && this.fastResubscribe(seg, peer, error.leader)) return;
             this.retry(seg, error, attempt);
           },
@@ -350,7 +341,7 @@ export class Watch implements AsyncIterable<WatchItem> {
     const open = (buffer: WatchEvent[]): void => {
       if (this.closed) return;
       this.hints.set(seg.region.id, next);
-      this.subscribe(seg.start, seg.end, { region: seg.region, leader: next }, 0, { from: seg.resolved, buffer, fastTries: tries + 1 });
+      this.subscribe(seg.start, seg.end, { region: seg.region, leader: next }, 0, { from: seg.resolved, buffer, fastTries: tries + 1 }, seg.moved?.atMs);
     };
     if (hint !== undefined) {
       open(keep);
@@ -383,7 +374,7 @@ export class Watch implements AsyncIterable<WatchItem> {
     this.resubscribeReasons[error.type] = (this.resubscribeReasons[error.type] ?? 0) + 1;
     // A segment that made progress starts its retries over; one that never did backs off further.
     const next = seg.resolved > seg.from ? 1 : attempt + 1;
-    void this.cover(seg.start, seg.end, next);
+    void this.cover(seg.start, seg.end, next, seg.moved?.atMs);
   }
 
   private onEvents(seg: Segment, events: WatchEvent[]): void {
@@ -401,6 +392,10 @@ export class Watch implements AsyncIterable<WatchItem> {
     if (seg.done) return;
     if (lock !== undefined) this.heldLocks?.named(lock);
     if (resolved <= seg.resolved) return;
+    if (seg.moved) {
+      this.stalls.add(seg.moved, performance.now(), this.opts.fastResubscribe !== false);
+      delete seg.moved;
+    }
     seg.resolved = resolved;
     this.advance();
   }
@@ -436,13 +431,4 @@ export class Watch implements AsyncIterable<WatchItem> {
 /** openFeedSocket connects to one store's feeds: env.openSocket (the simulation's link) or a WebSocket. */
 export function openFeedSocket(env: Pick<WatchEnv, 'openSocket' | 'dial'>, address: string): FeedSocket {
   return env.openSocket ? env.openSocket(address) : new WatchSocket(address, env.dial);
-}
-
-/** withoutLease: the event with its values decoded (a stored value may record its lease, txn/value.ts; a watcher sees the user's bytes). */
-function withoutLease(e: WatchEvent): WatchEvent {
-  if (e.value === undefined && e.prevValue === undefined) return e;
-  const out: WatchEvent = { ...e };
-  if (e.value !== undefined) out.value = decodeValue(e.value).value;
-  if (e.prevValue !== undefined) out.prevValue = decodeValue(e.prevValue).value;
-  return out;
 }
