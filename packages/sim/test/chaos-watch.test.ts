@@ -78,3 +78,27 @@ describe('watch chaos (real processes)', () => {
     expect(s.faults).toBeGreaterThan(0);
   }, (DURATION_S + 150) * 1000);
 });
+
+// The same with placement as a group of three processes (--placement-members 3):
+// the run opens with a SIGKILL of placement's leader (restarted 0.5-2.5 s later)
+// and draws further leader kills and SIGSTOPs among the other faults, while
+// stores, writers and watchers hold every member's address.
+const groupFlags = ['--duration-s', String(Math.min(DURATION_S, 10)), '--seed', String(seed + 1), '--workload', 'watch', '--keys', '6', '--placement-members', '3', ...(noNetns ? [] : ['--partitions'])];
+const groupReplay = `pnpm chaos ${groupFlags.join(' ')}`;
+
+describe('watch chaos with placement failover (real processes)', () => {
+  it(`kills the placement leader (seed ${seed + 1}) and every watcher still delivers exactly the committed writes of its range`, async () => {
+    const r = await runChaos(groupFlags);
+    expect(r.code, `chaos exited ${r.code} (replay: ${groupReplay})\n${r.err.slice(-4000)}`).toBe(0);
+    const s = r.summary as { placementMembers: number; checker: string; ok: number; faultKinds: Record<string, number>; watchers: { name: string; ok: boolean; acked: number }[] };
+    expect(s.placementMembers).toBe(3);
+    expect(s.checker, groupReplay).toBe('ok');
+    // The opener killed the member that said it led, and it came back.
+    expect(s.faultKinds['sigkill-placement-leader'] ?? 0, r.err.slice(-2000)).toBeGreaterThanOrEqual(1);
+    expect(s.faultKinds['restart-placement'] ?? 0).toBeGreaterThanOrEqual(1);
+    expect(s.watchers.every((w) => w.ok)).toBe(true);
+    // Writes committed after the failover too, and the whole-prefix watcher saw them.
+    expect(s.ok).toBeGreaterThan(20);
+    expect(s.watchers.find((w) => w.name === 'all')!.acked).toBeGreaterThan(20);
+  }, 180_000);
+});

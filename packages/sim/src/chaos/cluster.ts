@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { FlotillaClient } from '@flotilla/client';
 import type { NetnsTopology } from '../netns/topology';
@@ -18,18 +19,59 @@ import type { Chaos } from './run';
 // 0.0.0.0 requires; the stores share a random cluster secret (the
 // development one is refused off loopback). Fixed ports: a restarted store
 // comes back where it was, as a real one would.
+//
+// --placement-members 3 runs placement as a replicated group of three
+// `flotilla placement --name pI --initial-cluster ...` processes (nodes
+// placement0..2 in the topology, fixed loopback ports otherwise, which
+// --initial-cluster needs up front); every store and client is given all
+// three addresses, and placement-faults.ts kills and stops the leader.
 
 /** NETNS_PORTS are the ports every namespace uses (one machine each, so they never clash). */
 export const NETNS_PORTS = { placement: 20160, client: 20161, raft: 20162 } as const;
 
-/** NETNS_NODES are the topology's node names: placement and three stores. */
-export const NETNS_NODES = ['placement', 'store0', 'store1', 'store2'] as const;
+/** STORE_NODES are the topology's store node names. */
+export const STORE_NODES = ['store0', 'store1', 'store2'] as const;
 
-/** placementProc is the placement process of a run in dir (on net's placement node, or on loopback). */
-export function placementProc(dir: string, net: NetnsTopology | undefined): Proc {
-  const listen = net ? `${net.address('placement')}:${NETNS_PORTS.placement}` : '127.0.0.1:0';
-  const wrap = net ? (argv: readonly string[]) => net.command('placement', argv) : direct;
-  return newProc('placement', 'placement', ['placement', '--data-dir', join(dir, 'pd'), '--listen', listen], wrap);
+/** placementNodes are the topology's placement node names: 'placement' alone, or placement0..N-1 for a group. */
+export function placementNodes(members: number): string[] {
+  return members === 1 ? ['placement'] : Array.from({ length: members }, (_, i) => `placement${i}`);
+}
+
+/** netnsNodes are every node of a run's topology: placement's members, then the three stores. */
+export function netnsNodes(members: number): string[] {
+  return [...placementNodes(members), ...STORE_NODES];
+}
+
+/** freeLoopbackPort asks the kernel for a free 127.0.0.1 port (closed again before the member binds it). */
+async function freeLoopbackPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/**
+ * placementProcs are the placement processes of a run in dir: one (port 0
+ * on loopback, or its namespace's fixed port), or a group of `members`,
+ * each told the whole --initial-cluster.
+ */
+export async function placementProcs(dir: string, net: NetnsTopology | undefined, members: number): Promise<Proc[]> {
+  const nodes = placementNodes(members);
+  const wrapOf = (node: string) => (net ? (argv: readonly string[]) => net.command(node, argv) : direct);
+  if (members === 1) {
+    const listen = net ? `${net.address('placement')}:${NETNS_PORTS.placement}` : '127.0.0.1:0';
+    return [newProc('placement', 'placement', ['placement', '--data-dir', join(dir, 'pd'), '--listen', listen], wrapOf('placement'))];
+  }
+  const addrs: string[] = [];
+  for (const node of nodes) addrs.push(net ? `${net.address(node)}:${NETNS_PORTS.placement}` : `127.0.0.1:${await freeLoopbackPort()}`);
+  const initial = nodes.map((_, i) => `p${i + 1}=${addrs[i]}`).join(',');
+  return nodes.map((node, i) => newProc(`placement-${i}`, node, ['placement', '--name', `p${i + 1}`, '--initial-cluster', initial, '--data-dir', join(dir, `pd-${i}`), '--listen', addrs[i]!, '--log-level', 'warn'], wrapOf(node)));
+}
+
+/** pdAddrs is every placement member's address, comma-separated, as stores and clients take it. */
+export function pdAddrs(run: Chaos): string {
+  return run.placements.map((p) => String(p.info!.address)).join(',');
 }
 
 /** storeProcs are the three store processes, dialing placement at pdAddr. */
@@ -46,10 +88,10 @@ function storeProcs(run: Chaos, pdAddr: string, tuning: string): Proc[] {
   });
 }
 
-/** startCluster launches placement and three stores, and waits (at most ~20 s) until the cluster takes a write. */
+/** startCluster launches placement (its members together: a group elects once a majority is up) and three stores, and waits (at most ~20 s) until the cluster takes a write. */
 export async function startCluster(run: Chaos): Promise<FlotillaClient> {
-  await launch(run.placement);
-  const pdAddr = String(run.placement.info!.address);
+  await Promise.all(run.placements.map(launch));
+  const pdAddr = pdAddrs(run);
   // --lease-reads: the stores serve reads on the leader lease (SIGSTOP faults are the stall that lease must survive).
   const tuning = join(run.dir, 'tuning.json');
   writeFileSync(tuning, JSON.stringify(run.o.leaseReads ? { readOnly: 'lease-based' } : {}));

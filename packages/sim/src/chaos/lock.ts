@@ -16,6 +16,7 @@ import { FlotillaClient, runTxn, TxnAbortedError, type LockHolder } from '@floti
 import { fromUtf8 } from '@flotilla/proto';
 import { mulberry32 } from '@flotilla/transport';
 import { checkLock, formatEntry, parseRegister, type LockGrant, type RegisterWrite } from './lock-check';
+import { pdAddrs } from './cluster';
 import { sleep } from './procs';
 import { log, type Chaos } from './run';
 
@@ -117,7 +118,7 @@ async function acquire(st: LockState, c: FlotillaClient, who: number): Promise<{
 
 /** contender: lock, 1-3 fenced writes (stopping once the lease is lost), release; until running() turns false. */
 async function contender(st: LockState, who: number, running: () => boolean): Promise<void> {
-  const c = await FlotillaClient.connect({ placement: String(st.run.placement.info!.address), timeoutMs: 5000 });
+  const c = await FlotillaClient.connect({ placement: pdAddrs(st.run), timeoutMs: 5000 });
   const r = mulberry32(st.run.o.seed * 17 + who);
   let seq = 0;
   try {
@@ -140,7 +141,7 @@ async function contender(st: LockState, who: number, running: () => boolean): Pr
 
 /** staleWriter is the planted bug (--plant-bug): it holds once, then lets its lease go and keeps writing unfenced with its old token. */
 async function staleWriter(st: LockState, who: number, running: () => boolean): Promise<void> {
-  const pd = String(st.run.placement.info!.address);
+  const pd = pdAddrs(st.run);
   const lockClient = await FlotillaClient.connect({ placement: pd, timeoutMs: 5000 });
   const writeClient = await FlotillaClient.connect({ placement: pd, timeoutMs: 5000 });
   let seq = 0;

@@ -1,4 +1,4 @@
-// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append|watch|lock] [--plant-bug]`
+// `pnpm chaos --duration-s N [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append|watch|lock] [--plant-bug] [--placement-members 1|3]`
 //
 // Chaos test of a local cluster of REAL processes: placement + 3 stores
 // (`flotilla placement` / `flotilla store` from apps/node), concurrent
@@ -21,6 +21,7 @@
 //   procs.ts      launch / kill a process   workload.ts  the recording clients, the final read
 //   nemesis.ts    process faults, the table partition.ts the partition faults
 //   run.ts        the run's shared state    ../netns/    the namespace topology
+//   placement-faults.ts  the placement leader's SIGKILL / SIGSTOP (--placement-members 3)
 //   txn.ts        the bank / list-append workloads over client.txnTransport()
 //   watch.ts      the watch workload   watch-check.ts  its checker
 //   lock.ts       the lock workload    lock-check.ts   its checker
@@ -31,8 +32,9 @@ import type { FlotillaClient } from '@flotilla/client';
 import { mulberry32 } from '@flotilla/transport';
 import { checkKvHistory, explainFailure } from '../linearizability';
 import { NetnsTopology, netnsUnavailable } from '../netns/topology';
-import { NETNS_NODES, placementProc, startCluster } from './cluster';
+import { netnsNodes, placementProcs, startCluster } from './cluster';
 import { chaosFaults, drawChaosFault, resumeAll } from './nemesis';
+import { PLACEMENT_FAULTS } from './placement-faults';
 import { parseChaosArgs, USAGE, type ChaosOptions } from './options';
 import { kill, killSync, sleep } from './procs';
 import type { Chaos } from './run';
@@ -48,7 +50,7 @@ function verdict(run: Chaos, unreadable: number): number {
   const check = checkKvHistory(history);
   const total = Object.values(faults).reduce((a, b) => a + b, 0);
   const network = run.net ? `netns 10.77.${run.net.subnet}.0/24` : 'loopback';
-  const summary = { seed: o.seed, durationS: o.durationS, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...counts, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, unreadableKeys: unreadable, linearizability: check.verdict };
+  const summary = { seed: o.seed, durationS: o.durationS, placementMembers: o.placementMembers, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...counts, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, unreadableKeys: unreadable, linearizability: check.verdict };
   console.log(JSON.stringify(summary));
   if (check.verdict === 'illegal') {
     console.error(`VIOLATION: ${explainFailure(history, check)}`);
@@ -67,7 +69,7 @@ function txnVerdict(run: Chaos, v: TxnVerdict, unreadable: number): number {
   const { o, faults } = run;
   const total = Object.values(faults).reduce((a, b) => a + b, 0);
   const network = run.net ? `netns 10.77.${run.net.subnet}.0/24` : 'loopback';
-  const summary = { seed: o.seed, durationS: o.durationS, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...v.summary, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, unreadableKeys: unreadable, checker: v.ok ? 'ok' : 'violation' };
+  const summary = { seed: o.seed, durationS: o.durationS, placementMembers: o.placementMembers, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...v.summary, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, unreadableKeys: unreadable, checker: v.ok ? 'ok' : 'violation' };
   console.log(JSON.stringify(summary));
   if (!v.ok) {
     console.error(`VIOLATION (${o.workload}):\n${v.explanation}`);
@@ -86,7 +88,7 @@ function checkedVerdict(run: Chaos, v: { ok: boolean; summary: Record<string, un
   const { o, faults } = run;
   const total = Object.values(faults).reduce((a, b) => a + b, 0);
   const network = run.net ? `netns 10.77.${run.net.subnet}.0/24` : 'loopback';
-  const summary = { seed: o.seed, durationS: o.durationS, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...v.summary, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, checker: v.ok ? 'ok' : 'violation' };
+  const summary = { seed: o.seed, durationS: o.durationS, placementMembers: o.placementMembers, readOnly: o.leaseReads ? 'lease-based' : 'safe', partitions: o.partitions, network, ...v.summary, longestStallMs: Math.round(run.stall.longestMs), faults: total, faultKinds: faults, checker: v.ok ? 'ok' : 'violation' };
   console.log(JSON.stringify(summary));
   if (!v.ok) {
     console.error(`VIOLATION (${o.workload}):\n${v.explanation}`);
@@ -102,18 +104,18 @@ async function newRun(o: ChaosOptions): Promise<Chaos> {
   if (o.partitions) {
     const why = await netnsUnavailable();
     if (why) throw new Error(`--partitions needs network namespaces: ${why}`);
-    net = await NetnsTopology.create({ nodes: NETNS_NODES, log: (l) => console.error(`[chaos] ${l}`) });
+    net = await NetnsTopology.create({ nodes: netnsNodes(o.placementMembers), log: (l) => console.error(`[chaos] ${l}`) });
   }
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-chaos-'));
   const t0 = performance.now();
-  return { o, rng: mulberry32(o.seed), dir, placement: placementProc(dir, net), stores: [], net, faults: {}, history: [], counts: { ops: 0, acked: 0, unknown: 0, failedReads: 0 }, stall: { lastAckMs: 0, longestMs: 0 }, now: () => performance.now() - t0 };
+  return { o, rng: mulberry32(o.seed), dir, placements: await placementProcs(dir, net, o.placementMembers), stores: [], net, faults: {}, history: [], counts: { ops: 0, acked: 0, unknown: 0, failedReads: 0 }, stall: { lastAckMs: 0, longestMs: 0 }, now: () => performance.now() - t0 };
 }
 
 /** exitOnSignal: Ctrl-C (or SIGTERM) kills the children and removes the namespaces and data before exiting. */
 function exitOnSignal(run: Chaos): void {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
-      for (const p of [...run.stores, run.placement]) killSync(p);
+      for (const p of [...run.stores, ...run.placements]) killSync(p);
       run.net?.destroySync();
       rmSync(run.dir, { recursive: true, force: true });
       process.exit(130);
@@ -132,18 +134,23 @@ async function main(): Promise<number> {
   let client: FlotillaClient | undefined;
   try {
     client = await startCluster(run);
-    const where = run.net ? `network namespaces on 10.77.${run.net.subnet}.0/24, partitions on` : '127.0.0.1';
+    const where = `${run.net ? `network namespaces on 10.77.${run.net.subnet}.0/24, partitions on` : '127.0.0.1'}, placement ${o.placementMembers === 1 ? 'one process' : `a group of ${o.placementMembers}`}`;
     console.error(`[chaos] cluster up in ${(run.now() / 1000).toFixed(1)} s on ${where}; seed ${o.seed}; reads ${o.leaseReads ? 'lease-based' : 'safe'}; running ${o.durationS} s`);
-    const table = o.workload === 'watch' ? [...chaosFaults(run.net !== undefined), ...WATCH_FAULTS] : chaosFaults(run.net !== undefined);
+    const base = chaosFaults(run.net !== undefined, o.placementMembers);
+    const table = o.workload === 'watch' ? [...base, ...WATCH_FAULTS] : base;
     let running = true;
     const checked = o.workload === 'watch' ? await startWatchChaos(run, client, () => running) : o.workload === 'lock' ? await startLockChaos(run, client, () => running) : undefined;
     const txn = o.workload === 'bank' || o.workload === 'list-append' ? await startTxnChaos(run, client, () => running) : undefined;
     const workers = checked ? checked.finished : txn ? txn.finished : startWorkers(run, () => running);
     const end = Date.now() + o.durationS * 1000;
+    // A run with a placement group opens with the leader's SIGKILL, so even a short one fails placement over once.
+    let opener = o.placementMembers > 1 ? PLACEMENT_FAULTS[0] : undefined;
     while (Date.now() < end) {
       await sleep(1500 + Math.floor(run.rng() * 2500));
       const s = run.stores[Math.floor(run.rng() * run.stores.length)]!;
-      await drawChaosFault(table, run.rng()).run(run, s, client);
+      const x = run.rng();
+      await (opener ?? drawChaosFault(table, x)).run(run, s, client);
+      opener = undefined;
     }
     running = false;
     await resumeAll(run);
@@ -157,7 +164,7 @@ async function main(): Promise<number> {
   } finally {
     client?.close();
     for (const s of run.stores) await kill(s);
-    await kill(run.placement);
+    for (const p of run.placements) await kill(p);
     await run.net?.destroy();
     rmSync(run.dir, { recursive: true, force: true });
   }

@@ -2,6 +2,7 @@ import { WebSocket } from 'ws';
 import type { FlotillaClient } from '@flotilla/client';
 import { decode, encode, type ClientResponse } from '@flotilla/proto';
 import { PARTITION_FAULTS } from './partition';
+import { PLACEMENT_FAULTS } from './placement-faults';
 import { kill, launch, sleep, type Proc } from './procs';
 import { key, log, note, type Chaos } from './run';
 
@@ -24,9 +25,9 @@ export const PROCESS_FAULTS: readonly ChaosFault[] = [
   { name: 'split', weight: 25, run: split },
 ];
 
-/** chaosFaults is the table of a run: the process faults, plus the partitions when the run has namespaces. */
-export function chaosFaults(partitions: boolean): readonly ChaosFault[] {
-  return partitions ? [...PROCESS_FAULTS, ...PARTITION_FAULTS] : PROCESS_FAULTS;
+/** chaosFaults is the table of a run: the process faults, plus the partitions when the run has namespaces, plus the placement leader's kill and stop when placement is a group. */
+export function chaosFaults(partitions: boolean, placementMembers = 1): readonly ChaosFault[] {
+  return [...PROCESS_FAULTS, ...(partitions ? PARTITION_FAULTS : []), ...(placementMembers > 1 ? PLACEMENT_FAULTS : [])];
 }
 
 async function sigkillAndRestart(run: Chaos, s: Proc): Promise<void> {
@@ -103,13 +104,13 @@ export function drawChaosFault(table: readonly ChaosFault[], x: number): ChaosFa
   return table[table.length - 1]!;
 }
 
-/** resumeAll heals the network, continues every stopped store and starts every dead one. */
+/** resumeAll heals the network, continues every stopped process (stores and placement members) and starts every dead one. */
 export async function resumeAll(run: Chaos): Promise<void> {
   if (run.net && run.net.activeCuts.length > 0) {
     await run.net.heal();
     log(run, 'heal (end of run)');
   }
-  for (const s of run.stores) {
+  for (const s of [...run.placements, ...run.stores]) {
     if (s.stopped) {
       s.child?.kill('SIGCONT');
       s.stopped = false;

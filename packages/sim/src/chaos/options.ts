@@ -14,10 +14,12 @@ export interface ChaosOptions {
   workload: 'register' | 'bank' | 'list-append' | 'watch' | 'lock';
   /** plantBug (lock workload): contender 0 ignores the loss of its lease and writes unfenced, to show the checker catches it (exit 1). */
   plantBug: boolean;
+  /** placementMembers: placement as one process (default) or a replicated group whose leader the nemesis kills and stops. */
+  placementMembers: number;
   help: boolean;
 }
 
-export const USAGE = `usage: pnpm chaos [--duration-s 60] [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append|watch|lock] [--plant-bug]
+export const USAGE = `usage: pnpm chaos [--duration-s 60] [--seed S] [--clients 4] [--keys 16] [--lease-reads] [--partitions] [--workload register|bank|list-append|watch|lock] [--plant-bug] [--placement-members 1|3]
 
 Runs placement and three stores as real processes under faults (SIGKILL and
 restart, SIGSTOP/SIGCONT, leader transfers, splits), records every client
@@ -50,6 +52,11 @@ linearizability. Prints one JSON summary line on stdout; exit 0 linearizable,
   --plant-bug      with --workload lock: contender 0 ignores the loss of its
                    lease and writes with its stale token unfenced, so the
                    checker must report a violation (exit 1)
+  --placement-members N
+                   placement as one process (1, default) or a replicated
+                   group of N (odd, at most 5) members; stores and clients
+                   get every address, and the faults add SIGKILL (and
+                   restart) and SIGSTOP of the current placement leader
   --partitions     each process in its own network namespace (10.77.K.0/24,
                    a real cluster secret) plus network partitions: the
                    leader's store isolated, a minority/majority split, a
@@ -57,11 +64,12 @@ linearizability. Prints one JSON summary line on stdout; exit 0 linearizable,
 
 example: pnpm chaos --duration-s 60 --seed 7 --partitions --lease-reads
          pnpm chaos --duration-s 30 --workload bank --keys 8
-         pnpm chaos --duration-s 30 --workload watch --keys 8 --partitions`;
+         pnpm chaos --duration-s 30 --workload watch --keys 8 --partitions
+         pnpm chaos --duration-s 300 --workload lock --placement-members 3 --partitions`;
 
 /** parseChaosArgs reads argv; a bad value is an Error naming the flag. */
 export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
-  const o: ChaosOptions = { durationS: 60, seed: Math.floor(Math.random() * 1e6), clients: 4, keys: 16, leaseReads: false, partitions: false, workload: 'register', plantBug: false, help: false };
+  const o: ChaosOptions = { durationS: 60, seed: Math.floor(Math.random() * 1e6), clients: 4, keys: 16, leaseReads: false, partitions: false, workload: 'register', plantBug: false, placementMembers: 1, help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const int = (min: number): number => {
@@ -82,6 +90,10 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
       o.workload = w;
     }
     else if (a === '--plant-bug') o.plantBug = true;
+    else if (a === '--placement-members') {
+      o.placementMembers = int(1);
+      if (o.placementMembers % 2 === 0 || o.placementMembers > 5) throw new Error(`--placement-members: expected 1, 3 or 5, got ${o.placementMembers}`);
+    }
     else if (a === '--help' || a === '-h') o.help = true;
     else if (a !== '--') throw new Error(`unknown argument ${a} (pnpm chaos --help)`);
   }

@@ -31,9 +31,14 @@ async function holdPartition(run: Chaos, kind: string, detail: string, cuts: rea
   log(run, `heal ${kind}`);
 }
 
-/** everyNode is every server process's node: the stores and placement. */
+/** everyNode is every server process's node: the stores and placement's members. */
 function everyNode(run: Chaos): string[] {
-  return [run.placement.node, ...run.stores.map((p) => p.node)];
+  return [...placementNodes(run), ...run.stores.map((p) => p.node)];
+}
+
+/** placementNodes are the nodes of placement's members (a group always stays on one side: the placement leader kill is its own fault). */
+function placementNodes(run: Chaos): string[] {
+  return run.placements.map((p) => p.node);
 }
 
 /** shuffled is a seeded Fisher-Yates shuffle. */
@@ -64,7 +69,7 @@ async function partitionHalves(run: Chaos): Promise<void> {
   const [lone, ...rest] = shuffled(run, run.stores.map((p) => p.node));
   const minority = [lone!];
   const majority = rest;
-  (run.rng() < 0.5 ? minority : majority).push(run.placement.node);
+  (run.rng() < 0.5 ? minority : majority).push(...placementNodes(run));
   await holdPartition(run, 'partition-halves', `${minority.join('+')} | ${majority.join('+')}`, between(minority, majority));
 }
 
@@ -72,11 +77,12 @@ async function partitionHalves(run: Chaos): Promise<void> {
 async function partitionBridge(run: Chaos, s: Proc): Promise<void> {
   const [a, b] = run.stores.filter((p) => p !== s).map((p) => [p.node]) as [string[], string[]];
   const where = Math.floor(run.rng() * 3);
-  if (where < 2) (where === 0 ? a : b).push(run.placement.node);
+  if (where < 2) (where === 0 ? a : b).push(...placementNodes(run));
   await holdPartition(run, 'partition-bridge', `${a.join('+')} | ${b.join('+')} bridged by ${s.name}`, bridge(s.node, a, b));
 }
 
 /** partitionPlacement cuts placement off from every store (clients still reach it, and get its stale view). */
 async function partitionPlacement(run: Chaos): Promise<void> {
-  await holdPartition(run, 'partition-placement', 'placement | stores', isolate(run.placement.node, everyNode(run)));
+  const stores = run.stores.map((p) => p.node);
+  await holdPartition(run, 'partition-placement', 'placement | stores', between(placementNodes(run), stores));
 }

@@ -10,7 +10,8 @@ export interface Chaos {
   o: ChaosOptions;
   rng: () => number;
   dir: string;
-  placement: Proc;
+  /** placements are placement's members: one process, or a replicated group (--placement-members). */
+  placements: Proc[];
   stores: Proc[];
   /** net is the namespace topology (with --partitions); undefined: every process on 127.0.0.1. */
   net: NetnsTopology | undefined;

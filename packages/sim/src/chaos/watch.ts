@@ -17,6 +17,7 @@ import { ClientError, FlotillaClient, runTxn, TxnAbortedError, type Watch, type 
 import { fromUtf8, type Logger } from '@flotilla/proto';
 import { mulberry32 } from '@flotilla/transport';
 import type { ChaosFault } from './nemesis';
+import { pdAddrs } from './cluster';
 import { sleep } from './procs';
 import { key, log, note, type Chaos } from './run';
 import { checkWatch, type DeliveredChange, type WatchCheck, type WatchMutation, type WatchSpec, type WatchWrite } from './watch-check';
@@ -96,7 +97,7 @@ async function presplit(run: Chaos, client: FlotillaClient): Promise<number> {
 function openWatcher(run: Chaos, name: string, start: string, end: string, fromRevision: () => bigint | undefined, running: () => boolean): Watcher {
   const w: Watcher = { name, start, end, watch: undefined, client: undefined, changes: [], failure: undefined, done: Promise.resolve(), trail: [] };
   w.done = (async () => {
-    const pdAddr = String(run.placement.info!.address);
+    const pdAddr = pdAddrs(run);
     for (let attempt = 0; w.watch === undefined; attempt++) {
       try {
         w.client ??= await FlotillaClient.connect({ placement: pdAddr, timeoutMs: 5000, logger: trailLogger(run, w.trail) });

@@ -1,6 +1,7 @@
 import { FlotillaClient } from '@flotilla/client';
 import { mulberry32 } from '@flotilla/transport';
 import type { KvInput, KvOutput } from '../linearizability';
+import { pdAddrs } from './cluster';
 import { sleep } from './procs';
 import { key, type Chaos } from './run';
 
@@ -43,7 +44,7 @@ export async function runOp(run: Chaos, c: FlotillaClient, clientId: number, inp
 /** startWorkers runs one client per worker (get 40 %, put 30 %, delete 10 %, cas 20 %) until isRunning() turns false. */
 export function startWorkers(run: Chaos, isRunning: () => boolean): Promise<void[]> {
   const { o } = run;
-  const pdAddr = String(run.placement.info!.address);
+  const pdAddr = pdAddrs(run);
   let seq = 0;
   run.stall.lastAckMs = run.now(); // stalls count from here, not from the cluster's start
   return Promise.all(
