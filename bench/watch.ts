@@ -2,7 +2,7 @@
 //
 //   pnpm bench:watch [--quick] [--case latency|idle-watchers|all] [--rate EVENTS_PER_S] [--seconds S]
 //                    [--regions 16] [--keys-per-txn K] [--watchers N] [--clients C] [--tuning FILE]
-//                    [--profile DIR] [--timeline] [--watch-old]
+//                    [--profile DIR] [--timeline] [--watch-old] [--idle-settle]
 //
 // Each case starts placement + 3 stores (production profile) as real child
 // processes (LocalCluster, as bench:txn does) and prints one JSON line per
@@ -48,6 +48,7 @@ if (args.includes('--help')) {
       '    {"bench":"watch","case":"latency","events_per_s",...,"p50_ms","p99_ms","missed","duplicated",...}\n' +
       '  idle-watchers: N watchers (default 10,000) each on its own key on one store: the store\'s CPU and RSS idle and\n' +
       '    while every key changes once a second: {"bench":"watch","case":"idle-watchers","watchers",...,"store_cpu_pct","store_rss_mb"}\n' +
+      '  --idle-settle: wait for the leaders to settle without writing (their moves then fall in the window: measures the stalls)\n' +
       '  --watch-old: the watch re-subscribes as before (placement scan with backoff; WatchOptions.fastResubscribe false)\n' +
       '  --quick: the latency case only, 10 s at 10,000 events/s (the line reports what was achieved). Default: all cases.\n' +
       '  e.g. pnpm bench:watch --case idle-watchers --watchers 2000 --seconds 5\n',
@@ -70,6 +71,8 @@ const TUNING = argOf('--tuning', '');
 const TIMELINE = args.includes('--timeline');
 /** WATCH_OLD: --watch-old selects the client's previous re-subscribe path (WatchOptions.fastResubscribe false) to compare side by side. */
 const WATCH_OLD = args.includes('--watch-old');
+/** IDLE_SETTLE: --idle-settle waits for the leaders without writing (as before): the balancer's moves then fall in the window, to measure their stalls. */
+const IDLE_SETTLE = args.includes('--idle-settle');
 const MAX_IN_FLIGHT = 64;
 const WARMUP_MS = 2000;
 /** PROFILE_DIR: --profile DIR writes a V8 CPU profile of every child (placement and stores) there. */
@@ -135,7 +138,7 @@ async function leaders(c: FlotillaClient): Promise<Map<number, number>> {
 
 /** SETTLE_MS: how long no leader may move before the window starts; MOVE_POLL_MS: how often placement's leaders are read. */
 const SETTLE_MS = 3000;
-const SETTLE_BOUND_MS = 90_000;
+const SETTLE_BOUND_MS = IDLE_SETTLE ? 60_000 : 90_000;
 const MOVE_POLL_MS = 250;
 
 /**
@@ -154,7 +157,7 @@ async function settleLeaders(c: FlotillaClient): Promise<{ settled: boolean; mov
   let lastCounts = '';
   let warmAt = -Infinity;
   for (const deadline = performance.now() + SETTLE_BOUND_MS; performance.now() < deadline; await sleep(MOVE_POLL_MS)) {
-    if (performance.now() - warmAt >= 1000) {
+    if (!IDLE_SETTLE && performance.now() - warmAt >= 1000) {
       warmAt = performance.now();
       const keys = Array.from({ length: REGIONS }, (_, r) => `${region(r)}/~settle`);
       await Promise.all(keys.map((k) => runTxn(c.txnTransport(), (tx) => tx.put(k, 'v')).catch(() => undefined)));
