@@ -38,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { FlotillaClient, runTxn, type Watch, type WatchItem } from '@flotilla/client';
 import { LocalCluster, makeLogger } from '@flotilla/node';
 import { CpuWindow, loadAvg1m, rssMb } from './proc-stats';
+import { leaders, LeaderMoves, MOVE_POLL_MS, settleLeaders } from './watch-leaders';
 
 const args = process.argv.slice(2);
 if (args.includes('--help')) {
@@ -129,89 +130,8 @@ function childPids(cluster: LocalCluster): { names: string[]; pids: number[] } {
   return { names: ps.map((p) => p.name), pids: ps.map((p) => p.proc.pid!) };
 }
 
-/** leaders: each Region's leader store, as placement knows it. */
-async function leaders(c: FlotillaClient): Promise<Map<number, number>> {
-  const m = new Map<number, number>();
-  for (const r of await c.regions()) m.set(r.region.id, r.leader?.storeId ?? 0);
-  return m;
-}
-
-/** SETTLE_MS: how long no leader may move before the window starts; MOVE_POLL_MS: how often placement's leaders are read. */
-const SETTLE_MS = 3000;
+/** SETTLE_BOUND_MS: how long the latency case waits for the leaders to settle before its window. */
 const SETTLE_BOUND_MS = IDLE_SETTLE ? 60_000 : 90_000;
-const MOVE_POLL_MS = 250;
-
-/**
- * settleLeaders waits (at most SETTLE_BOUND_MS) until leaders are balanced
- * over the 3 stores and none moved for SETTLE_MS. Meanwhile it writes one
- * key to each Region about every second: without traffic the leaders
- * stayed on one store for the whole 60 s wait (17 of 17 on store 1) and
- * placement's balancer moved 8 of them about 7 s into the window, once the
- * writers had woken the Regions (likely: idle Regions hibernate, and a
- * transfer reaches a leader in the answer to its Region heartbeat).
- */
-async function settleLeaders(c: FlotillaClient): Promise<{ settled: boolean; moves: number; regions: number; counts: string }> {
-  let last = await leaders(c);
-  let stableSince = performance.now();
-  let moves = 0;
-  let lastCounts = '';
-  let warmAt = -Infinity;
-  for (const deadline = performance.now() + SETTLE_BOUND_MS; performance.now() < deadline; await sleep(MOVE_POLL_MS)) {
-    if (!IDLE_SETTLE && performance.now() - warmAt >= 1000) {
-      warmAt = performance.now();
-      const keys = Array.from({ length: REGIONS }, (_, r) => `${region(r)}/~settle`);
-      await Promise.all(keys.map((k) => runTxn(c.txnTransport(), (tx) => tx.put(k, 'v')).catch(() => undefined)));
-    }
-    const now = await leaders(c);
-    let changed = now.size !== last.size;
-    for (const [id, s] of now) if (last.get(id) !== s) changed = true;
-    if (changed) {
-      moves++;
-      stableSince = performance.now();
-    }
-    const counts = new Map<number, number>();
-    for (const s of now.values()) if (s !== 0) counts.set(s, (counts.get(s) ?? 0) + 1);
-    const n = [...counts.values()];
-    last = now;
-    lastCounts = [...counts.entries()].map(([s, k]) => `s${s}:${k}`).join(' ');
-    const balanced = n.length === 3 && Math.max(...n) - Math.min(...n) <= 1;
-    if (!balanced) stableSince = performance.now();
-    else if (performance.now() - stableSince >= SETTLE_MS) return { settled: true, moves, regions: now.size, counts: lastCounts };
-  }
-  return { settled: false, moves, regions: last.size, counts: lastCounts };
-}
-
-/** LeaderMoves polls placement's leaders during the window and records each Region whose leader changed (a poll may miss a quick move back). */
-class LeaderMoves {
-  private readonly moves: { atMs: number; regionId: number }[] = [];
-  private loop: Promise<void> | undefined;
-  private running = false;
-
-  constructor(
-    private readonly c: FlotillaClient,
-    private last: Map<number, number>,
-  ) {}
-
-  start(): void {
-    if (this.loop !== undefined) return;
-    this.running = true;
-    this.loop = (async () => {
-      while (this.running) {
-        await sleep(MOVE_POLL_MS);
-        const now = await leaders(this.c).catch(() => undefined);
-        if (now === undefined) continue;
-        for (const [id, s] of now) if (this.last.has(id) && this.last.get(id) !== s) this.moves.push({ atMs: performance.now(), regionId: id });
-        this.last = now;
-      }
-    })();
-  }
-
-  async stop(): Promise<{ atMs: number; regionId: number }[]> {
-    this.running = false;
-    await this.loop;
-    return this.moves;
-  }
-}
 
 async function latencyCase(): Promise<void> {
   await withCluster('latency', async (cluster) => {
@@ -224,7 +144,7 @@ async function latencyCase(): Promise<void> {
       // Splitting leaves every leader on one store and placement then balances them: wait (bounded) for that to settle
       // (leader counts within one of each other, and no leader moved for SETTLE_MS), so the run measures the feeds in
       // steady state rather than the balancer's moves; leader moves that still happen in the window are reported.
-      const settle = await settleLeaders(writer);
+      const settle = await settleLeaders(writer, IDLE_SETTLE ? [] : Array.from({ length: REGIONS }, (_, r) => `${region(r)}/~settle`), SETTLE_BOUND_MS);
       progress(`${settle.regions} Regions, leaders balanced${settle.settled ? '' : ` (NOT settled within ${SETTLE_BOUND_MS / 1000} s)`} (leaders ${settle.counts}), ${settle.moves} polls saw a leader move while settling; watching w/`);
 
       // ack: commit acknowledgement time per "key@revision"; seen: delivery count and time per "key@revision".
