@@ -73,11 +73,12 @@ export class LoadSampler {
       else s.crossing++;
     }
     this.seen++;
-    const fresh = { key: Uint8Array.from(start), left: 0, right: 0, crossing: 0 };
-    if (this.samples.length < this.maxSamples) this.samples.push(fresh);
+    // The key is copied only when it is kept (the request's buffer may be reused).
+    const fresh = (): Sample => ({ key: Uint8Array.from(start), left: 0, right: 0, crossing: 0 });
+    if (this.samples.length < this.maxSamples) this.samples.push(fresh());
     else {
       const i = Math.floor(this.random() * this.seen);
-      if (i < this.maxSamples) this.samples[i] = fresh;
+      if (i < this.maxSamples) this.samples[i] = fresh();
     }
   }
 
