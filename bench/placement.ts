@@ -38,6 +38,14 @@ import { runWire } from './placement-heartbeat-wire';
 import { runTso } from './placement-tso';
 
 const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  // The header comment above is the full description; print its usage and case list.
+  const { readFileSync } = await import('node:fs');
+  const text = readFileSync(new URL(import.meta.url), 'utf8');
+  const header = text.split('\n').filter((l) => l.startsWith('//')).map((l) => l.replace(/^\/\/ ?/, ''));
+  process.stdout.write(`${header.join('\n')}\n`);
+  process.exit(0);
+}
 const quick = args.includes('--quick');
 const regionsArg = args.indexOf('--regions');
 const REGIONS = regionsArg >= 0 ? Number(args[regionsArg + 1]) : 100_000;
